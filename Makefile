@@ -1,0 +1,27 @@
+# The README's commands. Everything real lives in meson.build and scripts/.
+BUILD ?= build
+
+.PHONY: all deps build demo check format fuzz clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	@scripts/demo $(BUILD)
+
+check:
+	@scripts/check
+
+format:
+	@scripts/format
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+#include "strata.h"
+
+static const struct command commands[] = {
+    {"help", cmd_help, "show help for strata or for one command", help_help},
+    {"version", cmd_version, "print the version", help_version},
+    {"doctor", cmd_doctor, "check what this machine offers strata", help_doctor},
+    {"mounts", cmd_mounts, "list the mounts under a path, in unmount order", help_mounts},
+};
+
+const struct command *command_find(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(commands[i].name, name))
+                        return &commands[i];
+        return NULL;
+}
+
+static void usage(FILE *f)
+{
+        fprintf(f, "Usage: strata [OPTIONS] COMMAND [ARGS...]\n"
+                   "\n"
+                   "Layered, reproducible Linux machines: migrations as overlayfs layers,\n"
+                   "a layered init, a service orchestrator and a lab to test it all.\n"
+                   "\n"
+                   "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "\n"
+                   "Options:\n"
+                   "  -h, --help            show this help\n"
+                   "  -V, --version         print the version\n"
+                   "  -v, --verbose         more output (repeat for debug)\n"
+                   "  -q, --quiet           errors only\n"
+                   "      --log-level=LVL   error, warning, notice, info or debug\n"
+                   "\n"
+                   "Run 'strata help COMMAND' or 'strata COMMAND --help' for a command's options.\n"
+                   "Exit status: 0 success, 1 failure, 2 usage error, 70 internal error,\n"
+                   "75 resource busy (try again).\n");
+}
+
+int cmd_help(int argc, char **argv)
+{
+        const struct command *c;
+
+        if (argc < 2) {
+                usage(stdout);
+                return EXIT_OK;
+        }
+        c = command_find(argv[1]);
+        if (!c) {
+                log_error("unknown command '%s'; run 'strata --help' for the list", argv[1]);
+                return EXIT_USAGE;
+        }
+        c->help();
+        return EXIT_OK;
+}
+
+void help_help(void)
+{
+        printf("Usage: strata help [COMMAND]\n\n"
+               "Shows the list of commands, or the options of COMMAND.\n");
+}
+
+int cmd_version(int argc, char **argv)
+{
+        if (argc > 1 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+                help_version();
+                return EXIT_OK;
+        }
+        printf("strata %s\n", STRATA_VERSION);
+        return EXIT_OK;
+}
+
+void help_version(void)
+{
+        printf("Usage: strata version\n\nPrints the version of strata.\n");
+}
+
+int main(int argc, char **argv)
+{
+        enum { ARG_LOG_LEVEL = 0x100 };
+        static const struct option options[] = {
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {"verbose", no_argument, NULL, 'v'},
+            {"quiet", no_argument, NULL, 'q'},
+            {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
+            {},
+        };
+        const struct command *c;
+        int opt, level;
+
+        log_set_program_name("strata");
+
+        /* '+': stop at the first non-option, the command name. */
+        while ((opt = getopt_long(argc, argv, "+hVvq", options, NULL)) >= 0) {
+                switch (opt) {
+                case 'h':
+                        usage(stdout);
+                        return EXIT_OK;
+                case 'V':
+                        return cmd_version(1, argv);
+                case 'v':
+                        log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+                        break;
+                case 'q':
+                        log_set_max_level(LOG_ERR);
+                        break;
+                case ARG_LOG_LEVEL:
+                        level = log_level_from_string(optarg);
+                        if (level < 0) {
+                                log_error("invalid log level '%s'", optarg);
+                                return EXIT_USAGE;
+                        }
+                        log_set_max_level(level);
+                        break;
+                case '?':
+                        return EXIT_USAGE;
+                default:
+                        return EXIT_SOFTWARE;
+                }
+        }
+
+        if (optind >= argc) {
+                usage(stderr);
+                return EXIT_USAGE;
+        }
+
+        c = command_find(argv[optind]);
+        if (!c) {
+                log_error("unknown command '%s'; run 'strata --help' for the list", argv[optind]);
+                return EXIT_USAGE;
+        }
+
+        /* Each command parses its own options from its name on. */
+        argc -= optind;
+        argv += optind;
+        optind = 0;
+        return c->handler(argc, argv);
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The strata front-end: a table of commands, one file each.
+ *
+ * A handler gets argc/argv starting at the command's own name (argv[0]), parses
+ * its options with getopt_long, and returns the process exit status. Usage
+ * errors return EXIT_USAGE; system errors are logged by the handler.
+ */
+
+#include <stdbool.h>
+
+enum {
+        EXIT_OK = 0,
+        EXIT_FAILURE_ = 1,
+        EXIT_USAGE = 2,
+        EXIT_TEMPFAIL = 75, /* sysexits EX_TEMPFAIL: busy, try again */
+        EXIT_SOFTWARE = 70, /* sysexits EX_SOFTWARE: internal error */
+};
+
+struct command {
+        const char *name;
+        int (*handler)(int argc, char **argv);
+        const char *summary;
+        void (*help)(void);
+};
+
+const struct command *command_find(const char *name);
+
+int cmd_help(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
+int cmd_mounts(int argc, char **argv);
+
+void help_help(void);
+void help_version(void);
+void help_doctor(void);
+void help_mounts(void);

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The mount table, read through libmount from /proc/self/mountinfo (or any
+ * file in that format, for tests).
+ */
+
+#include <stddef.h>
+
+struct mount_entry {
+        int id;
+        int parent_id;
+        char *target; /* mount point */
+        char *source; /* device or "none" */
+        char *fstype;
+        char *options; /* per-mount and superblock options, comma separated */
+        char *root;    /* path inside the filesystem that is mounted (binds) */
+};
+
+struct mount_list {
+        struct mount_entry *entries;
+        size_t n;
+};
+
+/* Reads the mount table at `file` (NULL: /proc/self/mountinfo). Fills
+ * *ret in unmount order: a mount always comes before the mounts it covers
+ * or sits on, so unmounting in list order never hits EBUSY for children.
+ * Only mounts at or below `under` are kept (NULL or "/": all).
+ * Returns 0, or -errno (-EINVAL for an unparsable file). */
+int mountinfo_read(const char *file, const char *under, struct mount_list *ret);
+
+void mount_list_done(struct mount_list *l);
+
+/* Returns 1 if path is a mount point, 0 if not, -errno on failure. */
+int mountinfo_is_mountpoint(const char *path);
+
+/* Unmounts everything at or below path, children first, using MNT_DETACH
+ * for mounts that stay busy. Returns the number of mounts removed or -errno
+ * (the first failure; it continues with the rest). */
+int mountinfo_umount_under(const char *path);
