@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Exclusive locks on a file with flock(). The holder writes who it is (pid,
+ * purpose, since) into the lock file for humans and for the "busy" message;
+ * flock itself is the truth, so a lock left by a dead process never blocks.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct lock_holder {
+        pid_t pid;
+        char purpose[256];
+        int64_t since; /* seconds since the epoch */
+};
+
+enum {
+        LOCK_NONBLOCK = 1 << 0, /* fail with -EWOULDBLOCK instead of waiting */
+};
+
+/* Creates (if needed) and locks path. On success *ret_fd is the lock; close
+ * it (or lock_release) to release. Busy with LOCK_NONBLOCK: -EWOULDBLOCK,
+ * and *ret_holder (may be NULL) is filled from the file when readable. */
+int lock_acquire_at(int dirfd, const char *path, const char *purpose, unsigned flags,
+                    int *ret_fd, struct lock_holder *ret_holder);
+
+/* Clears the holder info and releases the lock. Returns -1 for fd = ...; */
+int lock_release(int fd);
+
+/* Reads the holder info written in path. -ENODATA if there is none. */
+int lock_read_holder_at(int dirfd, const char *path, struct lock_holder *ret);
