@@ -48,9 +48,8 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode)
                                 if (fstatat(dirfd, p, &st, 0) < 0)
                                         return negative_errno();
                                 if (!S_ISDIR(st.st_mode))
-                                        return log_debug_errno(ENOTDIR,
-                                                               "'%s' exists and is not a directory",
-                                                               p);
+                                        return log_debug_errno(
+                                            ENOTDIR, "'%s' exists and is not a directory", p);
                         }
                 }
                 if (last)
@@ -527,7 +526,7 @@ static int copy_dir_contents(struct copy_ctx *c, int sfd, int dfd, const char *r
 static int apply_times_owner(struct copy_ctx *c, int dfd, const char *dname, const struct stat *st,
                              bool chmod_it)
 {
-        struct timespec ts[2] = { st->st_atim, st->st_mtim };
+        struct timespec ts[2] = {st->st_atim, st->st_mtim};
 
         if ((c->flags & COPY_OWNERS) &&
             fchownat(dfd, dname, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
@@ -600,7 +599,7 @@ static int copy_entry(struct copy_ctx *c, int sfd, const char *name, int dfd, co
                 _cleanup_close_ int in = -1, out = -1;
 
                 if (st.st_nlink > 1) {
-                        struct inode_link key = { .dev = st.st_dev, .ino = st.st_ino }, **found;
+                        struct inode_link key = {.dev = st.st_dev, .ino = st.st_ino}, **found;
 
                         found = tfind(&key, &c->links, inode_link_compare);
                         if (found) {
@@ -614,8 +613,8 @@ static int copy_entry(struct copy_ctx *c, int sfd, const char *name, int dfd, co
                 in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
                 if (in < 0)
                         return log_debug_errno(errno, "cannot open '%s': %m", rel);
-                out = openat(dfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                             0600);
+                out =
+                    openat(dfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (out < 0)
                         return log_debug_errno(errno, "cannot create '%s': %m", rel);
                 r = copy_data(in, out);
@@ -627,7 +626,7 @@ static int copy_entry(struct copy_ctx *c, int sfd, const char *name, int dfd, co
                         return log_debug_errno(errno, "cannot chown '%s': %m", rel);
                 if (fchmod(out, st.st_mode & 07777) < 0)
                         return log_debug_errno(errno, "cannot chmod '%s': %m", rel);
-                struct timespec ts[2] = { st.st_atim, st.st_mtim };
+                struct timespec ts[2] = {st.st_atim, st.st_mtim};
                 if (futimens(out, ts) < 0)
                         return log_debug_errno(errno, "cannot set the times of '%s': %m", rel);
 
@@ -635,8 +634,8 @@ static int copy_entry(struct copy_ctx *c, int sfd, const char *name, int dfd, co
                         struct inode_link *l = calloc(1, sizeof(*l));
                         if (!l)
                                 return -ENOMEM;
-                        *l = (struct inode_link){ .dev = st.st_dev, .ino = st.st_ino,
-                                                  .path = strdup(rel) };
+                        *l = (struct inode_link){
+                            .dev = st.st_dev, .ino = st.st_ino, .path = strdup(rel)};
                         if (!l->path || !tsearch(l, &c->links, inode_link_compare)) {
                                 inode_link_free(l);
                                 return -ENOMEM;
@@ -686,7 +685,7 @@ int copy_tree_at(int src_dirfd, const char *src, int dst_dirfd, const char *dst,
 {
         _cleanup_close_ int sparent = -1, dparent = -1;
         _cleanup_free_ char *sbase = NULL, *dbase = NULL;
-        struct copy_ctx c = { .flags = flags, .dst_root_fd = -1 };
+        struct copy_ctx c = {.flags = flags, .dst_root_fd = -1};
         mode_t mode;
         int r;
 
@@ -702,8 +701,7 @@ int copy_tree_at(int src_dirfd, const char *src, int dst_dirfd, const char *dst,
 
         if (S_ISDIR(mode)) {
                 /* Hard links are recreated relative to the destination root. */
-                if (mkdirat(dparent, dbase, 0700) < 0 &&
-                    !(errno == EEXIST && (flags & COPY_MERGE)))
+                if (mkdirat(dparent, dbase, 0700) < 0 && !(errno == EEXIST && (flags & COPY_MERGE)))
                         return log_debug_errno(errno, "cannot create '%s': %m", dst);
                 c.dst_root_fd = openat(dparent, dbase, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (c.dst_root_fd < 0)

@@ -24,8 +24,7 @@ static void set_error(json_error_t *e, const char *name, int line, int column, c
         snprintf(e->text, sizeof(e->text), "%s", text);
 }
 
-int json_load_buffer(const char *name, const char *data, size_t len, json_t **ret,
-                     json_error_t *e)
+int json_load_buffer(const char *name, const char *data, size_t len, json_t **ret, json_error_t *e)
 {
         json_error_t je;
         json_t *j;

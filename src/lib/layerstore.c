@@ -13,13 +13,13 @@
 
 #define METADATA_VERSION 1
 
-static const char *const change_keys[4] = { "A", "M", "D", "R" };
+static const char *const change_keys[4] = {"A", "M", "D", "R"};
 
 int layerstore_ensure_layout(int data_fd)
 {
         static const char *const dirs[] = {
-                "state/services",   "system/layers", "system/migrations",
-                "system/upper",     "system/work",   "system/lock",
+            "state/services", "system/layers", "system/migrations",
+            "system/upper",   "system/work",   "system/lock",
         };
         int r;
 
@@ -69,7 +69,8 @@ static int strv_from_json(const json_t *a, bool abs_paths, char ***ret, const ch
         l = calloc(json_array_size(a) + 1, sizeof(char *));
         if (!l)
                 return -ENOMEM;
-        json_array_foreach (a, i, v) {
+        json_array_foreach(a, i, v)
+        {
                 if (!json_is_string(v) || json_string_length(v) == 0) {
                         *ret_why = "holds something that is not a non-empty string";
                         return -EBADMSG;
@@ -145,8 +146,7 @@ static int parse_layer(const json_t *o, struct layer_entry *e, char *why, size_t
         changes = json_object_get(o, "changes");
         if (changes) {
                 if (!json_is_object(changes)) {
-                        snprintf(why, why_size, "\"changes\" of layer '%s' is not an object",
-                                 id);
+                        snprintf(why, why_size, "\"changes\" of layer '%s' is not an object", id);
                         return -EBADMSG;
                 }
                 for (size_t k = 0; k < 4; k++) {
@@ -189,15 +189,15 @@ static int metadata_parse(const json_t *j, struct layer_metadata *m, char *why, 
                 m->layers = calloc(json_array_size(layers), sizeof(struct layer_entry));
                 if (!m->layers)
                         return -ENOMEM;
-                json_array_foreach (layers, i, v) {
+                json_array_foreach(layers, i, v)
+                {
                         r = parse_layer(v, &m->layers[i], why, why_size);
                         m->n_layers = i + 1;
                         if (r < 0)
                                 return r;
                         for (size_t k = 0; k < i; k++)
                                 if (streq(m->layers[k].dir, m->layers[i].dir)) {
-                                        snprintf(why, why_size,
-                                                 "layer dir '%s' is listed twice",
+                                        snprintf(why, why_size, "layer dir '%s' is listed twice",
                                                  m->layers[i].dir);
                                         return -EBADMSG;
                                 }
@@ -239,8 +239,8 @@ int layer_metadata_load(int data_fd, struct layer_metadata *ret, char **ret_erro
                 layer_metadata_done(&m);
                 if (r == -EBADMSG) {
                         log_debug("'%s': %s", LAYERSTORE_METADATA, why);
-                        if (ret_error && asprintf(ret_error, "'%s': %s", LAYERSTORE_METADATA,
-                                                  why) < 0)
+                        if (ret_error &&
+                            asprintf(ret_error, "'%s': %s", LAYERSTORE_METADATA, why) < 0)
                                 *ret_error = NULL;
                 }
                 return r;
@@ -271,13 +271,12 @@ int layer_metadata_save(int data_fd, const struct layer_metadata *m)
                 return -ENOMEM;
         for (size_t i = 0; i < m->n_layers; i++) {
                 const struct layer_entry *e = &m->layers[i];
-                json_t *o = json_pack("{s:s,s:s,s:o,s:I,s:I,s:{s:i,s:i,s:i,s:i}}", "id", e->id,
-                                      "dir", e->dir ? e->dir : e->id, "migrations",
-                                      strv_to_json(e->migrations), "applied_at",
-                                      (json_int_t)e->applied_at, "duration_ms",
-                                      (json_int_t)e->duration_ms, "changes", "A", e->changes[0],
-                                      "M", e->changes[1], "D", e->changes[2], "R",
-                                      e->changes[3]);
+                json_t *o =
+                    json_pack("{s:s,s:s,s:o,s:I,s:I,s:{s:i,s:i,s:i,s:i}}", "id", e->id, "dir",
+                              e->dir ? e->dir : e->id, "migrations", strv_to_json(e->migrations),
+                              "applied_at", (json_int_t)e->applied_at, "duration_ms",
+                              (json_int_t)e->duration_ms, "changes", "A", e->changes[0], "M",
+                              e->changes[1], "D", e->changes[2], "R", e->changes[3]);
                 if (!o || json_array_append_new(layers, o) < 0)
                         goto out;
         }
@@ -296,8 +295,8 @@ out:
         return r;
 }
 
-int layer_metadata_lowerdirs(const struct layer_metadata *m, const char *data_dir,
-                             const char *base, char ***ret)
+int layer_metadata_lowerdirs(const struct layer_metadata *m, const char *data_dir, const char *base,
+                             char ***ret)
 {
         _cleanup_strv_ char **l = NULL;
         size_t n = 0;

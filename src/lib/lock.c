@@ -31,7 +31,7 @@ static int holder_parse(const char *name, const char *data, size_t len, struct l
         if (r >= 0) {
                 (void)json_get_string(j, "purpose", &purpose);
                 (void)json_get_int(j, "since", &since);
-                *ret = (struct lock_holder){ .pid = (pid_t)pid, .since = since };
+                *ret = (struct lock_holder){.pid = (pid_t)pid, .since = since};
                 snprintf(ret->purpose, sizeof(ret->purpose), "%s", purpose);
         }
         json_decref(j);
@@ -58,8 +58,8 @@ int lock_read_holder_at(int dirfd, const char *path, struct lock_holder *ret)
         return read_holder_fd(fd, path, ret);
 }
 
-int lock_acquire_at(int dirfd, const char *path, const char *purpose, unsigned flags,
-                    int *ret_fd, struct lock_holder *ret_holder)
+int lock_acquire_at(int dirfd, const char *path, const char *purpose, unsigned flags, int *ret_fd,
+                    struct lock_holder *ret_holder)
 {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *info = NULL;
@@ -71,9 +71,8 @@ int lock_acquire_at(int dirfd, const char *path, const char *purpose, unsigned f
 
         if (RETRY_EINTR(flock(fd, LOCK_EX | ((flags & LOCK_NONBLOCK) ? LOCK_NB : 0))) < 0) {
                 int r = negative_errno();
-                if (r == -EWOULDBLOCK && ret_holder &&
-                    read_holder_fd(fd, path, ret_holder) < 0)
-                        *ret_holder = (struct lock_holder){ .pid = 0 };
+                if (r == -EWOULDBLOCK && ret_holder && read_holder_fd(fd, path, ret_holder) < 0)
+                        *ret_holder = (struct lock_holder){.pid = 0};
                 return log_debug_errno(r, "cannot lock '%s': %m", path);
         }
 

@@ -195,7 +195,7 @@ static void test_copy_tree_preserves_everything(void **state)
 {
         _cleanup_close_ int fd = open_dir(*state), s = -1, d = -1;
         _cleanup_free_ char *data = NULL;
-        struct timespec old[2] = { { 1000000000, 123456789 }, { 1000000001, 987654321 } };
+        struct timespec old[2] = {{1000000000, 123456789}, {1000000001, 987654321}};
         struct stat st1, st2;
         char buf[64];
         ssize_t n;
@@ -229,8 +229,8 @@ static void test_copy_tree_preserves_everything(void **state)
 
         s = openat(fd, "src", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         d = openat(fd, "dst", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        static const char *const paths[] = { "dir",  "dir/file", "secret", "hardlink",
-                                             "sym",  "dangling", "fifo",   "empty" };
+        static const char *const paths[] = {"dir", "dir/file", "secret", "hardlink",
+                                            "sym", "dangling", "fifo",   "empty"};
         for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
                 assert_same_meta(s, d, paths[i]);
         assert_int_equal(read_file_at(d, "dir/file", 100, &data, NULL), 0);

@@ -35,7 +35,7 @@ static char **strv_new2(const char *a, const char *b)
 static void test_empty_store(void **state)
 {
         _cleanup_close_ int fd = open(*state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        struct layer_metadata m = { .n_layers = 99 };
+        struct layer_metadata m = {.n_layers = 99};
         _cleanup_strv_ char **lower = NULL;
         struct stat st;
 
@@ -58,12 +58,16 @@ static void test_roundtrip_and_lowerdirs(void **state)
         struct layer_metadata m = {}, back = {};
         _cleanup_strv_ char **lower = NULL;
         struct layer_entry layers[2] = {
-                { .id = strdup("20260206-001_a"), .dir = strdup("20260206-001_a"),
-                  .migrations = strv_new2("20260206-001_a", NULL), .applied_at = 17,
-                  .duration_ms = 41, .changes = { 3, 1, 0, 0 } },
-                { .id = strdup("20260206-002_b"), .dir = strdup("sq-002"),
-                  .migrations = strv_new2("20260206-002_b", "20260206-003_c"),
-                  .changes = { 0, 0, 2, 1 } },
+            {.id = strdup("20260206-001_a"),
+             .dir = strdup("20260206-001_a"),
+             .migrations = strv_new2("20260206-001_a", NULL),
+             .applied_at = 17,
+             .duration_ms = 41,
+             .changes = {3, 1, 0, 0}},
+            {.id = strdup("20260206-002_b"),
+             .dir = strdup("sq-002"),
+             .migrations = strv_new2("20260206-002_b", "20260206-003_c"),
+             .changes = {0, 0, 2, 1}},
         };
 
         assert_int_equal(layerstore_ensure_layout(fd), 0);
