@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Per-thread filesystem credentials. The server runs as root; each request
+ * runs its filesystem calls with the client's uid, gid and groups (after
+ * squashing), so the kernel does the permission checks. Linux keeps
+ * credentials per thread; setfsuid/setfsgid and the raw setgroups syscall
+ * change only the calling thread.
+ */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define CRED_GROUPS_MAX 16
+
+struct cred {
+        uid_t uid;
+        gid_t gid;
+        unsigned n_groups;
+        gid_t groups[CRED_GROUPS_MAX];
+};
+
+/* Switches the calling thread to c. Returns 0 or -errno (then nothing changed). */
+int cred_enter(const struct cred *c);
+/* Back to root with no supplementary groups. */
+void cred_leave(void);

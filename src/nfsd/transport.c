@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "macro.h"
+#include "rpc.h"
+#include "transport.h"
+
+#define MAX_CONNECTIONS  1024
+#define MAX_INFLIGHT     32 /* calls of one connection queued or running */
+#define READ_CHUNK       65536
+#define READS_PER_EVENT  8 /* then the other connections get their turn */
+#define WRITE_TIMEOUT_MS 30000
+#define WORKER_OUT_SIZE  (TRANSPORT_MAX_RECORD + 4)
+#define WORKER_SCRATCH   (1024 * 1024)
+
+struct conn {
+        int fd;
+        atomic_int refs;
+        struct transport *t;
+        struct sockaddr_storage peer;
+        struct conn *prev, *next; /* the loop's list of open connections */
+
+        pthread_mutex_t lock; /* writes, inflight, paused, dead */
+        unsigned inflight;
+        bool paused;
+        bool dead;
+
+        /* Record assembly, touched by the loop thread only. */
+        uint8_t mark[4];
+        size_t mark_have;
+        uint32_t frag_left;
+        bool frag_last;
+        bool in_frag;
+        uint8_t *rec;
+        size_t rec_len, rec_cap;
+};
+
+struct job {
+        struct job *next;
+        struct conn *conn;
+        uint8_t *rec;
+        size_t len;
+};
+
+struct transport {
+        struct nfsd_server *server;
+        int listen_fd;
+        int epoll_fd;
+        struct conn *conns;
+        size_t n_conns;
+
+        pthread_mutex_t qlock;
+        pthread_cond_t qcond;
+        struct job *head, *tail;
+        bool stopping;
+
+        pthread_t *workers;
+        unsigned n_workers;
+};
+
+static char tag_listen, tag_signal;
+
+static void conn_unref(struct conn *c)
+{
+        if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+                return;
+        safe_close(c->fd);
+        pthread_mutex_destroy(&c->lock);
+        free(c->rec);
+        free(c);
+}
+
+static void job_free(struct job *j)
+{
+        conn_unref(j->conn);
+        free(j->rec);
+        free(j);
+}
+
+/* Stops reading c and forgets it; in-flight calls keep it alive until they
+ * are answered (or fail to be). */
+static void conn_close(struct transport *t, struct conn *c, bool abort_io)
+{
+        pthread_mutex_lock(&c->lock);
+        c->dead = abort_io || c->dead;
+        pthread_mutex_unlock(&c->lock);
+        epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        if (abort_io)
+                shutdown(c->fd, SHUT_RDWR);
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                t->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        t->n_conns--;
+        conn_unref(c);
+}
+
+static int send_all(struct conn *c, const uint8_t *buf, size_t len)
+{
+        while (len > 0) {
+                ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+                if (n > 0) {
+                        buf += n;
+                        len -= (size_t)n;
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+                        int r = poll(&p, 1, WRITE_TIMEOUT_MS);
+                        if (r > 0)
+                                continue;
+                        return r == 0 ? -ETIMEDOUT : negative_errno();
+                }
+                return n < 0 ? negative_errno() : -EPIPE;
+        }
+        return 0;
+}
+
+static void reply(struct conn *c, uint8_t *out, size_t len)
+{
+        uint32_t mark = 0x80000000u | (uint32_t)len;
+        int r = 0;
+
+        out[0] = mark >> 24;
+        out[1] = mark >> 16;
+        out[2] = mark >> 8;
+        out[3] = mark;
+        pthread_mutex_lock(&c->lock);
+        if (!c->dead) {
+                r = send_all(c, out, len + 4);
+                if (r < 0) {
+                        log_debug_errno(r, "cannot send a reply, closing the connection: %m");
+                        c->dead = true;
+                        shutdown(c->fd, SHUT_RDWR);
+                }
+        }
+        pthread_mutex_unlock(&c->lock);
+}
+
+static void call_done(struct conn *c)
+{
+        pthread_mutex_lock(&c->lock);
+        c->inflight--;
+        if (c->paused && c->inflight <= MAX_INFLIGHT / 2 && !c->dead) {
+                struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+                /* May fail harmlessly when the loop closed c meanwhile. */
+                (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+                c->paused = false;
+        }
+        pthread_mutex_unlock(&c->lock);
+}
+
+static void *worker_main(void *userdata)
+{
+        struct transport *t = userdata;
+        _cleanup_free_ uint8_t *out = malloc(WORKER_OUT_SIZE);
+        _cleanup_free_ void *scratch = malloc(WORKER_SCRATCH);
+
+        if (!out || !scratch) {
+                log_error("worker: out of memory");
+                return NULL;
+        }
+        for (;;) {
+                struct job *j;
+                ssize_t n;
+
+                pthread_mutex_lock(&t->qlock);
+                while (!t->head && !t->stopping)
+                        pthread_cond_wait(&t->qcond, &t->qlock);
+                if (t->stopping) {
+                        pthread_mutex_unlock(&t->qlock);
+                        break;
+                }
+                j = t->head;
+                t->head = j->next;
+                if (!t->head)
+                        t->tail = NULL;
+                pthread_mutex_unlock(&t->qlock);
+
+                n = rpc_handle(t->server, (const struct sockaddr *)&j->conn->peer, j->rec, j->len,
+                               out + 4, WORKER_OUT_SIZE - 4, scratch, WORKER_SCRATCH);
+                if (n > 0)
+                        reply(j->conn, out, (size_t)n);
+                else if (n < 0) {
+                        pthread_mutex_lock(&j->conn->lock);
+                        j->conn->dead = true;
+                        shutdown(j->conn->fd, SHUT_RDWR);
+                        pthread_mutex_unlock(&j->conn->lock);
+                }
+                call_done(j->conn);
+                job_free(j);
+        }
+        return NULL;
+}
+
+static void enqueue(struct transport *t, struct conn *c, uint8_t *rec, size_t len)
+{
+        struct job *j = malloc(sizeof(*j));
+
+        if (!j) {
+                free(rec);
+                return;
+        }
+        atomic_fetch_add(&c->refs, 1);
+        *j = (struct job){.conn = c, .rec = rec, .len = len};
+
+        pthread_mutex_lock(&c->lock);
+        c->inflight++;
+        if (c->inflight >= MAX_INFLIGHT && !c->paused) {
+                struct epoll_event ev = {.events = 0, .data.ptr = c};
+                epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+                c->paused = true;
+        }
+        pthread_mutex_unlock(&c->lock);
+
+        pthread_mutex_lock(&t->qlock);
+        if (t->tail)
+                t->tail->next = j;
+        else
+                t->head = j;
+        t->tail = j;
+        pthread_cond_signal(&t->qcond);
+        pthread_mutex_unlock(&t->qlock);
+}
+
+/* Feeds bytes from the stream into record assembly. Returns 0, or -EBADMSG
+ * when the stream breaks the rules (the connection is then closed). */
+static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size_t n)
+{
+        while (n > 0) {
+                if (!c->in_frag) {
+                        size_t take = MIN(n, 4 - c->mark_have);
+                        uint32_t m;
+
+                        memcpy(c->mark + c->mark_have, p, take);
+                        c->mark_have += take;
+                        p += take;
+                        n -= take;
+                        if (c->mark_have < 4)
+                                break;
+                        c->mark_have = 0;
+                        m = (uint32_t)c->mark[0] << 24 | (uint32_t)c->mark[1] << 16 |
+                            (uint32_t)c->mark[2] << 8 | c->mark[3];
+                        c->frag_last = m & 0x80000000u;
+                        c->frag_left = m & 0x7fffffffu;
+                        if (c->rec_len + c->frag_left > TRANSPORT_MAX_RECORD) {
+                                log_debug("record of more than %u bytes, closing",
+                                          TRANSPORT_MAX_RECORD);
+                                return -EBADMSG;
+                        }
+                        if (c->rec_len + c->frag_left > c->rec_cap) {
+                                size_t cap = MAX(c->rec_len + c->frag_left, (size_t)512);
+                                uint8_t *r = realloc(c->rec, cap);
+                                if (!r)
+                                        return -ENOMEM;
+                                c->rec = r;
+                                c->rec_cap = cap;
+                        }
+                        c->in_frag = true;
+                }
+                if (c->frag_left > 0) {
+                        size_t take = MIN(n, (size_t)c->frag_left);
+                        memcpy(c->rec + c->rec_len, p, take);
+                        c->rec_len += take;
+                        c->frag_left -= (uint32_t)take;
+                        p += take;
+                        n -= take;
+                }
+                if (c->frag_left > 0)
+                        break;
+                c->in_frag = false;
+                if (!c->frag_last)
+                        continue;
+                if (c->rec_len == 0)
+                        return -EBADMSG;
+                enqueue(t, c, c->rec, c->rec_len);
+                c->rec = NULL;
+                c->rec_len = c->rec_cap = 0;
+        }
+        return 0;
+}
+
+static void conn_readable(struct transport *t, struct conn *c)
+{
+        static uint8_t buf[READ_CHUNK]; /* the loop thread's alone */
+
+        for (int i = 0; i < READS_PER_EVENT; i++) {
+                ssize_t n = read(c->fd, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {
+                        /* EOF: answers to calls still running may yet go out. */
+                        conn_close(t, c, n < 0);
+                        return;
+                }
+                if (conn_feed(t, c, buf, (size_t)n) < 0) {
+                        conn_close(t, c, true);
+                        return;
+                }
+                pthread_mutex_lock(&c->lock);
+                bool paused = c->paused;
+                pthread_mutex_unlock(&c->lock);
+                if (paused || (size_t)n < sizeof(buf))
+                        return;
+        }
+}
+
+static void accept_one(struct transport *t)
+{
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        struct epoll_event ev;
+        struct conn *c;
+        int fd, one = 1;
+
+        fd = accept4(t->listen_fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        log_debug("accept failed: %m");
+                return;
+        }
+        if (t->n_conns >= MAX_CONNECTIONS) {
+                log_debug("too many connections, refusing one");
+                close(fd);
+                return;
+        }
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(fd);
+                return;
+        }
+        c->fd = fd;
+        c->t = t;
+        c->peer = peer;
+        atomic_init(&c->refs, 1);
+        pthread_mutex_init(&c->lock, NULL);
+        ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                conn_unref(c);
+                return;
+        }
+        c->next = t->conns;
+        if (t->conns)
+                t->conns->prev = c;
+        t->conns = c;
+        t->n_conns++;
+}
+
+int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers, struct transport **ret)
+{
+        struct transport *t;
+        struct epoll_event ev;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t) {
+                safe_close(listen_fd);
+                return -ENOMEM;
+        }
+        t->server = s;
+        t->listen_fd = listen_fd;
+        pthread_mutex_init(&t->qlock, NULL);
+        pthread_cond_init(&t->qcond, NULL);
+        t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        if (t->epoll_fd < 0) {
+                r = negative_errno();
+                transport_free(t);
+                return r;
+        }
+        if (fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) < 0) {
+                r = negative_errno();
+                transport_free(t);
+                return r;
+        }
+        ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &tag_listen};
+        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
+                r = negative_errno();
+                transport_free(t);
+                return r;
+        }
+        t->workers = calloc(n_workers, sizeof(*t->workers));
+        if (!t->workers) {
+                transport_free(t);
+                return -ENOMEM;
+        }
+        for (unsigned i = 0; i < n_workers; i++) {
+                r = pthread_create(&t->workers[i], NULL, worker_main, t);
+                if (r != 0) {
+                        transport_free(t);
+                        return -r;
+                }
+                t->n_workers++;
+        }
+        *ret = t;
+        return 0;
+}
+
+int transport_run(struct transport *t, int signal_fd, transport_signal_fn on_signal, void *userdata)
+{
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_signal};
+
+        if (signal_fd >= 0 && epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, signal_fd, &ev) < 0)
+                return negative_errno();
+        for (;;) {
+                struct epoll_event evs[64];
+                int n = epoll_wait(t->epoll_fd, evs, ELEMENTSOF(evs), -1);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                for (int i = 0; i < n; i++) {
+                        void *p = evs[i].data.ptr;
+
+                        if (p == &tag_listen)
+                                accept_one(t);
+                        else if (p == &tag_signal) {
+                                struct signalfd_siginfo si;
+                                if (read(signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
+                                    on_signal(si.ssi_signo, userdata) < 0)
+                                        return 0;
+                        } else
+                                conn_readable(t, p);
+                }
+        }
+}
+
+struct transport *transport_free(struct transport *t)
+{
+        if (!t)
+                return NULL;
+        pthread_mutex_lock(&t->qlock);
+        t->stopping = true;
+        pthread_cond_broadcast(&t->qcond);
+        pthread_mutex_unlock(&t->qlock);
+        for (unsigned i = 0; i < t->n_workers; i++)
+                pthread_join(t->workers[i], NULL);
+        free(t->workers);
+        while (t->head) {
+                struct job *j = t->head;
+                t->head = j->next;
+                job_free(j);
+        }
+        while (t->conns)
+                conn_close(t, t->conns, true);
+        safe_close(t->epoll_fd);
+        safe_close(t->listen_fd);
+        pthread_mutex_destroy(&t->qlock);
+        pthread_cond_destroy(&t->qcond);
+        free(t);
+        return NULL;
+}
