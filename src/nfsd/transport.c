@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,13 +18,13 @@
 #include "rpc.h"
 #include "transport.h"
 
-#define MAX_CONNECTIONS  1024
-#define MAX_INFLIGHT     32 /* calls of one connection queued or running */
-#define READ_CHUNK       65536
-#define READS_PER_EVENT  8 /* then the other connections get their turn */
-#define WRITE_TIMEOUT_MS 30000
-#define WORKER_OUT_SIZE  (TRANSPORT_MAX_RECORD + 4)
-#define WORKER_SCRATCH   (1024 * 1024)
+#define MAX_CONNECTIONS 1024
+#define MAX_INFLIGHT    32 /* calls of one connection queued or running */
+#define READ_CHUNK      65536
+#define READS_PER_EVENT 8                 /* then the other connections get their turn */
+#define OUT_MAX         (4 * 1024 * 1024) /* queued reply bytes before reading pauses */
+#define WORKER_OUT_SIZE (TRANSPORT_MAX_RECORD + 4)
+#define WORKER_SCRATCH  (1024 * 1024)
 
 struct conn {
         int fd;
@@ -34,10 +33,12 @@ struct conn {
         struct sockaddr_storage peer;
         struct conn *prev, *next; /* the loop's list of open connections */
 
-        pthread_mutex_t lock; /* writes, inflight, paused, dead */
+        pthread_mutex_t lock; /* output, inflight, events, dead */
         unsigned inflight;
-        bool paused;
+        uint32_t events; /* what epoll watches for */
         bool dead;
+        struct outbuf *out_head, *out_tail;
+        size_t out_bytes;
 
         /* Record assembly, touched by the loop thread only. */
         uint8_t mark[4];
@@ -47,6 +48,14 @@ struct conn {
         bool in_frag;
         uint8_t *rec;
         size_t rec_len, rec_cap;
+};
+
+/* Reply bytes the socket did not take at once; the loop sends them when it
+ * becomes writable, so a client that does not read holds up no worker. */
+struct outbuf {
+        struct outbuf *next;
+        size_t len, off;
+        uint8_t data[];
 };
 
 struct job {
@@ -79,6 +88,11 @@ static void conn_unref(struct conn *c)
         if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
                 return;
         safe_close(c->fd);
+        while (c->out_head) {
+                struct outbuf *o = c->out_head;
+                c->out_head = o->next;
+                free(o);
+        }
         pthread_mutex_destroy(&c->lock);
         free(c->rec);
         free(c);
@@ -111,25 +125,54 @@ static void conn_close(struct transport *t, struct conn *c, bool abort_io)
         conn_unref(c);
 }
 
-static int send_all(struct conn *c, const uint8_t *buf, size_t len)
+/* Recomputes what epoll watches for c; called with c->lock held. */
+static void conn_update_events(struct conn *c)
 {
-        while (len > 0) {
-                ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-                if (n > 0) {
-                        buf += n;
-                        len -= (size_t)n;
-                        continue;
-                }
+        uint32_t ev = 0;
+
+        if (c->dead)
+                return;
+        if (c->inflight < MAX_INFLIGHT && c->out_bytes < OUT_MAX)
+                ev |= EPOLLIN;
+        if (c->out_head)
+                ev |= EPOLLOUT;
+        if (ev != c->events) {
+                struct epoll_event e = {.events = ev, .data.ptr = c};
+                /* Fails harmlessly (ENOENT) once the loop has closed c. */
+                (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->fd, &e);
+                c->events = ev;
+        }
+}
+
+/* Marks c broken; the loop notices the shutdown and closes it. */
+static void conn_fail(struct conn *c, int r)
+{
+        log_debug_errno(r, "connection failed: %m");
+        c->dead = true;
+        shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Sends what is queued, without blocking; called with c->lock held. */
+static int conn_flush(struct conn *c)
+{
+        while (c->out_head) {
+                struct outbuf *o = c->out_head;
+                ssize_t n =
+                    send(c->fd, o->data + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0 && errno == EAGAIN) {
-                        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-                        int r = poll(&p, 1, WRITE_TIMEOUT_MS);
-                        if (r > 0)
-                                continue;
-                        return r == 0 ? -ETIMEDOUT : negative_errno();
-                }
-                return n < 0 ? negative_errno() : -EPIPE;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n <= 0)
+                        return n < 0 ? negative_errno() : -EPIPE;
+                o->off += (size_t)n;
+                c->out_bytes -= (size_t)n;
+                if (o->off < o->len)
+                        continue;
+                c->out_head = o->next;
+                if (!c->out_head)
+                        c->out_tail = NULL;
+                free(o);
         }
         return 0;
 }
@@ -137,21 +180,61 @@ static int send_all(struct conn *c, const uint8_t *buf, size_t len)
 static void reply(struct conn *c, uint8_t *out, size_t len)
 {
         uint32_t mark = 0x80000000u | (uint32_t)len;
-        int r = 0;
+        size_t total = len + 4, sent = 0;
+        struct outbuf *o;
+        int r;
 
         out[0] = mark >> 24;
         out[1] = mark >> 16;
         out[2] = mark >> 8;
         out[3] = mark;
         pthread_mutex_lock(&c->lock);
-        if (!c->dead) {
-                r = send_all(c, out, len + 4);
-                if (r < 0) {
-                        log_debug_errno(r, "cannot send a reply, closing the connection: %m");
-                        c->dead = true;
-                        shutdown(c->fd, SHUT_RDWR);
+        if (c->dead)
+                goto out;
+        /* Straight from the worker's buffer when nothing is queued before. */
+        while (!c->out_head && sent < total) {
+                ssize_t n = send(c->fd, out + sent, total - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        break;
+                if (n <= 0) {
+                        conn_fail(c, n < 0 ? negative_errno() : -EPIPE);
+                        goto out;
                 }
+                sent += (size_t)n;
         }
+        if (sent < total) {
+                o = malloc(sizeof(*o) + total - sent);
+                if (!o) {
+                        conn_fail(c, -ENOMEM);
+                        goto out;
+                }
+                *o = (struct outbuf){.len = total - sent};
+                memcpy(o->data, out + sent, total - sent);
+                if (c->out_tail)
+                        c->out_tail->next = o;
+                else
+                        c->out_head = o;
+                c->out_tail = o;
+                c->out_bytes += o->len;
+                r = conn_flush(c);
+                if (r < 0)
+                        conn_fail(c, r);
+        }
+out:
+        pthread_mutex_unlock(&c->lock);
+}
+
+static void conn_writable(struct conn *c)
+{
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        r = conn_flush(c);
+        if (r < 0)
+                conn_fail(c, r);
+        conn_update_events(c);
         pthread_mutex_unlock(&c->lock);
 }
 
@@ -159,12 +242,7 @@ static void call_done(struct conn *c)
 {
         pthread_mutex_lock(&c->lock);
         c->inflight--;
-        if (c->paused && c->inflight <= MAX_INFLIGHT / 2 && !c->dead) {
-                struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-                /* May fail harmlessly when the loop closed c meanwhile. */
-                (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
-                c->paused = false;
-        }
+        conn_update_events(c);
         pthread_mutex_unlock(&c->lock);
 }
 
@@ -201,8 +279,7 @@ static void *worker_main(void *userdata)
                         reply(j->conn, out, (size_t)n);
                 else if (n < 0) {
                         pthread_mutex_lock(&j->conn->lock);
-                        j->conn->dead = true;
-                        shutdown(j->conn->fd, SHUT_RDWR);
+                        conn_fail(j->conn, (int)n);
                         pthread_mutex_unlock(&j->conn->lock);
                 }
                 call_done(j->conn);
@@ -224,11 +301,7 @@ static void enqueue(struct transport *t, struct conn *c, uint8_t *rec, size_t le
 
         pthread_mutex_lock(&c->lock);
         c->inflight++;
-        if (c->inflight >= MAX_INFLIGHT && !c->paused) {
-                struct epoll_event ev = {.events = 0, .data.ptr = c};
-                epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
-                c->paused = true;
-        }
+        conn_update_events(c);
         pthread_mutex_unlock(&c->lock);
 
         pthread_mutex_lock(&t->qlock);
@@ -318,7 +391,7 @@ static void conn_readable(struct transport *t, struct conn *c)
                         return;
                 }
                 pthread_mutex_lock(&c->lock);
-                bool paused = c->paused;
+                bool paused = !(c->events & EPOLLIN);
                 pthread_mutex_unlock(&c->lock);
                 if (paused || (size_t)n < sizeof(buf))
                         return;
@@ -355,6 +428,7 @@ static void accept_one(struct transport *t)
         c->peer = peer;
         atomic_init(&c->refs, 1);
         pthread_mutex_init(&c->lock, NULL);
+        c->events = EPOLLIN;
         ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
                 conn_unref(c);
@@ -441,8 +515,12 @@ int transport_run(struct transport *t, int signal_fd, transport_signal_fn on_sig
                                 if (read(signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
                                     on_signal(si.ssi_signo, userdata) < 0)
                                         return 0;
-                        } else
-                                conn_readable(t, p);
+                        } else {
+                                if (evs[i].events & EPOLLOUT)
+                                        conn_writable(p);
+                                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                                        conn_readable(t, p);
+                        }
                 }
         }
 }
