@@ -919,7 +919,7 @@ static size_t xdr_len(size_t n)
 
 struct dirent_iter {
         int fd;
-        char buf[32768];
+        char buf[32768] __attribute__((aligned(8)));
         size_t len, pos;
         bool eof;
 };

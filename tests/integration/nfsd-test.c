@@ -17,7 +17,7 @@
 #include "nfsd-test.h"
 
 static int tap_n, tap_failed;
-static char *tmp_root;
+static char *tmp_root, *tmp_export, *tmp_state;
 static pid_t tmp_owner;
 
 void tap_ok(bool ok, const char *fmt, ...)
@@ -67,6 +67,9 @@ static void tmp_cleanup(void)
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root);
         if (system(cmd) != 0)
                 fprintf(stderr, "cannot remove '%s'\n", tmp_root);
+        free(tmp_root);
+        free(tmp_export);
+        free(tmp_state);
 }
 
 void tmp_setup(struct tmp *t)
@@ -84,6 +87,8 @@ void tmp_setup(struct tmp *t)
         if (asprintf(&t->export, "%s/export", tmpl) < 0 ||
             asprintf(&t->state, "%s/state", tmpl) < 0)
                 exit(1);
+        tmp_export = t->export;
+        tmp_state = t->state;
         if (mkdir(t->export, 0755) < 0 || mkdir(t->state, 0700) < 0) {
                 perror("mkdir");
                 exit(1);

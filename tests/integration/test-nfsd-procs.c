@@ -263,7 +263,7 @@ static void test_mount_and_portmap(struct server *srv)
 
 static void test_fs_procedures(const char *export)
 {
-        struct fh f, f2, d, sub, lnk;
+        struct fh f = {}, f2 = {}, d = {}, sub = {}, lnk = {};
         fattr3 attr, attr2;
         WRITE3resok w1, w2;
         char buf[70000], verf_a[8] = "verfAAAA", verf_b[8] = "verfBBBB";
@@ -558,7 +558,7 @@ static void test_fs_procedures(const char *export)
 
 static void test_confinement(const char *root_dir, const char *export)
 {
-        struct fh f, lnk, h;
+        struct fh f = {}, lnk = {}, h = {};
         fattr3 rattr, attr;
         char path[4200];
         int r, bad = 0;
