@@ -1,7 +1,7 @@
 # The README's commands. Everything real lives in meson.build and scripts/.
 BUILD ?= build
 
-.PHONY: all deps build demo check format fuzz clean
+.PHONY: all deps build demo check format fuzz bench clean
 
 all: build
 
@@ -23,5 +23,14 @@ check:
 format:
 	@scripts/format
 
+# libFuzzer targets for FUZZ_TIME seconds (clang; build-fuzz/).
+FUZZ_TIME ?= 300
+fuzz: deps
+	@scripts/fuzz $(FUZZ_TIME)
+
+# Every benchmark under bench/ (bench/*.sh), each printing its own figures.
+bench: build
+	@set -e; for b in bench/*.sh; do echo "== $$b"; BUILD=$(BUILD) $$b; done
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
