@@ -169,5 +169,5 @@ awk -v sw="$sw" -v gw="$gw" -v sr="$sr" -v gr="$gr" -v ss="$ss" -v gs="$gs" -v m
     printf "%-34s %10.1f MiB/s %10.1f MiB/s %7.2fx\n", mib " MiB sequential read (nfs-cp)",
         mib / (sr / 1e9), mib / (gr / 1e9), gr / sr
     printf "%-34s %12.0f/s %12.0f/s %7.2fx\n", "create+stat of " n " files",
-        n / ss, n / gs, gs / ss
+        n / (ss / 1e9), n / (gs / 1e9), gs / ss
 }'

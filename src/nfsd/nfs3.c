@@ -514,8 +514,10 @@ static void nfs3_read(struct nfsd_call *c, void *args, void *res)
         if (out->status == NFS3_OK) {
                 READ3resok *ok = &out->READ3res_u.resok;
                 ok->count = (count3)got;
-                ok->data.data_len = (u_int)got;
-                ok->data.data_val = c->scratch;
+                /* Sent from scratch after the encoded reply, not copied. */
+                ok->data.data_len = 0;
+                c->tail = c->scratch;
+                c->tail_len = got;
                 if (fstat(fd, &st) == 0) {
                         ok->eof = a->offset + got >= (uint64)st.st_size;
                         post_attr_stat(&st, &ok->file_attributes);
@@ -1221,7 +1223,8 @@ static const struct rpc_proc nfs3_procs[] = {
     [4] = PROC("ACCESS", nfs3_access, ACCESS3args, ACCESS3res),
     [5] = PROC("READLINK", nfs3_readlink, READLINK3args, READLINK3res),
     [6] = PROC("READ", nfs3_read, READ3args, READ3res),
-    [7] = PROC("WRITE", nfs3_write, WRITE3args, WRITE3res),
+    [7] = {"WRITE", (xdrproc_t)rpc_xdr_WRITE3args_inplace, sizeof(WRITE3args),
+           (xdrproc_t)xdr_WRITE3res, sizeof(WRITE3res), nfs3_write},
     [8] = PROC("CREATE", nfs3_create, CREATE3args, CREATE3res),
     [9] = PROC("MKDIR", nfs3_mkdir, MKDIR3args, MKDIR3res),
     [10] = PROC("SYMLINK", nfs3_symlink, SYMLINK3args, SYMLINK3res),

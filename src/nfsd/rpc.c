@@ -182,12 +182,41 @@ static bool encode_header(XDR *x, const struct rpc_request *r, enum rpc_verdict 
         return xdr_replymsg(x, &m);
 }
 
-ssize_t rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const void *req, size_t len,
-                   void *out, size_t out_size, void *scratch, size_t scratch_size)
+bool_t rpc_xdr_WRITE3args_inplace(XDR *x, void *args)
+{
+        WRITE3args *a = args;
+        u_int len, pos;
+        char *base;
+
+        if (!xdr_nfs_fh3(x, &a->file) || !xdr_offset3(x, &a->offset) || !xdr_count3(x, &a->count) ||
+            !xdr_stable_how(x, &a->stable))
+                return FALSE;
+        if (x->x_op == XDR_FREE) {
+                a->data.data_val = NULL;
+                return TRUE;
+        }
+        if (x->x_op != XDR_DECODE || !xdr_u_int(x, &len) || len > NFS3_MAXDATA)
+                return FALSE;
+        /* Only for xdrmem streams, whose x_private is the current position:
+         * point at the data, then skip it. */
+        pos = xdr_getpos(x);
+        base = x->x_private;
+        if (!xdr_setpos(x, pos + ((len + 3) & ~3u)))
+                return FALSE;
+        a->data.data_len = len;
+        a->data.data_val = base;
+        return TRUE;
+}
+
+int rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const void *req, size_t len,
+               void *out, size_t out_size, void *scratch, size_t scratch_size,
+               struct rpc_reply *ret)
 {
         struct rpc_request r;
         enum rpc_verdict v;
         void *res = NULL;
+        const void *tail = NULL;
+        size_t tail_len = 0;
         ssize_t n = 0;
         XDR x;
 
@@ -196,6 +225,7 @@ ssize_t rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const voi
                 rpc_request_done(&r);
                 return 0;
         }
+        *ret = (struct rpc_reply){};
         xdrmem_create(&x, out, (unsigned)out_size, XDR_ENCODE);
 
         if (v == RPC_OK) {
@@ -218,9 +248,18 @@ ssize_t rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const voi
                 else {
                         c.exports = nfsd_server_get_exports(s);
                         r.p->run(&c, r.args, res);
-                        if (encode_header(&x, &r, RPC_OK) && r.p->xdr_res(&x, res))
+                        if (encode_header(&x, &r, RPC_OK) && r.p->xdr_res(&x, res)) {
                                 n = xdr_getpos(&x);
-                        else {
+                                if (c.tail && n >= 4) {
+                                        uint8_t *w = (uint8_t *)out + n - 4;
+                                        w[0] = (uint8_t)(c.tail_len >> 24);
+                                        w[1] = (uint8_t)(c.tail_len >> 16);
+                                        w[2] = (uint8_t)(c.tail_len >> 8);
+                                        w[3] = (uint8_t)c.tail_len;
+                                        tail = c.tail;
+                                        tail_len = c.tail_len;
+                                }
+                        } else {
                                 log_debug("cannot encode the reply of %s", r.p->name);
                                 n = -1;
                         }
@@ -231,6 +270,8 @@ ssize_t rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const voi
                         free(res);
                         if (n < 0) {
                                 v = RPC_SYSTEM_ERR;
+                                tail = NULL;
+                                tail_len = 0;
                                 xdrmem_create(&x, out, (unsigned)out_size, XDR_ENCODE);
                         }
                 }
@@ -243,5 +284,6 @@ ssize_t rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const voi
                 n = xdr_getpos(&x);
         }
         rpc_request_done(&r);
-        return n;
+        *ret = (struct rpc_reply){.len = (size_t)n, .tail = tail, .tail_len = tail_len};
+        return 1;
 }

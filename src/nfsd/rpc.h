@@ -69,7 +69,21 @@ struct rpc_request {
 enum rpc_verdict rpc_request_decode(const void *buf, size_t len, struct rpc_request *ret);
 void rpc_request_done(struct rpc_request *r);
 
+/* A reply: len bytes encoded in the output buffer, then tail_len bytes at
+ * tail (not copied; valid until the next call with the same scratch) and
+ * zero padding to a multiple of 4. */
+struct rpc_reply {
+        size_t len;
+        const void *tail;
+        size_t tail_len;
+};
+
 /* Handles one call record: decode, run, encode the reply into out.
- * Returns the reply length, 0 when nothing is to be sent, or -errno. */
-ssize_t rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const void *req, size_t len,
-                   void *out, size_t out_size, void *scratch, size_t scratch_size);
+ * Returns 1 with *ret filled, 0 when nothing is to be sent, or -errno. */
+int rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const void *req, size_t len,
+               void *out, size_t out_size, void *scratch, size_t scratch_size,
+               struct rpc_reply *ret);
+
+/* WRITE3args decoder that leaves the data in the request buffer instead of
+ * copying it (the buffer outlives the call). */
+bool_t rpc_xdr_WRITE3args_inplace(XDR *x, void *args);

@@ -64,6 +64,12 @@ struct nfsd_call {
         /* A buffer of scratch_size bytes for READ data. */
         void *scratch;
         size_t scratch_size;
+
+        /* Bulk data sent after the encoded results without being copied
+         * into them: the results end with an opaque<> encoded empty, whose
+         * length word becomes tail_len (READ). */
+        const void *tail;
+        size_t tail_len;
 };
 
 /* Zeroed memory freed after the reply is sent; NULL when out of memory. */

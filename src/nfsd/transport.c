@@ -10,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -177,10 +178,18 @@ static int conn_flush(struct conn *c)
         return 0;
 }
 
-static void reply(struct conn *c, uint8_t *out, size_t len)
+static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
 {
-        uint32_t mark = 0x80000000u | (uint32_t)len;
-        size_t total = len + 4, sent = 0;
+        static const uint8_t zeros[4];
+        size_t pad = (4 - rep->tail_len % 4) % 4;
+        size_t body = rep->len + rep->tail_len + pad;
+        uint32_t mark = 0x80000000u | (uint32_t)body;
+        struct iovec iov[3] = {
+            {.iov_base = out, .iov_len = rep->len + 4},
+            {.iov_base = (void *)rep->tail, .iov_len = rep->tail_len},
+            {.iov_base = (void *)zeros, .iov_len = pad},
+        };
+        size_t total = body + 4, sent = 0;
         struct outbuf *o;
         int r;
 
@@ -191,9 +200,25 @@ static void reply(struct conn *c, uint8_t *out, size_t len)
         pthread_mutex_lock(&c->lock);
         if (c->dead)
                 goto out;
-        /* Straight from the worker's buffer when nothing is queued before. */
+        /* Straight from the worker's buffers when nothing is queued before. */
         while (!c->out_head && sent < total) {
-                ssize_t n = send(c->fd, out + sent, total - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+                struct iovec v[3];
+                struct msghdr m = {.msg_iov = v};
+                size_t skip = sent;
+                ssize_t n;
+
+                for (size_t i = 0; i < 3; i++) {
+                        if (skip >= iov[i].iov_len) {
+                                skip -= iov[i].iov_len;
+                                continue;
+                        }
+                        v[m.msg_iovlen++] = (struct iovec){
+                            .iov_base = (uint8_t *)iov[i].iov_base + skip,
+                            .iov_len = iov[i].iov_len - skip,
+                        };
+                        skip = 0;
+                }
+                n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
@@ -205,13 +230,24 @@ static void reply(struct conn *c, uint8_t *out, size_t len)
                 sent += (size_t)n;
         }
         if (sent < total) {
+                size_t at = 0, skip = sent;
+
                 o = malloc(sizeof(*o) + total - sent);
                 if (!o) {
                         conn_fail(c, -ENOMEM);
                         goto out;
                 }
                 *o = (struct outbuf){.len = total - sent};
-                memcpy(o->data, out + sent, total - sent);
+                for (size_t i = 0; i < 3; i++) {
+                        if (skip >= iov[i].iov_len) {
+                                skip -= iov[i].iov_len;
+                                continue;
+                        }
+                        memcpy(o->data + at, (uint8_t *)iov[i].iov_base + skip,
+                               iov[i].iov_len - skip);
+                        at += iov[i].iov_len - skip;
+                        skip = 0;
+                }
                 if (c->out_tail)
                         c->out_tail->next = o;
                 else
@@ -258,7 +294,8 @@ static void *worker_main(void *userdata)
         }
         for (;;) {
                 struct job *j;
-                ssize_t n;
+                struct rpc_reply rep;
+                int n;
 
                 pthread_mutex_lock(&t->qlock);
                 while (!t->head && !t->stopping)
@@ -274,9 +311,9 @@ static void *worker_main(void *userdata)
                 pthread_mutex_unlock(&t->qlock);
 
                 n = rpc_handle(t->server, (const struct sockaddr *)&j->conn->peer, j->rec, j->len,
-                               out + 4, WORKER_OUT_SIZE - 4, scratch, WORKER_SCRATCH);
+                               out + 4, WORKER_OUT_SIZE - 4, scratch, WORKER_SCRATCH, &rep);
                 if (n > 0)
-                        reply(j->conn, out, (size_t)n);
+                        reply(j->conn, out, &rep);
                 else if (n < 0) {
                         pthread_mutex_lock(&j->conn->lock);
                         conn_fail(j->conn, (int)n);
@@ -314,10 +351,29 @@ static void enqueue(struct transport *t, struct conn *c, uint8_t *rec, size_t le
         pthread_mutex_unlock(&t->qlock);
 }
 
+/* Ends the current fragment once all its bytes are in; a last fragment
+ * completes the record, which goes to the workers. */
+static int frag_check_done(struct transport *t, struct conn *c)
+{
+        if (!c->in_frag || c->frag_left > 0)
+                return 0;
+        c->in_frag = false;
+        if (!c->frag_last)
+                return 0;
+        if (c->rec_len == 0)
+                return -EBADMSG;
+        enqueue(t, c, c->rec, c->rec_len);
+        c->rec = NULL;
+        c->rec_len = c->rec_cap = 0;
+        return 0;
+}
+
 /* Feeds bytes from the stream into record assembly. Returns 0, or -EBADMSG
  * when the stream breaks the rules (the connection is then closed). */
 static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size_t n)
 {
+        int r;
+
         while (n > 0) {
                 if (!c->in_frag) {
                         size_t take = MIN(n, 4 - c->mark_have);
@@ -341,10 +397,10 @@ static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size
                         }
                         if (c->rec_len + c->frag_left > c->rec_cap) {
                                 size_t cap = MAX(c->rec_len + c->frag_left, (size_t)512);
-                                uint8_t *r = realloc(c->rec, cap);
-                                if (!r)
+                                uint8_t *nr = realloc(c->rec, cap);
+                                if (!nr)
                                         return -ENOMEM;
-                                c->rec = r;
+                                c->rec = nr;
                                 c->rec_cap = cap;
                         }
                         c->in_frag = true;
@@ -357,16 +413,9 @@ static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size
                         p += take;
                         n -= take;
                 }
-                if (c->frag_left > 0)
-                        break;
-                c->in_frag = false;
-                if (!c->frag_last)
-                        continue;
-                if (c->rec_len == 0)
-                        return -EBADMSG;
-                enqueue(t, c, c->rec, c->rec_len);
-                c->rec = NULL;
-                c->rec_len = c->rec_cap = 0;
+                r = frag_check_done(t, c);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -376,7 +425,22 @@ static void conn_readable(struct transport *t, struct conn *c)
         static uint8_t buf[READ_CHUNK]; /* the loop thread's alone */
 
         for (int i = 0; i < READS_PER_EVENT; i++) {
-                ssize_t n = read(c->fd, buf, sizeof(buf));
+                ssize_t n;
+
+                if (c->in_frag && c->frag_left >= sizeof(buf)) {
+                        /* Bulk data (WRITE): straight into the record. */
+                        n = read(c->fd, c->rec + c->rec_len, c->frag_left);
+                        if (n > 0) {
+                                c->rec_len += (size_t)n;
+                                c->frag_left -= (uint32_t)n;
+                                if (frag_check_done(t, c) < 0) {
+                                        conn_close(t, c, true);
+                                        return;
+                                }
+                                continue;
+                        }
+                } else
+                        n = read(c->fd, buf, sizeof(buf));
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)

@@ -50,11 +50,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct rpc_request r;
+        struct rpc_reply rep;
 
         /* The decoder alone, then the whole path. */
         (void)rpc_request_decode(data, size, &r);
         rpc_request_done(&r);
         (void)rpc_handle(&server, (const struct sockaddr *)&peer, data, size, out, sizeof(out),
-                         scratch, sizeof(scratch));
+                         scratch, sizeof(scratch), &rep);
         return 0;
 }
