@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -19,6 +20,20 @@
 #include "rpc.h"
 #include "transport.h"
 
+/*
+ * Leader/follower: every worker waits in epoll_wait() on the same epoll
+ * instance. A connection's socket is registered EPOLLIN | EPOLLONESHOT, so
+ * exactly one worker reads it at a time; that worker assembles the records
+ * that arrived, re-arms the socket (another worker may then read the next
+ * calls) and runs the first call itself, without handing it to another
+ * thread. Further complete records go to a queue that wakes one idle worker
+ * each (an eventfd registered EPOLLEXCLUSIVE). Replies are sent by the
+ * worker that ran the call, without blocking: what the socket does not take
+ * is queued and sent when it becomes writable, watched through a dup of the
+ * socket registered EPOLLOUT | EPOLLONESHOT, so the write side never re-arms
+ * the read side behind its owner's back.
+ */
+
 #define MAX_CONNECTIONS 1024
 #define MAX_INFLIGHT    32 /* calls of one connection queued or running */
 #define READ_CHUNK      65536
@@ -27,21 +42,37 @@
 #define WORKER_OUT_SIZE (TRANSPORT_MAX_RECORD + 4)
 #define WORKER_SCRATCH  (1024 * 1024)
 
+/* Epoll events carry no pointers: a worker may dequeue an event for a
+ * connection another worker is closing. They carry a slot of the
+ * connection table and its generation (looked up under t->lock, which
+ * takes a reference), and whether it is the write side. */
+#define EV_TAG    (UINT64_C(1) << 63)
+#define EV_LISTEN (EV_TAG | 1)
+#define EV_STOP   (EV_TAG | 2)
+#define EV_JOBS   (EV_TAG | 3)
+#define EV_CONN(slot, gen, write) \
+        ((uint64_t)(gen) << 32 | (uint64_t)(slot) << 1 | (uint64_t)(write))
+
 struct conn {
         int fd;
+        int wfd; /* dup of fd, for EPOLLOUT */
+        unsigned slot;
+        uint32_t gen;
         atomic_int refs;
         struct transport *t;
         struct sockaddr_storage peer;
-        struct conn *prev, *next; /* the loop's list of open connections */
+        struct conn *prev, *next; /* t->conns, under t->lock */
 
-        pthread_mutex_t lock; /* output, inflight, events, dead */
+        pthread_mutex_t lock; /* everything below but record assembly */
         unsigned inflight;
-        uint32_t events; /* what epoll watches for */
-        bool dead;
+        bool read_paused; /* the read side is left disarmed (too much in flight) */
+        bool write_armed; /* EPOLLOUT is armed on wfd */
+        bool closed;      /* removed from epoll */
+        bool dead;        /* no more replies */
         struct outbuf *out_head, *out_tail;
         size_t out_bytes;
 
-        /* Record assembly, touched by the loop thread only. */
+        /* Record assembly: only the worker that owns the read side. */
         uint8_t mark[4];
         size_t mark_have;
         uint32_t frag_left;
@@ -51,8 +82,8 @@ struct conn {
         size_t rec_len, rec_cap;
 };
 
-/* Reply bytes the socket did not take at once; the loop sends them when it
- * becomes writable, so a client that does not read holds up no worker. */
+/* Reply bytes the socket did not take at once; sent when it becomes
+ * writable, so a client that does not read holds up no worker. */
 struct outbuf {
         struct outbuf *next;
         size_t len, off;
@@ -70,25 +101,35 @@ struct transport {
         struct nfsd_server *server;
         int listen_fd;
         int epoll_fd;
+        int stop_fd; /* eventfd: readable once stopping, wakes every worker */
+        int jobs_fd; /* eventfd semaphore: one count per queued job */
+
+        pthread_mutex_t lock; /* conns, n_conns, slots, job queue */
         struct conn *conns;
         size_t n_conns;
-
-        pthread_mutex_t qlock;
-        pthread_cond_t qcond;
+        struct {
+                struct conn *c;
+                uint32_t gen;
+        } slots[MAX_CONNECTIONS];
         struct job *head, *tail;
-        bool stopping;
 
         pthread_t *workers;
         unsigned n_workers;
 };
 
-static char tag_listen, tag_signal;
+struct worker {
+        struct transport *t;
+        uint8_t *out;
+        void *scratch;
+        uint8_t *buf;
+};
 
 static void conn_unref(struct conn *c)
 {
         if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
                 return;
         safe_close(c->fd);
+        safe_close(c->wfd);
         while (c->out_head) {
                 struct outbuf *o = c->out_head;
                 c->out_head = o->next;
@@ -106,16 +147,69 @@ static void job_free(struct job *j)
         free(j);
 }
 
-/* Stops reading c and forgets it; in-flight calls keep it alive until they
- * are answered (or fail to be). */
+static bool conn_may_read(struct conn *c)
+{
+        return c->dead || (c->inflight < MAX_INFLIGHT && c->out_bytes < OUT_MAX);
+}
+
+static void conn_arm_read(struct conn *c)
+{
+        struct epoll_event e = {.events = EPOLLIN | EPOLLONESHOT,
+                                .data.u64 = EV_CONN(c->slot, c->gen, 0)};
+
+        (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->fd, &e);
+}
+
+/* The owner of the read side is done: re-arm it, or leave it paused.
+ * Called with c->lock held. */
+static void conn_read_done(struct conn *c)
+{
+        if (c->closed)
+                return;
+        if (conn_may_read(c))
+                conn_arm_read(c);
+        else
+                c->read_paused = true;
+}
+
+/* Resumes a paused read side once calls completed or replies drained (or
+ * the connection broke, so its owner closes it). Called with c->lock held;
+ * a paused read side has no owner, so re-arming it is safe. */
+static void conn_maybe_resume(struct conn *c)
+{
+        if (c->read_paused && !c->closed && conn_may_read(c)) {
+                c->read_paused = false;
+                conn_arm_read(c);
+        }
+}
+
+/* Watches for writability while replies are queued. Called with c->lock held. */
+static void conn_want_write(struct conn *c)
+{
+        struct epoll_event e = {.events = EPOLLOUT | EPOLLONESHOT,
+                                .data.u64 = EV_CONN(c->slot, c->gen, 1)};
+
+        if (!c->out_head || c->write_armed || c->closed || c->dead)
+                return;
+        c->write_armed = true;
+        (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->wfd, &e);
+}
+
+/* Removes c from epoll and the list; in-flight calls keep it alive until
+ * they are answered (or fail to be). Called by the owner of the read side. */
 static void conn_close(struct transport *t, struct conn *c, bool abort_io)
 {
         pthread_mutex_lock(&c->lock);
-        c->dead = abort_io || c->dead;
+        c->closed = true;
+        c->dead = c->dead || abort_io;
         pthread_mutex_unlock(&c->lock);
         epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, c->wfd, NULL);
         if (abort_io)
                 shutdown(c->fd, SHUT_RDWR);
+        pthread_mutex_lock(&t->lock);
+        t->slots[c->slot].c = NULL;
+        t->slots[c->slot].gen++;
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -123,34 +217,18 @@ static void conn_close(struct transport *t, struct conn *c, bool abort_io)
         if (c->next)
                 c->next->prev = c->prev;
         t->n_conns--;
+        pthread_mutex_unlock(&t->lock);
         conn_unref(c);
 }
 
-/* Recomputes what epoll watches for c; called with c->lock held. */
-static void conn_update_events(struct conn *c)
-{
-        uint32_t ev = 0;
-
-        if (c->dead)
-                return;
-        if (c->inflight < MAX_INFLIGHT && c->out_bytes < OUT_MAX)
-                ev |= EPOLLIN;
-        if (c->out_head)
-                ev |= EPOLLOUT;
-        if (ev != c->events) {
-                struct epoll_event e = {.events = ev, .data.ptr = c};
-                /* Fails harmlessly (ENOENT) once the loop has closed c. */
-                (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->fd, &e);
-                c->events = ev;
-        }
-}
-
-/* Marks c broken; the loop notices the shutdown and closes it. */
+/* Marks c broken; its owner notices the shutdown and closes it. Called
+ * with c->lock held. */
 static void conn_fail(struct conn *c, int r)
 {
         log_debug_errno(r, "connection failed: %m");
         c->dead = true;
         shutdown(c->fd, SHUT_RDWR);
+        conn_maybe_resume(c);
 }
 
 /* Sends what is queued, without blocking; called with c->lock held. */
@@ -257,20 +335,9 @@ static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
                 r = conn_flush(c);
                 if (r < 0)
                         conn_fail(c, r);
+                conn_want_write(c);
         }
 out:
-        pthread_mutex_unlock(&c->lock);
-}
-
-static void conn_writable(struct conn *c)
-{
-        int r;
-
-        pthread_mutex_lock(&c->lock);
-        r = conn_flush(c);
-        if (r < 0)
-                conn_fail(c, r);
-        conn_update_events(c);
         pthread_mutex_unlock(&c->lock);
 }
 
@@ -278,82 +345,65 @@ static void call_done(struct conn *c)
 {
         pthread_mutex_lock(&c->lock);
         c->inflight--;
-        conn_update_events(c);
+        conn_maybe_resume(c);
         pthread_mutex_unlock(&c->lock);
 }
 
-static void *worker_main(void *userdata)
+static void run_job(struct worker *w, struct job *j)
 {
-        struct transport *t = userdata;
-        _cleanup_free_ uint8_t *out = malloc(WORKER_OUT_SIZE);
-        _cleanup_free_ void *scratch = malloc(WORKER_SCRATCH);
+        struct rpc_reply rep;
+        int n;
 
-        if (!out || !scratch) {
-                log_error("worker: out of memory");
-                return NULL;
+        n = rpc_handle(w->t->server, (const struct sockaddr *)&j->conn->peer, j->rec, j->len,
+                       w->out + 4, WORKER_OUT_SIZE - 4, w->scratch, WORKER_SCRATCH, &rep);
+        if (n > 0)
+                reply(j->conn, w->out, &rep);
+        else if (n < 0) {
+                pthread_mutex_lock(&j->conn->lock);
+                conn_fail(j->conn, n);
+                pthread_mutex_unlock(&j->conn->lock);
         }
-        for (;;) {
-                struct job *j;
-                struct rpc_reply rep;
-                int n;
-
-                pthread_mutex_lock(&t->qlock);
-                while (!t->head && !t->stopping)
-                        pthread_cond_wait(&t->qcond, &t->qlock);
-                if (t->stopping) {
-                        pthread_mutex_unlock(&t->qlock);
-                        break;
-                }
-                j = t->head;
-                t->head = j->next;
-                if (!t->head)
-                        t->tail = NULL;
-                pthread_mutex_unlock(&t->qlock);
-
-                n = rpc_handle(t->server, (const struct sockaddr *)&j->conn->peer, j->rec, j->len,
-                               out + 4, WORKER_OUT_SIZE - 4, scratch, WORKER_SCRATCH, &rep);
-                if (n > 0)
-                        reply(j->conn, out, &rep);
-                else if (n < 0) {
-                        pthread_mutex_lock(&j->conn->lock);
-                        conn_fail(j->conn, (int)n);
-                        pthread_mutex_unlock(&j->conn->lock);
-                }
-                call_done(j->conn);
-                job_free(j);
-        }
-        return NULL;
+        call_done(j->conn);
+        job_free(j);
 }
 
-static void enqueue(struct transport *t, struct conn *c, uint8_t *rec, size_t len)
+/* A record is complete: keep it for the reading worker (*first) or queue
+ * it for another. */
+static int record_done(struct transport *t, struct conn *c, struct job **first)
 {
         struct job *j = malloc(sizeof(*j));
+        uint64_t one = 1;
 
-        if (!j) {
-                free(rec);
-                return;
-        }
+        if (!j)
+                return -ENOMEM;
         atomic_fetch_add(&c->refs, 1);
-        *j = (struct job){.conn = c, .rec = rec, .len = len};
+        *j = (struct job){.conn = c, .rec = c->rec, .len = c->rec_len};
+        c->rec = NULL;
+        c->rec_len = c->rec_cap = 0;
 
         pthread_mutex_lock(&c->lock);
         c->inflight++;
-        conn_update_events(c);
         pthread_mutex_unlock(&c->lock);
 
-        pthread_mutex_lock(&t->qlock);
+        if (!*first) {
+                *first = j;
+                return 0;
+        }
+        pthread_mutex_lock(&t->lock);
         if (t->tail)
                 t->tail->next = j;
         else
                 t->head = j;
         t->tail = j;
-        pthread_cond_signal(&t->qcond);
-        pthread_mutex_unlock(&t->qlock);
+        pthread_mutex_unlock(&t->lock);
+        if (write(t->jobs_fd, &one, sizeof(one)) < 0)
+                log_debug("cannot signal a queued call: %m");
+        return 0;
 }
 
 /* Ends the current fragment once all its bytes are in; a last fragment
- * completes the record, which goes to the workers. */
-static int frag_check_done(struct transport *t, struct conn *c)
+ * completes the record. */
+static int frag_check_done(struct transport *t, struct conn *c, struct job **first)
 {
         if (!c->in_frag || c->frag_left > 0)
                 return 0;
@@ -362,15 +412,13 @@ static int frag_check_done(struct transport *t, struct conn *c)
                 return 0;
         if (c->rec_len == 0)
                 return -EBADMSG;
-        enqueue(t, c, c->rec, c->rec_len);
-        c->rec = NULL;
-        c->rec_len = c->rec_cap = 0;
-        return 0;
+        return record_done(t, c, first);
 }
 
 /* Feeds bytes from the stream into record assembly. Returns 0, or -EBADMSG
  * when the stream breaks the rules (the connection is then closed). */
-static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size_t n)
+static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size_t n,
+                     struct job **first)
 {
         int r;
 
@@ -413,96 +461,234 @@ static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size
                         p += take;
                         n -= take;
                 }
-                r = frag_check_done(t, c);
+                r = frag_check_done(t, c, first);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-static void conn_readable(struct transport *t, struct conn *c)
+/* Reads what arrived on c. Returns 0, or < 0 when c must be closed
+ * (-ECONNRESET for a plain EOF). */
+static int conn_read(struct worker *w, struct conn *c, struct job **first)
 {
-        static uint8_t buf[READ_CHUNK]; /* the loop thread's alone */
-
         for (int i = 0; i < READS_PER_EVENT; i++) {
                 ssize_t n;
+                int r;
 
-                if (c->in_frag && c->frag_left >= sizeof(buf)) {
+                if (c->in_frag && c->frag_left >= READ_CHUNK) {
                         /* Bulk data (WRITE): straight into the record. */
                         n = read(c->fd, c->rec + c->rec_len, c->frag_left);
                         if (n > 0) {
                                 c->rec_len += (size_t)n;
                                 c->frag_left -= (uint32_t)n;
-                                if (frag_check_done(t, c) < 0) {
-                                        conn_close(t, c, true);
-                                        return;
-                                }
+                                r = frag_check_done(w->t, c, first);
+                                if (r < 0)
+                                        return r;
                                 continue;
                         }
                 } else
-                        n = read(c->fd, buf, sizeof(buf));
+                        n = read(c->fd, w->buf, READ_CHUNK);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
-                        return;
-                if (n <= 0) {
-                        /* EOF: answers to calls still running may yet go out. */
-                        conn_close(t, c, n < 0);
-                        return;
-                }
-                if (conn_feed(t, c, buf, (size_t)n) < 0) {
-                        conn_close(t, c, true);
-                        return;
-                }
+                        return 0;
+                if (n == 0)
+                        return -ECONNRESET;
+                if (n < 0)
+                        return negative_errno();
+                r = conn_feed(w->t, c, w->buf, (size_t)n, first);
+                if (r < 0)
+                        return r;
+                if ((size_t)n < READ_CHUNK)
+                        return 0;
+        }
+        return 0;
+}
+
+/* The write side became writable: send what is queued. */
+static void conn_write_event(struct conn *c)
+{
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        c->write_armed = false;
+        r = conn_flush(c);
+        if (r < 0)
+                conn_fail(c, r);
+        conn_want_write(c);
+        conn_maybe_resume(c);
+        pthread_mutex_unlock(&c->lock);
+}
+
+/* The read side has an event: this worker owns it until it re-arms it. */
+static void conn_read_event(struct worker *w, struct conn *c, uint32_t events)
+{
+        struct job *first = NULL;
+        bool dead;
+        int r = 0;
+
+        pthread_mutex_lock(&c->lock);
+        dead = c->dead;
+        pthread_mutex_unlock(&c->lock);
+
+        if (!dead)
+                r = conn_read(w, c, &first);
+        if (dead || r < 0)
+                /* EOF: answers to calls still running may yet go out. */
+                conn_close(w->t, c, dead || r != -ECONNRESET);
+        else {
                 pthread_mutex_lock(&c->lock);
-                bool paused = !(c->events & EPOLLIN);
+                conn_read_done(c);
                 pthread_mutex_unlock(&c->lock);
-                if (paused || (size_t)n < sizeof(buf))
-                        return;
+        }
+        if (first)
+                run_job(w, first);
+}
+
+static void accept_all(struct transport *t)
+{
+        for (;;) {
+                struct sockaddr_storage peer;
+                socklen_t len = sizeof(peer);
+                struct epoll_event ev;
+                struct conn *c;
+                int fd, r, one = 1;
+
+                fd = accept4(t->listen_fd, (struct sockaddr *)&peer, &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                log_debug("accept failed: %m");
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                c = calloc(1, sizeof(*c));
+                if (!c) {
+                        close(fd);
+                        continue;
+                }
+                c->fd = fd;
+                c->wfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                c->t = t;
+                c->peer = peer;
+                /* The write side starts armed; its first event finds nothing to send. */
+                c->write_armed = true;
+                atomic_init(&c->refs, 1);
+                pthread_mutex_init(&c->lock, NULL);
+
+                pthread_mutex_lock(&t->lock);
+                c->slot = MAX_CONNECTIONS;
+                for (unsigned i = 0; i < MAX_CONNECTIONS; i++)
+                        if (!t->slots[i].c) {
+                                c->slot = i;
+                                break;
+                        }
+                if (c->slot == MAX_CONNECTIONS) {
+                        pthread_mutex_unlock(&t->lock);
+                        log_debug("too many connections, refusing one");
+                        c->closed = true;
+                        conn_unref(c);
+                        continue;
+                }
+                t->slots[c->slot].c = c;
+                c->gen = t->slots[c->slot].gen;
+                c->next = t->conns;
+                if (t->conns)
+                        t->conns->prev = c;
+                t->conns = c;
+                t->n_conns++;
+                pthread_mutex_unlock(&t->lock);
+
+                /* The write side first; the read side last, since from then on
+                 * another worker may own c and even close it. */
+                ev = (struct epoll_event){.events = EPOLLOUT | EPOLLONESHOT,
+                                          .data.u64 = EV_CONN(c->slot, c->gen, 1)};
+                r = c->wfd < 0 ? -1 : epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, c->wfd, &ev);
+                if (r == 0) {
+                        ev = (struct epoll_event){.events = EPOLLIN | EPOLLONESHOT,
+                                                  .data.u64 = EV_CONN(c->slot, c->gen, 0)};
+                        r = epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+                }
+                if (r < 0)
+                        conn_close(t, c, true);
         }
 }
 
-static void accept_one(struct transport *t)
+static void *worker_main(void *userdata)
 {
-        struct sockaddr_storage peer;
-        socklen_t len = sizeof(peer);
-        struct epoll_event ev;
-        struct conn *c;
-        int fd, one = 1;
+        struct worker w = {.t = userdata};
+        struct transport *t = w.t;
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = EV_LISTEN};
 
-        fd = accept4(t->listen_fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        log_debug("accept failed: %m");
-                return;
+        w.out = malloc(WORKER_OUT_SIZE);
+        w.scratch = malloc(WORKER_SCRATCH);
+        w.buf = malloc(READ_CHUNK);
+        if (!w.out || !w.scratch || !w.buf) {
+                log_error("worker: out of memory");
+                goto out;
         }
-        if (t->n_conns >= MAX_CONNECTIONS) {
-                log_debug("too many connections, refusing one");
-                close(fd);
-                return;
+        for (;;) {
+                struct epoll_event ev;
+                int n = epoll_wait(t->epoll_fd, &ev, 1, -1);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        log_error("epoll_wait failed: %m");
+                        break;
+                }
+                if (n == 0)
+                        continue;
+                if (ev.data.u64 == EV_STOP)
+                        break;
+                if (ev.data.u64 == EV_LISTEN) {
+                        accept_all(t);
+                        (void)epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, t->listen_fd, &lev);
+                } else if (ev.data.u64 == EV_JOBS) {
+                        uint64_t v;
+                        struct job *j = NULL;
+
+                        if (read(t->jobs_fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+                                continue; /* another worker took it */
+                        pthread_mutex_lock(&t->lock);
+                        j = t->head;
+                        if (j) {
+                                t->head = j->next;
+                                if (!t->head)
+                                        t->tail = NULL;
+                        }
+                        pthread_mutex_unlock(&t->lock);
+                        if (j)
+                                run_job(&w, j);
+                } else {
+                        unsigned slot = (unsigned)(ev.data.u64 & 0xffffffffu) >> 1;
+                        uint32_t gen = (uint32_t)(ev.data.u64 >> 32);
+                        struct conn *c = NULL;
+
+                        pthread_mutex_lock(&t->lock);
+                        if (slot < MAX_CONNECTIONS && t->slots[slot].c &&
+                            t->slots[slot].gen == gen) {
+                                c = t->slots[slot].c;
+                                atomic_fetch_add(&c->refs, 1);
+                        }
+                        pthread_mutex_unlock(&t->lock);
+                        if (!c)
+                                continue; /* closed meanwhile */
+                        if (ev.data.u64 & 1)
+                                conn_write_event(c);
+                        else
+                                conn_read_event(&w, c, ev.events);
+                        conn_unref(c);
+                }
         }
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        c = calloc(1, sizeof(*c));
-        if (!c) {
-                close(fd);
-                return;
-        }
-        c->fd = fd;
-        c->t = t;
-        c->peer = peer;
-        atomic_init(&c->refs, 1);
-        pthread_mutex_init(&c->lock, NULL);
-        c->events = EPOLLIN;
-        ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = c};
-        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-                conn_unref(c);
-                return;
-        }
-        c->next = t->conns;
-        if (t->conns)
-                t->conns->prev = c;
-        t->conns = c;
-        t->n_conns++;
+out:
+        free(w.out);
+        free(w.scratch);
+        free(w.buf);
+        return NULL;
 }
 
 int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers, struct transport **ret)
@@ -518,25 +704,27 @@ int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers, stru
         }
         t->server = s;
         t->listen_fd = listen_fd;
-        pthread_mutex_init(&t->qlock, NULL);
-        pthread_cond_init(&t->qcond, NULL);
+        t->stop_fd = t->jobs_fd = -1;
+        pthread_mutex_init(&t->lock, NULL);
         t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-        if (t->epoll_fd < 0) {
+        t->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        t->jobs_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+        if (t->epoll_fd < 0 || t->stop_fd < 0 || t->jobs_fd < 0 ||
+            fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) < 0) {
                 r = negative_errno();
                 transport_free(t);
                 return r;
         }
-        if (fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) < 0) {
-                r = negative_errno();
-                transport_free(t);
-                return r;
-        }
-        ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &tag_listen};
-        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0) {
-                r = negative_errno();
-                transport_free(t);
-                return r;
-        }
+        ev = (struct epoll_event){.events = EPOLLIN | EPOLLONESHOT, .data.u64 = EV_LISTEN};
+        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
+                goto fail;
+        ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = EV_STOP};
+        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->stop_fd, &ev) < 0)
+                goto fail;
+        ev = (struct epoll_event){.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = EV_JOBS};
+        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->jobs_fd, &ev) < 0)
+                goto fail;
+
         t->workers = calloc(n_workers, sizeof(*t->workers));
         if (!t->workers) {
                 transport_free(t);
@@ -552,51 +740,35 @@ int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers, stru
         }
         *ret = t;
         return 0;
+fail:
+        r = negative_errno();
+        transport_free(t);
+        return r;
 }
 
 int transport_run(struct transport *t, int signal_fd, transport_signal_fn on_signal, void *userdata)
 {
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &tag_signal};
-
-        if (signal_fd >= 0 && epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, signal_fd, &ev) < 0)
-                return negative_errno();
         for (;;) {
-                struct epoll_event evs[64];
-                int n = epoll_wait(t->epoll_fd, evs, ELEMENTSOF(evs), -1);
+                struct signalfd_siginfo si;
+                ssize_t n = read(signal_fd, &si, sizeof(si));
 
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                for (int i = 0; i < n; i++) {
-                        void *p = evs[i].data.ptr;
-
-                        if (p == &tag_listen)
-                                accept_one(t);
-                        else if (p == &tag_signal) {
-                                struct signalfd_siginfo si;
-                                if (read(signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
-                                    on_signal(si.ssi_signo, userdata) < 0)
-                                        return 0;
-                        } else {
-                                if (evs[i].events & EPOLLOUT)
-                                        conn_writable(p);
-                                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                                        conn_readable(t, p);
-                        }
-                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n != (ssize_t)sizeof(si))
+                        return n < 0 ? negative_errno() : -EIO;
+                if (on_signal(si.ssi_signo, userdata) < 0)
+                        return 0;
         }
 }
 
 struct transport *transport_free(struct transport *t)
 {
+        uint64_t one = 1;
+
         if (!t)
                 return NULL;
-        pthread_mutex_lock(&t->qlock);
-        t->stopping = true;
-        pthread_cond_broadcast(&t->qcond);
-        pthread_mutex_unlock(&t->qlock);
+        if (t->stop_fd >= 0 && write(t->stop_fd, &one, sizeof(one)) < 0)
+                log_debug("cannot signal the workers: %m");
         for (unsigned i = 0; i < t->n_workers; i++)
                 pthread_join(t->workers[i], NULL);
         free(t->workers);
@@ -609,8 +781,9 @@ struct transport *transport_free(struct transport *t)
                 conn_close(t, t->conns, true);
         safe_close(t->epoll_fd);
         safe_close(t->listen_fd);
-        pthread_mutex_destroy(&t->qlock);
-        pthread_cond_destroy(&t->qcond);
+        safe_close(t->stop_fd);
+        safe_close(t->jobs_fd);
+        pthread_mutex_destroy(&t->lock);
         free(t);
         return NULL;
 }
