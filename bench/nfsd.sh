@@ -130,36 +130,41 @@ time_cmd() {
 }
 
 # A new name each run: servers may cache directories, so nothing is
-# removed behind their back.
-run_write() { # URL_FILE_PATTERN
-    for i in $(seq 1 "$RUNS"); do
-        time_cmd nfs-cp "$T/src.bin" "$(printf "$1" "$i")"
-    done | median
+# removed behind their back. The two servers take turns, run by run, so
+# neither gets a warmer or emptier disk than the other.
+write_once() { # URL_FILE_PATTERN RUN
+    time_cmd nfs-cp "$T/src.bin" "$(printf "$1" "$2")"
 }
-run_read() { # URL_FILE_PATTERN
-    for i in $(seq 1 "$RUNS"); do
-        rm -f "$T/back.bin"
-        time_cmd nfs-cp "$(printf "$1" "$i")" "$T/back.bin"
-    done | median
+read_once() { # URL_FILE_PATTERN RUN
+    rm -f "$T/back.bin"
+    time_cmd nfs-cp "$(printf "$1" "$2")" "$T/back.bin"
+    cmp -s "$T/src.bin" "$T/back.bin" || die "data read from '$1' differs"
 }
-run_small() { # URL_DIR
-    for i in $(seq 1 "$RUNS"); do
-        "$T/nfs-smallfiles" "$1" "$NFILES" "small-$i" || die "nfs-smallfiles failed on '$1'"
-    done | awk '{ printf "%d\n", $1 * 1e9 }' | median
+small_once() { # URL_DIR RUN
+    "$T/nfs-smallfiles" "$1" "$NFILES" "small-$2" | awk '{ printf "%.0f\n", $1 * 1e9 }' ||
+        die "nfs-smallfiles failed on '$1'"
 }
 
 echo "bench: strata-nfsd on port $SPORT, nfs-ganesha on $GPORT/$GMNT; median of $RUNS runs"
 echo
-sw=$(run_write "$SURL_FILE")
+: > "$T/sw"; : > "$T/gw"; : > "$T/sr"; : > "$T/gr"; : > "$T/ss"; : > "$T/gs"
+for i in $(seq 1 "$RUNS"); do
+    write_once "$SURL_FILE" "$i" >> "$T/sw"
+    write_once "$GURL_FILE" "$i" >> "$T/gw"
+done
 cmp -s "$T/src.bin" "$T/strata/export/big-1.bin" || die "strata-nfsd: written data differs"
-gw=$(run_write "$GURL_FILE")
 cmp -s "$T/src.bin" "$T/ganesha/export/big-1.bin" || die "ganesha: written data differs"
-sr=$(run_read "$SURL_FILE")
-cmp -s "$T/src.bin" "$T/back.bin" || die "strata-nfsd: read data differs"
-gr=$(run_read "$GURL_FILE")
-cmp -s "$T/src.bin" "$T/back.bin" || die "ganesha: read data differs"
-ss=$(run_small "$SURL_DIR")
-gs=$(run_small "$GURL_DIR")
+for i in $(seq 1 "$RUNS"); do
+    read_once "$SURL_FILE" "$i" >> "$T/sr"
+    read_once "$GURL_FILE" "$i" >> "$T/gr"
+done
+for i in $(seq 1 "$RUNS"); do
+    small_once "$SURL_DIR" "$i" >> "$T/ss"
+    small_once "$GURL_DIR" "$i" >> "$T/gs"
+done
+sw=$(median < "$T/sw"); gw=$(median < "$T/gw")
+sr=$(median < "$T/sr"); gr=$(median < "$T/gr")
+ss=$(median < "$T/ss"); gs=$(median < "$T/gs")
 
 awk -v sw="$sw" -v gw="$gw" -v sr="$sr" -v gr="$gr" -v ss="$ss" -v gs="$gs" -v mib="$MIB" \
     -v n="$NFILES" 'BEGIN {

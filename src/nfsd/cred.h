@@ -21,7 +21,9 @@ struct cred {
         gid_t groups[CRED_GROUPS_MAX];
 };
 
-/* Switches the calling thread to c. Returns 0 or -errno (then nothing changed). */
+/* Switches the calling thread to c (system calls only for what differs
+ * from its current credentials). Returns 0 or -errno. */
 int cred_enter(const struct cred *c);
-/* Back to root with no supplementary groups. */
+/* Back to filesystem uid 0 (and its capabilities); the filesystem gid and
+ * groups stay until the next cred_enter(). */
 void cred_leave(void);

@@ -49,7 +49,7 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
                 safe_close(fd);
                 return -ESTALE;
         }
-        *ret = (struct fsobj){.export = e, .client = cl, .fd = fd, .st = st};
+        *ret = (struct fsobj){.export = e, .client = cl, .fd = fd, .st = st, .handle = h};
         return 0;
 }
 
@@ -125,6 +125,18 @@ int fsobj_reopen(const struct fsobj *o, int flags)
 
         snprintf(path, sizeof(path), "/proc/self/fd/%d", o->fd);
         fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+int fsobj_reopen_root(const struct fsobj *o, int flags)
+{
+        struct kernel_handle kh;
+        int fd;
+
+        kh.fh.handle_bytes = o->handle.len;
+        kh.fh.handle_type = o->handle.type;
+        memcpy(kh.fh.f_handle, o->handle.bytes, o->handle.len);
+        fd = open_by_handle_at(o->export->fd, &kh.fh, flags | O_CLOEXEC | O_NOCTTY);
         return fd < 0 ? negative_errno() : fd;
 }
 

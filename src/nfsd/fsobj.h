@@ -21,6 +21,7 @@ struct fsobj {
         const struct export_client *client;
         int fd; /* O_PATH | O_NOFOLLOW */
         struct stat st;
+        struct fhandle handle; /* the kernel handle it was opened from */
 };
 
 #define AUTH_SYS_FLAVOR 1
@@ -53,5 +54,10 @@ void fsobj_cred(const struct nfsd_call *c, const struct export_client *cl, struc
 /* Opens o for IO (O_RDONLY, O_WRONLY...) through /proc/self/fd, so the
  * calling thread's credentials are checked. Returns an fd or -errno. */
 int fsobj_reopen(const struct fsobj *o, int flags);
+
+/* Opens o for IO from its handle, as the calling thread, which must have
+ * filesystem uid 0 (root passes the permission checks a reopen through
+ * /proc would make, at the cost of a path walk). Returns an fd or -errno. */
+int fsobj_reopen_root(const struct fsobj *o, int flags);
 
 void fsobj_done(struct fsobj *o);

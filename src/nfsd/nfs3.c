@@ -233,7 +233,7 @@ static nfsstat3 check_name(const char *name, bool creating)
  * NFS servers traditionally allow. */
 static int reopen(const struct fsobj *o, const struct cred *cred, int flags)
 {
-        int fd = fsobj_reopen(o, flags);
+        int fd = cred->uid == 0 ? fsobj_reopen_root(o, flags) : fsobj_reopen(o, flags);
 
         if (fd == -EACCES && o->st.st_uid == cred->uid && S_ISREG(o->st.st_mode)) {
                 cred_leave();
@@ -653,6 +653,7 @@ static void nfs3_create(struct nfsd_call *c, void *args, void *res)
         struct fsobj d = FSOBJ_NULL;
         const char *name = a->where.name;
         const sattr3 *attrs = NULL;
+        sattr3 rest;
         struct timespec ts[2];
         struct stat st;
 
@@ -664,7 +665,12 @@ static void nfs3_create(struct nfsd_call *c, void *args, void *res)
         case UNCHECKED:
         case GUARDED:
                 attrs = &a->how.createhow3_u.obj_attributes;
-                if (mknodat(d.fd, name, S_IFREG | sattr_mode(attrs, 0644), 0) < 0) {
+                if (mknodat(d.fd, name, S_IFREG | sattr_mode(attrs, 0644), 0) == 0) {
+                        /* New: the mode is set already (the umask is 0). */
+                        rest = *attrs;
+                        rest.mode.set_it = FALSE;
+                        attrs = &rest;
+                } else {
                         if (errno != EEXIST || a->how.mode == GUARDED) {
                                 out->status = errno_to_nfsstat(-errno);
                                 break;
