@@ -162,6 +162,11 @@ for i in $(seq 1 "$RUNS"); do
     small_once "$SURL_DIR" "$i" >> "$T/ss"
     small_once "$GURL_DIR" "$i" >> "$T/gs"
 done
+for f in sw gw sr gr ss gs; do
+    printf '# %s runs (ms):' "$f"
+    awk '{ printf " %.1f", $1 / 1e6 } END { print "" }' "$T/$f"
+done
+echo
 sw=$(median < "$T/sw"); gw=$(median < "$T/gw")
 sr=$(median < "$T/sr"); gr=$(median < "$T/gr")
 ss=$(median < "$T/ss"); gs=$(median < "$T/gs")
