@@ -22,8 +22,7 @@
 int json_load_at(int dirfd, const char *path, json_t **ret, json_error_t *e);
 
 /* Parses a buffer the same way; name is used in messages. */
-int json_load_buffer(const char *name, const char *data, size_t len, json_t **ret,
-                     json_error_t *e);
+int json_load_buffer(const char *name, const char *data, size_t len, json_t **ret, json_error_t *e);
 
 /* Saves j at path atomically (write_file_atomic_at), indented, with a final
  * newline. */
