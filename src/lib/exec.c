@@ -362,11 +362,11 @@ static int real_run(struct executor *e, const struct exec_request *req, struct e
 
         {
                 struct exec_result res = {
-                        .status = child_errno ? (child_errno == ENOENT ? EXEC_STATUS_NOT_FOUND
-                                                                       : EXEC_STATUS_NOT_EXECUTABLE)
-                                              : status_from_wait(st),
-                        .timed_out = timed_out,
-                        .truncated = out.truncated || err.truncated,
+                    .status = child_errno ? (child_errno == ENOENT ? EXEC_STATUS_NOT_FOUND
+                                                                   : EXEC_STATUS_NOT_EXECUTABLE)
+                                          : status_from_wait(st),
+                    .timed_out = timed_out,
+                    .truncated = out.truncated || err.truncated,
                 };
                 r = buffer_finish(&out, &res.out, &res.out_len);
                 if (r >= 0)
@@ -516,9 +516,9 @@ static int script_run(struct executor *e, const struct exec_request *req, struct
 int exec_script_init(struct exec_script *s, struct exec_script_rule *rules, size_t n_rules)
 {
         *s = (struct exec_script){
-                .executor = {.run = script_run},
-                .rules = rules,
-                .n_rules = n_rules,
+            .executor = {.run = script_run},
+            .rules = rules,
+            .n_rules = n_rules,
         };
         s->used = calloc(n_rules + 1, sizeof(unsigned));
         return s->used ? 0 : -ENOMEM;

@@ -20,9 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EXEC_OUTPUT_MAX_DEFAULT ((size_t)16 * 1024 * 1024)
+#define EXEC_OUTPUT_MAX_DEFAULT    ((size_t)16 * 1024 * 1024)
 #define EXEC_KILL_GRACE_MS_DEFAULT 2000
-#define EXEC_STATUS_NOT_FOUND 127 /* exec failed: no such program */
+#define EXEC_STATUS_NOT_FOUND      127 /* exec failed: no such program */
 #define EXEC_STATUS_NOT_EXECUTABLE 126
 
 struct exec_request {
@@ -37,10 +37,10 @@ struct exec_request {
 };
 
 struct exec_result {
-        int status;     /* exit code, or 128 + signal number */
-        char *out;      /* stdout, NUL-terminated (never NULL after a run) */
+        int status; /* exit code, or 128 + signal number */
+        char *out;  /* stdout, NUL-terminated (never NULL after a run) */
         size_t out_len;
-        char *err;      /* stderr, NUL-terminated (never NULL after a run) */
+        char *err; /* stderr, NUL-terminated (never NULL after a run) */
         size_t err_len;
         bool timed_out; /* killed because the timeout passed */
         bool truncated; /* a stream went over max_output */

@@ -112,15 +112,15 @@ static void test_exec_stdin(void **state)
         for (size_t i = 0; i < len; i++)
                 data[i] = (char)('a' + i % 26);
         /* larger than a pipe buffer in both directions */
-        res = run_ok(&(struct exec_request){
-            .argv = ARGV("cat"), .stdin_data = data, .stdin_len = len});
+        res = run_ok(
+            &(struct exec_request){.argv = ARGV("cat"), .stdin_data = data, .stdin_len = len});
         assert_int_equal(res.status, 0);
         assert_int_equal(res.out_len, len);
         assert_memory_equal(res.out, data, len);
         exec_result_done(&res);
 
-        res = run_ok(&(struct exec_request){.argv = ARGV("wc", "-c"), .stdin_data = "hello",
-                                            .stdin_len = 5});
+        res = run_ok(&(struct exec_request){
+            .argv = ARGV("wc", "-c"), .stdin_data = "hello", .stdin_len = 5});
         assert_string_equal(res.out, "5\n");
         exec_result_done(&res);
 
@@ -247,7 +247,10 @@ static void test_exec_argv_to_string(void **state)
 static void test_exec_script(void **state)
 {
         struct exec_script_rule rules[] = {
-            {.argv_prefix = ARGV("podman", "pull"), .status = 125, .err = "no network\n", .uses = 2},
+            {.argv_prefix = ARGV("podman", "pull"),
+             .status = 125,
+             .err = "no network\n",
+             .uses = 2},
             {.argv_prefix = ARGV("podman", "pull"), .status = 0, .out = "sha256:1\n"},
             {.argv_prefix = ARGV("podman", "ps"), .status = 0, .out = "[]"},
         };
@@ -257,11 +260,11 @@ static void test_exec_script(void **state)
 
         assert_int_equal(exec_script_init(&s, rules, ELEMENTSOF(rules)), 0);
         for (int i = 0; i < 3; i++) {
-                assert_int_equal(executor_run(&s.executor,
-                                              &(struct exec_request){
-                                                  .argv = ARGV("podman", "pull", "img")},
-                                              &res),
-                                 0);
+                assert_int_equal(
+                    executor_run(&s.executor,
+                                 &(struct exec_request){.argv = ARGV("podman", "pull", "img")},
+                                 &res),
+                    0);
                 assert_int_equal(res.status, i < 2 ? 125 : 0);
                 assert_string_equal(res.out, i < 2 ? "" : "sha256:1\n");
                 exec_result_done(&res);
@@ -280,8 +283,9 @@ static void test_exec_script(void **state)
 }
 
 TEST_MAIN(cmocka_unit_test(test_exec_true_false), cmocka_unit_test(test_exec_exit_codes),
-          cmocka_unit_test(test_exec_captures_both_streams), cmocka_unit_test(test_exec_env_and_cwd),
-          cmocka_unit_test(test_exec_large_output), cmocka_unit_test(test_exec_stdin),
-          cmocka_unit_test(test_exec_timeout), cmocka_unit_test(test_exec_killed_by_signal),
-          cmocka_unit_test(test_exec_missing_program), cmocka_unit_test(test_exec_no_fd_leak),
-          cmocka_unit_test(test_exec_argv_to_string), cmocka_unit_test(test_exec_script))
+          cmocka_unit_test(test_exec_captures_both_streams),
+          cmocka_unit_test(test_exec_env_and_cwd), cmocka_unit_test(test_exec_large_output),
+          cmocka_unit_test(test_exec_stdin), cmocka_unit_test(test_exec_timeout),
+          cmocka_unit_test(test_exec_killed_by_signal), cmocka_unit_test(test_exec_missing_program),
+          cmocka_unit_test(test_exec_no_fd_leak), cmocka_unit_test(test_exec_argv_to_string),
+          cmocka_unit_test(test_exec_script))
