@@ -14,6 +14,7 @@
  */
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Loads the JSON document at path into *ret (a new reference). Returns 0,
