@@ -107,6 +107,7 @@ int mock_podman_crash(struct mock_podman *m, const char *name, int exit_code)
         c->state = CONTAINER_EXITED;
         c->exit_code = exit_code;
         c->finished_at = clock_now(m->clock);
+        c->exits_at = 0;
         return append_log(c, "mock: the process crashed\n");
 }
 
@@ -303,8 +304,11 @@ static int cmd_start(struct mock_podman *m, char **a, struct reply *r)
                 c->finished_at = c->started_at;
                 if (append_log(c, m->exit_logs ?: "fatal: cannot open the database\n") < 0)
                         return -ENOMEM;
-        } else
+        } else {
                 c->state = CONTAINER_RUNNING;
+                c->exits_at =
+                    m->exit_after_ms > 0 ? c->started_at + m->exit_after_ms * USEC_PER_MSEC : 0;
+        }
         return reply_set(r, 0, "%s\n", c->name);
 }
 
@@ -551,6 +555,20 @@ static int mock_run(struct executor *e, const struct exec_request *req, struct e
                         goto done;
                 }
                 a += strchr(*a, '=') ? 1 : 2;
+        }
+
+        /* containers that exit on their own (exit_after_ms) do so lazily */
+        for (size_t i = 0; i < m->n_containers; i++) {
+                struct mock_container *c = &m->containers[i];
+                if (c->state == CONTAINER_RUNNING && c->exits_at > 0 &&
+                    clock_now(m->clock) >= c->exits_at) {
+                        c->state = CONTAINER_EXITED;
+                        c->exit_code = m->exit_code;
+                        c->finished_at = c->exits_at;
+                        c->exits_at = 0;
+                        if (append_log(c, m->exit_logs ?: "fatal: lost the database\n") < 0)
+                                return -ENOMEM;
+                }
         }
 
         calls = realloc(m->calls, (m->n_calls + 1) * sizeof(char *));

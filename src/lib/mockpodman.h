@@ -16,6 +16,8 @@
  *                             exit_code, printing exit_logs
  *   image_missing_after_pull  a pull succeeds but stores nothing
  *   pull_delay_ms             each pull sleeps this long on the clock
+ *   exit_after_ms             a started container exits (exit_code) once
+ *                             this long has passed on the clock
  */
 
 #include <jansson.h>
@@ -39,6 +41,7 @@ struct mock_container {
         char **command;
         char *logs;
         unsigned starts;
+        usec_t exits_at; /* exit_after_ms: when it exits on its own, 0 never */
 };
 
 struct mock_podman {
@@ -58,6 +61,7 @@ struct mock_podman {
         const char *exit_logs; /* for exit_immediately; NULL: a default line */
         bool image_missing_after_pull;
         int64_t pull_delay_ms;
+        int64_t exit_after_ms;
 
         unsigned n_pulls; /* attempts, failed or not */
         char **calls;     /* every command line received (argv after "podman") */
