@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cleanup.h"
 #include "clock.h"
 #include "exec.h"
 
@@ -74,6 +75,7 @@ struct podman {
  * NULL}; copied. */
 int podman_new(struct executor *executor, const char *const *command, struct podman **ret);
 struct podman *podman_free(struct podman *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct podman *, podman_free);
 
 /* The stderr text of the last podman command that failed ("" if none). */
 const char *podman_last_error(const struct podman *p);

@@ -184,9 +184,10 @@ static void test_policy_load_file(void **state)
         free(error);
         error = NULL;
 
-        assert_int_equal(write_file_atomic_at(
-                             AT_FDCWD, path, "{\"stop\":{\"default_grace_seconds\":12}}", 37, 0644),
-                         0);
+        assert_int_equal(
+            write_file_atomic_at(AT_FDCWD, path, "{\"stop\":{\"default_grace_seconds\":12}}",
+                                 strlen("{\"stop\":{\"default_grace_seconds\":12}}"), 0644),
+            0);
         assert_int_equal(policy_load_at(AT_FDCWD, path, &p, &error), 0);
         assert_int_equal(p.default_grace_s, 12);
         policy_done(&p);

@@ -147,10 +147,11 @@ static void test_crash_recovery_corrupt_snapshot(void **state)
         struct snapshot s = {};
         char *aside = NULL;
 
-        assert_int_equal(write_file_atomic_at(f->dir_fd, ORCH_SNAPSHOT_FILE,
-                                              "{\"version\":1,\"running\":[{\"name\":\"db\",", 34,
-                                              0644),
-                         0);
+        assert_int_equal(
+            write_file_atomic_at(f->dir_fd, ORCH_SNAPSHOT_FILE,
+                                 "{\"version\":1,\"running\":[{\"name\":\"db\",",
+                                 strlen("{\"version\":1,\"running\":[{\"name\":\"db\","), 0644),
+            0);
         fake_crashed_manager(f);
         assert_int_equal(orch_recover(fixture_orch(f), false, &crashed, &p, &error), 0);
         assert_true(crashed);
@@ -166,10 +167,11 @@ static void test_crash_recovery_corrupt_snapshot(void **state)
         snapshot_done(&s);
 
         /* an unknown tier in it is as bad as a syntax error */
-        assert_int_equal(write_file_atomic_at(f->dir_fd, ORCH_SNAPSHOT_FILE,
-                                              "{\"running\":[{\"name\":\"db\",\"tier\":\"x\"}]}",
-                                              40, 0644),
-                         0);
+        assert_int_equal(
+            write_file_atomic_at(f->dir_fd, ORCH_SNAPSHOT_FILE,
+                                 "{\"running\":[{\"name\":\"db\",\"tier\":\"x\"}]}",
+                                 strlen("{\"running\":[{\"name\":\"db\",\"tier\":\"x\"}]}"), 0644),
+            0);
         assert_int_equal(
             snapshot_load_at(f->dir_fd, ORCH_SNAPSHOT_FILE, 7 * USEC_PER_SEC, &s, &aside), 0);
         assert_non_null(aside);
@@ -178,9 +180,9 @@ static void test_crash_recovery_corrupt_snapshot(void **state)
         snapshot_done(&s);
 
         /* a corrupt user-stopped set too */
-        assert_int_equal(
-            write_file_atomic_at(f->dir_fd, ORCH_USER_STOPPED_FILE, "{\"names\":[1]}", 13, 0644),
-            0);
+        assert_int_equal(write_file_atomic_at(f->dir_fd, ORCH_USER_STOPPED_FILE, "{\"names\":[1]}",
+                                              strlen("{\"names\":[1]}"), 0644),
+                         0);
         fixture_orch(f);
         assert_int_equal(f->orch->n_warnings, 1);
         assert_non_null(strstr(f->orch->warnings[0], "'user-stopped.json' was corrupt"));
@@ -193,7 +195,8 @@ static void test_crash_recovery_pidfile(void **state)
 
         assert_int_equal(recovery_pidfile_check_at(f->dir_fd, ORCH_PID_FILE, NULL), 0);
         /* garbage counts as a crash */
-        assert_int_equal(write_file_atomic_at(f->dir_fd, ORCH_PID_FILE, "x\n", 2, 0644), 0);
+        assert_int_equal(write_file_atomic_at(f->dir_fd, ORCH_PID_FILE, "x\n", strlen("x\n"), 0644),
+                         0);
         assert_int_equal(recovery_pidfile_check_at(f->dir_fd, ORCH_PID_FILE, NULL), 1);
         /* a live process that is not us: busy */
         assert_int_equal(recovery_pidfile_write_at(f->dir_fd, ORCH_PID_FILE, getppid()), 0);
