@@ -185,6 +185,30 @@ else
     t_fail "after kill: '$crashed'; health: $health"
 fi
 
+t_begin "recover after a manager crash starts what was running"
+pm stop -t 0 web >/dev/null
+sh -c 'echo "$$ 1" >"$1"' sh "$STATE/manager.pid" # a manager that is gone
+out=$("$STRATA" pkg recover --json 2>&1)
+if echo "$out" | grep -q '"crashed": true' && echo "$out" | grep -q '"action": "start"' &&
+    [ "$(json_field web state)" = running ] && [ "$(http_get)" = "$MARKER" ] &&
+    [ ! -e "$STATE/manager.pid" ]; then
+    t_ok
+else
+    t_fail "recover: $out"
+fi
+
+t_begin "a corrupt restart tracker is set aside, reported and replaced"
+printf '{"version": 1, "containers": {"web": {"atte' >"$STATE/restart-tracker.json"
+out=$("$STRATA" pkg list 2>&1)
+aside=$(ls "$STATE"/restart-tracker.json.corrupt-* 2>/dev/null | head -1)
+if echo "$out" | grep -q "'restart-tracker.json' was corrupt: moved it to" && [ -n "$aside" ] &&
+    grep -q '"atte$' "$aside" &&
+    python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$STATE/restart-tracker.json"; then
+    t_ok
+else
+    t_fail "output: $out; aside: '$aside'"
+fi
+
 t_begin "uninstall removes the container and its state"
 "$STRATA" pkg uninstall web
 if ! pm container exists web && [ "$("$STRATA" pkg list --json)" = "[]" ] &&
