@@ -46,8 +46,8 @@ struct orch {
 
 /* Opens (creating it) the state dir and loads the state. A corrupt state
  * file is moved aside and noted in o->warnings. With lock, an exclusive lock
- * on the state dir is held until orch_free(); -EWOULDBLOCK if another
- * command holds it and wait is false. */
+ * on the state dir is held until orch_free(); -EWOULDBLOCK (without
+ * waiting) if another process holds it. */
 int orch_open(const char *state_dir, struct podman *pm, const struct policy *policy,
               struct clock_source *clock, bool lock, struct orch **ret, char **ret_error);
 struct orch *orch_free(struct orch *o);

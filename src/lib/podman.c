@@ -473,6 +473,10 @@ int podman_inspect(struct podman *p, const char *name, struct container *ret)
                 r = podman_parse_inspect(res.out_len > 0 ? res.out : "[]", ret);
                 if (r == -EBADMSG && res.status != 0)
                         r = -EIO;
+                else if (r == -EBADMSG) {
+                        free(p->last_error);
+                        p->last_error = strdup("cannot parse the output of 'podman inspect'");
+                }
         }
         exec_result_done(&res);
         return r;
@@ -489,8 +493,14 @@ int podman_ps(struct podman *p, struct container_list *ret)
                 return r;
         if (res.status != 0)
                 r = res.timed_out ? -ETIMEDOUT : -EIO;
-        else
+        else {
                 r = podman_parse_ps(res.out, ret);
+                if (r == -EBADMSG) {
+                        free(p->last_error);
+                        p->last_error =
+                            strdup("cannot parse the output of 'podman ps --format json'");
+                }
+        }
         exec_result_done(&res);
         return r;
 }

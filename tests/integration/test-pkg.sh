@@ -219,7 +219,7 @@ else
 fi
 
 t_begin "failsafe install: a package that exits at once is rolled back"
-out=$("$STRATA" pkg install bad --image "$IMAGE" --watch 2 -- \
+out=$("$STRATA" pkg install bad --image "$IMAGE" --network none --watch 2 -- \
     /bin/sh -c 'echo starting; echo "fatal: no config" >&2; exit 3' 2>&1)
 rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -q "exit code 3" && echo "$out" | grep -q "fatal: no config" &&
