@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "fs.h"
 #include "json.h"
 #include "macro.h"
 #include "policy.h"
@@ -462,6 +464,24 @@ int64_t policy_grace_for(const struct policy *p, const char *id, const char *ima
 {
         const struct policy_entry *e = entries_find(p->graces, p->n_graces, id, image);
         return e ? e->value : p->default_grace_s;
+}
+
+int64_t policy_s6_timeout_kill_ms(const struct policy *p, const char *service)
+{
+        return policy_grace_for(p, service, NULL) * 1000;
+}
+
+int policy_write_s6_timeout_kill_at(const struct policy *p, int dirfd, const char *service_dir,
+                                    const char *service)
+{
+        _cleanup_free_ char *path = NULL;
+        char buf[32];
+        int n;
+
+        if (asprintf(&path, "%s/timeout-kill", service_dir) < 0)
+                return -ENOMEM;
+        n = snprintf(buf, sizeof(buf), "%" PRId64 "\n", policy_s6_timeout_kill_ms(p, service));
+        return write_file_atomic_at(dirfd, path, buf, (size_t)n, 0644);
 }
 
 int policy_tier_for(const struct policy *p, const char *id, const char *image)

@@ -78,6 +78,14 @@ int policy_load_at(int dirfd, const char *path, struct policy *ret, char **ret_e
  * image's name (registry path and tag stripped: "docker.io/lightninglabs/lnd:v0.17"
  * is "lnd"); the default otherwise. */
 int64_t policy_grace_for(const struct policy *p, const char *id, const char *image);
+/* The same grace period for a native s6 service, as the content of its
+ * service dir's timeout-kill file: milliseconds from SIGTERM to SIGKILL. */
+int64_t policy_s6_timeout_kill_ms(const struct policy *p, const char *service);
+/* Writes <service_dir>/timeout-kill (atomically) with that value, so
+ * s6-svc -d gives the service its grace period. */
+int policy_write_s6_timeout_kill_at(const struct policy *p, int dirfd, const char *service_dir,
+                                    const char *service);
+
 /* The tier for an app, looked up the same way. */
 int policy_tier_for(const struct policy *p, const char *id, const char *image);
 /* The sleep after failed pull attempt n (1-based). */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests.h"
@@ -27,6 +29,22 @@ static void test_stop_grace_periods(void **state)
         assert_int_equal(
             policy_grace_for(&f->policy, "my-node", "docker.io/lightninglabs/lnd:v0.17"), 330);
         assert_int_equal(policy_grace_for(&f->policy, "x", "ghcr.io/a/bitcoind@sha256:00"), 600);
+
+        /* for native s6 services: timeout-kill in milliseconds */
+        for (size_t i = 0; i < ELEMENTSOF(apps); i++) {
+                _cleanup_free_ char *content = NULL;
+                char expect[32];
+
+                assert_int_equal(mkdirat(f->dir_fd, apps[i].name, 0755), 0);
+                assert_int_equal(policy_write_s6_timeout_kill_at(&f->policy, f->dir_fd,
+                                                                 apps[i].name, apps[i].name),
+                                 0);
+                snprintf(expect, sizeof(expect), "%s/timeout-kill", apps[i].name);
+                assert_int_equal(read_file_at(f->dir_fd, expect, 64, &content, NULL), 0);
+                snprintf(expect, sizeof(expect), "%" PRId64 "\n", apps[i].grace * 1000);
+                assert_string_equal(content, expect);
+        }
+        assert_int_equal(policy_s6_timeout_kill_ms(&f->policy, "bitcoind"), 600000);
 
         /* and they reach podman: create --stop-timeout and stop -t */
         for (size_t i = 0; i < ELEMENTSOF(apps); i++)
