@@ -320,9 +320,15 @@ static int real_run(struct executor *e, const struct exec_request *req, struct e
                         break;
                 if (i_err >= 0 && p[i_err].revents && (r = read_some(&err_pipe[0], &err)) < 0)
                         break;
-                if ((i_pid >= 0 && p[i_pid].revents) ||
-                    (pidfd < 0 && waitpid(pid, &st, WNOHANG | WNOWAIT) == pid))
+                if (i_pid >= 0 && p[i_pid].revents)
                         exited = true;
+                else if (pidfd < 0) {
+                        siginfo_t si = {};
+                        /* peek without reaping; the waitpid() below reaps */
+                        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                            si.si_pid == pid)
+                                exited = true;
+                }
         }
 
         if (r >= 0) {
