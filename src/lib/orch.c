@@ -14,6 +14,7 @@
 #include "log.h"
 #include "macro.h"
 #include "orch.h"
+#include "statefile.h"
 
 static int _printf_(3, 4) set_error(char **ret_error, int r, const char *fmt, ...)
 {
@@ -132,6 +133,52 @@ static int save_state(struct orch *o, char **ret_error)
                 return set_error(ret_error, r, "cannot save '%s': %s", ORCH_USER_STOPPED_FILE,
                                  strerror(-r));
         return 0;
+}
+
+int orch_notify(struct orch *o, const char *name, const char *message)
+{
+        _cleanup_free_ char *aside = NULL;
+        json_t *j = NULL, *list, *n;
+        int r;
+
+        r = statefile_load_at(o->state_fd, ORCH_NOTIFICATIONS_FILE, clock_now(o->clock), &j,
+                              &aside);
+        if (r == -EBADMSG && aside && add_warning(o, ORCH_NOTIFICATIONS_FILE, aside) < 0)
+                return -ENOMEM;
+        if (r < 0 && r != -ENOENT && r != -EBADMSG)
+                return r;
+        list = j ? json_object_get(j, "notifications") : NULL;
+        if (!json_is_array(list)) {
+                if (j && !aside) {
+                        /* parses, but is not ours: keep it aside as well */
+                        r = statefile_set_aside_at(o->state_fd, ORCH_NOTIFICATIONS_FILE,
+                                                   clock_now(o->clock), &aside);
+                        if (r < 0) {
+                                json_decref(j);
+                                return r;
+                        }
+                        if (add_warning(o, ORCH_NOTIFICATIONS_FILE, aside) < 0) {
+                                json_decref(j);
+                                return -ENOMEM;
+                        }
+                }
+                json_decref(j);
+                j = json_pack("{s:i,s:[]}", "version", 1, "notifications");
+                if (!j)
+                        return -ENOMEM;
+                list = json_object_get(j, "notifications");
+        }
+        n = json_pack("{s:I,s:s,s:s}", "time_usec", (json_int_t)clock_now(o->clock), "name", name,
+                      "message", message);
+        if (!n || json_array_append_new(list, n) < 0) {
+                json_decref(j);
+                return -ENOMEM;
+        }
+        while (json_array_size(list) > ORCH_NOTIFICATIONS_MAX)
+                json_array_remove(list, 0);
+        r = statefile_save_at(o->state_fd, ORCH_NOTIFICATIONS_FILE, j);
+        json_decref(j);
+        return r;
 }
 
 int orch_snapshot(struct orch *o, char **ret_error)
@@ -367,6 +414,12 @@ int orch_health(struct orch *o, bool apply, struct health_plan *ret, char **ret_
                                 a->reason = why;
                         }
                 } else if (a->verdict == HEALTH_NOTIFY) {
+                        r = orch_notify(o, a->name, a->reason);
+                        if (r < 0) {
+                                set_error(ret_error, r, "cannot save '%s': %s",
+                                          ORCH_NOTIFICATIONS_FILE, strerror(-r));
+                                goto fail;
+                        }
                         r = tracker_set_notified(&o->tracker, a->name);
                         if (r < 0)
                                 goto fail;

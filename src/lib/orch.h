@@ -11,6 +11,8 @@
  *   <state dir>/user-stopped.json      nameset.h
  *   <state dir>/snapshot.json          recovery.h
  *   <state dir>/manager.pid            recovery.h
+ *   <state dir>/notifications.json     what the monitor gave up on, newest last
+ *                                      (the last ORCH_NOTIFICATIONS_MAX)
  *   <state dir>/lock                   held while a command changes state
  *
  * Functions return 0 or -errno; on failure *ret_error (when not NULL) gets a
@@ -26,11 +28,13 @@
 #include "recovery.h"
 #include "tracker.h"
 
-#define ORCH_TRACKER_FILE      "restart-tracker.json"
-#define ORCH_USER_STOPPED_FILE "user-stopped.json"
-#define ORCH_SNAPSHOT_FILE     "snapshot.json"
-#define ORCH_PID_FILE          "manager.pid"
-#define ORCH_LOCK_FILE         "lock"
+#define ORCH_TRACKER_FILE       "restart-tracker.json"
+#define ORCH_USER_STOPPED_FILE  "user-stopped.json"
+#define ORCH_SNAPSHOT_FILE      "snapshot.json"
+#define ORCH_PID_FILE           "manager.pid"
+#define ORCH_LOCK_FILE          "lock"
+#define ORCH_NOTIFICATIONS_FILE "notifications.json"
+#define ORCH_NOTIFICATIONS_MAX  100
 
 struct orch {
         struct podman *podman;       /* not owned */
@@ -69,10 +73,14 @@ int orch_list(struct orch *o, struct container_list *ret, char **ret_error);
 int64_t orch_grace_for(const struct orch *o, const struct container *c);
 
 /* One pass of the health monitor: podman ps, clear the counters of the
- * stable ones, plan (health.h); with apply, restart and notify as planned
- * and persist. *ret is the plan; restarts that failed have their reason
+ * stable ones, plan (health.h); with apply, restart and notify
+ * (orch_notify) as planned and persist. *ret is the plan; restarts that failed have their reason
  * replaced by the error. */
 int orch_health(struct orch *o, bool apply, struct health_plan *ret, char **ret_error);
+
+/* Appends a notification {time_usec, name, message} to notifications.json
+ * (a corrupt file is set aside and noted in o->warnings). */
+int orch_notify(struct orch *o, const char *name, const char *message);
 
 /* Saves which managed containers run now (snapshot.json). */
 int orch_snapshot(struct orch *o, char **ret_error);

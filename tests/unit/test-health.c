@@ -2,6 +2,7 @@
 #include "tests.h"
 
 #include "health.h"
+#include "json.h"
 #include "orch-fixture.h"
 
 static const struct health_limits limits = {.max_attempts = 3, .stable_usec = 3600 * USEC_PER_SEC};
@@ -160,6 +161,20 @@ static void test_health_monitor_max_attempts(void **state)
         assert_int_equal(mock_podman_find(&f->mock, "lnd")->state, CONTAINER_EXITED);
         assert_int_equal(mock_podman_count_calls(&f->mock, "start lnd"), 4);
 
+        /* the notification is persisted */
+        {
+                json_t *j = NULL, *list;
+                assert_int_equal(json_load_at(f->dir_fd, ORCH_NOTIFICATIONS_FILE, &j, NULL), 0);
+                list = json_object_get(j, "notifications");
+                assert_int_equal(json_array_size(list), 1);
+                assert_string_equal(
+                    json_string_value(json_object_get(json_array_get(list, 0), "name")), "lnd");
+                assert_non_null(
+                    strstr(json_string_value(json_object_get(json_array_get(list, 0), "message")),
+                           "giving up"));
+                json_decref(j);
+        }
+
         /* next pass (even after a manager restart): silent skip */
         fixture_orch(f);
         assert_int_equal(orch_health(f->orch, true, &p, &error), 0);
@@ -168,6 +183,14 @@ static void test_health_monitor_max_attempts(void **state)
         assert_non_null(strstr(a->reason, "given up"));
         health_plan_done(&p);
         assert_int_equal(mock_podman_count_calls(&f->mock, "start lnd"), 4);
+
+        /* still one notification */
+        {
+                json_t *j = NULL;
+                assert_int_equal(json_load_at(f->dir_fd, ORCH_NOTIFICATIONS_FILE, &j, NULL), 0);
+                assert_int_equal(json_array_size(json_object_get(j, "notifications")), 1);
+                json_decref(j);
+        }
 
         /* a plan without apply changes nothing */
         assert_int_equal(orch_health(f->orch, false, &p, &error), 0);
@@ -206,7 +229,31 @@ static void test_health_monitor_stable_run_clears(void **state)
         health_plan_done(&p);
 }
 
+static void test_notifications_are_bounded(void **state)
+{
+        struct fixture *f = *state;
+        json_t *j = NULL, *list;
+        char msg[32];
+
+        assert_int_equal(
+            write_file_atomic_at(f->dir_fd, ORCH_NOTIFICATIONS_FILE, "{\"notif", 7, 0644), 0);
+        fixture_orch(f);
+        for (int i = 0; i < ORCH_NOTIFICATIONS_MAX + 5; i++) {
+                snprintf(msg, sizeof(msg), "message %d", i);
+                assert_int_equal(orch_notify(f->orch, "x", msg), 0);
+        }
+        /* the corrupt one was set aside and said so */
+        assert_int_equal(f->orch->n_warnings, 1);
+        assert_int_equal(json_load_at(f->dir_fd, ORCH_NOTIFICATIONS_FILE, &j, NULL), 0);
+        list = json_object_get(j, "notifications");
+        assert_int_equal(json_array_size(list), ORCH_NOTIFICATIONS_MAX);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "message")),
+                            "message 5");
+        json_decref(j);
+}
+
 TEST_MAIN(cmocka_unit_test(test_health_monitor_tier_ordering),
+          FIXTURE_TEST(test_notifications_are_bounded),
           FIXTURE_TEST(test_health_monitor_tier_ordering_through_podman),
           FIXTURE_TEST(test_health_monitor_skips_user_stopped),
           FIXTURE_TEST(test_health_monitor_max_attempts),
