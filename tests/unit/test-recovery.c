@@ -213,7 +213,33 @@ static void test_crash_recovery_pidfile(void **state)
         assert_int_equal(recovery_pidfile_remove_at(f->dir_fd, ORCH_PID_FILE), 0);
 }
 
-TEST_MAIN(FIXTURE_TEST(test_crash_recovery_loads_snapshot),
+static void test_orch_state_dir_lock(void **state)
+{
+        struct fixture *f = *state;
+        struct orch *second = NULL, *reader = NULL;
+        char *error = NULL;
+
+        fixture_orch(f); /* holds the lock */
+        assert_int_equal(
+            orch_open(f->dir, f->pm, &f->policy, &f->clock.source, true, &second, &error),
+            -EWOULDBLOCK);
+        assert_null(second);
+        assert_non_null(strstr(error, "is busy: pid"));
+        assert_non_null(strstr(error, "strata pkg"));
+        free(error);
+        error = NULL;
+        /* readers do not need it */
+        assert_int_equal(
+            orch_open(f->dir, f->pm, &f->policy, &f->clock.source, false, &reader, &error), 0);
+        orch_free(reader);
+        /* released with the engine */
+        f->orch = orch_free(f->orch);
+        assert_int_equal(
+            orch_open(f->dir, f->pm, &f->policy, &f->clock.source, true, &second, &error), 0);
+        orch_free(second);
+}
+
+TEST_MAIN(FIXTURE_TEST(test_crash_recovery_loads_snapshot), FIXTURE_TEST(test_orch_state_dir_lock),
           FIXTURE_TEST(test_crash_recovery_skips_user_stopped),
           FIXTURE_TEST(test_crash_recovery_corrupt_snapshot),
           FIXTURE_TEST(test_crash_recovery_pidfile))
