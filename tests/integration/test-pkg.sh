@@ -199,6 +199,7 @@ fi
 
 t_begin "health --apply restarts a package that crashed"
 pm kill web >/dev/null
+pm wait web >/dev/null # until podman has seen it exit
 crashed=$(pm inspect --format '{{.State.Status}}' web)
 health=$("$STRATA" pkg health --json --apply)
 if [ "$crashed" = exited ] && echo "$health" | grep -q '"action": "restart"' &&
