@@ -14,6 +14,7 @@ static const struct command commands[] = {
     {"version", cmd_version, "print the version", help_version},
     {"doctor", cmd_doctor, "check what this machine offers strata", help_doctor},
     {"mounts", cmd_mounts, "list the mounts under a path, in unmount order", help_mounts},
+    {"pkg", cmd_pkg, "install and run packages as containers (orchestrator policy)", help_pkg},
 };
 
 const struct command *command_find(const char *name)
