@@ -131,16 +131,18 @@ static int load_exports(const struct fhandle_key *key, struct export_table **ret
 
         r = export_table_open(t, key, &failed);
         if (r < 0) {
-                export_table_unref(t);
+                /* failed points into t: log before releasing it. */
                 if (r == -EOPNOTSUPP)
-                        return log_error_errno(r,
-                                               "cannot export '%s': its filesystem has "
-                                               "no persistent file handles",
-                                               failed);
-                if (r == -EEXIST)
-                        return log_error_errno(r, "cannot export '%s': export id collision",
-                                               failed);
-                return log_error_errno(r, "cannot export '%s': %m", failed);
+                        log_error_errno(r,
+                                        "cannot export '%s': its filesystem has no persistent "
+                                        "file handles",
+                                        failed);
+                else if (r == -EEXIST)
+                        log_error_errno(r, "cannot export '%s': export id collision", failed);
+                else
+                        log_error_errno(r, "cannot export '%s': %m", failed);
+                export_table_unref(t);
+                return r;
         }
         *ret = t;
         return 0;

@@ -90,6 +90,15 @@ out=$("$STRATA_NFSD" --listen 127.0.0.1:0 --state-dir "$T_TMP/state" --exports "
 rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "line 2: unknown option 'bogus'"; then t_ok; else t_fail "rc=$rc: $out"; fi
 
+t_begin "a missing export directory is refused naming it"
+out=$("$STRATA_NFSD" --listen 127.0.0.1:0 --state-dir "$T_TMP/state" "$T_TMP/missing" 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "cannot export '$T_TMP/missing': No such file"; then
+    t_ok
+else
+    t_fail "rc=$rc: $out"
+fi
+
 t_begin "--help describes the options"
 t_check sh -c "'$STRATA_NFSD' --help | grep -q -- '--exports FILE'"
 
