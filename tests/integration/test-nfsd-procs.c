@@ -593,6 +593,25 @@ static void test_confinement(const char *root_dir, const char *export)
         }
         CHECK(create_file(&lnk, "x", GUARDED, NULL, NULL) == NFS3ERR_NOTDIR,
               "CREATE under a symlink handle is NFS3ERR_NOTDIR");
+        {
+                LINK3args a = {.file = fh_arg(&lnk),
+                               .link = {.dir = fh_arg(&root), .name = (char *)"out-link"}};
+                LINK3res res = {};
+                r = nfs_call(&c, 15, X(LINK3args), &a, X(LINK3res), &res);
+                rc_free(X(LINK3res), &res);
+                r = r ?: lookup(&c, &root, "out-link", NULL, &attr);
+                CHECK(r == NFS3_OK && attr.type == NF3LNK,
+                      "LINK of a symlink links the symlink, not what it points to");
+        }
+        {
+                sattr3 s = no_attrs();
+                s.size.set_it = TRUE;
+                s.size.set_size3_u.size = 0;
+                CHECK(setattr(&lnk, &s, NULL) == NFS3ERR_INVAL,
+                      "SETATTR size on a symlink is NFS3ERR_INVAL (the target is untouched)");
+                struct stat st;
+                CHECK(stat("/etc/passwd", &st) == 0 && st.st_size > 0, "/etc/passwd is intact");
+        }
         CHECK(mnt(&c, "/..", &h) != MNT3_OK && mnt(&c, "/out", &h) != MNT3_OK,
               "MNT of /.. or of a symlink out is refused");
 
