@@ -37,8 +37,10 @@
 #define MAX_CONNECTIONS 1024
 #define MAX_INFLIGHT    32 /* calls of one connection queued or running */
 #define READ_CHUNK      65536
-#define READS_PER_EVENT 8                 /* then the other connections get their turn */
-#define OUT_MAX         (4 * 1024 * 1024) /* queued reply bytes before reading pauses */
+#define READS_PER_EVENT 8                   /* then the other connections get their turn */
+#define OUT_MAX         (4 * 1024 * 1024)   /* queued reply bytes before reading pauses */
+#define OUT_LIMIT       (16 * 1024 * 1024)  /* queued for one client that does not read: drop it */
+#define OUT_LIMIT_ALL   (256 * 1024 * 1024) /* queued for all clients together */
 #define WORKER_OUT_SIZE (TRANSPORT_MAX_RECORD + 4)
 #define WORKER_SCRATCH  (1024 * 1024)
 
@@ -107,6 +109,7 @@ struct transport {
         pthread_mutex_t lock; /* conns, n_conns, slots, job queue */
         struct conn *conns;
         size_t n_conns;
+        _Atomic size_t out_total; /* queued reply bytes of all connections */
         struct {
                 struct conn *c;
                 uint32_t gen;
@@ -133,6 +136,7 @@ static void conn_unref(struct conn *c)
         while (c->out_head) {
                 struct outbuf *o = c->out_head;
                 c->out_head = o->next;
+                atomic_fetch_sub(&c->t->out_total, o->len - o->off);
                 free(o);
         }
         pthread_mutex_destroy(&c->lock);
@@ -246,6 +250,7 @@ static int conn_flush(struct conn *c)
                         return n < 0 ? negative_errno() : -EPIPE;
                 o->off += (size_t)n;
                 c->out_bytes -= (size_t)n;
+                atomic_fetch_sub(&c->t->out_total, (size_t)n);
                 if (o->off < o->len)
                         continue;
                 c->out_head = o->next;
@@ -310,6 +315,13 @@ static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
         if (sent < total) {
                 size_t at = 0, skip = sent;
 
+                /* A client that lets replies pile up is dropped, so such
+                 * clients cannot exhaust the server's memory. */
+                if (c->out_bytes + (total - sent) > OUT_LIMIT ||
+                    atomic_load(&c->t->out_total) + (total - sent) > OUT_LIMIT_ALL) {
+                        conn_fail(c, -ENOBUFS);
+                        goto out;
+                }
                 o = malloc(sizeof(*o) + total - sent);
                 if (!o) {
                         conn_fail(c, -ENOMEM);
@@ -332,6 +344,7 @@ static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
                         c->out_head = o;
                 c->out_tail = o;
                 c->out_bytes += o->len;
+                atomic_fetch_add(&c->t->out_total, o->len);
                 r = conn_flush(c);
                 if (r < 0)
                         conn_fail(c, r);
