@@ -130,8 +130,8 @@ time_cmd() {
 }
 
 # A new name each run: servers may cache directories, so nothing is
-# removed behind their back. The two servers take turns, run by run, so
-# neither gets a warmer or emptier disk than the other.
+# removed behind their back. The two servers take turns, run by run, and
+# which goes first alternates, so neither gets a warmer or emptier disk.
 write_once() { # URL_FILE_PATTERN RUN
     time_cmd nfs-cp "$T/src.bin" "$(printf "$1" "$2")"
 }
@@ -141,27 +141,25 @@ read_once() { # URL_FILE_PATTERN RUN
     cmp -s "$T/src.bin" "$T/back.bin" || die "data read from '$1' differs"
 }
 small_once() { # URL_DIR RUN
-    "$T/nfs-smallfiles" "$1" "$NFILES" "small-$2" | awk '{ printf "%.0f\n", $1 * 1e9 }' ||
-        die "nfs-smallfiles failed on '$1'"
+    secs=$("$T/nfs-smallfiles" "$1" "$NFILES" "small-$2") || die "nfs-smallfiles failed on '$1'"
+    echo "$secs" | awk '{ printf "%.0f\n", $1 * 1e9 }'
 }
 
-echo "bench: strata-nfsd on port $SPORT, nfs-ganesha on $GPORT/$GMNT; median of $RUNS runs"
-echo
-: > "$T/sw"; : > "$T/gw"; : > "$T/sr"; : > "$T/gr"; : > "$T/ss"; : > "$T/gs"
-for i in $(seq 1 "$RUNS"); do
-    write_once "$SURL_FILE" "$i" >> "$T/sw"
-    write_once "$GURL_FILE" "$i" >> "$T/gw"
-done
+# Odd runs start with strata-nfsd, even runs with ganesha.
+pair() { # FUNCTION STRATA_URL GANESHA_URL SUFFIX RUN
+    if [ $(($5 % 2)) -eq 1 ]; then
+        "$1" "$2" "$5" >> "$T/s$4"
+        "$1" "$3" "$5" >> "$T/g$4"
+    else
+        "$1" "$3" "$5" >> "$T/g$4"
+        "$1" "$2" "$5" >> "$T/s$4"
+    fi
+}
+for i in $(seq 1 "$RUNS"); do pair write_once "$SURL_FILE" "$GURL_FILE" w "$i"; done
 cmp -s "$T/src.bin" "$T/strata/export/big-1.bin" || die "strata-nfsd: written data differs"
 cmp -s "$T/src.bin" "$T/ganesha/export/big-1.bin" || die "ganesha: written data differs"
-for i in $(seq 1 "$RUNS"); do
-    read_once "$SURL_FILE" "$i" >> "$T/sr"
-    read_once "$GURL_FILE" "$i" >> "$T/gr"
-done
-for i in $(seq 1 "$RUNS"); do
-    small_once "$SURL_DIR" "$i" >> "$T/ss"
-    small_once "$GURL_DIR" "$i" >> "$T/gs"
-done
+for i in $(seq 1 "$RUNS"); do pair read_once "$SURL_FILE" "$GURL_FILE" r "$i"; done
+for i in $(seq 1 "$RUNS"); do pair small_once "$SURL_DIR" "$GURL_DIR" s "$i"; done
 for f in sw gw sr gr ss gs; do
     printf '# %s runs (ms):' "$f"
     awk '{ printf " %.1f", $1 / 1e6 } END { print "" }' "$T/$f"
