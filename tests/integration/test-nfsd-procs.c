@@ -649,6 +649,62 @@ static void test_confinement(const char *root_dir, const char *export)
         }
 }
 
+/* Requests run with the caller's credentials, switching per request. */
+static void test_credentials(void)
+{
+        struct fh pub = {}, mine = {}, theirs = {}, secret = {};
+        fattr3 attr;
+        char buf[16];
+        uint32_t len;
+        bool eof;
+        int r;
+
+        CHECK(mkdir_name(&root, "pub", &pub) == NFS3_OK, "MKDIR pub as root");
+        {
+                sattr3 s = no_attrs();
+                s.mode.set_it = TRUE;
+                s.mode.set_mode3_u.mode = 01777;
+                CHECK(setattr(&pub, &s, NULL) == NFS3_OK, "chmod 1777 pub");
+        }
+        CHECK(create_file(&root, "rootonly", GUARDED, NULL, &secret) == NFS3_OK,
+              "root creates a 0644 file in the root");
+        {
+                sattr3 s = no_attrs();
+                s.mode.set_it = TRUE;
+                s.mode.set_mode3_u.mode = 0600;
+                CHECK(setattr(&secret, &s, NULL) == NFS3_OK, "chmod 0600");
+        }
+
+        c.uid = 1000;
+        c.gid = 1000;
+        CHECK(create_file(&root, "nope", GUARDED, NULL, NULL) == NFS3ERR_ACCES,
+              "uid 1000 cannot create in a root-owned 0755 directory");
+        r = create_file(&pub, "mine", GUARDED, NULL, &mine);
+        r = r ?: getattr(&c, &mine, &attr);
+        CHECK(r == NFS3_OK && attr.uid == 1000 && attr.gid == 1000,
+              "uid 1000 creates in a 1777 directory, the file is 1000:1000");
+        CHECK(read_file(&secret, 0, 10, buf, &len, &eof) == NFS3ERR_ACCES,
+              "uid 1000 cannot read root's 0600 file");
+        CHECK(remove_name(12, &root, "rootonly", NULL) == NFS3ERR_ACCES,
+              "uid 1000 cannot remove in a root-owned 0755 directory");
+
+        c.uid = 0;
+        c.gid = 0;
+        r = create_file(&pub, "theirs", GUARDED, NULL, &theirs);
+        r = r ?: getattr(&c, &theirs, &attr);
+        CHECK(r == NFS3_OK && attr.uid == 0 && attr.gid == 0, "back to root: the next file is 0:0");
+        CHECK(read_file(&secret, 0, 10, buf, &len, &eof) == NFS3_OK, "root reads its file");
+
+        c.uid = 1000;
+        c.gid = 1000;
+        r = remove_name(12, &pub, "theirs", NULL);
+        CHECK(r == NFS3ERR_PERM || r == NFS3ERR_ACCES,
+              "the sticky bit keeps uid 1000 from removing root's file (%d)", r);
+        CHECK(remove_name(12, &pub, "mine", NULL) == NFS3_OK, "uid 1000 removes its own file");
+        c.uid = 0;
+        c.gid = 0;
+}
+
 static int exists(const char *root_dir, const char *name)
 {
         char path[4200];
@@ -677,6 +733,7 @@ int main(void)
         test_mount_and_portmap(&srv);
         test_fs_procedures(t.export);
         test_confinement(t.root, t.export);
+        test_credentials();
         CHECK(!exists(t.root, "x") && !exists(t.root, "secret2"), "nothing appeared outside");
 
         /* Restart: handles survive, the write verifier changes. */
