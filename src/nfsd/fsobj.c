@@ -15,6 +15,33 @@ struct kernel_handle {
         unsigned char buf[MAX_HANDLE_SZ];
 };
 
+/* Whether the directory fd lies below the root of export e: its ".."
+ * chain reaches the root. A directory that was moved out of the export on
+ * the server (its handle stays valid for the kernel) does not. */
+static bool dir_in_export(const struct export *e, int fd, const struct stat *st)
+{
+        _cleanup_close_ int cur = -1;
+        struct stat prev = *st;
+
+        for (int depth = 0; depth < 4096; depth++) {
+                struct stat up;
+                int n;
+
+                if (prev.st_dev == e->dev && prev.st_ino == e->ino)
+                        return true;
+                n = openat(cur >= 0 ? cur : fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (n < 0)
+                        return false;
+                safe_close(cur);
+                cur = n;
+                if (fstat(cur, &up) < 0 || up.st_dev != e->dev ||
+                    (up.st_ino == prev.st_ino && up.st_dev == prev.st_dev))
+                        return false; /* another mount, or the filesystem root */
+                prev = up;
+        }
+        return false;
+}
+
 int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct fsobj *ret)
 {
         const struct export_client *cl;
@@ -45,7 +72,10 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
                  * cannot open, for the client the file is gone. */
                 return r == -ENOMEM || r == -EMFILE || r == -ENFILE ? r : -ESTALE;
         }
-        if (fstat(fd, &st) < 0 || st.st_dev != e->dev) {
+        /* Removed (but still open somewhere), or a directory outside the
+         * export: gone, as far as the client is concerned. */
+        if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_nlink == 0 ||
+            (S_ISDIR(st.st_mode) && !dir_in_export(e, fd, &st))) {
                 safe_close(fd);
                 return -ESTALE;
         }

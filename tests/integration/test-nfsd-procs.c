@@ -615,6 +615,27 @@ static void test_confinement(const char *root_dir, const char *export)
         CHECK(mnt(&c, "/..", &h) != MNT3_OK && mnt(&c, "/out", &h) != MNT3_OK,
               "MNT of /.. or of a symlink out is refused");
 
+        /* A directory moved out of the export on the server: its handle,
+         * still valid for the kernel, does not lead outside. */
+        {
+                struct fh moving = {};
+                char from[4200], to[4200];
+                CHECK(mkdir_name(&root, "moving", &moving) == NFS3_OK &&
+                          create_file(&moving, "inside", GUARDED, NULL, NULL) == NFS3_OK,
+                      "a directory with a file");
+                snprintf(from, sizeof(from), "%s/moving", export);
+                snprintf(to, sizeof(to), "%s/moved-out", root_dir);
+                if (rename(from, to) < 0)
+                        tap_diag("rename: %m");
+                CHECK(getattr(&c, &moving, NULL) == NFS3ERR_STALE &&
+                          lookup(&c, &moving, "inside", NULL, NULL) == NFS3ERR_STALE,
+                      "after it moved out of the export its handle is NFS3ERR_STALE");
+                if (rename(to, from) < 0)
+                        tap_diag("rename back: %m");
+                CHECK(lookup(&c, &moving, "inside", NULL, NULL) == NFS3_OK,
+                      "moved back in, the same handle works again");
+        }
+
         /* Every single-bit change of a valid handle is refused. */
         CHECK(lookup(&c, &root, "moved", &f, NULL) == NFS3_OK, "a valid file handle");
         for (uint32_t i = 0; i < f.len * 8; i++) {
