@@ -122,7 +122,10 @@ now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # time_cmd CMD...: prints the nanoseconds CMD took (fails the bench if CMD fails).
+# Dirty data left by the previous step is written out first, so it does not
+# land on whichever server runs next.
 time_cmd() {
+    sync
     s=$(now)
     "$@" >/dev/null 2>"$T/cmd.err" || die "'$*' failed: $(cat "$T/cmd.err")"
     e=$(now)
@@ -141,6 +144,7 @@ read_once() { # URL_FILE_PATTERN RUN
     cmp -s "$T/src.bin" "$T/back.bin" || die "data read from '$1' differs"
 }
 small_once() { # URL_DIR RUN
+    sync
     secs=$("$T/nfs-smallfiles" "$1" "$NFILES" "small-$2") || die "nfs-smallfiles failed on '$1'"
     echo "$secs" | awk '{ printf "%.0f\n", $1 * 1e9 }'
 }
