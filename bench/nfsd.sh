@@ -6,14 +6,14 @@
 #   - 64 MiB sequential write (nfs-cp local -> server)
 #   - 64 MiB sequential read  (nfs-cp server -> local)
 #   - create + stat of 2,000 empty files
-# Each figure is the median of RUNS runs (default 5). Ratios are
+# Each figure is the median of RUNS runs (default 7). Ratios are
 # ganesha time / strata time: above 1.0 means strata-nfsd is faster.
 # Installs nfs-ganesha, nfs-ganesha-vfs and rpcbind through apt if missing
 # (ganesha registers with rpcbind), and starts rpcbind if it is not running.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-7}
 NFSD="$BUILD/src/nfsd/strata-nfsd"
 MIB=64
 NFILES=2000
