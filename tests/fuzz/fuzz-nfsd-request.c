@@ -27,9 +27,16 @@ static struct sockaddr_in peer;
 static uint8_t out[1024 * 1024 + 65536];
 static uint8_t scratch[1024 * 1024];
 
+static char dir[] = "/tmp/strata-nfsd-fuzz.XXXXXX";
+
+/* Handles cannot be forged, so nothing is ever created in the export. */
+static void remove_dir(void)
+{
+        rmdir(dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-        static char dir[] = "/tmp/strata-nfsd-fuzz.XXXXXX";
         struct fhandle_key key = {};
         struct export_table *t;
         const char *failed;
@@ -39,6 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                 fprintf(stderr, "cannot set up the fuzz export in '%s'\n", dir);
                 abort();
         }
+        atexit(remove_dir);
         nfsd_server_init(&server, &key);
         nfsd_server_set_exports(&server, t);
         server.port = 4000;
