@@ -184,7 +184,8 @@ int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t l
                 return log_debug_errno(r, "cannot open the directory of '%s': %m", path);
 
         /* Write into an unnamed inode where the filesystem offers one: a
-         * writer killed before the rename leaves nothing behind. */
+         * writer killed while writing leaves nothing behind, and one killed
+         * between link_tmpfile() and the rename leaves a whole copy. */
         fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
         anonymous = fd >= 0;
         if (!anonymous) {

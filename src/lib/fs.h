@@ -20,7 +20,11 @@ int mkdir_parents_at(int dirfd, const char *path, mode_t mode);
 
 /* Writes data to path atomically: a temp file in the same dir, fsync,
  * rename over path, fsync of the dir. Readers see the old or the new
- * content, never a mix, even across a crash. */
+ * content, never a mix, even across a crash. Where the filesystem has
+ * O_TMPFILE the temp file has no name while it is written, so a killed
+ * writer leaves nothing partial behind; one killed between naming the
+ * finished temp file (".#<name>.<random>") and the rename leaves that file,
+ * holding the whole new content. */
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
 
 /* Reads a whole regular file (at most max bytes, -EFBIG beyond). *ret is
