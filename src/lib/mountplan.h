@@ -55,20 +55,20 @@
 #define MOUNT_PLAN_OVERLAY_MAX_LOWER 500
 
 enum mount_op_type {
-        MOUNT_OP_TMPFS,      /* tmpfs on DEST; options: "size=64m,mode=0755" (may be NULL) */
-        MOUNT_OP_OVERLAY,    /* overlay on DEST from lower dirs, upper and work (SRC) */
-        MOUNT_OP_BIND,       /* bind SRC on DEST (MOUNT_PLAN_REC: with its submounts) */
-        MOUNT_OP_PROC,       /* a fresh procfs (for the current pid namespace) */
-        MOUNT_OP_SYSFS,      /* a fresh sysfs (for the current net namespace) */
-        MOUNT_OP_DEV,        /* recursive bind of the host's /dev */
-        MOUNT_OP_DEV_MINIMAL,/* tmpfs with null zero full random urandom tty (binds of
-                              * the host's), devpts (newinstance) + ptmx link, shm
-                              * tmpfs, fd/stdin/stdout/stderr links */
-        MOUNT_OP_MKDIR,      /* mkdir -p DEST with mode */
-        MOUNT_OP_WRITE_FILE, /* write DATA to DEST with mode (parents created) */
-        MOUNT_OP_SYMLINK,    /* symlink DEST -> TARGET (parents created) */
-        MOUNT_OP_REMOUNT_RO, /* make the mount at DEST read-only (with MOUNT_PLAN_REC
-                              * its submounts too) */
+        MOUNT_OP_TMPFS,       /* tmpfs on DEST; options: "size=64m,mode=0755" (may be NULL) */
+        MOUNT_OP_OVERLAY,     /* overlay on DEST from lower dirs, upper and work (SRC) */
+        MOUNT_OP_BIND,        /* bind SRC on DEST (MOUNT_PLAN_REC: with its submounts) */
+        MOUNT_OP_PROC,        /* a fresh procfs (for the current pid namespace) */
+        MOUNT_OP_SYSFS,       /* a fresh sysfs (for the current net namespace) */
+        MOUNT_OP_DEV,         /* recursive bind of the host's /dev */
+        MOUNT_OP_DEV_MINIMAL, /* tmpfs with null zero full random urandom tty (binds of
+                               * the host's), devpts (newinstance) + ptmx link, shm
+                               * tmpfs, fd/stdin/stdout/stderr links */
+        MOUNT_OP_MKDIR,       /* mkdir -p DEST with mode */
+        MOUNT_OP_WRITE_FILE,  /* write DATA to DEST with mode (parents created) */
+        MOUNT_OP_SYMLINK,     /* symlink DEST -> TARGET (parents created) */
+        MOUNT_OP_REMOUNT_RO,  /* make the mount at DEST read-only (with MOUNT_PLAN_REC
+                               * its submounts too) */
         _MOUNT_OP_MAX,
 };
 
@@ -92,15 +92,15 @@ struct mount_op {
         enum mount_op_type type;
         unsigned flags;
         char *dest;
-        char *src;         /* bind source; NULL otherwise */
-        char **lowerdirs;  /* overlay: NULL-terminated, newest first */
-        char *upperdir;    /* overlay; NULL: a read-only overlay */
-        char *workdir;     /* overlay; NULL iff upperdir is NULL */
-        char *options;     /* tmpfs / overlay extra options, comma separated; may be NULL */
-        char *target;      /* symlink target */
-        char *data;        /* write_file content */
+        char *src;        /* bind source; NULL otherwise */
+        char **lowerdirs; /* overlay: NULL-terminated, newest first */
+        char *upperdir;   /* overlay; NULL: a read-only overlay */
+        char *workdir;    /* overlay; NULL iff upperdir is NULL */
+        char *options;    /* tmpfs / overlay extra options, comma separated; may be NULL */
+        char *target;     /* symlink target */
+        char *data;       /* write_file content */
         size_t data_len;
-        mode_t mode;       /* mkdir / write_file */
+        mode_t mode; /* mkdir / write_file */
 };
 
 struct mount_plan {
@@ -132,8 +132,8 @@ int mount_plan_add_sysfs(struct mount_plan *p, const char *dest, unsigned flags)
 int mount_plan_add_dev(struct mount_plan *p, const char *dest, unsigned flags);
 int mount_plan_add_dev_minimal(struct mount_plan *p, const char *dest, unsigned flags);
 int mount_plan_add_mkdir(struct mount_plan *p, const char *dest, mode_t mode, unsigned flags);
-int mount_plan_add_write_file(struct mount_plan *p, const char *dest, const void *data,
-                              size_t len, mode_t mode, unsigned flags);
+int mount_plan_add_write_file(struct mount_plan *p, const char *dest, const void *data, size_t len,
+                              mode_t mode, unsigned flags);
 int mount_plan_add_symlink(struct mount_plan *p, const char *target, const char *dest,
                            unsigned flags);
 int mount_plan_add_remount_ro(struct mount_plan *p, const char *dest, unsigned flags);
