@@ -20,11 +20,16 @@
 bool mount_plan_force_legacy_overlay = false;
 
 static const char *const op_names[_MOUNT_OP_MAX] = {
-    [MOUNT_OP_TMPFS] = "tmpfs",           [MOUNT_OP_OVERLAY] = "overlay",
-    [MOUNT_OP_BIND] = "bind",             [MOUNT_OP_PROC] = "proc",
-    [MOUNT_OP_SYSFS] = "sysfs",           [MOUNT_OP_DEV] = "dev",
-    [MOUNT_OP_DEV_MINIMAL] = "dev-minimal", [MOUNT_OP_MKDIR] = "mkdir",
-    [MOUNT_OP_WRITE_FILE] = "write-file", [MOUNT_OP_SYMLINK] = "symlink",
+    [MOUNT_OP_TMPFS] = "tmpfs",
+    [MOUNT_OP_OVERLAY] = "overlay",
+    [MOUNT_OP_BIND] = "bind",
+    [MOUNT_OP_PROC] = "proc",
+    [MOUNT_OP_SYSFS] = "sysfs",
+    [MOUNT_OP_DEV] = "dev",
+    [MOUNT_OP_DEV_MINIMAL] = "dev-minimal",
+    [MOUNT_OP_MKDIR] = "mkdir",
+    [MOUNT_OP_WRITE_FILE] = "write-file",
+    [MOUNT_OP_SYMLINK] = "symlink",
     [MOUNT_OP_REMOUNT_RO] = "remount-ro",
 };
 
@@ -32,10 +37,15 @@ static const struct {
         unsigned flag;
         const char *name;
 } flag_names[] = {
-    {MOUNT_PLAN_OPTIONAL, "optional"}, {MOUNT_PLAN_CREATE_DEST, "create-dest"},
-    {MOUNT_PLAN_RO, "ro"},             {MOUNT_PLAN_REC, "rec"},
-    {MOUNT_PLAN_NOSUID, "nosuid"},     {MOUNT_PLAN_NODEV, "nodev"},
-    {MOUNT_PLAN_NOEXEC, "noexec"},     {MOUNT_PLAN_HOST, "host"},
+    {MOUNT_PLAN_OPTIONAL, "optional"},
+    {MOUNT_PLAN_CREATE_DEST, "create-dest"},
+    {MOUNT_PLAN_RO, "ro"},
+    {MOUNT_PLAN_REC, "rec"},
+    {MOUNT_PLAN_NOSUID, "nosuid"},
+    {MOUNT_PLAN_NODEV, "nodev"},
+    {MOUNT_PLAN_NOEXEC, "noexec"},
+    {MOUNT_PLAN_HOST, "host"},
+    {MOUNT_PLAN_SRC_IN_ROOT, "src-in-root"},
 };
 
 const char *mount_op_type_to_string(enum mount_op_type t)
@@ -263,8 +273,8 @@ int mount_plan_add_mkdir(struct mount_plan *p, const char *dest, mode_t mode, un
         return plan_push(p, &op);
 }
 
-int mount_plan_add_write_file(struct mount_plan *p, const char *dest, const void *data,
-                              size_t len, mode_t mode, unsigned flags)
+int mount_plan_add_write_file(struct mount_plan *p, const char *dest, const void *data, size_t len,
+                              mode_t mode, unsigned flags)
 {
         struct mount_op op;
         int r;
@@ -316,10 +326,10 @@ int mount_plan_add_symlink(struct mount_plan *p, const char *target, const char 
 /* ---- applying ---------------------------------------------------------- */
 
 struct apply_ctx {
-        int root_fd;         /* the new root */
-        int host_fd;         /* host_prefix, or "/" */
+        int root_fd; /* the new root */
+        int host_fd; /* host_prefix, or "/" */
         const char *root_path;
-        const char *prefix;  /* "" or host_prefix without a trailing slash */
+        const char *prefix;   /* "" or host_prefix without a trailing slash */
         char kernel_msg[512]; /* last fs context message, if any */
 };
 
@@ -554,11 +564,15 @@ static int dest_base(const struct apply_ctx *c, const struct mount_op *op)
         return (op->flags & MOUNT_PLAN_HOST) ? c->host_fd : c->root_fd;
 }
 
-static int host_path(const struct apply_ctx *c, const char *path, char **ret)
+static int host_path(const struct apply_ctx *c, unsigned flags, const char *path, char **ret)
 {
+        const char *prefix = (flags & MOUNT_PLAN_SRC_IN_ROOT) ? c->root_path : c->prefix;
+        size_t l = strlen(prefix);
         char *s;
 
-        if (asprintf(&s, "%s%s", c->prefix, path) < 0)
+        while (l > 0 && prefix[l - 1] == '/')
+                l--;
+        if (asprintf(&s, "%.*s%s", (int)l, prefix, path) < 0)
                 return -ENOMEM;
         *ret = s;
         return 0;
@@ -572,7 +586,7 @@ static int bind_tree(const struct apply_ctx *c, const char *src, unsigned flags,
         unsigned attrs = mount_attrs(flags);
         int r;
 
-        r = host_path(c, src, &full);
+        r = host_path(c, flags, src, &full);
         if (r < 0)
                 return r;
         tfd = open_tree(AT_FDCWD, full,
@@ -600,7 +614,7 @@ static int apply_bind(struct apply_ctx *c, const struct mount_op *op)
         struct stat st;
         int r;
 
-        r = host_path(c, op->src, &full);
+        r = host_path(c, op->flags, op->src, &full);
         if (r < 0)
                 return r;
         if (stat(full, &st) < 0)
@@ -722,8 +736,8 @@ static int overlay_legacy(struct apply_ctx *c, const struct mount_op *op, char *
                          len);
                 return -E2BIG;
         }
-        if (asprintf(&target, "%s%s",
-                     (op->flags & MOUNT_PLAN_HOST) ? c->prefix : c->root_path, op->dest) < 0)
+        if (asprintf(&target, "%s%s", (op->flags & MOUNT_PLAN_HOST) ? c->prefix : c->root_path,
+                     op->dest) < 0)
                 return -ENOMEM;
         if (op->flags & MOUNT_PLAN_RO)
                 mflags |= MS_RDONLY;
@@ -765,14 +779,14 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
         if (!lowers)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                r = host_path(c, op->lowerdirs[i], &lowers[i]);
+                r = host_path(c, op->flags, op->lowerdirs[i], &lowers[i]);
                 if (r < 0)
                         return r;
         }
         if (op->upperdir) {
-                r = host_path(c, op->upperdir, &upper);
+                r = host_path(c, op->flags, op->upperdir, &upper);
                 if (r >= 0)
-                        r = host_path(c, op->workdir, &work);
+                        r = host_path(c, op->flags, op->workdir, &work);
                 if (r < 0)
                         return r;
         }
@@ -797,7 +811,8 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                                 break;
                         }
                 }
-        if (r == -EINVAL && (mount_plan_force_legacy_overlay || strstr(c->kernel_msg, "lowerdir+"))) {
+        if (r == -EINVAL &&
+            (mount_plan_force_legacy_overlay || strstr(c->kernel_msg, "lowerdir+"))) {
                 /* An older kernel that does not know "lowerdir+". */
                 c->kernel_msg[0] = '\0';
                 return overlay_legacy(c, op, lowers, upper, work);
@@ -824,9 +839,9 @@ static int apply_dev_minimal(struct apply_ctx *c, const struct mount_op *op)
 {
         static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
         static const char *const links[][2] = {
-            {"fd", "/proc/self/fd"},        {"stdin", "/proc/self/fd/0"},
-            {"stdout", "/proc/self/fd/1"},  {"stderr", "/proc/self/fd/2"},
-            {"ptmx", "pts/ptmx"},           {"core", "/proc/kcore"},
+            {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"},
+            {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+            {"ptmx", "pts/ptmx"},          {"core", "/proc/kcore"},
         };
         _cleanup_close_ int target = -1, dev = -1;
         int r;
@@ -901,8 +916,7 @@ static int apply_write_file(struct apply_ctx *c, const struct mount_op *op)
                 safe_close(parent);
                 parent = d;
         }
-        fd = openat(parent, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                    op->mode);
+        fd = openat(parent, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, op->mode);
         if (fd < 0)
                 return -errno;
         while (done < op->data_len) {
@@ -954,8 +968,9 @@ static int apply_remount_ro(struct apply_ctx *c, const struct mount_op *op)
         r = resolve_in(dest_base(c, op), op->dest, O_PATH, &target);
         if (r < 0)
                 return r;
-        if (mount_setattr(target, "", AT_EMPTY_PATH | ((op->flags & MOUNT_PLAN_REC) ? AT_RECURSIVE : 0),
-                          &a, sizeof(a)) < 0)
+        if (mount_setattr(target, "",
+                          AT_EMPTY_PATH | ((op->flags & MOUNT_PLAN_REC) ? AT_RECURSIVE : 0), &a,
+                          sizeof(a)) < 0)
                 return -errno;
         return 0;
 }
@@ -1253,8 +1268,7 @@ _printf_(3, 4) static int fail_json(char **ret_error, size_t i, const char *fmt,
                 va_start(ap, fmt);
                 k = vasprintf(&m, fmt, ap);
                 va_end(ap);
-                if (k < 0 ||
-                    asprintf(ret_error, "operation %zu: %s", i + 1, m) < 0)
+                if (k < 0 || asprintf(ret_error, "operation %zu: %s", i + 1, m) < 0)
                         *ret_error = NULL;
         }
         return -EBADMSG;

@@ -248,7 +248,8 @@ static void loopback_up(void)
 static void report(int fd, int r, const char *what)
 {
         int e = -r;
-        struct iovec iov[2] = {{&e, sizeof(e)}, {(void *)(what ? what : ""), what ? strlen(what) : 0}};
+        struct iovec iov[2] = {{&e, sizeof(e)},
+                               {(void *)(what ? what : ""), what ? strlen(what) : 0}};
         (void)!writev(fd, iov, 2);
 }
 
