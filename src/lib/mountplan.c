@@ -471,8 +471,9 @@ static void save_kernel_msg(struct apply_ctx *c, int fsfd)
                 if (n > 0 && buf[n - 1] == '\n')
                         buf[n - 1] = '\0';
                 /* Messages are "e overlay: ...", "w ...", "i ...". */
-                l += (size_t)snprintf(c->kernel_msg + l, sizeof(c->kernel_msg) - l, "%s%s",
-                                      l ? "; " : "", buf + (n > 2 && buf[1] == ' ' ? 2 : 0));
+                l +=
+                    (size_t)snprintf(c->kernel_msg + l, sizeof(c->kernel_msg) - l, "%s%s",
+                                     l ? "; " : "kernel: ", buf + (n > 2 && buf[1] == ' ' ? 2 : 0));
                 if (l >= sizeof(c->kernel_msg) - 1)
                         break;
         }
@@ -791,6 +792,30 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                         return r;
         }
 
+        /* Name the missing dir: the kernel only says ENOENT. */
+        for (size_t i = 0; i <= n + 1; i++) {
+                const char *full = i < n ? lowers[i] : i == n ? upper : work;
+                const char *shown = i < n ? op->lowerdirs[i] : i == n ? op->upperdir : op->workdir;
+                struct stat st;
+
+                if (!full)
+                        continue;
+                if (stat(full, &st) < 0)
+                        r = -errno;
+                else if (!S_ISDIR(st.st_mode))
+                        r = -ENOTDIR;
+                else
+                        continue;
+                {
+                        snprintf(c->kernel_msg, sizeof(c->kernel_msg), "%s dir '%s'",
+                                 i < n    ? "lower"
+                                 : i == n ? "upper"
+                                          : "work",
+                                 shown);
+                        return r;
+                }
+        }
+
         r = open_target(dest_base(c, op), op->dest, op->flags & MOUNT_PLAN_CREATE_DEST, true,
                         &target);
         if (r < 0)
@@ -1070,8 +1095,7 @@ static char *describe_failure(const struct mount_plan *p, size_t i, const char *
         {
                 char *t = NULL;
                 k = asprintf(&t, "%s (step %zu of %zu%s%s)", s, i + 1, p->n_ops,
-                             kernel_msg && *kernel_msg ? "; kernel: " : "",
-                             kernel_msg ? kernel_msg : "");
+                             kernel_msg && *kernel_msg ? ": " : "", kernel_msg ? kernel_msg : "");
                 free(s);
                 return k < 0 ? NULL : t;
         }
