@@ -304,24 +304,44 @@ static const char *services_dir(const struct lab_args *a)
         return STRATA_SOURCE_ROOT "/tests/image/s6";
 }
 
-/* The test-runner service on a throwaway overlay of the machine's /etc/s6
- * (its own services still run; nothing is written into its layers). */
-static int add_test_runner(struct mount_plan *p, const struct lab_args *a)
+/* The test-runner service on a throwaway overlay of the machine's /etc/s6:
+ * its own services still run and nothing is written into its layers or its
+ * scratch upper. The lower dirs are the etc/s6 dirs of the root's own
+ * layers (not the root's /etc/s6, which would stack one overlay too deep
+ * when the lab itself runs in a machine). */
+static int add_test_runner(struct mount_plan *p, const struct lab_args *a,
+                           const struct layer_metadata *m, const char *data_dir)
 {
         static const char *const files[] = {"test-runner/run", "test-runner/finish",
                                             ".s6-svscan/finish"};
-        char *lower[] = {(char *)"/etc/s6", NULL};
+        _cleanup_strv_ char **layers = NULL, **lowers = NULL;
         _cleanup_free_ char *cmd = NULL;
         const char *dir = services_dir(a);
+        size_t n = 0;
         int r;
+
+        r = layer_metadata_lowerdirs(m, data_dir, a->base ? a->base : "/", &layers);
+        if (r < 0)
+                return log_error_errno(r, "cannot list the layers of '%s': %m", data_dir);
+        while (layers[n])
+                n++;
+        lowers = calloc(n + 2, sizeof(char *));
+        if (!lowers)
+                return log_oom();
+        if (asprintf(&lowers[0], "%s/system/upper/etc/s6", data_dir) < 0)
+                return log_oom();
+        for (size_t i = 0; i < n; i++)
+                if (asprintf(&lowers[i + 1], "%s/etc/s6", streq(layers[i], "/") ? "" : layers[i]) <
+                    0)
+                        return log_oom();
 
         r = mount_plan_add_mkdir(p, "/run/strata-lab/s6/upper", 0755, 0);
         if (r >= 0)
                 r = mount_plan_add_mkdir(p, "/run/strata-lab/s6/work", 0755, 0);
         if (r >= 0)
-                r = mount_plan_add_overlay(p, "/etc/s6", lower, "/run/strata-lab/s6/upper",
-                                           "/run/strata-lab/s6/work",
-                                           MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_CREATE_DEST);
+                r = mount_plan_add_overlay(
+                    p, "/etc/s6", lowers, "/run/strata-lab/s6/upper", "/run/strata-lab/s6/work",
+                    MOUNT_PLAN_UPPER_IN_ROOT | MOUNT_PLAN_LOWER_OPTIONAL | MOUNT_PLAN_CREATE_DEST);
         if (r < 0)
                 return log_error_errno(r, "cannot build the test-runner plan: %m");
 
@@ -430,7 +450,7 @@ static int lab_main(int argc, char **argv, bool test)
                 log_error_errno(r, "cannot build the root plan of '%s': %m", data);
                 goto out;
         }
-        if (test && add_test_runner(plan, &a) < 0)
+        if (test && add_test_runner(plan, &a, &m, data) < 0)
                 goto out;
 
         if (a.dry_run) {

@@ -46,6 +46,8 @@ static const struct {
     {MOUNT_PLAN_NOEXEC, "noexec"},
     {MOUNT_PLAN_HOST, "host"},
     {MOUNT_PLAN_SRC_IN_ROOT, "src-in-root"},
+    {MOUNT_PLAN_UPPER_IN_ROOT, "upper-in-root"},
+    {MOUNT_PLAN_LOWER_OPTIONAL, "lower-optional"},
 };
 
 const char *mount_op_type_to_string(enum mount_op_type t)
@@ -565,14 +567,22 @@ static int dest_base(const struct apply_ctx *c, const struct mount_op *op)
         return (op->flags & MOUNT_PLAN_HOST) ? c->host_fd : c->root_fd;
 }
 
-static int host_path(const struct apply_ctx *c, unsigned flags, const char *path, char **ret)
+static size_t prefix_len(const struct apply_ctx *c, unsigned flags)
 {
         const char *prefix = (flags & MOUNT_PLAN_SRC_IN_ROOT) ? c->root_path : c->prefix;
         size_t l = strlen(prefix);
-        char *s;
 
         while (l > 0 && prefix[l - 1] == '/')
                 l--;
+        return l;
+}
+
+static int host_path(const struct apply_ctx *c, unsigned flags, const char *path, char **ret)
+{
+        const char *prefix = (flags & MOUNT_PLAN_SRC_IN_ROOT) ? c->root_path : c->prefix;
+        size_t l = prefix_len(c, flags);
+        char *s;
+
         if (asprintf(&s, "%.*s%s", (int)l, prefix, path) < 0)
                 return -ENOMEM;
         *ret = s;
@@ -785,17 +795,41 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                         return r;
         }
         if (op->upperdir) {
-                r = host_path(c, op->flags, op->upperdir, &upper);
+                unsigned f = op->flags |
+                             ((op->flags & MOUNT_PLAN_UPPER_IN_ROOT) ? MOUNT_PLAN_SRC_IN_ROOT : 0);
+                r = host_path(c, f, op->upperdir, &upper);
                 if (r >= 0)
-                        r = host_path(c, op->flags, op->workdir, &work);
+                        r = host_path(c, f, op->workdir, &work);
                 if (r < 0)
                         return r;
+        }
+        if (op->flags & MOUNT_PLAN_LOWER_OPTIONAL) {
+                size_t k = 0;
+                for (size_t i = 0; i < n; i++) {
+                        if (access(lowers[i], F_OK) < 0 && errno == ENOENT) {
+                                free(lowers[i]);
+                                lowers[i] = NULL;
+                                continue;
+                        }
+                        lowers[k++] = lowers[i];
+                }
+                lowers[k] = NULL;
+                n = k;
+                if (n == 0) {
+                        r = open_target(dest_base(c, op), op->dest,
+                                        op->flags & MOUNT_PLAN_CREATE_DEST, true, &target);
+                        if (r < 0)
+                                return r;
+                        return mount_fs(c, "tmpfs", "mode=0755", op->flags, target);
+                }
         }
 
         /* Name the missing dir: the kernel only says ENOENT. */
         for (size_t i = 0; i <= n + 1; i++) {
                 const char *full = i < n ? lowers[i] : i == n ? upper : work;
-                const char *shown = i < n ? op->lowerdirs[i] : i == n ? op->upperdir : op->workdir;
+                const char *shown = i < n    ? lowers[i] + prefix_len(c, op->flags)
+                                    : i == n ? op->upperdir
+                                             : op->workdir;
                 struct stat st;
 
                 if (!full)
