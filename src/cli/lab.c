@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -369,6 +370,27 @@ static int add_test_runner(struct mount_plan *p, const struct lab_args *a,
         return 0;
 }
 
+/* The empty dir the ephemeral machine's tmpfs mounts sit on (inside its
+ * namespace only), removed at the end. On a memory filesystem when there is
+ * one: making and removing it on a disk costs more than the machine. */
+static int ephemeral_dir(char **ret)
+{
+        struct stat st;
+
+        if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0) {
+                char *d = strdup("/dev/shm/strata-lab-XXXXXX");
+
+                if (!d)
+                        return -ENOMEM;
+                if (mkdtemp(d)) {
+                        *ret = d;
+                        return 0;
+                }
+                free(d);
+        }
+        return mkdtemp_malloc("strata-lab", ret);
+}
+
 static int lab_main(int argc, char **argv, bool test)
 {
         static char *const svscan[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
@@ -389,7 +411,7 @@ static int lab_main(int argc, char **argv, bool test)
         if (a.ephemeral) {
                 /* An empty dir the tmpfs mounts of the namespace sit on;
                  * removed at the end. */
-                r = mkdtemp_malloc("strata-lab", &tmp);
+                r = ephemeral_dir(&tmp);
                 if (r < 0) {
                         log_error_errno(r, "cannot create a temporary data dir: %m");
                         goto out;

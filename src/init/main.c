@@ -216,23 +216,12 @@ int main(int argc, char **argv)
                 return EXIT_SETUP;
         }
         {
-                int p[2], e = 0;
-                pid_t pid;
+                pid_t pid = sandbox_spawn(cmd, NULL, "/");
 
-                if (pipe2(p, O_CLOEXEC) < 0) {
-                        log_error_errno(errno, "step 5: cannot create a pipe: %m");
-                        return EXIT_SETUP;
-                }
-                pid = sandbox_spawn(cmd, NULL, "/", p[1]);
-                close(p[1]);
                 if (pid < 0) {
-                        close(p[0]);
-                        log_error_errno(pid, "step 5: cannot start '%s': %m", cmd[0]);
-                        return EXIT_SETUP;
+                        log_error_errno(pid, "step 5: cannot execute '%s': %m", cmd[0]);
+                        return SANDBOX_EXIT_EXEC;
                 }
-                if (read(p[0], &e, sizeof(e)) == sizeof(e))
-                        log_error_errno(e, "step 5: cannot execute '%s': %m", cmd[0]);
-                close(p[0]);
                 status = sandbox_reap(pid);
         }
         if (status < 0) {

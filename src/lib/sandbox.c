@@ -5,6 +5,7 @@
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -130,33 +131,43 @@ int sandbox_enter_root(const struct mount_plan *plan, char **ret_error)
         return 0;
 }
 
-pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd, int err_fd)
+pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd)
 {
-        sigset_t mask;
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t mask, empty;
         pid_t pid;
+        int r;
 
         forwarded_signals(&mask);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                int e;
+        sigemptyset(&empty);
+        sigaddset(&mask, SIGPIPE);
 
-                sigemptyset(&mask);
-                sigprocmask(SIG_SETMASK, &mask, NULL);
-                signal(SIGPIPE, SIG_DFL);
-                if (cwd && chdir(cwd) < 0) {
-                        e = errno;
-                } else {
-                        execvpe(argv[0], argv, envp ? envp : environ);
-                        e = errno;
-                }
-                if (err_fd >= 0)
-                        (void)!write(err_fd, &e, sizeof(e));
-                _exit(SANDBOX_EXIT_EXEC);
+        /* posix_spawn: vfork-like, no copy of the page tables, and exec
+         * failures come back as its return value. */
+        r = posix_spawnattr_init(&attr);
+        if (r != 0)
+                return -r;
+        r = posix_spawn_file_actions_init(&fa);
+        if (r != 0) {
+                posix_spawnattr_destroy(&attr);
+                return -r;
         }
+        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        if (r == 0)
+                r = posix_spawnattr_setsigmask(&attr, &empty);
+        if (r == 0)
+                r = posix_spawnattr_setsigdefault(&attr, &mask);
+        if (r == 0 && cwd)
+                r = posix_spawn_file_actions_addchdir_np(&fa, cwd);
+        if (r == 0)
+                r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp ? envp : environ);
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        if (r != 0)
+                return -r;
         return pid;
 }
 
@@ -216,8 +227,11 @@ int sandbox_reap(pid_t main_pid)
                         kill(main_pid, (int)si.ssi_signo);
         }
 
-        /* Only the init of a pid namespace may sweep it clean. */
-        if (getpid() == 1)
+        /* Only the init of a pid namespace may sweep it clean. Every process
+         * of the namespace descends from it (orphans are reparented to it),
+         * so with no child left there is nothing to kill; kill(-1) walks
+         * every process of the system. */
+        if (getpid() == 1 && waitpid(-1, NULL, WNOHANG) == 0)
                 kill(-1, SIGKILL);
         for (;;) {
                 pid_t pid = waitpid(-1, NULL, getpid() == 1 ? 0 : WNOHANG);
@@ -305,7 +319,13 @@ _noreturn_ static void child_main(const struct sandbox_config *c, int err_fd)
                         report(err_fd, r, "set up the standard fds");
                         _exit(SANDBOX_EXIT_EXEC);
                 }
-                main_pid = sandbox_spawn(c->argv, c->envp, NULL, err_fd);
+                main_pid = sandbox_spawn(c->argv, c->envp, NULL);
+                if (main_pid < 0) {
+                        /* An errno alone: the command cannot be executed. */
+                        int e = (int)-main_pid;
+                        (void)!write(err_fd, &e, sizeof(e));
+                        _exit(SANDBOX_EXIT_EXEC);
+                }
         } else {
                 sigset_t mask;
                 forwarded_signals(&mask);
