@@ -1,7 +1,7 @@
 # The README's commands. Everything real lives in meson.build and scripts/.
 BUILD ?= build
 
-.PHONY: all deps build demo check format fuzz clean
+.PHONY: all deps build demo check bench format fuzz clean
 
 all: build
 
@@ -19,6 +19,10 @@ demo: build
 
 check:
 	@scripts/check
+
+# Every benchmark in bench/ (each prints its own figures and goals).
+bench: build
+	@set -e; for b in bench/*.sh; do echo "== $$b"; $$b $(BUILD); done
 
 format:
 	@scripts/format
