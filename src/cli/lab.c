@@ -71,7 +71,8 @@ void help_lab(void)
                "\n"
                "A throwaway strata machine in new mount, pid, uts and ipc namespaces (and net\n"
                "with --net none), its root assembled like overlayfs-init does it: the data\n"
-               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths.\n"
+               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths;\n"
+               "/tmp is a fresh tmpfs.\n"
                "\n"
                "  run    runs CMD as the machine's command\n"
                "  test   boots 's6-svscan /etc/s6' with a test-runner service that runs CMD\n"
@@ -457,6 +458,10 @@ static int lab_main(int argc, char **argv, bool test)
             .system_tmpfs = a.ephemeral,
             .state_tmpfs = a.ephemeral,
             .bind_data = true,
+            /* A fresh /tmp, as a throwaway machine has: also what lets
+             * programs in it use /tmp for overlay upper dirs (an overlay
+             * root cannot be an upper). */
+            .tmp_tmpfs = true,
             .dev = a.dev,
             .binds = a.binds,
             .n_binds = a.n_binds,

@@ -130,6 +130,24 @@ for d in ("/dev", "/proc", "/sys", "/run", "/data"):
     assert any(o["dest"] == d for o in ops), d
 ' && same_host && t_ok || t_fail
 
+t_begin "lab run: /tmp is a fresh tmpfs where an overlay can have its upper dir"
+out=$("$STRATA" lab run -- sh -c 'stat -f -c %T /tmp; ls -A /tmp | wc -l; mkdir /tmp/l /tmp/u /tmp/w /tmp/m && mount -t overlay overlay -o lowerdir=/tmp/l,upperdir=/tmp/u,workdir=/tmp/w /tmp/m && echo mounted')
+[ "$out" = "tmpfs
+0
+mounted" ] && same_host && t_ok || t_fail "$out"
+
+t_begin "lab run --data: more layers than an overlay stacks is a clear error"
+mkdir -p "$T_TMP/many/system/migrations"
+python3 -c '
+import json, sys
+layers = [{"id": "20260101-%03d_l" % i, "dir": "20260101-%03d_l" % i, "migrations": ["20260101-%03d_l" % i],
+           "applied_at": 0, "duration_ms": 0, "changes": {"A": 0, "M": 0, "D": 0, "R": 0}} for i in range(600)]
+json.dump({"version": 1, "layers": layers, "state_paths": [], "rolled_back": []}, open(sys.argv[1], "w"))
+' "$T_TMP/many/system/migrations/metadata.json"
+err=$("$STRATA" lab run --data "$T_TMP/many" -- true 2>&1); rc=$?
+[ $rc -eq 125 ] && echo "$err" | grep -q "600 layers, an overlay stacks at most 499; squash them" &&
+    same_host && t_ok || t_fail "rc=$rc: $err"
+
 # overlayfs-init, as a plain process (it makes its own namespaces).
 D=$T_TMP/data
 mkdir -p "$D"
