@@ -216,7 +216,7 @@ int main(int argc, char **argv)
                 return EXIT_SETUP;
         }
         {
-                pid_t pid = sandbox_spawn(cmd, NULL, "/");
+                pid_t pid = sandbox_spawn(cmd, NULL, "/", -1);
 
                 if (pid < 0) {
                         log_error_errno(pid, "step 5: cannot execute '%s': %m", cmd[0]);

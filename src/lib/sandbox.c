@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sched.h>
+#include <sched.h>
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
@@ -131,7 +131,7 @@ int sandbox_enter_root(const struct mount_plan *plan, char **ret_error)
         return 0;
 }
 
-pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd)
+pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd, int err_fd)
 {
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
@@ -166,8 +166,11 @@ pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd)
                 r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp ? envp : environ);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
-        if (r != 0)
+        if (r != 0) {
+                if (err_fd >= 0)
+                        (void)!write(err_fd, &r, sizeof(r));
                 return -r;
+        }
         return pid;
 }
 
@@ -319,13 +322,11 @@ _noreturn_ static void child_main(const struct sandbox_config *c, int err_fd)
                         report(err_fd, r, "set up the standard fds");
                         _exit(SANDBOX_EXIT_EXEC);
                 }
-                main_pid = sandbox_spawn(c->argv, c->envp, NULL);
-                if (main_pid < 0) {
-                        /* An errno alone: the command cannot be executed. */
-                        int e = (int)-main_pid;
-                        (void)!write(err_fd, &e, sizeof(e));
+                /* On failure an errno alone goes to the parent: the command
+                 * cannot be executed. */
+                main_pid = sandbox_spawn(c->argv, c->envp, NULL, err_fd);
+                if (main_pid < 0)
                         _exit(SANDBOX_EXIT_EXEC);
-                }
         } else {
                 sigset_t mask;
                 forwarded_signals(&mask);
@@ -364,9 +365,9 @@ static int pidfd_signal(int pidfd, int sig)
 
 int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_error)
 {
-        _cleanup_close_ int pidfd = -1, sfd = -1;
+        _cleanup_close_ int pidfd = -1, sfd = -1, pidns = -1;
         int errpipe[2], status = -1, r = 0;
-        struct clone_args args = {};
+        unsigned long ns_flags = CLONE_NEWNS;
         sigset_t mask, old;
         uint64_t deadline = 0;
         char buf[sizeof(int) + 1024];
@@ -389,30 +390,55 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                 return r;
         }
 
-        args.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_PIDFD;
         if (c->flags & SANDBOX_UTS)
-                args.flags |= CLONE_NEWUTS;
+                ns_flags |= CLONE_NEWUTS;
         if (c->flags & SANDBOX_IPC)
-                args.flags |= CLONE_NEWIPC;
+                ns_flags |= CLONE_NEWIPC;
         if (c->flags & SANDBOX_NET)
-                args.flags |= CLONE_NEWNET;
-        args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-        args.exit_signal = SIGCHLD;
+                ns_flags |= CLONE_NEWNET;
 
-        pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-        if (pid < 0) {
+        /* glibc's fork(), not a raw clone: the caller may have threads, and
+         * only fork() makes malloc and stdio safe to use in the child. The
+         * new pid namespace is set for our children by unshare() and our
+         * own is restored right after; the child makes the other
+         * namespaces itself. */
+        pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (pidns < 0 || unshare(CLONE_NEWPID) < 0) {
                 r = -errno;
                 close(errpipe[0]);
                 close(errpipe[1]);
                 sigprocmask(SIG_SETMASK, &old, NULL);
-                set_error(ret_error, "create the namespaces (%s)", "clone3");
+                set_error(ret_error, "create a pid namespace");
                 return r;
         }
+        pid = fork();
         if (pid == 0) {
                 close(errpipe[0]);
+                if (unshare((int)ns_flags) < 0) {
+                        report(errpipe[1], -errno, "create the namespaces");
+                        _exit(SANDBOX_EXIT_EXEC);
+                }
                 child_main(c, errpipe[1]);
         }
+        r = pid < 0 ? -errno : 0;
+        if (setns(pidns, CLONE_NEWPID) < 0 && r >= 0)
+                r = -errno;
         close(errpipe[1]);
+        if (r >= 0) {
+                pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+                if (pidfd < 0)
+                        r = -errno;
+        }
+        if (r < 0) {
+                if (pid > 0) {
+                        kill(pid, SIGKILL);
+                        (void)waitpid(pid, NULL, 0);
+                }
+                close(errpipe[0]);
+                sigprocmask(SIG_SETMASK, &old, NULL);
+                set_error(ret_error, "start the namespace's init");
+                return r;
+        }
 
         if (c->timeout_usec > 0)
                 deadline = now_usec() + c->timeout_usec;

@@ -116,6 +116,7 @@ int sandbox_reap(pid_t main_pid);
  * unchanged), blocking SIGCHLD/SIGTERM/SIGINT/SIGHUP in the caller (for
  * sandbox_reap) and giving the child an empty mask and default handlers.
  * Returns the child's pid, or -errno when it cannot be executed (-ENOENT,
- * -EACCES...), in which case no child is left.
+ * -EACCES...), in which case no child is left and, when err_fd >= 0, the
+ * errno is also written to err_fd as an int.
  */
-pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd);
+pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd, int err_fd);

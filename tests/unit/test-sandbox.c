@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,48 @@ static void test_stdout_captured(void **state)
         assert_string_equal(buf, "captured\n");
 }
 
+static volatile int stop_thread;
+
+static void *busy_allocator(void *arg)
+{
+        while (!stop_thread) {
+                char *p = malloc(64 + (size_t)(rand() % 4096));
+                snprintf(p, 64, "%d", rand());
+                free(p);
+        }
+        return NULL;
+}
+
+static int cb_allocates(void *userdata)
+{
+        for (int i = 0; i < 1000; i++) {
+                char *p = malloc(128);
+                if (!p)
+                        return 1;
+                snprintf(p, 128, "%d", i);
+                free(p);
+        }
+        return 0;
+}
+
+/* A caller with another thread busy in malloc: the child must not inherit
+ * a held allocator lock (what a raw clone would risk). */
+static void test_caller_with_threads(void **state)
+{
+        struct sandbox_config c = {.callback = cb_allocates};
+        pthread_t t;
+
+        need_root();
+        stop_thread = 0;
+        assert_int_equal(pthread_create(&t, NULL, busy_allocator, NULL), 0);
+        for (int i = 0; i < 30; i++)
+                assert_int_equal(run(&c, NULL), 0);
+        stop_thread = 1;
+        pthread_join(t, NULL);
+}
+
 TEST_MAIN(cmocka_unit_test(test_callback_status_pid_hostname),
           cmocka_unit_test(test_exit_and_signal_status), cmocka_unit_test(test_timeout),
           cmocka_unit_test(test_exec_failure_named), cmocka_unit_test(test_plan_failure_named),
-          cmocka_unit_test(test_root_is_the_plan), cmocka_unit_test(test_stdout_captured))
+          cmocka_unit_test(test_root_is_the_plan), cmocka_unit_test(test_stdout_captured),
+          cmocka_unit_test(test_caller_with_threads))
