@@ -7,6 +7,14 @@
 : "${OVERLAYFS_INIT:?OVERLAYFS_INIT must name the overlayfs-init binary}"
 need_root
 need_program s6-svscan s6
+need_program unshare util-linux
+
+# The mount table is compared before and after each run: in a mount
+# namespace of our own (private), mounts made by tests running in parallel
+# cannot show up in it, while anything strata leaked would.
+if [ -z "${LAB_TEST_OWN_NS:-}" ]; then
+    LAB_TEST_OWN_NS=1 exec unshare -m --propagation private "$0" "$@"
+fi
 t_tmpdir
 
 # A marker no other process on the host has in its command line.
