@@ -352,57 +352,66 @@ static int resolve_in(int dirfd, const char *path, int flags, int *ret)
         return 0;
 }
 
-/* Creates the directory path (and its parents) under dirfd, resolving in
- * it; the last component gets mode. */
+/* Opens the directory path under dirfd, creating it and its missing parents
+ * (0755) first; a directory it creates gets exactly mode. Existing parts
+ * cost one lookup: the walk back only happens for missing ones. */
+static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
+{
+        _cleanup_free_ char *parent = NULL;
+        _cleanup_close_ int pfd = -1;
+        const char *name;
+        size_t l;
+        int r, fd;
+
+        r = resolve_in(dirfd, path, O_PATH | O_DIRECTORY, ret_fd);
+        if (r != -ENOENT)
+                return r;
+
+        l = strlen(path);
+        while (l > 0 && path[l - 1] == '/')
+                l--;
+        parent = strndup(path, l);
+        if (!parent)
+                return -ENOMEM;
+        name = strrchr(parent, '/');
+        if (!name)
+                return -ENOENT;
+        parent[name - parent] = '\0';
+        name = path + (name - parent) + 1;
+        if (!*name)
+                return -ENOENT;
+        {
+                /* name points into path: cut its trailing slashes. */
+                _cleanup_free_ char *n = strndup(name, l - (size_t)(name - path));
+
+                if (!n)
+                        return -ENOMEM;
+                r = mkdir_p_in_fd(dirfd, parent, 0755, &pfd);
+                if (r < 0)
+                        return r;
+                if (mkdirat(pfd, n, mode) < 0) {
+                        if (errno != EEXIST)
+                                return -errno;
+                } else if (fchmodat(pfd, n, mode, 0) < 0) /* not the umask's */
+                        return -errno;
+                fd = openat(pfd, n, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 && errno == ELOOP) /* a symlink raced in: resolve it in the root */
+                        return resolve_in(dirfd, path, O_PATH | O_DIRECTORY, ret_fd);
+                if (fd < 0)
+                        return -errno;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
 static int mkdir_p_in(int dirfd, const char *path, mode_t mode)
 {
-        _cleanup_free_ char *buf = strdup(path);
-        char *p;
-        int r;
+        int fd, r;
 
-        if (!buf)
-                return -ENOMEM;
-        p = buf;
-        while (*p == '/')
-                p++;
-        while (*p) {
-                char *slash = strchr(p, '/');
-                bool last;
-                _cleanup_close_ int parent = -1;
-                char *name;
-                int fd;
-
-                if (slash)
-                        *slash = '\0';
-                last = !slash || slash[1] == '\0';
-                r = resolve_in(dirfd, buf, O_PATH | O_DIRECTORY, &fd);
-                if (r >= 0) {
-                        close(fd);
-                } else if (r == -ENOENT) {
-                        /* Parent exists by now; make this component. */
-                        name = strrchr(buf, '/');
-                        if (name) {
-                                *name = '\0';
-                                r = resolve_in(dirfd, buf, O_PATH | O_DIRECTORY, &parent);
-                                *name = '/';
-                                name++;
-                        } else {
-                                name = buf;
-                                r = resolve_in(dirfd, "", O_PATH | O_DIRECTORY, &parent);
-                        }
-                        if (r < 0)
-                                return r;
-                        if (mkdirat(parent, name, last ? mode : 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                } else
-                        return r;
-                if (!slash)
-                        break;
-                *slash = '/';
-                p = slash + 1;
-                while (*p == '/')
-                        p++;
-        }
+        r = mkdir_p_in_fd(dirfd, path, mode, &fd);
+        if (r < 0)
+                return r;
+        close(fd);
         return 0;
 }
 
@@ -420,12 +429,10 @@ static int open_parent_in(int dirfd, const char *dest, bool create, int *ret_fd,
         parent = strndup(dest, (size_t)(slash - dest));
         if (!parent)
                 return -ENOMEM;
-        if (create) {
-                r = mkdir_p_in(dirfd, parent, 0755);
-                if (r < 0)
-                        return r;
-        }
-        r = resolve_in(dirfd, parent, O_PATH | O_DIRECTORY, ret_fd);
+        if (create)
+                r = mkdir_p_in_fd(dirfd, parent, 0755, ret_fd);
+        else
+                r = resolve_in(dirfd, parent, O_PATH | O_DIRECTORY, ret_fd);
         if (r < 0)
                 return r;
         *ret_name = slash + 1;
@@ -441,11 +448,9 @@ static int open_target(int dirfd, const char *dest, bool create, bool dir, int *
         r = resolve_in(dirfd, dest, O_PATH, ret);
         if (r != -ENOENT || !create)
                 return r;
-        if (dir) {
-                r = mkdir_p_in(dirfd, dest, 0755);
-                if (r < 0)
-                        return r;
-        } else {
+        if (dir)
+                return mkdir_p_in_fd(dirfd, dest, 0755, ret);
+        else {
                 _cleanup_close_ int parent = -1;
                 const char *name;
                 int fd;

@@ -60,6 +60,22 @@ _printf_(2, 3) static int set_error(char **ret_error, const char *fmt, ...)
         return 0;
 }
 
+/* True if the first operation on the new root is a mount on "/" that
+ * cannot be skipped. */
+static bool plan_mounts_root(const struct mount_plan *plan)
+{
+        for (size_t i = 0; plan && i < plan->n_ops; i++) {
+                const struct mount_op *op = &plan->ops[i];
+
+                if (op->flags & MOUNT_PLAN_HOST)
+                        continue;
+                return streq(op->dest, "/") && !(op->flags & MOUNT_PLAN_OPTIONAL) &&
+                       (op->type == MOUNT_OP_TMPFS || op->type == MOUNT_OP_OVERLAY ||
+                        op->type == MOUNT_OP_BIND);
+        }
+        return false;
+}
+
 int sandbox_enter_root(const struct mount_plan *plan, char **ret_error)
 {
         static const char *const staging_dirs[] = {"/tmp", "/run", "/mnt", "/var/tmp"};
@@ -101,9 +117,10 @@ int sandbox_enter_root(const struct mount_plan *plan, char **ret_error)
         }
         if (chdir("/") < 0)
                 return -errno;
-        /* The new root is a mount of its own (pivot_root needs one) and
-         * what a plan without an operation on "/" gets. */
-        if (mount("strata-root", NEWROOT, "tmpfs", MS_NOSUID, "mode=0755") < 0) {
+        /* The new root must be a mount of its own (pivot_root needs one):
+         * a tmpfs, unless the plan mounts something there anyway. */
+        if (!plan_mounts_root(plan) &&
+            mount("strata-root", NEWROOT, "tmpfs", MS_NOSUID, "mode=0755") < 0) {
                 r = -errno;
                 set_error(ret_error, "mount the root tmpfs on '%s'", NEWROOT);
                 return r;
@@ -131,8 +148,45 @@ int sandbox_enter_root(const struct mount_plan *plan, char **ret_error)
         return 0;
 }
 
+/* execvp()'s search, without its cost: execve() of a missing file still
+ * sets up a whole new program image before it fails, so each PATH entry is
+ * first checked with a plain lookup. */
+static int find_executable(const char *name, char **ret)
+{
+        const char *path = getenv("PATH"), *p;
+        int last = -ENOENT;
+
+        if (strchr(name, '/')) {
+                *ret = strdup(name);
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (!path)
+                path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        for (p = path;; p++) {
+                const char *e = strchrnul(p, ':');
+                _cleanup_free_ char *f = NULL;
+                struct stat st;
+
+                /* An empty entry is the current directory. */
+                if (asprintf(&f, "%.*s/%s", e == p ? 1 : (int)(e - p), e == p ? "." : p, name) < 0)
+                        return -ENOMEM;
+                if (stat(f, &st) == 0 && S_ISREG(st.st_mode)) {
+                        if (access(f, X_OK) == 0) {
+                                *ret = TAKE_PTR(f);
+                                return 0;
+                        }
+                        last = -EACCES;
+                }
+                if (*e == '\0')
+                        break;
+                p = e;
+        }
+        return last;
+}
+
 pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd, int err_fd)
 {
+        _cleanup_free_ char *exe = NULL;
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
         sigset_t mask, empty;
@@ -162,8 +216,11 @@ pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd, int e
                 r = posix_spawnattr_setsigdefault(&attr, &mask);
         if (r == 0 && cwd)
                 r = posix_spawn_file_actions_addchdir_np(&fa, cwd);
-        if (r == 0)
-                r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp ? envp : environ);
+        if (r == 0) {
+                r = -find_executable(argv[0], &exe);
+                if (r == 0)
+                        r = posix_spawn(&pid, exe, &fa, &attr, argv, envp ? envp : environ);
+        }
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
         if (r != 0) {
