@@ -10,9 +10,8 @@
 #include <stdbool.h>
 
 /* Creates an empty data dir for a test and returns its path (caller frees
- * and removes it with machine_data_remove). It lives under /dev/shm when
- * that is a directory: a data dir on another filesystem than "/" lets the
- * host's root be the base without the kernel refusing overlapping layers. */
+ * and removes it with machine_data_remove). It lives under /dev/shm (a
+ * memory filesystem) when that is a directory, else under $TMPDIR. */
 int machine_data_new(char **ret_dir);
 
 /* Removes the data dir (never crossing into a mount). */
