@@ -50,7 +50,8 @@ static void help(void)
                "Options:\n"
                "  --data DIR        the data dir (default /data)\n"
                "  --base DIR        the lowest layer (default /)\n"
-               "  --system-tmpfs    a tmpfs on DIR/system: a throwaway machine\n"
+               "  --system-tmpfs    a tmpfs on DIR/system: a throwaway machine of the base\n"
+               "                    alone (the tmpfs hides the layers)\n"
                "  --state-tmpfs     a tmpfs on DIR/state\n"
                "  --dry-run         print the mount plan and exit\n"
                "  -h, --help        show this help\n"
@@ -164,8 +165,9 @@ int main(int argc, char **argv)
                 }
         }
 
-        /* Step 3: the layers. */
-        r = layer_metadata_load(data_fd, &m, &merr);
+        /* Step 3: the layers. A tmpfs on system/ hides the store: the
+         * throwaway machine is the base alone. */
+        r = o.system_tmpfs ? 0 : layer_metadata_load(data_fd, &m, &merr);
         if (r < 0) {
                 if (merr)
                         log_error("step 3: cannot load '%s/%s': %s", data, LAYERSTORE_METADATA,

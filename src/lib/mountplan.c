@@ -896,7 +896,13 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                 save_kernel_msg(c, fsfd);
                 return r;
         }
-        return fs_finish(c, fsfd, op->flags, target);
+        r = fs_finish(c, fsfd, op->flags, target);
+        if (r == -ELOOP && !c->kernel_msg[0])
+                /* The kernel says why only in its log. */
+                snprintf(c->kernel_msg, sizeof(c->kernel_msg),
+                         "overlapping layers: one dir lies inside another layer on the same "
+                         "filesystem (a data dir under the base?)");
+        return r;
 }
 
 static int apply_dev_minimal(struct apply_ctx *c, const struct mount_op *op)

@@ -10,8 +10,10 @@
 #include <stdbool.h>
 
 /* Creates an empty data dir for a test and returns its path (caller frees
- * and removes it with machine_data_remove). It lives under /dev/shm (a
- * memory filesystem) when that is a directory, else under $TMPDIR. */
+ * and removes it with machine_data_remove). It lives under /dev/shm when
+ * that is a directory: on another filesystem than "/", its layers can stack
+ * over the host's root as the base (the kernel refuses a layer inside
+ * another one on the same filesystem). */
 int machine_data_new(char **ret_dir);
 
 /* Removes the data dir (never crossing into a mount). */

@@ -178,7 +178,7 @@ err=$("$OVERLAYFS_INIT" --data "$T_TMP/nope" -- true 2>&1); rc=$?
 t_begin "overlayfs-init: malformed metadata fails in step 3, naming the file; nothing left"
 mkdir -p "$T_TMP/bad/system/migrations"
 echo '{"version": 1, "layers": [' >"$T_TMP/bad/system/migrations/metadata.json"
-err=$("$OVERLAYFS_INIT" --data "$T_TMP/bad" --system-tmpfs -- true 2>&1); rc=$?
+err=$("$OVERLAYFS_INIT" --data "$T_TMP/bad" -- true 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$err" | grep -q "step 3: .*metadata.json" && same_host && t_ok ||
     t_fail "rc=$rc: $err"
 
@@ -186,6 +186,35 @@ t_begin "overlayfs-init: a missing CMD exits 127 and names it"
 err=$("$OVERLAYFS_INIT" --data "$D" --system-tmpfs -- no-such-command-$M 2>&1); rc=$?
 [ $rc -eq 127 ] && echo "$err" | grep -q "no-such-command-$M" && same_host && t_ok ||
     t_fail "rc=$rc: $err"
+
+t_begin "overlayfs-init: the default CMD boots s6 from a layer (test-runner image files)"
+# Layers over the host's root must be on another filesystem than "/".
+D2=$(mktemp -d /dev/shm/strata-it-s6.XXXXXX)
+L=$D2/system/layers/20260101-001_s6/fs
+mkdir -p "$L/etc" "$L/etc/test-runner" "$D2/system/migrations"
+cp -a "$STRATA_SOURCE_ROOT/tests/image/s6" "$L/etc/s6"
+printf '#!/bin/sh\nexit 7\n' >"$L/etc/test-runner/command"
+chmod +x "$L/etc/test-runner/command"
+cat >"$D2/system/migrations/metadata.json" <<EOF
+{"version": 1, "layers": [{"id": "20260101-001_s6", "dir": "20260101-001_s6",
+  "migrations": ["20260101-001_s6"], "applied_at": 0, "duration_ms": 0,
+  "changes": {"A": 0, "M": 0, "D": 0, "R": 0}}], "state_paths": [], "rolled_back": []}
+EOF
+"$OVERLAYFS_INIT" --data "$D2"; rc=$?
+rm -rf "$D2"
+[ $rc -eq 7 ] && same_host && t_ok || t_fail "rc=$rc"
+
+t_begin "overlayfs-init: overlapping layers are an error that says so"
+L=$T_TMP/ovl/system/layers/20260101-001_x/fs
+mkdir -p "$L" "$T_TMP/ovl/system/migrations"
+sed 's/20260101-001_s6/20260101-001_x/g' >"$T_TMP/ovl/system/migrations/metadata.json" <<EOF
+{"version": 1, "layers": [{"id": "20260101-001_s6", "dir": "20260101-001_s6",
+  "migrations": ["20260101-001_s6"], "applied_at": 0, "duration_ms": 0,
+  "changes": {"A": 0, "M": 0, "D": 0, "R": 0}}], "state_paths": [], "rolled_back": []}
+EOF
+err=$("$OVERLAYFS_INIT" --data "$T_TMP/ovl" -- true 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$err" | grep -q "steps 3-5: cannot mount overlay on '/'.*overlapping layers" && same_host &&
+    t_ok || t_fail "rc=$rc: $err"
 
 if command -v unshare >/dev/null 2>&1; then
     t_begin "overlayfs-init as PID 1: builds the root in place, reaps, kills the rest"
