@@ -205,14 +205,16 @@ rm -rf "$D2"
 [ $rc -eq 7 ] && same_host && t_ok || t_fail "rc=$rc"
 
 t_begin "overlayfs-init: overlapping layers are an error that says so"
-L=$T_TMP/ovl/system/layers/20260101-001_x/fs
-mkdir -p "$L" "$T_TMP/ovl/system/migrations"
-sed 's/20260101-001_s6/20260101-001_x/g' >"$T_TMP/ovl/system/migrations/metadata.json" <<EOF
+# The data dir inside the base: its layer lies inside another layer.
+OV=$T_TMP/ovlbase/data
+L=$OV/system/layers/20260101-001_x/fs
+mkdir -p "$L" "$OV/system/migrations"
+sed 's/20260101-001_s6/20260101-001_x/g' >"$OV/system/migrations/metadata.json" <<EOF
 {"version": 1, "layers": [{"id": "20260101-001_s6", "dir": "20260101-001_s6",
   "migrations": ["20260101-001_s6"], "applied_at": 0, "duration_ms": 0,
   "changes": {"A": 0, "M": 0, "D": 0, "R": 0}}], "state_paths": [], "rolled_back": []}
 EOF
-err=$("$OVERLAYFS_INIT" --data "$T_TMP/ovl" -- true 2>&1); rc=$?
+err=$("$OVERLAYFS_INIT" --data "$OV" --base "$T_TMP/ovlbase" -- true 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$err" | grep -q "steps 3-5: cannot mount overlay on '/'.*overlapping layers" && same_host &&
     t_ok || t_fail "rc=$rc: $err"
 
