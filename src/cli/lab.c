@@ -17,6 +17,7 @@
 #include "config.h"
 #include "fs.h"
 #include "layerstore.h"
+#include "lock.h"
 #include "log.h"
 #include "machine.h"
 #include "macro.h"
@@ -85,7 +86,8 @@ void help_lab(void)
                "\n"
                "Exit status: CMD's own, 128+N when it was killed by signal N, 124 on timeout,\n"
                "125 when the machine cannot be set up, 126/127 when CMD cannot be run,\n"
-               "2 for a usage error. Afterwards the host has the same mounts as before and no\n"
+               "75 when the data dir's machine is already running, 2 for a usage error. Afterwards "
+               "the host has the same mounts as before and no\n"
                "process of the machine is left.\n",
                lab_options_help);
 }
@@ -401,6 +403,8 @@ static int lab_main(int argc, char **argv, bool test)
         struct lab_args a = {};
         struct machine_options o = {};
         struct sandbox_config sc = {};
+        struct lock_holder holder = {};
+        _cleanup_close_ int lock_fd = -1;
         int r, status = 0, ret = EXIT_LAB_SETUP;
 
         r = lab_parse(argc, argv, &a, test);
@@ -436,6 +440,19 @@ static int lab_main(int argc, char **argv, bool test)
                 if (r < 0) {
                         log_error_errno(r, "cannot create the layout of the data dir '%s': %m",
                                         data);
+                        goto out;
+                }
+                /* One machine per data dir: its scratch upper is not shared. */
+                r = lock_acquire_at(fd, MACHINE_LOCK, test ? "strata lab test" : "strata lab run",
+                                    LOCK_NONBLOCK, &lock_fd, &holder);
+                if (r == -EWOULDBLOCK) {
+                        log_error("the machine of '%s' is running (pid %d, %s); try again later",
+                                  data, (int)holder.pid, holder.purpose);
+                        ret = EXIT_TEMPFAIL;
+                        goto out;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "cannot lock '%s/%s': %m", data, MACHINE_LOCK);
                         goto out;
                 }
                 r = layer_metadata_load(fd, &m, &merr);

@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "layerstore.h"
+#include "lock.h"
 #include "log.h"
 #include "machine.h"
 #include "macro.h"
@@ -29,6 +30,7 @@
 enum {
         EXIT_USAGE = 2,
         EXIT_SETUP = 1,
+        EXIT_BUSY = 75,
 };
 
 static void help(void)
@@ -59,7 +61,8 @@ static void help(void)
                "Not PID 1, it runs the machine in new mount and pid namespaces. Exit status:\n"
                "CMD's, 128+N when CMD was killed by signal N, 1 when the root cannot be\n"
                "assembled (the message names the step and the path), 127 when CMD cannot be\n"
-               "executed, 2 for a usage error.\n");
+               "executed, 75 when the data dir's machine is already running, 2 for a usage\n"
+               "error.\n");
 }
 
 /* Step 1 of a real boot: the kernel filesystems the rest needs. */
@@ -100,7 +103,7 @@ int main(int argc, char **argv)
         static char *const default_cmd[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
         _cleanup_(mount_plan_freep) struct mount_plan *plan = NULL;
         _cleanup_free_ char *data = NULL, *base = NULL, *error = NULL, *merr = NULL;
-        _cleanup_close_ int data_fd = -1;
+        _cleanup_close_ int data_fd = -1, lock_fd = -1;
         struct machine_options o = {.dev = MACHINE_DEV_HOST, .bind_data = true};
         struct layer_metadata m = {};
         const char *arg_data = "/data", *arg_base = "/";
@@ -161,6 +164,24 @@ int main(int argc, char **argv)
                 r = layerstore_ensure_layout(data_fd);
                 if (r < 0) {
                         log_error_errno(r, "step 2: cannot create the layout of '%s': %m", data);
+                        return EXIT_SETUP;
+                }
+        }
+
+        /* One machine per data dir: the scratch upper is not shared. The
+         * lock lives as long as this process (not passed to CMD). */
+        if (!o.system_tmpfs && !dry_run) {
+                struct lock_holder h = {};
+
+                r = lock_acquire_at(data_fd, MACHINE_LOCK, "overlayfs-init", LOCK_NONBLOCK,
+                                    &lock_fd, &h);
+                if (r == -EWOULDBLOCK) {
+                        log_error("step 2: the machine of '%s' is running (pid %d, %s)", data,
+                                  (int)h.pid, h.purpose);
+                        return EXIT_BUSY;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "step 2: cannot lock '%s/%s': %m", data, MACHINE_LOCK);
                         return EXIT_SETUP;
                 }
         }

@@ -95,6 +95,39 @@ kill -TERM $pid
 wait $pid; rc=$?
 [ $rc -eq 42 ] && same_host && t_ok || t_fail "rc=$rc"
 
+t_begin "lab run: SIGKILL of strata itself takes the whole machine down"
+rm -f "$T_TMP/share/ready"
+"$STRATA" lab run --bind "$T_TMP/share:/share" -- sh -c \
+    "sleep $M & touch /share/ready; wait" &
+pid=$!
+i=0
+while [ ! -e "$T_TMP/share/ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -KILL $pid
+wait $pid; rc=$?
+# The kernel tears the namespace down after its init got SIGKILL too.
+i=0
+while pgrep -f "sleep $M" >/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ $rc -eq 137 ] && same_host && t_ok || t_fail "rc=$rc"
+
+t_begin "lab run --data: a second machine of the same data dir exits 75, naming the first"
+D3=$T_TMP/busy
+mkdir -p "$D3"
+rm -f "$T_TMP/share/ready"
+"$STRATA" lab run --data "$D3" --bind "$T_TMP/share:/share" -- sh -c \
+    'touch /share/ready; while [ -e /share/ready ]; do sleep 0.05; done' &
+pid=$!
+i=0
+while [ ! -e "$T_TMP/share/ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+err=$("$STRATA" lab run --data "$D3" -- true 2>&1); a=$?
+err2=$("$OVERLAYFS_INIT" --data "$D3" -- true 2>&1); b=$?
+rm -f "$T_TMP/share/ready"
+wait $pid; c=$?
+"$STRATA" lab run --data "$D3" -- true; d=$?
+[ $a -eq 75 ] && [ $b -eq 75 ] && [ $c -eq 0 ] && [ $d -eq 0 ] &&
+    echo "$err" | grep -q "the machine of '$D3' is running (pid $pid, strata lab run)" &&
+    echo "$err2" | grep -q "is running" && same_host && t_ok ||
+    t_fail "rc=$a $b $c $d: $err / $err2"
+
 t_begin "lab run --bind: rw binds write through, :ro binds refuse writes"
 mkdir -p "$T_TMP/rw" "$T_TMP/ro"
 "$STRATA" lab run --bind "$T_TMP/rw:/mnt/rw" --bind "$T_TMP/ro:/mnt/ro:ro" -- sh -c \
