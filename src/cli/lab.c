@@ -267,7 +267,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
 /* "exec 'a' 'b\''c'": CMD as a shell script for the test-runner service. */
 static int shell_command(char **argv, char **ret)
 {
-        size_t len = 0, cap = 0;
+        size_t cap = 0;
         char *s = NULL;
         FILE *f = open_memstream(&s, &cap);
 
@@ -289,7 +289,6 @@ static int shell_command(char **argv, char **ret)
                 free(s);
                 return -ENOMEM;
         }
-        (void)len;
         *ret = s;
         return 0;
 }
