@@ -66,6 +66,14 @@ rc=$?
 echo "$out" | grep -q '^s6-supervise$' && echo "$out" | grep -q '^up ' && [ $rc -eq 0 ] &&
     t_ok || t_fail "rc=$rc: $out"
 
+t_begin "lab test --services: the runner's files come from the given dir"
+cp -a "$STRATA_SOURCE_ROOT/tests/image/s6" "$T_TMP/services"
+printf '#!/bin/sh\nexit 42\n' >"$T_TMP/services/.s6-svscan/finish"
+"$STRATA" lab test --services "$T_TMP/services" -- true; a=$?
+err=$("$STRATA" lab test --services "$T_TMP/nope" -- true 2>&1); b=$?
+[ $a -eq 42 ] && [ $b -eq 125 ] && echo "$err" | grep -q "'$T_TMP/nope/test-runner/run'" &&
+    same_host && t_ok || t_fail "rc=$a $b: $err"
+
 t_begin "lab run: CMD is pid 2 under the machine's own init, with its hostname"
 out=$("$STRATA" lab run --hostname lab-it-$$ -- sh -c 'echo $$; hostname')
 [ "$out" = "2
