@@ -74,6 +74,13 @@ err=$("$STRATA" lab test --services "$T_TMP/nope" -- true 2>&1); b=$?
 [ $a -eq 42 ] && [ $b -eq 125 ] && echo "$err" | grep -q "'$T_TMP/nope/test-runner/run'" &&
     same_host && t_ok || t_fail "rc=$a $b: $err"
 
+t_begin "lab run/test --chdir: CMD runs in the given dir; arguments keep their quotes"
+a=$("$STRATA" lab run --chdir /etc -- pwd)
+b=$("$STRATA" lab test --chdir /usr -- sh -c 'pwd; echo "$1"' sh "it's a 'test'" 2>&1)
+"$STRATA" lab run --chdir /nonexistent-$M -- true 2>/dev/null; c=$?
+[ "$a" = /etc ] && [ "$b" = "/usr
+it's a 'test'" ] && [ $c -eq 125 ] && t_ok || t_fail "$a / $b / $c"
+
 t_begin "lab run: CMD is pid 2 under the machine's own init, with its hostname"
 out=$("$STRATA" lab run --hostname lab-it-$$ -- sh -c 'echo $$; hostname')
 [ "$out" = "2
