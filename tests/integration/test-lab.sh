@@ -81,6 +81,16 @@ b=$("$STRATA" lab test --chdir /usr -- sh -c 'pwd; echo "$1"' sh "it's a 'test'"
 [ "$a" = /etc ] && [ "$b" = "/usr
 it's a 'test'" ] && [ $c -eq 125 ] && t_ok || t_fail "$a / $b / $c"
 
+t_begin "lab run: orphans that exit are reaped by the machine's PID 1 (no zombies)"
+out=$("$STRATA" lab run -- sh -c '
+    for i in 1 2 3 4 5; do (sleep 0.05 &); done
+    # wait until the orphans have exited
+    n=0; while ls /proc/[0-9]*/cmdline >/dev/null 2>&1 && grep -qs "^sleep" /proc/[0-9]*/cmdline && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
+    sleep 0.1
+    grep -ls "^State:.*Z" /proc/[0-9]*/status | wc -l; ls -d /proc/[0-9]* | wc -l')
+# no zombie; left: PID 1, sh, and the ls/wc of the last line at most
+[ "$(echo "$out" | head -1)" = 0 ] && [ "$(echo "$out" | tail -1)" -le 4 ] && t_ok || t_fail "$out"
+
 t_begin "lab run: CMD is pid 2 under the machine's own init, with its hostname"
 out=$("$STRATA" lab run --hostname lab-it-$$ -- sh -c 'echo $$; hostname')
 [ "$out" = "2
