@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,6 +87,26 @@ static int mount_kernel_fs(void)
                                                fs[i].fstype, fs[i].target);
         }
         return 0;
+}
+
+/* The inode of the initial pid namespace is fixed (PROC_PID_INIT_INO). */
+#define PID_NS_INIT_INO 0xEFFFFFFCU
+
+/* The init of the whole machine must not exit (the kernel panics): it
+ * reports CMD's status on the console and powers off. The init of a pid
+ * namespace (a container) just exits with the status. */
+static int finish_init(const char *cmd, int status)
+{
+        struct stat st;
+
+        if (stat("/proc/self/ns/pid", &st) < 0 || st.st_ino != PID_NS_INIT_INO)
+                return status;
+        log_notice("'%s' exited with status %d; powering off", cmd, status);
+        sync();
+        (void)reboot(RB_POWER_OFF);
+        /* Only reached when the kernel refuses: stay, as init must. */
+        for (;;)
+                pause();
 }
 
 int main(int argc, char **argv)
@@ -249,7 +270,7 @@ int main(int argc, char **argv)
         }
         if (status < 0) {
                 log_error_errno(status, "step 5: cannot wait for '%s': %m", cmd[0]);
-                return EXIT_SETUP;
+                status = EXIT_SETUP;
         }
-        return status;
+        return finish_init(cmd[0], status);
 }
