@@ -95,13 +95,13 @@ static int mount_kernel_fs(void)
 /* The init of the whole machine must not exit (the kernel panics): it
  * reports CMD's status on the console and powers off. The init of a pid
  * namespace (a container) just exits with the status. */
-static int finish_init(const char *cmd, int status)
+static int finish_init(int status)
 {
         struct stat st;
 
         if (stat("/proc/self/ns/pid", &st) < 0 || st.st_ino != PID_NS_INIT_INO)
                 return status;
-        log_notice("'%s' exited with status %d; powering off", cmd, status);
+        log_notice("the machine's init is done (status %d); powering off", status);
         sync();
         (void)reboot(RB_POWER_OFF);
         /* Only reached when the kernel refuses: stay, as init must. */
@@ -109,7 +109,7 @@ static int finish_init(const char *cmd, int status)
                 pause();
 }
 
-int main(int argc, char **argv)
+static int init_main(int argc, char **argv)
 {
         enum { ARG_DATA = 0x100, ARG_BASE, ARG_SYSTEM_TMPFS, ARG_STATE_TMPFS, ARG_DRY_RUN };
         static const struct option options[] = {
@@ -272,5 +272,13 @@ int main(int argc, char **argv)
                 log_error_errno(status, "step 5: cannot wait for '%s': %m", cmd[0]);
                 status = EXIT_SETUP;
         }
-        return finish_init(cmd[0], status);
+        return status;
+}
+
+int main(int argc, char **argv)
+{
+        int status = init_main(argc, argv);
+
+        /* Setup failures too: as the machine's init, never just exit. */
+        return getpid() == 1 ? finish_init(status) : status;
 }
