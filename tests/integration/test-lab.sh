@@ -258,8 +258,11 @@ cat >"$D2/system/migrations/metadata.json" <<EOF
   "migrations": ["20260101-001_s6"], "applied_at": 0, "duration_ms": 0,
   "changes": {"A": 0, "M": 0, "D": 0, "R": 0}}], "state_paths": [], "rolled_back": []}
 EOF
+plan=$("$OVERLAYFS_INIT" --data "$D2" --dry-run)
 "$OVERLAYFS_INIT" --data "$D2"; rc=$?
 rm -rf "$D2"
+echo "$plan" | grep -q "overlay     /  lower=$L:/ upper=$D2/system/upper" ||
+    { rc=99; echo "# plan: $plan"; }
 [ $rc -eq 7 ] && same_host && t_ok || t_fail "rc=$rc"
 
 t_begin "overlayfs-init: overlapping layers are an error that says so"
