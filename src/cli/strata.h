@@ -33,9 +33,11 @@ int cmd_version(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_mounts(int argc, char **argv);
 int cmd_lab(int argc, char **argv);
+int cmd_pkg(int argc, char **argv);
 
 void help_help(void);
 void help_version(void);
 void help_doctor(void);
 void help_mounts(void);
 void help_lab(void);
+void help_pkg(void);
