@@ -134,6 +134,11 @@ i=0
 while pgrep -f "sleep $M" >/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 [ $rc -eq 137 ] && same_host && t_ok || t_fail "rc=$rc"
 
+t_begin "lab run: the next ephemeral machine removes the dir the killed one left"
+left=$(ls -d /dev/shm/strata-lab-$pid-* /tmp/strata-lab-$pid-* 2>/dev/null)
+"$STRATA" lab run -- true
+[ -n "$left" ] && [ ! -e "$left" ] && t_ok || t_fail "left: '$left'"
+
 t_begin "lab run --data: a second machine of the same data dir exits 75, naming the first"
 D3=$T_TMP/busy
 mkdir -p "$D3"
