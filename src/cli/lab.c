@@ -404,9 +404,11 @@ static int add_test_runner(struct mount_plan *p, const struct lab_args *a,
 #define EPHEMERAL_PREFIX "strata-lab-"
 
 /* Removes the dirs of ephemeral machines whose strata was killed before it
- * could (its pid is in the name and no longer runs). They are empty: the
+ * could: the name carries the pid namespace and the pid of their strata,
+ * and only those of our own pid namespace are judged (a pid means nothing
+ * in another one, e.g. in a machine sharing /dev/shm). They are empty: the
  * mounts on them lived in the dead machine's namespace. */
-static void sweep_stale(const char *parent)
+static void sweep_stale(const char *parent, unsigned long pidns)
 {
         _cleanup_closedir_ DIR *d = opendir(parent);
         struct dirent *de;
@@ -415,12 +417,17 @@ static void sweep_stale(const char *parent)
                 return;
         while ((de = readdir(d))) {
                 const char *p = startswith(de->d_name, EPHEMERAL_PREFIX);
+                unsigned long ns;
                 char *end;
                 long pid;
 
                 if (!p)
                         continue;
                 errno = 0;
+                ns = strtoul(p, &end, 10);
+                if (errno || end == p || *end != '-' || ns != pidns)
+                        continue;
+                p = end + 1;
                 pid = strtol(p, &end, 10);
                 if (errno || end == p || *end != '-' || pid <= 0 || pid > INT_MAX)
                         continue;
@@ -435,12 +442,16 @@ static int ephemeral_dir(char **ret)
         const char *tmpdir = getenv("TMPDIR");
         struct stat st;
         const char *parent = "/dev/shm";
+        unsigned long pidns = 0;
         char *d;
 
+        if (stat("/proc/self/ns/pid", &st) == 0)
+                pidns = (unsigned long)st.st_ino;
         if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK) < 0)
                 parent = tmpdir && tmpdir[0] == '/' ? tmpdir : "/tmp";
-        sweep_stale(parent);
-        if (asprintf(&d, "%s/" EPHEMERAL_PREFIX "%d-XXXXXX", parent, (int)getpid()) < 0)
+        if (pidns)
+                sweep_stale(parent, pidns);
+        if (asprintf(&d, "%s/" EPHEMERAL_PREFIX "%lu-%d-XXXXXX", parent, pidns, (int)getpid()) < 0)
                 return -ENOMEM;
         if (!mkdtemp(d)) {
                 int r = -errno;
