@@ -504,19 +504,19 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
         if (sfd < 0)
                 r = -errno;
 
-        /* Until the command is executed, setup errors arrive on the pipe
-         * (EOF: exec happened, or the callback runs). The timeout and the
-         * signals count from the start, setup included. */
+        /* Setup and exec errors go to the pipe, then the namespace's init
+         * exits: the pipe is read once it is gone (an error fits in the pipe
+         * buffer, so no writer ever waits for us, and we are woken once).
+         * The timeout and the signals count from the start. */
         while (status < 0) {
-                struct pollfd p[3] = {
-                    {pidfd, POLLIN, 0}, {sfd, POLLIN, 0}, {errpipe[0], POLLIN, 0}};
+                struct pollfd p[2] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}};
                 int timeout = -1, k;
 
                 if (deadline) {
                         uint64_t t = now_usec();
                         timeout = t >= deadline ? 0 : (int)((deadline - t + 999) / 1000);
                 }
-                k = poll(p, 3, timeout);
+                k = poll(p, 2, timeout);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k == 0) {
@@ -525,15 +525,6 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                         (void)waitid(P_PIDFD, (id_t)pidfd, NULL, WEXITED);
                         status = SANDBOX_EXIT_TIMEOUT;
                         break;
-                }
-                if (p[2].revents & (POLLIN | POLLHUP)) {
-                        ssize_t n = read(errpipe[0], buf + got, sizeof(buf) - 1 - got);
-                        if (n < 0 && errno != EINTR && errno != EAGAIN)
-                                n = 0;
-                        if (n == 0 || got + (size_t)MAX(n, 0) >= sizeof(buf) - 1)
-                                errpipe[0] = safe_close(errpipe[0]); /* poll ignores -1 */
-                        if (n > 0)
-                                got += (size_t)n;
                 }
                 if (sfd >= 0 && (p[1].revents & POLLIN)) {
                         struct signalfd_siginfo si;
