@@ -1,7 +1,7 @@
 # The README's commands. Everything real lives in meson.build and scripts/.
 BUILD ?= build
 
-.PHONY: all deps build demo check bench format fuzz clean
+.PHONY: all deps build demo check format fuzz bench clean
 
 all: build
 
@@ -20,12 +20,17 @@ demo: build
 check:
 	@scripts/check
 
-# Every benchmark in bench/ (each prints its own figures and goals).
-bench: build
-	@set -e; for b in bench/*.sh; do echo "== $$b"; $$b $(BUILD); done
-
 format:
 	@scripts/format
 
+# libFuzzer targets for FUZZ_TIME seconds (clang; build-fuzz/).
+FUZZ_TIME ?= 300
+fuzz: deps
+	@scripts/fuzz $(FUZZ_TIME)
+
+# Every benchmark under bench/ (bench/*.sh), each printing its own figures.
+bench: build
+	@set -e; for b in bench/*.sh; do echo "== $$b"; BUILD=$(BUILD) $$b; done
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -7,11 +7,11 @@
 # (IMAGE imported from a busybox-static rootfs into a temporary podman store.)
 # Goals: strata <= 1.0x bwrap, and at least 20x faster than podman.
 #
-#   bench/lab-run.sh [BUILD_DIR]     (default: build)
+#   bench/lab-run.sh [BUILD_DIR]     (default: $BUILD, else build)
 # Uses hyperfine when installed (medians of many runs), else a shell loop.
 set -eu
 cd "$(dirname "$0")/.."
-BUILD=${1:-build}
+BUILD=${1:-${BUILD:-build}}
 STRATA=$(pwd)/$BUILD/src/cli/strata
 RUNS=${RUNS:-200}
 PODMAN_RUNS=${PODMAN_RUNS:-20}

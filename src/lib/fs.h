@@ -20,7 +20,11 @@ int mkdir_parents_at(int dirfd, const char *path, mode_t mode);
 
 /* Writes data to path atomically: a temp file in the same dir, fsync,
  * rename over path, fsync of the dir. Readers see the old or the new
- * content, never a mix, even across a crash. */
+ * content, never a mix, even across a crash. Where the filesystem has
+ * O_TMPFILE the temp file has no name while it is written, so a killed
+ * writer leaves nothing partial behind; one killed between naming the
+ * finished temp file (".#<name>.<random>") and the rename leaves that file,
+ * holding the whole new content. */
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode);
 
 /* Reads a whole regular file (at most max bytes, -EFBIG beyond). *ret is
@@ -54,8 +58,9 @@ enum {
  * and xattrs. dst must not exist unless COPY_MERGE. */
 int copy_tree_at(int src_dirfd, const char *src, int dst_dirfd, const char *dst, unsigned flags);
 
-/* Copies the xattrs of fd_src to fd_dst (both O_PATH-less fds of the
- * objects themselves; symlinks are handled by copy_tree_at). */
+/* Copies every xattr (trusted.* included, which needs CAP_SYS_ADMIN) of the
+ * object open at fd_src to the one at fd_dst, through /proc/self/fd (so
+ * /proc must be mounted; copy_tree_at needs it for xattrs too). */
 int copy_xattrs_fd(int fd_src, int fd_dst);
 
 /* Creates a directory under $TMPDIR (or /tmp) named prefix-XXXXXX and

@@ -59,7 +59,9 @@ t_ok() {
 
 t_fail() {
     echo "not ok $T_N - $T_CURRENT"
-    [ $# -gt 0 ] && echo "# $*"
+    # Every line of the reason as a TAP comment, so multi-line output
+    # (JSON, command errors) does not break the TAP stream.
+    [ $# -gt 0 ] && printf '%s\n' "$*" | sed 's/^/# /'
     T_FAILED=$((T_FAILED + 1))
 }
 

@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "fs.h"
+#include "macro.h"
 #include "tests.h"
 
 static int setup(void **state)
@@ -102,7 +103,12 @@ static void test_atomic_write_and_read(void **state)
 }
 
 /* Writers killed at random points: the file is always one whole version and,
- * where the filesystem has O_TMPFILE, no temp file is left behind. */
+ * where the filesystem has O_TMPFILE, no partly written temp file is left
+ * behind. A writer killed in the instant between giving the finished temp
+ * file its name and renaming it over the target leaves that name, holding
+ * one whole version: nothing can close that window (linkat() cannot replace
+ * a file), and how often a kill lands in it depends on the filesystem's
+ * speed, so such leftovers are allowed but must be whole. */
 static void test_atomic_write_survives_sigkill(void **state)
 {
         _cleanup_close_ int fd = open_dir(*state);
@@ -137,11 +143,21 @@ static void test_atomic_write_survives_sigkill(void **state)
         }
         d = opendir(*state);
         assert_non_null(d);
-        while ((de = readdir(d)))
-                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "f"))
-                        others++;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *data = NULL;
+                size_t len;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, "..") || streq(de->d_name, "f"))
+                        continue;
+                others++;
+                assert_true(startswith(de->d_name, ".#f."));
+                assert_int_equal(read_file_at(fd, de->d_name, sizeof(big), &data, &len), 0);
+                assert_int_equal(len, sizeof(big));
+                for (size_t i = 1; i < len; i++)
+                        assert_int_equal(data[i], data[0]);
+        }
         closedir(d);
-        assert_int_equal(others, 0);
+        assert_true(others <= 20);
 }
 
 static void test_rm_rf(void **state)

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fsobj.h"
+#include "log.h"
+#include "macro.h"
+
+struct kernel_handle {
+        struct file_handle fh;
+        unsigned char buf[MAX_HANDLE_SZ];
+};
+
+/* Whether the directory fd lies below the root of export e: its ".."
+ * chain reaches the root. A directory that was moved out of the export on
+ * the server (its handle stays valid for the kernel) does not. */
+static bool dir_in_export(const struct export *e, int fd, const struct stat *st)
+{
+        _cleanup_close_ int cur = -1;
+        struct stat prev = *st;
+
+        for (int depth = 0; depth < 4096; depth++) {
+                struct stat up;
+                int n;
+
+                if (prev.st_dev == e->dev && prev.st_ino == e->ino)
+                        return true;
+                n = openat(cur >= 0 ? cur : fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (n < 0)
+                        return false;
+                safe_close(cur);
+                cur = n;
+                if (fstat(cur, &up) < 0 || up.st_dev != e->dev ||
+                    (up.st_ino == prev.st_ino && up.st_dev == prev.st_dev))
+                        return false; /* another mount, or the filesystem root */
+                prev = up;
+        }
+        return false;
+}
+
+int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct fsobj *ret)
+{
+        const struct export_client *cl;
+        const struct export *e;
+        struct kernel_handle kh;
+        struct fhandle h;
+        struct stat st;
+        int fd, r;
+
+        r = fhandle_decode(&c->server->key, data, len, &h);
+        if (r < 0)
+                return r;
+        e = export_table_find_id(c->exports, h.export_id);
+        if (!e)
+                return -ESTALE;
+        cl = export_match(e, c->peer);
+        if (!cl)
+                return -EACCES;
+
+        kh.fh.handle_bytes = h.len;
+        kh.fh.handle_type = h.type;
+        memcpy(kh.fh.f_handle, h.bytes, h.len);
+        fd = open_by_handle_at(e->fd, &kh.fh, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                r = negative_errno();
+                log_debug_errno(r, "cannot open a handle of export '%s': %m", e->path);
+                /* Whatever the kernel says about an authenticated handle it
+                 * cannot open, for the client the file is gone. */
+                return r == -ENOMEM || r == -EMFILE || r == -ENFILE ? r : -ESTALE;
+        }
+        /* Removed (but still open somewhere), or a directory outside the
+         * export: gone, as far as the client is concerned. */
+        if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_nlink == 0 ||
+            (S_ISDIR(st.st_mode) && !dir_in_export(e, fd, &st))) {
+                safe_close(fd);
+                return -ESTALE;
+        }
+        *ret = (struct fsobj){.export = e, .client = cl, .fd = fd, .st = st, .handle = h};
+        return 0;
+}
+
+static int encode(struct nfsd_call *c, const struct export *e, struct kernel_handle *kh,
+                  int mount_id, uint8_t out[FHANDLE_MAX])
+{
+        struct fhandle h = {};
+
+        if (mount_id != e->mount_id)
+                return -EXDEV;
+        if (kh->fh.handle_bytes > FHANDLE_KERNEL_MAX)
+                return -EOVERFLOW;
+        h.export_id = e->id;
+        h.type = kh->fh.handle_type;
+        h.len = (uint8_t)kh->fh.handle_bytes;
+        memcpy(h.bytes, kh->fh.f_handle, h.len);
+        return fhandle_encode(&c->server->key, &h, out);
+}
+
+int fsobj_handle_of_fd(struct nfsd_call *c, const struct export *e, int fd,
+                       uint8_t out[FHANDLE_MAX])
+{
+        struct kernel_handle kh;
+        int mount_id;
+
+        kh.fh.handle_bytes = MAX_HANDLE_SZ;
+        if (name_to_handle_at(fd, "", &kh.fh, &mount_id, AT_EMPTY_PATH) < 0)
+                return negative_errno();
+        return encode(c, e, &kh, mount_id, out);
+}
+
+int fsobj_handle_at(struct nfsd_call *c, const struct export *e, int dirfd, const char *name,
+                    uint8_t out[FHANDLE_MAX])
+{
+        struct kernel_handle kh;
+        int mount_id;
+
+        kh.fh.handle_bytes = MAX_HANDLE_SZ;
+        if (name_to_handle_at(dirfd, name, &kh.fh, &mount_id, 0) < 0)
+                return negative_errno();
+        return encode(c, e, &kh, mount_id, out);
+}
+
+bool fsobj_is_export_root(const struct fsobj *o)
+{
+        return o->st.st_dev == o->export->dev && o->st.st_ino == o->export->ino;
+}
+
+void fsobj_cred(const struct nfsd_call *c, const struct export_client *cl, struct cred *ret)
+{
+        struct cred anon = {.uid = cl->anonuid, .gid = cl->anongid};
+
+        if (c->flavor != AUTH_SYS_FLAVOR || cl->squash == EXPORT_ALL_SQUASH) {
+                *ret = anon;
+                return;
+        }
+        *ret = c->cred;
+        if (cl->squash == EXPORT_ROOT_SQUASH) {
+                if (ret->uid == 0)
+                        ret->uid = cl->anonuid;
+                if (ret->gid == 0)
+                        ret->gid = cl->anongid;
+                for (unsigned i = 0; i < ret->n_groups; i++)
+                        if (ret->groups[i] == 0)
+                                ret->groups[i] = cl->anongid;
+        }
+}
+
+int fsobj_reopen(const struct fsobj *o, int flags)
+{
+        char path[STRLEN_PROC_FD];
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", o->fd);
+        fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+int fsobj_reopen_root(const struct fsobj *o, int flags)
+{
+        struct kernel_handle kh;
+        int fd;
+
+        kh.fh.handle_bytes = o->handle.len;
+        kh.fh.handle_type = o->handle.type;
+        memcpy(kh.fh.f_handle, o->handle.bytes, o->handle.len);
+        fd = open_by_handle_at(o->export->fd, &kh.fh, flags | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+void fsobj_done(struct fsobj *o)
+{
+        o->fd = safe_close(o->fd);
+}

@@ -1,0 +1,802 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "log.h"
+#include "macro.h"
+#include "rpc.h"
+#include "transport.h"
+
+/*
+ * Leader/follower: every worker waits in epoll_wait() on the same epoll
+ * instance. A connection's socket is registered EPOLLIN | EPOLLONESHOT, so
+ * exactly one worker reads it at a time; that worker assembles the records
+ * that arrived, re-arms the socket (another worker may then read the next
+ * calls) and runs the first call itself, without handing it to another
+ * thread. Further complete records go to a queue that wakes one idle worker
+ * each (an eventfd registered EPOLLEXCLUSIVE). Replies are sent by the
+ * worker that ran the call, without blocking: what the socket does not take
+ * is queued and sent when it becomes writable, watched through a dup of the
+ * socket registered EPOLLOUT | EPOLLONESHOT, so the write side never re-arms
+ * the read side behind its owner's back.
+ */
+
+#define MAX_CONNECTIONS 1024
+#define MAX_INFLIGHT    32 /* calls of one connection queued or running */
+#define READ_CHUNK      65536
+#define READS_PER_EVENT 8                   /* then the other connections get their turn */
+#define OUT_MAX         (4 * 1024 * 1024)   /* queued reply bytes before reading pauses */
+#define OUT_LIMIT       (16 * 1024 * 1024)  /* queued for one client that does not read: drop it */
+#define OUT_LIMIT_ALL   (256 * 1024 * 1024) /* queued for all clients together */
+#define WORKER_OUT_SIZE (TRANSPORT_MAX_RECORD + 4)
+#define WORKER_SCRATCH  (1024 * 1024)
+
+/* Epoll events carry no pointers: a worker may dequeue an event for a
+ * connection another worker is closing. They carry a slot of the
+ * connection table and its generation (looked up under t->lock, which
+ * takes a reference), and whether it is the write side. */
+#define EV_TAG    (UINT64_C(1) << 63)
+#define EV_LISTEN (EV_TAG | 1)
+#define EV_STOP   (EV_TAG | 2)
+#define EV_JOBS   (EV_TAG | 3)
+#define EV_CONN(slot, gen, write) \
+        ((uint64_t)(gen) << 32 | (uint64_t)(slot) << 1 | (uint64_t)(write))
+
+struct conn {
+        int fd;
+        int wfd; /* dup of fd, for EPOLLOUT */
+        unsigned slot;
+        uint32_t gen;
+        atomic_int refs;
+        struct transport *t;
+        struct sockaddr_storage peer;
+        struct conn *prev, *next; /* t->conns, under t->lock */
+
+        pthread_mutex_t lock; /* everything below but record assembly */
+        unsigned inflight;
+        bool read_paused; /* the read side is left disarmed (too much in flight) */
+        bool write_armed; /* EPOLLOUT is armed on wfd */
+        bool closed;      /* removed from epoll */
+        bool dead;        /* no more replies */
+        struct outbuf *out_head, *out_tail;
+        size_t out_bytes;
+
+        /* Record assembly: only the worker that owns the read side. */
+        uint8_t mark[4];
+        size_t mark_have;
+        uint32_t frag_left;
+        bool frag_last;
+        bool in_frag;
+        uint8_t *rec;
+        size_t rec_len, rec_cap;
+};
+
+/* Reply bytes the socket did not take at once; sent when it becomes
+ * writable, so a client that does not read holds up no worker. */
+struct outbuf {
+        struct outbuf *next;
+        size_t len, off;
+        uint8_t data[];
+};
+
+struct job {
+        struct job *next;
+        struct conn *conn;
+        uint8_t *rec;
+        size_t len;
+};
+
+struct transport {
+        struct nfsd_server *server;
+        int listen_fd;
+        int epoll_fd;
+        int stop_fd; /* eventfd: readable once stopping, wakes every worker */
+        int jobs_fd; /* eventfd semaphore: one count per queued job */
+
+        pthread_mutex_t lock; /* conns, n_conns, slots, job queue */
+        struct conn *conns;
+        size_t n_conns;
+        _Atomic size_t out_total; /* queued reply bytes of all connections */
+        struct {
+                struct conn *c;
+                uint32_t gen;
+        } slots[MAX_CONNECTIONS];
+        struct job *head, *tail;
+
+        pthread_t *workers;
+        unsigned n_workers;
+};
+
+struct worker {
+        struct transport *t;
+        uint8_t *out;
+        void *scratch;
+        uint8_t *buf;
+};
+
+static void conn_unref(struct conn *c)
+{
+        if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+                return;
+        safe_close(c->fd);
+        safe_close(c->wfd);
+        while (c->out_head) {
+                struct outbuf *o = c->out_head;
+                c->out_head = o->next;
+                atomic_fetch_sub(&c->t->out_total, o->len - o->off);
+                free(o);
+        }
+        pthread_mutex_destroy(&c->lock);
+        free(c->rec);
+        free(c);
+}
+
+static void job_free(struct job *j)
+{
+        conn_unref(j->conn);
+        free(j->rec);
+        free(j);
+}
+
+static bool conn_may_read(struct conn *c)
+{
+        return c->dead || (c->inflight < MAX_INFLIGHT && c->out_bytes < OUT_MAX);
+}
+
+static void conn_arm_read(struct conn *c)
+{
+        struct epoll_event e = {.events = EPOLLIN | EPOLLONESHOT,
+                                .data.u64 = EV_CONN(c->slot, c->gen, 0)};
+
+        (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->fd, &e);
+}
+
+/* The owner of the read side is done: re-arm it, or leave it paused.
+ * Called with c->lock held. */
+static void conn_read_done(struct conn *c)
+{
+        if (c->closed)
+                return;
+        if (conn_may_read(c))
+                conn_arm_read(c);
+        else
+                c->read_paused = true;
+}
+
+/* Resumes a paused read side once calls completed or replies drained (or
+ * the connection broke, so its owner closes it). Called with c->lock held;
+ * a paused read side has no owner, so re-arming it is safe. */
+static void conn_maybe_resume(struct conn *c)
+{
+        if (c->read_paused && !c->closed && conn_may_read(c)) {
+                c->read_paused = false;
+                conn_arm_read(c);
+        }
+}
+
+/* Watches for writability while replies are queued. Called with c->lock held. */
+static void conn_want_write(struct conn *c)
+{
+        struct epoll_event e = {.events = EPOLLOUT | EPOLLONESHOT,
+                                .data.u64 = EV_CONN(c->slot, c->gen, 1)};
+
+        if (!c->out_head || c->write_armed || c->closed || c->dead)
+                return;
+        c->write_armed = true;
+        (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->wfd, &e);
+}
+
+/* Removes c from epoll and the list; in-flight calls keep it alive until
+ * they are answered (or fail to be). Called by the owner of the read side. */
+static void conn_close(struct transport *t, struct conn *c, bool abort_io)
+{
+        pthread_mutex_lock(&c->lock);
+        c->closed = true;
+        c->dead = c->dead || abort_io;
+        pthread_mutex_unlock(&c->lock);
+        epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        epoll_ctl(t->epoll_fd, EPOLL_CTL_DEL, c->wfd, NULL);
+        if (abort_io)
+                shutdown(c->fd, SHUT_RDWR);
+        pthread_mutex_lock(&t->lock);
+        t->slots[c->slot].c = NULL;
+        t->slots[c->slot].gen++;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                t->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        t->n_conns--;
+        pthread_mutex_unlock(&t->lock);
+        conn_unref(c);
+}
+
+/* Marks c broken; its owner notices the shutdown and closes it. Called
+ * with c->lock held. */
+static void conn_fail(struct conn *c, int r)
+{
+        log_debug_errno(r, "connection failed: %m");
+        c->dead = true;
+        shutdown(c->fd, SHUT_RDWR);
+        conn_maybe_resume(c);
+}
+
+/* Sends what is queued, without blocking; called with c->lock held. */
+static int conn_flush(struct conn *c)
+{
+        while (c->out_head) {
+                struct outbuf *o = c->out_head;
+                ssize_t n =
+                    send(c->fd, o->data + o->off, o->len - o->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n <= 0)
+                        return n < 0 ? negative_errno() : -EPIPE;
+                o->off += (size_t)n;
+                c->out_bytes -= (size_t)n;
+                atomic_fetch_sub(&c->t->out_total, (size_t)n);
+                if (o->off < o->len)
+                        continue;
+                c->out_head = o->next;
+                if (!c->out_head)
+                        c->out_tail = NULL;
+                free(o);
+        }
+        return 0;
+}
+
+static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
+{
+        static const uint8_t zeros[4];
+        size_t pad = (4 - rep->tail_len % 4) % 4;
+        size_t body = rep->len + rep->tail_len + pad;
+        uint32_t mark = 0x80000000u | (uint32_t)body;
+        struct iovec iov[3] = {
+            {.iov_base = out, .iov_len = rep->len + 4},
+            {.iov_base = (void *)rep->tail, .iov_len = rep->tail_len},
+            {.iov_base = (void *)zeros, .iov_len = pad},
+        };
+        size_t total = body + 4, sent = 0;
+        struct outbuf *o;
+        int r;
+
+        out[0] = mark >> 24;
+        out[1] = mark >> 16;
+        out[2] = mark >> 8;
+        out[3] = mark;
+        pthread_mutex_lock(&c->lock);
+        if (c->dead)
+                goto out;
+        /* Straight from the worker's buffers when nothing is queued before. */
+        while (!c->out_head && sent < total) {
+                struct iovec v[3];
+                struct msghdr m = {.msg_iov = v};
+                size_t skip = sent;
+                ssize_t n;
+
+                for (size_t i = 0; i < 3; i++) {
+                        if (skip >= iov[i].iov_len) {
+                                skip -= iov[i].iov_len;
+                                continue;
+                        }
+                        v[m.msg_iovlen++] = (struct iovec){
+                            .iov_base = (uint8_t *)iov[i].iov_base + skip,
+                            .iov_len = iov[i].iov_len - skip,
+                        };
+                        skip = 0;
+                }
+                n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        break;
+                if (n <= 0) {
+                        conn_fail(c, n < 0 ? negative_errno() : -EPIPE);
+                        goto out;
+                }
+                sent += (size_t)n;
+        }
+        if (sent < total) {
+                size_t at = 0, skip = sent;
+
+                /* A client that lets replies pile up is dropped, so such
+                 * clients cannot exhaust the server's memory. */
+                if (c->out_bytes + (total - sent) > OUT_LIMIT ||
+                    atomic_load(&c->t->out_total) + (total - sent) > OUT_LIMIT_ALL) {
+                        conn_fail(c, -ENOBUFS);
+                        goto out;
+                }
+                o = malloc(sizeof(*o) + total - sent);
+                if (!o) {
+                        conn_fail(c, -ENOMEM);
+                        goto out;
+                }
+                *o = (struct outbuf){.len = total - sent};
+                for (size_t i = 0; i < 3; i++) {
+                        if (skip >= iov[i].iov_len) {
+                                skip -= iov[i].iov_len;
+                                continue;
+                        }
+                        memcpy(o->data + at, (uint8_t *)iov[i].iov_base + skip,
+                               iov[i].iov_len - skip);
+                        at += iov[i].iov_len - skip;
+                        skip = 0;
+                }
+                if (c->out_tail)
+                        c->out_tail->next = o;
+                else
+                        c->out_head = o;
+                c->out_tail = o;
+                c->out_bytes += o->len;
+                atomic_fetch_add(&c->t->out_total, o->len);
+                r = conn_flush(c);
+                if (r < 0)
+                        conn_fail(c, r);
+                conn_want_write(c);
+        }
+out:
+        pthread_mutex_unlock(&c->lock);
+}
+
+static void call_done(struct conn *c)
+{
+        pthread_mutex_lock(&c->lock);
+        c->inflight--;
+        conn_maybe_resume(c);
+        pthread_mutex_unlock(&c->lock);
+}
+
+static void run_job(struct worker *w, struct job *j)
+{
+        struct rpc_reply rep;
+        int n;
+
+        n = rpc_handle(w->t->server, (const struct sockaddr *)&j->conn->peer, j->rec, j->len,
+                       w->out + 4, WORKER_OUT_SIZE - 4, w->scratch, WORKER_SCRATCH, &rep);
+        if (n > 0)
+                reply(j->conn, w->out, &rep);
+        else if (n < 0) {
+                pthread_mutex_lock(&j->conn->lock);
+                conn_fail(j->conn, n);
+                pthread_mutex_unlock(&j->conn->lock);
+        }
+        call_done(j->conn);
+        job_free(j);
+}
+
+/* A record is complete: keep it for the reading worker (*first) or queue
+ * it for another. */
+static int record_done(struct transport *t, struct conn *c, struct job **first)
+{
+        struct job *j = malloc(sizeof(*j));
+        uint64_t one = 1;
+
+        if (!j)
+                return -ENOMEM;
+        atomic_fetch_add(&c->refs, 1);
+        *j = (struct job){.conn = c, .rec = c->rec, .len = c->rec_len};
+        c->rec = NULL;
+        c->rec_len = c->rec_cap = 0;
+
+        pthread_mutex_lock(&c->lock);
+        c->inflight++;
+        pthread_mutex_unlock(&c->lock);
+
+        if (!*first) {
+                *first = j;
+                return 0;
+        }
+        pthread_mutex_lock(&t->lock);
+        if (t->tail)
+                t->tail->next = j;
+        else
+                t->head = j;
+        t->tail = j;
+        pthread_mutex_unlock(&t->lock);
+        if (write(t->jobs_fd, &one, sizeof(one)) < 0)
+                log_debug("cannot signal a queued call: %m");
+        return 0;
+}
+
+/* Ends the current fragment once all its bytes are in; a last fragment
+ * completes the record. */
+static int frag_check_done(struct transport *t, struct conn *c, struct job **first)
+{
+        if (!c->in_frag || c->frag_left > 0)
+                return 0;
+        c->in_frag = false;
+        if (!c->frag_last)
+                return 0;
+        if (c->rec_len == 0)
+                return -EBADMSG;
+        return record_done(t, c, first);
+}
+
+/* Feeds bytes from the stream into record assembly. Returns 0, or -EBADMSG
+ * when the stream breaks the rules (the connection is then closed). */
+static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size_t n,
+                     struct job **first)
+{
+        int r;
+
+        while (n > 0) {
+                if (!c->in_frag) {
+                        size_t take = MIN(n, 4 - c->mark_have);
+                        uint32_t m;
+
+                        memcpy(c->mark + c->mark_have, p, take);
+                        c->mark_have += take;
+                        p += take;
+                        n -= take;
+                        if (c->mark_have < 4)
+                                break;
+                        c->mark_have = 0;
+                        m = (uint32_t)c->mark[0] << 24 | (uint32_t)c->mark[1] << 16 |
+                            (uint32_t)c->mark[2] << 8 | c->mark[3];
+                        c->frag_last = m & 0x80000000u;
+                        c->frag_left = m & 0x7fffffffu;
+                        if (c->rec_len + c->frag_left > TRANSPORT_MAX_RECORD) {
+                                log_debug("record of more than %u bytes, closing",
+                                          TRANSPORT_MAX_RECORD);
+                                return -EBADMSG;
+                        }
+                        if (c->rec_len + c->frag_left > c->rec_cap) {
+                                size_t cap = MAX(c->rec_len + c->frag_left, (size_t)512);
+                                uint8_t *nr = realloc(c->rec, cap);
+                                if (!nr)
+                                        return -ENOMEM;
+                                c->rec = nr;
+                                c->rec_cap = cap;
+                        }
+                        c->in_frag = true;
+                }
+                if (c->frag_left > 0) {
+                        size_t take = MIN(n, (size_t)c->frag_left);
+                        memcpy(c->rec + c->rec_len, p, take);
+                        c->rec_len += take;
+                        c->frag_left -= (uint32_t)take;
+                        p += take;
+                        n -= take;
+                }
+                r = frag_check_done(t, c, first);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Reads what arrived on c. Returns 0, or < 0 when c must be closed
+ * (-ECONNRESET for a plain EOF). */
+static int conn_read(struct worker *w, struct conn *c, struct job **first)
+{
+        for (int i = 0; i < READS_PER_EVENT; i++) {
+                ssize_t n;
+                int r;
+
+                if (c->in_frag && c->frag_left >= READ_CHUNK) {
+                        /* Bulk data (WRITE): straight into the record. */
+                        n = read(c->fd, c->rec + c->rec_len, c->frag_left);
+                        if (n > 0) {
+                                c->rec_len += (size_t)n;
+                                c->frag_left -= (uint32_t)n;
+                                r = frag_check_done(w->t, c, first);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                } else
+                        n = read(c->fd, w->buf, READ_CHUNK);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n == 0)
+                        return -ECONNRESET;
+                if (n < 0)
+                        return negative_errno();
+                r = conn_feed(w->t, c, w->buf, (size_t)n, first);
+                if (r < 0)
+                        return r;
+                if ((size_t)n < READ_CHUNK)
+                        return 0;
+        }
+        return 0;
+}
+
+/* The write side became writable: send what is queued. */
+static void conn_write_event(struct conn *c)
+{
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        c->write_armed = false;
+        r = conn_flush(c);
+        if (r < 0)
+                conn_fail(c, r);
+        conn_want_write(c);
+        conn_maybe_resume(c);
+        pthread_mutex_unlock(&c->lock);
+}
+
+/* The read side has an event: this worker owns it until it re-arms it. */
+static void conn_read_event(struct worker *w, struct conn *c, uint32_t events)
+{
+        struct job *first = NULL;
+        bool dead;
+        int r = 0;
+
+        pthread_mutex_lock(&c->lock);
+        dead = c->dead;
+        pthread_mutex_unlock(&c->lock);
+
+        if (!dead)
+                r = conn_read(w, c, &first);
+        if (dead || r < 0)
+                /* EOF: answers to calls still running may yet go out. */
+                conn_close(w->t, c, dead || r != -ECONNRESET);
+        else {
+                pthread_mutex_lock(&c->lock);
+                conn_read_done(c);
+                pthread_mutex_unlock(&c->lock);
+        }
+        if (first)
+                run_job(w, first);
+}
+
+static void accept_all(struct transport *t)
+{
+        for (;;) {
+                struct sockaddr_storage peer;
+                socklen_t len = sizeof(peer);
+                struct epoll_event ev;
+                struct conn *c;
+                int fd, r, one = 1;
+
+                fd = accept4(t->listen_fd, (struct sockaddr *)&peer, &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                log_debug("accept failed: %m");
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                c = calloc(1, sizeof(*c));
+                if (!c) {
+                        close(fd);
+                        continue;
+                }
+                c->fd = fd;
+                c->wfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                c->t = t;
+                c->peer = peer;
+                /* The write side starts armed; its first event finds nothing to send. */
+                c->write_armed = true;
+                atomic_init(&c->refs, 1);
+                pthread_mutex_init(&c->lock, NULL);
+
+                pthread_mutex_lock(&t->lock);
+                c->slot = MAX_CONNECTIONS;
+                for (unsigned i = 0; i < MAX_CONNECTIONS; i++)
+                        if (!t->slots[i].c) {
+                                c->slot = i;
+                                break;
+                        }
+                if (c->slot == MAX_CONNECTIONS) {
+                        pthread_mutex_unlock(&t->lock);
+                        log_debug("too many connections, refusing one");
+                        c->closed = true;
+                        conn_unref(c);
+                        continue;
+                }
+                t->slots[c->slot].c = c;
+                c->gen = t->slots[c->slot].gen;
+                c->next = t->conns;
+                if (t->conns)
+                        t->conns->prev = c;
+                t->conns = c;
+                t->n_conns++;
+                pthread_mutex_unlock(&t->lock);
+
+                /* The write side first; the read side last, since from then on
+                 * another worker may own c and even close it. */
+                ev = (struct epoll_event){.events = EPOLLOUT | EPOLLONESHOT,
+                                          .data.u64 = EV_CONN(c->slot, c->gen, 1)};
+                r = c->wfd < 0 ? -1 : epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, c->wfd, &ev);
+                if (r == 0) {
+                        ev = (struct epoll_event){.events = EPOLLIN | EPOLLONESHOT,
+                                                  .data.u64 = EV_CONN(c->slot, c->gen, 0)};
+                        r = epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+                }
+                if (r < 0)
+                        conn_close(t, c, true);
+        }
+}
+
+static void *worker_main(void *userdata)
+{
+        struct worker w = {.t = userdata};
+        struct transport *t = w.t;
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = EV_LISTEN};
+
+        w.out = malloc(WORKER_OUT_SIZE);
+        w.scratch = malloc(WORKER_SCRATCH);
+        w.buf = malloc(READ_CHUNK);
+        if (!w.out || !w.scratch || !w.buf) {
+                log_error("worker: out of memory");
+                goto out;
+        }
+        for (;;) {
+                struct epoll_event ev;
+                int n = epoll_wait(t->epoll_fd, &ev, 1, -1);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        log_error("epoll_wait failed: %m");
+                        break;
+                }
+                if (n == 0)
+                        continue;
+                if (ev.data.u64 == EV_STOP)
+                        break;
+                if (ev.data.u64 == EV_LISTEN) {
+                        accept_all(t);
+                        (void)epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, t->listen_fd, &lev);
+                } else if (ev.data.u64 == EV_JOBS) {
+                        uint64_t v;
+                        struct job *j = NULL;
+
+                        if (read(t->jobs_fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+                                continue; /* another worker took it */
+                        pthread_mutex_lock(&t->lock);
+                        j = t->head;
+                        if (j) {
+                                t->head = j->next;
+                                if (!t->head)
+                                        t->tail = NULL;
+                        }
+                        pthread_mutex_unlock(&t->lock);
+                        if (j)
+                                run_job(&w, j);
+                } else {
+                        unsigned slot = (unsigned)(ev.data.u64 & 0xffffffffu) >> 1;
+                        uint32_t gen = (uint32_t)(ev.data.u64 >> 32);
+                        struct conn *c = NULL;
+
+                        pthread_mutex_lock(&t->lock);
+                        if (slot < MAX_CONNECTIONS && t->slots[slot].c &&
+                            t->slots[slot].gen == gen) {
+                                c = t->slots[slot].c;
+                                atomic_fetch_add(&c->refs, 1);
+                        }
+                        pthread_mutex_unlock(&t->lock);
+                        if (!c)
+                                continue; /* closed meanwhile */
+                        if (ev.data.u64 & 1)
+                                conn_write_event(c);
+                        else
+                                conn_read_event(&w, c, ev.events);
+                        conn_unref(c);
+                }
+        }
+out:
+        free(w.out);
+        free(w.scratch);
+        free(w.buf);
+        return NULL;
+}
+
+int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers, struct transport **ret)
+{
+        struct transport *t;
+        struct epoll_event ev;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t) {
+                safe_close(listen_fd);
+                return -ENOMEM;
+        }
+        t->server = s;
+        t->listen_fd = listen_fd;
+        t->stop_fd = t->jobs_fd = -1;
+        pthread_mutex_init(&t->lock, NULL);
+        t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        t->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        t->jobs_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+        if (t->epoll_fd < 0 || t->stop_fd < 0 || t->jobs_fd < 0 ||
+            fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK) < 0) {
+                r = negative_errno();
+                transport_free(t);
+                return r;
+        }
+        ev = (struct epoll_event){.events = EPOLLIN | EPOLLONESHOT, .data.u64 = EV_LISTEN};
+        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
+                goto fail;
+        ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = EV_STOP};
+        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->stop_fd, &ev) < 0)
+                goto fail;
+        ev = (struct epoll_event){.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = EV_JOBS};
+        if (epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->jobs_fd, &ev) < 0)
+                goto fail;
+
+        t->workers = calloc(n_workers, sizeof(*t->workers));
+        if (!t->workers) {
+                transport_free(t);
+                return -ENOMEM;
+        }
+        for (unsigned i = 0; i < n_workers; i++) {
+                r = pthread_create(&t->workers[i], NULL, worker_main, t);
+                if (r != 0) {
+                        transport_free(t);
+                        return -r;
+                }
+                t->n_workers++;
+        }
+        *ret = t;
+        return 0;
+fail:
+        r = negative_errno();
+        transport_free(t);
+        return r;
+}
+
+int transport_run(struct transport *t, int signal_fd, transport_signal_fn on_signal, void *userdata)
+{
+        for (;;) {
+                struct signalfd_siginfo si;
+                ssize_t n = read(signal_fd, &si, sizeof(si));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n != (ssize_t)sizeof(si))
+                        return n < 0 ? negative_errno() : -EIO;
+                if (on_signal(si.ssi_signo, userdata) < 0)
+                        return 0;
+        }
+}
+
+struct transport *transport_free(struct transport *t)
+{
+        uint64_t one = 1;
+
+        if (!t)
+                return NULL;
+        if (t->stop_fd >= 0 && write(t->stop_fd, &one, sizeof(one)) < 0)
+                log_debug("cannot signal the workers: %m");
+        for (unsigned i = 0; i < t->n_workers; i++)
+                pthread_join(t->workers[i], NULL);
+        free(t->workers);
+        while (t->head) {
+                struct job *j = t->head;
+                t->head = j->next;
+                job_free(j);
+        }
+        while (t->conns)
+                conn_close(t, t->conns, true);
+        safe_close(t->epoll_fd);
+        safe_close(t->listen_fd);
+        safe_close(t->stop_fd);
+        safe_close(t->jobs_fd);
+        pthread_mutex_destroy(&t->lock);
+        free(t);
+        return NULL;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The RPC transport: TCP with record marking (RFC 5531 section 11), one
+ * epoll loop that accepts and reads every connection, and a pool of worker
+ * threads that decode, run and answer the calls. A connection may have
+ * several calls in flight; replies go out as they complete. A slow call
+ * occupies one worker, never the loop. A record longer than the cap, or a
+ * broken stream, closes that connection only.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+
+#define TRANSPORT_MAX_RECORD (1024 * 1024 + 64 * 1024)
+
+struct transport;
+
+/* Called on a signal read from the signalfd given to transport_run(); a
+ * negative return stops the loop. */
+typedef int (*transport_signal_fn)(uint32_t signo, void *userdata);
+
+/* Takes ownership of listen_fd (a listening TCP socket). */
+int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers, struct transport **ret);
+
+/* Serves until on_signal returns < 0. Returns 0 or -errno. */
+int transport_run(struct transport *t, int signal_fd, transport_signal_fn on_signal,
+                  void *userdata);
+
+struct transport *transport_free(struct transport *t);
