@@ -90,9 +90,9 @@ void help_lab(void)
                "\n"
                "Exit status: CMD's own, 128+N when it was killed by signal N, 124 on timeout,\n"
                "125 when the machine cannot be set up, 126/127 when CMD cannot be run,\n"
-               "75 when the data dir's machine is already running, 2 for a usage error. Afterwards "
-               "the host has the same mounts as before and no\n"
-               "process of the machine is left.\n",
+               "75 when the data dir's machine is already running, 2 for a usage error.\n"
+               "Afterwards the host has the same mounts as before and no process of the\n"
+               "machine is left.\n",
                lab_options_help);
 }
 
