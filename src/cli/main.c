@@ -55,6 +55,10 @@ int cmd_help(int argc, char **argv)
                 usage(stdout);
                 return EXIT_OK;
         }
+        if (streq(argv[1], "--help") || streq(argv[1], "-h")) {
+                help_help();
+                return EXIT_OK;
+        }
         c = command_find(argv[1]);
         if (!c) {
                 log_error("unknown command '%s'; run 'strata --help' for the list", argv[1]);

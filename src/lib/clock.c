@@ -41,9 +41,9 @@ static void real_sleep(struct clock_source *c, usec_t usec)
 struct clock_source *clock_real(void)
 {
         static struct clock_source real = {
-                .now = real_now,
-                .monotonic = real_monotonic,
-                .sleep = real_sleep,
+            .now = real_now,
+            .monotonic = real_monotonic,
+            .sleep = real_sleep,
         };
         return &real;
 }
@@ -67,8 +67,8 @@ static void fake_sleep(struct clock_source *c, usec_t usec)
 void clock_fake_init(struct clock_fake *f, usec_t start)
 {
         *f = (struct clock_fake){
-                .source = { .now = fake_now, .monotonic = fake_now, .sleep = fake_sleep },
-                .now = start,
+            .source = {.now = fake_now, .monotonic = fake_now, .sleep = fake_sleep},
+            .now = start,
         };
 }
 

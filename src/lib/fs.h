@@ -41,9 +41,9 @@ enum {
 int rm_rf_at(int dirfd, const char *path, unsigned flags);
 
 enum {
-        COPY_XATTRS = 1 << 0,   /* copy every xattr, trusted.* included */
-        COPY_OWNERS = 1 << 1,   /* chown to the source's uid/gid */
-        COPY_MERGE = 1 << 2,    /* dst may exist: merge into it, replacing files */
+        COPY_XATTRS = 1 << 0,    /* copy every xattr, trusted.* included */
+        COPY_OWNERS = 1 << 1,    /* chown to the source's uid/gid */
+        COPY_MERGE = 1 << 2,     /* dst may exist: merge into it, replacing files */
         COPY_SAME_MOUNT = 1 << 3 /* do not descend into mounts below src */
 };
 #define COPY_ALL (COPY_XATTRS | COPY_OWNERS)

@@ -14,6 +14,7 @@
  */
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Loads the JSON document at path into *ret (a new reference). Returns 0,
@@ -22,8 +23,7 @@
 int json_load_at(int dirfd, const char *path, json_t **ret, json_error_t *e);
 
 /* Parses a buffer the same way; name is used in messages. */
-int json_load_buffer(const char *name, const char *data, size_t len, json_t **ret,
-                     json_error_t *e);
+int json_load_buffer(const char *name, const char *data, size_t len, json_t **ret, json_error_t *e);
 
 /* Saves j at path atomically (write_file_atomic_at), indented, with a final
  * newline. */

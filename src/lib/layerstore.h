@@ -36,7 +36,7 @@
 struct layer_entry {
         char *id;
         char *dir;
-        char **migrations; /* NULL-terminated */
+        char **migrations;  /* NULL-terminated */
         int64_t applied_at; /* usec since the epoch */
         int64_t duration_ms;
         unsigned changes[4]; /* A, M, D, R */
@@ -68,8 +68,8 @@ void layer_metadata_done(struct layer_metadata *m);
 /* Returns the lower dirs of the active layers, newest first, as absolute
  * paths "<data_dir>/system/layers/<dir>/fs", followed by base when base is
  * not NULL. NULL-terminated, owned by the caller (strv_free). */
-int layer_metadata_lowerdirs(const struct layer_metadata *m, const char *data_dir,
-                             const char *base, char ***ret);
+int layer_metadata_lowerdirs(const struct layer_metadata *m, const char *data_dir, const char *base,
+                             char ***ret);
 
 /* Finds the active layer holding migration id; returns its index or
  * -ENOENT. */

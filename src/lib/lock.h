@@ -24,8 +24,8 @@ enum {
 /* Creates (if needed) and locks path. On success *ret_fd is the lock; close
  * it (or lock_release) to release. Busy with LOCK_NONBLOCK: -EWOULDBLOCK,
  * and *ret_holder (may be NULL) is filled from the file when readable. */
-int lock_acquire_at(int dirfd, const char *path, const char *purpose, unsigned flags,
-                    int *ret_fd, struct lock_holder *ret_holder);
+int lock_acquire_at(int dirfd, const char *path, const char *purpose, unsigned flags, int *ret_fd,
+                    struct lock_holder *ret_holder);
 
 /* Clears the holder info and releases the lock. Returns -1 for fd = ...; */
 int lock_release(int fd);

@@ -3,6 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+
+#include "fs.h"
 #include "log.h"
 #include "tests.h"
 
@@ -44,4 +47,28 @@ void test_skip_all(const char *reason)
         printf("1..0 # SKIP %s\n", reason);
         fflush(stdout);
         exit(77);
+}
+
+char *test_tmpdir(void)
+{
+        char *p;
+
+        if (mkdtemp_malloc("strata-test", &p) < 0)
+                abort();
+        return p;
+}
+
+void test_tmpdir_remove(char *path)
+{
+        if (!path)
+                return;
+        if (rm_rf_at(AT_FDCWD, path, RM_ROOT | RM_MISSING_OK) < 0)
+                fprintf(stderr, "# cannot remove '%s'\n", path);
+        free(path);
+}
+
+void test_write(int dirfd, const char *path, const char *content)
+{
+        assert_int_equal(mkdir_parents_at(dirfd, path, 0755), 0);
+        assert_int_equal(write_file_atomic_at(dirfd, path, content, strlen(content), 0644), 0);
 }

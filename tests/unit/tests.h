@@ -29,3 +29,11 @@ const char *test_log_capture_stop(void);
 
 /* Prints a TAP "skip everything" plan with the reason and exits 77. */
 void test_skip_all(const char *reason) __attribute__((noreturn));
+
+/* A fresh directory under $TMPDIR; abort()s on failure. Free with
+ * test_tmpdir_remove, which removes the tree (never crossing mounts). */
+char *test_tmpdir(void);
+void test_tmpdir_remove(char *path);
+
+/* Writes a small file (creating parents) relative to dirfd; asserts. */
+void test_write(int dirfd, const char *path, const char *content);

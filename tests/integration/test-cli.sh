@@ -1,0 +1,80 @@
+#!/bin/sh
+# The strata front-end: help, version, usage errors, doctor and mounts.
+. "$(dirname "$0")/lib.sh"
+: "${STRATA:?STRATA must name the strata binary}"
+
+t_begin "strata --help lists the commands and exits 0"
+out=$("$STRATA" --help) && echo "$out" | grep -q '^  doctor ' && echo "$out" | grep -q '^  mounts ' &&
+    t_ok || t_fail "$out"
+
+t_begin "strata --version and strata version agree"
+a=$("$STRATA" --version) && b=$("$STRATA" version) && [ "$a" = "$b" ] &&
+    echo "$a" | grep -Eq '^strata [0-9]+\.[0-9]+\.[0-9]+$' && t_ok || t_fail "'$a' vs '$b'"
+
+t_begin "every command has --help and strata help CMD"
+ok=1
+for c in $("$STRATA" --help | sed -n 's/^  \([a-z][a-z-]*\) .*/\1/p'); do
+    "$STRATA" "$c" --help >/dev/null 2>&1 || { ok=0; echo "# $c --help failed"; }
+    "$STRATA" help "$c" | grep -q "Usage: strata $c" || { ok=0; echo "# help $c failed"; }
+done
+[ $ok = 1 ] && t_ok || t_fail
+
+t_begin "an unknown command is a usage error (2) that names it"
+err=$("$STRATA" frobnicate 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$err" | grep -q "unknown command 'frobnicate'" && t_ok || t_fail "rc=$rc: $err"
+
+t_begin "no command is a usage error"
+"$STRATA" >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] && t_ok || t_fail "rc=$rc"
+
+t_begin "an unknown option is a usage error"
+"$STRATA" mounts --bogus >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] && t_ok || t_fail "rc=$rc"
+
+t_begin "an invalid log level is rejected with its name"
+err=$("$STRATA" --log-level=loud version 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$err" | grep -q "invalid log level 'loud'" && t_ok || t_fail "rc=$rc: $err"
+
+t_begin "doctor --json is valid JSON with the required checks"
+out=$("$STRATA" doctor --json); rc=$?
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+names = {c["name"] for c in d["checks"]}
+assert {"root", "kernel", "overlayfs", "namespaces"} <= names, names
+assert isinstance(d["ok"], bool)
+assert (d["ok"] and '"$rc"' == 0) or (not d["ok"] and '"$rc"' == 1)
+' && t_ok || t_fail "rc=$rc: $out"
+
+if [ "$(id -u)" -eq 0 ]; then
+    t_begin "doctor mounts an overlay for real and leaves no mount behind"
+    before=$(wc -l </proc/self/mountinfo)
+    out=$("$STRATA" doctor --json)
+    after=$(wc -l </proc/self/mountinfo)
+    echo "$out" | python3 -c '
+import json, sys
+d = {c["name"]: c for c in json.load(sys.stdin)["checks"]}
+assert d["overlayfs"]["status"] == "ok", d["overlayfs"]
+' && [ "$before" = "$after" ] && t_ok || t_fail "mounts $before -> $after: $out"
+fi
+
+t_tmpdir
+t_begin "mounts --table reads a file, in unmount order, filtered by path"
+cat >"$T_TMP/mi" <<'MI'
+20 1 8:1 / / rw - ext4 /dev/sda1 rw
+30 20 0:40 / /srv rw - tmpfs tmpfs rw
+31 30 0:41 / /srv/a rw - tmpfs tmpfs rw
+40 20 0:43 / /srvx rw - tmpfs tmpfs rw
+MI
+out=$("$STRATA" mounts --json --table "$T_TMP/mi" /srv)
+echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert [m["target"] for m in d] == ["/srv/a", "/srv"], d
+' && t_ok || t_fail "$out"
+
+t_begin "mounts names the file it cannot read"
+err=$("$STRATA" mounts --table "$T_TMP/missing" 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$err" | grep -q "$T_TMP/missing" && t_ok || t_fail "rc=$rc: $err"
+
+t_done
