@@ -14,6 +14,8 @@ static const struct command commands[] = {
     {"version", cmd_version, "print the version", help_version},
     {"doctor", cmd_doctor, "check what this machine offers strata", help_doctor},
     {"mounts", cmd_mounts, "list the mounts under a path, in unmount order", help_mounts},
+    {"migrate", cmd_migrate, "migrations as overlayfs layers (same as system-migrate)",
+     help_migrate},
 };
 
 const struct command *command_find(const char *name)
