@@ -86,6 +86,10 @@ enum {
         MOUNT_PLAN_NODEV = 1 << 5,  /* nodev on the new mount */
         MOUNT_PLAN_NOEXEC = 1 << 6, /* noexec on the new mount */
         MOUNT_PLAN_HOST = 1 << 7,   /* DEST is in the caller's view, not under ROOT */
+        /* SRC (bind source, overlay dirs) is a path in the new root as built
+         * so far (ROOT is prepended, not host_prefix): e.g. an overlay on
+         * /etc/s6 whose lower dir is the root's own /etc/s6. */
+        MOUNT_PLAN_SRC_IN_ROOT = 1 << 8,
 };
 
 struct mount_op {

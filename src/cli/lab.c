@@ -1,0 +1,501 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * strata lab run|test: a throwaway machine in namespaces, built by the same
+ * mount plan as overlayfs-init (machine_root_plan) and run by sandbox_run.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "config.h"
+#include "fs.h"
+#include "layerstore.h"
+#include "log.h"
+#include "machine.h"
+#include "macro.h"
+#include "sandbox.h"
+#include "strata.h"
+
+/* Exit status when the machine cannot be set up (as container runtimes do). */
+#define EXIT_LAB_SETUP 125
+
+struct lab_args {
+        const char *data;
+        bool ephemeral;
+        const char *base;
+        struct machine_bind *binds;
+        size_t n_binds;
+        bool net_none;
+        const char *hostname;
+        uint64_t timeout_usec;
+        enum machine_dev dev;
+        const char *services; /* lab test: dir with the s6 test-runner files */
+        bool dry_run;
+        bool json;
+        char **argv;
+};
+
+static void lab_args_done(struct lab_args *a)
+{
+        for (size_t i = 0; i < a->n_binds; i++) {
+                free((char *)a->binds[i].src);
+                free((char *)a->binds[i].dest);
+        }
+        free(a->binds);
+}
+
+static const char lab_options_help[] =
+    "  --data DIR            boot the machine of data dir DIR (its layers, state and\n"
+    "                        scratch upper persist)\n"
+    "  --ephemeral           /data/system and /data/state on tmpfs: nothing persists\n"
+    "                        (the default without --data)\n"
+    "  --base DIR            the lowest layer (default /, the host's root)\n"
+    "  --bind SRC:DST[:ro]   bind host path SRC on DST in the machine (repeatable)\n"
+    "  --net host|none       share the host's network (default) or only a loopback\n"
+    "  --hostname NAME       the machine's hostname (default strata-lab)\n"
+    "  --dev minimal|host    a minimal /dev (default) or the host's\n"
+    "  --timeout SECONDS     kill the machine after SECONDS, exit 124\n"
+    "  --dry-run             print the mount plan and exit (with --json: as JSON)\n";
+
+void help_lab(void)
+{
+        printf("Usage: strata lab run [OPTIONS] -- CMD...\n"
+               "       strata lab test [OPTIONS] -- CMD...\n"
+               "\n"
+               "A throwaway strata machine in new mount, pid, uts and ipc namespaces (and net\n"
+               "with --net none), its root assembled like overlayfs-init does it: the data\n"
+               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths.\n"
+               "\n"
+               "  run    runs CMD as the machine's command\n"
+               "  test   boots 's6-svscan /etc/s6' with a test-runner service that runs CMD\n"
+               "         once and stops the machine with CMD's status\n"
+               "\n"
+               "Options:\n"
+               "%s"
+               "  --services DIR        (test) the s6 test-runner files (default: the\n"
+               "                        installed ones, or tests/image/s6 of the source)\n"
+               "\n"
+               "Exit status: CMD's own, 128+N when it was killed by signal N, 124 on timeout,\n"
+               "125 when the machine cannot be set up, 126/127 when CMD cannot be run,\n"
+               "2 for a usage error. Afterwards the host has the same mounts as before and no\n"
+               "process of the machine is left.\n",
+               lab_options_help);
+}
+
+static int parse_bind(const char *spec, struct lab_args *a)
+{
+        _cleanup_free_ char *s = strdup(spec), *src = NULL;
+        char *dst, *mode;
+        struct machine_bind *b;
+
+        if (!s)
+                return log_oom();
+        dst = strchr(s, ':');
+        if (!dst) {
+                log_error("invalid --bind '%s': expected SRC:DST[:ro]", spec);
+                return -EINVAL;
+        }
+        *dst++ = '\0';
+        mode = strchr(dst, ':');
+        if (mode) {
+                *mode++ = '\0';
+                if (!streq(mode, "ro") && !streq(mode, "rw")) {
+                        log_error("invalid --bind '%s': the mode is 'ro' or 'rw'", spec);
+                        return -EINVAL;
+                }
+        }
+        if (dst[0] != '/') {
+                log_error("invalid --bind '%s': DST must be an absolute path", spec);
+                return -EINVAL;
+        }
+        src = realpath(s, NULL);
+        if (!src)
+                return log_error_errno(errno, "cannot bind '%s': %m", s);
+        b = reallocarray(a->binds, a->n_binds + 1, sizeof(*b));
+        if (!b)
+                return log_oom();
+        a->binds = b;
+        b[a->n_binds] = (struct machine_bind){
+            .src = TAKE_PTR(src),
+            .dest = strdup(dst),
+            .read_only = mode && streq(mode, "ro"),
+        };
+        if (!b[a->n_binds++].dest)
+                return log_oom();
+        return 0;
+}
+
+static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
+{
+        enum {
+                ARG_DATA = 0x100,
+                ARG_EPHEMERAL,
+                ARG_BASE,
+                ARG_BIND,
+                ARG_NET,
+                ARG_HOSTNAME,
+                ARG_TIMEOUT,
+                ARG_DEV,
+                ARG_SERVICES,
+                ARG_DRY_RUN,
+                ARG_JSON,
+        };
+        static const struct option options[] = {
+            {"help", no_argument, NULL, 'h'},
+            {"data", required_argument, NULL, ARG_DATA},
+            {"ephemeral", no_argument, NULL, ARG_EPHEMERAL},
+            {"base", required_argument, NULL, ARG_BASE},
+            {"bind", required_argument, NULL, ARG_BIND},
+            {"net", required_argument, NULL, ARG_NET},
+            {"hostname", required_argument, NULL, ARG_HOSTNAME},
+            {"timeout", required_argument, NULL, ARG_TIMEOUT},
+            {"dev", required_argument, NULL, ARG_DEV},
+            {"services", required_argument, NULL, ARG_SERVICES},
+            {"dry-run", no_argument, NULL, ARG_DRY_RUN},
+            {"json", no_argument, NULL, ARG_JSON},
+            {},
+        };
+        int opt;
+
+        a->hostname = "strata-lab";
+        a->dev = MACHINE_DEV_MINIMAL;
+
+        /* '+': CMD's own options are not ours. */
+        while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+                switch (opt) {
+                case 'h':
+                        help_lab();
+                        return 1;
+                case ARG_DATA:
+                        a->data = optarg;
+                        break;
+                case ARG_EPHEMERAL:
+                        a->ephemeral = true;
+                        break;
+                case ARG_BASE:
+                        a->base = optarg;
+                        break;
+                case ARG_BIND:
+                        if (parse_bind(optarg, a) < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_NET:
+                        if (streq(optarg, "none"))
+                                a->net_none = true;
+                        else if (streq(optarg, "host"))
+                                a->net_none = false;
+                        else {
+                                log_error("invalid --net '%s': 'host' or 'none'", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_HOSTNAME:
+                        if (!*optarg || strlen(optarg) > 64) {
+                                log_error("invalid --hostname '%s'", optarg);
+                                return -EINVAL;
+                        }
+                        a->hostname = optarg;
+                        break;
+                case ARG_TIMEOUT: {
+                        char *end;
+                        double t;
+
+                        errno = 0;
+                        t = strtod(optarg, &end);
+                        if (errno || end == optarg || *end || !(t > 0) || t > 1e9) {
+                                log_error("invalid --timeout '%s': a positive number of seconds",
+                                          optarg);
+                                return -EINVAL;
+                        }
+                        a->timeout_usec = (uint64_t)(t * 1e6);
+                        break;
+                }
+                case ARG_DEV:
+                        if (streq(optarg, "minimal"))
+                                a->dev = MACHINE_DEV_MINIMAL;
+                        else if (streq(optarg, "host"))
+                                a->dev = MACHINE_DEV_HOST;
+                        else {
+                                log_error("invalid --dev '%s': 'minimal' or 'host'", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_SERVICES:
+                        if (!test) {
+                                log_error("--services is an option of 'strata lab test'");
+                                return -EINVAL;
+                        }
+                        a->services = optarg;
+                        break;
+                case ARG_DRY_RUN:
+                        a->dry_run = true;
+                        break;
+                case ARG_JSON:
+                        a->json = true;
+                        break;
+                case '?':
+                        return -EINVAL;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (a->data && a->ephemeral) {
+                log_error("--data and --ephemeral exclude each other");
+                return -EINVAL;
+        }
+        if (!a->data)
+                a->ephemeral = true;
+        if (optind >= argc && !a->dry_run) {
+                log_error("no command given: strata lab %s [OPTIONS] -- CMD...",
+                          test ? "test" : "run");
+                return -EINVAL;
+        }
+        a->argv = argv + optind;
+        return 0;
+}
+
+/* "exec 'a' 'b\''c'": CMD as a shell script for the test-runner service. */
+static int shell_command(char **argv, char **ret)
+{
+        size_t len = 0, cap = 0;
+        char *s = NULL;
+        FILE *f = open_memstream(&s, &cap);
+
+        if (!f)
+                return -ENOMEM;
+        fputs("#!/bin/sh\n# written by strata lab test: the command to run once\nexec", f);
+        for (char **a = argv; *a; a++) {
+                fputs(" '", f);
+                for (const char *c = *a; *c; c++) {
+                        if (*c == '\'')
+                                fputs("'\\''", f);
+                        else
+                                fputc(*c, f);
+                }
+                fputc('\'', f);
+        }
+        fputc('\n', f);
+        if (fclose(f) != 0) {
+                free(s);
+                return -ENOMEM;
+        }
+        (void)len;
+        *ret = s;
+        return 0;
+}
+
+static const char *services_dir(const struct lab_args *a)
+{
+        const char *e;
+
+        if (a->services)
+                return a->services;
+        e = getenv("STRATA_S6_DIR");
+        if (e && *e)
+                return e;
+        if (access(STRATA_DATADIR "/s6/test-runner/run", R_OK) == 0)
+                return STRATA_DATADIR "/s6";
+        return STRATA_SOURCE_ROOT "/tests/image/s6";
+}
+
+/* The test-runner service on a throwaway overlay of the machine's /etc/s6
+ * (its own services still run; nothing is written into its layers). */
+static int add_test_runner(struct mount_plan *p, const struct lab_args *a)
+{
+        static const char *const files[] = {"test-runner/run", "test-runner/finish",
+                                            ".s6-svscan/finish"};
+        char *lower[] = {(char *)"/etc/s6", NULL};
+        _cleanup_free_ char *cmd = NULL;
+        const char *dir = services_dir(a);
+        int r;
+
+        r = mount_plan_add_mkdir(p, "/run/strata-lab/s6/upper", 0755, 0);
+        if (r >= 0)
+                r = mount_plan_add_mkdir(p, "/run/strata-lab/s6/work", 0755, 0);
+        if (r >= 0)
+                r = mount_plan_add_overlay(p, "/etc/s6", lower, "/run/strata-lab/s6/upper",
+                                           "/run/strata-lab/s6/work",
+                                           MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_CREATE_DEST);
+        if (r < 0)
+                return log_error_errno(r, "cannot build the test-runner plan: %m");
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *src = NULL, *dest = NULL, *data = NULL;
+                size_t len;
+
+                if (asprintf(&src, "%s/%s", dir, files[i]) < 0 ||
+                    asprintf(&dest, "/etc/s6/%s", files[i]) < 0)
+                        return log_oom();
+                r = read_file_at(AT_FDCWD, src, 1 << 20, &data, &len);
+                if (r < 0)
+                        return log_error_errno(r, "cannot read the test-runner file '%s': %m", src);
+                r = mount_plan_add_write_file(p, dest, data, len, 0755, 0);
+                if (r < 0)
+                        return log_oom();
+        }
+
+        r = shell_command(a->argv, &cmd);
+        if (r >= 0)
+                r = mount_plan_add_write_file(p, "/run/test-runner/command", cmd, strlen(cmd), 0755,
+                                              0);
+        if (r < 0)
+                return log_oom();
+        return 0;
+}
+
+static int lab_main(int argc, char **argv, bool test)
+{
+        static char *const svscan[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
+        _cleanup_(mount_plan_freep) struct mount_plan *plan = NULL;
+        _cleanup_free_ char *tmp = NULL, *data = NULL, *error = NULL;
+        struct layer_metadata m = {};
+        struct lab_args a = {};
+        struct machine_options o = {};
+        struct sandbox_config sc = {};
+        int r, status = 0, ret = EXIT_LAB_SETUP;
+
+        r = lab_parse(argc, argv, &a, test);
+        if (r != 0) {
+                lab_args_done(&a);
+                return r > 0 ? EXIT_OK : EXIT_USAGE;
+        }
+
+        if (a.ephemeral) {
+                /* An empty dir the tmpfs mounts of the namespace sit on;
+                 * removed at the end. */
+                r = mkdtemp_malloc("strata-lab", &tmp);
+                if (r < 0) {
+                        log_error_errno(r, "cannot create a temporary data dir: %m");
+                        goto out;
+                }
+                data = strdup(tmp);
+        } else {
+                _cleanup_close_ int fd = -1;
+                _cleanup_free_ char *merr = NULL;
+
+                data = realpath(a.data, NULL);
+                if (!data) {
+                        log_error_errno(errno, "cannot open the data dir '%s': %m", a.data);
+                        goto out;
+                }
+                fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0) {
+                        log_error_errno(errno, "cannot open the data dir '%s': %m", data);
+                        goto out;
+                }
+                r = layerstore_ensure_layout(fd);
+                if (r < 0) {
+                        log_error_errno(r, "cannot create the layout of the data dir '%s': %m",
+                                        data);
+                        goto out;
+                }
+                r = layer_metadata_load(fd, &m, &merr);
+                if (r < 0) {
+                        if (merr)
+                                log_error("cannot load the metadata of '%s': %s", data, merr);
+                        else
+                                log_error_errno(r, "cannot load the metadata of '%s': %m", data);
+                        goto out;
+                }
+        }
+        if (!data) {
+                log_oom();
+                goto out;
+        }
+
+        o = (struct machine_options){
+            .data_dir = data,
+            .base = a.base,
+            .system_tmpfs = a.ephemeral,
+            .state_tmpfs = a.ephemeral,
+            .bind_data = true,
+            .dev = a.dev,
+            .binds = a.binds,
+            .n_binds = a.n_binds,
+        };
+        r = machine_root_plan(&o, &m, &plan);
+        if (r == -E2BIG) {
+                log_error("cannot build the root of '%s': %zu layers, an overlay stacks at most "
+                          "%d; squash them",
+                          data, m.n_layers, MOUNT_PLAN_OVERLAY_MAX_LOWER - 1);
+                goto out;
+        }
+        if (r < 0) {
+                log_error_errno(r, "cannot build the root plan of '%s': %m", data);
+                goto out;
+        }
+        if (test && add_test_runner(plan, &a) < 0)
+                goto out;
+
+        if (a.dry_run) {
+                if (a.json) {
+                        json_t *j = NULL;
+                        _cleanup_free_ char *s = NULL;
+
+                        r = mount_plan_to_json(plan, &j);
+                        if (r >= 0) {
+                                s = json_dumps(j, JSON_INDENT(2));
+                                json_decref(j);
+                        }
+                        if (!s) {
+                                log_oom();
+                                goto out;
+                        }
+                        puts(s);
+                } else
+                        mount_plan_describe(plan, stdout);
+                ret = EXIT_OK;
+                goto out;
+        }
+
+        sc = (struct sandbox_config){
+            .flags = SANDBOX_UTS | SANDBOX_IPC | (a.net_none ? SANDBOX_NET : 0),
+            .plan = plan,
+            .hostname = a.hostname,
+            .argv = test ? svscan : a.argv,
+            .timeout_usec = a.timeout_usec,
+        };
+        fflush(stdout);
+        r = sandbox_run(&sc, &status, &error);
+        if (r < 0) {
+                log_error_errno(r, "cannot %s: %m", error ? error : "run the machine");
+                ret = error && startswith(error, "execute ")
+                          ? (r == -ENOENT ? SANDBOX_EXIT_EXEC : 126)
+                          : EXIT_LAB_SETUP;
+                goto out;
+        }
+        ret = status;
+out:
+        if (tmp) {
+                r = rm_rf_at(AT_FDCWD, tmp, RM_ROOT | RM_MISSING_OK);
+                if (r < 0)
+                        log_warning_errno(r, "cannot remove the temporary data dir '%s': %m", tmp);
+        }
+        layer_metadata_done(&m);
+        lab_args_done(&a);
+        return ret;
+}
+
+int cmd_lab(int argc, char **argv)
+{
+        if (argc < 2) {
+                help_lab();
+                return EXIT_USAGE;
+        }
+        if (streq(argv[1], "-h") || streq(argv[1], "--help") || streq(argv[1], "help")) {
+                help_lab();
+                return EXIT_OK;
+        }
+        if (streq(argv[1], "run"))
+                return lab_main(argc - 1, argv + 1, false);
+        if (streq(argv[1], "test"))
+                return lab_main(argc - 1, argv + 1, true);
+        log_error("unknown lab command '%s': 'run' or 'test'", argv[1]);
+        return EXIT_USAGE;
+}
