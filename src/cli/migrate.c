@@ -213,8 +213,8 @@ static int run_new(struct migrate_args *a)
         if (r < 0)
                 return report(r, error);
         if (a->json) {
-                json_t *j = json_pack("{s:s, s:s+}", "path", path, "script", path,
-                                      "/" MIGRATION_SCRIPT);
+                json_t *j =
+                    json_pack("{s:s, s:s+}", "path", path, "script", path, "/" MIGRATION_SCRIPT);
                 print_json(j);
                 json_decref(j);
         } else
@@ -242,8 +242,8 @@ static int run_up(struct migrate_args *a)
                 json_t *j = json_object();
                 json_object_set(j, a->dry_run ? "would_apply" : "applied",
                                 a->dry_run ? sink.would : sink.applied);
-                json_object_set_new(j, "error", ret ? json_string(error ? error : "failed")
-                                                    : json_null());
+                json_object_set_new(j, "error",
+                                    ret ? json_string(error ? error : "failed") : json_null());
                 print_json(j);
                 json_decref(j);
         }
@@ -270,8 +270,8 @@ static int run_install(struct migrate_args *a)
         if (a->json && ret != EXIT_USAGE) {
                 json_t *j = json_object();
                 json_object_set(j, "applied", sink.applied);
-                json_object_set_new(j, "error", ret ? json_string(error ? error : "failed")
-                                                    : json_null());
+                json_object_set_new(j, "error",
+                                    ret ? json_string(error ? error : "failed") : json_null());
                 print_json(j);
                 json_decref(j);
         }
@@ -351,8 +351,8 @@ static int run_diff(struct migrate_args *a)
 
                 for (size_t i = 0; i < l.n; i++) {
                         char k[2] = {change_kind_to_char(l.items[i].kind), 0};
-                        json_array_append_new(arr, json_pack("{s:s, s:s}", "kind", k, "path",
-                                                             l.items[i].path));
+                        json_array_append_new(
+                            arr, json_pack("{s:s, s:s}", "kind", k, "path", l.items[i].path));
                 }
                 json_object_set_new(j, "id", json_string(a->positional[1]));
                 json_object_set_new(j, "changes", arr);

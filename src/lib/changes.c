@@ -108,7 +108,8 @@ bool changes_is_opaque_fd(int fd)
 
 static bool dir_opaque_at(int dirfd, const char *path)
 {
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        _cleanup_close_ int fd =
+            openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 
         return fd >= 0 && changes_is_opaque_fd(fd);
 }
@@ -183,8 +184,8 @@ bool changes_path_in_lowers(const int *lower_fds, size_t n_lowers, const char *p
                                 } else
                                         pfd = fcntl(lower_fds[i], F_DUPFD_CLOEXEC, 3);
                                 if (pfd >= 0) {
-                                        found = !changes_is_whiteout_at(
-                                            pfd, base ? base + 1 : rel, &st);
+                                        found = !changes_is_whiteout_at(pfd, base ? base + 1 : rel,
+                                                                        &st);
                                         close(pfd);
                                         if (!found)
                                                 return false;

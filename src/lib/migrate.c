@@ -185,8 +185,7 @@ static int commit(struct migrate *m, struct layer_metadata *md, char **ret_error
 
         r = layer_metadata_save(m->data_fd, md);
         if (r < 0)
-                return fail(ret_error, r, "cannot write '%s/%s'", m->data_dir,
-                            LAYERSTORE_METADATA);
+                return fail(ret_error, r, "cannot write '%s/%s'", m->data_dir, LAYERSTORE_METADATA);
         layer_metadata_done(&m->md);
         m->md = *md;
         *md = (struct layer_metadata){};
@@ -202,8 +201,7 @@ static int open_dir_at(int dirfd, const char *path)
         return fd < 0 ? negative_errno() : fd;
 }
 
-int migrate_open(const struct migrate_options *o, bool lock, struct migrate **ret,
-                 char **ret_error)
+int migrate_open(const struct migrate_options *o, bool lock, struct migrate **ret, char **ret_error)
 {
         _cleanup_(migrate_freep) struct migrate *m = NULL;
         _cleanup_free_ char *error = NULL;
@@ -215,8 +213,7 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 return fail(ret_error, -EINVAL, "the data dir '%s' is not an absolute path",
                             o->data_dir ? o->data_dir : "");
         if (o->base && o->base[0] != '/')
-                return fail(ret_error, -EINVAL, "the base '%s' is not an absolute path",
-                            o->base);
+                return fail(ret_error, -EINVAL, "the base '%s' is not an absolute path", o->base);
 
         m = calloc(1, sizeof(*m));
         if (!m)
@@ -256,8 +253,8 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
 
         if (lock) {
                 snprintf(purpose, sizeof(purpose), "system-migrate");
-                r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK,
-                                    &m->lock_fd, &holder);
+                r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK, &m->lock_fd,
+                                    &holder);
                 if (r == -EWOULDBLOCK || r == -EAGAIN) {
                         if (holder.pid > 0)
                                 return fail(ret_error, -EWOULDBLOCK,
@@ -266,8 +263,7 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                         return fail(ret_error, -EWOULDBLOCK, "another migration is running");
                 }
                 if (r < 0)
-                        return fail(ret_error, r, "cannot lock '%s/%s'", m->data_dir,
-                                    MIGRATE_LOCK);
+                        return fail(ret_error, r, "cannot lock '%s/%s'", m->data_dir, MIGRATE_LOCK);
                 migrate_test_kill_point("locked");
         }
 
@@ -306,8 +302,7 @@ static int load_migrations(struct migrate *m, struct migration_set *ret, char **
 
         r = migration_set_load_at(AT_FDCWD, m->migrations_dir, ret, &error);
         if (r == -ENOENT)
-                return fail(ret_error, r, "cannot open the migrations dir '%s'",
-                            m->migrations_dir);
+                return fail(ret_error, r, "cannot open the migrations dir '%s'", m->migrations_dir);
         if (r < 0)
                 return fail(ret_error, r == -ENOMEM ? r : -EINVAL, "%s",
                             error ? error : "cannot load the migrations");
@@ -525,8 +520,9 @@ static int finish_layer(struct migrate *m, const struct layer_entry *e, char **r
                                 r = write_file_atomic_at(sfd, file, e->id, strlen(e->id), 0644);
                         if (r < 0) {
                                 json_decref(j);
-                                return fail(ret_error, r, "cannot mark the service '%s' in '%s/state/%s'",
-                                            name, m->data_dir, dir);
+                                return fail(ret_error, r,
+                                            "cannot mark the service '%s' in '%s/state/%s'", name,
+                                            m->data_dir, dir);
                         }
                 }
                 json_decref(j);
@@ -565,15 +561,17 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
                 if (fstatat(m->layers_fd, e->dir, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         if (repair && fstatat(m->layers_fd, old, &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
                             renameat(m->layers_fd, old, m->layers_fd, e->dir) >= 0) {
-                                if (asprintf(&msg, "restored the layer dir '%s/%s/%s' moved aside "
-                                                   "by an interrupted run",
+                                if (asprintf(&msg,
+                                             "restored the layer dir '%s/%s/%s' moved aside "
+                                             "by an interrupted run",
                                              m->data_dir, MIGRATE_LAYERS, e->dir) < 0)
                                         return -ENOMEM;
                                 emit(m, MIGRATE_EVENT_REPAIRED, e->id, msg, 0, NULL);
                                 changed = true;
                         } else {
-                                if (asprintf(&msg, "the layer dir '%s/%s/%s' of the active layer "
-                                                   "'%s' is missing",
+                                if (asprintf(&msg,
+                                             "the layer dir '%s/%s/%s' of the active layer "
+                                             "'%s' is missing",
                                              m->data_dir, MIGRATE_LAYERS, e->dir, e->id) < 0)
                                         return -ENOMEM;
                                 emit(m, MIGRATE_EVENT_PROBLEM, e->id, msg, 0, NULL);
@@ -610,14 +608,16 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
                                         r = finish_layer(m, e, ret_error);
                                         if (r < 0)
                                                 return r;
-                                        if (asprintf(&msg, "finished moving the state of '%s' "
-                                                           "to '%s/state'",
+                                        if (asprintf(&msg,
+                                                     "finished moving the state of '%s' "
+                                                     "to '%s/state'",
                                                      e->id, m->data_dir) < 0)
                                                 return -ENOMEM;
                                         emit(m, MIGRATE_EVENT_REPAIRED, e->id, msg, 0, NULL);
                                 } else {
-                                        if (asprintf(&msg, "the state of '%s' is not yet in "
-                                                           "'%s/state'",
+                                        if (asprintf(&msg,
+                                                     "the state of '%s' is not yet in "
+                                                     "'%s/state'",
                                                      e->id, m->data_dir) < 0)
                                                 return -ENOMEM;
                                         emit(m, MIGRATE_EVENT_PROBLEM, e->id, msg, 0, NULL);
@@ -668,8 +668,7 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
         /* Migration records: only for applied migrations. */
         d = fdopendir(fcntl(m->records_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
-                return fail(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
-                            MIGRATE_RECORDS);
+                return fail(ret_error, -errno, "cannot read '%s/%s'", m->data_dir, MIGRATE_RECORDS);
         while ((errno = 0, de = readdir(d))) {
                 _cleanup_free_ char *msg = NULL;
                 struct stat st;
@@ -789,8 +788,8 @@ static int squash_range(struct migrate *m, size_t from, size_t to, char **ret_er
         if (r < 0)
                 return fail(ret_error, r, "cannot compute the changes of '%s/%s/%s'", m->data_dir,
                             MIGRATE_LAYERS, tmp);
-        r = write_layer_files(m, tfd, id, from > 0 ? m->md.layers[from - 1].id : NULL,
-                              migrations, NULL, &changes, NULL, NULL, ret_error);
+        r = write_layer_files(m, tfd, id, from > 0 ? m->md.layers[from - 1].id : NULL, migrations,
+                              NULL, &changes, NULL, NULL, ret_error);
         if (r < 0)
                 return r;
         if (syncfs(tfd) < 0)
@@ -805,8 +804,8 @@ static int squash_range(struct migrate *m, size_t from, size_t to, char **ret_er
                 if (asprintf(&old, OLD_PREFIX "%s", m->md.layers[i].dir) < 0)
                         return -ENOMEM;
                 if (renameat(m->layers_fd, m->md.layers[i].dir, m->layers_fd, old) < 0)
-                        return fail(ret_error, -errno, "cannot move '%s/%s/%s' aside",
-                                    m->data_dir, MIGRATE_LAYERS, m->md.layers[i].dir);
+                        return fail(ret_error, -errno, "cannot move '%s/%s/%s' aside", m->data_dir,
+                                    MIGRATE_LAYERS, m->md.layers[i].dir);
         }
         if (fsync(m->layers_fd) < 0)
                 return fail(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir, MIGRATE_LAYERS);
@@ -904,8 +903,8 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
                 if (asprintf(&old, OLD_PREFIX "%s", m->md.layers[k].dir) < 0)
                         return -ENOMEM;
                 if (renameat(m->layers_fd, m->md.layers[k].dir, m->layers_fd, old) < 0)
-                        return fail(ret_error, -errno, "cannot move '%s/%s/%s' aside",
-                                    m->data_dir, MIGRATE_LAYERS, m->md.layers[k].dir);
+                        return fail(ret_error, -errno, "cannot move '%s/%s/%s' aside", m->data_dir,
+                                    MIGRATE_LAYERS, m->md.layers[k].dir);
         }
         if (fsync(m->layers_fd) < 0)
                 return fail(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir, MIGRATE_LAYERS);
@@ -1114,8 +1113,8 @@ static int inside_main(void *userdata)
                         r = copy_tree_at(AT_FDCWD, src, AT_FDCWD, dst, COPY_XATTRS);
                 if (r < 0) {
                         res.error = -r;
-                        snprintf(res.what, sizeof(res.what), "install the service '%s' as '%s'",
-                                 *s, dst);
+                        snprintf(res.what, sizeof(res.what), "install the service '%s' as '%s'", *s,
+                                 dst);
                         goto out;
                 }
         }
@@ -1131,6 +1130,39 @@ static bool base_is_debian_like(const char *base)
 
         return fd >= 0 && (fstatat(fd, "etc/debian_version", &st, 0) >= 0 ||
                            fstatat(fd, "usr/bin/dpkg", &st, 0) >= 0);
+}
+
+/* The plan writes policy-rc.d through the overlay root, so it lands in the
+ * upper dir: take it out again (when it is still ours), with the parents
+ * that were only copied up for it. */
+static int strip_policy_rc_d(int tfd, int *lower_fds, size_t n_lowers)
+{
+        static const char *const dirs[] = {"fs/usr/sbin", "fs/usr"};
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        r = read_file_at(tfd, "fs/usr/sbin/policy-rc.d", 4096, &text, NULL);
+        if (r == -ENOENT || r == -EFBIG)
+                return 0;
+        if (r < 0)
+                return r;
+        if (!streq(text, policy_rc_d))
+                return 0;
+        if (unlinkat(tfd, "fs/usr/sbin/policy-rc.d", 0) < 0)
+                return -errno;
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_close_ int fd = -1;
+
+                if (!changes_path_in_lowers(lower_fds, n_lowers, dirs[i] + 2))
+                        break;
+                fd = openat(tfd, dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0 || changes_is_opaque_fd(fd))
+                        break;
+                /* Fails with ENOTEMPTY when the script changed more there. */
+                if (unlinkat(tfd, dirs[i], AT_REMOVEDIR) < 0)
+                        break;
+        }
+        return 0;
 }
 
 /* Copies the migration's source into the record dir (what ran). */
@@ -1214,8 +1246,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                 fail(ret_error, r, "cannot read '%s/%s'", mi->path, MIGRATION_SCRIPT);
                 goto fail_cleanup;
         }
-        log_fd = openat(tfd, "record/log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND,
-                        0644);
+        log_fd =
+            openat(tfd, "record/log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
         if (log_fd < 0) {
                 r = fail(ret_error, -errno, "cannot create '%s/record/log'", tmp_abs);
                 goto fail_cleanup;
@@ -1287,8 +1319,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                             strv_consume(&envp, s) < 0)
                                 return -ENOMEM;
                         if (term) {
-                                if (asprintf(&s, "TERM=%s", term) < 0 ||
-                                    strv_consume(&envp, s) < 0)
+                                if (asprintf(&s, "TERM=%s", term) < 0 || strv_consume(&envp, s) < 0)
                                         return -ENOMEM;
                         }
                 }
@@ -1338,10 +1369,11 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         /* 5. failure: nothing stays */
         if (status != 0 || res.status != 0 || res.error != 0) {
                 if (status == SANDBOX_EXIT_TIMEOUT && res.status == 0 && res.error == 0)
-                        r = fail(ret_error, -EPROTO,
-                                 "migration '%s' timed out and was rolled back (log: '%s/record/log' "
-                                 "removed; output above)",
-                                 mi->id, tmp_abs);
+                        r = fail(
+                            ret_error, -EPROTO,
+                            "migration '%s' timed out and was rolled back (log: '%s/record/log' "
+                            "removed; output above)",
+                            mi->id, tmp_abs);
                 else if (res.error != 0)
                         r = fail(ret_error, -EPROTO,
                                  "migration '%s' failed and was rolled back: cannot %s: %s", mi->id,
@@ -1363,6 +1395,11 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         r = lowers_open(m, m->md.n_layers, &lowers, ret_error);
         if (r < 0)
                 goto fail_cleanup;
+        r = strip_policy_rc_d(tfd, lowers.fds, lowers.n);
+        if (r < 0) {
+                fail(ret_error, r, "cannot remove '%s/usr/sbin/policy-rc.d'", upper);
+                goto fail_cleanup;
+        }
         r = changes_capture_at(tfd, "fs", lowers.fds, lowers.n, state_paths, &changes);
         if (r < 0) {
                 fail(ret_error, r, "cannot compute the changes in '%s'", upper);
@@ -1387,8 +1424,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                         if (fstatat(tfd, su, &st, AT_SYMLINK_NOFOLLOW) >= 0) {
                                 r = state_path_move_at(tfd, su, tfd, dst);
                                 if (r < 0) {
-                                        fail(ret_error, r, "cannot keep the state '%s' of '%s'",
-                                             *p, mi->id);
+                                        fail(ret_error, r, "cannot keep the state '%s' of '%s'", *p,
+                                             mi->id);
                                         goto fail_cleanup;
                                 }
                         }
@@ -1396,8 +1433,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                             S_ISDIR(st.st_mode)) {
                                 r = state_path_move_at(tfd, lp, tfd, dst);
                                 if (r < 0) {
-                                        fail(ret_error, r, "cannot keep the state '%s' of '%s'",
-                                             *p, mi->id);
+                                        fail(ret_error, r, "cannot keep the state '%s' of '%s'", *p,
+                                             mi->id);
                                         goto fail_cleanup;
                                 }
                         }
@@ -1714,9 +1751,9 @@ int migrate_install(struct migrate *m, char *const *packages, char **ret_error)
                 q = label + strlen(label);
                 *q++ = '_';
                 for (const char *c = *p; *c; c++)
-                        *q++ = (*c >= 'A' && *c <= 'Z')   ? (char)(*c - 'A' + 'a')
+                        *q++ = (*c >= 'A' && *c <= 'Z') ? (char)(*c - 'A' + 'a')
                                : (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ? *c
-                                                                                        : '_';
+                                                                                      : '_';
                 *q = 0;
                 if (strlen(label) > 120) {
                         label[120] = 0;
@@ -1725,8 +1762,9 @@ int migrate_install(struct migrate *m, char *const *packages, char **ret_error)
         }
         r = migrate_install_script(m->base, packages, &script);
         if (r == -EOPNOTSUPP)
-                return fail(ret_error, r, "the base '%s' has no package manager strata knows "
-                                          "(apt-get, apk, dnf)",
+                return fail(ret_error, r,
+                            "the base '%s' has no package manager strata knows "
+                            "(apt-get, apk, dnf)",
                             m->base);
         if (r < 0)
                 return fail(ret_error, r, "cannot write the install script");

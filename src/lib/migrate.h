@@ -29,21 +29,21 @@
 #include "layerstore.h"
 #include "migration.h"
 
-#define MIGRATE_LOCK       "system/lock/migrate.lock"
-#define MIGRATE_LAYERS     "system/layers"
-#define MIGRATE_RECORDS    "system/migrations"
-#define MIGRATE_MOUNT_DIR  "/run/strata-migration"
+#define MIGRATE_LOCK      "system/lock/migrate.lock"
+#define MIGRATE_LAYERS    "system/layers"
+#define MIGRATE_RECORDS   "system/migrations"
+#define MIGRATE_MOUNT_DIR "/run/strata-migration"
 /* Lower dirs an overlay can stack, minus the base. */
 #define MIGRATE_MAX_LAYERS 499
 
 enum migrate_event_type {
-        MIGRATE_EVENT_APPLYING, /* id starts */
-        MIGRATE_EVENT_APPLIED,  /* id committed: duration_ms, changes */
-        MIGRATE_EVENT_FAILED,   /* id failed and was rolled back: detail */
+        MIGRATE_EVENT_APPLYING,    /* id starts */
+        MIGRATE_EVENT_APPLIED,     /* id committed: duration_ms, changes */
+        MIGRATE_EVENT_FAILED,      /* id failed and was rolled back: detail */
         MIGRATE_EVENT_WOULD_APPLY, /* dry run */
-        MIGRATE_EVENT_SQUASHED, /* detail: the new layer's id */
-        MIGRATE_EVENT_REPAIRED, /* detail: what verify repaired */
-        MIGRATE_EVENT_PROBLEM,  /* detail: what verify cannot repair */
+        MIGRATE_EVENT_SQUASHED,    /* detail: the new layer's id */
+        MIGRATE_EVENT_REPAIRED,    /* detail: what verify repaired */
+        MIGRATE_EVENT_PROBLEM,     /* detail: what verify cannot repair */
 };
 
 struct migrate_event {

@@ -205,15 +205,17 @@ static bool known_service_file(const char *name, bool is_dir)
 {
         /* s6-supervise service directories and s6-rc source definitions. */
         static const char *const files[] = {
-            "run",          "finish",         "notification-fd", "timeout-kill",
-            "timeout-finish", "max-death-tally", "down-signal",   "down",
-            "type",         "up",             "contents",        "dependencies",
-            "producer-for", "consumer-for",   "pipeline-name",   "timeout-up",
-            "timeout-down", "flag-essential", "flag-recheck",    "lock-fd",
-            "flag-newpidns", "nosetsid",      "README",
+            "run",          "finish",         "notification-fd",
+            "timeout-kill", "timeout-finish", "max-death-tally",
+            "down-signal",  "down",           "type",
+            "up",           "contents",       "dependencies",
+            "producer-for", "consumer-for",   "pipeline-name",
+            "timeout-up",   "timeout-down",   "flag-essential",
+            "flag-recheck", "lock-fd",        "flag-newpidns",
+            "nosetsid",     "README",
         };
-        static const char *const dirs[] = {"log", "data", "env", "dependencies.d", "contents.d",
-                                           "instance", "instances", "template"};
+        static const char *const dirs[] = {"log",        "data",     "env",       "dependencies.d",
+                                           "contents.d", "instance", "instances", "template"};
 
         if (is_dir) {
                 for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
@@ -288,15 +290,14 @@ contents:
                         return fail(ret_error, -EINVAL, "'%s/%s' is not a regular file", shown,
                                     de->d_name);
                 if (streq(de->d_name, "finish") && !(st.st_mode & 0111))
-                        return fail(ret_error, -EINVAL,
-                                    "'%s/finish' is not executable (chmod +x)", shown);
+                        return fail(ret_error, -EINVAL, "'%s/finish' is not executable (chmod +x)",
+                                    shown);
                 if (streq(de->d_name, "log")) {
                         _cleanup_free_ char *sub = NULL;
 
                         if (depth > 0)
                                 return fail(ret_error, -EINVAL,
-                                            "'%s/log': a logger cannot have its own logger",
-                                            shown);
+                                            "'%s/log': a logger cannot have its own logger", shown);
                         if (asprintf(&sub, "%s/log", shown) < 0)
                                 return -ENOMEM;
                         r = service_validate(dirfd(d), "log", sub, depth + 1, ret_error);
@@ -419,8 +420,7 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
         return 0;
 }
 
-int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret,
-                          char **ret_error)
+int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret, char **ret_error)
 {
         _cleanup_(migration_set_done) struct migration_set s = {};
         _cleanup_strv_ char **names = NULL;

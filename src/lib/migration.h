@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MIGRATION_SCRIPT "install_script.sh"
+#define MIGRATION_SCRIPT     "install_script.sh"
 #define MIGRATION_ID_PATTERN "^[0-9]{8}-[0-9]{3}_[a-z0-9_]+$"
 
 struct migration {
@@ -48,8 +48,7 @@ void migration_done(struct migration *m);
 
 /* Loads every migration in dir, sorted. -EINVAL with *ret_error naming the
  * offending entry; -errno if dir cannot be read. */
-int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret,
-                          char **ret_error);
+int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret, char **ret_error);
 void migration_set_done(struct migration_set *s);
 /* Index of id in s, or -ENOENT. */
 int migration_set_find(const struct migration_set *s, const char *id);

@@ -39,8 +39,8 @@ static int sync_xattrs(int sfd, int dfd)
                 for (const char *p = names; p < names + n; p += strlen(p) + 1)
                         /* An opaque merged dir stays opaque under a newer
                          * plain dir: overlay xattrs are never copied up. */
-                        if (!startswith(p, "trusted.overlay.") &&
-                            !startswith(p, "user.overlay.") && fgetxattr(sfd, p, NULL, 0) < 0 && errno == ENODATA &&
+                        if (!startswith(p, "trusted.overlay.") && !startswith(p, "user.overlay.") &&
+                            fgetxattr(sfd, p, NULL, 0) < 0 && errno == ENODATA &&
                             fremovexattr(dfd, p) < 0)
                                 return -errno;
         }
@@ -111,8 +111,8 @@ static int apply_dir(int sfd, int dfd)
                                 return -errno;
                         if (!have_dst || changes_is_opaque_fd(cs) || !S_ISDIR(dst.st_mode) ||
                             changes_is_whiteout_at(dfd, de->d_name, &dst)) {
-                                bool hid = have_dst && !S_ISDIR(dst.st_mode) &&
-                                           !changes_is_opaque_fd(cs);
+                                bool hid =
+                                    have_dst && !S_ISDIR(dst.st_mode) && !changes_is_opaque_fd(cs);
 
                                 r = replace_entry(dirfd(d), de->d_name, dfd, hid);
                                 if (r < 0)
@@ -120,7 +120,8 @@ static int apply_dir(int sfd, int dfd)
                                 continue;
                         }
 
-                        cd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                        cd = openat(dfd, de->d_name,
+                                    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
                         if (cd < 0)
                                 return -errno;
                         r = apply_dir(fcntl(cs, F_DUPFD_CLOEXEC, 3), cd);

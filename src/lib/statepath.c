@@ -110,7 +110,8 @@ static int move_dir(int sfd, int dfd)
                                     O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
                         if (cs < 0)
                                 return -errno;
-                        cd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                        cd = openat(dfd, de->d_name,
+                                    O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
                         if (cd < 0) {
                                 r = -errno;
                                 close(cs);
