@@ -88,6 +88,9 @@ void migrate_test_kill_point(const char *step)
 
         if (at && streq(at, step))
                 raise(SIGKILL);
+        at = getenv("STRATA_TEST_STOP_AT");
+        if (at && streq(at, step))
+                raise(SIGSTOP);
 }
 
 struct migrate *migrate_free(struct migrate *m)
@@ -1190,8 +1193,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         _cleanup_strv_ char **state_paths = NULL, **machine_paths = NULL, **envp = NULL,
                             **created_state = NULL;
         _cleanup_free_ char *tmp = NULL, *tmp_abs = NULL, *upper = NULL, *work = NULL,
-                            *scratch = NULL, *record_src = NULL, *dir = NULL, *error = NULL,
-                            *applied = NULL;
+                            *scratch = NULL, *isolate = NULL, *record_src = NULL, *dir = NULL,
+                            *error = NULL, *applied = NULL;
         _cleanup_close_ int tfd = -1, log_fd = -1, state_fd = -1;
         int pipe_out[2] = {-1, -1}, res_pipe[2] = {-1, -1};
         struct inside_result res = {};
@@ -1225,6 +1228,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
             asprintf(&tmp_abs, "%s/%s/%s", m->data_dir, MIGRATE_LAYERS, tmp) < 0 ||
             asprintf(&upper, "%s/fs", tmp_abs) < 0 || asprintf(&work, "%s/work", tmp_abs) < 0 ||
             asprintf(&scratch, "%s/state", tmp_abs) < 0 ||
+            asprintf(&isolate, "%s/isolate", tmp_abs) < 0 ||
             asprintf(&record_src, "%s/record/source", tmp_abs) < 0)
                 return -ENOMEM;
         r = rm_rf_at(m->layers_fd, tmp, RM_ROOT | RM_MISSING_OK);
@@ -1286,6 +1290,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                     .upper_dir = upper,
                     .work_dir = work,
                     .state_scratch = scratch,
+                    .base_scratch = isolate,
                     .tmp_tmpfs = true,
                     .dev = MACHINE_DEV_MINIMAL,
                     .policy_rc_d = base_is_debian_like(m->base) ? policy_rc_d : NULL,
@@ -1443,6 +1448,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         r = rm_rf_at(tfd, "state", RM_ROOT | RM_MISSING_OK);
         if (r >= 0)
                 r = rm_rf_at(tfd, "work", RM_ROOT | RM_MISSING_OK);
+        if (r >= 0)
+                r = rm_rf_at(tfd, "isolate", RM_ROOT | RM_MISSING_OK);
         if (r < 0) {
                 fail(ret_error, r, "cannot clean up '%s'", tmp_abs);
                 goto fail_cleanup;

@@ -118,5 +118,8 @@ int migrate_install(struct migrate *m, char *const *packages, char **ret_error);
  * found in base (apt-get, apk or dnf); -EOPNOTSUPP when there is none. */
 int migrate_install_script(const char *base, char *const *packages, char **ret);
 
-/* Test hook: when $STRATA_TEST_KILL_AT equals step, raise SIGKILL. */
+/* Test hooks: when $STRATA_TEST_KILL_AT equals step, raise SIGKILL; when
+ * $STRATA_TEST_STOP_AT does, raise SIGSTOP (the lock stays held). Steps of
+ * up: locked prepared ran captured written synced recorded renamed
+ * committed finished; squash-renamed; rollback-renamed. */
 void migrate_test_kill_point(const char *step);
