@@ -283,18 +283,22 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         return 0;
 }
 
-/* Takes the lock for the holder info of one migration (for humans). */
+/* Updates the holder info in the lock file (lock.h's format) to name
+ * what runs now, for humans and for the "busy" message. */
 static void lock_describe(struct migrate *m, const char *what)
 {
         _cleanup_free_ char *s = NULL;
-        char buf[64];
+        json_t *j;
 
         if (m->lock_fd < 0)
                 return;
-        snprintf(buf, sizeof(buf), "%d", (int)getpid());
-        if (asprintf(&s, "%s\n%s\n%lld\n", buf, what, (long long)time(NULL)) < 0)
+        j = json_pack("{s:i, s:s, s:I}", "pid", (int)getpid(), "purpose", what, "since",
+                      (json_int_t)time(NULL));
+        if (!j)
                 return;
-        if (ftruncate(m->lock_fd, 0) >= 0)
+        s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (s && ftruncate(m->lock_fd, 0) >= 0)
                 (void)!pwrite(m->lock_fd, s, strlen(s), 0);
 }
 
@@ -637,6 +641,7 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
         d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return fail(ret_error, -errno, "cannot read '%s/%s'", m->data_dir, MIGRATE_LAYERS);
+        rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
                 _cleanup_free_ char *msg = NULL;
                 bool active = false;
@@ -672,6 +677,7 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
         d = fdopendir(fcntl(m->records_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return fail(ret_error, -errno, "cannot read '%s/%s'", m->data_dir, MIGRATE_RECORDS);
+        rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
                 _cleanup_free_ char *msg = NULL;
                 struct stat st;
@@ -714,6 +720,7 @@ int migrate_gc(struct migrate *m, char **ret_error)
         d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return fail(ret_error, -errno, "cannot read '%s/%s'", m->data_dir, MIGRATE_LAYERS);
+        rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
                 if (!startswith(de->d_name, OLD_PREFIX) && !startswith(de->d_name, TMP_PREFIX))
                         continue;
@@ -1538,7 +1545,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         memcpy(e.changes, changes.counts, sizeof(e.changes));
         md.layers[md.n_layers++] = e;
         strv_remove(md.rolled_back, mi->id);
-        r = state_path_merge(&md.state_paths, mi->state);
+        r = state_path_merge(&md.state_paths, state_paths);
         if (r < 0)
                 return r;
         r = commit(m, &md, ret_error);
