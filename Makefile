@@ -1,7 +1,7 @@
 # The README's commands. Everything real lives in meson.build and scripts/.
 BUILD ?= build
 
-.PHONY: all deps build demo check format fuzz clean
+.PHONY: all deps build demo check bench format fuzz clean
 
 all: build
 
@@ -19,6 +19,10 @@ demo: build
 
 check:
 	@scripts/check
+
+# Runs every benchmark in bench/ (one run each, figures printed).
+bench: build
+	@for b in bench/*.sh; do echo "== $$b"; "$$b" $(BUILD) || exit 1; done
 
 format:
 	@scripts/format
