@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"mounts", cmd_mounts, "list the mounts under a path, in unmount order", help_mounts},
     {"migrate", cmd_migrate, "migrations as overlayfs layers (same as system-migrate)",
      help_migrate},
+    {"pkg", cmd_pkg, "install and run packages as containers (orchestrator policy)", help_pkg},
 };
 
 const struct command *command_find(const char *name)

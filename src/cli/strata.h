@@ -34,6 +34,7 @@ int cmd_doctor(int argc, char **argv);
 int cmd_mounts(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_lab(int argc, char **argv);
+int cmd_pkg(int argc, char **argv);
 
 void help_help(void);
 void help_version(void);
@@ -45,3 +46,4 @@ void help_lab(void);
 /* The whole system-migrate front-end (also `strata migrate`); prog names it
  * in messages. */
 int migrate_main(int argc, char **argv, const char *prog);
+void help_pkg(void);

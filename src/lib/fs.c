@@ -135,28 +135,62 @@ static int write_all(int fd, const void *data, size_t len)
         return 0;
 }
 
+/* Gives an O_TMPFILE inode a name in dfd, so it can be renamed in place. */
+static int link_tmpfile(int fd, int dfd, char *ret_name, size_t size, const char *base)
+{
+        char proc[64];
+        uint64_t rnd;
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        for (int attempt = 0;; attempt++) {
+                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                        rnd = (uint64_t)getpid() * 2654435761u + (uint64_t)attempt;
+                snprintf(ret_name, size, ".#%.200s.%016llx", base, (unsigned long long)rnd);
+                if (linkat(AT_FDCWD, proc, dfd, ret_name, AT_SYMLINK_FOLLOW) == 0)
+                        return 0;
+                if (errno != EEXIST || attempt > 16)
+                        return negative_errno();
+        }
+}
+
+static int open_named_tmp(int dfd, char *ret_name, size_t size, const char *base, mode_t mode)
+{
+        uint64_t rnd;
+        int fd;
+
+        for (int attempt = 0;; attempt++) {
+                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                        rnd = (uint64_t)getpid() * 2654435761u + (uint64_t)attempt;
+                snprintf(ret_name, size, ".#%.200s.%016llx", base, (unsigned long long)rnd);
+                fd = openat(dfd, ret_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                            mode);
+                if (fd >= 0)
+                        return fd;
+                if (errno != EEXIST || attempt > 16)
+                        return negative_errno();
+        }
+}
+
 int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode)
 {
         _cleanup_close_ int dfd = -1, fd = -1;
         _cleanup_free_ char *base = NULL;
-        char tmp[NAME_MAX + 1];
-        uint64_t rnd;
+        char tmp[NAME_MAX + 1] = "";
+        bool anonymous;
         int r;
 
         r = open_parent(dirfd, path, &dfd, &base);
         if (r < 0)
                 return log_debug_errno(r, "cannot open the directory of '%s': %m", path);
 
-        for (int attempt = 0;; attempt++) {
-                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-                        rnd = (uint64_t)getpid() * 2654435761u + (uint64_t)attempt;
-                snprintf(tmp, sizeof(tmp), ".#%.200s.%016llx", base, (unsigned long long)rnd);
-                fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-                if (fd >= 0)
-                        break;
-                if (errno != EEXIST || attempt > 16)
-                        return log_debug_errno(errno, "cannot create a temp file for '%s': %m",
-                                               path);
+        /* Write into an unnamed inode where the filesystem offers one: a
+         * writer killed before the rename leaves nothing behind. */
+        fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+        anonymous = fd >= 0;
+        if (!anonymous) {
+                fd = open_named_tmp(dfd, tmp, sizeof(tmp), base, mode);
+                if (fd < 0)
+                        return log_debug_errno(fd, "cannot create a temp file for '%s': %m", path);
         }
 
         r = write_all(fd, data, len);
@@ -165,10 +199,13 @@ int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t l
                 r = negative_errno();
         if (r >= 0 && fsync(fd) < 0)
                 r = negative_errno();
+        if (r >= 0 && anonymous)
+                r = link_tmpfile(fd, dfd, tmp, sizeof(tmp), base);
         if (r >= 0 && renameat(dfd, tmp, dfd, base) < 0)
                 r = negative_errno();
         if (r < 0) {
-                unlinkat(dfd, tmp, 0);
+                if (tmp[0])
+                        unlinkat(dfd, tmp, 0);
                 return log_debug_errno(r, "cannot write '%s': %m", path);
         }
         /* Make the rename itself durable. */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,49 @@ static void test_atomic_write_and_read(void **state)
         /* /proc files report size 0 but have content */
         assert_int_equal(read_file_at(AT_FDCWD, "/proc/self/mountinfo", 1 << 20, &data, &len), 0);
         assert_true(len > 0);
+}
+
+/* Writers killed at random points: the file is always one whole version and,
+ * where the filesystem has O_TMPFILE, no temp file is left behind. */
+static void test_atomic_write_survives_sigkill(void **state)
+{
+        _cleanup_close_ int fd = open_dir(*state);
+        static char big[256 * 1024];
+        struct dirent *de;
+        DIR *d;
+        int others = 0;
+
+        assert_int_equal(write_file_atomic_at(fd, "f", "A", 1, 0644), 0);
+        for (int round = 0; round < 20; round++) {
+                _cleanup_free_ char *data = NULL;
+                size_t len;
+                int status;
+                pid_t pid = fork();
+
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        for (char c = 'B';; c = c == 'Z' ? 'B' : c + 1) {
+                                memset(big, c, sizeof(big));
+                                if (write_file_atomic_at(fd, "f", big, sizeof(big), 0644) < 0)
+                                        _exit(1);
+                        }
+                }
+                usleep(2000 + round * 500);
+                kill(pid, SIGKILL);
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                assert_true(WIFSIGNALED(status));
+                assert_int_equal(read_file_at(fd, "f", sizeof(big), &data, &len), 0);
+                assert_true(len == 1 || len == sizeof(big));
+                for (size_t i = 1; i < len; i++)
+                        assert_int_equal(data[i], data[0]);
+        }
+        d = opendir(*state);
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "f"))
+                        others++;
+        closedir(d);
+        assert_int_equal(others, 0);
 }
 
 static void test_rm_rf(void **state)
@@ -287,6 +331,7 @@ static void test_mkdtemp_malloc(void **state)
 
 TEST_MAIN(cmocka_unit_test_setup_teardown(test_mkdir_p, setup, teardown),
           cmocka_unit_test_setup_teardown(test_atomic_write_and_read, setup, teardown),
+          cmocka_unit_test_setup_teardown(test_atomic_write_survives_sigkill, setup, teardown),
           cmocka_unit_test_setup_teardown(test_rm_rf, setup, teardown),
           cmocka_unit_test_setup_teardown(test_rm_rf_never_crosses_mounts, setup, teardown),
           cmocka_unit_test_setup_teardown(test_copy_tree_preserves_everything, setup, teardown),

@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fs.h"
+#include "lock.h"
+#include "log.h"
+#include "macro.h"
+#include "orch.h"
+#include "statefile.h"
+
+static int _printf_(3, 4) set_error(char **ret_error, int r, const char *fmt, ...)
+{
+        va_list ap;
+        char *s;
+
+        if (!ret_error)
+                return r;
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        free(*ret_error);
+        *ret_error = s;
+        return r;
+}
+
+static int add_warning(struct orch *o, const char *file, const char *aside)
+{
+        char **l = realloc(o->warnings, (o->n_warnings + 2) * sizeof(char *));
+
+        if (!l)
+                return -ENOMEM;
+        o->warnings = l;
+        if (asprintf(&l[o->n_warnings], "'%s' was corrupt: moved it to '%s' and started clean",
+                     file, aside) < 0)
+                return -ENOMEM;
+        l[++o->n_warnings] = NULL;
+        return 0;
+}
+
+struct orch *orch_free(struct orch *o)
+{
+        if (!o)
+                return NULL;
+        tracker_done(&o->tracker);
+        nameset_done(&o->user_stopped);
+        strv_free(o->warnings);
+        if (o->lock_fd >= 0)
+                lock_release(o->lock_fd);
+        safe_close(o->state_fd);
+        free(o);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct orch *, orch_free);
+
+int orch_open(const char *state_dir, struct podman *pm, const struct policy *policy,
+              struct clock_source *clock, bool lock, struct orch **ret, char **ret_error)
+{
+        _cleanup_(orch_freep) struct orch *o = NULL;
+        _cleanup_free_ char *aside = NULL;
+        usec_t now = clock_now(clock);
+        int r;
+
+        o = calloc(1, sizeof(*o));
+        if (!o)
+                return -ENOMEM;
+        o->podman = pm;
+        o->policy = policy;
+        o->clock = clock;
+        o->lock_fd = -1;
+        o->state_fd = -1;
+
+        r = mkdir_p_at(AT_FDCWD, state_dir, 0755);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot create the state dir '%s': %s", state_dir,
+                                 strerror(-r));
+        o->state_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (o->state_fd < 0)
+                return set_error(ret_error, negative_errno(), "cannot open the state dir '%s': %m",
+                                 state_dir);
+        if (lock) {
+                struct lock_holder h = {};
+                r = lock_acquire_at(o->state_fd, ORCH_LOCK_FILE, "strata pkg", LOCK_NONBLOCK,
+                                    &o->lock_fd, &h);
+                if (r == -EWOULDBLOCK)
+                        return set_error(ret_error, r,
+                                         "the state dir '%s' is busy: pid %d holds it for '%s'",
+                                         state_dir, (int)h.pid, h.purpose);
+                if (r < 0)
+                        return set_error(ret_error, r, "cannot lock '%s/%s': %s", state_dir,
+                                         ORCH_LOCK_FILE, strerror(-r));
+        }
+
+        r = tracker_load_at(o->state_fd, ORCH_TRACKER_FILE, now, &o->tracker, &aside);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot load '%s/%s': %s", state_dir,
+                                 ORCH_TRACKER_FILE, strerror(-r));
+        if (aside && add_warning(o, ORCH_TRACKER_FILE, aside) < 0)
+                return -ENOMEM;
+        free(aside);
+        aside = NULL;
+
+        r = nameset_load_at(o->state_fd, ORCH_USER_STOPPED_FILE, now, &o->user_stopped, &aside);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot load '%s/%s': %s", state_dir,
+                                 ORCH_USER_STOPPED_FILE, strerror(-r));
+        if (aside && add_warning(o, ORCH_USER_STOPPED_FILE, aside) < 0)
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static int save_state(struct orch *o, char **ret_error)
+{
+        int r;
+
+        r = tracker_save_at(o->state_fd, ORCH_TRACKER_FILE, &o->tracker);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot save '%s': %s", ORCH_TRACKER_FILE,
+                                 strerror(-r));
+        r = nameset_save_at(o->state_fd, ORCH_USER_STOPPED_FILE, &o->user_stopped);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot save '%s': %s", ORCH_USER_STOPPED_FILE,
+                                 strerror(-r));
+        return 0;
+}
+
+int orch_notify(struct orch *o, const char *name, const char *message)
+{
+        _cleanup_free_ char *aside = NULL;
+        json_t *j = NULL, *list, *n;
+        int r;
+
+        r = statefile_load_at(o->state_fd, ORCH_NOTIFICATIONS_FILE, clock_now(o->clock), &j,
+                              &aside);
+        if (r == -EBADMSG && aside && add_warning(o, ORCH_NOTIFICATIONS_FILE, aside) < 0)
+                return -ENOMEM;
+        if (r < 0 && r != -ENOENT && r != -EBADMSG)
+                return r;
+        list = j ? json_object_get(j, "notifications") : NULL;
+        if (!json_is_array(list)) {
+                if (j && !aside) {
+                        /* parses, but is not ours: keep it aside as well */
+                        r = statefile_set_aside_at(o->state_fd, ORCH_NOTIFICATIONS_FILE,
+                                                   clock_now(o->clock), &aside);
+                        if (r < 0) {
+                                json_decref(j);
+                                return r;
+                        }
+                        if (add_warning(o, ORCH_NOTIFICATIONS_FILE, aside) < 0) {
+                                json_decref(j);
+                                return -ENOMEM;
+                        }
+                }
+                json_decref(j);
+                j = json_pack("{s:i,s:[]}", "version", 1, "notifications");
+                if (!j)
+                        return -ENOMEM;
+                list = json_object_get(j, "notifications");
+        }
+        n = json_pack("{s:I,s:s,s:s}", "time_usec", (json_int_t)clock_now(o->clock), "name", name,
+                      "message", message);
+        if (!n || json_array_append_new(list, n) < 0) {
+                json_decref(j);
+                return -ENOMEM;
+        }
+        while (json_array_size(list) > ORCH_NOTIFICATIONS_MAX)
+                json_array_remove(list, 0);
+        r = statefile_save_at(o->state_fd, ORCH_NOTIFICATIONS_FILE, j);
+        json_decref(j);
+        return r;
+}
+
+int orch_snapshot(struct orch *o, char **ret_error)
+{
+        struct container_list l = {};
+        struct snapshot s = {};
+        int r;
+
+        r = podman_ps(o->podman, &l);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot list containers: %s",
+                                 podman_last_error(o->podman));
+        r = snapshot_from_containers(&l, clock_now(o->clock), &s);
+        container_list_done(&l);
+        if (r < 0)
+                return r;
+        r = snapshot_save_at(o->state_fd, ORCH_SNAPSHOT_FILE, &s);
+        snapshot_done(&s);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot save '%s': %s", ORCH_SNAPSHOT_FILE,
+                                 strerror(-r));
+        return 0;
+}
+
+/* Inspects name and insists it is one of ours. */
+static int inspect_managed(struct orch *o, const char *name, struct container *ret,
+                           char **ret_error)
+{
+        struct container c = {};
+        int r;
+
+        r = podman_inspect(o->podman, name, &c);
+        if (r == -ENOENT)
+                return set_error(ret_error, r, "no package '%s' is installed", name);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot inspect '%s': %s", name,
+                                 podman_last_error(o->podman));
+        if (!c.managed) {
+                container_done(&c);
+                return set_error(ret_error, -EPERM,
+                                 "the container '%s' was not installed by strata; leaving it alone",
+                                 name);
+        }
+        *ret = c;
+        return 0;
+}
+
+int64_t orch_grace_for(const struct orch *o, const struct container *c)
+{
+        if (c->grace_s >= 0)
+                return c->grace_s;
+        return policy_grace_for(o->policy, c->name, c->image);
+}
+
+int orch_install(struct orch *o, const struct install_request *req, char **ret_error)
+{
+        int r;
+
+        r = install_failsafe(o->podman, o->policy, o->clock, req, ret_error);
+        if (r < 0)
+                return r;
+        nameset_remove(&o->user_stopped, req->name);
+        r = tracker_record_start(&o->tracker, req->name, clock_now(o->clock));
+        if (r < 0)
+                return r;
+        r = save_state(o, ret_error);
+        if (r < 0)
+                return r;
+        return orch_snapshot(o, ret_error);
+}
+
+int orch_start(struct orch *o, const char *name, char **ret_error)
+{
+        struct container c = {};
+        int r;
+
+        r = inspect_managed(o, name, &c, ret_error);
+        if (r < 0)
+                return r;
+        container_done(&c);
+        r = podman_start(o->podman, name);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot start '%s': %s", name,
+                                 podman_last_error(o->podman));
+        nameset_remove(&o->user_stopped, name);
+        r = tracker_record_start(&o->tracker, name, clock_now(o->clock));
+        if (r < 0)
+                return r;
+        r = save_state(o, ret_error);
+        if (r < 0)
+                return r;
+        return orch_snapshot(o, ret_error);
+}
+
+int orch_stop(struct orch *o, const char *name, char **ret_error)
+{
+        struct container c = {};
+        int64_t grace;
+        int r;
+
+        r = inspect_managed(o, name, &c, ret_error);
+        if (r < 0)
+                return r;
+        grace = orch_grace_for(o, &c);
+        container_done(&c);
+        /* Mark it first: a monitor pass during the stop must not restart it. */
+        r = nameset_add(&o->user_stopped, name);
+        if (r < 0)
+                return r;
+        r = save_state(o, ret_error);
+        if (r < 0)
+                return r;
+        r = podman_stop(o->podman, name, grace);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot stop '%s': %s", name,
+                                 podman_last_error(o->podman));
+        return orch_snapshot(o, ret_error);
+}
+
+int orch_restart(struct orch *o, const char *name, char **ret_error)
+{
+        struct container c = {};
+        int64_t grace;
+        int r;
+
+        r = inspect_managed(o, name, &c, ret_error);
+        if (r < 0)
+                return r;
+        grace = orch_grace_for(o, &c);
+        container_done(&c);
+        r = podman_stop(o->podman, name, grace);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot stop '%s': %s", name,
+                                 podman_last_error(o->podman));
+        return orch_start(o, name, ret_error);
+}
+
+int orch_uninstall(struct orch *o, const char *name, char **ret_error)
+{
+        struct container c = {};
+        int r;
+
+        r = inspect_managed(o, name, &c, ret_error);
+        if (r < 0)
+                return r;
+        if (c.state == CONTAINER_RUNNING) {
+                /* shut it down cleanly with its grace period before removing */
+                r = podman_stop(o->podman, name, orch_grace_for(o, &c));
+                if (r < 0) {
+                        container_done(&c);
+                        return set_error(ret_error, r, "cannot stop '%s': %s", name,
+                                         podman_last_error(o->podman));
+                }
+        }
+        container_done(&c);
+        r = podman_rm(o->podman, name);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot remove '%s': %s", name,
+                                 podman_last_error(o->podman));
+        tracker_forget(&o->tracker, name);
+        nameset_remove(&o->user_stopped, name);
+        r = save_state(o, ret_error);
+        if (r < 0)
+                return r;
+        return orch_snapshot(o, ret_error);
+}
+
+int orch_list(struct orch *o, struct container_list *ret, char **ret_error)
+{
+        struct container_list all = {}, l = {};
+        int r;
+
+        r = podman_ps(o->podman, &all);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot list containers: %s",
+                                 podman_last_error(o->podman));
+        l.items = calloc(all.n + 1, sizeof(struct container));
+        if (!l.items) {
+                container_list_done(&all);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < all.n; i++)
+                if (all.items[i].managed) {
+                        l.items[l.n++] = all.items[i];
+                        all.items[i] = (struct container){};
+                }
+        container_list_done(&all);
+        *ret = l;
+        return 0;
+}
+
+int orch_health(struct orch *o, bool apply, struct health_plan *ret, char **ret_error)
+{
+        struct container_list l = {};
+        struct health_plan plan = {};
+        usec_t now = clock_now(o->clock);
+        bool changed = false;
+        int r;
+
+        r = orch_list(o, &l, ret_error);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l.n; i++)
+                if (l.items[i].state == CONTAINER_RUNNING)
+                        changed |= tracker_note_running(&o->tracker, l.items[i].name,
+                                                        l.items[i].started_at * USEC_PER_SEC, now,
+                                                        o->policy->stable_usec);
+        r = health_plan(&l, &o->tracker, &o->user_stopped,
+                        &(struct health_limits){.max_attempts = o->policy->max_restart_attempts,
+                                                .stable_usec = o->policy->stable_usec},
+                        now, &plan);
+        container_list_done(&l);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; apply && i < plan.n; i++) {
+                struct health_action *a = &plan.actions[i];
+
+                if (a->verdict == HEALTH_RESTART) {
+                        r = tracker_record_restart(&o->tracker, a->name, now);
+                        if (r < 0)
+                                goto fail;
+                        changed = true;
+                        r = podman_start(o->podman, a->name);
+                        if (r < 0) {
+                                char *why;
+                                if (asprintf(&why, "restart failed: %s",
+                                             podman_last_error(o->podman)) < 0) {
+                                        r = -ENOMEM;
+                                        goto fail;
+                                }
+                                free(a->reason);
+                                a->reason = why;
+                        }
+                } else if (a->verdict == HEALTH_NOTIFY) {
+                        r = orch_notify(o, a->name, a->reason);
+                        if (r < 0) {
+                                set_error(ret_error, r, "cannot save '%s': %s",
+                                          ORCH_NOTIFICATIONS_FILE, strerror(-r));
+                                goto fail;
+                        }
+                        r = tracker_set_notified(&o->tracker, a->name);
+                        if (r < 0)
+                                goto fail;
+                        changed = true;
+                }
+        }
+        if (changed) {
+                r = save_state(o, ret_error);
+                if (r < 0)
+                        goto fail;
+        }
+        if (apply) {
+                r = orch_snapshot(o, ret_error);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = plan;
+        return 0;
+fail:
+        health_plan_done(&plan);
+        return r;
+}
+
+int orch_recover(struct orch *o, bool force, bool *ret_crashed, struct recovery_plan *ret,
+                 char **ret_error)
+{
+        _cleanup_free_ char *aside = NULL;
+        struct recovery_plan plan = {};
+        struct snapshot s = {};
+        pid_t holder = 0;
+        int crashed, r;
+
+        crashed = recovery_pidfile_check_at(o->state_fd, ORCH_PID_FILE, &holder);
+        if (crashed == -EBUSY)
+                return set_error(ret_error, crashed, "a manager is running already (pid %d)",
+                                 (int)holder);
+        if (crashed < 0)
+                return set_error(ret_error, crashed, "cannot read '%s': %s", ORCH_PID_FILE,
+                                 strerror(-crashed));
+
+        if (crashed || force) {
+                r = snapshot_load_at(o->state_fd, ORCH_SNAPSHOT_FILE, clock_now(o->clock), &s,
+                                     &aside);
+                if (r < 0)
+                        return set_error(ret_error, r, "cannot load '%s': %s", ORCH_SNAPSHOT_FILE,
+                                         strerror(-r));
+                if (aside && add_warning(o, ORCH_SNAPSHOT_FILE, aside) < 0) {
+                        snapshot_done(&s);
+                        return -ENOMEM;
+                }
+                r = recovery_plan(&s, &o->user_stopped, &plan);
+                snapshot_done(&s);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < plan.n; i++) {
+                        struct recovery_step *st = &plan.steps[i];
+                        struct container c = {};
+
+                        if (st->skip)
+                                continue;
+                        r = podman_inspect(o->podman, st->name, &c);
+                        if (r >= 0 && c.state == CONTAINER_RUNNING) {
+                                st->skip = true;
+                                st->reason = "running already";
+                        } else if (r == -ENOENT) {
+                                st->skip = true;
+                                st->reason = "no longer exists";
+                        } else {
+                                st->error = podman_start(o->podman, st->name);
+                                if (st->error >= 0)
+                                        (void)tracker_record_start(&o->tracker, st->name,
+                                                                   clock_now(o->clock));
+                        }
+                        container_done(&c);
+                }
+        }
+
+        r = recovery_pidfile_write_at(o->state_fd, ORCH_PID_FILE, getpid());
+        if (r < 0) {
+                recovery_plan_done(&plan);
+                return set_error(ret_error, r, "cannot write '%s': %s", ORCH_PID_FILE,
+                                 strerror(-r));
+        }
+        r = save_state(o, ret_error);
+        if (r < 0) {
+                recovery_plan_done(&plan);
+                return r;
+        }
+        if (ret_crashed)
+                *ret_crashed = crashed > 0;
+        *ret = plan;
+        return 0;
+}
+
+int orch_shutdown(struct orch *o)
+{
+        return recovery_pidfile_remove_at(o->state_fd, ORCH_PID_FILE);
+}
