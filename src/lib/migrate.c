@@ -1211,6 +1211,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         usec_t start = clock_monotonic(m->clock), now;
         pthread_t tee_tid;
         struct tee tee;
+        bool got_result = false;
         int status = 0, r;
 
         emit(m, MIGRATE_EVENT_APPLYING, mi->id, NULL, 0, NULL);
@@ -1373,19 +1374,18 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                 fail(ret_error, r, "cannot %s", error ? error : "run the sandbox");
                 goto fail_cleanup;
         }
-        if (RETRY_EINTR(read(res_pipe[0], &res, sizeof(res))) != (ssize_t)sizeof(res))
+        got_result = RETRY_EINTR(read(res_pipe[0], &res, sizeof(res))) == (ssize_t)sizeof(res);
+        if (!got_result)
                 res = (struct inside_result){.status = status};
         res_pipe[0] = safe_close(res_pipe[0]);
         migrate_test_kill_point("ran");
 
         /* 5. failure: nothing stays */
         if (status != 0 || res.status != 0 || res.error != 0) {
-                if (status == SANDBOX_EXIT_TIMEOUT && res.status == 0 && res.error == 0)
-                        r = fail(
-                            ret_error, -EPROTO,
-                            "migration '%s' timed out and was rolled back (log: '%s/record/log' "
-                            "removed; output above)",
-                            mi->id, tmp_abs);
+                if (status == SANDBOX_EXIT_TIMEOUT && !got_result)
+                        r = fail(ret_error, -EPROTO,
+                                 "migration '%s' timed out after %llu s and was rolled back",
+                                 mi->id, (unsigned long long)(m->o.timeout_usec / USEC_PER_SEC));
                 else if (res.error != 0)
                         r = fail(ret_error, -EPROTO,
                                  "migration '%s' failed and was rolled back: cannot %s: %s", mi->id,

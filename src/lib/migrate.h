@@ -61,7 +61,6 @@ struct migrate_options {
         uint64_t timeout_usec;      /* per migration; 0: none */
         size_t max_layers;          /* auto-squash threshold; 0: MIGRATE_MAX_LAYERS */
         int output_fd;              /* the scripts' output is copied here; -1: log only */
-        FILE *plan_out;             /* dry run: the sandbox's mount plan goes here; may be NULL */
         struct clock_source *clock; /* NULL: the real clock */
         void (*event)(const struct migrate_event *e, void *userdata);
         void *userdata;
@@ -79,7 +78,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct migrate *, migrate_free)
 
 /* Applies the pending migrations in id order, up to and including to
  * (NULL: all), one layer each, stopping at the first failure (-EPROTO). A
- * dry run only reports what would run (and the first one's mount plan). */
+ * dry run only reports what would run. Returns how many ran (or would). */
 int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error);
 
 /* {"applied":[{"id","applied_at","duration_ms","changes":{...},"layer"}],

@@ -439,6 +439,30 @@ else
     t_fail "$a $b $c $e: $out"
 fi
 
+t_begin "--timeout kills a migration: it fails and is rolled back"
+D3=$T_TMP/data3
+M3=$T_TMP/migrations3
+mkdir -p "$M3/20260103-001_hangs"
+echo 'echo waiting; touch /opt/strata-timeout; sleep 1000' >"$M3/20260103-001_hangs/install_script.sh"
+out=$("$SM" --data "$D3" --dir "$M3" up --timeout 1 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "20260103-001_hangs.*timed out" &&
+    [ -z "$(ls -A "$D3/system/layers")" ] && [ ! -e "$D3/system/migrations/metadata.json" ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+
+t_begin "an internal error exits 70 and names the path"
+touch "$T_TMP/not-a-dir"
+out=$("$SM" --data "$T_TMP/not-a-dir/data" --dir "$M" status 2>&1)
+rc=$?
+if [ $rc -eq 70 ] && echo "$out" | grep -q "$T_TMP/not-a-dir/data"; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+
 t_begin "every command has --help; strata migrate is the same front-end"
 ok=1
 for c in new status up install diff rollback squash verify gc; do
