@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "config.h"
 #include "fs.h"
 #include "layerstore.h"
+#include "lock.h"
 #include "log.h"
 #include "machine.h"
 #include "macro.h"
@@ -70,7 +72,8 @@ void help_lab(void)
                "\n"
                "A throwaway strata machine in new mount, pid, uts and ipc namespaces (and net\n"
                "with --net none), its root assembled like overlayfs-init does it: the data\n"
-               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths.\n"
+               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths;\n"
+               "/tmp is a fresh tmpfs.\n"
                "\n"
                "  run    runs CMD as the machine's command\n"
                "  test   boots 's6-svscan /etc/s6' with a test-runner service that runs CMD\n"
@@ -83,7 +86,8 @@ void help_lab(void)
                "\n"
                "Exit status: CMD's own, 128+N when it was killed by signal N, 124 on timeout,\n"
                "125 when the machine cannot be set up, 126/127 when CMD cannot be run,\n"
-               "2 for a usage error. Afterwards the host has the same mounts as before and no\n"
+               "75 when the data dir's machine is already running, 2 for a usage error. Afterwards "
+               "the host has the same mounts as before and no\n"
                "process of the machine is left.\n",
                lab_options_help);
 }
@@ -263,7 +267,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
 /* "exec 'a' 'b\''c'": CMD as a shell script for the test-runner service. */
 static int shell_command(char **argv, char **ret)
 {
-        size_t len = 0, cap = 0;
+        size_t cap = 0;
         char *s = NULL;
         FILE *f = open_memstream(&s, &cap);
 
@@ -285,7 +289,6 @@ static int shell_command(char **argv, char **ret)
                 free(s);
                 return -ENOMEM;
         }
-        (void)len;
         *ret = s;
         return 0;
 }
@@ -304,24 +307,44 @@ static const char *services_dir(const struct lab_args *a)
         return STRATA_SOURCE_ROOT "/tests/image/s6";
 }
 
-/* The test-runner service on a throwaway overlay of the machine's /etc/s6
- * (its own services still run; nothing is written into its layers). */
-static int add_test_runner(struct mount_plan *p, const struct lab_args *a)
+/* The test-runner service on a throwaway overlay of the machine's /etc/s6:
+ * its own services still run and nothing is written into its layers or its
+ * scratch upper. The lower dirs are the etc/s6 dirs of the root's own
+ * layers (not the root's /etc/s6, which would stack one overlay too deep
+ * when the lab itself runs in a machine). */
+static int add_test_runner(struct mount_plan *p, const struct lab_args *a,
+                           const struct layer_metadata *m, const char *data_dir)
 {
         static const char *const files[] = {"test-runner/run", "test-runner/finish",
                                             ".s6-svscan/finish"};
-        char *lower[] = {(char *)"/etc/s6", NULL};
+        _cleanup_strv_ char **layers = NULL, **lowers = NULL;
         _cleanup_free_ char *cmd = NULL;
         const char *dir = services_dir(a);
+        size_t n = 0;
         int r;
+
+        r = layer_metadata_lowerdirs(m, data_dir, a->base ? a->base : "/", &layers);
+        if (r < 0)
+                return log_error_errno(r, "cannot list the layers of '%s': %m", data_dir);
+        while (layers[n])
+                n++;
+        lowers = calloc(n + 2, sizeof(char *));
+        if (!lowers)
+                return log_oom();
+        if (asprintf(&lowers[0], "%s/system/upper/etc/s6", data_dir) < 0)
+                return log_oom();
+        for (size_t i = 0; i < n; i++)
+                if (asprintf(&lowers[i + 1], "%s/etc/s6", streq(layers[i], "/") ? "" : layers[i]) <
+                    0)
+                        return log_oom();
 
         r = mount_plan_add_mkdir(p, "/run/strata-lab/s6/upper", 0755, 0);
         if (r >= 0)
                 r = mount_plan_add_mkdir(p, "/run/strata-lab/s6/work", 0755, 0);
         if (r >= 0)
-                r = mount_plan_add_overlay(p, "/etc/s6", lower, "/run/strata-lab/s6/upper",
-                                           "/run/strata-lab/s6/work",
-                                           MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_CREATE_DEST);
+                r = mount_plan_add_overlay(
+                    p, "/etc/s6", lowers, "/run/strata-lab/s6/upper", "/run/strata-lab/s6/work",
+                    MOUNT_PLAN_UPPER_IN_ROOT | MOUNT_PLAN_LOWER_OPTIONAL | MOUNT_PLAN_CREATE_DEST);
         if (r < 0)
                 return log_error_errno(r, "cannot build the test-runner plan: %m");
 
@@ -349,6 +372,27 @@ static int add_test_runner(struct mount_plan *p, const struct lab_args *a)
         return 0;
 }
 
+/* The empty dir the ephemeral machine's tmpfs mounts sit on (inside its
+ * namespace only), removed at the end. On a memory filesystem when there is
+ * one: making and removing it on a disk costs more than the machine. */
+static int ephemeral_dir(char **ret)
+{
+        struct stat st;
+
+        if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0) {
+                char *d = strdup("/dev/shm/strata-lab-XXXXXX");
+
+                if (!d)
+                        return -ENOMEM;
+                if (mkdtemp(d)) {
+                        *ret = d;
+                        return 0;
+                }
+                free(d);
+        }
+        return mkdtemp_malloc("strata-lab", ret);
+}
+
 static int lab_main(int argc, char **argv, bool test)
 {
         static char *const svscan[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
@@ -358,6 +402,8 @@ static int lab_main(int argc, char **argv, bool test)
         struct lab_args a = {};
         struct machine_options o = {};
         struct sandbox_config sc = {};
+        struct lock_holder holder = {};
+        _cleanup_close_ int lock_fd = -1;
         int r, status = 0, ret = EXIT_LAB_SETUP;
 
         r = lab_parse(argc, argv, &a, test);
@@ -369,7 +415,7 @@ static int lab_main(int argc, char **argv, bool test)
         if (a.ephemeral) {
                 /* An empty dir the tmpfs mounts of the namespace sit on;
                  * removed at the end. */
-                r = mkdtemp_malloc("strata-lab", &tmp);
+                r = ephemeral_dir(&tmp);
                 if (r < 0) {
                         log_error_errno(r, "cannot create a temporary data dir: %m");
                         goto out;
@@ -395,6 +441,19 @@ static int lab_main(int argc, char **argv, bool test)
                                         data);
                         goto out;
                 }
+                /* One machine per data dir: its scratch upper is not shared. */
+                r = lock_acquire_at(fd, MACHINE_LOCK, test ? "strata lab test" : "strata lab run",
+                                    LOCK_NONBLOCK, &lock_fd, &holder);
+                if (r == -EWOULDBLOCK) {
+                        log_error("the machine of '%s' is running (pid %d, %s); try again later",
+                                  data, (int)holder.pid, holder.purpose);
+                        ret = EXIT_TEMPFAIL;
+                        goto out;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "cannot lock '%s/%s': %m", data, MACHINE_LOCK);
+                        goto out;
+                }
                 r = layer_metadata_load(fd, &m, &merr);
                 if (r < 0) {
                         if (merr)
@@ -415,6 +474,10 @@ static int lab_main(int argc, char **argv, bool test)
             .system_tmpfs = a.ephemeral,
             .state_tmpfs = a.ephemeral,
             .bind_data = true,
+            /* A fresh /tmp, as a throwaway machine has: also what lets
+             * programs in it use /tmp for overlay upper dirs (an overlay
+             * root cannot be an upper). */
+            .tmp_tmpfs = true,
             .dev = a.dev,
             .binds = a.binds,
             .n_binds = a.n_binds,
@@ -430,7 +493,7 @@ static int lab_main(int argc, char **argv, bool test)
                 log_error_errno(r, "cannot build the root plan of '%s': %m", data);
                 goto out;
         }
-        if (test && add_test_runner(plan, &a) < 0)
+        if (test && add_test_runner(plan, &a, &m, data) < 0)
                 goto out;
 
         if (a.dry_run) {

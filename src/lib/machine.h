@@ -32,6 +32,10 @@
 #include "layerstore.h"
 #include "mountplan.h"
 
+/* Held (lock.h, under the data dir) while a machine of the data dir runs
+ * with its scratch upper: two machines must not share one upper dir. */
+#define MACHINE_LOCK "system/lock/machine.lock"
+
 enum machine_dev {
         MACHINE_DEV_HOST,    /* recursive bind of the host's /dev */
         MACHINE_DEV_MINIMAL, /* null zero full random urandom tty, pts, shm */

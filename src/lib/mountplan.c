@@ -46,6 +46,8 @@ static const struct {
     {MOUNT_PLAN_NOEXEC, "noexec"},
     {MOUNT_PLAN_HOST, "host"},
     {MOUNT_PLAN_SRC_IN_ROOT, "src-in-root"},
+    {MOUNT_PLAN_UPPER_IN_ROOT, "upper-in-root"},
+    {MOUNT_PLAN_LOWER_OPTIONAL, "lower-optional"},
 };
 
 const char *mount_op_type_to_string(enum mount_op_type t)
@@ -350,57 +352,66 @@ static int resolve_in(int dirfd, const char *path, int flags, int *ret)
         return 0;
 }
 
-/* Creates the directory path (and its parents) under dirfd, resolving in
- * it; the last component gets mode. */
+/* Opens the directory path under dirfd, creating it and its missing parents
+ * (0755) first; a directory it creates gets exactly mode. Existing parts
+ * cost one lookup: the walk back only happens for missing ones. */
+static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
+{
+        _cleanup_free_ char *parent = NULL;
+        _cleanup_close_ int pfd = -1;
+        const char *name;
+        size_t l;
+        int r, fd;
+
+        r = resolve_in(dirfd, path, O_PATH | O_DIRECTORY, ret_fd);
+        if (r != -ENOENT)
+                return r;
+
+        l = strlen(path);
+        while (l > 0 && path[l - 1] == '/')
+                l--;
+        parent = strndup(path, l);
+        if (!parent)
+                return -ENOMEM;
+        name = strrchr(parent, '/');
+        if (!name)
+                return -ENOENT;
+        parent[name - parent] = '\0';
+        name = path + (name - parent) + 1;
+        if (!*name)
+                return -ENOENT;
+        {
+                /* name points into path: cut its trailing slashes. */
+                _cleanup_free_ char *n = strndup(name, l - (size_t)(name - path));
+
+                if (!n)
+                        return -ENOMEM;
+                r = mkdir_p_in_fd(dirfd, parent, 0755, &pfd);
+                if (r < 0)
+                        return r;
+                if (mkdirat(pfd, n, mode) < 0) {
+                        if (errno != EEXIST)
+                                return -errno;
+                } else if (fchmodat(pfd, n, mode, 0) < 0) /* not the umask's */
+                        return -errno;
+                fd = openat(pfd, n, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 && errno == ELOOP) /* a symlink raced in: resolve it in the root */
+                        return resolve_in(dirfd, path, O_PATH | O_DIRECTORY, ret_fd);
+                if (fd < 0)
+                        return -errno;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
 static int mkdir_p_in(int dirfd, const char *path, mode_t mode)
 {
-        _cleanup_free_ char *buf = strdup(path);
-        char *p;
-        int r;
+        int fd, r;
 
-        if (!buf)
-                return -ENOMEM;
-        p = buf;
-        while (*p == '/')
-                p++;
-        while (*p) {
-                char *slash = strchr(p, '/');
-                bool last;
-                _cleanup_close_ int parent = -1;
-                char *name;
-                int fd;
-
-                if (slash)
-                        *slash = '\0';
-                last = !slash || slash[1] == '\0';
-                r = resolve_in(dirfd, buf, O_PATH | O_DIRECTORY, &fd);
-                if (r >= 0) {
-                        close(fd);
-                } else if (r == -ENOENT) {
-                        /* Parent exists by now; make this component. */
-                        name = strrchr(buf, '/');
-                        if (name) {
-                                *name = '\0';
-                                r = resolve_in(dirfd, buf, O_PATH | O_DIRECTORY, &parent);
-                                *name = '/';
-                                name++;
-                        } else {
-                                name = buf;
-                                r = resolve_in(dirfd, "", O_PATH | O_DIRECTORY, &parent);
-                        }
-                        if (r < 0)
-                                return r;
-                        if (mkdirat(parent, name, last ? mode : 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                } else
-                        return r;
-                if (!slash)
-                        break;
-                *slash = '/';
-                p = slash + 1;
-                while (*p == '/')
-                        p++;
-        }
+        r = mkdir_p_in_fd(dirfd, path, mode, &fd);
+        if (r < 0)
+                return r;
+        close(fd);
         return 0;
 }
 
@@ -418,12 +429,10 @@ static int open_parent_in(int dirfd, const char *dest, bool create, int *ret_fd,
         parent = strndup(dest, (size_t)(slash - dest));
         if (!parent)
                 return -ENOMEM;
-        if (create) {
-                r = mkdir_p_in(dirfd, parent, 0755);
-                if (r < 0)
-                        return r;
-        }
-        r = resolve_in(dirfd, parent, O_PATH | O_DIRECTORY, ret_fd);
+        if (create)
+                r = mkdir_p_in_fd(dirfd, parent, 0755, ret_fd);
+        else
+                r = resolve_in(dirfd, parent, O_PATH | O_DIRECTORY, ret_fd);
         if (r < 0)
                 return r;
         *ret_name = slash + 1;
@@ -439,11 +448,9 @@ static int open_target(int dirfd, const char *dest, bool create, bool dir, int *
         r = resolve_in(dirfd, dest, O_PATH, ret);
         if (r != -ENOENT || !create)
                 return r;
-        if (dir) {
-                r = mkdir_p_in(dirfd, dest, 0755);
-                if (r < 0)
-                        return r;
-        } else {
+        if (dir)
+                return mkdir_p_in_fd(dirfd, dest, 0755, ret);
+        else {
                 _cleanup_close_ int parent = -1;
                 const char *name;
                 int fd;
@@ -471,8 +478,9 @@ static void save_kernel_msg(struct apply_ctx *c, int fsfd)
                 if (n > 0 && buf[n - 1] == '\n')
                         buf[n - 1] = '\0';
                 /* Messages are "e overlay: ...", "w ...", "i ...". */
-                l += (size_t)snprintf(c->kernel_msg + l, sizeof(c->kernel_msg) - l, "%s%s",
-                                      l ? "; " : "", buf + (n > 2 && buf[1] == ' ' ? 2 : 0));
+                l +=
+                    (size_t)snprintf(c->kernel_msg + l, sizeof(c->kernel_msg) - l, "%s%s",
+                                     l ? "; " : "kernel: ", buf + (n > 2 && buf[1] == ' ' ? 2 : 0));
                 if (l >= sizeof(c->kernel_msg) - 1)
                         break;
         }
@@ -564,14 +572,22 @@ static int dest_base(const struct apply_ctx *c, const struct mount_op *op)
         return (op->flags & MOUNT_PLAN_HOST) ? c->host_fd : c->root_fd;
 }
 
-static int host_path(const struct apply_ctx *c, unsigned flags, const char *path, char **ret)
+static size_t prefix_len(const struct apply_ctx *c, unsigned flags)
 {
         const char *prefix = (flags & MOUNT_PLAN_SRC_IN_ROOT) ? c->root_path : c->prefix;
         size_t l = strlen(prefix);
-        char *s;
 
         while (l > 0 && prefix[l - 1] == '/')
                 l--;
+        return l;
+}
+
+static int host_path(const struct apply_ctx *c, unsigned flags, const char *path, char **ret)
+{
+        const char *prefix = (flags & MOUNT_PLAN_SRC_IN_ROOT) ? c->root_path : c->prefix;
+        size_t l = prefix_len(c, flags);
+        char *s;
+
         if (asprintf(&s, "%.*s%s", (int)l, prefix, path) < 0)
                 return -ENOMEM;
         *ret = s;
@@ -784,11 +800,59 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                         return r;
         }
         if (op->upperdir) {
-                r = host_path(c, op->flags, op->upperdir, &upper);
+                unsigned f = op->flags |
+                             ((op->flags & MOUNT_PLAN_UPPER_IN_ROOT) ? MOUNT_PLAN_SRC_IN_ROOT : 0);
+                r = host_path(c, f, op->upperdir, &upper);
                 if (r >= 0)
-                        r = host_path(c, op->flags, op->workdir, &work);
+                        r = host_path(c, f, op->workdir, &work);
                 if (r < 0)
                         return r;
+        }
+        if (op->flags & MOUNT_PLAN_LOWER_OPTIONAL) {
+                size_t k = 0;
+                for (size_t i = 0; i < n; i++) {
+                        if (access(lowers[i], F_OK) < 0 && errno == ENOENT) {
+                                free(lowers[i]);
+                                lowers[i] = NULL;
+                                continue;
+                        }
+                        lowers[k++] = lowers[i];
+                }
+                lowers[k] = NULL;
+                n = k;
+                if (n == 0) {
+                        r = open_target(dest_base(c, op), op->dest,
+                                        op->flags & MOUNT_PLAN_CREATE_DEST, true, &target);
+                        if (r < 0)
+                                return r;
+                        return mount_fs(c, "tmpfs", "mode=0755", op->flags, target);
+                }
+        }
+
+        /* Name the missing dir: the kernel only says ENOENT. */
+        for (size_t i = 0; i <= n + 1; i++) {
+                const char *full = i < n ? lowers[i] : i == n ? upper : work;
+                const char *shown = i < n    ? lowers[i] + prefix_len(c, op->flags)
+                                    : i == n ? op->upperdir
+                                             : op->workdir;
+                struct stat st;
+
+                if (!full)
+                        continue;
+                if (stat(full, &st) < 0)
+                        r = -errno;
+                else if (!S_ISDIR(st.st_mode))
+                        r = -ENOTDIR;
+                else
+                        continue;
+                {
+                        snprintf(c->kernel_msg, sizeof(c->kernel_msg), "%s dir '%s'",
+                                 i < n    ? "lower"
+                                 : i == n ? "upper"
+                                          : "work",
+                                 shown);
+                        return r;
+                }
         }
 
         r = open_target(dest_base(c, op), op->dest, op->flags & MOUNT_PLAN_CREATE_DEST, true,
@@ -832,7 +896,13 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                 save_kernel_msg(c, fsfd);
                 return r;
         }
-        return fs_finish(c, fsfd, op->flags, target);
+        r = fs_finish(c, fsfd, op->flags, target);
+        if (r == -ELOOP && !c->kernel_msg[0])
+                /* The kernel says why only in its log. */
+                snprintf(c->kernel_msg, sizeof(c->kernel_msg),
+                         "overlapping layers: one dir lies inside another layer on the same "
+                         "filesystem (a data dir under the base?)");
+        return r;
 }
 
 static int apply_dev_minimal(struct apply_ctx *c, const struct mount_op *op)
@@ -1070,8 +1140,7 @@ static char *describe_failure(const struct mount_plan *p, size_t i, const char *
         {
                 char *t = NULL;
                 k = asprintf(&t, "%s (step %zu of %zu%s%s)", s, i + 1, p->n_ops,
-                             kernel_msg && *kernel_msg ? "; kernel: " : "",
-                             kernel_msg ? kernel_msg : "");
+                             kernel_msg && *kernel_msg ? ": " : "", kernel_msg ? kernel_msg : "");
                 free(s);
                 return k < 0 ? NULL : t;
         }

@@ -90,6 +90,13 @@ enum {
          * so far (ROOT is prepended, not host_prefix): e.g. an overlay on
          * /etc/s6 whose lower dir is the root's own /etc/s6. */
         MOUNT_PLAN_SRC_IN_ROOT = 1 << 8,
+        /* Overlay: the upper and work dirs are paths in the new root (e.g.
+         * on its /run tmpfs) while the lower dirs are host paths. */
+        MOUNT_PLAN_UPPER_IN_ROOT = 1 << 9,
+        /* Overlay: lower dirs that do not exist are left out; with none
+         * left, DEST gets an empty tmpfs instead (what an overlay of nothing
+         * with a fresh upper would show). */
+        MOUNT_PLAN_LOWER_OPTIONAL = 1 << 10,
 };
 
 struct mount_op {

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/sched.h>
+#include <sched.h>
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -59,6 +60,22 @@ _printf_(2, 3) static int set_error(char **ret_error, const char *fmt, ...)
         return 0;
 }
 
+/* True if the first operation on the new root is a mount on "/" that
+ * cannot be skipped. */
+static bool plan_mounts_root(const struct mount_plan *plan)
+{
+        for (size_t i = 0; plan && i < plan->n_ops; i++) {
+                const struct mount_op *op = &plan->ops[i];
+
+                if (op->flags & MOUNT_PLAN_HOST)
+                        continue;
+                return streq(op->dest, "/") && !(op->flags & MOUNT_PLAN_OPTIONAL) &&
+                       (op->type == MOUNT_OP_TMPFS || op->type == MOUNT_OP_OVERLAY ||
+                        op->type == MOUNT_OP_BIND);
+        }
+        return false;
+}
+
 int sandbox_enter_root(const struct mount_plan *plan, char **ret_error)
 {
         static const char *const staging_dirs[] = {"/tmp", "/run", "/mnt", "/var/tmp"};
@@ -100,9 +117,10 @@ int sandbox_enter_root(const struct mount_plan *plan, char **ret_error)
         }
         if (chdir("/") < 0)
                 return -errno;
-        /* The new root is a mount of its own (pivot_root needs one) and
-         * what a plan without an operation on "/" gets. */
-        if (mount("strata-root", NEWROOT, "tmpfs", MS_NOSUID, "mode=0755") < 0) {
+        /* The new root must be a mount of its own (pivot_root needs one):
+         * a tmpfs, unless the plan mounts something there anyway. */
+        if (!plan_mounts_root(plan) &&
+            mount("strata-root", NEWROOT, "tmpfs", MS_NOSUID, "mode=0755") < 0) {
                 r = -errno;
                 set_error(ret_error, "mount the root tmpfs on '%s'", NEWROOT);
                 return r;
@@ -130,32 +148,85 @@ int sandbox_enter_root(const struct mount_plan *plan, char **ret_error)
         return 0;
 }
 
+/* execvp()'s search, without its cost: execve() of a missing file still
+ * sets up a whole new program image before it fails, so each PATH entry is
+ * first checked with a plain lookup. */
+static int find_executable(const char *name, char **ret)
+{
+        const char *path = getenv("PATH"), *p;
+        int last = -ENOENT;
+
+        if (strchr(name, '/')) {
+                *ret = strdup(name);
+                return *ret ? 0 : -ENOMEM;
+        }
+        if (!path)
+                path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        for (p = path;; p++) {
+                const char *e = strchrnul(p, ':');
+                _cleanup_free_ char *f = NULL;
+                struct stat st;
+
+                /* An empty entry is the current directory. */
+                if (asprintf(&f, "%.*s/%s", e == p ? 1 : (int)(e - p), e == p ? "." : p, name) < 0)
+                        return -ENOMEM;
+                if (stat(f, &st) == 0 && S_ISREG(st.st_mode)) {
+                        if (access(f, X_OK) == 0) {
+                                *ret = TAKE_PTR(f);
+                                return 0;
+                        }
+                        last = -EACCES;
+                }
+                if (*e == '\0')
+                        break;
+                p = e;
+        }
+        return last;
+}
+
 pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd, int err_fd)
 {
-        sigset_t mask;
+        _cleanup_free_ char *exe = NULL;
+        posix_spawn_file_actions_t fa;
+        posix_spawnattr_t attr;
+        sigset_t mask, empty;
         pid_t pid;
+        int r;
 
         forwarded_signals(&mask);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
-        pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                int e;
+        sigemptyset(&empty);
+        sigaddset(&mask, SIGPIPE);
 
-                sigemptyset(&mask);
-                sigprocmask(SIG_SETMASK, &mask, NULL);
-                signal(SIGPIPE, SIG_DFL);
-                if (cwd && chdir(cwd) < 0) {
-                        e = errno;
-                } else {
-                        execvpe(argv[0], argv, envp ? envp : environ);
-                        e = errno;
-                }
+        /* posix_spawn: vfork-like, no copy of the page tables, and exec
+         * failures come back as its return value. */
+        r = posix_spawnattr_init(&attr);
+        if (r != 0)
+                return -r;
+        r = posix_spawn_file_actions_init(&fa);
+        if (r != 0) {
+                posix_spawnattr_destroy(&attr);
+                return -r;
+        }
+        r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        if (r == 0)
+                r = posix_spawnattr_setsigmask(&attr, &empty);
+        if (r == 0)
+                r = posix_spawnattr_setsigdefault(&attr, &mask);
+        if (r == 0 && cwd)
+                r = posix_spawn_file_actions_addchdir_np(&fa, cwd);
+        if (r == 0) {
+                r = -find_executable(argv[0], &exe);
+                if (r == 0)
+                        r = posix_spawn(&pid, exe, &fa, &attr, argv, envp ? envp : environ);
+        }
+        posix_spawn_file_actions_destroy(&fa);
+        posix_spawnattr_destroy(&attr);
+        if (r != 0) {
                 if (err_fd >= 0)
-                        (void)!write(err_fd, &e, sizeof(e));
-                _exit(SANDBOX_EXIT_EXEC);
+                        (void)!write(err_fd, &r, sizeof(r));
+                return -r;
         }
         return pid;
 }
@@ -216,8 +287,11 @@ int sandbox_reap(pid_t main_pid)
                         kill(main_pid, (int)si.ssi_signo);
         }
 
-        /* Only the init of a pid namespace may sweep it clean. */
-        if (getpid() == 1)
+        /* Only the init of a pid namespace may sweep it clean. Every process
+         * of the namespace descends from it (orphans are reparented to it),
+         * so with no child left there is nothing to kill; kill(-1) walks
+         * every process of the system. */
+        if (getpid() == 1 && waitpid(-1, NULL, WNOHANG) == 0)
                 kill(-1, SIGKILL);
         for (;;) {
                 pid_t pid = waitpid(-1, NULL, getpid() == 1 ? 0 : WNOHANG);
@@ -305,7 +379,11 @@ _noreturn_ static void child_main(const struct sandbox_config *c, int err_fd)
                         report(err_fd, r, "set up the standard fds");
                         _exit(SANDBOX_EXIT_EXEC);
                 }
+                /* On failure an errno alone goes to the parent: the command
+                 * cannot be executed. */
                 main_pid = sandbox_spawn(c->argv, c->envp, NULL, err_fd);
+                if (main_pid < 0)
+                        _exit(SANDBOX_EXIT_EXEC);
         } else {
                 sigset_t mask;
                 forwarded_signals(&mask);
@@ -344,9 +422,9 @@ static int pidfd_signal(int pidfd, int sig)
 
 int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_error)
 {
-        _cleanup_close_ int pidfd = -1, sfd = -1;
+        _cleanup_close_ int pidfd = -1, sfd = -1, pidns = -1;
         int errpipe[2], status = -1, r = 0;
-        struct clone_args args = {};
+        unsigned long ns_flags = CLONE_NEWNS;
         sigset_t mask, old;
         uint64_t deadline = 0;
         char buf[sizeof(int) + 1024];
@@ -369,61 +447,76 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                 return r;
         }
 
-        args.flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_PIDFD;
         if (c->flags & SANDBOX_UTS)
-                args.flags |= CLONE_NEWUTS;
+                ns_flags |= CLONE_NEWUTS;
         if (c->flags & SANDBOX_IPC)
-                args.flags |= CLONE_NEWIPC;
+                ns_flags |= CLONE_NEWIPC;
         if (c->flags & SANDBOX_NET)
-                args.flags |= CLONE_NEWNET;
-        args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-        args.exit_signal = SIGCHLD;
+                ns_flags |= CLONE_NEWNET;
 
-        pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
-        if (pid < 0) {
+        /* glibc's fork(), not a raw clone: the caller may have threads, and
+         * only fork() makes malloc and stdio safe to use in the child. The
+         * new pid namespace is set for our children by unshare() and our
+         * own is restored right after; the child makes the other
+         * namespaces itself. */
+        pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+        if (pidns < 0 || unshare(CLONE_NEWPID) < 0) {
                 r = -errno;
                 close(errpipe[0]);
                 close(errpipe[1]);
                 sigprocmask(SIG_SETMASK, &old, NULL);
-                set_error(ret_error, "create the namespaces (%s)", "clone3");
+                set_error(ret_error, "create a pid namespace");
                 return r;
         }
+        pid = fork();
         if (pid == 0) {
                 close(errpipe[0]);
+                if (unshare((int)ns_flags) < 0) {
+                        report(errpipe[1], -errno, "create the namespaces");
+                        _exit(SANDBOX_EXIT_EXEC);
+                }
                 child_main(c, errpipe[1]);
         }
+        r = pid < 0 ? -errno : 0;
+        if (setns(pidns, CLONE_NEWPID) < 0 && r >= 0)
+                r = -errno;
         close(errpipe[1]);
+        if (r >= 0) {
+                pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+                if (pidfd < 0)
+                        r = -errno;
+        }
+        if (r < 0) {
+                if (pid > 0) {
+                        kill(pid, SIGKILL);
+                        (void)waitpid(pid, NULL, 0);
+                }
+                close(errpipe[0]);
+                sigprocmask(SIG_SETMASK, &old, NULL);
+                set_error(ret_error, "start the namespace's init");
+                return r;
+        }
 
         if (c->timeout_usec > 0)
                 deadline = now_usec() + c->timeout_usec;
-
-        /* Until the command is executed, setup errors arrive on the pipe;
-         * EOF means exec happened (or the callback runs). */
-        for (;;) {
-                ssize_t n = read(errpipe[0], buf + got, sizeof(buf) - 1 - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                got += (size_t)n;
-                if (got >= sizeof(buf) - 1)
-                        break;
-        }
-        close(errpipe[0]);
 
         sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         if (sfd < 0)
                 r = -errno;
 
+        /* Until the command is executed, setup errors arrive on the pipe
+         * (EOF: exec happened, or the callback runs). The timeout and the
+         * signals count from the start, setup included. */
         while (status < 0) {
-                struct pollfd p[2] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+                struct pollfd p[3] = {
+                    {pidfd, POLLIN, 0}, {sfd, POLLIN, 0}, {errpipe[0], POLLIN, 0}};
                 int timeout = -1, k;
 
                 if (deadline) {
                         uint64_t t = now_usec();
                         timeout = t >= deadline ? 0 : (int)((deadline - t + 999) / 1000);
                 }
-                k = poll(p, sfd >= 0 ? 2 : 1, timeout);
+                k = poll(p, 3, timeout);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k == 0) {
@@ -432,6 +525,15 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                         (void)waitid(P_PIDFD, (id_t)pidfd, NULL, WEXITED);
                         status = SANDBOX_EXIT_TIMEOUT;
                         break;
+                }
+                if (p[2].revents & (POLLIN | POLLHUP)) {
+                        ssize_t n = read(errpipe[0], buf + got, sizeof(buf) - 1 - got);
+                        if (n < 0 && errno != EINTR && errno != EAGAIN)
+                                n = 0;
+                        if (n == 0 || got + (size_t)MAX(n, 0) >= sizeof(buf) - 1)
+                                errpipe[0] = safe_close(errpipe[0]); /* poll ignores -1 */
+                        if (n > 0)
+                                got += (size_t)n;
                 }
                 if (sfd >= 0 && (p[1].revents & POLLIN)) {
                         struct signalfd_siginfo si;
@@ -454,6 +556,18 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                 }
         }
         sigprocmask(SIG_SETMASK, &old, NULL);
+
+        /* What was written before the namespace died (every writer is gone
+         * or going: EOF comes). */
+        while (errpipe[0] >= 0 && got < sizeof(buf) - 1) {
+                ssize_t n = read(errpipe[0], buf + got, sizeof(buf) - 1 - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t)n;
+        }
+        errpipe[0] = safe_close(errpipe[0]);
 
         if (got >= sizeof(int)) {
                 int e;

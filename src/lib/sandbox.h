@@ -112,10 +112,11 @@ int sandbox_enter_root(const struct mount_plan *plan, char **ret_error);
 int sandbox_reap(pid_t main_pid);
 
 /*
- * fork()s and execs argv (PATH searched) with envp (NULL: environ) in cwd
- * (NULL: unchanged), blocking SIGCHLD/SIGTERM/SIGINT/SIGHUP in the caller
- * and restoring a clean mask and default handlers in the child. Returns the
- * child's pid; the exec error, if any, is written as an int errno to
- * err_fd (-1: none) and the child exits 127.
+ * Starts argv (PATH searched) with envp (NULL: environ) in cwd (NULL:
+ * unchanged), blocking SIGCHLD/SIGTERM/SIGINT/SIGHUP in the caller (for
+ * sandbox_reap) and giving the child an empty mask and default handlers.
+ * Returns the child's pid, or -errno when it cannot be executed (-ENOENT,
+ * -EACCES...), in which case no child is left and, when err_fd >= 0, the
+ * errno is also written to err_fd as an int.
  */
 pid_t sandbox_spawn(char *const *argv, char *const *envp, const char *cwd, int err_fd);
