@@ -40,14 +40,20 @@ EOF
 }
 
 # in_root CMD: runs CMD (sh) with $R the read-only root assembled from the
-# base and the active layers, in a private mount namespace. The base is
-# mounted on its own first (the layers lie inside it on the same file
-# system, which the kernel refuses as overlapping layers).
+# base and the active layers, in a private mount namespace. When the layers
+# lie on the base's file system (the kernel refuses overlapping layers),
+# the base is mounted on its own first, the way system-migrate does.
 in_root() {
     mkdir -p "$T_TMP/root" "$T_TMP/iso/empty" "$T_TMP/iso/base"
-    unshare -m sh -c "mount -t tmpfs -o ro tmpfs '$T_TMP/iso/empty' &&
-        mount -t overlay overlay -o ro,lowerdir=/:'$T_TMP/iso/empty' '$T_TMP/iso/base' &&
-        mount -t overlay overlay -o ro,lowerdir=$(lowers "$D" | sed "s|:/\$|:$T_TMP/iso/base|") '$T_TMP/root' &&
+    l=$(lowers "$D")
+    iso=true
+    if [ "$(stat -c %d /)" = "$(stat -c %d "$D")" ]; then
+        iso="mount -t tmpfs -o ro tmpfs '$T_TMP/iso/empty' &&
+            mount -t overlay overlay -o ro,lowerdir=/:'$T_TMP/iso/empty' '$T_TMP/iso/base'"
+        l=$(echo "$l" | sed "s|:/\$|:$T_TMP/iso/base|")
+    fi
+    unshare -m sh -c "{ $iso && mount -t overlay overlay -o ro,lowerdir=$l '$T_TMP/root'; } ||
+        { echo 'in_root: cannot assemble the root' >&2; exit 1; }
         R='$T_TMP/root'; $1"
 }
 
