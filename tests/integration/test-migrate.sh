@@ -445,6 +445,21 @@ else
     t_fail "$a $b $c $e: $out"
 fi
 
+t_begin "up --dry-run lists what would run and changes nothing"
+mkdir -p "$M/20260109-001_dry"
+echo 'echo SHOULD-NOT-RUN' >"$M/20260109-001_dry/install_script.sh"
+meta=$(cat "$D/system/migrations/metadata.json")
+out=$(sm up --dry-run 2>&1)
+js=$(sm up --dry-run --json 2>/dev/null)
+if echo "$out" | grep -q "would apply 20260109-001_dry" && ! echo "$out" | grep -q SHOULD-NOT-RUN &&
+    [ "$meta" = "$(cat "$D/system/migrations/metadata.json")" ] &&
+    echo "$js" | python3 -c 'import json,sys; assert json.load(sys.stdin)["would_apply"] == [{"id": "20260109-001_dry"}]'; then
+    t_ok
+else
+    t_fail "$out / $js"
+fi
+rm -rf "$M/20260109-001_dry"
+
 t_begin "--timeout kills a migration: it fails and is rolled back"
 D3=$T_TMP/data3
 M3=$T_TMP/migrations3
