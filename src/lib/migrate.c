@@ -413,6 +413,27 @@ static int lowers_open(struct migrate *m, size_t below, struct lowers *ret, char
 
 /* ---- writing a layer ---- */
 
+/* Writes a file inside a .tmp-* dir: no fsync of its own, the whole dir is
+ * synced once (syncfs) before it is renamed into place, and until then it
+ * is garbage that verify removes. */
+static int write_plain_at(int dirfd, const char *path, const char *data, size_t len, mode_t mode)
+{
+        _cleanup_close_ int fd = -1;
+        ssize_t n;
+
+        fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return -errno;
+        while (len > 0) {
+                n = RETRY_EINTR(write(fd, data, len));
+                if (n < 0)
+                        return -errno;
+                data += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
 static int write_layer_files(struct migrate *m, int dir_fd, const char *id, const char *parent,
                              char *const *migrations, const char *script_sha256,
                              const struct change_list *changes, char *const *services,
@@ -426,7 +447,7 @@ static int write_layer_files(struct migrate *m, int dir_fd, const char *id, cons
         r = changes_format(changes, &text);
         if (r < 0)
                 return r;
-        r = write_file_atomic_at(dir_fd, "changes.list", text, strlen(text), 0644);
+        r = write_plain_at(dir_fd, "changes.list", text, strlen(text), 0644);
         if (r < 0)
                 return fail(ret_error, r, "cannot write the change list of '%s'", id);
 
@@ -458,7 +479,15 @@ static int write_layer_files(struct migrate *m, int dir_fd, const char *id, cons
         STRV_FOREACH (s, state_paths)
                 json_array_append_new(a, json_string(*s));
         json_object_set_new(j, "state_paths", a);
-        r = json_save_at(dir_fd, "layer.json", j, 0644);
+        {
+                _cleanup_free_ char *dump = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                _cleanup_free_ char *text_nl = NULL;
+
+                if (!dump || asprintf(&text_nl, "%s\n", dump) < 0)
+                        r = -ENOMEM;
+                else
+                        r = write_plain_at(dir_fd, "layer.json", text_nl, strlen(text_nl), 0644);
+        }
         json_decref(j);
         if (r < 0)
                 return fail(ret_error, r, "cannot write the layer.json of '%s'", id);
@@ -535,9 +564,7 @@ static int finish_layer(struct migrate *m, const struct layer_entry *e, char **r
                 json_decref(j);
         }
 
-        r = fsync(sfd) < 0 ? negative_errno() : 0;
-        if (r >= 0)
-                r = syncfs(sfd) < 0 ? negative_errno() : 0;
+        r = syncfs(sfd) < 0 ? negative_errno() : 0;
         if (r < 0)
                 return fail(ret_error, r, "cannot sync '%s/state'", m->data_dir);
         r = rm_rf_at(lfd, PENDING_STATE, RM_ROOT | RM_MISSING_OK);
@@ -1422,6 +1449,10 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         /* State written under state paths: the scratch uppers (and anything
          * the layer holds below a state path) wait in state-pending/ until
          * the commit, then move to <data>/state. */
+        if (mkdirat(tfd, PENDING_STATE, 0755) < 0 && errno != EEXIST) {
+                r = fail(ret_error, -errno, "cannot create '%s/%s'", tmp_abs, PENDING_STATE);
+                goto fail_cleanup;
+        }
         {
                 size_t n = 0;
 
@@ -1482,12 +1513,11 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                 format_time(clock_now(m->clock), when);
                 if (asprintf(&applied, "%s\n", when) < 0)
                         return -ENOMEM;
-                r = write_file_atomic_at(tfd, "record/applied", applied, strlen(applied), 0644);
+                r = write_plain_at(tfd, "record/applied", applied, strlen(applied), 0644);
                 if (r >= 0)
                         r = changes_format(&changes, &text);
                 if (r >= 0)
-                        r = write_file_atomic_at(tfd, "record/changes.list", text, strlen(text),
-                                                 0644);
+                        r = write_plain_at(tfd, "record/changes.list", text, strlen(text), 0644);
                 if (r >= 0 && linkat(tfd, "record/source/" MIGRATION_SCRIPT, tfd,
                                      "record/" MIGRATION_SCRIPT, 0) < 0)
                         r = negative_errno();

@@ -474,6 +474,24 @@ else
     t_fail "exit $rc: $out"
 fi
 
+t_begin "a machine-wide state-paths file replaces the defaults; services are marked without state"
+D4=$T_TMP/data4
+M4=$T_TMP/migrations4
+mkdir -p "$D4/system" "$M4/20260110-001_svc/services/lonely"
+printf '# no state paths on this machine\n' >"$D4/system/state-paths"
+echo 'echo x >> /var/log/strata-not-state.log' >"$M4/20260110-001_svc/install_script.sh"
+printf '#!/bin/sh\nexec true\n' >"$M4/20260110-001_svc/services/lonely/run"
+chmod +x "$M4/20260110-001_svc/services/lonely/run"
+"$SM" --data "$D4" --dir "$M4" up >/dev/null 2>&1
+rc=$?
+if [ $rc -eq 0 ] && [ -f "$D4/state/services/lonely/installed-by" ] &&
+    [ -f "$D4/system/layers/20260110-001_svc/fs/var/log/strata-not-state.log" ] &&
+    [ ! -e "$D4/state/var/log" ]; then
+    t_ok
+else
+    t_fail "exit $rc: $(find "$D4/state" "$D4/system/layers" | head -20)"
+fi
+
 t_begin "an internal error exits 70 and names the path"
 touch "$T_TMP/not-a-dir"
 out=$("$SM" --data "$T_TMP/not-a-dir/data" --dir "$M" status 2>&1)
