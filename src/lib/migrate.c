@@ -284,10 +284,14 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
 }
 
 /* Updates the holder info in the lock file (lock.h's format) to name
- * what runs now, for humans and for the "busy" message. */
+ * what runs now, for humans and for the "busy" message. The JSON is padded
+ * with blanks to a fixed size so it overwrites what was there without a
+ * truncate (which can stall on a busy file system). */
 static void lock_describe(struct migrate *m, const char *what)
 {
         _cleanup_free_ char *s = NULL;
+        char buf[512];
+        size_t len;
         json_t *j;
 
         if (m->lock_fd < 0)
@@ -298,8 +302,12 @@ static void lock_describe(struct migrate *m, const char *what)
                 return;
         s = json_dumps(j, JSON_COMPACT);
         json_decref(j);
-        if (s && ftruncate(m->lock_fd, 0) >= 0)
-                (void)!pwrite(m->lock_fd, s, strlen(s), 0);
+        if (!s || (len = strlen(s)) >= sizeof(buf) - 1)
+                return;
+        memcpy(buf, s, len);
+        memset(buf + len, ' ', sizeof(buf) - 1 - len);
+        buf[sizeof(buf) - 1] = '\n';
+        (void)!pwrite(m->lock_fd, buf, sizeof(buf), 0);
 }
 
 static int load_migrations(struct migrate *m, struct migration_set *ret, char **ret_error)
@@ -1405,6 +1413,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         if (!got_result)
                 res = (struct inside_result){.status = status};
         res_pipe[0] = safe_close(res_pipe[0]);
+        log_debug("%s: sandbox done after %lld ms", mi->id,
+                  (long long)((clock_monotonic(m->clock) - start) / USEC_PER_MSEC));
         migrate_test_kill_point("ran");
 
         /* 5. failure: nothing stays */
@@ -1444,6 +1454,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                 fail(ret_error, r, "cannot compute the changes in '%s'", upper);
                 goto fail_cleanup;
         }
+        log_debug("%s: %zu changes captured after %lld ms", mi->id, changes.n,
+                  (long long)((clock_monotonic(m->clock) - start) / USEC_PER_MSEC));
         migrate_test_kill_point("captured");
 
         /* State written under state paths: the scratch uppers (and anything
@@ -1528,10 +1540,14 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         }
         migrate_test_kill_point("written");
 
+        log_debug("%s: layer written after %lld ms", mi->id,
+                  (long long)((clock_monotonic(m->clock) - start) / USEC_PER_MSEC));
         if (fsync(log_fd) < 0 || syncfs(tfd) < 0) {
                 r = fail(ret_error, -errno, "cannot sync '%s'", tmp_abs);
                 goto fail_cleanup;
         }
+        log_debug("%s: synced after %lld ms", mi->id,
+                  (long long)((clock_monotonic(m->clock) - start) / USEC_PER_MSEC));
         migrate_test_kill_point("synced");
 
         /* The record, then the layer, then the metadata: the commit point. */
@@ -1583,6 +1599,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                 /* Not committed: the layer dir is an orphan verify removes. */
                 return r;
         }
+        log_debug("%s: committed after %lld ms", mi->id,
+                  (long long)((clock_monotonic(m->clock) - start) / USEC_PER_MSEC));
         migrate_test_kill_point("committed");
 
         /* After the commit point: move the state, mark the services. A

@@ -154,10 +154,5 @@ int state_path_move_at(int src_fd, const char *src, int dst_fd, const char *dst)
         }
         if (dfd < 0)
                 return -errno;
-        r = move_dir(TAKE_FD(sfd), dfd);
-        if (r < 0)
-                return r;
-        if (fsync(dfd) < 0)
-                return -errno;
-        return r;
+        return move_dir(TAKE_FD(sfd), dfd);
 }

@@ -29,7 +29,8 @@ int state_path_merge(char ***l, char *const *add);
  * directory the move recurses; any other clash keeps dst's entry and
  * leaves src's behind. Overlay whiteouts are not moved (existing state is
  * never deleted). dst and its parents are created as needed, with the
- * mode of the src directory. Returns the number of entries moved or
- * -errno.
+ * mode of the src directory. Nothing is synced: the caller syncs the file
+ * system once it has moved everything. Returns the number of entries moved
+ * or -errno.
  */
 int state_path_move_at(int src_fd, const char *src, int dst_fd, const char *dst);
