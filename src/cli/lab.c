@@ -40,6 +40,7 @@ struct lab_args {
         const char *services; /* lab test: dir with the s6 test-runner files */
         bool dry_run;
         bool json;
+        const char *chdir; /* in the machine; NULL: "/" */
         char **argv;
 };
 
@@ -63,6 +64,7 @@ static const char lab_options_help[] =
     "  --hostname NAME       the machine's hostname (default strata-lab)\n"
     "  --dev minimal|host    a minimal /dev (default) or the host's\n"
     "  --timeout SECONDS     kill the machine after SECONDS, exit 124\n"
+    "  --chdir DIR           run CMD in DIR of the machine (default /)\n"
     "  --dry-run             print the mount plan and exit (with --json: as JSON)\n";
 
 void help_lab(void)
@@ -149,6 +151,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
                 ARG_SERVICES,
                 ARG_DRY_RUN,
                 ARG_JSON,
+                ARG_CHDIR,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -163,6 +166,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
             {"services", required_argument, NULL, ARG_SERVICES},
             {"dry-run", no_argument, NULL, ARG_DRY_RUN},
             {"json", no_argument, NULL, ARG_JSON},
+            {"chdir", required_argument, NULL, ARG_CHDIR},
             {},
         };
         int opt;
@@ -243,6 +247,14 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
                 case ARG_JSON:
                         a->json = true;
                         break;
+                case ARG_CHDIR:
+                        if (optarg[0] != '/') {
+                                log_error("invalid --chdir '%s': an absolute path in the machine",
+                                          optarg);
+                                return -EINVAL;
+                        }
+                        a->chdir = optarg;
+                        break;
                 case '?':
                         return -EINVAL;
                 default:
@@ -264,8 +276,20 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
         return 0;
 }
 
+static void shell_quote(FILE *f, const char *s)
+{
+        fputc('\'', f);
+        for (; *s; s++) {
+                if (*s == '\'')
+                        fputs("'\\''", f);
+                else
+                        fputc(*s, f);
+        }
+        fputc('\'', f);
+}
+
 /* "exec 'a' 'b\''c'": CMD as a shell script for the test-runner service. */
-static int shell_command(char **argv, char **ret)
+static int shell_command(char **argv, const char *dir, char **ret)
 {
         size_t cap = 0;
         char *s = NULL;
@@ -273,16 +297,16 @@ static int shell_command(char **argv, char **ret)
 
         if (!f)
                 return -ENOMEM;
-        fputs("#!/bin/sh\n# written by strata lab test: the command to run once\nexec", f);
+        fputs("#!/bin/sh\n# written by strata lab test: the command to run once\n", f);
+        if (dir) {
+                fputs("cd ", f);
+                shell_quote(f, dir);
+                fputs(" || exit 127\n", f);
+        }
+        fputs("exec", f);
         for (char **a = argv; *a; a++) {
-                fputs(" '", f);
-                for (const char *c = *a; *c; c++) {
-                        if (*c == '\'')
-                                fputs("'\\''", f);
-                        else
-                                fputc(*c, f);
-                }
-                fputc('\'', f);
+                fputc(' ', f);
+                shell_quote(f, *a);
         }
         fputc('\n', f);
         if (fclose(f) != 0) {
@@ -363,7 +387,7 @@ static int add_test_runner(struct mount_plan *p, const struct lab_args *a,
                         return log_oom();
         }
 
-        r = shell_command(a->argv, &cmd);
+        r = shell_command(a->argv, a->chdir, &cmd);
         if (r >= 0)
                 r = mount_plan_add_write_file(p, "/run/test-runner/command", cmd, strlen(cmd), 0755,
                                               0);
@@ -522,6 +546,7 @@ static int lab_main(int argc, char **argv, bool test)
             .plan = plan,
             .hostname = a.hostname,
             .argv = test ? svscan : a.argv,
+            .cwd = test ? NULL : a.chdir,
             .timeout_usec = a.timeout_usec,
         };
         fflush(stdout);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,7 +89,27 @@ static int mount_kernel_fs(void)
         return 0;
 }
 
-int main(int argc, char **argv)
+/* The inode of the initial pid namespace is fixed (PROC_PID_INIT_INO). */
+#define PID_NS_INIT_INO 0xEFFFFFFCU
+
+/* The init of the whole machine must not exit (the kernel panics): it
+ * reports CMD's status on the console and powers off. The init of a pid
+ * namespace (a container) just exits with the status. */
+static int finish_init(int status)
+{
+        struct stat st;
+
+        if (stat("/proc/self/ns/pid", &st) < 0 || st.st_ino != PID_NS_INIT_INO)
+                return status;
+        log_notice("the machine's init is done (status %d); powering off", status);
+        sync();
+        (void)reboot(RB_POWER_OFF);
+        /* Only reached when the kernel refuses: stay, as init must. */
+        for (;;)
+                pause();
+}
+
+static int init_main(int argc, char **argv)
 {
         enum { ARG_DATA = 0x100, ARG_BASE, ARG_SYSTEM_TMPFS, ARG_STATE_TMPFS, ARG_DRY_RUN };
         static const struct option options[] = {
@@ -249,7 +270,15 @@ int main(int argc, char **argv)
         }
         if (status < 0) {
                 log_error_errno(status, "step 5: cannot wait for '%s': %m", cmd[0]);
-                return EXIT_SETUP;
+                status = EXIT_SETUP;
         }
         return status;
+}
+
+int main(int argc, char **argv)
+{
+        int status = init_main(argc, argv);
+
+        /* Setup failures too: as the machine's init, never just exit. */
+        return getpid() == 1 ? finish_init(status) : status;
 }

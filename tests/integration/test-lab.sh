@@ -66,6 +66,31 @@ rc=$?
 echo "$out" | grep -q '^s6-supervise$' && echo "$out" | grep -q '^up ' && [ $rc -eq 0 ] &&
     t_ok || t_fail "rc=$rc: $out"
 
+t_begin "lab test --services: the runner's files come from the given dir"
+cp -a "$STRATA_SOURCE_ROOT/tests/image/s6" "$T_TMP/services"
+printf '#!/bin/sh\nexit 42\n' >"$T_TMP/services/.s6-svscan/finish"
+"$STRATA" lab test --services "$T_TMP/services" -- true; a=$?
+err=$("$STRATA" lab test --services "$T_TMP/nope" -- true 2>&1); b=$?
+[ $a -eq 42 ] && [ $b -eq 125 ] && echo "$err" | grep -q "'$T_TMP/nope/test-runner/run'" &&
+    same_host && t_ok || t_fail "rc=$a $b: $err"
+
+t_begin "lab run/test --chdir: CMD runs in the given dir; arguments keep their quotes"
+a=$("$STRATA" lab run --chdir /etc -- pwd)
+b=$("$STRATA" lab test --chdir /usr -- sh -c 'pwd; echo "$1"' sh "it's a 'test'" 2>&1)
+"$STRATA" lab run --chdir /nonexistent-$M -- true 2>/dev/null; c=$?
+[ "$a" = /etc ] && [ "$b" = "/usr
+it's a 'test'" ] && [ $c -eq 125 ] && t_ok || t_fail "$a / $b / $c"
+
+t_begin "lab run: orphans that exit are reaped by the machine's PID 1 (no zombies)"
+out=$("$STRATA" lab run -- sh -c '
+    for i in 1 2 3 4 5; do (sleep 0.05 &); done
+    # wait until the orphans have exited
+    n=0; while ls /proc/[0-9]*/cmdline >/dev/null 2>&1 && grep -qs "^sleep" /proc/[0-9]*/cmdline && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
+    sleep 0.1
+    grep -ls "^State:.*Z" /proc/[0-9]*/status | wc -l; ls -d /proc/[0-9]* | wc -l')
+# no zombie; left: PID 1, sh, and the ls/wc of the last line at most
+[ "$(echo "$out" | head -1)" = 0 ] && [ "$(echo "$out" | tail -1)" -le 4 ] && t_ok || t_fail "$out"
+
 t_begin "lab run: CMD is pid 2 under the machine's own init, with its hostname"
 out=$("$STRATA" lab run --hostname lab-it-$$ -- sh -c 'echo $$; hostname')
 [ "$out" = "2
@@ -233,8 +258,11 @@ cat >"$D2/system/migrations/metadata.json" <<EOF
   "migrations": ["20260101-001_s6"], "applied_at": 0, "duration_ms": 0,
   "changes": {"A": 0, "M": 0, "D": 0, "R": 0}}], "state_paths": [], "rolled_back": []}
 EOF
+plan=$("$OVERLAYFS_INIT" --data "$D2" --dry-run)
 "$OVERLAYFS_INIT" --data "$D2"; rc=$?
 rm -rf "$D2"
+echo "$plan" | grep -q "overlay     /  lower=$L:/ upper=$D2/system/upper" ||
+    { rc=99; echo "# plan: $plan"; }
 [ $rc -eq 7 ] && same_host && t_ok || t_fail "rc=$rc"
 
 t_begin "overlayfs-init: overlapping layers are an error that says so"
