@@ -388,13 +388,20 @@ int rm_rf_at(int dirfd, const char *path, unsigned flags)
         return 0;
 }
 
-int copy_xattrs_fd(int fd_src, int fd_dst)
+/* Copies every xattr of src to dst. follow: the paths' final symlinks are
+ * followed (for /proc/self/fd/N paths of open files); otherwise the objects
+ * themselves are meant (symlinks, device nodes, sockets). */
+static int copy_xattrs_path(const char *src, const char *dst, bool follow)
 {
+        ssize_t (*list)(const char *, char *, size_t) = follow ? listxattr : llistxattr;
+        ssize_t (*get)(const char *, const char *, void *, size_t) = follow ? getxattr : lgetxattr;
+        int (*set)(const char *, const char *, const void *, size_t, int) =
+            follow ? setxattr : lsetxattr;
         _cleanup_free_ char *names = NULL, *value = NULL;
         size_t value_size = 0;
         ssize_t len;
 
-        len = flistxattr(fd_src, NULL, 0);
+        len = list(src, NULL, 0);
         if (len < 0)
                 return errno == ENOTSUP ? 0 : negative_errno();
         if (len == 0)
@@ -402,12 +409,12 @@ int copy_xattrs_fd(int fd_src, int fd_dst)
         names = malloc((size_t)len);
         if (!names)
                 return -ENOMEM;
-        len = flistxattr(fd_src, names, (size_t)len);
+        len = list(src, names, (size_t)len);
         if (len < 0)
                 return negative_errno();
 
         for (char *n = names; n < names + len; n += strlen(n) + 1) {
-                ssize_t vl = fgetxattr(fd_src, n, NULL, 0);
+                ssize_t vl = get(src, n, NULL, 0);
                 if (vl < 0)
                         return negative_errno();
                 if ((size_t)vl >= value_size) {
@@ -417,53 +424,22 @@ int copy_xattrs_fd(int fd_src, int fd_dst)
                         value = nv;
                         value_size = (size_t)vl + 1;
                 }
-                vl = fgetxattr(fd_src, n, value, value_size);
+                vl = get(src, n, value, value_size);
                 if (vl < 0)
                         return negative_errno();
-                if (fsetxattr(fd_dst, n, value, (size_t)vl, 0) < 0)
+                if (set(dst, n, value, (size_t)vl, 0) < 0)
                         return log_debug_errno(errno, "cannot set xattr '%s': %m", n);
         }
         return 0;
 }
 
-/* The same for objects that cannot be opened (symlinks, device nodes,
- * sockets): through the /proc path of their directory. */
-static int copy_xattrs_path(const char *src, const char *dst)
+int copy_xattrs_fd(int fd_src, int fd_dst)
 {
-        _cleanup_free_ char *names = NULL, *value = NULL;
-        size_t value_size = 0;
-        ssize_t len;
+        char s[64], d[64];
 
-        len = llistxattr(src, NULL, 0);
-        if (len < 0)
-                return errno == ENOTSUP ? 0 : negative_errno();
-        if (len == 0)
-                return 0;
-        names = malloc((size_t)len);
-        if (!names)
-                return -ENOMEM;
-        len = llistxattr(src, names, (size_t)len);
-        if (len < 0)
-                return negative_errno();
-
-        for (char *n = names; n < names + len; n += strlen(n) + 1) {
-                ssize_t vl = lgetxattr(src, n, NULL, 0);
-                if (vl < 0)
-                        return negative_errno();
-                if ((size_t)vl >= value_size) {
-                        char *nv = realloc(value, (size_t)vl + 1);
-                        if (!nv)
-                                return -ENOMEM;
-                        value = nv;
-                        value_size = (size_t)vl + 1;
-                }
-                vl = lgetxattr(src, n, value, value_size);
-                if (vl < 0)
-                        return negative_errno();
-                if (lsetxattr(dst, n, value, (size_t)vl, 0) < 0)
-                        return log_debug_errno(errno, "cannot set xattr '%s': %m", n);
-        }
-        return 0;
+        snprintf(s, sizeof(s), "/proc/self/fd/%d", fd_src);
+        snprintf(d, sizeof(d), "/proc/self/fd/%d", fd_dst);
+        return copy_xattrs_path(s, d, true);
 }
 
 struct inode_link {
@@ -711,7 +687,7 @@ static int copy_entry(struct copy_ctx *c, int sfd, const char *name, int dfd, co
                 snprintf(dp, sizeof(dp), "/proc/self/fd/%d/", dfd);
                 if (asprintf(&s, "%s%s", sp, name) < 0 || asprintf(&d, "%s%s", dp, dname) < 0)
                         return -ENOMEM;
-                r = copy_xattrs_path(s, d);
+                r = copy_xattrs_path(s, d, false);
                 if (r < 0)
                         return log_debug_errno(r, "cannot copy the xattrs of '%s': %m", rel);
         }

@@ -54,8 +54,9 @@ enum {
  * and xattrs. dst must not exist unless COPY_MERGE. */
 int copy_tree_at(int src_dirfd, const char *src, int dst_dirfd, const char *dst, unsigned flags);
 
-/* Copies the xattrs of fd_src to fd_dst (both O_PATH-less fds of the
- * objects themselves; symlinks are handled by copy_tree_at). */
+/* Copies every xattr (trusted.* included, which needs CAP_SYS_ADMIN) of the
+ * object open at fd_src to the one at fd_dst, through /proc/self/fd (so
+ * /proc must be mounted; copy_tree_at needs it for xattrs too). */
 int copy_xattrs_fd(int fd_src, int fd_dst);
 
 /* Creates a directory under $TMPDIR (or /tmp) named prefix-XXXXXX and
