@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -399,22 +401,65 @@ static int add_test_runner(struct mount_plan *p, const struct lab_args *a,
 /* The empty dir the ephemeral machine's tmpfs mounts sit on (inside its
  * namespace only), removed at the end. On a memory filesystem when there is
  * one: making and removing it on a disk costs more than the machine. */
+#define EPHEMERAL_PREFIX "strata-lab-"
+
+/* Removes the dirs of ephemeral machines whose strata was killed before it
+ * could: the name carries the pid namespace and the pid of their strata,
+ * and only those of our own pid namespace are judged (a pid means nothing
+ * in another one, e.g. in a machine sharing /dev/shm). They are empty: the
+ * mounts on them lived in the dead machine's namespace. */
+static void sweep_stale(const char *parent, unsigned long pidns)
+{
+        _cleanup_closedir_ DIR *d = opendir(parent);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                const char *p = startswith(de->d_name, EPHEMERAL_PREFIX);
+                unsigned long ns;
+                char *end;
+                long pid;
+
+                if (!p)
+                        continue;
+                errno = 0;
+                ns = strtoul(p, &end, 10);
+                if (errno || end == p || *end != '-' || ns != pidns)
+                        continue;
+                p = end + 1;
+                pid = strtol(p, &end, 10);
+                if (errno || end == p || *end != '-' || pid <= 0 || pid > INT_MAX)
+                        continue;
+                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                (void)rm_rf_at(dirfd(d), de->d_name, RM_ROOT | RM_MISSING_OK);
+        }
+}
+
 static int ephemeral_dir(char **ret)
 {
+        const char *tmpdir = getenv("TMPDIR");
         struct stat st;
+        const char *parent = "/dev/shm";
+        unsigned long pidns = 0;
+        char *d;
 
-        if (stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0) {
-                char *d = strdup("/dev/shm/strata-lab-XXXXXX");
-
-                if (!d)
-                        return -ENOMEM;
-                if (mkdtemp(d)) {
-                        *ret = d;
-                        return 0;
-                }
+        if (stat("/proc/self/ns/pid", &st) == 0)
+                pidns = (unsigned long)st.st_ino;
+        if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK) < 0)
+                parent = tmpdir && tmpdir[0] == '/' ? tmpdir : "/tmp";
+        if (pidns)
+                sweep_stale(parent, pidns);
+        if (asprintf(&d, "%s/" EPHEMERAL_PREFIX "%lu-%d-XXXXXX", parent, pidns, (int)getpid()) < 0)
+                return -ENOMEM;
+        if (!mkdtemp(d)) {
+                int r = -errno;
                 free(d);
+                return r;
         }
-        return mkdtemp_malloc("strata-lab", ret);
+        *ret = d;
+        return 0;
 }
 
 static int lab_main(int argc, char **argv, bool test)

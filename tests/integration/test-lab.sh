@@ -9,9 +9,11 @@ need_root
 need_program s6-svscan s6
 need_program unshare util-linux
 
-# The mount table is compared before and after each run: in a mount
-# namespace of our own (private), mounts made by tests running in parallel
-# cannot show up in it, while anything strata leaked would.
+# The mount table is compared before and after each run, in a mount
+# namespace of our own (private): mounts made by tests running in parallel
+# cannot show up in it, while anything strata leaked would. (Their removals
+# can: removing a mount point detaches its copies in every namespace; so a
+# mount that vanished is not a leak, a mount that appeared is.)
 if [ -z "${LAB_TEST_OWN_NS:-}" ]; then
     LAB_TEST_OWN_NS=1 exec unshare -m --propagation private "$0" "$@"
 fi
@@ -22,12 +24,13 @@ M="9$$"
 mounts_before=$T_TMP/mounts.before
 cat /proc/self/mountinfo >"$mounts_before"
 
-# same_host: the mount table is the one from the start and no process with
-# the marker is left.
+# same_host: no mount was added to the table of the start and no process
+# with the marker is left.
 same_host() {
-    if ! cat /proc/self/mountinfo | cmp -s - "$mounts_before"; then
-        echo "# mount table changed:"
-        cat /proc/self/mountinfo | diff "$mounts_before" - | sed 's/^/# /'
+    added=$(grep -vxF -f "$mounts_before" /proc/self/mountinfo)
+    if [ -n "$added" ]; then
+        echo "# mounts added:"
+        echo "$added" | sed 's/^/# /'
         return 1
     fi
     if pgrep -f "sleep $M" >/dev/null; then
@@ -133,6 +136,11 @@ wait $pid; rc=$?
 i=0
 while pgrep -f "sleep $M" >/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 [ $rc -eq 137 ] && same_host && t_ok || t_fail "rc=$rc"
+
+t_begin "lab run: the next ephemeral machine removes the dir the killed one left"
+left=$(ls -d /dev/shm/strata-lab-*-$pid-* /tmp/strata-lab-*-$pid-* 2>/dev/null)
+"$STRATA" lab run -- true
+[ -n "$left" ] && [ ! -e "$left" ] && t_ok || t_fail "left: '$left'"
 
 t_begin "lab run --data: a second machine of the same data dir exits 75, naming the first"
 D3=$T_TMP/busy
