@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cleanup.h"
 #include "fs.h"
@@ -51,6 +52,48 @@ static int add_system_tmpfs(struct mount_plan *p, const char *data)
                         r = mount_plan_add_mkdir(p, d, 0755, MOUNT_PLAN_HOST);
         }
         return r;
+}
+
+/* Whether the layers of data_dir lie inside base on the same file system:
+ * the kernel refuses such a stack as overlapping layers (ELOOP). */
+static bool layers_inside_base(const char *base, const char *data_dir)
+{
+        struct stat a, b;
+        size_t l = strlen(base);
+
+        while (l > 1 && base[l - 1] == '/')
+                l--;
+        if (!(l == 1 || (strncmp(data_dir, base, l) == 0 && data_dir[l] == '/')))
+                return false;
+        return stat(base, &a) >= 0 && stat(data_dir, &b) >= 0 && a.st_dev == b.st_dev;
+}
+
+/* Mounts base (read-only, with an empty tmpfs as a second lower dir: an
+ * overlay needs two without an upper) at <scratch>/base, a file system of
+ * its own, and makes that the base of the stack. */
+static int add_isolated_base(struct mount_plan *p, const char *scratch, char **lowers, size_t n)
+{
+        _cleanup_free_ char *empty = NULL, *mnt = NULL;
+        char *l[3] = {lowers[n - 1], NULL, NULL};
+        int r;
+
+        r = path_join(scratch, "empty", &empty);
+        if (r >= 0)
+                r = path_join(scratch, "base", &mnt);
+        if (r < 0)
+                return r;
+        l[1] = empty;
+        r = mount_plan_add_tmpfs(p, empty, "mode=0755,size=4k",
+                                 MOUNT_PLAN_HOST | MOUNT_PLAN_CREATE_DEST | MOUNT_PLAN_RO);
+        if (r >= 0)
+                r = mount_plan_add_mkdir(p, mnt, 0755, MOUNT_PLAN_HOST);
+        if (r >= 0)
+                r = mount_plan_add_overlay(p, mnt, l, NULL, NULL, MOUNT_PLAN_HOST);
+        if (r < 0)
+                return r;
+        free(lowers[n - 1]);
+        lowers[n - 1] = TAKE_PTR(mnt);
+        return 0;
 }
 
 int machine_root_plan(const struct machine_options *o, const struct layer_metadata *m,
@@ -116,6 +159,12 @@ int machine_root_plan(const struct machine_options *o, const struct layer_metada
                         if (r >= 0)
                                 r = mount_plan_add_mkdir(p, d, 0755, MOUNT_PLAN_HOST);
                 }
+                if (r < 0)
+                        return r;
+        }
+
+        if (o->base_scratch && m->n_layers > 0 && layers_inside_base(base, o->data_dir)) {
+                r = add_isolated_base(p, o->base_scratch, lowers, n);
                 if (r < 0)
                         return r;
         }

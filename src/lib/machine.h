@@ -56,6 +56,14 @@ struct machine_options {
         const char *upper_dir;
         const char *work_dir;
 
+        /* Non-NULL: when the layers lie inside the base on the same file
+         * system (the host's "/" as base with the data dir on it), which the
+         * kernel refuses as overlapping layers, the base is first mounted
+         * read-only at "<base_scratch>/base" (a MOUNT_PLAN_HOST overlay of
+         * the base and an empty tmpfs at "<base_scratch>/empty") and that
+         * mount is the stack's lowest dir. */
+        const char *base_scratch;
+
         bool system_tmpfs; /* tmpfs over <data>/system first (see above) */
         bool state_tmpfs;  /* tmpfs over <data>/state first */
 
