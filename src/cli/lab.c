@@ -466,7 +466,7 @@ static int lab_main(int argc, char **argv, bool test)
 {
         static char *const svscan[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
         _cleanup_(mount_plan_freep) struct mount_plan *plan = NULL;
-        _cleanup_free_ char *tmp = NULL, *data = NULL, *error = NULL;
+        _cleanup_free_ char *tmp = NULL, *data = NULL, *error = NULL, *isolate = NULL;
         struct layer_metadata m = {};
         struct lab_args a = {};
         struct machine_options o = {};
@@ -497,6 +497,17 @@ static int lab_main(int argc, char **argv, bool test)
                 data = realpath(a.data, NULL);
                 if (!data) {
                         log_error_errno(errno, "cannot open the data dir '%s': %m", a.data);
+                        goto out;
+                }
+                /* Scratch space for mounting the base on its own when the
+                 * data dir lies inside it (see machine_options.base_scratch). */
+                r = ephemeral_dir(&tmp);
+                if (r < 0) {
+                        log_error_errno(r, "cannot create a scratch dir: %m");
+                        goto out;
+                }
+                if (asprintf(&isolate, "%s/isolate", tmp) < 0) {
+                        log_oom();
                         goto out;
                 }
                 fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -540,6 +551,7 @@ static int lab_main(int argc, char **argv, bool test)
         o = (struct machine_options){
             .data_dir = data,
             .base = a.base,
+            .base_scratch = isolate,
             .system_tmpfs = a.ephemeral,
             .state_tmpfs = a.ephemeral,
             .bind_data = true,

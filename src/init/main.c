@@ -21,6 +21,7 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "fs.h"
 #include "layerstore.h"
 #include "lock.h"
 #include "log.h"
@@ -123,7 +124,8 @@ static int init_main(int argc, char **argv)
         };
         static char *const default_cmd[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
         _cleanup_(mount_plan_freep) struct mount_plan *plan = NULL;
-        _cleanup_free_ char *data = NULL, *base = NULL, *error = NULL, *merr = NULL;
+        _cleanup_free_ char *data = NULL, *base = NULL, *error = NULL, *merr = NULL,
+                            *scratch = NULL, *isolate = NULL;
         _cleanup_close_ int data_fd = -1, lock_fd = -1;
         struct machine_options o = {.dev = MACHINE_DEV_HOST, .bind_data = true};
         struct layer_metadata m = {};
@@ -221,6 +223,19 @@ static int init_main(int argc, char **argv)
         }
         o.data_dir = data;
         o.base = base;
+        if (!pid1 && !dry_run) {
+                /* Run as a plain process, the data dir is often a temp dir
+                 * on the base's filesystem: give the plan scratch space to
+                 * mount the base on its own (machine_options.base_scratch).
+                 * As PID 1 the data dir is its own filesystem (see docs). */
+                r = mkdtemp_malloc("strata-init", &scratch);
+                if (r < 0 || asprintf(&isolate, "%s/isolate", scratch) < 0) {
+                        log_error_errno(r < 0 ? r : -ENOMEM,
+                                        "step 3: cannot create a scratch dir: %m");
+                        return EXIT_SETUP;
+                }
+                o.base_scratch = isolate;
+        }
         r = machine_root_plan(&o, &m, &plan);
         if (r == -E2BIG)
                 log_error(
@@ -244,6 +259,9 @@ static int init_main(int argc, char **argv)
                 struct sandbox_config sc = {.plan = plan, .argv = cmd};
 
                 r = sandbox_run(&sc, &status, &error);
+                /* The namespace and its mounts are gone: plain dirs remain. */
+                if (scratch)
+                        (void)rm_rf_at(AT_FDCWD, scratch, RM_ROOT | RM_MISSING_OK);
                 if (r < 0) {
                         log_error_errno(r, "steps 3-5: cannot %s: %m",
                                         error ? error : "assemble the root");
