@@ -13,7 +13,10 @@ static const struct command commands[] = {
     {"help", cmd_help, "show help for strata or for one command", help_help},
     {"version", cmd_version, "print the version", help_version},
     {"doctor", cmd_doctor, "check what this machine offers strata", help_doctor},
+    {"lab", cmd_lab, "run a throwaway machine: lab run / lab test", help_lab},
     {"mounts", cmd_mounts, "list the mounts under a path, in unmount order", help_mounts},
+    {"migrate", cmd_migrate, "migrations as overlayfs layers (same as system-migrate)",
+     help_migrate},
     {"pkg", cmd_pkg, "install and run packages as containers (orchestrator policy)", help_pkg},
 };
 

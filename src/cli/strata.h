@@ -32,10 +32,18 @@ int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_mounts(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_lab(int argc, char **argv);
 int cmd_pkg(int argc, char **argv);
 
 void help_help(void);
 void help_version(void);
 void help_doctor(void);
 void help_mounts(void);
+void help_migrate(void);
+void help_lab(void);
+
+/* The whole system-migrate front-end (also `strata migrate`); prog names it
+ * in messages. */
+int migrate_main(int argc, char **argv, const char *prog);
 void help_pkg(void);

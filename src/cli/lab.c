@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * strata lab run|test: a throwaway machine in namespaces, built by the same
+ * mount plan as overlayfs-init (machine_root_plan) and run by sandbox_run.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "config.h"
+#include "fs.h"
+#include "layerstore.h"
+#include "lock.h"
+#include "log.h"
+#include "machine.h"
+#include "macro.h"
+#include "sandbox.h"
+#include "strata.h"
+
+/* Exit status when the machine cannot be set up (as container runtimes do). */
+#define EXIT_LAB_SETUP 125
+
+struct lab_args {
+        const char *data;
+        bool ephemeral;
+        const char *base;
+        struct machine_bind *binds;
+        size_t n_binds;
+        bool net_none;
+        const char *hostname;
+        uint64_t timeout_usec;
+        enum machine_dev dev;
+        const char *services; /* lab test: dir with the s6 test-runner files */
+        bool dry_run;
+        bool json;
+        const char *chdir; /* in the machine; NULL: "/" */
+        char **argv;
+};
+
+static void lab_args_done(struct lab_args *a)
+{
+        for (size_t i = 0; i < a->n_binds; i++) {
+                free((char *)a->binds[i].src);
+                free((char *)a->binds[i].dest);
+        }
+        free(a->binds);
+}
+
+static const char lab_options_help[] =
+    "  --data DIR            boot the machine of data dir DIR (its layers, state and\n"
+    "                        scratch upper persist)\n"
+    "  --ephemeral           /data/system and /data/state on tmpfs: nothing persists\n"
+    "                        (the default without --data)\n"
+    "  --base DIR            the lowest layer (default /, the host's root)\n"
+    "  --bind SRC:DST[:ro]   bind host path SRC on DST in the machine (repeatable)\n"
+    "  --net host|none       share the host's network (default) or only a loopback\n"
+    "  --hostname NAME       the machine's hostname (default strata-lab)\n"
+    "  --dev minimal|host    a minimal /dev (default) or the host's\n"
+    "  --timeout SECONDS     kill the machine after SECONDS, exit 124\n"
+    "  --chdir DIR           run CMD in DIR of the machine (default /)\n"
+    "  --dry-run             print the mount plan and exit (with --json: as JSON)\n";
+
+void help_lab(void)
+{
+        printf("Usage: strata lab run [OPTIONS] -- CMD...\n"
+               "       strata lab test [OPTIONS] -- CMD...\n"
+               "\n"
+               "A throwaway strata machine in new mount, pid, uts and ipc namespaces (and net\n"
+               "with --net none), its root assembled like overlayfs-init does it: the data\n"
+               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths;\n"
+               "/tmp is a fresh tmpfs.\n"
+               "\n"
+               "  run    runs CMD as the machine's command\n"
+               "  test   boots 's6-svscan /etc/s6' with a test-runner service that runs CMD\n"
+               "         once and stops the machine with CMD's status\n"
+               "\n"
+               "Options:\n"
+               "%s"
+               "  --services DIR        (test) the s6 test-runner files (default: the\n"
+               "                        installed ones, or tests/image/s6 of the source)\n"
+               "\n"
+               "Exit status: CMD's own, 128+N when it was killed by signal N, 124 on timeout,\n"
+               "125 when the machine cannot be set up, 126/127 when CMD cannot be run,\n"
+               "75 when the data dir's machine is already running, 2 for a usage error.\n"
+               "Afterwards the host has the same mounts as before and no process of the\n"
+               "machine is left.\n",
+               lab_options_help);
+}
+
+static int parse_bind(const char *spec, struct lab_args *a)
+{
+        _cleanup_free_ char *s = strdup(spec), *src = NULL;
+        char *dst, *mode;
+        struct machine_bind *b;
+
+        if (!s)
+                return log_oom();
+        dst = strchr(s, ':');
+        if (!dst) {
+                log_error("invalid --bind '%s': expected SRC:DST[:ro]", spec);
+                return -EINVAL;
+        }
+        *dst++ = '\0';
+        mode = strchr(dst, ':');
+        if (mode) {
+                *mode++ = '\0';
+                if (!streq(mode, "ro") && !streq(mode, "rw")) {
+                        log_error("invalid --bind '%s': the mode is 'ro' or 'rw'", spec);
+                        return -EINVAL;
+                }
+        }
+        if (dst[0] != '/') {
+                log_error("invalid --bind '%s': DST must be an absolute path", spec);
+                return -EINVAL;
+        }
+        src = realpath(s, NULL);
+        if (!src)
+                return log_error_errno(errno, "cannot bind '%s': %m", s);
+        b = reallocarray(a->binds, a->n_binds + 1, sizeof(*b));
+        if (!b)
+                return log_oom();
+        a->binds = b;
+        b[a->n_binds] = (struct machine_bind){
+            .src = TAKE_PTR(src),
+            .dest = strdup(dst),
+            .read_only = mode && streq(mode, "ro"),
+        };
+        if (!b[a->n_binds++].dest)
+                return log_oom();
+        return 0;
+}
+
+static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
+{
+        enum {
+                ARG_DATA = 0x100,
+                ARG_EPHEMERAL,
+                ARG_BASE,
+                ARG_BIND,
+                ARG_NET,
+                ARG_HOSTNAME,
+                ARG_TIMEOUT,
+                ARG_DEV,
+                ARG_SERVICES,
+                ARG_DRY_RUN,
+                ARG_JSON,
+                ARG_CHDIR,
+        };
+        static const struct option options[] = {
+            {"help", no_argument, NULL, 'h'},
+            {"data", required_argument, NULL, ARG_DATA},
+            {"ephemeral", no_argument, NULL, ARG_EPHEMERAL},
+            {"base", required_argument, NULL, ARG_BASE},
+            {"bind", required_argument, NULL, ARG_BIND},
+            {"net", required_argument, NULL, ARG_NET},
+            {"hostname", required_argument, NULL, ARG_HOSTNAME},
+            {"timeout", required_argument, NULL, ARG_TIMEOUT},
+            {"dev", required_argument, NULL, ARG_DEV},
+            {"services", required_argument, NULL, ARG_SERVICES},
+            {"dry-run", no_argument, NULL, ARG_DRY_RUN},
+            {"json", no_argument, NULL, ARG_JSON},
+            {"chdir", required_argument, NULL, ARG_CHDIR},
+            {},
+        };
+        int opt;
+
+        a->hostname = "strata-lab";
+        a->dev = MACHINE_DEV_MINIMAL;
+
+        /* '+': CMD's own options are not ours. */
+        while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+                switch (opt) {
+                case 'h':
+                        help_lab();
+                        return 1;
+                case ARG_DATA:
+                        a->data = optarg;
+                        break;
+                case ARG_EPHEMERAL:
+                        a->ephemeral = true;
+                        break;
+                case ARG_BASE:
+                        a->base = optarg;
+                        break;
+                case ARG_BIND:
+                        if (parse_bind(optarg, a) < 0)
+                                return -EINVAL;
+                        break;
+                case ARG_NET:
+                        if (streq(optarg, "none"))
+                                a->net_none = true;
+                        else if (streq(optarg, "host"))
+                                a->net_none = false;
+                        else {
+                                log_error("invalid --net '%s': 'host' or 'none'", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_HOSTNAME:
+                        if (!*optarg || strlen(optarg) > 64) {
+                                log_error("invalid --hostname '%s'", optarg);
+                                return -EINVAL;
+                        }
+                        a->hostname = optarg;
+                        break;
+                case ARG_TIMEOUT: {
+                        char *end;
+                        double t;
+
+                        errno = 0;
+                        t = strtod(optarg, &end);
+                        if (errno || end == optarg || *end || !(t > 0) || t > 1e9) {
+                                log_error("invalid --timeout '%s': a positive number of seconds",
+                                          optarg);
+                                return -EINVAL;
+                        }
+                        a->timeout_usec = (uint64_t)(t * 1e6);
+                        break;
+                }
+                case ARG_DEV:
+                        if (streq(optarg, "minimal"))
+                                a->dev = MACHINE_DEV_MINIMAL;
+                        else if (streq(optarg, "host"))
+                                a->dev = MACHINE_DEV_HOST;
+                        else {
+                                log_error("invalid --dev '%s': 'minimal' or 'host'", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_SERVICES:
+                        if (!test) {
+                                log_error("--services is an option of 'strata lab test'");
+                                return -EINVAL;
+                        }
+                        a->services = optarg;
+                        break;
+                case ARG_DRY_RUN:
+                        a->dry_run = true;
+                        break;
+                case ARG_JSON:
+                        a->json = true;
+                        break;
+                case ARG_CHDIR:
+                        if (optarg[0] != '/') {
+                                log_error("invalid --chdir '%s': an absolute path in the machine",
+                                          optarg);
+                                return -EINVAL;
+                        }
+                        a->chdir = optarg;
+                        break;
+                case '?':
+                        return -EINVAL;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (a->data && a->ephemeral) {
+                log_error("--data and --ephemeral exclude each other");
+                return -EINVAL;
+        }
+        if (!a->data)
+                a->ephemeral = true;
+        if (optind >= argc && !a->dry_run) {
+                log_error("no command given: strata lab %s [OPTIONS] -- CMD...",
+                          test ? "test" : "run");
+                return -EINVAL;
+        }
+        a->argv = argv + optind;
+        return 0;
+}
+
+static void shell_quote(FILE *f, const char *s)
+{
+        fputc('\'', f);
+        for (; *s; s++) {
+                if (*s == '\'')
+                        fputs("'\\''", f);
+                else
+                        fputc(*s, f);
+        }
+        fputc('\'', f);
+}
+
+/* "exec 'a' 'b\''c'": CMD as a shell script for the test-runner service. */
+static int shell_command(char **argv, const char *dir, char **ret)
+{
+        size_t cap = 0;
+        char *s = NULL;
+        FILE *f = open_memstream(&s, &cap);
+
+        if (!f)
+                return -ENOMEM;
+        fputs("#!/bin/sh\n# written by strata lab test: the command to run once\n", f);
+        if (dir) {
+                fputs("cd ", f);
+                shell_quote(f, dir);
+                fputs(" || exit 127\n", f);
+        }
+        fputs("exec", f);
+        for (char **a = argv; *a; a++) {
+                fputc(' ', f);
+                shell_quote(f, *a);
+        }
+        fputc('\n', f);
+        if (fclose(f) != 0) {
+                free(s);
+                return -ENOMEM;
+        }
+        *ret = s;
+        return 0;
+}
+
+static const char *services_dir(const struct lab_args *a)
+{
+        const char *e;
+
+        if (a->services)
+                return a->services;
+        e = getenv("STRATA_S6_DIR");
+        if (e && *e)
+                return e;
+        if (access(STRATA_DATADIR "/s6/test-runner/run", R_OK) == 0)
+                return STRATA_DATADIR "/s6";
+        return STRATA_SOURCE_ROOT "/tests/image/s6";
+}
+
+/* The test-runner service on a throwaway overlay of the machine's /etc/s6:
+ * its own services still run and nothing is written into its layers or its
+ * scratch upper. The lower dirs are the etc/s6 dirs of the root's own
+ * layers (not the root's /etc/s6, which would stack one overlay too deep
+ * when the lab itself runs in a machine). */
+static int add_test_runner(struct mount_plan *p, const struct lab_args *a,
+                           const struct layer_metadata *m, const char *data_dir)
+{
+        static const char *const files[] = {"test-runner/run", "test-runner/finish",
+                                            ".s6-svscan/finish"};
+        _cleanup_strv_ char **layers = NULL, **lowers = NULL;
+        _cleanup_free_ char *cmd = NULL;
+        const char *dir = services_dir(a);
+        size_t n = 0;
+        int r;
+
+        r = layer_metadata_lowerdirs(m, data_dir, a->base ? a->base : "/", &layers);
+        if (r < 0)
+                return log_error_errno(r, "cannot list the layers of '%s': %m", data_dir);
+        while (layers[n])
+                n++;
+        lowers = calloc(n + 2, sizeof(char *));
+        if (!lowers)
+                return log_oom();
+        if (asprintf(&lowers[0], "%s/system/upper/etc/s6", data_dir) < 0)
+                return log_oom();
+        for (size_t i = 0; i < n; i++)
+                if (asprintf(&lowers[i + 1], "%s/etc/s6", streq(layers[i], "/") ? "" : layers[i]) <
+                    0)
+                        return log_oom();
+
+        r = mount_plan_add_mkdir(p, "/run/strata-lab/s6/upper", 0755, 0);
+        if (r >= 0)
+                r = mount_plan_add_mkdir(p, "/run/strata-lab/s6/work", 0755, 0);
+        if (r >= 0)
+                r = mount_plan_add_overlay(
+                    p, "/etc/s6", lowers, "/run/strata-lab/s6/upper", "/run/strata-lab/s6/work",
+                    MOUNT_PLAN_UPPER_IN_ROOT | MOUNT_PLAN_LOWER_OPTIONAL | MOUNT_PLAN_CREATE_DEST);
+        if (r < 0)
+                return log_error_errno(r, "cannot build the test-runner plan: %m");
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_free_ char *src = NULL, *dest = NULL, *data = NULL;
+                size_t len;
+
+                if (asprintf(&src, "%s/%s", dir, files[i]) < 0 ||
+                    asprintf(&dest, "/etc/s6/%s", files[i]) < 0)
+                        return log_oom();
+                r = read_file_at(AT_FDCWD, src, 1 << 20, &data, &len);
+                if (r < 0)
+                        return log_error_errno(r, "cannot read the test-runner file '%s': %m", src);
+                r = mount_plan_add_write_file(p, dest, data, len, 0755, 0);
+                if (r < 0)
+                        return log_oom();
+        }
+
+        r = shell_command(a->argv, a->chdir, &cmd);
+        if (r >= 0)
+                r = mount_plan_add_write_file(p, "/run/test-runner/command", cmd, strlen(cmd), 0755,
+                                              0);
+        if (r < 0)
+                return log_oom();
+        return 0;
+}
+
+/* The empty dir the ephemeral machine's tmpfs mounts sit on (inside its
+ * namespace only), removed at the end. On a memory filesystem when there is
+ * one: making and removing it on a disk costs more than the machine. */
+#define EPHEMERAL_PREFIX "strata-lab-"
+
+/* Removes the dirs of ephemeral machines whose strata was killed before it
+ * could: the name carries the pid namespace and the pid of their strata,
+ * and only those of our own pid namespace are judged (a pid means nothing
+ * in another one, e.g. in a machine sharing /dev/shm). They are empty: the
+ * mounts on them lived in the dead machine's namespace. */
+static void sweep_stale(const char *parent, unsigned long pidns)
+{
+        _cleanup_closedir_ DIR *d = opendir(parent);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                const char *p = startswith(de->d_name, EPHEMERAL_PREFIX);
+                unsigned long ns;
+                char *end;
+                long pid;
+
+                if (!p)
+                        continue;
+                errno = 0;
+                ns = strtoul(p, &end, 10);
+                if (errno || end == p || *end != '-' || ns != pidns)
+                        continue;
+                p = end + 1;
+                pid = strtol(p, &end, 10);
+                if (errno || end == p || *end != '-' || pid <= 0 || pid > INT_MAX)
+                        continue;
+                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                (void)rm_rf_at(dirfd(d), de->d_name, RM_ROOT | RM_MISSING_OK);
+        }
+}
+
+static int ephemeral_dir(char **ret)
+{
+        const char *tmpdir = getenv("TMPDIR");
+        struct stat st;
+        const char *parent = "/dev/shm";
+        unsigned long pidns = 0;
+        char *d;
+
+        if (stat("/proc/self/ns/pid", &st) == 0)
+                pidns = (unsigned long)st.st_ino;
+        if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode) || access(parent, W_OK) < 0)
+                parent = tmpdir && tmpdir[0] == '/' ? tmpdir : "/tmp";
+        if (pidns)
+                sweep_stale(parent, pidns);
+        if (asprintf(&d, "%s/" EPHEMERAL_PREFIX "%lu-%d-XXXXXX", parent, pidns, (int)getpid()) < 0)
+                return -ENOMEM;
+        if (!mkdtemp(d)) {
+                int r = -errno;
+                free(d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+static int lab_main(int argc, char **argv, bool test)
+{
+        static char *const svscan[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
+        _cleanup_(mount_plan_freep) struct mount_plan *plan = NULL;
+        _cleanup_free_ char *tmp = NULL, *data = NULL, *error = NULL, *isolate = NULL;
+        struct layer_metadata m = {};
+        struct lab_args a = {};
+        struct machine_options o = {};
+        struct sandbox_config sc = {};
+        struct lock_holder holder = {};
+        _cleanup_close_ int lock_fd = -1;
+        int r, status = 0, ret = EXIT_LAB_SETUP;
+
+        r = lab_parse(argc, argv, &a, test);
+        if (r != 0) {
+                lab_args_done(&a);
+                return r > 0 ? EXIT_OK : EXIT_USAGE;
+        }
+
+        if (a.ephemeral) {
+                /* An empty dir the tmpfs mounts of the namespace sit on;
+                 * removed at the end. */
+                r = ephemeral_dir(&tmp);
+                if (r < 0) {
+                        log_error_errno(r, "cannot create a temporary data dir: %m");
+                        goto out;
+                }
+                data = strdup(tmp);
+        } else {
+                _cleanup_close_ int fd = -1;
+                _cleanup_free_ char *merr = NULL;
+
+                data = realpath(a.data, NULL);
+                if (!data) {
+                        log_error_errno(errno, "cannot open the data dir '%s': %m", a.data);
+                        goto out;
+                }
+                /* Scratch space for mounting the base on its own when the
+                 * data dir lies inside it (see machine_options.base_scratch). */
+                r = ephemeral_dir(&tmp);
+                if (r < 0) {
+                        log_error_errno(r, "cannot create a scratch dir: %m");
+                        goto out;
+                }
+                if (asprintf(&isolate, "%s/isolate", tmp) < 0) {
+                        log_oom();
+                        goto out;
+                }
+                fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0) {
+                        log_error_errno(errno, "cannot open the data dir '%s': %m", data);
+                        goto out;
+                }
+                r = layerstore_ensure_layout(fd);
+                if (r < 0) {
+                        log_error_errno(r, "cannot create the layout of the data dir '%s': %m",
+                                        data);
+                        goto out;
+                }
+                /* One machine per data dir: its scratch upper is not shared. */
+                r = lock_acquire_at(fd, MACHINE_LOCK, test ? "strata lab test" : "strata lab run",
+                                    LOCK_NONBLOCK, &lock_fd, &holder);
+                if (r == -EWOULDBLOCK) {
+                        log_error("the machine of '%s' is running (pid %d, %s); try again later",
+                                  data, (int)holder.pid, holder.purpose);
+                        ret = EXIT_TEMPFAIL;
+                        goto out;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "cannot lock '%s/%s': %m", data, MACHINE_LOCK);
+                        goto out;
+                }
+                r = layer_metadata_load(fd, &m, &merr);
+                if (r < 0) {
+                        if (merr)
+                                log_error("cannot load the metadata of '%s': %s", data, merr);
+                        else
+                                log_error_errno(r, "cannot load the metadata of '%s': %m", data);
+                        goto out;
+                }
+        }
+        if (!data) {
+                log_oom();
+                goto out;
+        }
+
+        o = (struct machine_options){
+            .data_dir = data,
+            .base = a.base,
+            .base_scratch = isolate,
+            .system_tmpfs = a.ephemeral,
+            .state_tmpfs = a.ephemeral,
+            .bind_data = true,
+            /* A fresh /tmp, as a throwaway machine has: also what lets
+             * programs in it use /tmp for overlay upper dirs (an overlay
+             * root cannot be an upper). */
+            .tmp_tmpfs = true,
+            .dev = a.dev,
+            .binds = a.binds,
+            .n_binds = a.n_binds,
+        };
+        r = machine_root_plan(&o, &m, &plan);
+        if (r == -E2BIG) {
+                log_error("cannot build the root of '%s': %zu layers, an overlay stacks at most "
+                          "%d; squash them",
+                          data, m.n_layers, MOUNT_PLAN_OVERLAY_MAX_LOWER - 1);
+                goto out;
+        }
+        if (r < 0) {
+                log_error_errno(r, "cannot build the root plan of '%s': %m", data);
+                goto out;
+        }
+        if (test && add_test_runner(plan, &a, &m, data) < 0)
+                goto out;
+
+        if (a.dry_run) {
+                if (a.json) {
+                        json_t *j = NULL;
+                        _cleanup_free_ char *s = NULL;
+
+                        r = mount_plan_to_json(plan, &j);
+                        if (r >= 0) {
+                                s = json_dumps(j, JSON_INDENT(2));
+                                json_decref(j);
+                        }
+                        if (!s) {
+                                log_oom();
+                                goto out;
+                        }
+                        puts(s);
+                } else
+                        mount_plan_describe(plan, stdout);
+                ret = EXIT_OK;
+                goto out;
+        }
+
+        sc = (struct sandbox_config){
+            .flags = SANDBOX_UTS | SANDBOX_IPC | (a.net_none ? SANDBOX_NET : 0),
+            .plan = plan,
+            .hostname = a.hostname,
+            .argv = test ? svscan : a.argv,
+            .cwd = test ? NULL : a.chdir,
+            .timeout_usec = a.timeout_usec,
+        };
+        fflush(stdout);
+        r = sandbox_run(&sc, &status, &error);
+        if (r < 0) {
+                log_error_errno(r, "cannot %s: %m", error ? error : "run the machine");
+                ret = error && startswith(error, "execute ")
+                          ? (r == -ENOENT ? SANDBOX_EXIT_EXEC : 126)
+                          : EXIT_LAB_SETUP;
+                goto out;
+        }
+        ret = status;
+out:
+        if (tmp) {
+                r = rm_rf_at(AT_FDCWD, tmp, RM_ROOT | RM_MISSING_OK);
+                if (r < 0)
+                        log_warning_errno(r, "cannot remove the temporary data dir '%s': %m", tmp);
+        }
+        layer_metadata_done(&m);
+        lab_args_done(&a);
+        return ret;
+}
+
+int cmd_lab(int argc, char **argv)
+{
+        if (argc < 2) {
+                help_lab();
+                return EXIT_USAGE;
+        }
+        if (streq(argv[1], "-h") || streq(argv[1], "--help") || streq(argv[1], "help")) {
+                help_lab();
+                return EXIT_OK;
+        }
+        if (streq(argv[1], "run"))
+                return lab_main(argc - 1, argv + 1, false);
+        if (streq(argv[1], "test"))
+                return lab_main(argc - 1, argv + 1, true);
+        log_error("unknown lab command '%s': 'run' or 'test'", argv[1]);
+        return EXIT_USAGE;
+}

@@ -1,0 +1,695 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * system-migrate (also `strata migrate`): the front-end of the migration
+ * engine in libstrata (migrate.h). Parses options, prints, maps errors to
+ * exit codes: 0 success, 1 a migration failed and was rolled back, 2 usage
+ * error, 75 another migration holds the lock, 70 internal error.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "changes.h"
+#include "cleanup.h"
+#include "json.h"
+#include "log.h"
+#include "macro.h"
+#include "migrate.h"
+#include "strata.h"
+#include "strv.h"
+
+struct migrate_args {
+        const char *prog;
+        const char *data_dir;
+        const char *base;
+        const char *dir;
+        const char *to;
+        const char *from;
+        bool json;
+        bool dry_run;
+        bool last;
+        uint64_t timeout_usec;
+        size_t max_layers;
+        char **positional; /* command, then its arguments */
+};
+
+struct migrate_command {
+        const char *name;
+        const char *args;
+        const char *summary;
+        int (*run)(struct migrate_args *a);
+};
+
+static int exit_for(int r)
+{
+        switch (r) {
+        case -EPROTO:
+                return EXIT_FAILURE_;
+        case -EINVAL:
+        case -ENOENT:
+                return EXIT_USAGE;
+        case -EWOULDBLOCK:
+                return EXIT_TEMPFAIL;
+        default:
+                return EXIT_SOFTWARE;
+        }
+}
+
+/* Logs the engine's error once: the message names what and where; the
+ * errno text follows where it says something. */
+static int report(int r, const char *error)
+{
+        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT)
+                log_error("%s", error ? error : "failed");
+        else
+                log_error_errno(r, "%s: %m", error ? error : "failed");
+        return exit_for(r);
+}
+
+static void print_json(json_t *j)
+{
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+        if (s) {
+                puts(s);
+                free(s);
+        }
+}
+
+struct event_sink {
+        struct migrate_args *args;
+        json_t *applied;
+        json_t *would;
+        json_t *findings;
+        unsigned problems;
+};
+
+static json_t *changes_json(const unsigned *c)
+{
+        json_t *j = json_object();
+
+        for (int k = 0; k < _CHANGE_KIND_MAX; k++) {
+                char key[2] = {change_kind_to_char((enum change_kind)k), 0};
+                json_object_set_new(j, key, json_integer(c ? c[k] : 0));
+        }
+        return j;
+}
+
+static void on_event(const struct migrate_event *e, void *userdata)
+{
+        struct event_sink *s = userdata;
+        bool json = s->args->json;
+
+        switch (e->type) {
+        case MIGRATE_EVENT_APPLYING:
+                if (!json)
+                        fprintf(stderr, "applying %s\n", e->id);
+                break;
+        case MIGRATE_EVENT_APPLIED:
+                if (json) {
+                        json_t *a = json_object();
+                        json_object_set_new(a, "id", json_string(e->id));
+                        json_object_set_new(a, "duration_ms", json_integer(e->duration_ms));
+                        json_object_set_new(a, "changes", changes_json(e->changes));
+                        json_array_append_new(s->applied, a);
+                } else
+                        printf("applied %s in %lld ms: A %u, M %u, D %u, R %u\n", e->id,
+                               (long long)e->duration_ms, e->changes[0], e->changes[1],
+                               e->changes[2], e->changes[3]);
+                break;
+        case MIGRATE_EVENT_FAILED:
+                break; /* the error is logged once by the caller */
+        case MIGRATE_EVENT_WOULD_APPLY:
+                if (json) {
+                        json_t *a = json_object();
+                        json_object_set_new(a, "id", json_string(e->id));
+                        json_array_append_new(s->would, a);
+                } else
+                        printf("would apply %s\n", e->id);
+                break;
+        case MIGRATE_EVENT_SQUASHED:
+                if (!json)
+                        fprintf(stderr, "squashed into one layer: %s\n", e->id);
+                break;
+        case MIGRATE_EVENT_REPAIRED:
+        case MIGRATE_EVENT_PROBLEM:
+                if (e->type == MIGRATE_EVENT_PROBLEM)
+                        s->problems++;
+                if (s->findings) {
+                        json_t *f = json_object();
+                        json_object_set_new(f, "repaired",
+                                            json_boolean(e->type == MIGRATE_EVENT_REPAIRED));
+                        json_object_set_new(f, "id", e->id ? json_string(e->id) : json_null());
+                        json_object_set_new(f, "message", json_string(e->detail));
+                        json_array_append_new(s->findings, f);
+                }
+                if (!json)
+                        fprintf(e->type == MIGRATE_EVENT_PROBLEM ? stdout : stderr, "%s: %s\n",
+                                e->type == MIGRATE_EVENT_REPAIRED ? "repaired" : "problem",
+                                e->detail);
+                break;
+        default:
+                break;
+        }
+}
+
+static void options_from_args(struct migrate_args *a, struct event_sink *sink,
+                              struct migrate_options *o)
+{
+        *o = (struct migrate_options){
+            .data_dir = a->data_dir,
+            .base = a->base,
+            .migrations_dir = a->dir,
+            .timeout_usec = a->timeout_usec,
+            .max_layers = a->max_layers,
+            .output_fd = a->json ? STDERR_FILENO : STDOUT_FILENO,
+            .event = on_event,
+            .userdata = sink,
+        };
+}
+
+static int open_engine(struct migrate_args *a, struct event_sink *sink, bool lock,
+                       struct migrate **ret)
+{
+        _cleanup_free_ char *error = NULL;
+        struct migrate_options o;
+        int r;
+
+        options_from_args(a, sink, &o);
+        r = migrate_open(&o, lock, ret, &error);
+        if (r < 0)
+                return report(r, error);
+        return 0;
+}
+
+static int need_args(struct migrate_args *a, size_t min, size_t max)
+{
+        size_t n = strv_length(a->positional) - 1;
+
+        if (n < min || n > max) {
+                log_error("'%s %s' takes %s; see '%s %s --help'", a->prog, a->positional[0],
+                          min == max && min == 0 ? "no arguments"
+                          : min == max           ? "exactly one argument"
+                                                 : "more arguments",
+                          a->prog, a->positional[0]);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int run_new(struct migrate_args *a)
+{
+        _cleanup_free_ char *error = NULL, *path = NULL;
+        struct event_sink sink = {a};
+        struct migrate_options o;
+        int r;
+
+        if (need_args(a, 1, 1) < 0)
+                return EXIT_USAGE;
+        options_from_args(a, &sink, &o);
+        r = migrate_new(&o, a->positional[1], NULL, &path, &error);
+        if (r < 0)
+                return report(r, error);
+        if (a->json) {
+                json_t *j =
+                    json_pack("{s:s, s:s+}", "path", path, "script", path, "/" MIGRATION_SCRIPT);
+                print_json(j);
+                json_decref(j);
+        } else
+                printf("%s/%s\n", path, MIGRATION_SCRIPT);
+        return EXIT_OK;
+}
+
+static int run_up(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct event_sink sink = {a, json_array(), json_array(), NULL, 0};
+        int r, ret;
+
+        if (need_args(a, 0, 0) < 0)
+                ret = EXIT_USAGE;
+        else if ((ret = open_engine(a, &sink, !a->dry_run, &m)) == 0) {
+                r = migrate_up(m, a->to, a->dry_run, &error);
+                if (r < 0)
+                        ret = report(r, error);
+                else if (!a->json && r == 0)
+                        printf("nothing to apply\n");
+        }
+        if (a->json && ret != EXIT_USAGE) {
+                json_t *j = json_object();
+                json_object_set(j, a->dry_run ? "would_apply" : "applied",
+                                a->dry_run ? sink.would : sink.applied);
+                json_object_set_new(j, "error",
+                                    ret ? json_string(error ? error : "failed") : json_null());
+                print_json(j);
+                json_decref(j);
+        }
+        json_decref(sink.applied);
+        json_decref(sink.would);
+        return ret;
+}
+
+static int run_install(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct event_sink sink = {a, json_array(), json_array(), NULL, 0};
+        int r, ret;
+
+        if (strv_length(a->positional) < 2) {
+                log_error("'%s install' needs at least one package", a->prog);
+                ret = EXIT_USAGE;
+        } else if ((ret = open_engine(a, &sink, true, &m)) == 0) {
+                r = migrate_install(m, a->positional + 1, &error);
+                if (r < 0)
+                        ret = report(r, error);
+        }
+        if (a->json && ret != EXIT_USAGE) {
+                json_t *j = json_object();
+                json_object_set(j, "applied", sink.applied);
+                json_object_set_new(j, "error",
+                                    ret ? json_string(error ? error : "failed") : json_null());
+                print_json(j);
+                json_decref(j);
+        }
+        json_decref(sink.applied);
+        json_decref(sink.would);
+        return ret;
+}
+
+static int run_status(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct event_sink sink = {a};
+        json_t *j = NULL, *v;
+        size_t i;
+        int r;
+
+        if (need_args(a, 0, 0) < 0)
+                return EXIT_USAGE;
+        r = open_engine(a, &sink, false, &m);
+        if (r != 0)
+                return r;
+        r = migrate_status(m, &j, &error);
+        if (r < 0)
+                return report(r, error);
+        if (a->json) {
+                print_json(j);
+                json_decref(j);
+                return EXIT_OK;
+        }
+        printf("applied:%s\n", json_array_size(json_object_get(j, "applied")) ? "" : " none");
+        json_array_foreach(json_object_get(j, "applied"), i, v)
+        {
+                json_t *c = json_object_get(v, "changes");
+                const char *layer = json_string_value(json_object_get(v, "layer"));
+                const char *id = json_string_value(json_object_get(v, "id"));
+
+                printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld%s%s\n", id,
+                       json_string_value(json_object_get(v, "applied_at")),
+                       (long long)json_integer_value(json_object_get(v, "duration_ms")),
+                       (long long)json_integer_value(json_object_get(c, "A")),
+                       (long long)json_integer_value(json_object_get(c, "M")),
+                       (long long)json_integer_value(json_object_get(c, "D")),
+                       (long long)json_integer_value(json_object_get(c, "R")),
+                       streq(layer, id) ? "" : "  layer ", streq(layer, id) ? "" : layer);
+        }
+        printf("pending:%s\n", json_array_size(json_object_get(j, "pending")) ? "" : " none");
+        json_array_foreach(json_object_get(j, "pending"), i, v)
+            printf("  %s\n", json_string_value(json_object_get(v, "id")));
+        if (json_array_size(json_object_get(j, "rolled_back"))) {
+                printf("rolled back:\n");
+                json_array_foreach(json_object_get(j, "rolled_back"), i, v)
+                    printf("  %s\n", json_string_value(json_object_get(v, "id")));
+        }
+        json_decref(j);
+        return EXIT_OK;
+}
+
+static int run_diff(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_(change_list_done) struct change_list l = {};
+        _cleanup_free_ char *error = NULL, *text = NULL;
+        struct event_sink sink = {a};
+        int r;
+
+        if (need_args(a, 1, 1) < 0)
+                return EXIT_USAGE;
+        r = open_engine(a, &sink, false, &m);
+        if (r != 0)
+                return r;
+        r = migrate_diff(m, a->positional[1], &l, &error);
+        if (r < 0)
+                return report(r, error);
+        if (a->json) {
+                json_t *j = json_object(), *arr = json_array();
+
+                for (size_t i = 0; i < l.n; i++) {
+                        char k[2] = {change_kind_to_char(l.items[i].kind), 0};
+                        json_array_append_new(
+                            arr, json_pack("{s:s, s:s}", "kind", k, "path", l.items[i].path));
+                }
+                json_object_set_new(j, "id", json_string(a->positional[1]));
+                json_object_set_new(j, "changes", arr);
+                print_json(j);
+                json_decref(j);
+                return EXIT_OK;
+        }
+        r = changes_format(&l, &text);
+        if (r < 0)
+                return report(r, "cannot format the change list");
+        fputs(text, stdout);
+        return EXIT_OK;
+}
+
+static int run_rollback(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct event_sink sink = {a};
+        int r;
+
+        if (need_args(a, 0, 0) < 0)
+                return EXIT_USAGE;
+        if (!!a->to == a->last) {
+                log_error("'%s rollback' needs exactly one of --to ID and --last", a->prog);
+                return EXIT_USAGE;
+        }
+        r = open_engine(a, &sink, true, &m);
+        if (r != 0)
+                return r;
+        r = migrate_rollback(m, a->to, &error);
+        if (r < 0)
+                return report(r, error);
+        if (a->json) {
+                json_t *j = json_pack("{s:i}", "deactivated_layers", r);
+                print_json(j);
+                json_decref(j);
+        } else
+                printf("rolled back %d layer%s\n", r, r == 1 ? "" : "s");
+        return EXIT_OK;
+}
+
+static int run_squash(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct event_sink sink = {a};
+        int r;
+
+        if (need_args(a, 0, 0) < 0)
+                return EXIT_USAGE;
+        if (!a->from || !a->to) {
+                log_error("'%s squash' needs --from ID and --to ID", a->prog);
+                return EXIT_USAGE;
+        }
+        r = open_engine(a, &sink, true, &m);
+        if (r != 0)
+                return r;
+        r = migrate_squash(m, a->from, a->to, &error);
+        if (r < 0)
+                return report(r, error);
+        return EXIT_OK;
+}
+
+static int run_verify(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct event_sink sink = {a, NULL, NULL, json_array(), 0};
+        int r, ret;
+
+        if (need_args(a, 0, 0) < 0) {
+                json_decref(sink.findings);
+                return EXIT_USAGE;
+        }
+        /* Opening with the lock repairs (and reports through the sink). */
+        ret = open_engine(a, &sink, true, &m);
+        if (ret == 0) {
+                r = migrate_verify(m, true, &error);
+                if (r < 0)
+                        ret = report(r, error);
+                else if (sink.problems > 0)
+                        ret = EXIT_FAILURE_;
+        }
+        if (a->json && (ret == EXIT_OK || ret == EXIT_FAILURE_)) {
+                json_t *j = json_object();
+                json_object_set_new(j, "ok", json_boolean(ret == EXIT_OK));
+                json_object_set(j, "findings", sink.findings);
+                print_json(j);
+                json_decref(j);
+        } else if (!a->json && ret == EXIT_OK)
+                printf("ok: metadata and layer dirs agree\n");
+        json_decref(sink.findings);
+        return ret;
+}
+
+static int run_gc(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct event_sink sink = {a};
+        int r;
+
+        if (need_args(a, 0, 0) < 0)
+                return EXIT_USAGE;
+        r = open_engine(a, &sink, true, &m);
+        if (r != 0)
+                return r;
+        r = migrate_gc(m, &error);
+        if (r < 0)
+                return report(r, error);
+        if (a->json) {
+                json_t *j = json_pack("{s:i}", "removed", r);
+                print_json(j);
+                json_decref(j);
+        } else
+                printf("removed %d layer dir%s\n", r, r == 1 ? "" : "s");
+        return EXIT_OK;
+}
+
+static const struct migrate_command migrate_commands[] = {
+    {"new", "LABEL", "scaffold the next migration for today", run_new},
+    {"status", "", "applied, pending and rolled-back migrations", run_status},
+    {"up", "[--to ID] [--dry-run]", "apply pending migrations in order, one layer each", run_up},
+    {"install", "PKG...", "create and apply a migration installing packages", run_install},
+    {"diff", "ID", "the change list of a migration's layer", run_diff},
+    {"rollback", "--to ID | --last", "deactivate the layers above ID (or the last one)",
+     run_rollback},
+    {"squash", "--from ID --to ID", "merge consecutive layers into one", run_squash},
+    {"verify", "", "check metadata against the layer dirs; repair leftovers", run_verify},
+    {"gc", "", "delete rolled-back and squashed-away layer dirs", run_gc},
+};
+
+static void migrate_usage(FILE *f, const char *prog, const struct migrate_command *only)
+{
+        if (only)
+                fprintf(f, "Usage: %s %s %s [OPTIONS]\n\n%s.\n\n", prog, only->name, only->args,
+                        only->summary);
+        else {
+                fprintf(f,
+                        "Usage: %s [OPTIONS] COMMAND [ARGS...]\n"
+                        "\n"
+                        "Migrations of the machine's system files, each captured as one overlayfs\n"
+                        "layer: applied at most once, under a lock, thrown away when they fail.\n"
+                        "\n"
+                        "Commands:\n",
+                        prog);
+                for (size_t i = 0; i < ELEMENTSOF(migrate_commands); i++)
+                        fprintf(f, "  %-8s %-22s %s\n", migrate_commands[i].name,
+                                migrate_commands[i].args, migrate_commands[i].summary);
+                fputc('\n', f);
+        }
+        fprintf(f, "Options:\n"
+                   "      --data DIR        the data dir (default /data)\n"
+                   "      --base DIR        the read-only base root, the lowest layer (default /)\n"
+                   "      --dir DIR         the migrations dir (default ./migrations)\n"
+                   "      --json            print data as JSON\n"
+                   "      --to ID           up: stop after ID; rollback: keep ID and below;\n"
+                   "                        squash: the last migration to merge\n"
+                   "      --from ID         squash: the first migration to merge\n"
+                   "      --last            rollback: deactivate the last layer\n"
+                   "      --dry-run         up: show what would be applied\n"
+                   "      --timeout SEC     up/install: kill a migration after SEC seconds\n"
+                   "      --max-layers N    squash the oldest layers when more than N would\n"
+                   "                        stack (default 499, the kernel's limit)\n"
+                   "  -v, --verbose         more output;  -q, --quiet: errors only\n"
+                   "  -h, --help            show this help\n"
+                   "\n"
+                   "Exit status: 0 success, 1 a migration failed and was rolled back (or verify\n"
+                   "found a problem it cannot repair), 2 usage error, 70 internal error,\n"
+                   "75 another migration holds the lock.\n");
+}
+
+static int parse_uint(const char *s, uint64_t max, uint64_t *ret)
+{
+        char *end;
+        unsigned long long v;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || end == s || *end || s[0] == '-' || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* Makes a relative path absolute against the cwd; *storage owns it. */
+static int absolute(const char **path, char **storage)
+{
+        _cleanup_free_ char *cwd = NULL;
+
+        if ((*path)[0] == '/')
+                return 0;
+        cwd = getcwd(NULL, 0);
+        if (!cwd)
+                return -errno;
+        if (asprintf(storage, "%s/%s", cwd, *path) < 0)
+                return -ENOMEM;
+        *path = *storage;
+        return 0;
+}
+
+int migrate_main(int argc, char **argv, const char *prog)
+{
+        enum {
+                ARG_DATA = 0x100,
+                ARG_BASE,
+                ARG_DIR,
+                ARG_JSON,
+                ARG_TO,
+                ARG_FROM,
+                ARG_LAST,
+                ARG_DRY_RUN,
+                ARG_TIMEOUT,
+                ARG_MAX_LAYERS,
+        };
+        static const struct option options[] = {
+            {"help", no_argument, NULL, 'h'},
+            {"verbose", no_argument, NULL, 'v'},
+            {"quiet", no_argument, NULL, 'q'},
+            {"data", required_argument, NULL, ARG_DATA},
+            {"base", required_argument, NULL, ARG_BASE},
+            {"dir", required_argument, NULL, ARG_DIR},
+            {"json", no_argument, NULL, ARG_JSON},
+            {"to", required_argument, NULL, ARG_TO},
+            {"from", required_argument, NULL, ARG_FROM},
+            {"last", no_argument, NULL, ARG_LAST},
+            {"dry-run", no_argument, NULL, ARG_DRY_RUN},
+            {"timeout", required_argument, NULL, ARG_TIMEOUT},
+            {"max-layers", required_argument, NULL, ARG_MAX_LAYERS},
+            {},
+        };
+        _cleanup_strv_ char **positional = NULL;
+        const struct migrate_command *c = NULL;
+        struct migrate_args a = {.prog = prog, .data_dir = "/data", .base = "/"};
+        bool help = false;
+        uint64_t v;
+        int opt;
+
+        /* Options may come before or after the command. */
+        optind = 0;
+        while ((opt = getopt_long(argc, argv, "-hvq", options, NULL)) >= 0) {
+                switch (opt) {
+                case 1:
+                        if (strv_extend(&positional, optarg) < 0)
+                                return log_oom(), EXIT_SOFTWARE;
+                        break;
+                case 'h':
+                        help = true;
+                        break;
+                case 'v':
+                        log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+                        break;
+                case 'q':
+                        log_set_max_level(LOG_ERR);
+                        break;
+                case ARG_DATA:
+                        a.data_dir = optarg;
+                        break;
+                case ARG_BASE:
+                        a.base = optarg;
+                        break;
+                case ARG_DIR:
+                        a.dir = optarg;
+                        break;
+                case ARG_JSON:
+                        a.json = true;
+                        break;
+                case ARG_TO:
+                        a.to = optarg;
+                        break;
+                case ARG_FROM:
+                        a.from = optarg;
+                        break;
+                case ARG_LAST:
+                        a.last = true;
+                        break;
+                case ARG_DRY_RUN:
+                        a.dry_run = true;
+                        break;
+                case ARG_TIMEOUT:
+                        if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {
+                                log_error("invalid --timeout '%s': a positive number of seconds",
+                                          optarg);
+                                return EXIT_USAGE;
+                        }
+                        a.timeout_usec = v * 1000000;
+                        break;
+                case ARG_MAX_LAYERS:
+                        if (parse_uint(optarg, MIGRATE_MAX_LAYERS, &v) < 0 || v < 2) {
+                                log_error("invalid --max-layers '%s': 2 to %d", optarg,
+                                          MIGRATE_MAX_LAYERS);
+                                return EXIT_USAGE;
+                        }
+                        a.max_layers = (size_t)v;
+                        break;
+                case '?':
+                        return EXIT_USAGE;
+                default:
+                        return EXIT_SOFTWARE;
+                }
+        }
+
+        if (positional) {
+                for (size_t i = 0; i < ELEMENTSOF(migrate_commands); i++)
+                        if (streq(migrate_commands[i].name, positional[0]))
+                                c = &migrate_commands[i];
+                if (!c) {
+                        log_error("unknown command '%s'; run '%s --help' for the list",
+                                  positional[0], prog);
+                        return EXIT_USAGE;
+                }
+        }
+        if (help) {
+                migrate_usage(stdout, prog, c);
+                return EXIT_OK;
+        }
+        if (!c) {
+                migrate_usage(stderr, prog, NULL);
+                return EXIT_USAGE;
+        }
+        a.positional = positional;
+        {
+                _cleanup_free_ char *data_abs = NULL, *base_abs = NULL;
+
+                if (absolute(&a.data_dir, &data_abs) < 0 || absolute(&a.base, &base_abs) < 0)
+                        return log_oom(), EXIT_SOFTWARE;
+                return c->run(&a);
+        }
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+        return migrate_main(argc, argv, "strata migrate");
+}
+
+void help_migrate(void)
+{
+        migrate_usage(stdout, "strata migrate", NULL);
+}

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * overlayfs-init: the entrypoint of a strata machine. Assembles the layered
+ * root of a data dir (machine_root_plan) and hands over to CMD (default
+ * `s6-svscan /etc/s6`), staying as the reaper.
+ *
+ * As PID 1 it works in place (the machine's own mount namespace). As any
+ * other process it runs the machine in new mount and pid namespaces, so a
+ * failure halfway leaves nothing behind on the host.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "config.h"
+#include "fs.h"
+#include "layerstore.h"
+#include "lock.h"
+#include "log.h"
+#include "machine.h"
+#include "macro.h"
+#include "sandbox.h"
+
+enum {
+        EXIT_USAGE = 2,
+        EXIT_SETUP = 1,
+        EXIT_BUSY = 75,
+};
+
+static void help(void)
+{
+        printf("Usage: overlayfs-init [OPTIONS] [--] [CMD...]\n"
+               "\n"
+               "Assembles the root of a strata machine from its data dir and runs CMD in it\n"
+               "(default: s6-svscan /etc/s6):\n"
+               "  1. as PID 1, mounts /proc, /sys and /dev when they are missing\n"
+               "  2. creates the data dir layout (state/, system/...)\n"
+               "  3. mounts the overlay: the active layers of\n"
+               "     system/migrations/metadata.json, newest first, over the base, with\n"
+               "     system/upper as the writable layer\n"
+               "  4. mounts /dev /proc /sys /sys/fs/cgroup /run, binds the data dir on /data\n"
+               "     and each state path from /data/state/<path> over <path>\n"
+               "  5. pivot_root, detaches the old root and runs CMD, reaping zombies and\n"
+               "     forwarding SIGTERM/SIGINT/SIGHUP to it\n"
+               "\n"
+               "Options:\n"
+               "  --data DIR        the data dir (default /data)\n"
+               "  --base DIR        the lowest layer (default /)\n"
+               "  --system-tmpfs    a tmpfs on DIR/system: a throwaway machine of the base\n"
+               "                    alone (the tmpfs hides the layers)\n"
+               "  --state-tmpfs     a tmpfs on DIR/state\n"
+               "  --dry-run         print the mount plan and exit\n"
+               "  -h, --help        show this help\n"
+               "\n"
+               "Not PID 1, it runs the machine in new mount and pid namespaces. Exit status:\n"
+               "CMD's, 128+N when CMD was killed by signal N, 1 when the root cannot be\n"
+               "assembled (the message names the step and the path), 127 when CMD cannot be\n"
+               "executed, 75 when the data dir's machine is already running, 2 for a usage\n"
+               "error.\n");
+}
+
+/* Step 1 of a real boot: the kernel filesystems the rest needs. */
+static int mount_kernel_fs(void)
+{
+        static const struct {
+                const char *probe, *target, *fstype;
+                unsigned long flags;
+        } fs[] = {
+            {"/proc/self", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC},
+            {"/sys/kernel", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC},
+            {"/dev/null", "/dev", "devtmpfs", MS_NOSUID},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(fs); i++) {
+                if (access(fs[i].probe, F_OK) == 0)
+                        continue;
+                (void)mkdir(fs[i].target, 0755);
+                if (mount(fs[i].fstype, fs[i].target, fs[i].fstype, fs[i].flags, NULL) < 0)
+                        return log_error_errno(errno, "step 1: cannot mount %s on '%s': %m",
+                                               fs[i].fstype, fs[i].target);
+        }
+        return 0;
+}
+
+/* The inode of the initial pid namespace is fixed (PROC_PID_INIT_INO). */
+#define PID_NS_INIT_INO 0xEFFFFFFCU
+
+/* The init of the whole machine must not exit (the kernel panics): it
+ * reports CMD's status on the console and powers off. The init of a pid
+ * namespace (a container) just exits with the status. */
+static int finish_init(int status)
+{
+        struct stat st;
+
+        if (stat("/proc/self/ns/pid", &st) < 0 || st.st_ino != PID_NS_INIT_INO)
+                return status;
+        log_notice("the machine's init is done (status %d); powering off", status);
+        sync();
+        (void)reboot(RB_POWER_OFF);
+        /* Only reached when the kernel refuses: stay, as init must. */
+        for (;;)
+                pause();
+}
+
+static int init_main(int argc, char **argv)
+{
+        enum { ARG_DATA = 0x100, ARG_BASE, ARG_SYSTEM_TMPFS, ARG_STATE_TMPFS, ARG_DRY_RUN };
+        static const struct option options[] = {
+            {"help", no_argument, NULL, 'h'},
+            {"data", required_argument, NULL, ARG_DATA},
+            {"base", required_argument, NULL, ARG_BASE},
+            {"system-tmpfs", no_argument, NULL, ARG_SYSTEM_TMPFS},
+            {"state-tmpfs", no_argument, NULL, ARG_STATE_TMPFS},
+            {"dry-run", no_argument, NULL, ARG_DRY_RUN},
+            {},
+        };
+        static char *const default_cmd[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
+        _cleanup_(mount_plan_freep) struct mount_plan *plan = NULL;
+        _cleanup_free_ char *data = NULL, *base = NULL, *error = NULL, *merr = NULL,
+                            *scratch = NULL, *isolate = NULL;
+        _cleanup_close_ int data_fd = -1, lock_fd = -1;
+        struct machine_options o = {.dev = MACHINE_DEV_HOST, .bind_data = true};
+        struct layer_metadata m = {};
+        const char *arg_data = "/data", *arg_base = "/";
+        bool dry_run = false, pid1 = getpid() == 1;
+        char *const *cmd;
+        int opt, r, status;
+
+        log_set_program_name("overlayfs-init");
+
+        while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+                switch (opt) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_DATA:
+                        arg_data = optarg;
+                        break;
+                case ARG_BASE:
+                        arg_base = optarg;
+                        break;
+                case ARG_SYSTEM_TMPFS:
+                        o.system_tmpfs = true;
+                        break;
+                case ARG_STATE_TMPFS:
+                        o.state_tmpfs = true;
+                        break;
+                case ARG_DRY_RUN:
+                        dry_run = true;
+                        break;
+                case '?':
+                        return EXIT_USAGE;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        cmd = optind < argc ? argv + optind : default_cmd;
+
+        if (pid1 && mount_kernel_fs() < 0)
+                return EXIT_SETUP;
+
+        /* Step 2: the data dir and its layout. */
+        data = realpath(arg_data, NULL);
+        if (!data) {
+                log_error_errno(errno, "step 2: cannot open the data dir '%s': %m", arg_data);
+                return EXIT_SETUP;
+        }
+        base = realpath(arg_base, NULL);
+        if (!base) {
+                log_error_errno(errno, "step 3: cannot open the base '%s': %m", arg_base);
+                return EXIT_SETUP;
+        }
+        data_fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (data_fd < 0) {
+                log_error_errno(errno, "step 2: cannot open the data dir '%s': %m", data);
+                return EXIT_SETUP;
+        }
+        if (!dry_run) {
+                r = layerstore_ensure_layout(data_fd);
+                if (r < 0) {
+                        log_error_errno(r, "step 2: cannot create the layout of '%s': %m", data);
+                        return EXIT_SETUP;
+                }
+        }
+
+        /* One machine per data dir: the scratch upper is not shared. The
+         * lock lives as long as this process (not passed to CMD). */
+        if (!o.system_tmpfs && !dry_run) {
+                struct lock_holder h = {};
+
+                r = lock_acquire_at(data_fd, MACHINE_LOCK, "overlayfs-init", LOCK_NONBLOCK,
+                                    &lock_fd, &h);
+                if (r == -EWOULDBLOCK) {
+                        log_error("step 2: the machine of '%s' is running (pid %d, %s)", data,
+                                  (int)h.pid, h.purpose);
+                        return EXIT_BUSY;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "step 2: cannot lock '%s/%s': %m", data, MACHINE_LOCK);
+                        return EXIT_SETUP;
+                }
+        }
+
+        /* Step 3: the layers. A tmpfs on system/ hides the store: the
+         * throwaway machine is the base alone. */
+        r = o.system_tmpfs ? 0 : layer_metadata_load(data_fd, &m, &merr);
+        if (r < 0) {
+                if (merr)
+                        log_error("step 3: cannot load '%s/%s': %s", data, LAYERSTORE_METADATA,
+                                  merr);
+                else
+                        log_error_errno(r, "step 3: cannot load '%s/%s': %m", data,
+                                        LAYERSTORE_METADATA);
+                return EXIT_SETUP;
+        }
+        o.data_dir = data;
+        o.base = base;
+        if (!pid1 && !dry_run) {
+                /* Run as a plain process, the data dir is often a temp dir
+                 * on the base's filesystem: give the plan scratch space to
+                 * mount the base on its own (machine_options.base_scratch).
+                 * As PID 1 the data dir is its own filesystem (see docs). */
+                r = mkdtemp_malloc("strata-init", &scratch);
+                if (r < 0 || asprintf(&isolate, "%s/isolate", scratch) < 0) {
+                        log_error_errno(r < 0 ? r : -ENOMEM,
+                                        "step 3: cannot create a scratch dir: %m");
+                        return EXIT_SETUP;
+                }
+                o.base_scratch = isolate;
+        }
+        r = machine_root_plan(&o, &m, &plan);
+        if (r == -E2BIG)
+                log_error(
+                    "step 3: cannot stack the %zu layers of '%s': an overlay takes at most %d "
+                    "lower dirs; squash them (system-migrate squash)",
+                    m.n_layers, data, MOUNT_PLAN_OVERLAY_MAX_LOWER - 1);
+        else if (r == -EINVAL)
+                log_error("step 3: invalid state path in '%s/%s'", data, LAYERSTORE_METADATA);
+        else if (r < 0)
+                log_error_errno(r, "step 3: cannot plan the root of '%s': %m", data);
+        layer_metadata_done(&m);
+        if (r < 0)
+                return EXIT_SETUP;
+
+        if (dry_run) {
+                mount_plan_describe(plan, stdout);
+                return 0;
+        }
+
+        if (!pid1) {
+                struct sandbox_config sc = {.plan = plan, .argv = cmd};
+
+                r = sandbox_run(&sc, &status, &error);
+                /* The namespace and its mounts are gone: plain dirs remain. */
+                if (scratch)
+                        (void)rm_rf_at(AT_FDCWD, scratch, RM_ROOT | RM_MISSING_OK);
+                if (r < 0) {
+                        log_error_errno(r, "steps 3-5: cannot %s: %m",
+                                        error ? error : "assemble the root");
+                        return error && startswith(error, "execute ") ? SANDBOX_EXIT_EXEC
+                                                                      : EXIT_SETUP;
+                }
+                return status;
+        }
+
+        /* Steps 3-5 in place: this is the machine. */
+        r = sandbox_enter_root(plan, &error);
+        if (r < 0) {
+                log_error_errno(r, "steps 3-5: cannot %s: %m", error ? error : "assemble the root");
+                return EXIT_SETUP;
+        }
+        {
+                pid_t pid = sandbox_spawn(cmd, NULL, "/", -1);
+
+                if (pid < 0) {
+                        log_error_errno(pid, "step 5: cannot execute '%s': %m", cmd[0]);
+                        return SANDBOX_EXIT_EXEC;
+                }
+                status = sandbox_reap(pid);
+        }
+        if (status < 0) {
+                log_error_errno(status, "step 5: cannot wait for '%s': %m", cmd[0]);
+                status = EXIT_SETUP;
+        }
+        return status;
+}
+
+int main(int argc, char **argv)
+{
+        int status = init_main(argc, argv);
+
+        /* Setup failures too: as the machine's init, never just exit. */
+        return getpid() == 1 ? finish_init(status) : status;
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "macro.h"
+#include "sandbox.h"
+#include "tests.h"
+
+static void need_root(void)
+{
+        if (geteuid() != 0)
+                skip();
+}
+
+static int run(const struct sandbox_config *c, char **ret_error)
+{
+        int status = -1, r;
+
+        r = sandbox_run(c, &status, ret_error);
+        return r < 0 ? r : status;
+}
+
+static int cb_pid_and_hostname(void *userdata)
+{
+        char h[64] = "";
+
+        gethostname(h, sizeof(h) - 1);
+        return getpid() == 2 && streq(h, (const char *)userdata) ? 7 : 1;
+}
+
+static void test_callback_status_pid_hostname(void **state)
+{
+        struct sandbox_config c = {.flags = SANDBOX_UTS,
+                                   .hostname = "sbx-test",
+                                   .callback = cb_pid_and_hostname,
+                                   .userdata = (void *)"sbx-test"};
+
+        need_root();
+        assert_int_equal(run(&c, NULL), 7);
+}
+
+static void test_exit_and_signal_status(void **state)
+{
+        char *exit3[] = {(char *)"sh", (char *)"-c", (char *)"exit 3", NULL};
+        char *kill9[] = {(char *)"sh", (char *)"-c", (char *)"kill -9 $$", NULL};
+        struct sandbox_config c = {.argv = exit3};
+
+        need_root();
+        assert_int_equal(run(&c, NULL), 3);
+        c.argv = kill9;
+        assert_int_equal(run(&c, NULL), 137);
+}
+
+static void test_timeout(void **state)
+{
+        char *argv[] = {(char *)"sleep", (char *)"30", NULL};
+        struct sandbox_config c = {.argv = argv, .timeout_usec = 200 * 1000};
+
+        need_root();
+        assert_int_equal(run(&c, NULL), SANDBOX_EXIT_TIMEOUT);
+}
+
+static void test_exec_failure_named(void **state)
+{
+        char *argv[] = {(char *)"/nonexistent-program", NULL};
+        struct sandbox_config c = {.argv = argv};
+        _cleanup_free_ char *err = NULL;
+
+        need_root();
+        assert_int_equal(run(&c, &err), -ENOENT);
+        assert_string_equal(err, "execute '/nonexistent-program'");
+}
+
+static void test_plan_failure_named(void **state)
+{
+        _cleanup_(mount_plan_freep) struct mount_plan *p = NULL;
+        char *argv[] = {(char *)"true", NULL};
+        struct sandbox_config c = {.argv = argv};
+        _cleanup_free_ char *err = NULL;
+
+        need_root();
+        assert_int_equal(mount_plan_new(&p), 0);
+        assert_int_equal(mount_plan_add_bind(p, "/nonexistent-src", "/x", MOUNT_PLAN_CREATE_DEST),
+                         0);
+        c.plan = p;
+        assert_int_equal(run(&c, &err), -ENOENT);
+        assert_string_equal(err, "bind '/nonexistent-src' on '/x' (step 1 of 1)");
+}
+
+static int cb_root_is_plan(void *userdata)
+{
+        return access("/made/here", F_OK) == 0 && access("/usr", F_OK) < 0 &&
+                       access("/oldroot", F_OK) < 0
+                   ? 0
+                   : 1;
+}
+
+static void test_root_is_the_plan(void **state)
+{
+        _cleanup_(mount_plan_freep) struct mount_plan *p = NULL;
+        struct sandbox_config c = {.callback = cb_root_is_plan};
+
+        need_root();
+        assert_int_equal(mount_plan_new(&p), 0);
+        assert_int_equal(mount_plan_add_mkdir(p, "/made/here", 0755, 0), 0);
+        c.plan = p;
+        assert_int_equal(run(&c, NULL), 0);
+}
+
+static void test_stdout_captured(void **state)
+{
+        char *argv[] = {(char *)"sh", (char *)"-c", (char *)"echo captured", NULL};
+        struct sandbox_config c = {.argv = argv};
+        char buf[64] = "";
+        int p[2];
+
+        need_root();
+        assert_int_equal(pipe(p), 0);
+        c.stdout_fd = p[1];
+        assert_int_equal(run(&c, NULL), 0);
+        close(p[1]);
+        assert_int_equal(read(p[0], buf, sizeof(buf) - 1), 9);
+        close(p[0]);
+        assert_string_equal(buf, "captured\n");
+}
+
+static volatile int stop_thread;
+
+static void *busy_allocator(void *arg)
+{
+        while (!stop_thread) {
+                char *p = malloc(64 + (size_t)(rand() % 4096));
+                snprintf(p, 64, "%d", rand());
+                free(p);
+        }
+        return NULL;
+}
+
+static int cb_allocates(void *userdata)
+{
+        for (int i = 0; i < 1000; i++) {
+                char *p = malloc(128);
+                if (!p)
+                        return 1;
+                snprintf(p, 128, "%d", i);
+                free(p);
+        }
+        return 0;
+}
+
+/* A caller with another thread busy in malloc: the child must not inherit
+ * a held allocator lock (what a raw clone would risk). */
+static void test_caller_with_threads(void **state)
+{
+        struct sandbox_config c = {.callback = cb_allocates};
+        pthread_t t;
+
+        need_root();
+        stop_thread = 0;
+        assert_int_equal(pthread_create(&t, NULL, busy_allocator, NULL), 0);
+        for (int i = 0; i < 30; i++)
+                assert_int_equal(run(&c, NULL), 0);
+        stop_thread = 1;
+        pthread_join(t, NULL);
+}
+
+TEST_MAIN(cmocka_unit_test(test_callback_status_pid_hostname),
+          cmocka_unit_test(test_exit_and_signal_status), cmocka_unit_test(test_timeout),
+          cmocka_unit_test(test_exec_failure_named), cmocka_unit_test(test_plan_failure_named),
+          cmocka_unit_test(test_root_is_the_plan), cmocka_unit_test(test_stdout_captured),
+          cmocka_unit_test(test_caller_with_threads))
