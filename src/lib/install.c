@@ -13,22 +13,6 @@
 /* How often the watch looks at the container. */
 #define WATCH_STEP_USEC (250 * USEC_PER_MSEC)
 
-static int _printf_(3, 4) set_error(char **ret_error, int r, const char *fmt, ...)
-{
-        va_list ap;
-        char *s;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        free(*ret_error);
-        *ret_error = s;
-        return r;
-}
-
 int install_pull(struct podman *pm, const struct policy *policy, struct clock_source *clock,
                  const char *image, char **ret_error)
 {
@@ -43,8 +27,8 @@ int install_pull(struct podman *pm, const struct policy *policy, struct clock_so
                 if (attempt < policy->pull_attempts)
                         clock_sleep(clock, policy_pull_delay(policy, attempt));
         }
-        return set_error(ret_error, r, "cannot pull '%s' (%u attempts): %s", image,
-                         policy->pull_attempts, podman_last_error(pm));
+        return set_error_message(ret_error, r, "cannot pull '%s' (%u attempts): %s", image,
+                                 policy->pull_attempts, podman_last_error(pm));
 }
 
 /* Removes the container after a failed install; the caller's error stands. */
@@ -66,8 +50,9 @@ static int watch(struct podman *pm, const struct policy *policy, struct clock_so
         for (;;) {
                 r = podman_inspect(pm, req->name, &c);
                 if (r < 0)
-                        return set_error(ret_error, r, "cannot inspect '%s' after starting it: %s",
-                                         req->name, podman_last_error(pm));
+                        return set_error_message(ret_error, r,
+                                                 "cannot inspect '%s' after starting it: %s",
+                                                 req->name, podman_last_error(pm));
                 if (c.state != CONTAINER_RUNNING)
                         break;
                 container_done(&c);
@@ -90,13 +75,13 @@ static int watch(struct podman *pm, const struct policy *policy, struct clock_so
                         logs = NULL;
                 while (logs && *logs && logs[strlen(logs) - 1] == '\n')
                         logs[strlen(logs) - 1] = '\0';
-                return set_error(ret_error, -ESRCH,
-                                 "'%s' %s with exit code %d within %.1f s of starting (watched "
-                                 "for %.1f s); it was removed%s%s",
-                                 req->name, state, exit_code, secs,
-                                 (double)policy->install_watch_usec / USEC_PER_SEC,
-                                 logs && *logs ? "; its last log lines:\n" : "",
-                                 logs && *logs ? logs : "");
+                return set_error_message(
+                    ret_error, -ESRCH,
+                    "'%s' %s with exit code %d within %.1f s of starting (watched "
+                    "for %.1f s); it was removed%s%s",
+                    req->name, state, exit_code, secs,
+                    (double)policy->install_watch_usec / USEC_PER_SEC,
+                    logs && *logs ? "; its last log lines:\n" : "", logs && *logs ? logs : "");
         }
 }
 
@@ -107,18 +92,18 @@ int install_failsafe(struct podman *pm, const struct policy *policy, struct cloc
         int r;
 
         if (!req->name || !req->image || !tier_to_string(req->tier) || req->grace_s < 0)
-                return set_error(ret_error, -EINVAL, "invalid install request");
+                return set_error_message(ret_error, -EINVAL, "invalid install request");
 
         r = podman_inspect(pm, req->name, &existing);
         if (r >= 0) {
                 container_done(&existing);
-                return set_error(ret_error, -EEXIST,
-                                 "a container named '%s' exists already (uninstall it first)",
-                                 req->name);
+                return set_error_message(
+                    ret_error, -EEXIST,
+                    "a container named '%s' exists already (uninstall it first)", req->name);
         }
         if (r != -ENOENT)
-                return set_error(ret_error, r, "cannot inspect '%s': %s", req->name,
-                                 podman_last_error(pm));
+                return set_error_message(ret_error, r, "cannot inspect '%s': %s", req->name,
+                                         podman_last_error(pm));
 
         if (!req->skip_pull) {
                 r = install_pull(pm, policy, clock, req->image, ret_error);
@@ -127,11 +112,11 @@ int install_failsafe(struct podman *pm, const struct policy *policy, struct cloc
         }
         r = podman_image_exists(pm, req->image);
         if (r < 0)
-                return set_error(ret_error, r, "cannot check image '%s': %s", req->image,
-                                 podman_last_error(pm));
+                return set_error_message(ret_error, r, "cannot check image '%s': %s", req->image,
+                                         podman_last_error(pm));
         if (r == 0)
-                return set_error(ret_error, -ENOENT, "image not found after pull: '%s'",
-                                 req->image);
+                return set_error_message(ret_error, -ENOENT, "image not found after pull: '%s'",
+                                         req->image);
 
         r = podman_create(pm, &(struct container_spec){
                                   .name = req->name,
@@ -142,16 +127,16 @@ int install_failsafe(struct podman *pm, const struct policy *policy, struct cloc
                                   .command = req->command,
                               });
         if (r < 0) {
-                set_error(ret_error, r, "cannot create '%s' from '%s': %s", req->name, req->image,
-                          podman_last_error(pm));
+                set_error_message(ret_error, r, "cannot create '%s' from '%s': %s", req->name,
+                                  req->image, podman_last_error(pm));
                 rollback(pm, req->name); /* a create can fail half-way */
                 return r;
         }
 
         r = podman_start(pm, req->name);
         if (r < 0) {
-                set_error(ret_error, r, "cannot start '%s': %s; it was removed", req->name,
-                          podman_last_error(pm));
+                set_error_message(ret_error, r, "cannot start '%s': %s; it was removed", req->name,
+                                  podman_last_error(pm));
                 rollback(pm, req->name);
                 return r;
         }

@@ -96,3 +96,27 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         va_end(ap);
         return r;
 }
+
+int set_error_message(char **ret_error, int r, const char *format, ...)
+{
+        va_list ap;
+        char *s = NULL;
+        int saved = errno;
+
+        if (r < 0)
+                r = -r;
+        errno = r;
+        va_start(ap, format);
+        if (vasprintf(&s, format, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        if (s)
+                log_debug("%s", s);
+        if (ret_error) {
+                free(*ret_error);
+                *ret_error = s;
+        } else
+                free(s);
+        errno = saved;
+        return -r;
+}

@@ -58,5 +58,11 @@ int log_internalv(int level, int error, const char *file, int line, const char *
 #define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, error, __VA_ARGS__)
 #define log_error_errno(error, ...)   log_full_errno(LOG_ERR, error, __VA_ARGS__)
 
+/* For library functions that hand their caller a message instead of logging
+ * it: formats the message into *ret_error (freeing what was there; with a
+ * NULL ret_error the message is only logged), logs it at debug level, and
+ * returns -abs(r). "%m" renders r. */
+int set_error_message(char **ret_error, int r, const char *format, ...) _printf_(3, 4);
+
 /* Logs an out-of-memory error and returns -ENOMEM. */
 #define log_oom() log_error_errno(ENOMEM, "out of memory")

@@ -53,26 +53,6 @@ struct migrate {
         struct clock_source *clock;
 };
 
-static int fail(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int fail(char **ret_error, int r, const char *fmt, ...)
-{
-        va_list ap;
-        char *s = NULL;
-
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        if (s)
-                log_debug("%s", s);
-        if (ret_error) {
-                free(*ret_error);
-                *ret_error = s;
-        } else
-                free(s);
-        return r < 0 ? r : -r;
-}
-
 static void emit(struct migrate *m, enum migrate_event_type type, const char *id,
                  const char *detail, int64_t duration_ms, const unsigned *changes)
 {
@@ -188,7 +168,8 @@ static int commit(struct migrate *m, struct layer_metadata *md, char **ret_error
 
         r = layer_metadata_save(m->data_fd, md);
         if (r < 0)
-                return fail(ret_error, r, "cannot write '%s/%s'", m->data_dir, LAYERSTORE_METADATA);
+                return set_error_message(ret_error, r, "cannot write '%s/%s'", m->data_dir,
+                                         LAYERSTORE_METADATA);
         layer_metadata_done(&m->md);
         m->md = *md;
         *md = (struct layer_metadata){};
@@ -213,10 +194,12 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         int r;
 
         if (!o->data_dir || o->data_dir[0] != '/')
-                return fail(ret_error, -EINVAL, "the data dir '%s' is not an absolute path",
-                            o->data_dir ? o->data_dir : "");
+                return set_error_message(ret_error, -EINVAL,
+                                         "the data dir '%s' is not an absolute path",
+                                         o->data_dir ? o->data_dir : "");
         if (o->base && o->base[0] != '/')
-                return fail(ret_error, -EINVAL, "the base '%s' is not an absolute path", o->base);
+                return set_error_message(ret_error, -EINVAL,
+                                         "the base '%s' is not an absolute path", o->base);
 
         m = calloc(1, sizeof(*m));
         if (!m)
@@ -226,33 +209,36 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         m->clock = o->clock ? o->clock : clock_real();
         r = migration_path_normalize(o->data_dir, &m->data_dir);
         if (r < 0)
-                return fail(ret_error, -EINVAL, "the data dir '%s' is not a normal path",
-                            o->data_dir);
+                return set_error_message(ret_error, -EINVAL,
+                                         "the data dir '%s' is not a normal path", o->data_dir);
         r = migration_path_normalize(o->base ? o->base : "/", &m->base);
         if (r < 0)
-                return fail(ret_error, -EINVAL, "the base '%s' is not a normal path", o->base);
+                return set_error_message(ret_error, -EINVAL, "the base '%s' is not a normal path",
+                                         o->base);
         m->migrations_dir = strdup(o->migrations_dir ? o->migrations_dir : "migrations");
         if (!m->migrations_dir)
                 return -ENOMEM;
 
         r = mkdir_p_at(AT_FDCWD, m->data_dir, 0755);
         if (r < 0)
-                return fail(ret_error, r, "cannot create the data dir '%s'", m->data_dir);
+                return set_error_message(ret_error, r, "cannot create the data dir '%s'",
+                                         m->data_dir);
         m->data_fd = open_dir_at(AT_FDCWD, m->data_dir);
         if (m->data_fd < 0)
-                return fail(ret_error, m->data_fd, "cannot open the data dir '%s'", m->data_dir);
+                return set_error_message(ret_error, m->data_fd, "cannot open the data dir '%s'",
+                                         m->data_dir);
         r = layerstore_ensure_layout(m->data_fd);
         if (r < 0)
-                return fail(ret_error, r, "cannot create the layout of the data dir '%s'",
-                            m->data_dir);
+                return set_error_message(
+                    ret_error, r, "cannot create the layout of the data dir '%s'", m->data_dir);
         m->layers_fd = open_dir_at(m->data_fd, MIGRATE_LAYERS);
         if (m->layers_fd < 0)
-                return fail(ret_error, m->layers_fd, "cannot open '%s/%s'", m->data_dir,
-                            MIGRATE_LAYERS);
+                return set_error_message(ret_error, m->layers_fd, "cannot open '%s/%s'",
+                                         m->data_dir, MIGRATE_LAYERS);
         m->records_fd = open_dir_at(m->data_fd, MIGRATE_RECORDS);
         if (m->records_fd < 0)
-                return fail(ret_error, m->records_fd, "cannot open '%s/%s'", m->data_dir,
-                            MIGRATE_RECORDS);
+                return set_error_message(ret_error, m->records_fd, "cannot open '%s/%s'",
+                                         m->data_dir, MIGRATE_RECORDS);
 
         if (lock) {
                 snprintf(purpose, sizeof(purpose), "system-migrate");
@@ -260,19 +246,23 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                                     &holder);
                 if (r == -EWOULDBLOCK || r == -EAGAIN) {
                         if (holder.pid > 0)
-                                return fail(ret_error, -EWOULDBLOCK,
-                                            "another migration is running (pid %d, %s)",
-                                            (int)holder.pid, holder.purpose);
-                        return fail(ret_error, -EWOULDBLOCK, "another migration is running");
+                                return set_error_message(
+                                    ret_error, -EWOULDBLOCK,
+                                    "another migration is running (pid %d, %s)", (int)holder.pid,
+                                    holder.purpose);
+                        return set_error_message(ret_error, -EWOULDBLOCK,
+                                                 "another migration is running");
                 }
                 if (r < 0)
-                        return fail(ret_error, r, "cannot lock '%s/%s'", m->data_dir, MIGRATE_LOCK);
+                        return set_error_message(ret_error, r, "cannot lock '%s/%s'", m->data_dir,
+                                                 MIGRATE_LOCK);
                 migrate_test_kill_point("locked");
         }
 
         r = layer_metadata_load(m->data_fd, &m->md, &error);
         if (r < 0)
-                return fail(ret_error, r, "%s", error ? error : "cannot load the metadata");
+                return set_error_message(ret_error, r, "%s",
+                                         error ? error : "cannot load the metadata");
 
         if (lock) {
                 r = migrate_verify(m, true, ret_error);
@@ -317,10 +307,11 @@ static int load_migrations(struct migrate *m, struct migration_set *ret, char **
 
         r = migration_set_load_at(AT_FDCWD, m->migrations_dir, ret, &error);
         if (r == -ENOENT)
-                return fail(ret_error, r, "cannot open the migrations dir '%s'", m->migrations_dir);
+                return set_error_message(ret_error, r, "cannot open the migrations dir '%s'",
+                                         m->migrations_dir);
         if (r < 0)
-                return fail(ret_error, r == -ENOMEM ? r : -EINVAL, "%s",
-                            error ? error : "cannot load the migrations");
+                return set_error_message(ret_error, r == -ENOMEM ? r : -EINVAL, "%s",
+                                         error ? error : "cannot load the migrations");
         return 0;
 }
 
@@ -403,7 +394,8 @@ static int lowers_open(struct migrate *m, size_t below, struct lowers *ret, char
         part.n_layers = below;
         r = layer_metadata_lowerdirs(&part, m->data_dir, m->base, &l.paths);
         if (r < 0)
-                return fail(ret_error, r, "cannot list the lower dirs of '%s'", m->data_dir);
+                return set_error_message(ret_error, r, "cannot list the lower dirs of '%s'",
+                                         m->data_dir);
         l.fds = calloc(strv_length(l.paths) + 1, sizeof(int));
         if (!l.fds)
                 return -ENOMEM;
@@ -411,7 +403,8 @@ static int lowers_open(struct migrate *m, size_t below, struct lowers *ret, char
                 int fd = open_dir_at(AT_FDCWD, *p);
 
                 if (fd < 0)
-                        return fail(ret_error, fd, "cannot open the lower dir '%s'", *p);
+                        return set_error_message(ret_error, fd, "cannot open the lower dir '%s'",
+                                                 *p);
                 l.fds[l.n++] = fd;
         }
         *ret = l;
@@ -457,7 +450,7 @@ static int write_layer_files(struct migrate *m, int dir_fd, const char *id, cons
                 return r;
         r = write_plain_at(dir_fd, "changes.list", text, strlen(text), 0644);
         if (r < 0)
-                return fail(ret_error, r, "cannot write the change list of '%s'", id);
+                return set_error_message(ret_error, r, "cannot write the change list of '%s'", id);
 
         format_time(clock_now(m->clock), when);
         j = json_object();
@@ -498,7 +491,7 @@ static int write_layer_files(struct migrate *m, int dir_fd, const char *id, cons
         }
         json_decref(j);
         if (r < 0)
-                return fail(ret_error, r, "cannot write the layer.json of '%s'", id);
+                return set_error_message(ret_error, r, "cannot write the layer.json of '%s'", id);
         return 0;
 }
 
@@ -515,14 +508,16 @@ static int finish_layer(struct migrate *m, const struct layer_entry *e, char **r
 
         lfd = openat(m->layers_fd, e->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (lfd < 0)
-                return fail(ret_error, -errno, "cannot open the layer '%s/%s/%s'", m->data_dir,
-                            MIGRATE_LAYERS, e->dir);
+                return set_error_message(ret_error, -errno, "cannot open the layer '%s/%s/%s'",
+                                         m->data_dir, MIGRATE_LAYERS, e->dir);
         pfd = openat(lfd, PENDING_STATE, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (pfd < 0)
-                return errno == ENOENT ? 0 : fail(ret_error, -errno, "cannot open '%s'", e->dir);
+                return errno == ENOENT
+                           ? 0
+                           : set_error_message(ret_error, -errno, "cannot open '%s'", e->dir);
         sfd = open_dir_at(m->data_fd, "state");
         if (sfd < 0)
-                return fail(ret_error, sfd, "cannot open '%s/state'", m->data_dir);
+                return set_error_message(ret_error, sfd, "cannot open '%s/state'", m->data_dir);
 
         /* Deepest first, so a nested state path moves before its parent. */
         r = strv_copy(m->md.state_paths, &paths);
@@ -536,8 +531,9 @@ static int finish_layer(struct migrate *m, const struct layer_entry *e, char **r
                         continue;
                 r = state_path_move_at(pfd, p, sfd, p);
                 if (r < 0)
-                        return fail(ret_error, r, "cannot move the state '%s' to '%s/state/%s'",
-                                    paths[n - 1], m->data_dir, p);
+                        return set_error_message(ret_error, r,
+                                                 "cannot move the state '%s' to '%s/state/%s'",
+                                                 paths[n - 1], m->data_dir, p);
         }
 
         /* Service markers: <data>/state/services/<name>/installed-by. */
@@ -564,9 +560,9 @@ static int finish_layer(struct migrate *m, const struct layer_entry *e, char **r
                                 r = write_file_atomic_at(sfd, file, e->id, strlen(e->id), 0644);
                         if (r < 0) {
                                 json_decref(j);
-                                return fail(ret_error, r,
-                                            "cannot mark the service '%s' in '%s/state/%s'", name,
-                                            m->data_dir, dir);
+                                return set_error_message(
+                                    ret_error, r, "cannot mark the service '%s' in '%s/state/%s'",
+                                    name, m->data_dir, dir);
                         }
                 }
                 json_decref(j);
@@ -574,11 +570,11 @@ static int finish_layer(struct migrate *m, const struct layer_entry *e, char **r
 
         r = syncfs(sfd) < 0 ? negative_errno() : 0;
         if (r < 0)
-                return fail(ret_error, r, "cannot sync '%s/state'", m->data_dir);
+                return set_error_message(ret_error, r, "cannot sync '%s/state'", m->data_dir);
         r = rm_rf_at(lfd, PENDING_STATE, RM_ROOT | RM_MISSING_OK);
         if (r < 0)
-                return fail(ret_error, r, "cannot remove '%s/%s/%s/%s'", m->data_dir,
-                            MIGRATE_LAYERS, e->dir, PENDING_STATE);
+                return set_error_message(ret_error, r, "cannot remove '%s/%s/%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS, e->dir, PENDING_STATE);
         return 0;
 }
 
@@ -675,7 +671,8 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
          * kept aside for gc. */
         d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
-                return fail(ret_error, -errno, "cannot read '%s/%s'", m->data_dir, MIGRATE_LAYERS);
+                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
         rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
                 _cleanup_free_ char *msg = NULL;
@@ -699,8 +696,9 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
                 }
                 r = rm_rf_at(m->layers_fd, de->d_name, RM_ROOT | RM_MISSING_OK);
                 if (r < 0)
-                        return fail(ret_error, r, "cannot remove the leftover '%s/%s/%s'",
-                                    m->data_dir, MIGRATE_LAYERS, de->d_name);
+                        return set_error_message(ret_error, r,
+                                                 "cannot remove the leftover '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_LAYERS, de->d_name);
                 if (asprintf(&msg, "removed the leftover '%s/%s/%s' of an interrupted run",
                              m->data_dir, MIGRATE_LAYERS, de->d_name) < 0)
                         return -ENOMEM;
@@ -711,7 +709,8 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
         /* Migration records: only for applied migrations. */
         d = fdopendir(fcntl(m->records_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
-                return fail(ret_error, -errno, "cannot read '%s/%s'", m->data_dir, MIGRATE_RECORDS);
+                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_RECORDS);
         rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
                 _cleanup_free_ char *msg = NULL;
@@ -734,15 +733,15 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
                 }
                 r = rm_rf_at(m->records_fd, de->d_name, RM_ROOT | RM_MISSING_OK);
                 if (r < 0)
-                        return fail(ret_error, r, "cannot remove '%s/%s/%s'", m->data_dir,
-                                    MIGRATE_RECORDS, de->d_name);
+                        return set_error_message(ret_error, r, "cannot remove '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_RECORDS, de->d_name);
                 if (asprintf(&msg, "removed '%s/%s/%s' (no applied migration)", m->data_dir,
                              MIGRATE_RECORDS, de->d_name) < 0)
                         return -ENOMEM;
                 emit(m, MIGRATE_EVENT_REPAIRED, NULL, msg, 0, NULL);
         }
         if (repair && (fsync(m->layers_fd) < 0 || fsync(m->records_fd) < 0))
-                return fail(ret_error, -errno, "cannot sync '%s/system'", m->data_dir);
+                return set_error_message(ret_error, -errno, "cannot sync '%s/system'", m->data_dir);
         return problems;
 }
 
@@ -754,19 +753,21 @@ int migrate_gc(struct migrate *m, char **ret_error)
 
         d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
-                return fail(ret_error, -errno, "cannot read '%s/%s'", m->data_dir, MIGRATE_LAYERS);
+                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
         rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
                 if (!startswith(de->d_name, OLD_PREFIX) && !startswith(de->d_name, TMP_PREFIX))
                         continue;
                 r = rm_rf_at(m->layers_fd, de->d_name, RM_ROOT | RM_MISSING_OK);
                 if (r < 0)
-                        return fail(ret_error, r, "cannot remove '%s/%s/%s'", m->data_dir,
-                                    MIGRATE_LAYERS, de->d_name);
+                        return set_error_message(ret_error, r, "cannot remove '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_LAYERS, de->d_name);
                 n++;
         }
         if (fsync(m->layers_fd) < 0)
-                return fail(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir, MIGRATE_LAYERS);
+                return set_error_message(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
         return n;
 }
 
@@ -785,7 +786,7 @@ static int squash_range(struct migrate *m, size_t from, size_t to, char **ret_er
         int r;
 
         if (from >= to || to >= m->md.n_layers)
-                return fail(ret_error, -EINVAL, "nothing to squash");
+                return set_error_message(ret_error, -EINVAL, "nothing to squash");
 
         for (size_t i = from; i <= to; i++) {
                 STRV_FOREACH (s, m->md.layers[i].migrations) {
@@ -799,7 +800,7 @@ static int squash_range(struct migrate *m, size_t from, size_t to, char **ret_er
                 return -ENOMEM;
         r = layer_dir_name(m, id, &dir);
         if (r < 0)
-                return fail(ret_error, r, "cannot name the squashed layer '%s'", id);
+                return set_error_message(ret_error, r, "cannot name the squashed layer '%s'", id);
         if (asprintf(&tmp, TMP_PREFIX "%s", dir) < 0 || asprintf(&fs, "%s/fs", tmp) < 0)
                 return -ENOMEM;
 
@@ -807,12 +808,12 @@ static int squash_range(struct migrate *m, size_t from, size_t to, char **ret_er
         if (r >= 0 && mkdirat(m->layers_fd, tmp, 0755) < 0)
                 r = negative_errno();
         if (r < 0)
-                return fail(ret_error, r, "cannot create '%s/%s/%s'", m->data_dir, MIGRATE_LAYERS,
-                            tmp);
+                return set_error_message(ret_error, r, "cannot create '%s/%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS, tmp);
         tfd = open_dir_at(m->layers_fd, tmp);
         if (tfd < 0)
-                return fail(ret_error, tfd, "cannot open '%s/%s/%s'", m->data_dir, MIGRATE_LAYERS,
-                            tmp);
+                return set_error_message(ret_error, tfd, "cannot open '%s/%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS, tmp);
 
         for (size_t i = from; i <= to; i++) {
                 _cleanup_free_ char *src = NULL;
@@ -822,8 +823,9 @@ static int squash_range(struct migrate *m, size_t from, size_t to, char **ret_er
                 r = i == from ? squash_start_at(m->layers_fd, src, tfd, "fs")
                               : squash_apply_at(m->layers_fd, src, tfd, "fs");
                 if (r < 0)
-                        return fail(ret_error, r, "cannot merge the layer '%s/%s/%s' into '%s'",
-                                    m->data_dir, MIGRATE_LAYERS, src, tmp);
+                        return set_error_message(ret_error, r,
+                                                 "cannot merge the layer '%s/%s/%s' into '%s'",
+                                                 m->data_dir, MIGRATE_LAYERS, src, tmp);
         }
 
         r = lowers_open(m, from, &lowers, ret_error);
@@ -831,29 +833,30 @@ static int squash_range(struct migrate *m, size_t from, size_t to, char **ret_er
                 return r;
         r = changes_capture_at(tfd, "fs", lowers.fds, lowers.n, m->md.state_paths, &changes);
         if (r < 0)
-                return fail(ret_error, r, "cannot compute the changes of '%s/%s/%s'", m->data_dir,
-                            MIGRATE_LAYERS, tmp);
+                return set_error_message(ret_error, r, "cannot compute the changes of '%s/%s/%s'",
+                                         m->data_dir, MIGRATE_LAYERS, tmp);
         r = write_layer_files(m, tfd, id, from > 0 ? m->md.layers[from - 1].id : NULL, migrations,
                               NULL, &changes, NULL, NULL, ret_error);
         if (r < 0)
                 return r;
         if (syncfs(tfd) < 0)
-                return fail(ret_error, -errno, "cannot sync '%s'", m->data_dir);
+                return set_error_message(ret_error, -errno, "cannot sync '%s'", m->data_dir);
 
         if (renameat(m->layers_fd, tmp, m->layers_fd, dir) < 0)
-                return fail(ret_error, -errno, "cannot rename '%s' to '%s' in '%s/%s'", tmp, dir,
-                            m->data_dir, MIGRATE_LAYERS);
+                return set_error_message(ret_error, -errno, "cannot rename '%s' to '%s' in '%s/%s'",
+                                         tmp, dir, m->data_dir, MIGRATE_LAYERS);
         for (size_t i = from; i <= to; i++) {
                 _cleanup_free_ char *old = NULL;
 
                 if (asprintf(&old, OLD_PREFIX "%s", m->md.layers[i].dir) < 0)
                         return -ENOMEM;
                 if (renameat(m->layers_fd, m->md.layers[i].dir, m->layers_fd, old) < 0)
-                        return fail(ret_error, -errno, "cannot move '%s/%s/%s' aside", m->data_dir,
-                                    MIGRATE_LAYERS, m->md.layers[i].dir);
+                        return set_error_message(ret_error, -errno, "cannot move '%s/%s/%s' aside",
+                                                 m->data_dir, MIGRATE_LAYERS, m->md.layers[i].dir);
         }
         if (fsync(m->layers_fd) < 0)
-                return fail(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir, MIGRATE_LAYERS);
+                return set_error_message(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
         migrate_test_kill_point("squash-renamed");
 
         r = metadata_copy(&m->md, &md);
@@ -885,15 +888,17 @@ int migrate_squash(struct migrate *m, const char *from, const char *to, char **r
 
         i = layer_metadata_find_migration(&m->md, from);
         if (i < 0)
-                return fail(ret_error, -ENOENT, "migration '%s' is not applied", from);
+                return set_error_message(ret_error, -ENOENT, "migration '%s' is not applied", from);
         j = layer_metadata_find_migration(&m->md, to);
         if (j < 0)
-                return fail(ret_error, -ENOENT, "migration '%s' is not applied", to);
+                return set_error_message(ret_error, -ENOENT, "migration '%s' is not applied", to);
         if (i > j)
-                return fail(ret_error, -EINVAL, "'%s' is applied after '%s': swap them", from, to);
+                return set_error_message(ret_error, -EINVAL,
+                                         "'%s' is applied after '%s': swap them", from, to);
         if (i == j)
-                return fail(ret_error, -EINVAL, "'%s' and '%s' are already in one layer ('%s')",
-                            from, to, m->md.layers[i].id);
+                return set_error_message(ret_error, -EINVAL,
+                                         "'%s' and '%s' are already in one layer ('%s')", from, to,
+                                         m->md.layers[i].id);
         lock_describe(m, "squash");
         return squash_range(m, (size_t)i, (size_t)j, ret_error);
 }
@@ -922,19 +927,21 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
         int i, r;
 
         if (m->md.n_layers == 0)
-                return fail(ret_error, -ENOENT, "no migration is applied");
+                return set_error_message(ret_error, -ENOENT, "no migration is applied");
         if (to) {
                 const struct layer_entry *e;
 
                 i = layer_metadata_find_migration(&m->md, to);
                 if (i < 0)
-                        return fail(ret_error, -ENOENT, "migration '%s' is not applied", to);
+                        return set_error_message(ret_error, -ENOENT,
+                                                 "migration '%s' is not applied", to);
                 e = &m->md.layers[i];
                 if (!streq(e->migrations[strv_length(e->migrations) - 1], to))
-                        return fail(ret_error, -EINVAL,
-                                    "'%s' is inside the squashed layer '%s': roll back to its "
-                                    "last migration or below it",
-                                    to, e->id);
+                        return set_error_message(
+                            ret_error, -EINVAL,
+                            "'%s' is inside the squashed layer '%s': roll back to its "
+                            "last migration or below it",
+                            to, e->id);
                 keep = (size_t)i + 1;
         } else
                 keep = m->md.n_layers - 1;
@@ -948,11 +955,12 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
                 if (asprintf(&old, OLD_PREFIX "%s", m->md.layers[k].dir) < 0)
                         return -ENOMEM;
                 if (renameat(m->layers_fd, m->md.layers[k].dir, m->layers_fd, old) < 0)
-                        return fail(ret_error, -errno, "cannot move '%s/%s/%s' aside", m->data_dir,
-                                    MIGRATE_LAYERS, m->md.layers[k].dir);
+                        return set_error_message(ret_error, -errno, "cannot move '%s/%s/%s' aside",
+                                                 m->data_dir, MIGRATE_LAYERS, m->md.layers[k].dir);
         }
         if (fsync(m->layers_fd) < 0)
-                return fail(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir, MIGRATE_LAYERS);
+                return set_error_message(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
         migrate_test_kill_point("rollback-renamed");
 
         r = metadata_copy(&m->md, &md);
@@ -1063,18 +1071,19 @@ int migrate_diff(struct migrate *m, const char *id, struct change_list *ret, cha
                         if (streq(m->md.layers[k].id, id))
                                 i = (int)k;
                 if (i < 0)
-                        return fail(ret_error, -ENOENT, "migration '%s' is not applied", id);
+                        return set_error_message(ret_error, -ENOENT,
+                                                 "migration '%s' is not applied", id);
         }
         if (asprintf(&path, "%s/changes.list", m->md.layers[i].dir) < 0)
                 return -ENOMEM;
         r = read_file_at(m->layers_fd, path, CHANGES_MAX, &text, NULL);
         if (r < 0)
-                return fail(ret_error, r, "cannot read '%s/%s/%s'", m->data_dir, MIGRATE_LAYERS,
-                            path);
+                return set_error_message(ret_error, r, "cannot read '%s/%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS, path);
         r = changes_parse(text, ret, &line);
         if (r < 0)
-                return fail(ret_error, r, "'%s/%s/%s' line %u is malformed", m->data_dir,
-                            MIGRATE_LAYERS, path, line);
+                return set_error_message(ret_error, r, "'%s/%s/%s' line %u is malformed",
+                                         m->data_dir, MIGRATE_LAYERS, path, line);
         return 0;
 }
 
@@ -1217,12 +1226,14 @@ static int snapshot_migration(const struct migration *mi, int tfd, char **ret_er
         int r;
 
         if (mkdirat(tfd, "record", 0755) < 0)
-                return fail(ret_error, -errno, "cannot create the record of '%s'", mi->id);
+                return set_error_message(ret_error, -errno, "cannot create the record of '%s'",
+                                         mi->id);
         r = copy_tree_at(AT_FDCWD, mi->path, tfd, "record/source", COPY_XATTRS);
         if (r < 0)
-                return fail(ret_error, r, "cannot copy the migration '%s'", mi->path);
+                return set_error_message(ret_error, r, "cannot copy the migration '%s'", mi->path);
         if (fstatat(tfd, "record/source/" MIGRATION_SCRIPT, &st, 0) < 0)
-                return fail(ret_error, -errno, "cannot find '%s/%s'", mi->path, MIGRATION_SCRIPT);
+                return set_error_message(ret_error, -errno, "cannot find '%s/%s'", mi->path,
+                                         MIGRATION_SCRIPT);
         return 0;
 }
 
@@ -1256,8 +1267,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
          * migration's (from metadata) and this one's. */
         r = state_path_machine_list(m->data_fd, &machine_paths, &error);
         if (r < 0)
-                return fail(ret_error, r == -ENOMEM ? r : -EINVAL, "%s",
-                            error ? error : "cannot read the machine's state paths");
+                return set_error_message(ret_error, r == -ENOMEM ? r : -EINVAL, "%s",
+                                         error ? error : "cannot read the machine's state paths");
         r = strv_copy(m->md.state_paths, &state_paths);
         if (r >= 0)
                 r = state_path_merge(&state_paths, machine_paths);
@@ -1278,25 +1289,26 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         if (r >= 0 && mkdirat(m->layers_fd, tmp, 0755) < 0)
                 r = negative_errno();
         if (r < 0)
-                return fail(ret_error, r, "cannot create '%s'", tmp_abs);
+                return set_error_message(ret_error, r, "cannot create '%s'", tmp_abs);
         tfd = open_dir_at(m->layers_fd, tmp);
         if (tfd < 0)
-                return fail(ret_error, tfd, "cannot open '%s'", tmp_abs);
+                return set_error_message(ret_error, tfd, "cannot open '%s'", tmp_abs);
         if (mkdirat(tfd, "fs", 0755) < 0 || mkdirat(tfd, "work", 0700) < 0 ||
             mkdirat(tfd, "state", 0700) < 0)
-                return fail(ret_error, -errno, "cannot create the layer dirs in '%s'", tmp_abs);
+                return set_error_message(ret_error, -errno, "cannot create the layer dirs in '%s'",
+                                         tmp_abs);
         r = snapshot_migration(mi, tfd, ret_error);
         if (r < 0)
                 goto fail_cleanup;
         r = sha256_file_hex_at(tfd, "record/source/" MIGRATION_SCRIPT, sha);
         if (r < 0) {
-                fail(ret_error, r, "cannot read '%s/%s'", mi->path, MIGRATION_SCRIPT);
+                set_error_message(ret_error, r, "cannot read '%s/%s'", mi->path, MIGRATION_SCRIPT);
                 goto fail_cleanup;
         }
         log_fd =
             openat(tfd, "record/log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
         if (log_fd < 0) {
-                r = fail(ret_error, -errno, "cannot create '%s/record/log'", tmp_abs);
+                r = set_error_message(ret_error, -errno, "cannot create '%s/record/log'", tmp_abs);
                 goto fail_cleanup;
         }
 
@@ -1304,7 +1316,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
          * are empty and removed again if the migration fails. */
         state_fd = open_dir_at(m->data_fd, "state");
         if (state_fd < 0) {
-                r = fail(ret_error, state_fd, "cannot open '%s/state'", m->data_dir);
+                r = set_error_message(ret_error, state_fd, "cannot open '%s/state'", m->data_dir);
                 goto fail_cleanup;
         }
         STRV_FOREACH (p, state_paths) {
@@ -1316,7 +1328,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                 if (r >= 0)
                         r = strv_extend(&created_state, *p + 1);
                 if (r < 0) {
-                        fail(ret_error, r, "cannot create '%s/state%s'", m->data_dir, *p);
+                        set_error_message(ret_error, r, "cannot create '%s/state%s'", m->data_dir,
+                                          *p);
                         goto fail_cleanup;
                 }
         }
@@ -1343,8 +1356,9 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
 
                 r = machine_root_plan(&mo, &sandbox_md, &plan);
                 if (r < 0) {
-                        fail(ret_error, r, "cannot build the sandbox of '%s' over '%s'", mi->id,
-                             m->base);
+                        set_error_message(ret_error, r,
+                                          "cannot build the sandbox of '%s' over '%s'", mi->id,
+                                          m->base);
                         goto fail_cleanup;
                 }
         }
@@ -1374,13 +1388,13 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         }
 
         if (pipe2(pipe_out, O_CLOEXEC) < 0 || pipe2(res_pipe, O_CLOEXEC) < 0) {
-                r = fail(ret_error, -errno, "cannot create a pipe");
+                r = set_error_message(ret_error, -errno, "cannot create a pipe");
                 goto fail_cleanup;
         }
         tee = (struct tee){pipe_out[0], {log_fd, m->o.output_fd}};
         r = -pthread_create(&tee_tid, NULL, tee_thread, &tee);
         if (r < 0) {
-                fail(ret_error, r, "cannot start the log thread");
+                set_error_message(ret_error, r, "cannot start the log thread");
                 goto fail_cleanup;
         }
         {
@@ -1406,7 +1420,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         pthread_join(tee_tid, NULL);
         pipe_out[0] = safe_close(pipe_out[0]);
         if (r < 0) {
-                fail(ret_error, r, "cannot %s", error ? error : "run the sandbox");
+                set_error_message(ret_error, r, "cannot %s", error ? error : "run the sandbox");
                 goto fail_cleanup;
         }
         got_result = RETRY_EINTR(read(res_pipe[0], &res, sizeof(res))) == (ssize_t)sizeof(res);
@@ -1420,23 +1434,27 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         /* 5. failure: nothing stays */
         if (status != 0 || res.status != 0 || res.error != 0) {
                 if (status == SANDBOX_EXIT_TIMEOUT && !got_result)
-                        r = fail(ret_error, -EPROTO,
-                                 "migration '%s' timed out after %llu s and was rolled back",
-                                 mi->id, (unsigned long long)(m->o.timeout_usec / USEC_PER_SEC));
+                        r = set_error_message(
+                            ret_error, -EPROTO,
+                            "migration '%s' timed out after %llu s and was rolled back", mi->id,
+                            (unsigned long long)(m->o.timeout_usec / USEC_PER_SEC));
                 else if (res.error != 0)
-                        r = fail(ret_error, -EPROTO,
-                                 "migration '%s' failed and was rolled back: cannot %s: %s", mi->id,
-                                 res.what, strerror(res.error));
+                        r = set_error_message(
+                            ret_error, -EPROTO,
+                            "migration '%s' failed and was rolled back: cannot %s: %s", mi->id,
+                            res.what, strerror(res.error));
                 else if (res.status > 128)
-                        r = fail(ret_error, -EPROTO,
-                                 "migration '%s' failed and was rolled back: %s was killed by "
-                                 "signal %d",
-                                 mi->id, MIGRATION_SCRIPT, res.status - 128);
+                        r = set_error_message(
+                            ret_error, -EPROTO,
+                            "migration '%s' failed and was rolled back: %s was killed by "
+                            "signal %d",
+                            mi->id, MIGRATION_SCRIPT, res.status - 128);
                 else
-                        r = fail(ret_error, -EPROTO,
-                                 "migration '%s' failed and was rolled back: %s exited with "
-                                 "status %d",
-                                 mi->id, MIGRATION_SCRIPT, res.status ? res.status : status);
+                        r = set_error_message(
+                            ret_error, -EPROTO,
+                            "migration '%s' failed and was rolled back: %s exited with "
+                            "status %d",
+                            mi->id, MIGRATION_SCRIPT, res.status ? res.status : status);
                 goto fail_cleanup;
         }
 
@@ -1446,12 +1464,12 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                 goto fail_cleanup;
         r = strip_policy_rc_d(tfd, lowers.fds, lowers.n);
         if (r < 0) {
-                fail(ret_error, r, "cannot remove '%s/usr/sbin/policy-rc.d'", upper);
+                set_error_message(ret_error, r, "cannot remove '%s/usr/sbin/policy-rc.d'", upper);
                 goto fail_cleanup;
         }
         r = changes_capture_at(tfd, "fs", lowers.fds, lowers.n, state_paths, &changes);
         if (r < 0) {
-                fail(ret_error, r, "cannot compute the changes in '%s'", upper);
+                set_error_message(ret_error, r, "cannot compute the changes in '%s'", upper);
                 goto fail_cleanup;
         }
         log_debug("%s: %zu changes captured after %lld ms", mi->id, changes.n,
@@ -1462,7 +1480,8 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
          * the layer holds below a state path) wait in state-pending/ until
          * the commit, then move to <data>/state. */
         if (mkdirat(tfd, PENDING_STATE, 0755) < 0 && errno != EEXIST) {
-                r = fail(ret_error, -errno, "cannot create '%s/%s'", tmp_abs, PENDING_STATE);
+                r = set_error_message(ret_error, -errno, "cannot create '%s/%s'", tmp_abs,
+                                      PENDING_STATE);
                 goto fail_cleanup;
         }
         {
@@ -1479,8 +1498,9 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                         if (fstatat(tfd, su, &st, AT_SYMLINK_NOFOLLOW) >= 0) {
                                 r = state_path_move_at(tfd, su, tfd, dst);
                                 if (r < 0) {
-                                        fail(ret_error, r, "cannot keep the state '%s' of '%s'", *p,
-                                             mi->id);
+                                        set_error_message(ret_error, r,
+                                                          "cannot keep the state '%s' of '%s'", *p,
+                                                          mi->id);
                                         goto fail_cleanup;
                                 }
                         }
@@ -1488,8 +1508,9 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                             S_ISDIR(st.st_mode)) {
                                 r = state_path_move_at(tfd, lp, tfd, dst);
                                 if (r < 0) {
-                                        fail(ret_error, r, "cannot keep the state '%s' of '%s'", *p,
-                                             mi->id);
+                                        set_error_message(ret_error, r,
+                                                          "cannot keep the state '%s' of '%s'", *p,
+                                                          mi->id);
                                         goto fail_cleanup;
                                 }
                         }
@@ -1501,7 +1522,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         if (r >= 0)
                 r = rm_rf_at(tfd, "isolate", RM_ROOT | RM_MISSING_OK);
         if (r < 0) {
-                fail(ret_error, r, "cannot clean up '%s'", tmp_abs);
+                set_error_message(ret_error, r, "cannot clean up '%s'", tmp_abs);
                 goto fail_cleanup;
         }
 
@@ -1534,7 +1555,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                                      "record/" MIGRATION_SCRIPT, 0) < 0)
                         r = negative_errno();
                 if (r < 0) {
-                        fail(ret_error, r, "cannot write the record of '%s'", mi->id);
+                        set_error_message(ret_error, r, "cannot write the record of '%s'", mi->id);
                         goto fail_cleanup;
                 }
         }
@@ -1543,7 +1564,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         log_debug("%s: layer written after %lld ms", mi->id,
                   (long long)((clock_monotonic(m->clock) - start) / USEC_PER_MSEC));
         if (fsync(log_fd) < 0 || syncfs(tfd) < 0) {
-                r = fail(ret_error, -errno, "cannot sync '%s'", tmp_abs);
+                r = set_error_message(ret_error, -errno, "cannot sync '%s'", tmp_abs);
                 goto fail_cleanup;
         }
         log_debug("%s: synced after %lld ms", mi->id,
@@ -1553,25 +1574,25 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         /* The record, then the layer, then the metadata: the commit point. */
         r = layer_dir_name(m, mi->id, &dir);
         if (r < 0) {
-                fail(ret_error, r, "cannot name the layer of '%s'", mi->id);
+                set_error_message(ret_error, r, "cannot name the layer of '%s'", mi->id);
                 goto fail_cleanup;
         }
         r = rm_rf_at(m->records_fd, mi->id, RM_ROOT | RM_MISSING_OK);
         if (r >= 0 && renameat(tfd, "record", m->records_fd, mi->id) < 0)
                 r = negative_errno();
         if (r < 0) {
-                fail(ret_error, r, "cannot move the record of '%s' to '%s/%s/%s'", mi->id,
-                     m->data_dir, MIGRATE_RECORDS, mi->id);
+                set_error_message(ret_error, r, "cannot move the record of '%s' to '%s/%s/%s'",
+                                  mi->id, m->data_dir, MIGRATE_RECORDS, mi->id);
                 goto fail_cleanup;
         }
         migrate_test_kill_point("recorded");
         if (renameat(m->layers_fd, tmp, m->layers_fd, dir) < 0) {
-                r = fail(ret_error, -errno, "cannot rename '%s' to '%s/%s/%s'", tmp_abs,
-                         m->data_dir, MIGRATE_LAYERS, dir);
+                r = set_error_message(ret_error, -errno, "cannot rename '%s' to '%s/%s/%s'",
+                                      tmp_abs, m->data_dir, MIGRATE_LAYERS, dir);
                 goto fail_cleanup;
         }
         if (fsync(m->layers_fd) < 0 || fsync(m->records_fd) < 0) {
-                r = fail(ret_error, -errno, "cannot sync '%s/system'", m->data_dir);
+                r = set_error_message(ret_error, -errno, "cannot sync '%s/system'", m->data_dir);
                 (void)renameat(m->layers_fd, dir, m->layers_fd, tmp);
                 goto fail_cleanup;
         }
@@ -1644,8 +1665,8 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
         if (r < 0)
                 return r;
         if (to && migration_set_find(&set, to) < 0)
-                return fail(ret_error, -EINVAL, "there is no migration '%s' in '%s'", to,
-                            m->migrations_dir);
+                return set_error_message(ret_error, -EINVAL, "there is no migration '%s' in '%s'",
+                                         to, m->migrations_dir);
 
         for (size_t i = 0; i < set.n; i++) {
                 const struct migration *mi = &set.items[i];
@@ -1695,14 +1716,17 @@ int migrate_new(const struct migrate_options *o, const char *label, const char *
         int r;
 
         if (!migration_label_valid(label))
-                return fail(ret_error, -EINVAL,
-                            "invalid label '%s': use lowercase letters, digits and '_'", label);
+                return set_error_message(
+                    ret_error, -EINVAL, "invalid label '%s': use lowercase letters, digits and '_'",
+                    label);
         r = mkdir_p_at(AT_FDCWD, dir, 0755);
         if (r < 0)
-                return fail(ret_error, r, "cannot create the migrations dir '%s'", dir);
+                return set_error_message(ret_error, r, "cannot create the migrations dir '%s'",
+                                         dir);
         d = opendir(dir);
         if (!d)
-                return fail(ret_error, -errno, "cannot read the migrations dir '%s'", dir);
+                return set_error_message(ret_error, -errno, "cannot read the migrations dir '%s'",
+                                         dir);
         while ((errno = 0, de = readdir(d)))
                 if (migration_id_valid(de->d_name) && strv_extend(&names, de->d_name) < 0)
                         return -ENOMEM;
@@ -1711,14 +1735,15 @@ int migrate_new(const struct migrate_options *o, const char *label, const char *
         strftime(date, sizeof(date), "%Y%m%d", &tm);
         r = migration_next_id(names, date, label, &id);
         if (r == -ERANGE)
-                return fail(ret_error, r, "no id left for %s in '%s' (999 a day)", date, dir);
+                return set_error_message(ret_error, r, "no id left for %s in '%s' (999 a day)",
+                                         date, dir);
         if (r < 0)
-                return fail(ret_error, r, "cannot make an id for '%s'", label);
+                return set_error_message(ret_error, r, "cannot make an id for '%s'", label);
         if (asprintf(&path, "%s/%s", dir, id) < 0 ||
             asprintf(&spath, "%s/%s", path, MIGRATION_SCRIPT) < 0)
                 return -ENOMEM;
         if (mkdirat(AT_FDCWD, path, 0755) < 0)
-                return fail(ret_error, -errno, "cannot create '%s'", path);
+                return set_error_message(ret_error, -errno, "cannot create '%s'", path);
         if (script) {
                 _cleanup_free_ char *full = NULL;
 
@@ -1729,7 +1754,7 @@ int migrate_new(const struct migrate_options *o, const char *label, const char *
                 r = write_file_atomic_at(AT_FDCWD, spath, template, strlen(template), 0755);
         if (r < 0) {
                 (void)rm_rf_at(AT_FDCWD, path, RM_ROOT | RM_MISSING_OK);
-                return fail(ret_error, r, "cannot write '%s'", spath);
+                return set_error_message(ret_error, r, "cannot write '%s'", spath);
         }
         *ret_path = TAKE_PTR(path);
         return 0;
@@ -1798,7 +1823,7 @@ int migrate_install(struct migrate *m, char *const *packages, char **ret_error)
         int r;
 
         if (strv_length(packages) == 0)
-                return fail(ret_error, -EINVAL, "no package given");
+                return set_error_message(ret_error, -EINVAL, "no package given");
         STRV_FOREACH (p, packages)
                 len += strlen(*p) + 1;
         label = calloc(len + 1, 1);
@@ -1809,7 +1834,8 @@ int migrate_install(struct migrate *m, char *const *packages, char **ret_error)
                 char *q;
 
                 if (!package_name_valid(*p))
-                        return fail(ret_error, -EINVAL, "invalid package name '%s'", *p);
+                        return set_error_message(ret_error, -EINVAL, "invalid package name '%s'",
+                                                 *p);
                 q = label + strlen(label);
                 *q++ = '_';
                 for (const char *c = *p; *c; c++)
@@ -1824,12 +1850,12 @@ int migrate_install(struct migrate *m, char *const *packages, char **ret_error)
         }
         r = migrate_install_script(m->base, packages, &script);
         if (r == -EOPNOTSUPP)
-                return fail(ret_error, r,
-                            "the base '%s' has no package manager strata knows "
-                            "(apt-get, apk, dnf)",
-                            m->base);
+                return set_error_message(ret_error, r,
+                                         "the base '%s' has no package manager strata knows "
+                                         "(apt-get, apk, dnf)",
+                                         m->base);
         if (r < 0)
-                return fail(ret_error, r, "cannot write the install script");
+                return set_error_message(ret_error, r, "cannot write the install script");
         r = migrate_new(&m->o, label, script, &path, ret_error);
         if (r < 0)
                 return r;

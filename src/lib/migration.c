@@ -16,25 +16,6 @@
 
 #define STATE_FILE_MAX (1024 * 1024)
 
-static int fail(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int fail(char **ret_error, int r, const char *fmt, ...)
-{
-        va_list ap;
-        char *s = NULL;
-
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        if (s)
-                log_debug("%s", s);
-        if (ret_error)
-                *ret_error = s;
-        else
-                free(s);
-        return r;
-}
-
 static bool is_digit(char c)
 {
         return c >= '0' && c <= '9';
@@ -176,19 +157,20 @@ int migration_state_parse(const char *name, const char *text, char ***ret, char 
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return fail(ret_error, -EINVAL,
-                                    "'%s' line %u: '%s' is not a normalized absolute path", name,
-                                    line, s);
+                        return set_error_message(
+                            ret_error, -EINVAL,
+                            "'%s' line %u: '%s' is not a normalized absolute path", name, line, s);
                 if (streq(norm, "/"))
-                        return fail(ret_error, -EINVAL,
-                                    "'%s' line %u: '/' cannot be state (the whole machine)", name,
-                                    line);
+                        return set_error_message(
+                            ret_error, -EINVAL,
+                            "'%s' line %u: '/' cannot be state (the whole machine)", name, line);
                 for (size_t i = 0; i < ELEMENTSOF(refused); i++)
                         if (path_under(norm, refused[i]) || path_under(refused[i], norm))
-                                return fail(ret_error, -EINVAL,
-                                            "'%s' line %u: '%s' holds the package manager's "
-                                            "database (%s), which belongs to the layer",
-                                            name, line, norm, refused[i]);
+                                return set_error_message(
+                                    ret_error, -EINVAL,
+                                    "'%s' line %u: '%s' holds the package manager's "
+                                    "database (%s), which belongs to the layer",
+                                    name, line, norm, refused[i]);
                 if (strv_contains(l, norm))
                         continue;
                 r = strv_consume(&l, TAKE_PTR(norm));
@@ -242,7 +224,8 @@ static int service_validate(int parent_fd, const char *path, const char *shown, 
 
         fd = openat(parent_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
-                return fail(ret_error, -EINVAL, "service '%s' is not a directory: %m", shown);
+                return set_error_message(ret_error, -EINVAL, "service '%s' is not a directory: %m",
+                                         shown);
 
         r = read_file_at(fd, "type", 4096, &type, NULL);
         if (r >= 0) {
@@ -252,22 +235,27 @@ static int service_validate(int parent_fd, const char *path, const char *shown, 
                 else if (streq(type, "bundle"))
                         need = "contents";
                 else if (!streq(type, "longrun"))
-                        return fail(ret_error, -EINVAL,
-                                    "'%s/type': unknown service type '%s' (longrun, oneshot or "
-                                    "bundle)",
-                                    shown, type);
+                        return set_error_message(
+                            ret_error, -EINVAL,
+                            "'%s/type': unknown service type '%s' (longrun, oneshot or "
+                            "bundle)",
+                            shown, type);
         } else if (r != -ENOENT)
-                return fail(ret_error, -EINVAL, "cannot read '%s/type': %s", shown, strerror(-r));
+                return set_error_message(ret_error, -EINVAL, "cannot read '%s/type': %s", shown,
+                                         strerror(-r));
 
         if (fstatat(fd, need, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (streq(need, "contents") && fstatat(fd, "contents.d", &st, 0) >= 0)
                         goto contents;
-                return fail(ret_error, -EINVAL, "service '%s' lacks '%s'", shown, need);
+                return set_error_message(ret_error, -EINVAL, "service '%s' lacks '%s'", shown,
+                                         need);
         }
         if (!S_ISREG(st.st_mode))
-                return fail(ret_error, -EINVAL, "'%s/%s' is not a regular file", shown, need);
+                return set_error_message(ret_error, -EINVAL, "'%s/%s' is not a regular file", shown,
+                                         need);
         if (streq(need, "run") && !(st.st_mode & 0111))
-                return fail(ret_error, -EINVAL, "'%s/run' is not executable (chmod +x)", shown);
+                return set_error_message(ret_error, -EINVAL,
+                                         "'%s/run' is not executable (chmod +x)", shown);
 contents:
 
         d = fdopendir(fd);
@@ -283,21 +271,22 @@ contents:
                         return -errno;
                 is_dir = S_ISDIR(st.st_mode);
                 if (!known_service_file(de->d_name, is_dir))
-                        return fail(ret_error, -EINVAL,
-                                    "'%s/%s': unknown %s in an s6 service directory", shown,
-                                    de->d_name, is_dir ? "directory" : "file");
+                        return set_error_message(ret_error, -EINVAL,
+                                                 "'%s/%s': unknown %s in an s6 service directory",
+                                                 shown, de->d_name, is_dir ? "directory" : "file");
                 if (!is_dir && !S_ISREG(st.st_mode))
-                        return fail(ret_error, -EINVAL, "'%s/%s' is not a regular file", shown,
-                                    de->d_name);
+                        return set_error_message(
+                            ret_error, -EINVAL, "'%s/%s' is not a regular file", shown, de->d_name);
                 if (streq(de->d_name, "finish") && !(st.st_mode & 0111))
-                        return fail(ret_error, -EINVAL, "'%s/finish' is not executable (chmod +x)",
-                                    shown);
+                        return set_error_message(ret_error, -EINVAL,
+                                                 "'%s/finish' is not executable (chmod +x)", shown);
                 if (streq(de->d_name, "log")) {
                         _cleanup_free_ char *sub = NULL;
 
                         if (depth > 0)
-                                return fail(ret_error, -EINVAL,
-                                            "'%s/log': a logger cannot have its own logger", shown);
+                                return set_error_message(
+                                    ret_error, -EINVAL,
+                                    "'%s/log': a logger cannot have its own logger", shown);
                         if (asprintf(&sub, "%s/log", shown) < 0)
                                 return -ENOMEM;
                         r = service_validate(dirfd(d), "log", sub, depth + 1, ret_error);
@@ -365,18 +354,18 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
 
         base = base ? base + 1 : path;
         if (!migration_id_valid(base))
-                return fail(ret_error, -EINVAL,
-                            "migration directory '%s' is not named like an id (%s)", path,
-                            MIGRATION_ID_PATTERN);
+                return set_error_message(ret_error, -EINVAL,
+                                         "migration directory '%s' is not named like an id (%s)",
+                                         path, MIGRATION_ID_PATTERN);
         fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return fail(ret_error, -errno, "cannot open migration '%s': %m", path);
+                return set_error_message(ret_error, -errno, "cannot open migration '%s': %m", path);
         if (fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0)
-                return fail(ret_error, -EINVAL, "migration '%s' lacks %s: %m", path,
-                            MIGRATION_SCRIPT);
+                return set_error_message(ret_error, -EINVAL, "migration '%s' lacks %s: %m", path,
+                                         MIGRATION_SCRIPT);
         if (!S_ISREG(st.st_mode))
-                return fail(ret_error, -EINVAL, "'%s/%s' is not a regular file", path,
-                            MIGRATION_SCRIPT);
+                return set_error_message(ret_error, -EINVAL, "'%s/%s' is not a regular file", path,
+                                         MIGRATION_SCRIPT);
 
         m.id = strdup(base);
         m.path = strdup(path);
@@ -391,29 +380,31 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
                 if (r < 0)
                         return r;
         } else if (r != -ENOENT)
-                return fail(ret_error, r, "cannot read '%s/state': %s", path, strerror(-r));
+                return set_error_message(ret_error, r, "cannot read '%s/state': %s", path,
+                                         strerror(-r));
 
         sfd = openat(fd, "services", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (sfd >= 0) {
                 r = list_dir_sorted(sfd, false, &services);
                 if (r < 0)
-                        return fail(ret_error, r, "cannot read '%s/services': %s", path,
-                                    strerror(-r));
+                        return set_error_message(ret_error, r, "cannot read '%s/services': %s",
+                                                 path, strerror(-r));
                 STRV_FOREACH (s, services) {
                         _cleanup_free_ char *shown = NULL;
 
                         if (asprintf(&shown, "%s/services/%s", path, *s) < 0)
                                 return -ENOMEM;
                         if (!migration_service_name_valid(*s))
-                                return fail(ret_error, -EINVAL, "'%s': invalid service name",
-                                            shown);
+                                return set_error_message(ret_error, -EINVAL,
+                                                         "'%s': invalid service name", shown);
                         r = service_validate(sfd, *s, shown, 0, ret_error);
                         if (r < 0)
                                 return r;
                 }
                 m.services = TAKE_PTR(services);
         } else if (errno != ENOENT)
-                return fail(ret_error, -EINVAL, "'%s/services' is not a directory: %m", path);
+                return set_error_message(ret_error, -EINVAL, "'%s/services' is not a directory: %m",
+                                         path);
 
         *ret = m;
         m = (struct migration){};
@@ -430,11 +421,12 @@ int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret,
 
         fd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
-                return fail(ret_error, -errno, "cannot open migrations directory '%s': %m", dir);
+                return set_error_message(ret_error, -errno,
+                                         "cannot open migrations directory '%s': %m", dir);
         r = list_dir_sorted(fd, true, &names);
         if (r < 0)
-                return fail(ret_error, r, "cannot read migrations directory '%s': %s", dir,
-                            strerror(-r));
+                return set_error_message(ret_error, r, "cannot read migrations directory '%s': %s",
+                                         dir, strerror(-r));
         n = strv_length(names);
         s.items = calloc(n ? n : 1, sizeof(struct migration));
         if (!s.items)

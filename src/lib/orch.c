@@ -16,22 +16,6 @@
 #include "orch.h"
 #include "statefile.h"
 
-static int _printf_(3, 4) set_error(char **ret_error, int r, const char *fmt, ...)
-{
-        va_list ap;
-        char *s;
-
-        if (!ret_error)
-                return r;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        free(*ret_error);
-        *ret_error = s;
-        return r;
-}
-
 static int add_warning(struct orch *o, const char *file, const char *aside)
 {
         char **l = realloc(o->warnings, (o->n_warnings + 2) * sizeof(char *));
@@ -81,29 +65,29 @@ int orch_open(const char *state_dir, struct podman *pm, const struct policy *pol
 
         r = mkdir_p_at(AT_FDCWD, state_dir, 0755);
         if (r < 0)
-                return set_error(ret_error, r, "cannot create the state dir '%s': %s", state_dir,
-                                 strerror(-r));
+                return set_error_message(ret_error, r, "cannot create the state dir '%s': %s",
+                                         state_dir, strerror(-r));
         o->state_fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (o->state_fd < 0)
-                return set_error(ret_error, negative_errno(), "cannot open the state dir '%s': %m",
-                                 state_dir);
+                return set_error_message(ret_error, negative_errno(),
+                                         "cannot open the state dir '%s': %m", state_dir);
         if (lock) {
                 struct lock_holder h = {};
                 r = lock_acquire_at(o->state_fd, ORCH_LOCK_FILE, "strata pkg", LOCK_NONBLOCK,
                                     &o->lock_fd, &h);
                 if (r == -EWOULDBLOCK)
-                        return set_error(ret_error, r,
-                                         "the state dir '%s' is busy: pid %d holds it for '%s'",
-                                         state_dir, (int)h.pid, h.purpose);
+                        return set_error_message(
+                            ret_error, r, "the state dir '%s' is busy: pid %d holds it for '%s'",
+                            state_dir, (int)h.pid, h.purpose);
                 if (r < 0)
-                        return set_error(ret_error, r, "cannot lock '%s/%s': %s", state_dir,
-                                         ORCH_LOCK_FILE, strerror(-r));
+                        return set_error_message(ret_error, r, "cannot lock '%s/%s': %s", state_dir,
+                                                 ORCH_LOCK_FILE, strerror(-r));
         }
 
         r = tracker_load_at(o->state_fd, ORCH_TRACKER_FILE, now, &o->tracker, &aside);
         if (r < 0)
-                return set_error(ret_error, r, "cannot load '%s/%s': %s", state_dir,
-                                 ORCH_TRACKER_FILE, strerror(-r));
+                return set_error_message(ret_error, r, "cannot load '%s/%s': %s", state_dir,
+                                         ORCH_TRACKER_FILE, strerror(-r));
         if (aside && add_warning(o, ORCH_TRACKER_FILE, aside) < 0)
                 return -ENOMEM;
         free(aside);
@@ -111,8 +95,8 @@ int orch_open(const char *state_dir, struct podman *pm, const struct policy *pol
 
         r = nameset_load_at(o->state_fd, ORCH_USER_STOPPED_FILE, now, &o->user_stopped, &aside);
         if (r < 0)
-                return set_error(ret_error, r, "cannot load '%s/%s': %s", state_dir,
-                                 ORCH_USER_STOPPED_FILE, strerror(-r));
+                return set_error_message(ret_error, r, "cannot load '%s/%s': %s", state_dir,
+                                         ORCH_USER_STOPPED_FILE, strerror(-r));
         if (aside && add_warning(o, ORCH_USER_STOPPED_FILE, aside) < 0)
                 return -ENOMEM;
 
@@ -126,12 +110,12 @@ static int save_state(struct orch *o, char **ret_error)
 
         r = tracker_save_at(o->state_fd, ORCH_TRACKER_FILE, &o->tracker);
         if (r < 0)
-                return set_error(ret_error, r, "cannot save '%s': %s", ORCH_TRACKER_FILE,
-                                 strerror(-r));
+                return set_error_message(ret_error, r, "cannot save '%s': %s", ORCH_TRACKER_FILE,
+                                         strerror(-r));
         r = nameset_save_at(o->state_fd, ORCH_USER_STOPPED_FILE, &o->user_stopped);
         if (r < 0)
-                return set_error(ret_error, r, "cannot save '%s': %s", ORCH_USER_STOPPED_FILE,
-                                 strerror(-r));
+                return set_error_message(ret_error, r, "cannot save '%s': %s",
+                                         ORCH_USER_STOPPED_FILE, strerror(-r));
         return 0;
 }
 
@@ -189,8 +173,8 @@ int orch_snapshot(struct orch *o, char **ret_error)
 
         r = podman_ps(o->podman, &l);
         if (r < 0)
-                return set_error(ret_error, r, "cannot list containers: %s",
-                                 podman_last_error(o->podman));
+                return set_error_message(ret_error, r, "cannot list containers: %s",
+                                         podman_last_error(o->podman));
         r = snapshot_from_containers(&l, clock_now(o->clock), &s);
         container_list_done(&l);
         if (r < 0)
@@ -198,8 +182,8 @@ int orch_snapshot(struct orch *o, char **ret_error)
         r = snapshot_save_at(o->state_fd, ORCH_SNAPSHOT_FILE, &s);
         snapshot_done(&s);
         if (r < 0)
-                return set_error(ret_error, r, "cannot save '%s': %s", ORCH_SNAPSHOT_FILE,
-                                 strerror(-r));
+                return set_error_message(ret_error, r, "cannot save '%s': %s", ORCH_SNAPSHOT_FILE,
+                                         strerror(-r));
         return 0;
 }
 
@@ -212,15 +196,15 @@ static int inspect_managed(struct orch *o, const char *name, struct container *r
 
         r = podman_inspect(o->podman, name, &c);
         if (r == -ENOENT)
-                return set_error(ret_error, r, "no package '%s' is installed", name);
+                return set_error_message(ret_error, r, "no package '%s' is installed", name);
         if (r < 0)
-                return set_error(ret_error, r, "cannot inspect '%s': %s", name,
-                                 podman_last_error(o->podman));
+                return set_error_message(ret_error, r, "cannot inspect '%s': %s", name,
+                                         podman_last_error(o->podman));
         if (!c.managed) {
                 container_done(&c);
-                return set_error(ret_error, -EPERM,
-                                 "the container '%s' was not installed by strata; leaving it alone",
-                                 name);
+                return set_error_message(
+                    ret_error, -EPERM,
+                    "the container '%s' was not installed by strata; leaving it alone", name);
         }
         *ret = c;
         return 0;
@@ -261,8 +245,8 @@ int orch_start(struct orch *o, const char *name, char **ret_error)
         container_done(&c);
         r = podman_start(o->podman, name);
         if (r < 0)
-                return set_error(ret_error, r, "cannot start '%s': %s", name,
-                                 podman_last_error(o->podman));
+                return set_error_message(ret_error, r, "cannot start '%s': %s", name,
+                                         podman_last_error(o->podman));
         nameset_remove(&o->user_stopped, name);
         r = tracker_record_start(&o->tracker, name, clock_now(o->clock));
         if (r < 0)
@@ -293,8 +277,8 @@ int orch_stop(struct orch *o, const char *name, char **ret_error)
                 return r;
         r = podman_stop(o->podman, name, grace);
         if (r < 0)
-                return set_error(ret_error, r, "cannot stop '%s': %s", name,
-                                 podman_last_error(o->podman));
+                return set_error_message(ret_error, r, "cannot stop '%s': %s", name,
+                                         podman_last_error(o->podman));
         return orch_snapshot(o, ret_error);
 }
 
@@ -311,8 +295,8 @@ int orch_restart(struct orch *o, const char *name, char **ret_error)
         container_done(&c);
         r = podman_stop(o->podman, name, grace);
         if (r < 0)
-                return set_error(ret_error, r, "cannot stop '%s': %s", name,
-                                 podman_last_error(o->podman));
+                return set_error_message(ret_error, r, "cannot stop '%s': %s", name,
+                                         podman_last_error(o->podman));
         return orch_start(o, name, ret_error);
 }
 
@@ -329,15 +313,15 @@ int orch_uninstall(struct orch *o, const char *name, char **ret_error)
                 r = podman_stop(o->podman, name, orch_grace_for(o, &c));
                 if (r < 0) {
                         container_done(&c);
-                        return set_error(ret_error, r, "cannot stop '%s': %s", name,
-                                         podman_last_error(o->podman));
+                        return set_error_message(ret_error, r, "cannot stop '%s': %s", name,
+                                                 podman_last_error(o->podman));
                 }
         }
         container_done(&c);
         r = podman_rm(o->podman, name);
         if (r < 0)
-                return set_error(ret_error, r, "cannot remove '%s': %s", name,
-                                 podman_last_error(o->podman));
+                return set_error_message(ret_error, r, "cannot remove '%s': %s", name,
+                                         podman_last_error(o->podman));
         tracker_forget(&o->tracker, name);
         nameset_remove(&o->user_stopped, name);
         r = save_state(o, ret_error);
@@ -353,8 +337,8 @@ int orch_list(struct orch *o, struct container_list *ret, char **ret_error)
 
         r = podman_ps(o->podman, &all);
         if (r < 0)
-                return set_error(ret_error, r, "cannot list containers: %s",
-                                 podman_last_error(o->podman));
+                return set_error_message(ret_error, r, "cannot list containers: %s",
+                                         podman_last_error(o->podman));
         l.items = calloc(all.n + 1, sizeof(struct container));
         if (!l.items) {
                 container_list_done(&all);
@@ -416,8 +400,8 @@ int orch_health(struct orch *o, bool apply, struct health_plan *ret, char **ret_
                 } else if (a->verdict == HEALTH_NOTIFY) {
                         r = orch_notify(o, a->name, a->reason);
                         if (r < 0) {
-                                set_error(ret_error, r, "cannot save '%s': %s",
-                                          ORCH_NOTIFICATIONS_FILE, strerror(-r));
+                                set_error_message(ret_error, r, "cannot save '%s': %s",
+                                                  ORCH_NOTIFICATIONS_FILE, strerror(-r));
                                 goto fail;
                         }
                         r = tracker_set_notified(&o->tracker, a->name);
@@ -454,18 +438,18 @@ int orch_recover(struct orch *o, bool force, bool *ret_crashed, struct recovery_
 
         crashed = recovery_pidfile_check_at(o->state_fd, ORCH_PID_FILE, &holder);
         if (crashed == -EBUSY)
-                return set_error(ret_error, crashed, "a manager is running already (pid %d)",
-                                 (int)holder);
+                return set_error_message(ret_error, crashed,
+                                         "a manager is running already (pid %d)", (int)holder);
         if (crashed < 0)
-                return set_error(ret_error, crashed, "cannot read '%s': %s", ORCH_PID_FILE,
-                                 strerror(-crashed));
+                return set_error_message(ret_error, crashed, "cannot read '%s': %s", ORCH_PID_FILE,
+                                         strerror(-crashed));
 
         if (crashed || force) {
                 r = snapshot_load_at(o->state_fd, ORCH_SNAPSHOT_FILE, clock_now(o->clock), &s,
                                      &aside);
                 if (r < 0)
-                        return set_error(ret_error, r, "cannot load '%s': %s", ORCH_SNAPSHOT_FILE,
-                                         strerror(-r));
+                        return set_error_message(ret_error, r, "cannot load '%s': %s",
+                                                 ORCH_SNAPSHOT_FILE, strerror(-r));
                 if (aside && add_warning(o, ORCH_SNAPSHOT_FILE, aside) < 0) {
                         snapshot_done(&s);
                         return -ENOMEM;
@@ -500,8 +484,8 @@ int orch_recover(struct orch *o, bool force, bool *ret_crashed, struct recovery_
         r = recovery_pidfile_write_at(o->state_fd, ORCH_PID_FILE, getpid());
         if (r < 0) {
                 recovery_plan_done(&plan);
-                return set_error(ret_error, r, "cannot write '%s': %s", ORCH_PID_FILE,
-                                 strerror(-r));
+                return set_error_message(ret_error, r, "cannot write '%s': %s", ORCH_PID_FILE,
+                                         strerror(-r));
         }
         r = save_state(o, ret_error);
         if (r < 0) {
