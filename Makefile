@@ -1,6 +1,12 @@
 # The README's commands. Everything real lives in meson.build and scripts/.
 BUILD ?= build
 
+# Root's tools (debootstrap, runc, pivot_root) live in the sbin dirs, which
+# the PATH of cron, of some CI runners or of a non-login shell lacks.
+ifeq ($(filter /usr/sbin,$(subst :, ,$(PATH))),)
+export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
+endif
+
 .PHONY: all deps build demo check format fuzz bench clean
 
 all: build
