@@ -28,7 +28,7 @@ const struct command *command_find(const char *name)
         return NULL;
 }
 
-static void usage(FILE *f)
+void strata_usage(FILE *f)
 {
         fprintf(f, "Usage: strata [OPTIONS] COMMAND [ARGS...]\n"
                    "\n"
@@ -51,48 +51,6 @@ static void usage(FILE *f)
                    "75 resource busy (try again).\n");
 }
 
-int cmd_help(int argc, char **argv)
-{
-        const struct command *c;
-
-        if (argc < 2) {
-                usage(stdout);
-                return EXIT_OK;
-        }
-        if (streq(argv[1], "--help") || streq(argv[1], "-h")) {
-                help_help();
-                return EXIT_OK;
-        }
-        c = command_find(argv[1]);
-        if (!c) {
-                log_error("unknown command '%s'; run 'strata --help' for the list", argv[1]);
-                return EXIT_USAGE;
-        }
-        c->help();
-        return EXIT_OK;
-}
-
-void help_help(void)
-{
-        printf("Usage: strata help [COMMAND]\n\n"
-               "Shows the list of commands, or the options of COMMAND.\n");
-}
-
-int cmd_version(int argc, char **argv)
-{
-        if (argc > 1 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
-                help_version();
-                return EXIT_OK;
-        }
-        printf("strata %s\n", STRATA_VERSION);
-        return EXIT_OK;
-}
-
-void help_version(void)
-{
-        printf("Usage: strata version\n\nPrints the version of strata.\n");
-}
-
 int main(int argc, char **argv)
 {
         enum { ARG_LOG_LEVEL = 0x100 };
@@ -113,7 +71,7 @@ int main(int argc, char **argv)
         while ((opt = getopt_long(argc, argv, "+hVvq", options, NULL)) >= 0) {
                 switch (opt) {
                 case 'h':
-                        usage(stdout);
+                        strata_usage(stdout);
                         return EXIT_OK;
                 case 'V':
                         return cmd_version(1, argv);
@@ -139,7 +97,7 @@ int main(int argc, char **argv)
         }
 
         if (optind >= argc) {
-                usage(stderr);
+                strata_usage(stderr);
                 return EXIT_USAGE;
         }
 

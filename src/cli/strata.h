@@ -10,6 +10,7 @@
  */
 
 #include <stdbool.h>
+#include <stdio.h>
 
 enum {
         EXIT_OK = 0,
@@ -27,6 +28,9 @@ struct command {
 };
 
 const struct command *command_find(const char *name);
+
+/* Prints the usage of strata with the table of commands. */
+void strata_usage(FILE *f);
 
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
