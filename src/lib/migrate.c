@@ -219,6 +219,13 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         if (!m->migrations_dir)
                 return -ENOMEM;
 
+        if (!lock && access(m->data_dir, F_OK) < 0 && errno == ENOENT) {
+                /* A read-only command (status, diff) on a data dir that does
+                 * not exist yet: nothing is applied there, and nothing is
+                 * created for a look. */
+                *ret = TAKE_PTR(m);
+                return 0;
+        }
         r = mkdir_p_at(AT_FDCWD, m->data_dir, 0755);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot create the data dir '%s'",
@@ -261,8 +268,8 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
 
         r = layer_metadata_load(m->data_fd, &m->md, &error);
         if (r < 0)
-                return set_error_message(ret_error, r, "%s",
-                                         error ? error : "cannot load the metadata");
+                return set_error_message(ret_error, r, "cannot load the metadata of '%s': %s",
+                                         m->data_dir, error ? error : strerror(-r));
 
         if (lock) {
                 r = migrate_verify(m, true, ret_error);

@@ -513,4 +513,25 @@ b=$("$STRATA" migrate --data "$D" --dir "$M" status --json)
 [ "$a" = "$b" ] || ok=0
 if [ $ok = 1 ]; then t_ok; else t_fail "help or strata migrate differ"; fi
 
+t_begin "status on a data dir that does not exist lists what is pending and creates nothing"
+ND=$T_TMP/never-created/data
+out=$("$SM" --data "$ND" --dir "$M" --base / status --json 2>&1); rc=$?
+if [ $rc -eq 0 ] && [ ! -e "$T_TMP/never-created" ] &&
+    echo "$out" | python3 -c 'import json, sys; d = json.load(sys.stdin); assert d["applied"] == [] and len(d["pending"]) > 0, d'; then
+    t_ok
+else
+    t_fail "rc=$rc: $out"
+fi
+
+t_begin "a malformed metadata.json is an error that names the data dir, the file and the line"
+BD=$T_TMP/bad-meta
+mkdir -p "$BD/system/migrations"
+printf '{"version": 1, "layers": [\n' >"$BD/system/migrations/metadata.json"
+err=$("$SM" --data "$BD" --dir "$M" --base / status 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$err" | grep -q "cannot load the metadata of '$BD'.*metadata.json' line 2"; then
+    t_ok
+else
+    t_fail "rc=$rc: $err"
+fi
+
 t_done
