@@ -15,31 +15,49 @@ struct kernel_handle {
         unsigned char buf[MAX_HANDLE_SZ];
 };
 
+#define DIR_DEPTH_MAX 4096
+#define DOTDOT_STEPS  64 /* levels looked up by path before taking a new fd */
+
 /* Whether the directory fd lies below the root of export e: its ".."
  * chain reaches the root. A directory that was moved out of the export on
- * the server (its handle stays valid for the kernel) does not. */
+ * the server (its handle stays valid for the kernel) does not. Each level
+ * costs one fstatat() of "..", "../.." and so on; every DOTDOT_STEPS levels
+ * the walk continues from an fd of the level reached, so the path stays
+ * short. */
 static bool dir_in_export(const struct export *e, int fd, const struct stat *st)
 {
-        _cleanup_close_ int cur = -1;
+        _cleanup_close_ int owned = -1;
+        char path[DOTDOT_STEPS * 3];
         struct stat prev = *st;
+        int cur = fd, depth = 0, n;
 
-        for (int depth = 0; depth < 4096; depth++) {
-                struct stat up;
-                int n;
+        for (;;) {
+                size_t len = 0;
 
-                if (prev.st_dev == e->dev && prev.st_ino == e->ino)
-                        return true;
-                n = openat(cur >= 0 ? cur : fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                for (int k = 0; k < DOTDOT_STEPS; k++) {
+                        struct stat up;
+
+                        if (prev.st_dev == e->dev && prev.st_ino == e->ino)
+                                return true;
+                        if (++depth > DIR_DEPTH_MAX)
+                                return false;
+                        if (len > 0)
+                                path[len++] = '/';
+                        memcpy(path + len, "..", 3);
+                        len += 2;
+                        if (fstatat(cur, path, &up, 0) < 0 || up.st_dev != e->dev ||
+                            (up.st_ino == prev.st_ino && up.st_dev == prev.st_dev))
+                                return false; /* another mount, or the filesystem root */
+                        prev = up;
+                }
+                n = openat(cur, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (n < 0)
                         return false;
-                safe_close(cur);
-                cur = n;
-                if (fstat(cur, &up) < 0 || up.st_dev != e->dev ||
-                    (up.st_ino == prev.st_ino && up.st_dev == prev.st_dev))
-                        return false; /* another mount, or the filesystem root */
-                prev = up;
+                safe_close(owned);
+                cur = owned = n;
+                if (fstat(cur, &prev) < 0 || prev.st_dev != e->dev)
+                        return false;
         }
-        return false;
 }
 
 int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct fsobj *ret)
