@@ -79,6 +79,19 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
         if (!cl)
                 return -EACCES;
 
+        fd = export_dircache_get(e, &h);
+        if (fd >= 0) {
+                /* Checked as if just opened: it may have moved or gone. */
+                if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_nlink == 0 ||
+                    !dir_in_export(e, fd, &st)) {
+                        export_dircache_put(e, fd, true);
+                        return -ESTALE;
+                }
+                *ret = (struct fsobj){
+                    .export = e, .client = cl, .fd = fd, .st = st, .handle = h, .cached = true};
+                return 0;
+        }
+
         kh.fh.handle_bytes = h.len;
         kh.fh.handle_type = h.type;
         memcpy(kh.fh.f_handle, h.bytes, h.len);
@@ -98,6 +111,9 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
                 return -ESTALE;
         }
         *ret = (struct fsobj){.export = e, .client = cl, .fd = fd, .st = st, .handle = h};
+        /* Directories are what the next calls will likely name again. */
+        if (S_ISDIR(st.st_mode) && export_dircache_add(e, &h, fd))
+                ret->cached = true;
         return 0;
 }
 
@@ -190,5 +206,11 @@ int fsobj_reopen_root(const struct fsobj *o, int flags)
 
 void fsobj_done(struct fsobj *o)
 {
+        if (o->cached && o->fd >= 0) {
+                export_dircache_put(o->export, o->fd, false);
+                o->fd = -1;
+                o->cached = false;
+                return;
+        }
         o->fd = safe_close(o->fd);
 }
