@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,125 @@
 #include "export.h"
 #include "macro.h"
 
+#define DIRCACHE_SIZE 16
+
+struct dircache_entry {
+        struct fhandle handle;
+        int fd; /* -1: free */
+        unsigned users;
+        bool dead; /* removed: close when unused */
+        uint64_t last;
+};
+
+struct export_dircache {
+        pthread_mutex_t lock;
+        uint64_t clock;
+        struct dircache_entry entries[DIRCACHE_SIZE];
+};
+
+static struct export_dircache *dircache_new(void)
+{
+        struct export_dircache *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        pthread_mutex_init(&c->lock, NULL);
+        for (size_t i = 0; i < DIRCACHE_SIZE; i++)
+                c->entries[i].fd = -1;
+        return c;
+}
+
+static void dircache_free(struct export_dircache *c)
+{
+        if (!c)
+                return;
+        for (size_t i = 0; i < DIRCACHE_SIZE; i++)
+                safe_close(c->entries[i].fd);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+}
+
+static bool same_handle(const struct fhandle *a, const struct fhandle *b)
+{
+        return a->export_id == b->export_id && a->type == b->type && a->len == b->len &&
+               memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+int export_dircache_get(const struct export *e, const struct fhandle *h)
+{
+        struct export_dircache *c = e->dircache;
+        int fd = -ENOENT;
+
+        if (!c)
+                return -ENOENT;
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < DIRCACHE_SIZE; i++) {
+                struct dircache_entry *en = &c->entries[i];
+                if (en->fd >= 0 && !en->dead && same_handle(&en->handle, h)) {
+                        en->users++;
+                        en->last = ++c->clock;
+                        fd = en->fd;
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&c->lock);
+        return fd;
+}
+
+bool export_dircache_add(const struct export *e, const struct fhandle *h, int fd)
+{
+        struct export_dircache *c = e->dircache;
+        struct dircache_entry *victim = NULL;
+
+        if (!c)
+                return false;
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < DIRCACHE_SIZE; i++) {
+                struct dircache_entry *en = &c->entries[i];
+                if (en->users > 0)
+                        continue;
+                if (en->fd < 0) {
+                        victim = en;
+                        break;
+                }
+                if (!victim || en->last < victim->last)
+                        victim = en;
+        }
+        if (victim) {
+                safe_close(victim->fd);
+                *victim =
+                    (struct dircache_entry){.handle = *h, .fd = fd, .users = 1, .last = ++c->clock};
+        }
+        pthread_mutex_unlock(&c->lock);
+        return victim != NULL;
+}
+
+void export_dircache_put(const struct export *e, int fd, bool drop)
+{
+        struct export_dircache *c = e->dircache;
+
+        if (!c)
+                return;
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < DIRCACHE_SIZE; i++) {
+                struct dircache_entry *en = &c->entries[i];
+                if (en->fd != fd)
+                        continue;
+                en->users--;
+                if (drop)
+                        en->dead = true;
+                if (en->dead && en->users == 0) {
+                        safe_close(en->fd);
+                        *en = (struct dircache_entry){.fd = -1};
+                }
+                break;
+        }
+        pthread_mutex_unlock(&c->lock);
+}
+
 static void export_done(struct export *e)
 {
+        dircache_free(e->dircache);
         free(e->name);
         free(e->path);
         safe_close(e->fd);
@@ -368,6 +486,8 @@ int export_table_open(struct export_table *t, const struct fhandle_key *key, con
                 uint8_t mac[32];
                 int mount_id;
 
+                if (!e->dircache)
+                        e->dircache = dircache_new(); /* without memory, no cache */
                 /* Not O_PATH: open_by_handle_at() needs a real fd as its mount fd. */
                 e->fd = open(e->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (e->fd < 0 || fstat(e->fd, &st) < 0) {

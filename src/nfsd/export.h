@@ -43,6 +43,8 @@ struct export_client {
         gid_t anongid;
 };
 
+struct export_dircache;
+
 struct export
 {
         char *name;  /* what clients mount (MNT dirpath) */
@@ -54,6 +56,7 @@ struct export
         int mount_id;
         struct export_client *clients;
         size_t n_clients;
+        struct export_dircache *dircache; /* NULL until opened, or without memory */
 };
 
 struct export_table {
@@ -94,3 +97,21 @@ const struct export_client *export_match(const struct export *e, const struct so
 
 /* Parses one client spec (without options) into c->any/family/addr/prefix. */
 int export_client_parse_spec(const char *spec, struct export_client *c);
+
+/* A few O_PATH fds of directories of e recently resolved from handles, so
+ * the hot ones (the parents of files being created or looked up) need no
+ * open_by_handle_at() + close() per call. The cache only saves the opening:
+ * callers check every fd it gives as they check a freshly opened one. It
+ * lives and dies with the export table, so an old table keeps no directory
+ * open once its last call ends.
+ *
+ * export_dircache_get() returns a cached fd for h (borrowed, the entry in
+ * use until export_dircache_put()) or -ENOENT. export_dircache_add() takes
+ * over fd, in use by the caller, and returns true; false when there is no
+ * room (every entry in use), fd then stays the caller's.
+ * export_dircache_put() ends a use; with drop, the entry is also removed
+ * (its fd closed once no call uses it), for a directory that failed a
+ * check. */
+int export_dircache_get(const struct export *e, const struct fhandle *h);
+bool export_dircache_add(const struct export *e, const struct fhandle *h, int fd);
+void export_dircache_put(const struct export *e, int fd, bool drop);

@@ -15,31 +15,49 @@ struct kernel_handle {
         unsigned char buf[MAX_HANDLE_SZ];
 };
 
+#define DIR_DEPTH_MAX 4096
+#define DOTDOT_STEPS  64 /* levels looked up by path before taking a new fd */
+
 /* Whether the directory fd lies below the root of export e: its ".."
  * chain reaches the root. A directory that was moved out of the export on
- * the server (its handle stays valid for the kernel) does not. */
+ * the server (its handle stays valid for the kernel) does not. Each level
+ * costs one fstatat() of "..", "../.." and so on; every DOTDOT_STEPS levels
+ * the walk continues from an fd of the level reached, so the path stays
+ * short. */
 static bool dir_in_export(const struct export *e, int fd, const struct stat *st)
 {
-        _cleanup_close_ int cur = -1;
+        _cleanup_close_ int owned = -1;
+        char path[DOTDOT_STEPS * 3];
         struct stat prev = *st;
+        int cur = fd, depth = 0, n;
 
-        for (int depth = 0; depth < 4096; depth++) {
-                struct stat up;
-                int n;
+        for (;;) {
+                size_t len = 0;
 
-                if (prev.st_dev == e->dev && prev.st_ino == e->ino)
-                        return true;
-                n = openat(cur >= 0 ? cur : fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                for (int k = 0; k < DOTDOT_STEPS; k++) {
+                        struct stat up;
+
+                        if (prev.st_dev == e->dev && prev.st_ino == e->ino)
+                                return true;
+                        if (++depth > DIR_DEPTH_MAX)
+                                return false;
+                        if (len > 0)
+                                path[len++] = '/';
+                        memcpy(path + len, "..", 3);
+                        len += 2;
+                        if (fstatat(cur, path, &up, 0) < 0 || up.st_dev != e->dev ||
+                            (up.st_ino == prev.st_ino && up.st_dev == prev.st_dev))
+                                return false; /* another mount, or the filesystem root */
+                        prev = up;
+                }
+                n = openat(cur, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (n < 0)
                         return false;
-                safe_close(cur);
-                cur = n;
-                if (fstat(cur, &up) < 0 || up.st_dev != e->dev ||
-                    (up.st_ino == prev.st_ino && up.st_dev == prev.st_dev))
-                        return false; /* another mount, or the filesystem root */
-                prev = up;
+                safe_close(owned);
+                cur = owned = n;
+                if (fstat(cur, &prev) < 0 || prev.st_dev != e->dev)
+                        return false;
         }
-        return false;
 }
 
 int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct fsobj *ret)
@@ -61,6 +79,19 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
         if (!cl)
                 return -EACCES;
 
+        fd = export_dircache_get(e, &h);
+        if (fd >= 0) {
+                /* Checked as if just opened: it may have moved or gone. */
+                if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_nlink == 0 ||
+                    !dir_in_export(e, fd, &st)) {
+                        export_dircache_put(e, fd, true);
+                        return -ESTALE;
+                }
+                *ret = (struct fsobj){
+                    .export = e, .client = cl, .fd = fd, .st = st, .handle = h, .cached = true};
+                return 0;
+        }
+
         kh.fh.handle_bytes = h.len;
         kh.fh.handle_type = h.type;
         memcpy(kh.fh.f_handle, h.bytes, h.len);
@@ -80,6 +111,9 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
                 return -ESTALE;
         }
         *ret = (struct fsobj){.export = e, .client = cl, .fd = fd, .st = st, .handle = h};
+        /* Directories are what the next calls will likely name again. */
+        if (S_ISDIR(st.st_mode) && export_dircache_add(e, &h, fd))
+                ret->cached = true;
         return 0;
 }
 
@@ -172,5 +206,11 @@ int fsobj_reopen_root(const struct fsobj *o, int flags)
 
 void fsobj_done(struct fsobj *o)
 {
+        if (o->cached && o->fd >= 0) {
+                export_dircache_put(o->export, o->fd, false);
+                o->fd = -1;
+                o->cached = false;
+                return;
+        }
         o->fd = safe_close(o->fd);
 }

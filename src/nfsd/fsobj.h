@@ -22,6 +22,7 @@ struct fsobj {
         int fd; /* O_PATH | O_NOFOLLOW */
         struct stat st;
         struct fhandle handle; /* the kernel handle it was opened from */
+        bool cached;           /* fd is borrowed from the export's directory cache */
 };
 
 #define AUTH_SYS_FLAVOR 1

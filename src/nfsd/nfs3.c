@@ -142,6 +142,17 @@ static void post_attr(int fd, post_op_attr *p)
         post_attr_stat(&st, p);
 }
 
+/* Attributes of o as taken when its handle was resolved, for procedures
+ * that do not change it (none when it was not resolved). */
+static void resolved_attr(const struct fsobj *o, post_op_attr *p)
+{
+        if (o->fd < 0) {
+                p->attributes_follow = FALSE;
+                return;
+        }
+        post_attr_stat(&o->st, p);
+}
+
 static void pre_attr(const struct stat *st, pre_op_attr *p)
 {
         p->attributes_follow = TRUE;
@@ -402,9 +413,9 @@ static void nfs3_lookup(struct nfsd_call *c, void *args, void *res)
                 out->status = r == -EXDEV ? NFS3ERR_ACCES : errno_to_nfsstat(r);
         }
         if (out->status == NFS3_OK)
-                post_attr(d.fd, &out->LOOKUP3res_u.resok.dir_attributes);
+                resolved_attr(&d, &out->LOOKUP3res_u.resok.dir_attributes);
         else
-                post_attr(d.fd, &out->LOOKUP3res_u.resfail.dir_attributes);
+                resolved_attr(&d, &out->LOOKUP3res_u.resfail.dir_attributes);
         finish(&d);
 }
 
@@ -435,7 +446,7 @@ static void nfs3_access(struct nfsd_call *c, void *args, void *res)
                 }
                 out->ACCESS3res_u.resok.access = granted & a->access;
         }
-        post_attr(o.fd, &out->ACCESS3res_u.resok.obj_attributes);
+        resolved_attr(&o, &out->ACCESS3res_u.resok.obj_attributes);
         finish(&o);
 }
 
@@ -591,6 +602,12 @@ static void nfs3_write(struct nfsd_call *c, void *args, void *res)
         finish(&o);
 }
 
+static bool sattr_empty(const sattr3 *a)
+{
+        return !a->mode.set_it && !a->uid.set_it && !a->gid.set_it && !a->size.set_it &&
+               a->atime.set_it == DONT_CHANGE && a->mtime.set_it == DONT_CHANGE;
+}
+
 /* The common end of CREATE, MKDIR, SYMLINK and MKNOD: open the new entry,
  * apply attributes, fill the reply. */
 static nfsstat3 created(struct nfsd_call *c, struct fsobj *d, const char *name, const sattr3 *attrs,
@@ -603,7 +620,7 @@ static nfsstat3 created(struct nfsd_call *c, struct fsobj *d, const char *name, 
         fd = openat(d->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return errno_to_nfsstat(-errno);
-        if (attrs) {
+        if (attrs && !sattr_empty(attrs)) {
                 if (fstat(fd, &st) < 0)
                         return errno_to_nfsstat(-errno);
                 r = apply_sattr(fd, st.st_mode, attrs);
@@ -1139,7 +1156,7 @@ static void nfs3_fsstat(struct nfsd_call *c, void *args, void *res)
                 ok->afiles = sv.f_favail;
                 ok->invarsec = 0;
         }
-        post_attr(o.fd, &out->FSSTAT3res_u.resok.obj_attributes);
+        resolved_attr(&o, &out->FSSTAT3res_u.resok.obj_attributes);
         fsobj_done(&o);
 }
 
@@ -1164,7 +1181,7 @@ static void nfs3_fsinfo(struct nfsd_call *c, void *args, void *res)
                 ok->time_delta.nseconds = 1;
                 ok->properties = FSF3_LINK | FSF3_SYMLINK | FSF3_HOMOGENEOUS | FSF3_CANSETTIME;
         }
-        post_attr(o.fd, &out->FSINFO3res_u.resok.obj_attributes);
+        resolved_attr(&o, &out->FSINFO3res_u.resok.obj_attributes);
         fsobj_done(&o);
 }
 
@@ -1184,7 +1201,7 @@ static void nfs3_pathconf(struct nfsd_call *c, void *args, void *res)
                 ok->case_insensitive = FALSE;
                 ok->case_preserving = TRUE;
         }
-        post_attr(o.fd, &out->PATHCONF3res_u.resok.obj_attributes);
+        resolved_attr(&o, &out->PATHCONF3res_u.resok.obj_attributes);
         fsobj_done(&o);
 }
 

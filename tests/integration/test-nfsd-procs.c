@@ -636,6 +636,33 @@ static void test_confinement(const char *root_dir, const char *export)
                       "moved back in, the same handle works again");
         }
 
+        /* The same deep down: the ".." chain of a directory 150 levels
+         * below the root is followed all the way. */
+        {
+                struct fh deep = {}, cur = root, next;
+                char from[4200], to[4200];
+                bool made = mkdir_name(&root, "deep", &deep) == NFS3_OK;
+                cur = deep;
+                for (int i = 0; made && i < 150; i++) {
+                        made = mkdir_name(&cur, "d", &next) == NFS3_OK;
+                        cur = next;
+                }
+                CHECK(made && getattr(&c, &cur, NULL) == NFS3_OK &&
+                          create_file(&cur, "leaf", GUARDED, NULL, NULL) == NFS3_OK,
+                      "a directory 150 levels deep is served");
+                snprintf(from, sizeof(from), "%s/deep", export);
+                snprintf(to, sizeof(to), "%s/deep-out", root_dir);
+                if (rename(from, to) < 0)
+                        tap_diag("rename: %m");
+                CHECK(getattr(&c, &cur, NULL) == NFS3ERR_STALE &&
+                          lookup(&c, &cur, "leaf", NULL, NULL) == NFS3ERR_STALE,
+                      "after its top moved out of the export, its handle is NFS3ERR_STALE");
+                if (rename(to, from) < 0)
+                        tap_diag("rename back: %m");
+                CHECK(lookup(&c, &cur, "leaf", NULL, NULL) == NFS3_OK,
+                      "moved back in, the deep handle works again");
+        }
+
         /* Every single-bit change of a valid handle is refused. */
         CHECK(lookup(&c, &root, "moved", &f, NULL) == NFS3_OK, "a valid file handle");
         for (uint32_t i = 0; i < f.len * 8; i++) {
