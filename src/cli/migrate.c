@@ -222,6 +222,17 @@ static int run_new(struct migrate_args *a)
         return EXIT_OK;
 }
 
+/* --json result of up and install: {KEY: [...], "error": null|"..."}. */
+static void print_apply_result(const char *key, json_t *list, int ret, const char *error)
+{
+        json_t *j = json_object();
+
+        json_object_set(j, key, list);
+        json_object_set_new(j, "error", ret ? json_string(error ? error : "failed") : json_null());
+        print_json(j);
+        json_decref(j);
+}
+
 static int run_up(struct migrate_args *a)
 {
         _cleanup_(migrate_freep) struct migrate *m = NULL;
@@ -238,15 +249,9 @@ static int run_up(struct migrate_args *a)
                 else if (!a->json && r == 0)
                         printf("nothing to apply\n");
         }
-        if (a->json && ret != EXIT_USAGE) {
-                json_t *j = json_object();
-                json_object_set(j, a->dry_run ? "would_apply" : "applied",
-                                a->dry_run ? sink.would : sink.applied);
-                json_object_set_new(j, "error",
-                                    ret ? json_string(error ? error : "failed") : json_null());
-                print_json(j);
-                json_decref(j);
-        }
+        if (a->json && ret != EXIT_USAGE)
+                print_apply_result(a->dry_run ? "would_apply" : "applied",
+                                   a->dry_run ? sink.would : sink.applied, ret, error);
         json_decref(sink.applied);
         json_decref(sink.would);
         return ret;
@@ -267,14 +272,8 @@ static int run_install(struct migrate_args *a)
                 if (r < 0)
                         ret = report(r, error);
         }
-        if (a->json && ret != EXIT_USAGE) {
-                json_t *j = json_object();
-                json_object_set(j, "applied", sink.applied);
-                json_object_set_new(j, "error",
-                                    ret ? json_string(error ? error : "failed") : json_null());
-                print_json(j);
-                json_decref(j);
-        }
+        if (a->json && ret != EXIT_USAGE)
+                print_apply_result("applied", sink.applied, ret, error);
         json_decref(sink.applied);
         json_decref(sink.would);
         return ret;

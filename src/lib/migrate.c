@@ -778,6 +778,26 @@ int migrate_gc(struct migrate *m, char **ret_error)
         return n;
 }
 
+/* Renames the dirs of active layers [from, end) to OLD_PREFIX<dir> and syncs
+ * the layers dir: before a squash or rollback commits, so that verify can
+ * move them back after a crash. */
+static int move_layers_aside(struct migrate *m, size_t from, size_t end, char **ret_error)
+{
+        for (size_t i = from; i < end; i++) {
+                _cleanup_free_ char *old = NULL;
+
+                if (asprintf(&old, OLD_PREFIX "%s", m->md.layers[i].dir) < 0)
+                        return -ENOMEM;
+                if (renameat(m->layers_fd, m->md.layers[i].dir, m->layers_fd, old) < 0)
+                        return set_error_message(ret_error, -errno, "cannot move '%s/%s/%s' aside",
+                                                 m->data_dir, MIGRATE_LAYERS, m->md.layers[i].dir);
+        }
+        if (fsync(m->layers_fd) < 0)
+                return set_error_message(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
+        return 0;
+}
+
 /* ---- squash ---- */
 
 static int squash_range(struct migrate *m, size_t from, size_t to, char **ret_error)
@@ -852,18 +872,9 @@ static int squash_range(struct migrate *m, size_t from, size_t to, char **ret_er
         if (renameat(m->layers_fd, tmp, m->layers_fd, dir) < 0)
                 return set_error_message(ret_error, -errno, "cannot rename '%s' to '%s' in '%s/%s'",
                                          tmp, dir, m->data_dir, MIGRATE_LAYERS);
-        for (size_t i = from; i <= to; i++) {
-                _cleanup_free_ char *old = NULL;
-
-                if (asprintf(&old, OLD_PREFIX "%s", m->md.layers[i].dir) < 0)
-                        return -ENOMEM;
-                if (renameat(m->layers_fd, m->md.layers[i].dir, m->layers_fd, old) < 0)
-                        return set_error_message(ret_error, -errno, "cannot move '%s/%s/%s' aside",
-                                                 m->data_dir, MIGRATE_LAYERS, m->md.layers[i].dir);
-        }
-        if (fsync(m->layers_fd) < 0)
-                return set_error_message(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir,
-                                         MIGRATE_LAYERS);
+        r = move_layers_aside(m, from, to + 1, ret_error);
+        if (r < 0)
+                return r;
         migrate_test_kill_point("squash-renamed");
 
         r = metadata_copy(&m->md, &md);
@@ -956,18 +967,9 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
                 return 0;
 
         lock_describe(m, "rollback");
-        for (size_t k = keep; k < m->md.n_layers; k++) {
-                _cleanup_free_ char *old = NULL;
-
-                if (asprintf(&old, OLD_PREFIX "%s", m->md.layers[k].dir) < 0)
-                        return -ENOMEM;
-                if (renameat(m->layers_fd, m->md.layers[k].dir, m->layers_fd, old) < 0)
-                        return set_error_message(ret_error, -errno, "cannot move '%s/%s/%s' aside",
-                                                 m->data_dir, MIGRATE_LAYERS, m->md.layers[k].dir);
-        }
-        if (fsync(m->layers_fd) < 0)
-                return set_error_message(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir,
-                                         MIGRATE_LAYERS);
+        r = move_layers_aside(m, keep, m->md.n_layers, ret_error);
+        if (r < 0)
+                return r;
         migrate_test_kill_point("rollback-renamed");
 
         r = metadata_copy(&m->md, &md);

@@ -257,17 +257,38 @@ int orch_start(struct orch *o, const char *name, char **ret_error)
         return orch_snapshot(o, ret_error);
 }
 
-int orch_stop(struct orch *o, const char *name, char **ret_error)
+/* The stop grace period of a managed container; fails for other ones. */
+static int managed_grace(struct orch *o, const char *name, int64_t *ret, char **ret_error)
 {
         struct container c = {};
-        int64_t grace;
         int r;
 
         r = inspect_managed(o, name, &c, ret_error);
         if (r < 0)
                 return r;
-        grace = orch_grace_for(o, &c);
+        *ret = orch_grace_for(o, &c);
         container_done(&c);
+        return 0;
+}
+
+static int stop_with_grace(struct orch *o, const char *name, int64_t grace, char **ret_error)
+{
+        int r = podman_stop(o->podman, name, grace);
+
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot stop '%s': %s", name,
+                                         podman_last_error(o->podman));
+        return 0;
+}
+
+int orch_stop(struct orch *o, const char *name, char **ret_error)
+{
+        int64_t grace;
+        int r;
+
+        r = managed_grace(o, name, &grace, ret_error);
+        if (r < 0)
+                return r;
         /* Mark it first: a monitor pass during the stop must not restart it. */
         r = nameset_add(&o->user_stopped, name);
         if (r < 0)
@@ -275,28 +296,23 @@ int orch_stop(struct orch *o, const char *name, char **ret_error)
         r = save_state(o, ret_error);
         if (r < 0)
                 return r;
-        r = podman_stop(o->podman, name, grace);
+        r = stop_with_grace(o, name, grace, ret_error);
         if (r < 0)
-                return set_error_message(ret_error, r, "cannot stop '%s': %s", name,
-                                         podman_last_error(o->podman));
+                return r;
         return orch_snapshot(o, ret_error);
 }
 
 int orch_restart(struct orch *o, const char *name, char **ret_error)
 {
-        struct container c = {};
         int64_t grace;
         int r;
 
-        r = inspect_managed(o, name, &c, ret_error);
+        r = managed_grace(o, name, &grace, ret_error);
         if (r < 0)
                 return r;
-        grace = orch_grace_for(o, &c);
-        container_done(&c);
-        r = podman_stop(o->podman, name, grace);
+        r = stop_with_grace(o, name, grace, ret_error);
         if (r < 0)
-                return set_error_message(ret_error, r, "cannot stop '%s': %s", name,
-                                         podman_last_error(o->podman));
+                return r;
         return orch_start(o, name, ret_error);
 }
 
@@ -310,11 +326,10 @@ int orch_uninstall(struct orch *o, const char *name, char **ret_error)
                 return r;
         if (c.state == CONTAINER_RUNNING) {
                 /* shut it down cleanly with its grace period before removing */
-                r = podman_stop(o->podman, name, orch_grace_for(o, &c));
+                r = stop_with_grace(o, name, orch_grace_for(o, &c), ret_error);
                 if (r < 0) {
                         container_done(&c);
-                        return set_error_message(ret_error, r, "cannot stop '%s': %s", name,
-                                                 podman_last_error(o->podman));
+                        return r;
                 }
         }
         container_done(&c);
