@@ -30,6 +30,7 @@ struct migrate_args {
         bool json;
         bool dry_run;
         bool last;
+        bool rebuild;
         uint64_t timeout_usec;
         size_t max_layers;
         char **positional; /* command, then its arguments */
@@ -46,6 +47,7 @@ static int exit_for(int r)
 {
         switch (r) {
         case -EPROTO:
+        case -EUCLEAN:
                 return EXIT_FAILURE_;
         case -EINVAL:
         case -ENOENT:
@@ -61,7 +63,7 @@ static int exit_for(int r)
  * errno text follows where it says something. */
 static int report(int r, const char *error)
 {
-        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT)
+        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN)
                 log_error("%s", error ? error : "failed");
         else
                 log_error_errno(r, "%s: %m", error ? error : "failed");
@@ -167,6 +169,7 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .output_fd = a->json ? STDERR_FILENO : STDOUT_FILENO,
             .event = on_event,
             .userdata = sink,
+            .no_repair = a->rebuild,
         };
 }
 
@@ -429,7 +432,18 @@ static int run_verify(struct migrate_args *a)
         }
         /* Opening with the lock repairs (and reports through the sink). */
         ret = open_engine(a, &sink, true, &m);
-        if (ret == 0) {
+        if (ret == 0 && a->rebuild) {
+                /* Shows what it writes (or would, with --dry-run), then
+                 * verifies the rebuilt store the usual way. */
+                r = migrate_rebuild(m, a->dry_run, &error);
+                if (r < 0)
+                        ret = report(r, error);
+                else if (a->dry_run && !a->json)
+                        printf("would rebuild '%s/system/migrations/metadata.json' with %d "
+                               "layer%s (--dry-run: nothing written)\n",
+                               a->data_dir, r, r == 1 ? "" : "s");
+        }
+        if (ret == 0 && !(a->rebuild && a->dry_run)) {
                 r = migrate_verify(m, true, &error);
                 if (r < 0)
                         ret = report(r, error);
@@ -481,7 +495,8 @@ static const struct migrate_command migrate_commands[] = {
     {"rollback", "--to ID | --last", "deactivate the layers above ID (or the last one)",
      run_rollback},
     {"squash", "--from ID --to ID", "merge consecutive layers into one", run_squash},
-    {"verify", "", "check metadata against the layer dirs; repair leftovers", run_verify},
+    {"verify", "[--rebuild [--dry-run]]", "check metadata against the layer dirs; repair leftovers",
+     run_verify},
     {"gc", "", "delete rolled-back and squashed-away layer dirs", run_gc},
 };
 
@@ -513,7 +528,10 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        squash: the last migration to merge\n"
                    "      --from ID         squash: the first migration to merge\n"
                    "      --last            rollback: deactivate the last layer\n"
-                   "      --dry-run         up: show what would be applied\n"
+                   "      --dry-run         up: show what would be applied; verify --rebuild:\n"
+                   "                        show what would be written\n"
+                   "      --rebuild         verify: rebuild metadata.json from the layers'\n"
+                   "                        layer.json (id, parent, order), showing each layer\n"
                    "      --timeout SEC     up/install: kill a migration after SEC seconds\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
@@ -567,6 +585,7 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_DRY_RUN,
                 ARG_TIMEOUT,
                 ARG_MAX_LAYERS,
+                ARG_REBUILD,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -582,6 +601,7 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"dry-run", no_argument, NULL, ARG_DRY_RUN},
             {"timeout", required_argument, NULL, ARG_TIMEOUT},
             {"max-layers", required_argument, NULL, ARG_MAX_LAYERS},
+            {"rebuild", no_argument, NULL, ARG_REBUILD},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -631,6 +651,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_DRY_RUN:
                         a.dry_run = true;
+                        break;
+                case ARG_REBUILD:
+                        a.rebuild = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {

@@ -22,6 +22,10 @@
 #define OLD_PREFIX    ".old-"
 #define TMP_PREFIX    ".tmp-"
 #define PENDING_STATE "state-pending"
+/* The marker of a layer dir or record that the crash protocol made and no
+ * metadata commit has adopted yet: only such dirs (and .tmp-*) are ever
+ * removed as leftovers. */
+#define UNCOMMITTED "uncommitted"
 
 struct migrate {
         struct migrate_options o;
@@ -91,6 +95,13 @@ int migrate_write_layer_files(struct migrate *m, int dir_fd, const char *id, con
 /* After the commit point: moves the layer's state-pending/ to <data>/state
  * and writes the service markers. Idempotent, so verify can finish it. */
 int migrate_finish_layer(struct migrate *m, const struct layer_entry *e, char **ret_error);
+
+/* Whether the layer dir (in system/layers) or the record of id (in
+ * system/migrations) carries the UNCOMMITTED marker. */
+bool migrate_layer_uncommitted(struct migrate *m, const char *dir);
+bool migrate_record_uncommitted(struct migrate *m, const char *id);
+/* Writes the UNCOMMITTED marker into (dirfd, dir), no fsync. */
+int migrate_write_uncommitted(int dirfd, const char *dir);
 
 /* Renames the dirs of active layers [from, end) to OLD_PREFIX<dir> and
  * syncs the layers dir, before a squash or rollback commits. */

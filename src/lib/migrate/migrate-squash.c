@@ -55,6 +55,10 @@ int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_e
         if (tfd < 0)
                 return set_error_message(ret_error, tfd, "cannot open '%s/%s/%s'", m->data_dir,
                                          MIGRATE_LAYERS, tmp);
+        r = migrate_write_uncommitted(tfd, ".");
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot write '%s/%s/%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS, tmp, UNCOMMITTED);
 
         for (size_t i = from; i <= to; i++) {
                 _cleanup_free_ char *src = NULL;
@@ -107,6 +111,9 @@ int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_e
                 (md.n_layers - to - 1) * sizeof(struct layer_entry));
         md.n_layers -= to - from;
         r = migrate_commit(m, &md, ret_error);
+        if (r < 0)
+                return r;
+        r = migrate_finish_layer(m, &m->md.layers[from], ret_error);
         if (r < 0)
                 return r;
         migrate_emit(m, MIGRATE_EVENT_SQUASHED, m->md.layers[from].id, m->md.layers[from].dir, 0,

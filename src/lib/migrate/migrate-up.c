@@ -275,6 +275,12 @@ static int apply_prepare_upper(struct apply *a, char **ret_error)
         r = snapshot_migration(a->mi, a->tfd, ret_error);
         if (r < 0)
                 return r;
+        r = migrate_write_uncommitted(a->tfd, ".");
+        if (r >= 0)
+                r = migrate_write_uncommitted(a->tfd, "record");
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot write '%s/%s'", a->tmp_abs,
+                                         UNCOMMITTED);
         r = sha256_file_hex_at(a->tfd, "record/source/" MIGRATION_SCRIPT, a->sha);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read '%s/%s'", a->mi->path,

@@ -245,7 +245,7 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 return set_error_message(ret_error, r, "cannot load the metadata of '%s': %s",
                                          m->data_dir, error ? error : strerror(-r));
 
-        if (lock) {
+        if (lock && !o->no_repair) {
                 r = migrate_verify(m, true, ret_error);
                 if (r < 0)
                         return r;
@@ -474,7 +474,8 @@ int migrate_write_layer_files(struct migrate *m, int dir_fd, const char *id, con
 
 /* ---- finishing a committed layer: state and service markers ---- */
 
-int migrate_finish_layer(struct migrate *m, const struct layer_entry *e, char **ret_error)
+static int finish_state_and_services(struct migrate *m, const struct layer_entry *e,
+                                     char **ret_error)
 {
         _cleanup_close_ int lfd = -1, pfd = -1, sfd = -1;
         _cleanup_strv_ char **paths = NULL;
@@ -553,6 +554,64 @@ int migrate_finish_layer(struct migrate *m, const struct layer_entry *e, char **
                 return set_error_message(ret_error, r, "cannot remove '%s/%s/%s/%s'", m->data_dir,
                                          MIGRATE_LAYERS, e->dir, PENDING_STATE);
         return 0;
+}
+
+bool migrate_layer_uncommitted(struct migrate *m, const char *dir)
+{
+        _cleanup_free_ char *p = NULL;
+        struct stat st;
+
+        if (asprintf(&p, "%s/" UNCOMMITTED, dir) < 0)
+                return false;
+        return fstatat(m->layers_fd, p, &st, AT_SYMLINK_NOFOLLOW) >= 0;
+}
+
+bool migrate_record_uncommitted(struct migrate *m, const char *id)
+{
+        _cleanup_free_ char *p = NULL;
+        struct stat st;
+
+        if (asprintf(&p, "%s/" UNCOMMITTED, id) < 0)
+                return false;
+        return fstatat(m->records_fd, p, &st, AT_SYMLINK_NOFOLLOW) >= 0;
+}
+
+int migrate_finish_layer(struct migrate *m, const struct layer_entry *e, char **ret_error)
+{
+        _cleanup_free_ char *p = NULL;
+        int r;
+
+        r = finish_state_and_services(m, e, ret_error);
+        if (r < 0)
+                return r;
+        /* Last: from here on nothing tells this layer from one whose
+         * metadata entry was lost, so verify never deletes it. */
+        STRV_FOREACH (s, e->migrations) {
+                free(p);
+                if (asprintf(&p, "%s/" UNCOMMITTED, *s) < 0)
+                        return -ENOMEM;
+                if (unlinkat(m->records_fd, p, 0) < 0 && errno != ENOENT)
+                        return set_error_message(ret_error, -errno, "cannot remove '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_RECORDS, p);
+        }
+        free(p);
+        if (asprintf(&p, "%s/" UNCOMMITTED, e->dir) < 0)
+                return (p = NULL), -ENOMEM;
+        if (unlinkat(m->layers_fd, p, 0) < 0 && errno != ENOENT)
+                return set_error_message(ret_error, -errno, "cannot remove '%s/%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS, p);
+        return 0;
+}
+
+int migrate_write_uncommitted(int dirfd, const char *dir)
+{
+        static const char text[] = "not committed: verify removes this dir when metadata.json "
+                                   "does not list it\n";
+        _cleanup_free_ char *p = NULL;
+
+        if (asprintf(&p, "%s/" UNCOMMITTED, dir) < 0)
+                return -ENOMEM;
+        return migrate_write_plain_at(dirfd, p, text, sizeof(text) - 1, 0644);
 }
 
 /* Renames the dirs of active layers [from, end) to OLD_PREFIX<dir> and syncs

@@ -15,6 +15,9 @@
  *   -EPROTO       a migration failed and was rolled back (message says how)
  *   -EINVAL       bad input: a malformed migrations dir, an unknown id
  *   -ENOENT       an id that is not applied / not known
+ *   -EUCLEAN      the data dir holds committed layers or records that
+ *                 metadata.json does not list (missing or older metadata):
+ *                 nothing was removed; migrate_rebuild can rebuild it
  */
 
 #include <stdbool.h>
@@ -64,6 +67,7 @@ struct migrate_options {
         struct clock_source *clock; /* NULL: the real clock */
         void (*event)(const struct migrate_event *e, void *userdata);
         void *userdata;
+        bool no_repair; /* migrate_open with lock: do not repair (for migrate_rebuild) */
 };
 
 struct migrate;
@@ -100,6 +104,13 @@ int migrate_squash(struct migrate *m, const char *from, const char *to, char **r
  * of interrupted runs and finishes interrupted state moves. Reports each
  * finding as an event. Returns the number of problems left unrepaired. */
 int migrate_verify(struct migrate *m, bool repair, char **ret_error);
+
+/* Rebuilds metadata.json from the layer.json of every committed layer dir
+ * (id, parent, order: the chain from the layer without a parent), keeping
+ * the rolled-back list; -EUCLEAN (message) when the dirs do not form one
+ * chain. Reports each layer it writes as a REPAIRED event; with dry_run
+ * writes nothing. Open with no_repair. Returns the number of layers. */
+int migrate_rebuild(struct migrate *m, bool dry_run, char **ret_error);
 
 /* Deletes rolled-back and squashed-away layer dirs; returns how many. */
 int migrate_gc(struct migrate *m, char **ret_error);

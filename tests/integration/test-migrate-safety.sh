@@ -1,0 +1,132 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# system-migrate must never lose data on a mistake: a lost or older
+# metadata.json, a running machine, state changes, bad state paths, squash
+# and file properties. Each test reproduces one way a real /data was lost
+# or damaged, with --base / and temp data dirs (the host is never changed).
+. "$(dirname "$0")/lib.sh"
+need_root
+need_program python3
+SM=${SYSTEM_MIGRATE:?SYSTEM_MIGRATE is not set}
+t_tmpdir
+M=$T_TMP/migrations
+mkdir -p "$M"
+
+# sm DATA ARGS...: system-migrate on a data dir.
+sm() {
+    d=$1
+    shift
+    "$SM" --data "$d" --dir "$M" --base / "$@"
+}
+
+# mig ID SCRIPT [STATE]: writes a migration.
+mig() {
+    mkdir -p "$M/$1"
+    printf '%s\n' "$2" >"$M/$1/install_script.sh"
+    if [ $# -ge 3 ]; then printf '%s\n' "$3" >"$M/$1/state"; fi
+}
+
+# layer_dirs DATA: the layer dirs (and records) a data dir holds, one line.
+layer_dirs() {
+    echo "$(ls -A "$1/system/layers" | tr '\n' ' ')| $(ls -A "$1/system/migrations" | grep -v metadata.json | tr '\n' ' ')"
+}
+
+applied() {
+    python3 -c "import json,sys; print(' '.join(x for e in json.load(open(sys.argv[1]))['layers'] for x in e['migrations']))" \
+        "$1/system/migrations/metadata.json" 2>/dev/null
+}
+
+mig 20260301-001_one 'mkdir -p /opt/strata-s && echo one > /opt/strata-s/one'
+mig 20260301-002_two 'echo two > /opt/strata-s/two'
+mig 20260301-003_three 'echo three > /opt/strata-s/three'
+
+# ---------------------------------------------------------------------------
+# Data loss: metadata.json
+D=$T_TMP/lost
+sm "$D" up >/dev/null 2>&1
+before=$(layer_dirs "$D")
+rm "$D/system/migrations/metadata.json"
+for cmd in verify gc "rollback --last" "squash --from 20260301-001_one --to 20260301-002_two" up; do
+    t_begin "a missing metadata.json: '$cmd' refuses with exit 1 and deletes nothing"
+    # shellcheck disable=SC2086
+    out=$(sm "$D" $cmd 2>&1)
+    rc=$?
+    if [ $rc -ne 1 ]; then
+        t_fail "exit $rc: $out"
+    elif [ "$(layer_dirs "$D")" != "$before" ]; then
+        t_fail "the data dir changed: $before -> $(layer_dirs "$D")"
+    elif ! echo "$out" | grep -q "metadata.json' is missing" ||
+        ! echo "$out" | grep -q "verify --rebuild"; then
+        t_fail "the message does not say what was found: $out"
+    else
+        t_ok
+    fi
+done
+
+t_begin "verify --rebuild --dry-run shows the layers and writes nothing"
+out=$(sm "$D" verify --rebuild --dry-run 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ ! -e "$D/system/migrations/metadata.json" ] &&
+    echo "$out" | grep -q "would write layer 3: '20260301-003_three' (dir '20260301-003_three', parent '20260301-002_two'"; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+
+t_begin "verify --rebuild rebuilds metadata.json from layer.json; verify and up are happy"
+out=$(sm "$D" verify --rebuild 2>&1)
+rc=$?
+v=$(sm "$D" verify 2>&1)
+vrc=$?
+if [ $rc -eq 0 ] && [ $vrc -eq 0 ] &&
+    [ "$(applied "$D")" = "20260301-001_one 20260301-002_two 20260301-003_three" ] &&
+    [ "$(sm "$D" up 2>&1)" = "nothing to apply" ] && [ "$(layer_dirs "$D")" = "$before" ]; then
+    t_ok
+else
+    t_fail "rebuild $rc: $out / verify $vrc: $v / $(applied "$D")"
+fi
+
+t_begin "an older metadata.json: newer layers are kept and reported, never deleted"
+D=$T_TMP/older
+sm "$D" up --to 20260301-001_one >/dev/null 2>&1
+cp "$D/system/migrations/metadata.json" "$T_TMP/metadata.old"
+sm "$D" up >/dev/null 2>&1
+before=$(layer_dirs "$D")
+cp "$T_TMP/metadata.old" "$D/system/migrations/metadata.json"
+out=$(sm "$D" verify 2>&1)
+rc=$?
+out2=$(sm "$D" up 2>&1)
+rc2=$?
+if [ $rc -ne 1 ] || [ $rc2 -ne 1 ] || [ "$(layer_dirs "$D")" != "$before" ]; then
+    t_fail "verify $rc, up $rc2: $out / $out2 / $(layer_dirs "$D")"
+elif ! echo "$out" | grep -q "is older than the layers" ||
+    ! echo "$out" | grep -q "20260301-003_three"; then
+    t_fail "the message does not name the newer layers: $out"
+else
+    t_ok
+fi
+
+t_begin "an older metadata.json: verify --rebuild restores every layer"
+sm "$D" verify --rebuild >/dev/null 2>&1
+if [ "$(applied "$D")" = "20260301-001_one 20260301-002_two 20260301-003_three" ] &&
+    sm "$D" verify >/dev/null 2>&1; then
+    t_ok
+else
+    t_fail "$(applied "$D")"
+fi
+
+t_begin "repair still removes what an interrupted run leaves (temp names, uncommitted dirs)"
+D=$T_TMP/leftover
+sm "$D" up --to 20260301-002_two >/dev/null 2>&1
+mkdir -p "$D/system/layers/.tmp-20260301-003_three/fs"
+STRATA_TEST_KILL_AT=renamed sm "$D" up >/dev/null 2>&1
+out=$(sm "$D" verify 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$(layer_dirs "$D")" = "20260301-001_one 20260301-002_two | 20260301-001_one 20260301-002_two " ] &&
+    echo "$out" | grep -q "removed the leftover"; then
+    t_ok
+else
+    t_fail "verify $rc: $out / $(layer_dirs "$D")"
+fi
+
+t_done
