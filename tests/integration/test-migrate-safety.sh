@@ -129,4 +129,45 @@ else
     t_fail "verify $rc: $out / $(layer_dirs "$D")"
 fi
 
+# ---------------------------------------------------------------------------
+# Data loss: a running machine's lower dirs
+if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
+    D=$T_TMP/live
+    sm "$D" up >/dev/null 2>&1
+    mkdir -p "$T_TMP/share"
+    "$STRATA" lab run --data "$D" --bind "$T_TMP/share:/share" -- sh -c \
+        'cat /opt/strata-s/one > /share/ready; while [ -e /share/ready ]; do sleep 0.05; done
+         cat /opt/strata-s/one /opt/strata-s/three > /share/after' >/dev/null 2>&1 &
+    lab=$!
+    i=0
+    while [ ! -s "$T_TMP/share/ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    before=$(layer_dirs "$D")
+    md_before=$(cat "$D/system/migrations/metadata.json")
+    for cmd in "squash --from 20260301-001_one --to 20260301-003_three" "rollback --last" gc; do
+        t_begin "'$cmd' while a machine of the data dir runs: exit 75, no layer dir moved"
+        # shellcheck disable=SC2086
+        out=$(sm "$D" $cmd 2>&1)
+        rc=$?
+        if [ $rc -eq 75 ] && [ "$(layer_dirs "$D")" = "$before" ] &&
+            [ "$(cat "$D/system/migrations/metadata.json")" = "$md_before" ] &&
+            echo "$out" | grep -q "the machine of '$D' is running (pid $lab, strata lab run)"; then
+            t_ok
+        else
+            t_fail "exit $rc: $out / $(layer_dirs "$D")"
+        fi
+    done
+    rm -f "$T_TMP/share/ready"
+    wait $lab
+    lrc=$?
+    t_begin "the machine kept its files; once it stopped, squash runs"
+    out=$(sm "$D" squash --from 20260301-001_one --to 20260301-003_three 2>&1)
+    rc=$?
+    if [ $lrc -eq 0 ] && [ "$(cat "$T_TMP/share/after")" = "one
+three" ] && [ $rc -eq 0 ]; then
+        t_ok
+    else
+        t_fail "machine $lrc ($(cat "$T_TMP/share/after" 2>&1)), squash $rc: $out"
+    fi
+fi
+
 t_done

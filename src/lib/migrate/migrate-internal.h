@@ -36,6 +36,7 @@ struct migrate {
         int layers_fd;
         int records_fd;
         int lock_fd;
+        int machine_lock_fd; /* held by commands that move or remove layer dirs */
         struct layer_metadata md;
         struct clock_source *clock;
 };
@@ -58,6 +59,11 @@ int migrate_commit(struct migrate *m, struct layer_metadata *md, char **ret_erro
 
 /* openat(O_DIRECTORY): the fd or -errno. */
 int migrate_open_dir_at(int dirfd, const char *path);
+
+/* Takes the machine lock (MACHINE_LOCK) for what, a command that moves or
+ * removes layer dirs: -EWOULDBLOCK with a message naming the running
+ * machine while one of the data dir runs (its live root mounts them). */
+int migrate_lock_machine(struct migrate *m, const char *what, char **ret_error);
 
 /* Names what runs now in the lock file, for the "busy" message. */
 void migrate_lock_describe(struct migrate *m, const char *what);

@@ -40,6 +40,9 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
         if (keep == m->md.n_layers)
                 return 0;
 
+        r = migrate_lock_machine(m, "rollback", ret_error);
+        if (r < 0)
+                return r;
         migrate_lock_describe(m, "rollback");
         r = migrate_move_layers_aside(m, keep, m->md.n_layers, ret_error);
         if (r < 0)

@@ -123,7 +123,7 @@ int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_e
 
 int migrate_squash(struct migrate *m, const char *from, const char *to, char **ret_error)
 {
-        int i, j;
+        int i, j, r;
 
         i = layer_metadata_find_migration(&m->md, from);
         if (i < 0)
@@ -138,6 +138,9 @@ int migrate_squash(struct migrate *m, const char *from, const char *to, char **r
                 return set_error_message(ret_error, -EINVAL,
                                          "'%s' and '%s' are already in one layer ('%s')", from, to,
                                          m->md.layers[i].id);
+        r = migrate_lock_machine(m, "squash", ret_error);
+        if (r < 0)
+                return r;
         migrate_lock_describe(m, "squash");
         return migrate_squash_range(m, (size_t)i, (size_t)j, ret_error);
 }
@@ -147,11 +150,15 @@ int migrate_squash(struct migrate *m, const char *from, const char *to, char **r
 int migrate_auto_squash(struct migrate *m, char **ret_error)
 {
         size_t max = m->o.max_layers ? m->o.max_layers : MIGRATE_MAX_LAYERS;
+        int r;
 
         if (max < 2)
                 max = 2;
         if (m->md.n_layers + 1 <= max)
                 return 0;
+        r = migrate_lock_machine(m, "auto-squash (--max-layers)", ret_error);
+        if (r < 0)
+                return r;
         /* Merge the oldest ones down to half the limit, so this happens
          * once every max/2 migrations, not at each. */
         return migrate_squash_range(m, 0, m->md.n_layers - max / 2, ret_error);

@@ -363,6 +363,10 @@ int migrate_gc(struct migrate *m, char **ret_error)
         struct dirent *de;
         int n = 0, r;
 
+        r = migrate_lock_machine(m, "gc", ret_error);
+        if (r < 0)
+                return r;
+
         d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,

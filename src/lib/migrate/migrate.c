@@ -20,6 +20,7 @@
 #include "layerstore.h"
 #include "lock.h"
 #include "log.h"
+#include "machine.h"
 #include "macro.h"
 #include "migrate-internal.h"
 #include "migrate.h"
@@ -53,6 +54,8 @@ struct migrate *migrate_free(struct migrate *m)
                 return NULL;
         if (m->lock_fd >= 0)
                 lock_release(m->lock_fd);
+        if (m->machine_lock_fd >= 0)
+                lock_release(m->machine_lock_fd);
         safe_close(m->data_fd);
         safe_close(m->layers_fd);
         safe_close(m->records_fd);
@@ -179,7 +182,7 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         if (!m)
                 return -ENOMEM;
         m->o = *o;
-        m->data_fd = m->layers_fd = m->records_fd = m->lock_fd = -1;
+        m->data_fd = m->layers_fd = m->records_fd = m->lock_fd = m->machine_lock_fd = -1;
         m->clock = o->clock ? o->clock : clock_real();
         r = migration_path_normalize(o->data_dir, &m->data_dir);
         if (r < 0)
@@ -251,6 +254,30 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                         return r;
         }
         *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int migrate_lock_machine(struct migrate *m, const char *what, char **ret_error)
+{
+        struct lock_holder holder = {};
+        char purpose[64];
+        int r;
+
+        if (m->machine_lock_fd >= 0)
+                return 0;
+        snprintf(purpose, sizeof(purpose), "system-migrate %s", what);
+        r = lock_acquire_at(m->data_fd, MACHINE_LOCK, purpose, LOCK_NONBLOCK, &m->machine_lock_fd,
+                            &holder);
+        if (r == -EWOULDBLOCK || r == -EAGAIN)
+                return set_error_message(
+                    ret_error, -EWOULDBLOCK,
+                    "the machine of '%s' is running (pid %d, %s): %s would move or remove layer "
+                    "dirs its live root mounts; stop the machine first",
+                    m->data_dir, (int)holder.pid, holder.pid > 0 ? holder.purpose : "unknown",
+                    what);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot lock '%s/%s'", m->data_dir,
+                                         MACHINE_LOCK);
         return 0;
 }
 

@@ -11,7 +11,10 @@
  * frees) then holds a complete message naming what failed, on which path,
  * without the errno text ("cannot mount overlay on '/' (step 1 of 9)") so
  * the caller logs it once with ": %m". Special errors:
- *   -EWOULDBLOCK  another process holds the lock (the message names it)
+ *   -EWOULDBLOCK  another process holds the lock (the message names it), or
+ *                 a machine of the data dir runs (MACHINE_LOCK) and the
+ *                 command would move or remove layer dirs (rollback, squash,
+ *                 gc, auto-squash)
  *   -EPROTO       a migration failed and was rolled back (message says how)
  *   -EINVAL       bad input: a malformed migrations dir, an unknown id
  *   -ENOENT       an id that is not applied / not known
