@@ -130,6 +130,80 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+# Data loss: a migration's changes to state that exists
+M0=$M
+M=$T_TMP/state-migrations
+S=/var/lib/strata-st
+mig 20260302-001_seed "mkdir -p $S/sub && echo old > $S/mod && echo del > $S/del && echo keep > $S/keep && echo in > $S/sub/file" "$S"
+mig 20260302-002_change "set -e; echo new > $S/mod; rm $S/del; rm -rf $S/sub; echo added > $S/new" "$S"
+mig 20260302-003_fails "echo broken > $S/mod; rm $S/keep; exit 3" "$S"
+st() { (cd "$1/state$S" 2>/dev/null && for f in $(find . | sort); do
+    if [ -f "$f" ]; then echo "$f=$(cat "$f")"; else echo "$f"; fi; done | tr '\n' ' '); }
+for kill in "" committed; do
+    D=$T_TMP/state$kill
+    sm "$D" up --to 20260302-001_seed >/dev/null 2>&1
+    t_begin "changes to existing state are applied on success${kill:+ (SIGKILL at $kill, then verify)}"
+    if [ -n "$kill" ]; then
+        STRATA_TEST_KILL_AT=$kill sm "$D" up --to 20260302-002_change >/dev/null 2>&1
+        out=$(sm "$D" verify 2>&1)
+    else
+        out=$(sm "$D" up --to 20260302-002_change 2>&1)
+    fi
+    rc=$?
+    want=". ./keep=keep ./mod=new ./new=added "
+    if [ $rc -ne 0 ] || [ "$(st "$D")" != "$want" ]; then
+        t_fail "exit $rc: $out / state: $(st "$D")"
+    elif [ -z "$kill" ] && ! echo "$out" | grep -q "state: A 1, M 1, D 2, R 0"; then
+        t_fail "the summary does not count the state changes: $out"
+    else
+        t_ok
+    fi
+done
+t_begin "changes.list lists the state changes with their own marker"
+diff=$(sm "$D" diff 20260302-002_change 2>&1)
+if echo "$diff" | grep -qx "SM $S/mod" && echo "$diff" | grep -qx "SD $S/del" &&
+    echo "$diff" | grep -qx "SD $S/sub" && echo "$diff" | grep -qx "SA $S/new"; then
+    t_ok
+else
+    t_fail "$diff"
+fi
+
+t_begin "a failed migration leaves the state as it was"
+before=$(st "$D")
+out=$(sm "$D" up --to 20260302-003_fails 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && [ "$(st "$D")" = "$before" ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out / state: $(st "$D")"
+fi
+rm -rf "$M/20260302-003_fails"
+
+t_begin "rollback --state puts the pre-images back"
+out=$(sm "$D" rollback --last --state 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$(st "$D")" = ". ./del=del ./keep=keep ./mod=old ./new=added ./sub ./sub/file=in " ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out / state: $(st "$D")"
+fi
+
+t_begin "rollback --state keeps what changed since, says so, and loses nothing"
+sm "$D" up >/dev/null 2>&1
+echo edited >"$D/state$S/mod"
+out=$(sm "$D" rollback --last --state 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$(cat "$D/state$S/mod")" = edited ] &&
+    echo "$out" | grep -q "kept '$D/state$S/mod' as it is (it changed since)" &&
+    [ "$(cat "$D/system/state-kept/20260302-002_change$S/mod")" = old ] &&
+    [ "$(cat "$D/state$S/del")" = del ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out / state: $(st "$D")"
+fi
+M=$M0
+
+# ---------------------------------------------------------------------------
 # Data loss: a running machine's lower dirs
 if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
     D=$T_TMP/live

@@ -256,3 +256,81 @@ int state_path_move_at(int src_fd, const char *src, int dst_fd, const char *dst)
                 return -errno;
         return move_dir(TAKE_FD(sfd), dfd);
 }
+
+static int diff_dir(int ufd, int lfd, const char *path, struct change_list *l)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int r;
+
+        d = fdopendir(fcntl(ufd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return -errno;
+        while ((errno = 0, de = readdir(d))) {
+                _cleanup_free_ char *child = NULL;
+                _cleanup_close_ int cu = -1, cl = -1;
+                struct stat st, lst;
+                bool in_lower;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (asprintf(&child, "%s/%s", path, de->d_name) < 0)
+                        return -ENOMEM;
+                in_lower = lfd >= 0 && fstatat(lfd, de->d_name, &lst, AT_SYMLINK_NOFOLLOW) >= 0;
+                if (changes_is_whiteout_at(dirfd(d), de->d_name, &st)) {
+                        if (in_lower) {
+                                r = changes_add(l, CHANGE_DELETED, true, child);
+                                if (r < 0)
+                                        return r;
+                        }
+                        continue;
+                }
+                if (!S_ISDIR(st.st_mode) || (in_lower && !S_ISDIR(lst.st_mode))) {
+                        r = changes_add(l, in_lower ? CHANGE_MODIFIED : CHANGE_ADDED, true, child);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                cu = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (cu < 0)
+                        return -errno;
+                if (in_lower && changes_is_opaque_fd(cu)) {
+                        r = changes_add(l, CHANGE_REPLACED, true, child);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (!in_lower) {
+                        /* An added dir, and everything in it. */
+                        r = changes_add(l, CHANGE_ADDED, true, child);
+                        if (r >= 0)
+                                r = diff_dir(cu, -1, child, l);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                cl = openat(lfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (cl < 0)
+                        return -errno;
+                r = diff_dir(cu, cl, child, l);
+                if (r < 0)
+                        return r;
+        }
+        return errno ? -errno : 0;
+}
+
+int state_path_diff_at(int upper_fd, const char *upper, int lower_fd, const char *lower,
+                       const char *prefix, struct change_list *l)
+{
+        _cleanup_close_ int ufd = -1, lfd = -1;
+
+        ufd = openat(upper_fd, upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (ufd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        lfd = openat(lower_fd, lower, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (lfd < 0 && errno != ENOENT)
+                return -errno;
+        return diff_dir(ufd, lfd, prefix, l);
+}

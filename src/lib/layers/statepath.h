@@ -11,6 +11,8 @@
 
 #include <stdbool.h>
 
+#include "changes.h"
+
 #define STATE_PATHS_FILE "system/state-paths"
 
 /* Parses the text of a state file: one absolute path a line, '#' comments
@@ -45,3 +47,15 @@ int state_path_merge(char ***l, char *const *add);
  * or -errno.
  */
 int state_path_move_at(int src_fd, const char *src, int dst_fd, const char *dst);
+
+/*
+ * The changes a state overlay's upper dir (upper_fd, upper) makes to its
+ * lower, the existing state (lower_fd, lower; may be missing), added to l
+ * as state changes (changes_add with state) with paths prefix + "/" +
+ * relative path: A added (and everything in an added dir), M a file (or
+ * a type change) over an existing entry, D a whiteout over an existing
+ * entry, R an opaque dir over an existing dir. A missing upper adds
+ * nothing. Directories only copied up are not listed.
+ */
+int state_path_diff_at(int upper_fd, const char *upper, int lower_fd, const char *lower,
+                       const char *prefix, struct change_list *l);

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "layerstore.h"
 #include "migrate.h"
@@ -117,3 +118,17 @@ int migrate_move_layers_aside(struct migrate *m, size_t from, size_t end, char *
 int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_error);
 /* Squashes the oldest layers when one more would not fit the stack. */
 int migrate_auto_squash(struct migrate *m, char **ret_error);
+
+/* migrate-state.c: a migration's changes to existing state. */
+/* Writes the state.list line of the state change c (M D R; nothing for
+ * A) to f; upper (in dirfd) holds the new content of an M. */
+void migrate_state_list_line(FILE *f, const struct change *c, int dirfd, const char *upper);
+/* After the commit: applies the state.list of the record of id to
+ * <data>/state (sfd) from the layer's state-pending (pfd), keeping the
+ * pre-images in the record's state-before/. Idempotent. */
+int migrate_state_apply(struct migrate *m, const char *id, int sfd, int pfd, char **ret_error);
+/* rollback --state: puts the pre-images of id back, newest change first,
+ * where the state has not changed since (else the pre-image moves to
+ * system/state-kept/<id>/ and a PROBLEM event says so). Returns how many
+ * entries were put back. */
+int migrate_state_restore(struct migrate *m, const char *id, char **ret_error);

@@ -15,8 +15,9 @@
 int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
 {
         _cleanup_(layer_metadata_done) struct layer_metadata md = {};
+        _cleanup_strv_ char **gone = NULL; /* the rolled-back migrations, newest first */
         size_t keep;
-        int i, r;
+        int i, r, n;
 
         if (m->md.n_layers == 0)
                 return set_error_message(ret_error, -ENOENT, "no migration is applied");
@@ -52,6 +53,10 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
         r = migrate_metadata_copy(&m->md, &md);
         if (r < 0)
                 return r;
+        for (size_t k = md.n_layers; k > keep; k--)
+                for (size_t j = strv_length(md.layers[k - 1].migrations); j > 0; j--)
+                        if (strv_extend(&gone, md.layers[k - 1].migrations[j - 1]) < 0)
+                                return -ENOMEM;
         for (size_t k = keep; k < md.n_layers; k++) {
                 STRV_FOREACH (s, md.layers[k].migrations) {
                         if (strv_contains(md.rolled_back, *s))
@@ -62,16 +67,23 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
                 }
                 migrate_layer_entry_free(&md.layers[k]);
         }
-        r = (int)(md.n_layers - keep);
+        n = (int)(md.n_layers - keep);
         md.n_layers = keep;
-        {
-                int c = migrate_commit(m, &md, ret_error);
-                if (c < 0)
-                        return c;
-        }
+        r = migrate_commit(m, &md, ret_error);
+        if (r < 0)
+                return r;
+        /* With restore_state, the state the rolled-back migrations changed
+         * is put back from their records, newest first, before the records
+         * go. */
+        if (m->o.restore_state)
+                STRV_FOREACH (s, gone) {
+                        r = migrate_state_restore(m, *s, ret_error);
+                        if (r < 0)
+                                return r;
+                }
         /* The records of the rolled-back migrations go (verify would too). */
         STRV_FOREACH (s, m->md.rolled_back)
                 if (!migrate_is_applied(&m->md, *s))
                         (void)rm_rf_at(m->records_fd, *s, RM_ROOT | RM_MISSING_OK);
-        return r;
+        return n;
 }

@@ -485,19 +485,42 @@ static int apply_capture_changes(struct apply *a, char **ret_error)
  * moves it to <data>/state); the sandbox's scratch dirs are removed. */
 static int apply_split_state(struct apply *a, char **ret_error)
 {
-        size_t n = 0;
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *list = NULL;
+        size_t n = 0, list_size = 0;
         int r;
 
         if (mkdirat(a->tfd, PENDING_STATE, 0755) < 0 && errno != EEXIST)
                 return set_error_message(ret_error, -errno, "cannot create '%s/%s'", a->tmp_abs,
                                          PENDING_STATE);
+        f = open_memstream(&list, &list_size);
+        if (!f)
+                return -ENOMEM;
         STRV_FOREACH (p, a->state_paths) {
+                _cleanup_(change_list_done) struct change_list sc = {};
                 _cleanup_free_ char *su = NULL, *dst = NULL, *lp = NULL;
                 struct stat st;
 
                 if (asprintf(&su, "state/%zu/upper", n++) < 0 ||
                     asprintf(&dst, PENDING_STATE "%s", *p) < 0 || asprintf(&lp, "fs%s", *p) < 0)
                         return -ENOMEM;
+                /* What the migration did to the state that exists, before
+                 * the move below drops the whiteouts. */
+                r = state_path_diff_at(a->tfd, su, a->state_fd, *p + 1, *p, &sc);
+                if (r < 0)
+                        return set_error_message(ret_error, r,
+                                                 "cannot compute the state changes of '%s' in '%s'",
+                                                 a->mi->id, *p);
+                for (size_t i = 0; i < sc.n; i++) {
+                        _cleanup_free_ char *up = NULL;
+
+                        if (asprintf(&up, "%s%s", su, sc.items[i].path + strlen(*p)) < 0)
+                                return -ENOMEM;
+                        migrate_state_list_line(f, &sc.items[i], a->tfd, up);
+                        r = changes_add(&a->changes, sc.items[i].kind, true, sc.items[i].path);
+                        if (r < 0)
+                                return r;
+                }
                 if (fstatat(a->tfd, su, &st, AT_SYMLINK_NOFOLLOW) >= 0) {
                         r = state_path_move_at(a->tfd, su, a->tfd, dst);
                         if (r < 0)
@@ -513,6 +536,13 @@ static int apply_split_state(struct apply *a, char **ret_error)
                                                          a->mi->id);
                 }
         }
+        if (fclose(TAKE_PTR(f)) != 0)
+                return -ENOMEM;
+        changes_sort(&a->changes);
+        r = migrate_write_plain_at(a->tfd, "record/state.list", list, list_size, 0644);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot write '%s/record/state.list'",
+                                         a->tmp_abs);
         r = rm_rf_at(a->tfd, "state", RM_ROOT | RM_MISSING_OK);
         if (r >= 0)
                 r = rm_rf_at(a->tfd, "work", RM_ROOT | RM_MISSING_OK);
@@ -721,7 +751,13 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                 return r;
 
         e = &m->md.layers[m->md.n_layers - 1];
-        migrate_emit(m, MIGRATE_EVENT_APPLIED, mi->id, NULL, e->duration_ms, e->changes);
+        if (m->o.event) {
+                struct migrate_event ev = {
+                    MIGRATE_EVENT_APPLIED, mi->id,     NULL,
+                    e->duration_ms,        e->changes, a.changes.state_counts};
+
+                m->o.event(&ev, m->o.userdata);
+        }
         return 0;
 }
 

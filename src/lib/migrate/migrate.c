@@ -474,6 +474,12 @@ int migrate_write_layer_files(struct migrate *m, int dir_fd, const char *id, con
                 json_object_set_new(c, key, json_integer(changes->counts[k]));
         }
         json_object_set_new(j, "changes", c);
+        c = json_object();
+        for (int k = 0; k < _CHANGE_KIND_MAX; k++) {
+                char key[2] = {change_kind_to_char((enum change_kind)k), 0};
+                json_object_set_new(c, key, json_integer(changes->state_counts[k]));
+        }
+        json_object_set_new(j, "state_changes", c);
         json_object_set_new(j, "bytes", json_integer((json_int_t)changes->bytes));
         a = json_array();
         STRV_FOREACH (s, services)
@@ -523,6 +529,14 @@ static int finish_state_and_services(struct migrate *m, const struct layer_entry
         sfd = migrate_open_dir_at(m->data_fd, "state");
         if (sfd < 0)
                 return set_error_message(ret_error, sfd, "cannot open '%s/state'", m->data_dir);
+
+        /* Changes to existing state first (replacements, deletions), then
+         * the additions. */
+        STRV_FOREACH (id, e->migrations) {
+                r = migrate_state_apply(m, *id, sfd, pfd, ret_error);
+                if (r < 0)
+                        return r;
+        }
 
         /* Deepest first, so a nested state path moves before its parent. */
         r = strv_copy(m->md.state_paths, &paths);

@@ -57,7 +57,8 @@ struct migrate_event {
         const char *id;
         const char *detail;
         int64_t duration_ms;
-        const unsigned *changes; /* [4]: A, M, D, R */
+        const unsigned *changes;       /* [4]: A, M, D, R */
+        const unsigned *state_changes; /* APPLIED: [4] changes to existing state, or NULL */
 };
 
 struct migrate_options {
@@ -70,7 +71,8 @@ struct migrate_options {
         struct clock_source *clock; /* NULL: the real clock */
         void (*event)(const struct migrate_event *e, void *userdata);
         void *userdata;
-        bool no_repair; /* migrate_open with lock: do not repair (for migrate_rebuild) */
+        bool no_repair;     /* migrate_open with lock: do not repair (for migrate_rebuild) */
+        bool restore_state; /* migrate_rollback: put back the state the migrations changed */
 };
 
 struct migrate;
@@ -97,7 +99,11 @@ int migrate_diff(struct migrate *m, const char *id, struct change_list *ret, cha
 
 /* Deactivates the layers above the one holding to (NULL: the last layer
  * only). Their migrations become pending again; the dirs are kept aside
- * until migrate_gc. Returns the number of layers deactivated. */
+ * until migrate_gc. With o.restore_state, what they changed in existing
+ * state is put back from their records' pre-images where it has not
+ * changed since (each entry reported as an event; one not put back is a
+ * PROBLEM and its pre-image moves to system/state-kept/<id>/). Returns
+ * the number of layers deactivated. */
 int migrate_rollback(struct migrate *m, const char *to, char **ret_error);
 
 /* Merges the layers holding from .. to (consecutive, active) into one. */
