@@ -204,6 +204,61 @@ fi
 M=$M0
 
 # ---------------------------------------------------------------------------
+# Data loss: state paths that break the machine
+M0=$M
+M=$T_TMP/bad-state
+for bad in /etc /proc/x /sys /dev /run/app /var/run/app /tmp /data /usr/local/app /bin /lib \
+    /lib64/x /sbin /boot /var/lib/dpkg /var; do
+    t_begin "the state path '$bad' is refused, naming the file, the line and the reason"
+    rm -rf "$M"
+    mig 20260303-001_bad 'echo SHOULD-NOT-RUN' "# comment
+/var/lib/strata-ok
+$bad"
+    D=$T_TMP/bad
+    out=$(sm "$D" up 2>&1)
+    rc=$?
+    if [ $rc -eq 2 ] && echo "$out" | grep -q "$M/20260303-001_bad/state' line 3: '$bad' cannot be state" &&
+        ! echo "$out" | grep -q SHOULD-NOT-RUN && [ -z "$(applied "$D")" ]; then
+        t_ok
+    else
+        t_fail "exit $rc: $out"
+    fi
+done
+
+t_begin "a state path through a symlink is resolved in the machine's root, and refused into /etc"
+rm -rf "$M"
+mig 20260303-001_links 'ln -s ../etc /opt/strata-s-etc; mkdir -p /srv/strata-real; ln -s /srv/strata-real /opt/strata-s-ok'
+mig 20260303-002_via_link 'echo SHOULD-NOT-RUN' "/opt/strata-s-etc/app"
+D=$T_TMP/links
+sm "$D" up --to 20260303-001_links >/dev/null 2>&1
+out=$(sm "$D" up 2>&1)
+rc=$?
+if [ $rc -eq 2 ] && echo "$out" | grep -q "line 1: '/opt/strata-s-etc/app' resolves to '/etc/app' in the machine's root" &&
+    ! echo "$out" | grep -q SHOULD-NOT-RUN; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+
+t_begin "an allowed symlinked state path is bound at its target; rollback removes it from metadata"
+rm -rf "$M/20260303-002_via_link"
+mig 20260303-002_via_ok 'echo data > /opt/strata-s-ok/file' "/opt/strata-s-ok"
+out=$(sm "$D" up 2>&1)
+rc=$?
+sp() { python3 -c "import json,sys; print(' '.join(json.load(open(sys.argv[1])).get('state_paths') or []))" "$D/system/migrations/metadata.json"; }
+before=$(sp)
+sm "$D" rollback --last >/dev/null 2>&1
+after=$(sp)
+if [ $rc -eq 0 ] && [ "$(cat "$D/state/srv/strata-real/file" 2>&1)" = data ] &&
+    echo "$before" | grep -qw /srv/strata-real && ! echo "$after" | grep -qw /srv/strata-real &&
+    echo "$after" | grep -qw /var/log; then
+    t_ok
+else
+    t_fail "exit $rc: $out / before: $before / after: $after / $(find "$D/state")"
+fi
+M=$M0
+
+# ---------------------------------------------------------------------------
 # Data loss: a running machine's lower dirs
 if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
     D=$T_TMP/live

@@ -107,6 +107,9 @@ int migrate_finish_layer(struct migrate *m, const struct layer_entry *e, char **
  * system/migrations) carries the UNCOMMITTED marker. */
 bool migrate_layer_uncommitted(struct migrate *m, const char *dir);
 bool migrate_record_uncommitted(struct migrate *m, const char *id);
+/* The state paths the layer's layer.json declares (NULL when none). */
+int migrate_layer_state_paths(struct migrate *m, const struct layer_entry *e, char ***ret);
+
 /* Writes the UNCOMMITTED marker into (dirfd, dir), no fsync. */
 int migrate_write_uncommitted(int dirfd, const char *dir);
 

@@ -10,12 +10,46 @@
 #include "macro.h"
 #include "migrate-internal.h"
 #include "migrate.h"
+#include "statepath.h"
 #include "strv.h"
+
+/* A state path that a rolled-back layer declared (gone) leaves the
+ * metadata when no active layer declares it and the machine-wide list does
+ * not name it. When a layer.json cannot be read, every path stays (keeping
+ * a binding loses nothing). */
+static int keep_declared_state_paths(struct migrate *m, struct layer_metadata *md,
+                                     char *const *gone)
+{
+        _cleanup_strv_ char **keep = NULL, **kept = NULL;
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = state_path_machine_list(m->data_fd, &keep, &error);
+        if (r < 0)
+                return 0;
+        for (size_t i = 0; i < md->n_layers; i++) {
+                _cleanup_strv_ char **sp = NULL;
+
+                if (migrate_layer_state_paths(m, &md->layers[i], &sp) < 0)
+                        return 0;
+                r = state_path_merge(&keep, sp);
+                if (r < 0)
+                        return r;
+        }
+        STRV_FOREACH (p, md->state_paths)
+                if ((!strv_contains(gone, *p) || strv_contains(keep, *p)) &&
+                    strv_extend(&kept, *p) < 0)
+                        return -ENOMEM;
+        strv_free(md->state_paths);
+        md->state_paths = TAKE_PTR(kept);
+        return 0;
+}
 
 int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
 {
         _cleanup_(layer_metadata_done) struct layer_metadata md = {};
-        _cleanup_strv_ char **gone = NULL; /* the rolled-back migrations, newest first */
+        _cleanup_strv_ char **gone = NULL;       /* the rolled-back migrations, newest first */
+        _cleanup_strv_ char **gone_state = NULL; /* the state paths they declared */
         size_t keep;
         int i, r, n;
 
@@ -45,6 +79,13 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
         if (r < 0)
                 return r;
         migrate_lock_describe(m, "rollback");
+        for (size_t k = keep; k < m->md.n_layers; k++) {
+                _cleanup_strv_ char **sp = NULL;
+
+                if (migrate_layer_state_paths(m, &m->md.layers[k], &sp) >= 0 &&
+                    state_path_merge(&gone_state, sp) < 0)
+                        return -ENOMEM;
+        }
         r = migrate_move_layers_aside(m, keep, m->md.n_layers, ret_error);
         if (r < 0)
                 return r;
@@ -69,6 +110,9 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
         }
         n = (int)(md.n_layers - keep);
         md.n_layers = keep;
+        r = keep_declared_state_paths(m, &md, gone_state);
+        if (r < 0)
+                return r;
         r = migrate_commit(m, &md, ret_error);
         if (r < 0)
                 return r;

@@ -12,6 +12,7 @@
 #include "migrate-internal.h"
 #include "migrate.h"
 #include "squash.h"
+#include "statepath.h"
 #include "strv.h"
 
 int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_error)
@@ -20,7 +21,7 @@ int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_e
         _cleanup_(change_list_done) struct change_list changes = {};
         _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
         _cleanup_free_ char *id = NULL, *dir = NULL, *tmp = NULL, *fs = NULL;
-        _cleanup_strv_ char **migrations = NULL;
+        _cleanup_strv_ char **migrations = NULL, **state_paths = NULL;
         _cleanup_close_ int tfd = -1;
         struct layer_entry e = {};
         int64_t duration = 0;
@@ -80,8 +81,19 @@ int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_e
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot compute the changes of '%s/%s/%s'",
                                          m->data_dir, MIGRATE_LAYERS, tmp);
+        for (size_t i = from; i <= to; i++) {
+                _cleanup_strv_ char **sp = NULL;
+
+                r = migrate_layer_state_paths(m, &m->md.layers[i], &sp);
+                if (r >= 0)
+                        r = state_path_merge(&state_paths, sp);
+                if (r < 0)
+                        return set_error_message(ret_error, r,
+                                                 "cannot read the state paths of '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_LAYERS, m->md.layers[i].dir);
+        }
         r = migrate_write_layer_files(m, tfd, id, from > 0 ? m->md.layers[from - 1].id : NULL,
-                                      migrations, NULL, &changes, NULL, NULL, ret_error);
+                                      migrations, NULL, &changes, NULL, state_paths, ret_error);
         if (r < 0)
                 return r;
         if (syncfs(tfd) < 0)

@@ -188,6 +188,7 @@ struct apply {
         struct migrate *m;
         const struct migration *mi;
         char **state_paths;   /* the sandbox's: machine + applied + this one's */
+        char **own_state;     /* this migration's, symlinks resolved in its root */
         char **created_state; /* state dirs made for the sandbox, relative */
         char *tmp;            /* ".tmp-<id>", in the layers dir */
         char *tmp_abs, *upper, *work, *scratch, *isolate, *record_src;
@@ -201,6 +202,7 @@ struct apply {
 static void apply_done(struct apply *a)
 {
         strv_free(a->state_paths);
+        strv_free(a->own_state);
         strv_free(a->created_state);
         free(a->tmp);
         free(a->tmp_abs);
@@ -222,11 +224,65 @@ static long long apply_elapsed_ms(const struct apply *a)
         return (long long)((clock_monotonic(a->m->clock) - a->start) / USEC_PER_MSEC);
 }
 
+/* Resolves the symlinks of the state paths in the root the migration runs
+ * in (never on the host), and refuses a path that resolves into a tree
+ * that cannot be state (state_path_refusal). file names the list (NULL:
+ * the migration's state file). */
+static int apply_resolve_state(struct apply *a, char *const *paths, const char *file, char ***ret,
+                               char **ret_error)
+{
+        _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
+        _cleanup_strv_ char **l = NULL;
+        int r;
+
+        if (!paths) {
+                *ret = NULL;
+                return 0;
+        }
+        r = migrate_lowers_open(a->m, a->m->md.n_layers, &lowers, ret_error);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (p, paths) {
+                _cleanup_free_ char *res = NULL, *name = NULL;
+                const char *why;
+                int line;
+
+                r = state_path_resolve(lowers.fds, lowers.n, *p, &res);
+                if (r < 0)
+                        return set_error_message(ret_error, r,
+                                                 "cannot resolve the state path '%s' of '%s'", *p,
+                                                 a->mi->id);
+                why = streq(res, *p) ? NULL : state_path_refusal(res);
+                if (why) {
+                        if (file)
+                                line = state_path_file_line(a->m->data_fd, file, *p);
+                        else {
+                                if (asprintf(&name, "%s/state", a->mi->path) < 0)
+                                        return -ENOMEM;
+                                line = state_path_file_line(AT_FDCWD, name, *p);
+                        }
+                        return set_error_message(
+                            ret_error, -EINVAL,
+                            "'%s%s%s' line %d: '%s' resolves to '%s' in the machine's root, "
+                            "which cannot be state: it is or holds %s",
+                            file ? a->m->data_dir : a->mi->path, file ? "/" : "/",
+                            file ? file : "state", line, *p, res, why);
+                }
+                r = strv_consume(&l, TAKE_PTR(res));
+                if (r < 0)
+                        return r;
+        }
+        if (l)
+                strv_sort(l);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 /* The state paths the sandbox binds: the machine's, every applied
  * migration's (from metadata) and this one's. */
 static int apply_state_paths(struct apply *a, char **ret_error)
 {
-        _cleanup_strv_ char **machine_paths = NULL;
+        _cleanup_strv_ char **machine_paths = NULL, **resolved_machine = NULL;
         _cleanup_free_ char *error = NULL;
         int r;
 
@@ -234,11 +290,17 @@ static int apply_state_paths(struct apply *a, char **ret_error)
         if (r < 0)
                 return set_error_message(ret_error, r == -ENOMEM ? r : -EINVAL, "%s",
                                          error ? error : "cannot read the machine's state paths");
+        r = apply_resolve_state(a, machine_paths, STATE_PATHS_FILE, &resolved_machine, ret_error);
+        if (r < 0)
+                return r;
+        r = apply_resolve_state(a, a->mi->state, NULL, &a->own_state, ret_error);
+        if (r < 0)
+                return r;
         r = strv_copy(a->m->md.state_paths, &a->state_paths);
         if (r >= 0)
-                r = state_path_merge(&a->state_paths, machine_paths);
+                r = state_path_merge(&a->state_paths, resolved_machine);
         if (r >= 0)
-                r = state_path_merge(&a->state_paths, a->mi->state);
+                r = state_path_merge(&a->state_paths, a->own_state);
         return r;
 }
 
@@ -568,7 +630,7 @@ static int apply_write_layer(struct apply *a, char **ret_error)
         if (r < 0)
                 return r;
         r = migrate_write_layer_files(m, a->tfd, a->mi->id, parent, one, a->sha, &a->changes,
-                                      a->mi->services, a->mi->state, ret_error);
+                                      a->mi->services, a->own_state, ret_error);
         if (r < 0)
                 return r;
         a->now = clock_monotonic(m->clock);

@@ -644,6 +644,32 @@ int migrate_finish_layer(struct migrate *m, const struct layer_entry *e, char **
         return 0;
 }
 
+int migrate_layer_state_paths(struct migrate *m, const struct layer_entry *e, char ***ret)
+{
+        _cleanup_free_ char *path = NULL;
+        _cleanup_strv_ char **l = NULL;
+        json_t *j = NULL, *v;
+        json_error_t je;
+        size_t i;
+        int r;
+
+        if (asprintf(&path, "%s/layer.json", e->dir) < 0)
+                return -ENOMEM;
+        r = json_load_at(m->layers_fd, path, &j, &je);
+        if (r < 0)
+                return r;
+        json_array_foreach(json_object_get(j, "state_paths"), i, v)
+        {
+                if (json_is_string(v) && strv_extend(&l, json_string_value(v)) < 0) {
+                        json_decref(j);
+                        return -ENOMEM;
+                }
+        }
+        json_decref(j);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 int migrate_write_uncommitted(int dirfd, const char *dir)
 {
         static const char text[] = "not committed: verify removes this dir when metadata.json "
