@@ -404,6 +404,8 @@ _noreturn_ static void child_main(const struct sandbox_config *c, int err_fd)
         }
         close(err_fd);
         r = sandbox_reap(main_pid);
+        if (c->teardown)
+                c->teardown(c->userdata);
         _exit(r < 0 ? 255 : r);
 }
 
@@ -497,6 +499,8 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                 return r;
         }
 
+        if (c->started)
+                c->started(pid, c->userdata);
         if (c->timeout_usec > 0)
                 deadline = now_usec() + c->timeout_usec;
 
