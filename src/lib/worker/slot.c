@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,9 @@ int64_t worker_proc_start_time(pid_t pid)
                 p = strchr(p + 1, ' ');
         if (!p || sscanf(p + 1, "%lld", &t) != 1)
                 return -EBADMSG;
+        /* A zombie has ended: it holds no namespace any more. */
+        if (strrchr(buf, ')')[1] == ' ' && strrchr(buf, ')')[2] == 'Z')
+                return -ESRCH;
         return t;
 }
 
@@ -323,9 +327,13 @@ static int kill_init(const struct worker_slot_info *i)
         if (pidfd < 0)
                 return errno == ESRCH ? 0 : -errno;
         /* Checked again with the pidfd held: the pid cannot be reused now. */
-        if (worker_proc_start_time(i->init) == 0 ||
-            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0)
+        if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0)
                 r = errno == ESRCH ? 0 : -errno;
+        /* Wait (bounded) until it is gone: then so is its namespace. */
+        if (r == 0) {
+                struct pollfd p = {pidfd, POLLIN, 0};
+                (void)poll(&p, 1, 5000);
+        }
         close(pidfd);
         return r;
 }

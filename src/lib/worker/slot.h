@@ -77,5 +77,6 @@ struct worker_clean_result {
  * the marker and the dir when empty. -ENOENT when it has no marker. */
 int worker_slot_clean(const char *root, int slot, unsigned flags, struct worker_clean_result *ret);
 
-/* The start time of pid (/proc/PID/stat field 22, clock ticks), or -errno. */
+/* The start time of pid (/proc/PID/stat field 22, clock ticks), or -errno
+ * (-ESRCH for a zombie too). */
 int64_t worker_proc_start_time(pid_t pid);
