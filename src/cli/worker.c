@@ -394,9 +394,13 @@ static void pool_done(const struct worker_job_result *r, void *userdata)
         c->done++;
         if (c->json)
                 return;
-        printf("[%zu/%zu] job %zu (worker %d): %s %d, %.2f s: %s\n", c->done, c->n_jobs, r->job + 1,
-               r->slot, r->status == 0 ? "ok" : "FAILED, status", r->status, (double)r->usec / 1e6,
-               job_text(c->jobs[r->job]));
+        if (r->status == 0)
+                printf("[%zu/%zu] job %zu (worker %d): ok, %.2f s: %s\n", c->done, c->n_jobs,
+                       r->job + 1, r->slot, (double)r->usec / 1e6, job_text(c->jobs[r->job]));
+        else
+                printf("[%zu/%zu] job %zu (worker %d): FAILED (status %d), %.2f s: %s\n", c->done,
+                       c->n_jobs, r->job + 1, r->slot, r->status, (double)r->usec / 1e6,
+                       job_text(c->jobs[r->job]));
         if (r->error)
                 log_error_errno(r->error, "job %zu: cannot %s: %m", r->job + 1,
                                 r->message[0] ? r->message : "run it");
@@ -478,15 +482,15 @@ static int verb_pool(struct worker_args *a)
                 for (size_t i = 0; arr && i < n; i++)
                         json_array_append_new(
                             arr,
-                            json_pack("{s:I,s:i,s:i,s:f,s:s,s:s?,s:i}", "job", (json_int_t)i + 1,
-                                      "worker", results[i].slot, "status", results[i].status,
-                                      "seconds", (double)results[i].usec / 1e6, "command",
+                            json_pack("{s:I,s:i,s:i,s:I,s:s,s:s?,s:i}", "job", (json_int_t)i + 1,
+                                      "worker", results[i].slot, "status", results[i].status, "ms",
+                                      (json_int_t)(results[i].usec / 1000), "command",
                                       job_text(jobs[i]), "error",
                                       results[i].error ? results[i].message : NULL, "detached",
                                       (int)results[i].detached));
-                j = json_pack("{s:o,s:I,s:I,s:I,s:f}", "jobs", arr, "passed", (json_int_t)passed,
+                j = json_pack("{s:o,s:I,s:I,s:I,s:I}", "jobs", arr, "passed", (json_int_t)passed,
                               "failed", (json_int_t)(n - passed), "workers", (json_int_t)a->workers,
-                              "seconds", wall);
+                              "ms", (json_int_t)(wall * 1000));
                 s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
                 json_decref(j);
                 if (s)
