@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -85,8 +84,9 @@ static int lock_marker(const char *marker, bool create, int *ret_fd)
 
                 if (fd < 0)
                         return -errno;
-                if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-                        return errno == EWOULDBLOCK ? -EBUSY : -errno;
+                struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+                if (fcntl(fd, F_SETLK, &fl) < 0)
+                        return errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
                 if (fstat(fd, &a) < 0)
                         return -errno;
                 if (stat(marker, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
@@ -98,6 +98,27 @@ static int lock_marker(const char *marker, bool create, int *ret_fd)
                 return 0;
         }
         return -EBUSY;
+}
+
+/* The slots this process holds: opening and closing one's marker again
+ * would drop its POSIX lock, and locking it again would succeed. */
+static struct worker_slot *held[64];
+
+static struct worker_slot *held_find(const char *marker)
+{
+        for (size_t i = 0; i < ELEMENTSOF(held); i++)
+                if (held[i] && streq(held[i]->marker, marker))
+                        return held[i];
+        return NULL;
+}
+
+static void held_set(struct worker_slot *s, bool on)
+{
+        for (size_t i = 0; i < ELEMENTSOF(held); i++)
+                if (on ? !held[i] : held[i] == s) {
+                        held[i] = on ? s : NULL;
+                        return;
+                }
 }
 
 static int slot_paths(const char *root, int slot, char **ret_dir, char **ret_marker)
@@ -120,6 +141,8 @@ static int try_slot(const char *root, int slot, const char *plan, struct worker_
         r = slot_paths(root, slot, &dir, &marker);
         if (r < 0)
                 return r;
+        if (held_find(marker))
+                return -EBUSY;
         r = mkdir_p_at(AT_FDCWD, dir, 0755);
         if (r < 0)
                 return r;
@@ -142,6 +165,7 @@ static int try_slot(const char *root, int slot, const char *plan, struct worker_
                 worker_slot_release(s);
                 return r;
         }
+        held_set(s, true);
         *ret = s;
         return 0;
 }
@@ -172,6 +196,7 @@ struct worker_slot *worker_slot_release(struct worker_slot *s)
 {
         if (!s)
                 return NULL;
+        held_set(s, false);
         if (s->fd >= 0) {
                 (void)unlink(s->marker);
                 close(s->fd);
@@ -237,14 +262,22 @@ static int read_info(const char *root, int slot, struct worker_slot_info *i)
         r = slot_paths(root, slot, &dir, &marker);
         if (r < 0)
                 return r;
-        fd = open(marker, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return -errno;
         *i = (struct worker_slot_info){.slot = slot};
-        i->in_use = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-        if (!i->in_use)
-                (void)flock(fd, LOCK_UN);
-        (void)read_file_at(AT_FDCWD, marker, 1 << 16, &text, NULL);
+        if (held_find(marker)) {
+                /* Ours: read through the locked fd. */
+                struct worker_slot *h = held_find(marker);
+                char buf[4096];
+                ssize_t k = pread(h->fd, buf, sizeof(buf) - 1, 0);
+                i->in_use = true;
+                text = k >= 0 ? strndup(buf, (size_t)k) : NULL;
+        } else {
+                struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+                fd = open(marker, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0)
+                        return -errno;
+                i->in_use = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+                (void)read_file_at(AT_FDCWD, marker, 1 << 16, &text, NULL);
+        }
         j = text ? json_loads(text, 0, NULL) : NULL;
         if (j && json_integer_value(json_object_get(j, "strata-worker")) == 1 &&
             json_integer_value(json_object_get(j, "slot")) == slot) {
@@ -353,6 +386,10 @@ int worker_slot_clean(const char *root, int slot, unsigned flags, struct worker_
         r = read_info(root, slot, &info);
         if (r < 0)
                 return r;
+        if (held_find(marker)) {
+                res.skipped_in_use = true; /* ours: never cleaned from under us */
+                goto done;
+        }
         if (info.in_use && !(flags & WORKER_CLEAN_ALL)) {
                 res.skipped_in_use = true;
                 goto done;

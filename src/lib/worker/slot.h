@@ -3,14 +3,20 @@
 
 /*
  * Worker slots: ROOT/slots/N/worker.json is the marker of slot N. A running
- * worker holds an flock() on it and writes who it is into it (its pid, the
- * pid of the worker's init and that init's start time, when it started,
- * the plan). A marker whose lock nobody holds was left by a strata that
- * was killed; `worker clean` finds slots only through markers, never by
- * guessing from paths.
+ * worker holds a POSIX record lock (fcntl F_SETLK) on it and writes who it
+ * is into it (its pid, the pid of the worker's init and that init's start
+ * time, when it started, the plan). A marker whose lock nobody holds was
+ * left by a strata that was killed; `worker clean` finds slots only through
+ * markers, never by guessing from paths.
  *
  *     {"strata-worker": 1, "slot": 3, "pid": 812, "init": 815,
  *      "init-start": 123456, "started": 1764640000, "plan": "(default)"}
+ *
+ * A POSIX lock, not flock(): it belongs to the strata process alone, so the
+ * worker's init (a forked child) does not keep it after strata is killed.
+ * Within one process the slots it holds are kept in a table, so that it
+ * never locks one twice nor opens and closes one's marker (which would drop
+ * the lock); they show as in use and clean leaves them alone.
  */
 
 #include <stdbool.h>
@@ -23,7 +29,7 @@
 
 struct worker_slot {
         int slot;
-        int fd; /* the marker, flock()ed */
+        int fd; /* the marker, locked */
         char *dir;
         char *marker;
         char *plan;
