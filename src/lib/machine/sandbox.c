@@ -484,6 +484,8 @@ static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_e
                 set_error(ret_error, "start the namespace's init");
                 return r;
         }
+        if (c->started)
+                c->started(pid, c->userdata);
         *ret_pidfd = pidfd;
         *ret_err_fd = errpipe[0];
         return 0;
@@ -497,8 +499,6 @@ static int wait_init(const struct sandbox_config *c, int pidfd, const sigset_t *
         _cleanup_close_ int sfd = -1;
         uint64_t deadline = 0;
 
-        if (c->started)
-                c->started(pid, c->userdata);
         if (c->timeout_usec > 0)
                 deadline = now_usec() + c->timeout_usec;
 
