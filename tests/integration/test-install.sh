@@ -31,6 +31,7 @@ usr/share/man/man1/strata-doctor.1
 usr/share/man/man1/strata-lab.1
 usr/share/man/man1/strata-mounts.1
 usr/share/man/man1/strata-pkg.1
+usr/share/man/man1/strata-worker.1
 usr/share/man/man1/strata.1
 usr/share/man/man5/strata-exports.5
 usr/share/man/man8/overlayfs-init.8
