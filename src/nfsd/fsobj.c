@@ -171,6 +171,15 @@ void fsobj_cred(const struct nfsd_call *c, const struct export_client *cl, struc
                 return;
         }
         *ret = c->cred;
+        /* (uid_t)-1 is no id the kernel accepts (setfsuid() and setgroups()
+         * refuse it): such a caller is the anonymous user. */
+        if (ret->uid == (uid_t)-1)
+                ret->uid = cl->anonuid;
+        if (ret->gid == (gid_t)-1)
+                ret->gid = cl->anongid;
+        for (unsigned i = 0; i < ret->n_groups; i++)
+                if (ret->groups[i] == (gid_t)-1)
+                        ret->groups[i] = cl->anongid;
         if (cl->squash == EXPORT_ROOT_SQUASH) {
                 if (ret->uid == 0)
                         ret->uid = cl->anonuid;
