@@ -426,6 +426,18 @@ static int object_reply(struct nfsd_call *c, const struct export *e, int fd, nfs
         return 0;
 }
 
+/* Whether the entry name of directory d, if a directory, lies deeper than
+ * directories are served: its handle would not resolve, so it is not
+ * handed out (nor made). */
+static bool too_deep(const struct fsobj *d, int dirfd, const char *name)
+{
+        struct stat st;
+
+        if (d->depth < FSOBJ_DEPTH_MAX || streq(name, ".") || streq(name, ".."))
+                return false;
+        return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
 static void nfs3_lookup(struct nfsd_call *c, void *args, void *res)
 {
         LOOKUP3args *a = args;
@@ -443,6 +455,8 @@ static void nfs3_lookup(struct nfsd_call *c, void *args, void *res)
                 fd = lookup_fd(&d, a->what.name);
                 if (fd < 0)
                         out->status = errno_to_nfsstat(fd);
+                else if (too_deep(&d, d.fd, a->what.name))
+                        out->status = NFS3ERR_NAMETOOLONG;
         }
         if (out->status == NFS3_OK) {
                 r = object_reply(c, d.export, fd, &out->LOOKUP3res_u.resok.object,
@@ -803,6 +817,8 @@ static void nfs3_mkdir(struct nfsd_call *c, void *args, void *res)
         struct cred cred;
 
         out->status = begin_create(c, &a->where, &d, S_IFDIR, &a->attributes, &cred);
+        if (out->status == NFS3_OK && d.depth >= FSOBJ_DEPTH_MAX)
+                out->status = NFS3ERR_NAMETOOLONG;
         if (out->status == NFS3_OK &&
             mkdirat(d.fd, a->where.name, sattr_mode(&a->attributes, 0755)) < 0)
                 out->status = errno_to_nfsstat(-errno);
@@ -940,6 +956,11 @@ static void nfs3_rename(struct nfsd_call *c, void *args, void *res)
                 out->status = enter(c, &from, NULL);
                 entered = out->status == NFS3_OK;
         }
+        /* A directory moved as deep as directories are served is not
+         * moved (a subtree below it may end deeper: it is STALE then). */
+        if (out->status == NFS3_OK && to.depth >= FSOBJ_DEPTH_MAX &&
+            too_deep(&to, from.fd, a->from.name))
+                out->status = NFS3ERR_NAMETOOLONG;
         if (out->status == NFS3_OK && renameat(from.fd, a->from.name, to.fd, a->to.name) < 0)
                 out->status = errno_to_nfsstat(-errno);
         wcc(&from, &out->RENAME3res_u.resok.fromdir_wcc);
@@ -1155,16 +1176,19 @@ static void readdir_common(struct nfsd_call *c, const nfs_fh3 *fh, cookie3 cooki
                             fstatat(d.fd, dot ? "" : de->d_name, &st,
                                     AT_SYMLINK_NOFOLLOW | (dot ? AT_EMPTY_PATH : 0)) == 0) {
                                 post_attr_stat(&st, &e->name_attributes);
-                                h = nfsd_call_alloc(c, FHANDLE_MAX);
-                                r = !h    ? -ENOMEM
-                                    : dot ? fsobj_handle_of_fd(c, d.export, d.fd, h)
-                                          : fsobj_handle_at(c, d.export, d.fd, de->d_name, h);
-                                if (r >= 0) {
-                                        e->name_handle.handle_follows = TRUE;
-                                        e->name_handle.post_op_fh3_u.handle.data.data_len =
-                                            (u_int)r;
-                                        e->name_handle.post_op_fh3_u.handle.data.data_val =
-                                            (char *)h;
+                                /* Nor for a directory too deep to be served. */
+                                if (dot || !S_ISDIR(st.st_mode) || d.depth < FSOBJ_DEPTH_MAX) {
+                                        h = nfsd_call_alloc(c, FHANDLE_MAX);
+                                        r = !h ? -ENOMEM
+                                            : dot
+                                                ? fsobj_handle_of_fd(c, d.export, d.fd, h)
+                                                : fsobj_handle_at(c, d.export, d.fd, de->d_name, h);
+                                        if (r >= 0) {
+                                                post_op_fh3 *ph = &e->name_handle;
+                                                ph->handle_follows = TRUE;
+                                                ph->post_op_fh3_u.handle.data.data_len = (u_int)r;
+                                                ph->post_op_fh3_u.handle.data.data_val = (char *)h;
+                                        }
                                 }
                         }
                         if (last_plus)

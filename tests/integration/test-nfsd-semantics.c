@@ -359,6 +359,117 @@ static void test_stable_how(void)
         CHECK(write_data(&f, "x", FILE_SYNC) == NFS3_OK, "FILE_SYNC still works");
 }
 
+static int mkdir_in(struct fh *dir, const char *name, struct fh *ret)
+{
+        MKDIR3args a = {.where = {.dir = fh_arg(dir), .name = (char *)name}};
+        MKDIR3res res = {};
+        int r, s;
+
+        a.attributes = mode_attrs(0755);
+        r = nfs_call(&c, 9, X(MKDIR3args), &a, X(MKDIR3res), &res);
+        if (r != 0)
+                return -1000 - r;
+        s = res.status;
+        if (s == NFS3_OK && ret)
+                fh_from(ret, &res.MKDIR3res_u.resok.obj.post_op_fh3_u.handle);
+        rc_free(X(MKDIR3res), &res);
+        return s;
+}
+
+/* An fd of the directory `levels` levels of "d" below dirfd (made here on
+ * the server when missing): paths that deep exceed PATH_MAX. */
+static int server_chain(int dirfd, int levels)
+{
+        int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+
+        for (int i = 0; fd >= 0 && i < levels; i++) {
+                int n;
+                if (mkdirat(fd, "d", 0755) < 0 && errno != EEXIST)
+                        break;
+                n = openat(fd, "d", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                close(fd);
+                fd = n;
+        }
+        return fd;
+}
+
+#define DEEP 5000
+
+/* Directory handles resolve at any depth (up to 16,384 levels), their
+ * cost does not grow with it, and a directory moved out of the export on
+ * the server is STALE however its verdict was cached. */
+static void test_depth(void)
+{
+        static struct fh chain[DEEP + 1];
+        struct fh x, y;
+        fattr3 at;
+        int efd = open(export, O_PATH | O_DIRECTORY | O_CLOEXEC), top, mid, deep, made = 0, bad = 0;
+        int r1, r2;
+
+        CHECK(mkdir_in(&root, "deep", &chain[0]) == NFS3_OK, "MKDIR deep");
+        for (int i = 1; i <= DEEP; i++) {
+                if (mkdir_in(&chain[i - 1], "d", &chain[i]) != NFS3_OK)
+                        break;
+                made = i;
+        }
+        CHECK(made == DEEP, "MKDIR makes a chain %d levels deep (%d made)", DEEP, made);
+        for (int i = 0; i <= made; i += 97)
+                if (getattr(&c, &chain[i], NULL) != NFS3_OK)
+                        bad++;
+        CHECK(made == DEEP && getattr(&c, &chain[DEEP], &at) == NFS3_OK && at.type == NF3DIR &&
+                  bad == 0,
+              "every handle of the chain resolves, the deepest too");
+        CHECK(create_how(&chain[DEEP], "leaf", GUARDED, NULL, NULL, NULL, NULL) == NFS3_OK &&
+                  lookup(&c, &chain[DEEP], "leaf", NULL, NULL) == NFS3_OK,
+              "CREATE and LOOKUP work %d levels down", DEEP);
+
+        /* Moved out on the server, after the verdicts were cached. */
+        CHECK(renameat(efd, "deep", efd, "../deep-out") == 0, "the chain's top moves out (server)");
+        CHECK(getattr(&c, &chain[DEEP], NULL) == NFS3ERR_STALE &&
+                  getattr(&c, &chain[0], NULL) == NFS3ERR_STALE &&
+                  lookup(&c, &chain[DEEP / 2], "d", NULL, NULL) == NFS3ERR_STALE,
+              "its handles are NFS3ERR_STALE, top, middle and bottom");
+        CHECK(renameat(efd, "../deep-out", efd, "deep") == 0 &&
+                  getattr(&c, &chain[DEEP], NULL) == NFS3_OK,
+              "moved back in, the deepest handle works again");
+        top = openat(efd, "deep", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        mid = top >= 0 ? server_chain(top, DEEP / 2) : -1;
+        CHECK(mid >= 0 && renameat(mid, "d", efd, "../mid-out") == 0 &&
+                  getattr(&c, &chain[DEEP], NULL) == NFS3ERR_STALE &&
+                  getattr(&c, &chain[DEEP / 2], NULL) == NFS3_OK,
+              "a middle directory moved out: below it STALE, above it served");
+        CHECK(renameat(efd, "../mid-out", mid, "d") == 0 &&
+                  getattr(&c, &chain[DEEP], NULL) == NFS3_OK,
+              "moved back, served again");
+        CHECK(renameat(efd, "deep/d", efd, "lifted") == 0 &&
+                  getattr(&c, &chain[DEEP], NULL) == NFS3_OK &&
+                  getattr(&c, &chain[1], NULL) == NFS3_OK,
+              "a directory moved within the export is still served at its new depth");
+        if (mid >= 0)
+                close(mid);
+        if (top >= 0)
+                close(top);
+
+        /* The limit: 16,384 levels are served; deeper is refused, never
+         * handed out. */
+        CHECK(mkdir_in(&root, "x", &x) == NFS3_OK && mkdir_in(&x, "y", &y) == NFS3_OK,
+              "directories x and x/y");
+        deep = server_chain(efd, 16383);
+        CHECK(deep >= 0 && renameat(efd, "x", deep, "x") == 0,
+              "x moved 16,384 levels down (server)");
+        CHECK(getattr(&c, &x, NULL) == NFS3_OK, "x is served at depth 16,384");
+        CHECK(mkdir_in(&x, "z", NULL) == NFS3ERR_NAMETOOLONG,
+              "MKDIR below it is NFS3ERR_NAMETOOLONG (its handle would not resolve)");
+        r1 = getattr(&c, &y, NULL);
+        r2 = lookup(&c, &x, "y", NULL, NULL);
+        CHECK(r1 == NFS3ERR_STALE && r2 == NFS3ERR_NAMETOOLONG,
+              "x/y, 16,385 levels down, is STALE (%d) and LOOKUP does not hand it out (%d)", r1,
+              r2);
+        if (deep >= 0)
+                close(deep);
+        close(efd);
+}
+
 static size_t put32(uint8_t *p, uint32_t v)
 {
         v = htonl(v);
@@ -429,6 +540,7 @@ int main(void)
         test_ids();
         test_stable_how();
         test_long_credentials();
+        test_depth();
         rc_close(&c);
         CHECK(server_stop(&srv) == 0, "the server stops cleanly");
         return tap_done();
