@@ -7,9 +7,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -470,6 +473,124 @@ static void test_depth(void)
         close(efd);
 }
 
+static int dump(struct rc *rc, int *ret_n, bool *ret_all_root)
+{
+        mountlist3 ml = NULL;
+        int r, n = 0;
+        bool all = true;
+
+        r = rc_call(rc, MOUNT_PROGRAM, MOUNT_V3, 2, (xdrproc_t)rpc_xdr_void, NULL, X(mountlist3),
+                    &ml);
+        for (mountlist3 m = ml; r == 0 && m; m = m->ml_next) {
+                n++;
+                if (strcmp(m->ml_directory, "/") != 0 || strcmp(m->ml_hostname, "127.0.0.1") != 0)
+                        all = false;
+        }
+        rc_free(X(mountlist3), &ml);
+        *ret_n = n;
+        if (ret_all_root)
+                *ret_all_root = all;
+        return r;
+}
+
+/* MOUNT's list holds each client's export once, however the path was
+ * spelled, and DUMP answers however long the list is. */
+static void test_mount_list(void)
+{
+        char path[1100];
+        struct fh f;
+        bool all_root;
+        int n = 0, bad = 0, r;
+
+        for (int i = 0; i < 5000; i++) {
+                /* "/", "//", "/./", "/.//" ...: 5,000 spellings of the root. */
+                size_t len = 0;
+                path[len++] = '/';
+                for (int k = 0; k < i % 400; k++) {
+                        path[len++] = '.';
+                        path[len++] = '/';
+                }
+                for (int k = 0; k < i / 400; k++)
+                        path[len++] = '/';
+                path[len] = '\0';
+                if (mnt(&c, path, &f) != MNT3_OK)
+                        bad++;
+        }
+        CHECK(bad == 0, "MNT of 5,000 spellings of / succeeds");
+        r = dump(&c, &n, &all_root);
+        CHECK(r == 0 && n == 1 && all_root, "DUMP lists 127.0.0.1 / once (%d, %d entries)", r, n);
+        r = rc_call(&c, MOUNT_PROGRAM, MOUNT_V3, 3, X(dirpath3), &(dirpath3){(char *)"/./"},
+                    (xdrproc_t)rpc_xdr_void, NULL);
+        r = r ?: dump(&c, &n, NULL);
+        CHECK(r == 0 && n == 0, "UMNT of another spelling forgets it (%d entries)", n);
+}
+
+/* Many clients with long export paths: DUMP's reply stays within what a
+ * reply can hold. */
+static void test_dump_size(const char *root_dir)
+{
+        char dirs[4][1200], conf[5000], file[4200];
+        const char *args[8];
+        struct server srv;
+        struct rc rc = {.fd = -1};
+        size_t len = 0;
+        int mounted = 0, n = 0, r;
+        FILE *fp;
+
+        for (int e = 0; e < 4; e++) {
+                int k = snprintf(dirs[e], sizeof(dirs[e]), "%s/", root_dir);
+                for (int part = 0; part < 4; part++) {
+                        memset(dirs[e] + k, 'a' + part, 240);
+                        k += 240;
+                        dirs[e][k] = '\0';
+                        mkdir(dirs[e], 0755);
+                        dirs[e][k++] = '/';
+                }
+                k += snprintf(dirs[e] + k, sizeof(dirs[e]) - (size_t)k, "e%d", e);
+                mkdir(dirs[e], 0755);
+                len += (size_t)snprintf(conf + len, sizeof(conf) - len,
+                                        "%s 127.0.0.0/8(rw,no_root_squash,insecure)\n", dirs[e]);
+        }
+        snprintf(file, sizeof(file), "%s/exports", root_dir);
+        fp = fopen(file, "w");
+        if (fp) {
+                fputs(conf, fp);
+                fclose(fp);
+        }
+        args[0] = "--state-dir";
+        args[1] = root_dir;
+        args[2] = "--exports";
+        args[3] = file;
+        args[4] = NULL;
+        server_start(&srv, args);
+        /* 300 client addresses x 4 exports of 970 bytes: 1.2 MB of list. */
+        for (int h = 0; h < 300; h++) {
+                struct sockaddr_in a = {.sin_family = AF_INET};
+                struct fh f;
+                rc.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                a.sin_addr.s_addr = htonl(0x7f010000u + (uint32_t)h + 1);
+                if (rc.fd < 0 || bind(rc.fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+                        break;
+                a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                a.sin_port = htons((uint16_t)srv.port);
+                if (connect(rc.fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+                        break;
+                setsockopt(rc.fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+                rc.flavor = AUTH_SYS;
+                for (int e = 0; e < 4; e++)
+                        if (mnt(&rc, dirs[e], &f) == MNT3_OK)
+                                mounted++;
+                rc_close(&rc);
+        }
+        CHECK(mounted == 1200, "1,200 mounts from 300 addresses (%d)", mounted);
+        r = rc_connect(&rc, srv.port);
+        r = r ?: dump(&rc, &n, NULL);
+        CHECK(r == 0 && n > 500 && n <= 1200, "DUMP answers with what fits in a reply (%d, %d)", r,
+              n);
+        rc_close(&rc);
+        CHECK(server_stop(&srv) == 0, "that server stops cleanly");
+}
+
 static size_t put32(uint8_t *p, uint32_t v)
 {
         v = htonl(v);
@@ -541,7 +662,9 @@ int main(void)
         test_stable_how();
         test_long_credentials();
         test_depth();
+        test_mount_list();
         rc_close(&c);
         CHECK(server_stop(&srv) == 0, "the server stops cleanly");
+        test_dump_size(t.root);
         return tap_done();
 }
