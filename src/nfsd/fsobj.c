@@ -53,7 +53,7 @@ static int dir_depth(const struct export *e, int fd, const struct stat *st, cons
         _cleanup_close_ int owned = -1;
         size_t n_chain = 0, max_chain = 0;
         struct stat prev = *st;
-        struct fhandle ph; /* the parent found last */
+        struct fhandle ph = {}; /* the parent found last */
         uint64_t epoch = 0;
         bool caching = e->ancestry;
         int cur = fd, r;
