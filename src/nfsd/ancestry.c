@@ -13,7 +13,7 @@
 #include "macro.h"
 
 #define SLOTS_MIN 1024
-#define SLOTS_MAX 32768 /* 3/4 of it holds the deepest chain a walk makes */
+#define SLOTS_MAX 16384 /* 3/4 of it holds the deepest chain a walk makes (8,192) */
 
 struct slot {
         bool used;
@@ -164,6 +164,30 @@ int ancestry_get(struct ancestry *a, const struct fhandle *h, uint64_t *ret_epoc
         s = find(a, h->type, h->len, h->bytes, &found);
         r = found ? (int)s->depth : -ENOENT;
         *ret_epoch = a->epoch;
+        pthread_mutex_unlock(&a->lock);
+        return r;
+}
+
+int ancestry_peek(struct ancestry *a, const struct fhandle *h)
+{
+        struct slot *s;
+        bool found;
+        int r;
+
+        pthread_mutex_lock(&a->lock);
+        s = find(a, h->type, h->len, h->bytes, &found);
+        r = found ? (int)s->depth : -ENOENT;
+        pthread_mutex_unlock(&a->lock);
+        return r;
+}
+
+bool ancestry_current(struct ancestry *a, uint64_t epoch)
+{
+        bool r;
+
+        pthread_mutex_lock(&a->lock);
+        drain(a);
+        r = a->epoch == epoch;
         pthread_mutex_unlock(&a->lock);
         return r;
 }

@@ -21,6 +21,7 @@
  * handles), ancestry_new() fails and every resolve walks.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,13 @@ struct ancestry *ancestry_free(struct ancestry *a);
  * Returns its depth below the export root, or -ENOENT. *ret_epoch gets
  * the epoch a walk that starts now passes to ancestry_put(). */
 int ancestry_get(struct ancestry *a, const struct fhandle *h, uint64_t *ret_epoch);
+
+/* Looks up h without reading events first: a hit is a verdict only once
+ * ancestry_current() confirms nothing moved since the epoch. */
+int ancestry_peek(struct ancestry *a, const struct fhandle *h);
+
+/* Reads pending events; whether no directory moved since epoch. */
+bool ancestry_current(struct ancestry *a, uint64_t epoch);
 
 /* Records a walked chain: chain[0] is a directory at depth depth0,
  * chain[i] its ancestor at depth0 - i, chain[n-1]'s parent the export

@@ -40,14 +40,10 @@ static int parent_of(const struct export *e, int fd, struct fhandle *ret_h, stru
         return n;
 }
 
-/* The depth of the directory fd (handle h, stat st) below the root of
- * export e, or -ESTALE when its ".." chain does not reach the root: a
- * directory moved out of the export on the server (its handle stays valid
- * for the kernel), on another mount, or more than FSOBJ_DEPTH_MAX levels
- * down. The export's ancestry cache answers for the directories seen
- * before; a walk goes up only to the first one it knows, and records what
- * it found (ancestry.h). */
-static int dir_depth(const struct export *e, int fd, const struct stat *st, const struct fhandle *h)
+/* The walk of dir_depth(): up from fd until the export root or, with
+ * caching, a directory the cache knows. */
+static int walk(const struct export *e, int fd, const struct stat *st, const struct fhandle *h,
+                bool caching)
 {
         _cleanup_free_ struct fhandle *chain = NULL;
         _cleanup_close_ int owned = -1;
@@ -55,11 +51,8 @@ static int dir_depth(const struct export *e, int fd, const struct stat *st, cons
         struct stat prev = *st;
         struct fhandle ph = {}; /* the parent found last */
         uint64_t epoch = 0;
-        bool caching = e->ancestry;
         int cur = fd, r;
 
-        if (st->st_dev == e->dev && st->st_ino == e->ino)
-                return 0;
         if (caching) {
                 r = ancestry_get(e->ancestry, h, &epoch);
                 if (r >= 0)
@@ -67,8 +60,7 @@ static int dir_depth(const struct export *e, int fd, const struct stat *st, cons
         }
         for (unsigned depth = 1;; depth++) {
                 struct stat up;
-                uint64_t now;
-                int known = -ENOENT;
+                int known;
 
                 if (depth > FSOBJ_DEPTH_MAX)
                         return -ESTALE;
@@ -94,26 +86,38 @@ static int dir_depth(const struct export *e, int fd, const struct stat *st, cons
                 cur = owned = r;
                 if (up.st_dev != e->dev || (up.st_ino == prev.st_ino && up.st_dev == prev.st_dev))
                         return -ESTALE; /* another mount, or the file system's root */
-                if (up.st_dev == e->dev && up.st_ino == e->ino) {
+                if (up.st_ino == e->ino) {
                         if (caching)
                                 ancestry_put(e->ancestry, epoch, chain, n_chain, depth);
                         return (int)depth;
                 }
-                if (caching) {
-                        known = ancestry_get(e->ancestry, &ph, &now);
-                        if (now != epoch)
-                                caching = false; /* something moved: go on, record nothing */
-                }
+                known = caching ? ancestry_peek(e->ancestry, &ph) : -ENOENT;
                 if (known >= 0) {
+                        /* A verdict only if nothing moved during the walk;
+                         * else walk again, all the way up. */
+                        if (!ancestry_current(e->ancestry, epoch))
+                                return walk(e, fd, st, h, false);
                         if (depth + (unsigned)known > FSOBJ_DEPTH_MAX)
                                 return -ESTALE;
-                        if (caching)
-                                ancestry_put(e->ancestry, epoch, chain, n_chain,
-                                             depth + (unsigned)known);
+                        ancestry_put(e->ancestry, epoch, chain, n_chain, depth + (unsigned)known);
                         return (int)depth + known;
                 }
                 prev = up;
         }
+}
+
+/* The depth of the directory fd (handle h, stat st) below the root of
+ * export e, or -ESTALE when its ".." chain does not reach the root: a
+ * directory moved out of the export on the server (its handle stays valid
+ * for the kernel), on another mount, or more than FSOBJ_DEPTH_MAX levels
+ * down. The export's ancestry cache answers for the directories seen
+ * before; a walk goes up only to the first one it knows, and records what
+ * it found (ancestry.h). */
+static int dir_depth(const struct export *e, int fd, const struct stat *st, const struct fhandle *h)
+{
+        if (st->st_dev == e->dev && st->st_ino == e->ino)
+                return 0;
+        return walk(e, fd, st, h, e->ancestry);
 }
 
 int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct fsobj *ret)

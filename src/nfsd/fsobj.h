@@ -33,7 +33,7 @@ struct fsobj {
 
 /* Directories deeper than this below an export root are not served
  * (NFS3ERR_STALE), and MKDIR and RENAME do not make them. */
-#define FSOBJ_DEPTH_MAX 16384
+#define FSOBJ_DEPTH_MAX 8192
 
 /* Resolves a wire handle. Returns 0, -EBADMSG (malformed or forged),
  * -ESTALE (unknown export, or the file is gone), -EACCES (the caller's

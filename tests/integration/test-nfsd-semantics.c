@@ -398,7 +398,7 @@ static int server_chain(int dirfd, int levels)
 
 #define DEEP 5000
 
-/* Directory handles resolve at any depth (up to 16,384 levels), their
+/* Directory handles resolve at any depth (up to 8,192 levels), their
  * cost does not grow with it, and a directory moved out of the export on
  * the server is STALE however its verdict was cached. */
 static void test_depth(void)
@@ -453,21 +453,20 @@ static void test_depth(void)
         if (top >= 0)
                 close(top);
 
-        /* The limit: 16,384 levels are served; deeper is refused, never
+        /* The limit: 8,192 levels are served; deeper is refused, never
          * handed out. */
         CHECK(mkdir_in(&root, "x", &x) == NFS3_OK && mkdir_in(&x, "y", &y) == NFS3_OK,
               "directories x and x/y");
-        deep = server_chain(efd, 16383);
+        deep = server_chain(efd, 8191);
         CHECK(deep >= 0 && renameat(efd, "x", deep, "x") == 0,
-              "x moved 16,384 levels down (server)");
-        CHECK(getattr(&c, &x, NULL) == NFS3_OK, "x is served at depth 16,384");
+              "x moved 8,192 levels down (server)");
+        CHECK(getattr(&c, &x, NULL) == NFS3_OK, "x is served at depth 8,192");
         CHECK(mkdir_in(&x, "z", NULL) == NFS3ERR_NAMETOOLONG,
               "MKDIR below it is NFS3ERR_NAMETOOLONG (its handle would not resolve)");
         r1 = getattr(&c, &y, NULL);
         r2 = lookup(&c, &x, "y", NULL, NULL);
         CHECK(r1 == NFS3ERR_STALE && r2 == NFS3ERR_NAMETOOLONG,
-              "x/y, 16,385 levels down, is STALE (%d) and LOOKUP does not hand it out (%d)", r1,
-              r2);
+              "x/y, 8,193 levels down, is STALE (%d) and LOOKUP does not hand it out (%d)", r1, r2);
         if (deep >= 0)
                 close(deep);
         close(efd);

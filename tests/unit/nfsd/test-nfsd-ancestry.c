@@ -117,7 +117,7 @@ static void test_moves(void **state)
 
 static void test_full(void **state)
 {
-        size_t n = 20000;
+        size_t n = 10000;
         _cleanup_free_ struct fhandle *chain = calloc(n, sizeof(*chain));
         struct fhandle probe;
         uint64_t epoch;
