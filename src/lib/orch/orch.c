@@ -217,6 +217,20 @@ int64_t orch_grace_for(const struct orch *o, const struct container *c)
         return policy_grace_for(o->policy, c->name, c->image);
 }
 
+int orch_installed(struct orch *o, const char *name, char **ret_error)
+{
+        int r;
+
+        nameset_remove(&o->user_stopped, name);
+        r = tracker_record_start(&o->tracker, name, clock_now(o->clock));
+        if (r < 0)
+                return r;
+        r = save_state(o, ret_error);
+        if (r < 0)
+                return r;
+        return orch_snapshot(o, ret_error);
+}
+
 int orch_install(struct orch *o, const struct install_request *req, char **ret_error)
 {
         int r;
@@ -224,14 +238,7 @@ int orch_install(struct orch *o, const struct install_request *req, char **ret_e
         r = install_failsafe(o->podman, o->policy, o->clock, req, ret_error);
         if (r < 0)
                 return r;
-        nameset_remove(&o->user_stopped, req->name);
-        r = tracker_record_start(&o->tracker, req->name, clock_now(o->clock));
-        if (r < 0)
-                return r;
-        r = save_state(o, ret_error);
-        if (r < 0)
-                return r;
-        return orch_snapshot(o, ret_error);
+        return orch_installed(o, req->name, ret_error);
 }
 
 int orch_start(struct orch *o, const char *name, char **ret_error)

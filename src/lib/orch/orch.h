@@ -59,6 +59,9 @@ struct orch *orch_free(struct orch *o);
 /* Failsafe install (install.h), then the state: not user-stopped, counters
  * clear, snapshot updated. */
 int orch_install(struct orch *o, const struct install_request *req, char **ret_error);
+/* The state half of orch_install, for a caller that ran install_failsafe()
+ * itself (with its own podman, outside whatever serializes the engine). */
+int orch_installed(struct orch *o, const char *name, char **ret_error);
 /* Starts a managed container; it is no longer user-stopped. */
 int orch_start(struct orch *o, const char *name, char **ret_error);
 /* Stops it with its grace period and marks it user-stopped. */
