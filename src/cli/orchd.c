@@ -51,6 +51,7 @@ static const char *arg_config;
 static const char *arg_listen = DEFAULT_LISTEN;
 static const char *arg_socket = DEFAULT_SOCKET;
 static const char *arg_token_file;
+static const char *arg_scan_dir;
 static double arg_interval = 30;
 static const char *arg_podman = "podman";
 static const char *arg_podman_root;
@@ -81,6 +82,8 @@ void help_orchd(void)
                "TOKEN'\n"
                "                           with the token in FILE\n"
                "      --interval SECONDS   health monitor period [30]\n"
+               "      --scan-dir DIR       s6 scan dir for native services (package.install\n"
+               "                           {id, service: DIR}) [$STRATA_S6_SCAN_DIR; none: off]\n"
                "      --podman PATH        the podman binary [$STRATA_PODMAN or podman]\n"
                "      --podman-root DIR    podman --root [$STRATA_PODMAN_ROOT]\n"
                "      --podman-runroot DIR podman --runroot [$STRATA_PODMAN_RUNROOT]\n"
@@ -498,9 +501,12 @@ static void health_tick(struct server *srv)
 {
         _cleanup_free_ char *error = NULL;
         struct health_plan p = {};
+        usec_t t0 = clock_monotonic(clock_real());
         int r;
 
         r = rpc_health_pass(&srv->rpc, &p, &error);
+        log_debug("health pass: %d, %zu package(s), %.3f s", r, r >= 0 ? p.n : 0,
+                  (double)(clock_monotonic(clock_real()) - t0) / USEC_PER_SEC);
         if (r == -EBUSY) {
                 log_info("%s", error);
                 return;
@@ -548,6 +554,7 @@ int cmd_orchd(int argc, char **argv)
                 ARG_SOCKET,
                 ARG_TOKEN_FILE,
                 ARG_INTERVAL,
+                ARG_SCAN_DIR,
                 ARG_PODMAN,
                 ARG_PODMAN_ROOT,
                 ARG_PODMAN_RUNROOT,
@@ -561,6 +568,7 @@ int cmd_orchd(int argc, char **argv)
             {"socket", required_argument, NULL, ARG_SOCKET},
             {"token-file", required_argument, NULL, ARG_TOKEN_FILE},
             {"interval", required_argument, NULL, ARG_INTERVAL},
+            {"scan-dir", required_argument, NULL, ARG_SCAN_DIR},
             {"podman", required_argument, NULL, ARG_PODMAN},
             {"podman-root", required_argument, NULL, ARG_PODMAN_ROOT},
             {"podman-runroot", required_argument, NULL, ARG_PODMAN_RUNROOT},
@@ -570,6 +578,7 @@ int cmd_orchd(int argc, char **argv)
         struct server srv = {};
         struct policy policy = {};
         _cleanup_(podman_freep) struct podman *pm = NULL;
+        _cleanup_(services_freep) struct services *sv = NULL;
         _cleanup_free_ char *error = NULL, *bound = NULL, *address = NULL;
         struct orch *o = NULL;
         struct MHD_Daemon *http_tcp = NULL, *http_unix = NULL;
@@ -586,6 +595,7 @@ int cmd_orchd(int argc, char **argv)
         arg_podman_root = getenv("STRATA_PODMAN_ROOT");
         arg_podman_runroot = getenv("STRATA_PODMAN_RUNROOT");
         arg_podman_runtime = getenv("STRATA_PODMAN_RUNTIME");
+        arg_scan_dir = getenv("STRATA_S6_SCAN_DIR");
 
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (opt) {
@@ -612,6 +622,9 @@ int cmd_orchd(int argc, char **argv)
                                 log_error("invalid --interval '%s': seconds, 0.1 to 86400", optarg);
                                 return EXIT_USAGE;
                         }
+                        break;
+                case ARG_SCAN_DIR:
+                        arg_scan_dir = optarg;
                         break;
                 case ARG_PODMAN:
                         arg_podman = optarg;
@@ -679,6 +692,14 @@ int cmd_orchd(int argc, char **argv)
                 log_error_errno(r, "%s", error ?: strerror(-r));
                 ret = r == -EWOULDBLOCK ? EXIT_TEMPFAIL : EXIT_FAILURE_;
                 goto finish;
+        }
+        if (arg_scan_dir && *arg_scan_dir) {
+                r = services_new(executor_real(), clock_real(), arg_scan_dir, &sv);
+                if (r < 0) {
+                        log_error_errno(r, "cannot open the s6 scan dir '%s': %m", arg_scan_dir);
+                        goto finish;
+                }
+                o->services = sv;
         }
         for (size_t i = 0; i < o->n_warnings; i++)
                 log_warning("%s", o->warnings[i]);
@@ -752,8 +773,9 @@ int cmd_orchd(int argc, char **argv)
                 log_error_errno(r, "cannot write '%s/%s': %m", arg_state_dir, ADDRESS_FILE);
                 goto stop;
         }
-        log_notice("orchd %s running (pid %d, state dir '%s', health every %.1f s)", STRATA_VERSION,
-                   (int)getpid(), arg_state_dir, arg_interval);
+        log_notice("orchd %s running (pid %d, state dir '%s', health every %.1f s%s%s)",
+                   STRATA_VERSION, (int)getpid(), arg_state_dir, arg_interval,
+                   sv ? ", s6 services in " : "", sv ? arg_scan_dir : "");
 
         next = clock_monotonic(clock_real()) + (usec_t)(arg_interval * USEC_PER_SEC);
         for (;;) {
@@ -783,9 +805,14 @@ int cmd_orchd(int argc, char **argv)
                 if (reload_pending)
                         reload_pending = !reload(&srv, &policy);
                 if (clock_monotonic(clock_real()) >= next) {
+                        usec_t period = (usec_t)(arg_interval * USEC_PER_SEC);
+
                         health_tick(&srv);
-                        next =
-                            clock_monotonic(clock_real()) + (usec_t)(arg_interval * USEC_PER_SEC);
+                        /* a fixed rate: a pass's own time does not stretch
+                         * the period (one that overran skips ahead) */
+                        next += period;
+                        if (next <= clock_monotonic(clock_real()))
+                                next = clock_monotonic(clock_real()) + period;
                 }
         }
 

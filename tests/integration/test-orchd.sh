@@ -17,6 +17,8 @@ need_program s6-svscan s6
 
 t_tmpdir
 podman_private "$T_TMP/podman"
+mkdir -p "$T_TMP/norun"
+printf '#!/bin/sh\nexec sleep 100\n' >"$T_TMP/norun/run" # not executable
 STATE="$T_TMP/state"
 SOCK="$T_TMP/orchd.sock"
 LOG="$T_TMP/orchd.log"
@@ -133,11 +135,12 @@ for via in sock tcp; do
         t_fail "'$a' '$b'"
     fi
 
-    t_begin "$via: wrong types are -32602 naming the field"
+    t_begin "$via: wrong types and a service dir without an executable run are -32602 naming the field"
     ok=1
     for p in '{"id":"web","dockerImage":12}:dockerImage' '{"id":"web","dockerImage":"i","grace":"30"}:grace' \
         '{"id":"web","dockerImage":"i","tier":"frontend"}:tier' '{"id":"web","dockerImage":"i","command":"sh"}:command' \
-        '{"id":5}:id' '{"id":"web","dockerImage":"i","service":"/tmp"}:service'; do
+        '{"id":5}:id' '{"id":"web","service":42}:service' \
+        "{\"id\":\"web\",\"service\":\"$T_TMP/norun\"}:service"; do
         params=${p%:*} field=${p##*:}
         call $via "$(req package.install "$params")" >/dev/null
         got=$(jpath 'r["error"]["code"], r["error"]["data"]["field"]')

@@ -87,12 +87,13 @@ static bool image_valid(const char *image)
 
 json_t *rpc_container_json(const struct orch *o, const struct container *c)
 {
-        return json_pack(
-            "{s:s,s:s,s:s,s:s,s:i,s:s?,s:I,s:I,s:I,s:I}", "name", c->name, "id", c->id ?: "",
-            "image", c->image ?: "", "state", container_state_to_string(c->state), "exit_code",
-            c->exit_code, "tier", tier_to_string(c->tier >= 0 ? c->tier : TIER_APP),
-            "grace_seconds", (json_int_t)orch_grace_for(o, c), "created", (json_int_t)c->created_at,
-            "started", (json_int_t)c->started_at, "finished", (json_int_t)c->finished_at);
+        return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:s?,s:I,s:I,s:I,s:I}", "name", c->name, "kind",
+                         c->native ? "service" : "container", "id", c->id ?: "", "image",
+                         c->image ?: "", "state", container_state_to_string(c->state), "exit_code",
+                         c->exit_code, "tier", tier_to_string(c->tier >= 0 ? c->tier : TIER_APP),
+                         "grace_seconds", (json_int_t)orch_grace_for(o, c), "created",
+                         (json_int_t)c->created_at, "started", (json_int_t)c->started_at,
+                         "finished", (json_int_t)c->finished_at);
 }
 
 /* The params a method takes: every member must be one of fields. */
@@ -237,7 +238,10 @@ static int container_state_json(struct rpc_server *s, const char *id, json_t **r
         struct container c = {};
         int r;
 
-        r = podman_inspect(s->orch->podman, id, &c);
+        if (s->orch->services && services_exists(s->orch->services, id))
+                r = services_inspect(s->orch->services, id, &c);
+        else
+                r = podman_inspect(s->orch->podman, id, &c);
         if (r == -ENOENT) {
                 *ret = json_pack("{s:s,s:s}", "id", id, "state", "removed");
                 return *ret ? 0 : -ENOMEM;
@@ -307,6 +311,7 @@ struct install_params {
         const char *network;
         const char **command; /* owned array, strings borrowed */
         enum pull_mode pull;
+        const char *service; /* a native s6 service dir instead of an image */
 };
 
 static int parse_install(const json_t *params, struct install_params *p, struct rpc_error *e)
@@ -317,7 +322,7 @@ static int parse_install(const json_t *params, struct install_params *p, struct 
         *p = (struct install_params){.tier = -1, .grace_s = -1};
         r = check_fields(params,
                          (const char *const[]){"id", "dockerImage", "tier", "grace", "command",
-                                               "network", "pull", NULL},
+                                               "network", "pull", "service", NULL},
                          e);
         if (r < 0)
                 return r;
@@ -325,16 +330,38 @@ static int parse_install(const json_t *params, struct install_params *p, struct 
         if (r < 0)
                 return r;
 
-        v = json_object_get(params, "dockerImage");
-        if (!v)
-                return invalid_param(e, "dockerImage", "is missing");
-        if (!json_is_string(v))
-                return invalid_param(e, "dockerImage", "must be a string");
-        if (!image_valid(json_string_value(v)))
-                return invalid_param(e, "dockerImage",
-                                     "must be an image reference of at most 255 letters, digits "
-                                     "and '_.-/:@', not starting with '-'");
-        p->image = json_string_value(v);
+        v = json_object_get(params, "service");
+        if (v) {
+                _cleanup_free_ char *why = NULL;
+                static const char *const image_only[] = {"dockerImage", "command", "network",
+                                                         "pull"};
+
+                if (!json_is_string(v))
+                        return invalid_param(e, "service", "must be a string (a service dir)");
+                for (size_t i = 0; i < ELEMENTSOF(image_only); i++)
+                        if (json_object_get(params, image_only[i]))
+                                return invalid_param(e, image_only[i],
+                                                     "is for images, not with 'service'");
+                r = services_check_source(json_string_value(v), &why);
+                if (r < 0)
+                        return rpc_error_set(
+                            e, RPC_INVALID_PARAMS, json_pack("{s:s}", "field", "service"),
+                            "invalid params: 'service': %s", why ?: "is not a service dir");
+                p->service = json_string_value(v);
+        }
+
+        if (!p->service) {
+                v = json_object_get(params, "dockerImage");
+                if (!v)
+                        return invalid_param(e, "dockerImage", "is missing (or give 'service')");
+                if (!json_is_string(v))
+                        return invalid_param(e, "dockerImage", "must be a string");
+                if (!image_valid(json_string_value(v)))
+                        return invalid_param(e, "dockerImage",
+                                             "must be an image reference of at most 255 letters, "
+                                             "digits and '_.-/:@', not starting with '-'");
+                p->image = json_string_value(v);
+        }
 
         v = json_object_get(params, "tier");
         if (v) {
@@ -448,6 +475,16 @@ static int m_package_install(struct rpc_server *s, json_t *params, json_t **ret,
         r = check_not_installing(s, p.id, e);
         if (r < 0)
                 goto out;
+        if (p.service && !o->services) {
+                r = rpc_error_set(e, RPC_ERROR_FAILED, json_pack("{s:s}", "errno", "EOPNOTSUPP"),
+                                  "native services are off: start orchd with --scan-dir DIR");
+                goto out;
+        }
+        if (o->services && services_exists(o->services, p.id)) {
+                r = rpc_error_set(e, RPC_ERROR_FAILED, json_pack("{s:s}", "errno", "EEXIST"),
+                                  "a service named '%s' exists already", p.id);
+                goto out;
+        }
         r = podman_inspect(o->podman, p.id, &c);
         if (r >= 0) {
                 container_done(&c);
@@ -471,6 +508,25 @@ static int m_package_install(struct rpc_server *s, json_t *params, json_t **ret,
         r = add_installing(s, p.id);
         if (r < 0)
                 goto out;
+
+        if (p.service) {
+                _cleanup_(services_freep) struct services *sv = NULL;
+                const char *name = p.id;
+                int tier = p.tier >= 0 ? p.tier : policy_tier_for(o->policy, name, name);
+                int64_t grace =
+                    p.grace_s >= 0 ? p.grace_s : policy_grace_for(o->policy, name, name);
+
+                r = services_new(o->services->executor, o->clock, o->services->scan_dir, &sv);
+                if (r < 0) {
+                        remove_installing(s, p.id);
+                        goto out;
+                }
+                sv->timeout_ms = o->services->timeout_ms;
+                pthread_mutex_unlock(&s->lock);
+                r = services_install(sv, o->policy, name, p.service, tier, grace, &error);
+                pthread_mutex_lock(&s->lock);
+                goto installed;
+        }
 
         pthread_mutex_unlock(&s->lock);
         skip_pull = p.pull == PULL_NEVER;
@@ -498,6 +554,7 @@ static int m_package_install(struct rpc_server *s, json_t *params, json_t **ret,
                     },
                     &error);
         pthread_mutex_lock(&s->lock);
+installed:
         remove_installing(s, p.id);
 
         if (r >= 0)
@@ -506,9 +563,12 @@ static int m_package_install(struct rpc_server *s, json_t *params, json_t **ret,
                 r = engine_error(e, r, error);
                 goto out;
         }
-        r = podman_inspect(o->podman, p.id, &c);
+        r = p.service ? services_inspect(o->services, p.id, &c)
+                      : podman_inspect(o->podman, p.id, &c);
         if (r < 0) {
-                r = engine_error(e, r, podman_last_error(o->podman));
+                r = engine_error(e, r,
+                                 p.service ? services_last_error(o->services)
+                                           : podman_last_error(o->podman));
                 goto out;
         }
         *ret = rpc_container_json(o, &c);

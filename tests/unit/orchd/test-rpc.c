@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "tests.h"
 
+#include <fcntl.h>
 #include <jansson.h>
+#include <sys/stat.h>
 
 #include "orch-fixture.h"
 #include "rpc.h"
@@ -472,6 +474,52 @@ static void test_rpc_health(void **state)
         assert_int_equal(tracker_find(&rf->f->orch->tracker, "web")->attempts, 1);
 }
 
+static void test_rpc_service_params(void **state)
+{
+        struct rpc_fixture *rf = *state;
+        char body[1024], dir[512];
+        json_t *j;
+
+        /* a service dir with a run that is not executable, then one that is */
+        snprintf(dir, sizeof(dir), "%s/svc", rf->f->dir);
+        test_write(rf->f->dir_fd, "svc/run", "#!/bin/sh\nexec sleep 100\n");
+        snprintf(body, sizeof(body),
+                 "{\"jsonrpc\":\"2.0\",\"method\":\"package.install\",\"params\":{\"id\":\"svc\","
+                 "\"service\":\"%s\"},\"id\":1}",
+                 dir);
+        j = call(rf, body);
+        assert_non_null(
+            strstr(expect_error(j, RPC_INVALID_PARAMS, "service"), "not an executable"));
+        json_decref(j);
+
+        assert_int_equal(fchmodat(rf->f->dir_fd, "svc/run", 0755, 0), 0);
+        /* valid, but this server has no scan dir: an application error */
+        j = call(rf, body);
+        assert_non_null(strstr(expect_error(j, RPC_ERROR_FAILED, NULL), "--scan-dir"));
+        json_decref(j);
+
+        static const struct {
+                const char *params;
+                const char *field;
+        } bad[] = {
+            {"{\"id\":\"svc\",\"service\":\"relative/dir\"}", "service"},
+            {"{\"id\":\"svc\",\"service\":\"/nonexistent/strata-svc\"}", "service"},
+            {"{\"id\":\"svc\",\"service\":\"/tmp/../etc\"}", "service"},
+            {"{\"id\":\"svc\",\"service\":7}", "service"},
+            {"{\"id\":\"svc\",\"service\":\"/tmp\",\"dockerImage\":\"" IMAGE "\"}", "dockerImage"},
+            {"{\"id\":\"svc\",\"service\":\"/tmp\",\"command\":[\"x\"]}", "command"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                snprintf(
+                    body, sizeof(body),
+                    "{\"jsonrpc\":\"2.0\",\"method\":\"package.install\",\"params\":%s,\"id\":1}",
+                    bad[i].params);
+                j = call(rf, body);
+                expect_error(j, RPC_INVALID_PARAMS, bad[i].field);
+                json_decref(j);
+        }
+}
+
 static void test_rpc_replace_policy(void **state)
 {
         struct rpc_fixture *rf = *state;
@@ -491,4 +539,5 @@ TEST_MAIN(RPC_TEST(test_rpc_parse_error), RPC_TEST(test_rpc_invalid_request),
           cmocka_unit_test(test_rpc_id_valid), RPC_TEST(test_rpc_package_lifecycle),
           RPC_TEST(test_rpc_application_errors), RPC_TEST(test_rpc_install_pulls_with_retry),
           RPC_TEST(test_rpc_batch_and_notifications), RPC_TEST(test_rpc_server_info),
-          RPC_TEST(test_rpc_health), RPC_TEST(test_rpc_replace_policy))
+          RPC_TEST(test_rpc_health), RPC_TEST(test_rpc_service_params),
+          RPC_TEST(test_rpc_replace_policy))
