@@ -30,6 +30,7 @@ usr/share/bash-completion/completions/system-migrate
 usr/share/man/man1/strata-doctor.1
 usr/share/man/man1/strata-lab.1
 usr/share/man/man1/strata-mounts.1
+usr/share/man/man1/strata-orchd.1
 usr/share/man/man1/strata-pkg.1
 usr/share/man/man1/strata-worker.1
 usr/share/man/man1/strata.1
@@ -47,7 +48,10 @@ usr/share/strata/examples/migrations/20260101-003_add_clock_service/state
 usr/share/strata/examples/migrations/README.md
 usr/share/strata/s6/.s6-svscan/finish
 usr/share/strata/s6/test-runner/finish
-usr/share/strata/s6/test-runner/run'
+usr/share/strata/s6/test-runner/run
+usr/share/strata/services/strata-orchd/finish
+usr/share/strata/services/strata-orchd/run
+usr/share/strata/services/strata-orchd/timeout-kill'
 echo "$expected" | LC_ALL=C sort >"$T_TMP/expected"
 (cd "$D" 2>/dev/null && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort) >"$T_TMP/got"
 if cmp -s "$T_TMP/expected" "$T_TMP/got"; then
@@ -57,7 +61,10 @@ else
 fi
 
 t_begin "the s6 test-runner keeps its executable bits"
-t_check test -x "$D/usr/share/strata/s6/test-runner/run" -a -x "$D/usr/share/strata/s6/.s6-svscan/finish"
+t_check test -x "$D/usr/share/strata/s6/test-runner/run
+usr/share/strata/services/strata-orchd/finish
+usr/share/strata/services/strata-orchd/run
+usr/share/strata/services/strata-orchd/timeout-kill" -a -x "$D/usr/share/strata/s6/.s6-svscan/finish"
 
 t_begin "every man page renders without warnings"
 bad=""
