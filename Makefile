@@ -7,7 +7,7 @@ ifeq ($(filter /usr/sbin,$(subst :, ,$(PATH))),)
 export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 endif
 
-.PHONY: all deps build demo check format fuzz bench install deb clean
+.PHONY: all deps build demo check format fuzz bench install deb test-image image-test clean
 
 all: build
 
@@ -37,6 +37,15 @@ fuzz: deps
 # Every benchmark under bench/ (bench/*.sh), each printing its own figures.
 bench: build
 	@set -e; for b in bench/*.sh; do echo "== $$b"; BUILD=$(BUILD) $$b; done
+
+# The test image (Dockerfile.test) in a podman store of its own under
+# $(BUILD)/test-image: built with cached layers reused, then its suite run in
+# two containers sharing one /data/state volume; the status is the suite's.
+test-image: build
+	@BUILD=$(BUILD) scripts/test-image build
+
+image-test:
+	@BUILD=$(BUILD) scripts/test-image run
 
 # Installs binaries, man pages, completions, the s6 test-runner and the
 # example migrations in FHS places under PREFIX (DESTDIR honoured), from a
