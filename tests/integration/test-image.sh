@@ -37,6 +37,16 @@ trap 'image_cleanup; exit 130' INT TERM
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
+t_begin "bad input: an unknown command is a usage error (2) that names it"
+rc=0
+out=$("$SRC/scripts/test-image" bogus 2>&1) || rc=$?
+[ "$rc" -eq 2 ] && echo "$out" | grep -q "unknown command 'bogus'" && t_ok || t_fail "exit $rc: $out"
+
+t_begin "run before any build: exit 1, the message says to run make test-image"
+rc=0
+out=$("$SRC/scripts/test-image" run 2>&1) || rc=$?
+[ "$rc" -eq 1 ] && echo "$out" | grep -q "make test-image" && t_ok || t_fail "exit $rc: $out"
+
 t_begin "make test-image's build: from a clean cache"
 t0=$(now_ms)
 if out=$("$SRC/scripts/test-image" build 2>&1) && pm image exists localhost/strata-test:latest &&
