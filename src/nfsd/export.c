@@ -14,6 +14,7 @@
 
 #include "cleanup.h"
 #include "export.h"
+#include "peer.h"
 #include "macro.h"
 
 #define DIRCACHE_SIZE 16
@@ -263,10 +264,13 @@ static int parse_options(char *opts, struct export_client *c, char **ret_error)
                                 c->anonuid = (uid_t)n;
                         else
                                 c->anongid = (gid_t)n;
-                } else if (streq(o, "sync") || streq(o, "async") || streq(o, "secure") ||
-                           streq(o, "insecure") || streq(o, "subtree_check") ||
-                           streq(o, "no_subtree_check") || streq(o, "wdelay") ||
-                           streq(o, "no_wdelay"))
+                } else if (streq(o, "secure"))
+                        c->insecure = false;
+                else if (streq(o, "insecure"))
+                        c->insecure = true;
+                else if (streq(o, "sync") || streq(o, "async") || streq(o, "subtree_check") ||
+                         streq(o, "no_subtree_check") || streq(o, "wdelay") ||
+                         streq(o, "no_wdelay"))
                         ;
                 else {
                         if (asprintf(ret_error, "unknown option '%s'", o) < 0)
@@ -458,6 +462,7 @@ int export_table_new_loopback(const char *dir, struct export_table **ret)
                 struct export_client *c = &e->clients[e->n_clients];
                 *c = (struct export_client){
                     .rw = true,
+                    .insecure = true,
                     .squash = EXPORT_NO_ROOT_SQUASH,
                     .anonuid = 65534,
                     .anongid = 65534,
@@ -617,4 +622,17 @@ const struct export_client *export_match(const struct export *e, const struct so
                         return c;
         }
         return NULL;
+}
+
+int export_access(const struct export *e, const struct sockaddr *peer,
+                  const struct export_client **ret)
+{
+        const struct export_client *cl = export_match(e, peer);
+
+        if (!cl)
+                return -EACCES;
+        if (!cl->insecure && !peer_port_reserved(peer))
+                return -EPERM;
+        *ret = cl;
+        return 0;
 }

@@ -75,9 +75,9 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
         e = export_table_find_id(c->exports, h.export_id);
         if (!e)
                 return -ESTALE;
-        cl = export_match(e, c->peer);
-        if (!cl)
-                return -EACCES;
+        r = export_access(e, c->peer, &cl);
+        if (r < 0)
+                return r;
 
         fd = export_dircache_get(e, &h);
         if (fd >= 0) {
@@ -168,6 +168,7 @@ void fsobj_cred(const struct nfsd_call *c, const struct export_client *cl, struc
 
         if (c->flavor != AUTH_SYS_FLAVOR || cl->squash == EXPORT_ALL_SQUASH) {
                 *ret = anon;
+                peer_clamp_cred(c->who, ret);
                 return;
         }
         *ret = c->cred;
@@ -180,6 +181,7 @@ void fsobj_cred(const struct nfsd_call *c, const struct export_client *cl, struc
                         if (ret->groups[i] == 0)
                                 ret->groups[i] = cl->anongid;
         }
+        peer_clamp_cred(c->who, ret);
 }
 
 int fsobj_reopen(const struct fsobj *o, int flags)

@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "peer.h"
 #include "macro.h"
 #include "rpc.h"
 #include "transport.h"
@@ -62,7 +63,7 @@ struct conn {
         uint32_t gen;
         atomic_int refs;
         struct transport *t;
-        struct sockaddr_storage peer;
+        struct nfsd_peer peer;
         struct conn *prev, *next; /* t->conns, under t->lock */
 
         pthread_mutex_t lock; /* everything below but record assembly */
@@ -367,8 +368,8 @@ static void run_job(struct worker *w, struct job *j)
         struct rpc_reply rep;
         int n;
 
-        n = rpc_handle(w->t->server, (const struct sockaddr *)&j->conn->peer, j->rec, j->len,
-                       w->out + 4, WORKER_OUT_SIZE - 4, w->scratch, WORKER_SCRATCH, &rep);
+        n = rpc_handle(w->t->server, &j->conn->peer, j->rec, j->len, w->out + 4,
+                       WORKER_OUT_SIZE - 4, w->scratch, WORKER_SCRATCH, &rep);
         if (n > 0)
                 reply(j->conn, w->out, &rep);
         else if (n < 0) {
@@ -583,10 +584,18 @@ static void accept_all(struct transport *t)
                         close(fd);
                         continue;
                 }
+                /* Before any of its calls is read: what it may claim. */
+                r = peer_identify(fd, &peer, &c->peer);
+                if (r < 0) {
+                        log_debug_errno(r, "cannot tell who owns a local peer's socket, "
+                                           "refusing it: %m");
+                        close(fd);
+                        free(c);
+                        continue;
+                }
                 c->fd = fd;
                 c->wfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
                 c->t = t;
-                c->peer = peer;
                 /* The write side starts armed; its first event finds nothing to send. */
                 c->write_armed = true;
                 atomic_init(&c->refs, 1);

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* strata-nfsd's trust model: what AUTH_SYS credentials a peer may claim.
+ * Local peers act through forked children that switch to an unprivileged
+ * uid (setresuid), so their sockets belong to that uid; `secure` exports
+ * are tried from reserved and unreserved source ports. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nfsd-test.h"
+
+#define X(t) ((xdrproc_t)xdr_##t)
+
+#define VICTIM   1000 /* a user with a passwd entry on Debian machines, or not: either works */
+#define ATTACKER 4242 /* a uid no passwd entry names */
+
+static int port;
+
+/* Connects from a reserved source port (as root). */
+static int rc_connect_reserved(struct rc *c, int to)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)to)};
+        int one = 1;
+
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        for (int p = 1023; p >= 600; p--) {
+                struct sockaddr_in l = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+
+                l.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (c->fd < 0)
+                        return -errno;
+                setsockopt(c->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+                if (bind(c->fd, (struct sockaddr *)&l, sizeof(l)) == 0 &&
+                    connect(c->fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+                        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                        c->xid = (uint32_t)getpid() << 16;
+                        c->flavor = AUTH_SYS;
+                        return 0;
+                }
+                close(c->fd);
+                c->fd = -1;
+        }
+        return -EADDRINUSE;
+}
+
+static int read_status(struct rc *c, struct fh *f)
+{
+        READ3args a = {.file = fh_arg(f), .offset = 0, .count = 64};
+        READ3res res = {};
+        int r, s;
+
+        r = nfs_call(c, 6, X(READ3args), &a, X(READ3res), &res);
+        if (r != 0)
+                return 250;
+        s = res.status;
+        rc_free(X(READ3res), &res);
+        return s;
+}
+
+/* What one peer does, in a child process running as `as`: */
+struct act {
+        const char *export; /* MNT path */
+        const char *name;   /* the file to read or create */
+        bool create;        /* CREATE it (mode 04755) instead of READ */
+        uint32_t claim_uid, claim_gid;
+        bool reserved; /* from a reserved port */
+};
+
+/* Returns the nfsstat3 of the READ or CREATE, MNT3ERR_* + 100 when MNT
+ * fails, 250 for a transport failure. */
+static int act(const struct act *a)
+{
+        struct rc c = {.fd = -1};
+        struct fh root, f;
+        int r;
+
+        r = a->reserved ? rc_connect_reserved(&c, port) : rc_connect(&c, port);
+        if (r < 0)
+                return 250;
+        c.uid = a->claim_uid;
+        c.gid = a->claim_gid;
+        r = mnt(&c, a->export, &root);
+        if (r != MNT3_OK)
+                return r < 0 ? 250 : 100 + r;
+        if (a->create) {
+                CREATE3args ca = {.where = {.dir = fh_arg(&root), .name = (char *)a->name}};
+                CREATE3res res = {};
+
+                ca.how.mode = UNCHECKED;
+                ca.how.createhow3_u.obj_attributes.mode.set_it = TRUE;
+                ca.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = 04755;
+                r = nfs_call(&c, 8, X(CREATE3args), &ca, X(CREATE3res), &res);
+                r = r != 0 ? 250 : (int)res.status;
+                rc_free(X(CREATE3res), &res);
+        } else {
+                r = lookup(&c, &root, a->name, &f, NULL);
+                if (r == NFS3_OK)
+                        r = read_status(&c, &f);
+                else if (r < 0)
+                        r = 250;
+        }
+        rc_close(&c);
+        return r;
+}
+
+/* Runs act() in a child with uid and gid `as` (no supplementary groups). */
+static int act_as(uid_t as, const struct act *a)
+{
+        int status;
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return 251;
+        if (pid == 0) {
+                if (as != 0 && (setgroups(0, NULL) < 0 || setresgid(as, as, as) < 0 ||
+                                setresuid(as, as, as) < 0))
+                        _exit(252);
+                _exit(act(a));
+        }
+        if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+                return 253;
+        return WEXITSTATUS(status);
+}
+
+static void put_file(const char *dir, const char *name, uid_t uid, gid_t gid, mode_t mode)
+{
+        char path[4200];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, "secret\n", 7) != 7 || fchown(fd, uid, gid) < 0 ||
+            fchmod(fd, mode) < 0) {
+                perror(path);
+                exit(1);
+        }
+        close(fd);
+}
+
+static bool owner_is(const char *dir, const char *name, uid_t uid, mode_t *ret_mode)
+{
+        char path[4200];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        if (lstat(path, &st) < 0)
+                return false;
+        if (ret_mode)
+                *ret_mode = st.st_mode & 07777;
+        return st.st_uid == uid;
+}
+
+static void dir_mode(struct tmp *t)
+{
+        struct server srv;
+        const char *args[] = {"--state-dir", t->state, t->export, NULL};
+        mode_t mode = 0;
+        int r;
+
+        server_start(&srv, args);
+        port = srv.port;
+
+        r = act_as(ATTACKER, &(struct act){.export = "/", .name = "root-secret", .claim_uid = 0});
+        CHECK(r == NFS3ERR_ACCES,
+              "DIR: a local user claiming uid 0 cannot read root's 0600 file "
+              "(got %d)",
+              r);
+        r = act_as(ATTACKER, &(struct act){.export = "/",
+                                           .name = "victim-secret",
+                                           .claim_uid = VICTIM,
+                                           .claim_gid = VICTIM});
+        CHECK(r == NFS3ERR_ACCES,
+              "DIR: a local user claiming another uid cannot read that user's 0600 file (got %d)",
+              r);
+        r = act_as(
+            ATTACKER,
+            &(struct act){
+                .export = "/", .name = "evil", .create = true, .claim_uid = 0, .claim_gid = 0});
+        CHECK(r == NFS3_OK && owner_is(t->export, "evil", ATTACKER, &mode),
+              "DIR: a file a local user creates claiming uid 0 belongs to that user (got %d, "
+              "mode %o)",
+              r, mode);
+        CHECK(!(mode & S_ISUID) || !owner_is(t->export, "evil", 0, NULL),
+              "DIR: no setuid-root file was made");
+        r = act_as(VICTIM, &(struct act){.export = "/",
+                                         .name = "victim-secret",
+                                         .claim_uid = VICTIM,
+                                         .claim_gid = VICTIM});
+        CHECK(r == NFS3_OK, "DIR: a local user claiming its own uid reads its own file (got %d)",
+              r);
+        r = act_as(VICTIM, &(struct act){.export = "/",
+                                         .name = "group0-secret",
+                                         .claim_uid = VICTIM,
+                                         .claim_gid = 0});
+        CHECK(r == NFS3ERR_ACCES,
+              "DIR: a local user claiming gid 0 cannot read a file only group 0 may (got %d)", r);
+        r = act_as(0, &(struct act){.export = "/",
+                                    .name = "victim-secret",
+                                    .claim_uid = VICTIM,
+                                    .claim_gid = VICTIM});
+        CHECK(r == NFS3_OK, "DIR: a peer whose socket root owns may act as any uid (got %d)", r);
+        r = act_as(0, &(struct act){.export = "/", .name = "root-secret", .claim_uid = 0});
+        CHECK(r == NFS3_OK, "DIR: root reads root's file (got %d)", r);
+        server_stop(&srv);
+}
+
+static void exports_mode(struct tmp *t)
+{
+        char path[4200], sq[4200];
+        struct server srv;
+        FILE *f;
+        int r;
+
+        snprintf(sq, sizeof(sq), "%s/squash", t->root);
+        if (mkdir(sq, 0777) < 0 || chmod(sq, 0777) < 0)
+                exit(1);
+        put_file(sq, "victim-secret", VICTIM, VICTIM, 0600);
+        snprintf(path, sizeof(path), "%s/exports", t->root);
+        f = fopen(path, "we");
+        if (!f)
+                exit(1);
+        fprintf(f, "%s 127.0.0.1(rw,no_root_squash)\n%s 127.0.0.1(rw,root_squash,insecure)\n",
+                t->export, sq);
+        fclose(f);
+        const char *args[] = {"--state-dir", t->state, "--exports", path, NULL};
+        server_start(&srv, args);
+        port = srv.port;
+
+        r = act_as(0, &(struct act){.export = t->export, .name = "root-secret", .reserved = true});
+        CHECK(r == NFS3_OK, "secure: a call from a reserved port is served (got %d)", r);
+        r = act_as(0, &(struct act){.export = t->export, .name = "root-secret"});
+        CHECK(r == 100 + MNT3ERR_ACCES,
+              "secure: MNT from an unreserved port is refused with MNT3ERR_ACCES (got %d)", r);
+        {
+                /* A handle obtained from a reserved port, used from another. */
+                struct rc c = {.fd = -1}, d = {.fd = -1};
+                struct fh root;
+                fattr3 attr;
+
+                r = rc_connect_reserved(&c, port);
+                r = r == 0 ? mnt(&c, t->export, &root) : -1;
+                rc_connect(&d, port);
+                r = r == 0 ? getattr(&d, &root, &attr) : -1;
+                CHECK(r == NFS3ERR_PERM,
+                      "secure: an NFS call from an unreserved port is NFS3ERR_PERM (got %d)", r);
+                rc_close(&c);
+                rc_close(&d);
+        }
+        r = act_as(ATTACKER, &(struct act){.export = sq,
+                                           .name = "victim-secret",
+                                           .claim_uid = VICTIM,
+                                           .claim_gid = VICTIM});
+        CHECK(r == NFS3ERR_ACCES,
+              "root_squash,insecure: a local user claiming another uid cannot read that user's "
+              "0600 file (got %d)",
+              r);
+        r = act_as(0, &(struct act){.export = sq,
+                                    .name = "victim-secret",
+                                    .claim_uid = VICTIM,
+                                    .claim_gid = VICTIM});
+        CHECK(r == NFS3_OK, "root_squash,insecure: root's socket claiming uid %d reads (got %d)",
+              VICTIM, r);
+        server_stop(&srv);
+}
+
+int main(void)
+{
+        struct tmp t;
+
+        if (geteuid() != 0)
+                tap_skip_all("needs root (open_by_handle_at, setresuid to other users)");
+        tmp_setup(&t);
+        /* Children running as other users reach the export only through the server. */
+        if (chmod(t.export, 0777) < 0)
+                return 1;
+        put_file(t.export, "root-secret", 0, 0, 0600);
+        put_file(t.export, "victim-secret", VICTIM, VICTIM, 0600);
+        put_file(t.export, "group0-secret", 0, 0, 0040);
+
+        dir_mode(&t);
+        exports_mode(&t);
+        return tap_done();
+}
