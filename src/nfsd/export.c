@@ -138,6 +138,7 @@ static void export_done(struct export *e)
         dircache_free(e->dircache);
         free(e->name);
         free(e->path);
+        free(e->canon);
         safe_close(e->fd);
         for (size_t i = 0; i < e->n_clients; i++)
                 free(e->clients[i].spec);
@@ -479,6 +480,29 @@ int export_table_new_loopback(const char *dir, struct export_table **ret)
         return 0;
 }
 
+/* Whether the mount mount_id shows its filesystem's root at `canon`
+ * (/proc/self/mountinfo: id parent major:minor root mountpoint ...). */
+static bool mount_shows_fs_root(int mount_id, const char *canon)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096];
+
+        if (!f)
+                return false;
+        while (fgets(line, sizeof(line), f)) {
+                char root[2048], point[2048];
+                int id;
+
+                if (sscanf(line, "%d %*d %*s %2047s %2047s", &id, root, point) != 3 ||
+                    id != mount_id)
+                        continue;
+                /* A mount point with escaped characters (\040) does not
+                 * compare equal: the export is then checked as a subtree. */
+                return streq(root, "/") && streq(point, canon);
+        }
+        return false;
+}
+
 int export_table_open(struct export_table *t, const struct fhandle_key *key, const char **ret_path)
 {
         for (size_t i = 0; i < t->n_exports; i++) {
@@ -511,6 +535,23 @@ int export_table_open(struct export_table *t, const struct fhandle_key *key, con
                 e->dev = st.st_dev;
                 e->ino = st.st_ino;
                 e->mount_id = mount_id;
+                {
+                        char proc[32], canon[PATH_MAX];
+                        ssize_t n;
+
+                        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", e->fd);
+                        n = readlink(proc, canon, sizeof(canon) - 1);
+                        if (n <= 0 || canon[0] != '/') {
+                                *ret_path = e->path;
+                                return n < 0 ? negative_errno() : -EIO;
+                        }
+                        canon[n] = '\0';
+                        free(e->canon);
+                        e->canon = strdup(canon);
+                        if (!e->canon)
+                                return -ENOMEM;
+                        e->whole_fs = mount_shows_fs_root(mount_id, e->canon);
+                }
                 fhandle_key_mac(key, e->path, strlen(e->path), mac);
                 e->id = (uint32_t)mac[0] << 24 | (uint32_t)mac[1] << 16 | (uint32_t)mac[2] << 8 |
                         mac[3];

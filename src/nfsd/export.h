@@ -56,6 +56,8 @@ struct export
         dev_t dev;
         ino_t ino;
         int mount_id;
+        char *canon;   /* the root's path as /proc/self/fd shows it */
+        bool whole_fs; /* the root is its filesystem's root: all of it is exported */
         struct export_client *clients;
         size_t n_clients;
         struct export_dircache *dircache; /* NULL until opened, or without memory */

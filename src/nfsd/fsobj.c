@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -60,6 +61,32 @@ static bool dir_in_export(const struct export *e, int fd, const struct stat *st)
         }
 }
 
+/* Whether the non-directory fd lies in export e. A file has no ".." to
+ * walk, but the kernel may know a path of it: inside the export, or one
+ * outside that really names it (then the handle was not ours to give,
+ * whoever computed its MAC). A file the dentry cache knows no name of yet
+ * cannot be placed and is let through, as the kernel's nfsd does with
+ * no_subtree_check. */
+static bool file_in_export(const struct export *e, int fd, const struct stat *st)
+{
+        char proc[STRLEN_PROC_FD], path[PATH_MAX];
+        size_t l = strlen(e->canon);
+        struct stat at;
+        ssize_t n;
+
+        if (e->whole_fs)
+                return true;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        n = readlink(proc, path, sizeof(path) - 1);
+        if (n < 0)
+                return false;
+        path[n] = '\0';
+        if (strncmp(path, e->canon, l) == 0 && (path[l] == '/' || streq(e->canon, "/")))
+                return true;
+        return !(path[0] == '/' && fstatat(AT_FDCWD, path, &at, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 at.st_dev == st->st_dev && at.st_ino == st->st_ino);
+}
+
 int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct fsobj *ret)
 {
         const struct export_client *cl;
@@ -106,7 +133,7 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
         /* Removed (but still open somewhere), or a directory outside the
          * export: gone, as far as the client is concerned. */
         if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_nlink == 0 ||
-            (S_ISDIR(st.st_mode) && !dir_in_export(e, fd, &st))) {
+            (S_ISDIR(st.st_mode) ? !dir_in_export(e, fd, &st) : !file_in_export(e, fd, &st))) {
                 safe_close(fd);
                 return -ESTALE;
         }

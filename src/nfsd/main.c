@@ -281,11 +281,35 @@ int main(int argc, char **argv)
                 log_error_errno(errno, "cannot open state directory '%s': %m", arg_state_dir);
                 return EXIT_FAILURE;
         }
+        {
+                struct stat st;
+
+                /* Whoever may write there may replace the key, and forge handles. */
+                if (fstat(state_fd, &st) < 0) {
+                        log_error_errno(errno, "cannot stat state directory '%s': %m",
+                                        arg_state_dir);
+                        return EXIT_FAILURE;
+                }
+                if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+                        log_error("refusing state directory '%s': owned by uid %u with mode %04o; "
+                                  "it must belong to uid %u and not be writable by group or "
+                                  "others",
+                                  arg_state_dir, (unsigned)st.st_uid,
+                                  (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
+                        return EXIT_FAILURE;
+                }
+        }
         r = fhandle_key_load(state_fd, "handle-key", &key);
         if (r == -EBADMSG) {
                 log_error("handle key '%s/handle-key' has the wrong size; remove it to make a "
                           "new one (clients will have to mount again)",
                           arg_state_dir);
+                return EXIT_FAILURE;
+        }
+        if (r == -EPERM) {
+                log_error("refusing handle key '%s/handle-key': it must be a regular file owned "
+                          "by uid %u with no permission for group or others (chmod 600)",
+                          arg_state_dir, (unsigned)geteuid());
                 return EXIT_FAILURE;
         }
         if (r < 0) {

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fhandle.h"
 #include "nfsd-test.h"
 
 #define X(t) ((xdrproc_t)xdr_##t)
@@ -274,6 +275,127 @@ static void exports_mode(struct tmp *t)
         server_stop(&srv);
 }
 
+/* Runs strata-nfsd with a state dir and DIR; returns its exit status and
+ * the first line of what it said. */
+static int nfsd_once(const char *state, const char *dir, char *out, size_t size)
+{
+        char cmd[8400];
+        FILE *p;
+        int status;
+
+        snprintf(cmd, sizeof(cmd),
+                 "timeout 10 '%s' --listen 127.0.0.1:0 --state-dir '%s' '%s' 2>&1",
+                 getenv("STRATA_NFSD"), state, dir);
+        p = popen(cmd, "r");
+        if (!p)
+                return -1;
+        if (!fgets(out, (int)size, p))
+                out[0] = '\0';
+        out[strcspn(out, "\n")] = '\0';
+        status = pclose(p);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void state_checks(struct tmp *t)
+{
+        char dir[4200], key[4300], out[512];
+        int r, fd;
+
+        snprintf(dir, sizeof(dir), "%s/state-open", t->root);
+        if (mkdir(dir, 0700) < 0 || chmod(dir, 0777) < 0)
+                exit(1);
+        r = nfsd_once(dir, t->export, out, sizeof(out));
+        CHECK(r == 1 && strstr(out, "refusing state directory"),
+              "a world-writable state dir is refused (exit %d: %s)", r, out);
+        if (chmod(dir, 0755) < 0 || chown(dir, 1, 1) < 0)
+                exit(1);
+        r = nfsd_once(dir, t->export, out, sizeof(out));
+        CHECK(r == 1 && strstr(out, "refusing state directory"),
+              "a state dir owned by another user is refused (exit %d: %s)", r, out);
+        if (chown(dir, 0, 0) < 0)
+                exit(1);
+        snprintf(key, sizeof(key), "%s/handle-key", dir);
+        fd = open(key, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, "0123456789abcdef0123456789abcdef", 32) != 32 ||
+            fchmod(fd, 0666) < 0)
+                exit(1);
+        close(fd);
+        r = nfsd_once(dir, t->export, out, sizeof(out));
+        CHECK(r == 1 && strstr(out, "refusing handle key"),
+              "a world-writable handle key is refused (exit %d: %s)", r, out);
+        if (chmod(key, 0600) < 0 || chown(key, 1, 1) < 0)
+                exit(1);
+        r = nfsd_once(dir, t->export, out, sizeof(out));
+        CHECK(r == 1 && strstr(out, "refusing handle key"),
+              "a handle key owned by another user is refused (exit %d: %s)", r, out);
+}
+
+/* A handle made with the server's key for something outside the export,
+ * as whoever holds a leaked key could. */
+static int forge(struct tmp *t, const struct fh *root, const char *path, struct fh *ret)
+{
+        struct {
+                struct file_handle fh;
+                unsigned char buf[MAX_HANDLE_SZ];
+        } kh;
+        struct fhandle_key key;
+        struct fhandle h = {};
+        uint8_t out[FHANDLE_MAX];
+        int mount_id, fd, n;
+
+        fd = open(t->state, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || fhandle_key_load(fd, "handle-key", &key) < 0)
+                return -1;
+        close(fd);
+        kh.fh.handle_bytes = MAX_HANDLE_SZ;
+        if (name_to_handle_at(AT_FDCWD, path, &kh.fh, &mount_id, 0) < 0 ||
+            kh.fh.handle_bytes > FHANDLE_KERNEL_MAX)
+                return -1;
+        h.export_id = (uint32_t)(uint8_t)root->data[2] << 24 |
+                      (uint32_t)(uint8_t)root->data[3] << 16 |
+                      (uint32_t)(uint8_t)root->data[4] << 8 | (uint8_t)root->data[5];
+        h.type = kh.fh.handle_type;
+        h.len = (uint8_t)kh.fh.handle_bytes;
+        memcpy(h.bytes, kh.fh.f_handle, h.len);
+        n = fhandle_encode(&key, &h, out);
+        if (n < 0)
+                return -1;
+        ret->len = (uint32_t)n;
+        memcpy(ret->data, out, (size_t)n);
+        return 0;
+}
+
+static void leaked_key(struct tmp *t)
+{
+        char outside[4200], file[4300];
+        struct server srv;
+        const char *args[] = {"--state-dir", t->state, t->export, NULL};
+        struct rc c = {.fd = -1};
+        struct fh root, f;
+        int r;
+
+        snprintf(outside, sizeof(outside), "%s/outside", t->root);
+        if (mkdir(outside, 0755) < 0)
+                exit(1);
+        put_file(outside, "secret", 0, 0, 0600);
+        snprintf(file, sizeof(file), "%s/secret", outside);
+        server_start(&srv, args);
+        port = srv.port;
+        rc_connect(&c, port);
+        r = mnt(&c, "/", &root);
+        CHECK(r == MNT3_OK && forge(t, &root, file, &f) == 0, "a handle is forged with the key");
+        r = read_status(&c, &f);
+        CHECK(r == NFS3ERR_STALE,
+              "a forged handle of a file outside the export does not resolve (got %d)", r);
+        CHECK(forge(t, &root, outside, &f) == 0 && getattr(&c, &f, NULL) == NFS3ERR_STALE,
+              "nor one of a directory outside it");
+        snprintf(file, sizeof(file), "%s/root-secret", t->export);
+        CHECK(forge(t, &root, file, &f) == 0 && read_status(&c, &f) == NFS3_OK,
+              "the same forgery of a file inside the export resolves");
+        rc_close(&c);
+        server_stop(&srv);
+}
+
 int main(void)
 {
         struct tmp t;
@@ -290,5 +412,7 @@ int main(void)
 
         dir_mode(&t);
         exports_mode(&t);
+        state_checks(&t);
+        leaked_key(&t);
         return tap_done();
 }
