@@ -6,7 +6,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -167,6 +169,7 @@ static void dir_mode(struct tmp *t)
         struct server srv;
         const char *args[] = {"--state-dir", t->state, t->export, NULL};
         mode_t mode = 0;
+        bool ok;
         int r;
 
         server_start(&srv, args);
@@ -188,7 +191,8 @@ static void dir_mode(struct tmp *t)
             ATTACKER,
             &(struct act){
                 .export = "/", .name = "evil", .create = true, .claim_uid = 0, .claim_gid = 0});
-        CHECK(r == NFS3_OK && owner_is(t->export, "evil", ATTACKER, &mode),
+        ok = owner_is(t->export, "evil", ATTACKER, &mode);
+        CHECK(r == NFS3_OK && ok,
               "DIR: a file a local user creates claiming uid 0 belongs to that user (got %d, "
               "mode %o)",
               r, mode);
@@ -396,6 +400,67 @@ static void leaked_key(struct tmp *t)
         server_stop(&srv);
 }
 
+/* The effective capabilities of the server's only worker thread. */
+static bool worker_caps(pid_t pid, uint64_t *ret)
+{
+        char path[320], line[256];
+        bool found = false;
+        DIR *d;
+        struct dirent *de;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                return false;
+        while ((de = readdir(d))) {
+                FILE *f;
+
+                if (de->d_name[0] == '.' || atoi(de->d_name) == pid)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%d/task/%s/status", (int)pid, de->d_name);
+                f = fopen(path, "re");
+                if (!f)
+                        continue;
+                while (fgets(line, sizeof(line), f))
+                        if (sscanf(line, "CapEff: %" SCNx64, ret) == 1)
+                                found = true;
+                fclose(f);
+        }
+        closedir(d);
+        return found;
+}
+
+#define CAPBIT(n) (UINT64_C(1) << (n))
+
+static void capabilities(struct tmp *t)
+{
+        struct server srv;
+        const char *args[] = {"--state-dir", t->state, "--threads", "1", t->export, NULL};
+        uint64_t caps = 0;
+        bool ok;
+        int r;
+
+        server_start(&srv, args);
+        port = srv.port;
+        /* Worker threads change their capabilities only between callers:
+         * after a call the set shows what the last caller had. */
+        r = act_as(0, &(struct act){.export = "/",
+                                    .name = "victim-secret",
+                                    .claim_uid = VICTIM,
+                                    .claim_gid = VICTIM});
+        ok = r == NFS3_OK && worker_caps(srv.pid, &caps);
+        CHECK(ok && !(caps & CAPBIT(21)) && !(caps & CAPBIT(24)) && !(caps & CAPBIT(12)) &&
+                  (caps & CAPBIT(7)),
+              "a worker acting for uid %d has no CAP_SYS_ADMIN, CAP_SYS_RESOURCE, "
+              "CAP_NET_ADMIN, keeps CAP_SETUID (CapEff %" PRIx64 ")",
+              VICTIM, caps);
+        r = act_as(0, &(struct act){.export = "/", .name = "root-secret", .claim_uid = 0});
+        ok = r == NFS3_OK && worker_caps(srv.pid, &caps);
+        CHECK(ok && (caps & CAPBIT(21)),
+              "acting for root again it has them back (CapEff %" PRIx64 ")", caps);
+        server_stop(&srv);
+}
+
 int main(void)
 {
         struct tmp t;
@@ -414,5 +479,6 @@ int main(void)
         exports_mode(&t);
         state_checks(&t);
         leaked_key(&t);
+        capabilities(&t);
         return tap_done();
 }
