@@ -58,17 +58,6 @@ int migration_set_find(const struct migration_set *s, const char *id);
  * may be NULL). -EINVAL for a bad label or date, -ERANGE past 999. */
 int migration_next_id(char *const *ids, const char *date, const char *label, char **ret);
 
-/* Parses the text of a state file: one absolute path a line, '#' comments
- * and blank lines ignored. Paths are normalized ("//" and trailing '/'
- * removed); ".", "..", "/" itself and the package manager's own database
- * (/var/lib/dpkg, /var/lib/apt and anything under them) are refused.
- * -EINVAL with *ret_error naming the line. */
-int migration_state_parse(const char *name, const char *text, char ***ret, char **ret_error);
-
-/* Normalizes an absolute path into a new string; -EINVAL when it is not
- * absolute or has "." or ".." components. */
-int migration_path_normalize(const char *path, char **ret);
-
 /* Validates the s6 service directory at (dirfd, path): an executable
  * `run` (or `up` for a oneshot, `contents` for a bundle), known file names
  * only, a `log/` subdir validated the same way. -EINVAL with *ret_error

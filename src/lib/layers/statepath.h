@@ -13,6 +13,17 @@
 
 #define STATE_PATHS_FILE "system/state-paths"
 
+/* Parses the text of a state file: one absolute path a line, '#' comments
+ * and blank lines ignored. Paths are normalized ("//" and trailing '/'
+ * removed); ".", "..", "/" itself and the package manager's own database
+ * (/var/lib/dpkg, /var/lib/apt and anything under them) are refused.
+ * -EINVAL with *ret_error naming the line. */
+int migration_state_parse(const char *name, const char *text, char ***ret, char **ret_error);
+
+/* Normalizes an absolute path into a new string; -EINVAL when it is not
+ * absolute or has "." or ".." components. */
+int migration_path_normalize(const char *path, char **ret);
+
 /* The machine-wide list of the data dir at data_fd (sorted). */
 int state_path_machine_list(int data_fd, char ***ret, char **ret_error);
 

@@ -10,10 +10,110 @@
 #include "changes.h"
 #include "cleanup.h"
 #include "fs.h"
+#include "log.h"
 #include "macro.h"
-#include "migration.h"
 #include "statepath.h"
 #include "strv.h"
+
+int migration_path_normalize(const char *path, char **ret)
+{
+        _cleanup_free_ char *n = NULL;
+        const char *p = path;
+        size_t len = 0;
+
+        if (!path || path[0] != '/')
+                return -EINVAL;
+        n = malloc(strlen(path) + 1);
+        if (!n)
+                return -ENOMEM;
+        while (*p) {
+                size_t l;
+
+                while (*p == '/')
+                        p++;
+                l = strcspn(p, "/");
+                if (l == 0)
+                        break;
+                if ((l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
+                        return -EINVAL;
+                n[len++] = '/';
+                memcpy(n + len, p, l);
+                len += l;
+                p += l;
+        }
+        if (len == 0)
+                n[len++] = '/';
+        n[len] = 0;
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
+static bool path_under(const char *path, const char *prefix)
+{
+        const char *e = startswith(path, prefix);
+
+        return e && (*e == 0 || *e == '/');
+}
+
+int migration_state_parse(const char *name, const char *text, char ***ret, char **ret_error)
+{
+        static const char *const refused[] = {"/var/lib/dpkg", "/var/lib/apt"};
+        _cleanup_strv_ char **l = NULL;
+        unsigned line = 0;
+        const char *p = text;
+        int r;
+
+        while (p && *p) {
+                _cleanup_free_ char *raw = NULL, *norm = NULL;
+                size_t len = strcspn(p, "\n");
+                char *s, *e;
+
+                line++;
+                raw = strndup(p, len);
+                if (!raw)
+                        return -ENOMEM;
+                p += len;
+                if (*p == '\n')
+                        p++;
+
+                s = raw;
+                while (*s == ' ' || *s == '\t')
+                        s++;
+                e = s + strlen(s);
+                while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+                        *--e = 0;
+                if (*s == 0 || *s == '#')
+                        continue;
+
+                r = migration_path_normalize(s, &norm);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return set_error_message(
+                            ret_error, -EINVAL,
+                            "'%s' line %u: '%s' is not a normalized absolute path", name, line, s);
+                if (streq(norm, "/"))
+                        return set_error_message(
+                            ret_error, -EINVAL,
+                            "'%s' line %u: '/' cannot be state (the whole machine)", name, line);
+                for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                        if (path_under(norm, refused[i]) || path_under(refused[i], norm))
+                                return set_error_message(
+                                    ret_error, -EINVAL,
+                                    "'%s' line %u: '%s' holds the package manager's "
+                                    "database (%s), which belongs to the layer",
+                                    name, line, norm, refused[i]);
+                if (strv_contains(l, norm))
+                        continue;
+                r = strv_consume(&l, TAKE_PTR(norm));
+                if (r < 0)
+                        return r;
+        }
+        if (l)
+                strv_sort(l);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
 
 int state_path_machine_list(int data_fd, char ***ret, char **ret_error)
 {
