@@ -111,6 +111,9 @@ enum rpc_verdict rpc_request_decode(const void *buf, size_t len, struct rpc_requ
                 return RPC_SYSTEM_ERR;
         if (!r->p->xdr_args(&x, r->args))
                 return RPC_GARBAGE_ARGS;
+        /* Bytes after the arguments: a padded call, not one we understand. */
+        if (xdr_getpos(&x) != len)
+                return RPC_GARBAGE_ARGS;
         return RPC_OK;
 }
 
