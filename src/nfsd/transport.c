@@ -626,7 +626,7 @@ static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size
                         }
                         c->in_frag = true;
                 }
-                if (c->frag_left > 0) {
+                if (c->frag_left > 0 && n > 0) {
                         size_t take = MIN(n, (size_t)c->frag_left);
                         r = rec_grow(c, c->rec_len + take);
                         if (r < 0)
