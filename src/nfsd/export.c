@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ancestry.h"
 #include "cleanup.h"
 #include "export.h"
 #include "peer.h"
@@ -136,6 +137,7 @@ void export_dircache_put(const struct export *e, int fd, bool drop)
 static void export_done(struct export *e)
 {
         dircache_free(e->dircache);
+        ancestry_free(e->ancestry);
         free(e->name);
         free(e->path);
         free(e->canon);
@@ -552,6 +554,9 @@ int export_table_open(struct export_table *t, const struct fhandle_key *key, con
                                 return -ENOMEM;
                         e->whole_fs = mount_shows_fs_root(mount_id, e->canon);
                 }
+                /* Without it, every directory resolve walks to the root. */
+                if (!e->ancestry && ancestry_new(e->path, &e->ancestry) < 0)
+                        e->ancestry = NULL;
                 fhandle_key_mac(key, e->path, strlen(e->path), mac);
                 e->id = (uint32_t)mac[0] << 24 | (uint32_t)mac[1] << 16 | (uint32_t)mac[2] << 8 |
                         mac[3];

@@ -46,6 +46,7 @@ struct export_client {
 };
 
 struct export_dircache;
+struct ancestry;
 
 struct export
 {
@@ -61,6 +62,7 @@ struct export
         struct export_client *clients;
         size_t n_clients;
         struct export_dircache *dircache; /* NULL until opened, or without memory */
+        struct ancestry *ancestry;        /* NULL until opened, or without fanotify */
 };
 
 struct export_table {

@@ -18,6 +18,7 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "strata-version.h"
 #include "export.h"
 #include "fhandle.h"
 #include "fs.h"
