@@ -526,6 +526,10 @@ static void run_job(struct worker *w, struct job *j)
                 conn_fail(j->conn, n);
                 pthread_mutex_unlock(&j->conn->lock);
         }
+        /* The request's memory first, so the connection may read again. */
+        mem_sub(j->conn, j->cap);
+        free(j->rec);
+        j->rec = NULL;
         call_done(j->conn);
         job_free(j);
 }
