@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "config.h"
+#include "strata-version.h"
 #include "exec.h"
 #include "fs.h"
 #include "log.h"
