@@ -1819,7 +1819,8 @@ int mount_teardown_under(const char *under, bool keep_under,
         r = mountinfo_read(NULL, under, &l);
         if (r < 0)
                 return r;
-        qsort(l.entries, l.n, sizeof(l.entries[0]), depth_cmp);
+        if (l.n > 1)
+                qsort(l.entries, l.n, sizeof(l.entries[0]), depth_cmp);
         for (size_t i = 0; i < l.n; i++) {
                 if (keep_under && streq(l.entries[i].target, under))
                         continue;
