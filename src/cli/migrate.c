@@ -140,6 +140,9 @@ static void on_event(const struct migrate_event *e, void *userdata)
                 } else
                         printf("would apply %s\n", e->id);
                 break;
+        case MIGRATE_EVENT_NOTICE:
+                log_warning("%s", e->detail);
+                break;
         case MIGRATE_EVENT_SQUASHED:
                 if (!json)
                         fprintf(stderr, "squashed into one layer: %s\n", e->id);

@@ -259,6 +259,87 @@ fi
 M=$M0
 
 # ---------------------------------------------------------------------------
+# Data loss: a state path declared over content the layers below hold
+M0=$M
+M=$T_TMP/seed-migrations
+P=/opt/strata-seed
+mig 20260306-001_install "set -e; mkdir -p $P/db; echo cluster > $P/db/file; chown -R 1234:2345 $P/db
+chmod 0700 $P/db; setfattr -n user.strata -v kept $P/db/file"
+mig 20260306-002_declare "set -e; cat $P/db/file; echo more >> $P/db/file" "$P"
+D=$T_TMP/seed
+t_begin "a newly declared state path is seeded from the layers below (owners, modes, xattrs), and says so"
+out=$(sm "$D" up 2>&1)
+rc=$?
+f=$D/state$P/db/file
+if [ $rc -eq 0 ] && echo "$out" | grep -q "^cluster" &&
+    [ "$(cat "$f" 2>&1)" = "cluster
+more" ] && [ "$(stat -c '%u:%g %a' "$D/state$P/db")" = "1234:2345 700" ] &&
+    [ "$(getfattr --only-values -n user.strata "$f" 2>/dev/null)" = kept ] &&
+    echo "$out" | grep -q "declares '$P' as state, which the layers below hold: seeding '$D/state$P'"; then
+    t_ok
+else
+    t_fail "exit $rc: $out / $(ls -laR "$D/state$P" 2>&1)"
+fi
+t_begin "seeding happens once: a later migration sees the state, not the layer's copy"
+mig 20260306-003_later "cat $P/db/file" "$P"
+out=$(sm "$D" up 2>&1)
+if echo "$out" | grep -q "^more" && ! echo "$out" | grep -q seeding; then
+    t_ok
+else
+    t_fail "$out"
+fi
+M=$M0
+
+# ---------------------------------------------------------------------------
+# Data loss: squash keeps every file property
+M0=$M
+M=$T_TMP/squash-migrations
+Q=/opt/strata-q
+mig 20260305-001_files "set -e; mkdir -p $Q; cp /bin/true $Q/cap; setcap cap_net_raw+ep $Q/cap
+chown 1234:1234 $Q/cap; setcap cap_net_bind_service+ep $Q/cap
+truncate -s 1G $Q/sparse; echo data | dd of=$Q/sparse bs=1 seek=65536 conv=notrunc 2>/dev/null
+echo tmp > $Q/tmpfile"
+mig 20260305-002_more "set -e; rm $Q/tmpfile; echo eph > $Q/ephemeral; echo x > $Q/x"
+mig 20260305-003_last "set -e; rm $Q/ephemeral; echo y >> $Q/x"
+D=$T_TMP/squash
+sm "$D" up >/dev/null 2>&1
+# view: what the assembled layers show under $Q (capabilities, owners,
+# allocated size, content), in a private mount namespace.
+view() {
+    l=$(python3 -c "import json,sys; print(':'.join(sys.argv[1] + '/system/layers/' + e['dir'] + '/fs' for e in reversed(json.load(open(sys.argv[1] + '/system/migrations/metadata.json'))['layers'])))" "$D")
+    mkdir -p "$T_TMP/view" "$T_TMP/empty"
+    unshare -m sh -c "mount -t overlay overlay -o ro,lowerdir=$l:$T_TMP/empty '$T_TMP/view' &&
+        cd '$T_TMP/view$Q' && for f in \$(ls -A | sort); do
+            echo \"\$f \$(stat -c '%u:%g %a %s' \$f) \$(du -k \$f | cut -f1)k \$(getcap \$f | cut -d' ' -f2) \$(md5sum < \$f | cut -c1-8)\"; done"
+}
+before=$(view)
+t_begin "squash keeps capabilities (owner set before xattrs), holes and content"
+out=$(sm "$D" squash --from 20260305-001_files --to 20260305-003_last 2>&1)
+rc=$?
+after=$(view)
+if [ $rc -ne 0 ]; then
+    t_fail "squash exited $rc: $out"
+elif [ "$before" != "$after" ]; then
+    t_fail "before: $before / after: $after"
+elif ! echo "$after" | grep -q "^cap 1234:1234 .*cap_net_bind_service=ep"; then
+    t_fail "no capability: $after"
+elif [ "$(echo "$after" | awk '/^sparse/ { print $5 }')" != "$(echo "$before" | awk '/^sparse/ { print $5 }')" ] ||
+    [ "$(du -k "$D/system/layers/20260305-001_files..20260305-003_last/fs$Q/sparse" | cut -f1)" -gt 1024 ]; then
+    t_fail "the sparse file became dense: $after"
+else
+    t_ok
+fi
+t_begin "squash leaves no whiteout (nor D line) for paths that never existed below"
+diff=$(sm "$D" diff 20260305-003_last 2>&1)
+wh=$(find "$D/system/layers/20260305-001_files..20260305-003_last/fs" -type c)
+if [ -z "$wh" ] && ! echo "$diff" | grep -q '^D '; then
+    t_ok
+else
+    t_fail "whiteouts: $wh / diff: $diff"
+fi
+M=$M0
+
+# ---------------------------------------------------------------------------
 # Data loss: a running machine's lower dirs
 if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
     D=$T_TMP/live

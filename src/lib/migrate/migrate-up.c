@@ -304,6 +304,46 @@ static int apply_state_paths(struct apply *a, char **ret_error)
         return r;
 }
 
+/* A state path this migration declares for the first time, over content
+ * the layers below already hold (one migration installs a package, a later
+ * one declares its data dir as state): that content seeds the state, once,
+ * through the state overlay's scratch upper, so the script sees it and the
+ * commit moves it to <data>/state like any state the script wrote. */
+static int apply_seed_state(struct apply *a, char **ret_error)
+{
+        _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
+        size_t n = 0;
+        int r;
+
+        if (!a->own_state)
+                return 0;
+        r = migrate_lowers_open(a->m, a->m->md.n_layers, &lowers, ret_error);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (p, a->state_paths) {
+                _cleanup_free_ char *dir = NULL, *upper = NULL, *msg = NULL;
+                size_t i = n++;
+
+                if (!strv_contains(a->own_state, *p) || strv_contains(a->m->md.state_paths, *p))
+                        continue;
+                if (asprintf(&dir, "state/%zu", i) < 0 || asprintf(&upper, "%s/upper", dir) < 0)
+                        return -ENOMEM;
+                if (mkdirat(a->tfd, dir, 0755) < 0 && errno != EEXIST)
+                        return set_error_message(ret_error, -errno, "cannot create '%s/%s'",
+                                                 a->tmp_abs, dir);
+                r = migrate_state_seed(a->m, lowers.fds, lowers.n, *p, a->tfd, upper, ret_error);
+                if (r <= 0)
+                        return r;
+                if (asprintf(&msg,
+                             "%s declares '%s' as state, which the layers below hold: seeding "
+                             "'%s/state%s' from them",
+                             a->mi->id, *p, a->m->data_dir, *p) < 0)
+                        return -ENOMEM;
+                migrate_emit(a->m, MIGRATE_EVENT_NOTICE, a->mi->id, msg, 0, NULL);
+        }
+        return 0;
+}
+
 /* Step "prepared": creates .tmp-<id>/{fs,work,state} (the upper, its work
  * dir, the state scratch uppers), the record with a snapshot of the
  * migration's source, its sha256 and the log, and the empty state dirs the
@@ -369,6 +409,9 @@ static int apply_prepare_upper(struct apply *a, char **ret_error)
                         return set_error_message(ret_error, r, "cannot create '%s/state%s'",
                                                  m->data_dir, *p);
         }
+        r = apply_seed_state(a, ret_error);
+        if (r < 0)
+                return r;
         migrate_test_kill_point("prepared");
         return 0;
 }

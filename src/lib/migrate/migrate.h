@@ -50,6 +50,7 @@ enum migrate_event_type {
         MIGRATE_EVENT_SQUASHED,    /* detail: the new layer's id */
         MIGRATE_EVENT_REPAIRED,    /* detail: what verify repaired */
         MIGRATE_EVENT_PROBLEM,     /* detail: what verify cannot repair */
+        MIGRATE_EVENT_NOTICE,      /* detail: something the user should know (seeded state) */
 };
 
 struct migrate_event {
