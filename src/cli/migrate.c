@@ -32,6 +32,8 @@ struct migrate_args {
         bool last;
         bool rebuild;
         bool state;
+        bool force;
+        const char *base_id;
         uint64_t timeout_usec;
         size_t max_layers;
         char **positional; /* command, then its arguments */
@@ -49,6 +51,7 @@ static int exit_for(int r)
         switch (r) {
         case -EPROTO:
         case -EUCLEAN:
+        case -EMEDIUMTYPE:
                 return EXIT_FAILURE_;
         case -EINVAL:
         case -ENOENT:
@@ -64,7 +67,8 @@ static int exit_for(int r)
  * errno text follows where it says something. */
 static int report(int r, const char *error)
 {
-        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN)
+        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN ||
+            r == -EMEDIUMTYPE)
                 log_error("%s", error ? error : "failed");
         else
                 log_error_errno(r, "%s: %m", error ? error : "failed");
@@ -183,6 +187,8 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .userdata = sink,
             .no_repair = a->rebuild,
             .restore_state = a->state,
+            .base_id = a->base_id,
+            .force = a->force,
         };
 }
 
@@ -549,6 +555,10 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "      --rebuild         verify: rebuild metadata.json from the layers'\n"
                    "                        layer.json (id, parent, order), showing each layer\n"
                    "      --timeout SEC     up/install: kill a migration after SEC seconds\n"
+                   "      --base-id ID      up/install: name the base ID (recorded at the first\n"
+                   "                        up) instead of its computed os-release + digest\n"
+                   "      --force           up/install: apply over a base other than the one\n"
+                   "                        the layers were built over\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
                    "  -v, --verbose         more output;  -q, --quiet: errors only\n"
@@ -603,6 +613,8 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_MAX_LAYERS,
                 ARG_REBUILD,
                 ARG_STATE,
+                ARG_BASE_ID,
+                ARG_FORCE,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -620,6 +632,8 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"max-layers", required_argument, NULL, ARG_MAX_LAYERS},
             {"rebuild", no_argument, NULL, ARG_REBUILD},
             {"state", no_argument, NULL, ARG_STATE},
+            {"base-id", required_argument, NULL, ARG_BASE_ID},
+            {"force", no_argument, NULL, ARG_FORCE},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -675,6 +689,12 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_STATE:
                         a.state = true;
+                        break;
+                case ARG_BASE_ID:
+                        a.base_id = optarg;
+                        break;
+                case ARG_FORCE:
+                        a.force = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {

@@ -340,6 +340,73 @@ fi
 M=$M0
 
 # ---------------------------------------------------------------------------
+# Safety of the stack: up on a broken stack
+t_begin "up on a stack whose active layer dir is missing refuses up front (exit 1, verify's message)"
+D=$T_TMP/broken
+sm "$D" up --to 20260301-002_two >/dev/null 2>&1
+mv "$D/system/layers/20260301-001_one" "$T_TMP/moved-away"
+out=$(sm "$D" up 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "the layer dir '$D/system/layers/20260301-001_one' of the active layer" &&
+    echo "$out" | grep -q "the layer stack of '$D' is broken" && ! echo "$out" | grep -q "applying" &&
+    [ "$(applied "$D")" = "20260301-001_one 20260301-002_two" ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+mv "$T_TMP/moved-away" "$D/system/layers/20260301-001_one"
+t_begin "up on unreadable metadata refuses with exit 1 and changes nothing"
+cp "$D/system/migrations/metadata.json" "$T_TMP/md.good"
+echo '{"layers": [' >"$D/system/migrations/metadata.json"
+before=$(layer_dirs "$D")
+out=$(sm "$D" up 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "cannot load the metadata of '$D'" && [ "$(layer_dirs "$D")" = "$before" ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+cp "$T_TMP/md.good" "$D/system/migrations/metadata.json"
+
+# ---------------------------------------------------------------------------
+# Safety of the stack: layers are tied to their base
+t_begin "the first up records the base; up over another base is refused with a message"
+D=$T_TMP/based
+sm "$D" up --to 20260301-001_one >/dev/null 2>&1
+OB=$T_TMP/other-base
+mkdir -p "$OB/etc"
+printf 'ID=strataos\nVERSION_ID=9\nPRETTY_NAME="Strata OS 9"\n' >"$OB/etc/os-release"
+out=$("$SM" --data "$D" --dir "$M" --base "$OB" up 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && [ -f "$D/system/base.json" ] &&
+    echo "$out" | grep -q "the layers were built over the base '.*' (.*), but this base is 'strataos-9-.*' (Strata OS 9)" &&
+    [ "$(applied "$D")" = "20260301-001_one" ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out / $(cat "$D/system/base.json" 2>&1)"
+fi
+t_begin "--force goes past the base check (and says so); the same base is accepted"
+out=$("$SM" --data "$D" --dir "$M" --base "$OB" up --force 2>&1)
+out2=$(sm "$D" up --to 20260301-002_two 2>&1)
+rc2=$?
+if echo "$out" | grep -q -- "--force: applying anyway" && [ $rc2 -eq 0 ]; then
+    t_ok
+else
+    t_fail "$out / $rc2: $out2"
+fi
+t_begin "--base-id names the base; another id is refused"
+D=$T_TMP/based-id
+sm "$D" up --base-id golden-1 --to 20260301-001_one >/dev/null 2>&1
+out=$(sm "$D" up --base-id golden-2 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && grep -q '"id": "golden-1"' "$D/system/base.json" &&
+    echo "$out" | grep -q "built over the base 'golden-1'.*this base is 'golden-2'"; then
+    t_ok
+else
+    t_fail "exit $rc: $out / $(cat "$D/system/base.json" 2>&1)"
+fi
+
+# ---------------------------------------------------------------------------
 # Data loss: a running machine's lower dirs
 if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
     D=$T_TMP/live

@@ -40,6 +40,7 @@ struct migrate {
         int machine_lock_fd; /* held by commands that move or remove layer dirs */
         struct layer_metadata md;
         struct clock_source *clock;
+        unsigned problems; /* what the repair in migrate_open could not repair */
 };
 
 /* Calls the caller's event hook, if any. */

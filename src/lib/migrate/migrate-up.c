@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "changes.h"
+#include "baseid.h"
 #include "cleanup.h"
 #include "fs.h"
 #include "log.h"
@@ -866,6 +867,49 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         return 0;
 }
 
+/* The layers are tied to the base they were built over: its identity is
+ * recorded at the first up (baseid.h) and a later up over another base is
+ * refused (-EMEDIUMTYPE) unless o.force. */
+static int check_base(struct migrate *m, char **ret_error)
+{
+        _cleanup_(base_identity_done) struct base_identity cur = {};
+        _cleanup_close_ int base_fd = -1;
+        _cleanup_free_ char *error = NULL;
+        struct base_identity rec = {};
+        int r;
+
+        base_fd = migrate_open_dir_at(AT_FDCWD, m->base);
+        if (base_fd < 0)
+                return set_error_message(ret_error, base_fd, "cannot open the base '%s'", m->base);
+        r = base_identity_load(m->data_fd, &rec);
+        if (r >= 0) {
+                base_identity_done(&rec);
+                r = base_identity_check(m->data_fd, base_fd, m->o.base_id, &error);
+                if (r == -EMEDIUMTYPE && m->o.force) {
+                        _cleanup_free_ char *msg = NULL;
+
+                        if (asprintf(&msg, "%s (--force: applying anyway)", error) < 0)
+                                return -ENOMEM;
+                        migrate_emit(m, MIGRATE_EVENT_NOTICE, NULL, msg, 0, NULL);
+                        return 0;
+                }
+                if (r < 0)
+                        return set_error_message(ret_error, r, "'%s/%s': %s", m->data_dir,
+                                                 BASE_ID_FILE, error ? error : strerror(-r));
+                return 0;
+        }
+        if (r != -ENOENT)
+                return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
+                                         BASE_ID_FILE);
+        r = base_identity_compute(base_fd, m->o.base_id, &cur);
+        if (r >= 0)
+                r = base_identity_save(m->data_fd, &cur);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot record the base in '%s/%s'",
+                                         m->data_dir, BASE_ID_FILE);
+        return 0;
+}
+
 int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error)
 {
         _cleanup_(migration_set_done) struct migration_set set = {};
@@ -877,6 +921,17 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
         if (to && migration_set_find(&set, to) < 0)
                 return set_error_message(ret_error, -EINVAL, "there is no migration '%s' in '%s'",
                                          to, m->migrations_dir);
+        if (!dry_run) {
+                r = check_base(m, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        if (!dry_run && m->problems > 0)
+                return set_error_message(
+                    ret_error, -EUCLEAN,
+                    "the layer stack of '%s' is broken (%u problem%s that verify cannot repair, "
+                    "listed above; 'verify' says the same): nothing was applied",
+                    m->data_dir, m->problems, m->problems == 1 ? "" : "s");
 
         for (size_t i = 0; i < set.n; i++) {
                 const struct migration *mi = &set.items[i];

@@ -244,6 +244,13 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         }
 
         r = layer_metadata_load(m->data_fd, &m->md, &error);
+        if (r == -EBADMSG)
+                /* A problem found, not an internal error: nothing is done
+                 * over a stack nobody can read. */
+                return set_error_message(ret_error, -EUCLEAN,
+                                         "cannot load the metadata of '%s': %s; nothing was "
+                                         "changed",
+                                         m->data_dir, error ? error : "malformed");
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot load the metadata of '%s': %s",
                                          m->data_dir, error ? error : strerror(-r));
@@ -252,6 +259,7 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 r = migrate_verify(m, true, ret_error);
                 if (r < 0)
                         return r;
+                m->problems = (unsigned)r;
         }
         *ret = TAKE_PTR(m);
         return 0;

@@ -18,6 +18,8 @@
  *   -EPROTO       a migration failed and was rolled back (message says how)
  *   -EINVAL       bad input: a malformed migrations dir, an unknown id
  *   -ENOENT       an id that is not applied / not known
+ *   -EMEDIUMTYPE  up over a base other than the one the layers were built
+ *                 over (baseid.h), without o.force
  *   -EUCLEAN      the data dir holds committed layers or records that
  *                 metadata.json does not list (missing or older metadata):
  *                 nothing was removed; migrate_rebuild can rebuild it
@@ -72,8 +74,10 @@ struct migrate_options {
         struct clock_source *clock; /* NULL: the real clock */
         void (*event)(const struct migrate_event *e, void *userdata);
         void *userdata;
-        bool no_repair;     /* migrate_open with lock: do not repair (for migrate_rebuild) */
-        bool restore_state; /* migrate_rollback: put back the state the migrations changed */
+        bool no_repair;      /* migrate_open with lock: do not repair (for migrate_rebuild) */
+        bool restore_state;  /* migrate_rollback: put back the state the migrations changed */
+        const char *base_id; /* up: the base's id instead of the computed one (baseid.h) */
+        bool force;          /* up: apply over a base other than the recorded one */
 };
 
 struct migrate;
