@@ -406,6 +406,20 @@ else
     t_fail "exit $rc: $out / $(cat "$D/system/base.json" 2>&1)"
 fi
 
+if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
+    t_begin "booting the layers over another base is refused too (lab run), unless --force"
+    out=$("$STRATA" lab run --data "$T_TMP/based" --base "$OB" -- true 2>&1)
+    rc=$?
+    out2=$("$STRATA" lab run --data "$T_TMP/based" --base "$OB" --force -- true 2>&1)
+    if [ $rc -eq 125 ] && echo "$out" | grep -q "cannot boot '$T_TMP/based': the layers were built over the base" &&
+        echo "$out2" | grep -q -- "--force: booting anyway" &&
+        "$STRATA" lab run --data "$T_TMP/based" -- true; then
+        t_ok
+    else
+        t_fail "exit $rc: $out / $out2"
+    fi
+fi
+
 # ---------------------------------------------------------------------------
 # Data loss: a running machine's lower dirs
 if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
