@@ -32,6 +32,7 @@ struct migrate_args {
         bool last;
         bool rebuild;
         bool state;
+        bool content;
         bool force;
         const char *base_id;
         uint64_t timeout_usec;
@@ -465,6 +466,8 @@ static int run_verify(struct migrate_args *a)
         }
         if (ret == 0 && !(a->rebuild && a->dry_run)) {
                 r = migrate_verify(m, true, &error);
+                if (r >= 0 && a->content)
+                        r = migrate_verify_content(m, &error);
                 if (r < 0)
                         ret = report(r, error);
                 else if (sink.problems > 0)
@@ -515,8 +518,8 @@ static const struct migrate_command migrate_commands[] = {
     {"rollback", "--to ID | --last [--state]", "deactivate the layers above ID (or the last one)",
      run_rollback},
     {"squash", "--from ID --to ID", "merge consecutive layers into one", run_squash},
-    {"verify", "[--rebuild [--dry-run]]", "check metadata against the layer dirs; repair leftovers",
-     run_verify},
+    {"verify", "[--content] [--rebuild [--dry-run]]",
+     "check metadata against the layer dirs; repair leftovers", run_verify},
     {"gc", "", "delete rolled-back and squashed-away layer dirs", run_gc},
 };
 
@@ -552,6 +555,8 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        changed, where it has not changed since\n"
                    "      --dry-run         up: show what would be applied; verify --rebuild:\n"
                    "                        show what would be written\n"
+                   "      --content         verify: check every layer's files against the\n"
+                   "                        manifest written at its commit\n"
                    "      --rebuild         verify: rebuild metadata.json from the layers'\n"
                    "                        layer.json (id, parent, order), showing each layer\n"
                    "      --timeout SEC     up/install: kill a migration after SEC seconds\n"
@@ -615,6 +620,7 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_STATE,
                 ARG_BASE_ID,
                 ARG_FORCE,
+                ARG_CONTENT,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -634,6 +640,7 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"state", no_argument, NULL, ARG_STATE},
             {"base-id", required_argument, NULL, ARG_BASE_ID},
             {"force", no_argument, NULL, ARG_FORCE},
+            {"content", no_argument, NULL, ARG_CONTENT},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -695,6 +702,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_FORCE:
                         a.force = true;
+                        break;
+                case ARG_CONTENT:
+                        a.content = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {

@@ -406,6 +406,29 @@ else
     t_fail "exit $rc: $out / $(cat "$D/system/base.json" 2>&1)"
 fi
 
+# ---------------------------------------------------------------------------
+# Safety of the stack: verify --content
+t_begin "verify --content: an untouched stack is ok; a tampered, re-moded or added file is named"
+D=$T_TMP/content
+sm "$D" up >/dev/null 2>&1
+out0=$(sm "$D" verify --content 2>&1)
+rc0=$?
+L2=$D/system/layers/20260301-002_two/fs
+echo tampered >"$L2/opt/strata-s/two"
+chmod 0600 "$D/system/layers/20260301-003_three/fs/opt/strata-s/three"
+echo extra >"$D/system/layers/20260301-001_one/fs/opt/strata-s/extra"
+out=$(sm "$D" verify --content 2>&1)
+rc=$?
+if [ $rc0 -ne 0 ]; then
+    t_fail "untouched: exit $rc0: $out0"
+elif [ $rc -eq 1 ] && echo "$out" | grep -q "20260301-002_two': '/opt/strata-s/two' changed content (sha256 differs)" &&
+    echo "$out" | grep -q "20260301-003_three': '/opt/strata-s/three' changed mode" &&
+    echo "$out" | grep -q "20260301-001_one': '/opt/strata-s/extra' was added since its commit"; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+
 if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
     t_begin "booting the layers over another base is refused too (lab run), unless --force"
     out=$("$STRATA" lab run --data "$T_TMP/based" --base "$OB" -- true 2>&1)

@@ -13,6 +13,7 @@
 #include "fs.h"
 #include "log.h"
 #include "macro.h"
+#include "manifest.h"
 #include "migrate-internal.h"
 #include "migrate.h"
 #include "squash.h"
@@ -132,6 +133,10 @@ int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_e
                                                  "cannot drop the whiteouts of '%s/%s/%s'",
                                                  m->data_dir, MIGRATE_LAYERS, tmp);
         }
+        r = manifest_write_at(tfd, "fs", tfd, MANIFEST_FILE);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot write the manifest of '%s/%s/%s'",
+                                         m->data_dir, MIGRATE_LAYERS, tmp);
         r = changes_capture_at(tfd, "fs", lowers.fds, lowers.n, m->md.state_paths, &changes);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot compute the changes of '%s/%s/%s'",

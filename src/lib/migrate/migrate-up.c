@@ -15,6 +15,7 @@
 #include "fs.h"
 #include "log.h"
 #include "machine.h"
+#include "manifest.h"
 #include "macro.h"
 #include "migrate-internal.h"
 #include "migrate.h"
@@ -677,6 +678,10 @@ static int apply_write_layer(struct apply *a, char **ret_error)
                                       a->mi->services, a->own_state, ret_error);
         if (r < 0)
                 return r;
+        r = manifest_write_at(a->tfd, "fs", a->tfd, MANIFEST_FILE);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot write the manifest of '%s'",
+                                         a->tmp_abs);
         a->now = clock_monotonic(m->clock);
 
         migrate_format_time(clock_now(m->clock), when);

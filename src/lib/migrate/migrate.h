@@ -119,6 +119,12 @@ int migrate_squash(struct migrate *m, const char *from, const char *to, char **r
  * finding as an event. Returns the number of problems left unrepaired. */
 int migrate_verify(struct migrate *m, bool repair, char **ret_error);
 
+/* verify --content: checks every active layer's fs/ against the manifest
+ * written at its commit (manifest.h): each difference (a tampered file,
+ * with its path) is a PROBLEM event; a layer without a manifest is a
+ * NOTICE. Returns the number of differences. */
+int migrate_verify_content(struct migrate *m, char **ret_error);
+
 /* Rebuilds metadata.json from the layer.json of every committed layer dir
  * (id, parent, order: the chain from the layer without a parent), keeping
  * the rolled-back list; -EUCLEAN (message) when the dirs do not form one
