@@ -228,7 +228,23 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 snprintf(purpose, sizeof(purpose), "system-migrate");
                 r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK, &m->lock_fd,
                                     &holder);
+                /* A holder that is gone (SIGKILL) leaves the lock to the
+                 * processes of its sandbox until they have exited: wait
+                 * for them, briefly. */
+                for (int i = 0; i < 40 && (r == -EWOULDBLOCK || r == -EAGAIN) && holder.pid > 0 &&
+                                kill(holder.pid, 0) < 0 && errno == ESRCH;
+                     i++) {
+                        (void)usleep(50 * 1000);
+                        r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK,
+                                            &m->lock_fd, &holder);
+                }
                 if (r == -EWOULDBLOCK || r == -EAGAIN) {
+                        if (holder.pid > 0 && kill(holder.pid, 0) < 0 && errno == ESRCH)
+                                return set_error_message(
+                                    ret_error, -EWOULDBLOCK,
+                                    "the lock of '%s' is still held 2 s after its holder (pid %d, "
+                                    "%s) is gone: a process it started still runs",
+                                    m->data_dir, (int)holder.pid, holder.purpose);
                         if (holder.pid > 0)
                                 return set_error_message(
                                     ret_error, -EWOULDBLOCK,
