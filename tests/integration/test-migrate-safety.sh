@@ -429,6 +429,26 @@ else
     t_fail "exit $rc: $out"
 fi
 
+# ---------------------------------------------------------------------------
+# Safety of the sandbox
+M0=$M
+M=$T_TMP/sandbox-migrations
+mig 20260308-001_probe 'ro() { awk -v m="$1" '"'"'$2 == m { split($4, o, ","); print o[1] }'"'"' /proc/self/mounts | tail -n 1; }
+echo "sys=$(ro /sys)"; echo "procsys=$(ro /proc/sys)"; echo "cgroup=$(ro /sys/fs/cgroup)"
+bnd=$(awk '"'"'/^CapBnd/ { print $2 }'"'"' /proc/self/status)
+for c in 16 17 22 25; do echo "cap$c=$(( (0x$bnd >> c) & 1 ))"; done
+if sysctl -w kernel.hostname=strata-probe >/dev/null 2>&1; then echo sysctl=changed; else echo sysctl=refused; fi'
+D=$T_TMP/sandbox
+t_begin "the sandbox: /sys, /proc/sys and the host's cgroups read-only; no module, clock, reboot or raw I/O capability"
+out=$(sm "$D" up 2>&1)
+rc=$?
+for want in sys=ro procsys=ro cap16=0 cap17=0 cap22=0 cap25=0 sysctl=refused; do
+    echo "$out" | grep -qx "$want" || { rc="$rc, no $want"; }
+done
+if [ -d /sys/fs/cgroup ] && ! echo "$out" | grep -qx "cgroup=ro"; then rc="$rc, cgroup not ro"; fi
+if [ "$rc" = 0 ]; then t_ok; else t_fail "$rc: $out"; fi
+M=$M0
+
 if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
     t_begin "booting the layers over another base is refused too (lab run), unless --force"
     out=$("$STRATA" lab run --data "$T_TMP/based" --base "$OB" -- true 2>&1)
