@@ -331,14 +331,17 @@ static int run_status(struct migrate_args *a)
                 const char *layer = json_string_value(json_object_get(v, "layer"));
                 const char *id = json_string_value(json_object_get(v, "id"));
 
-                printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld%s%s\n", id,
+                printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld%s%s%s\n", id,
                        json_string_value(json_object_get(v, "applied_at")),
                        (long long)json_integer_value(json_object_get(v, "duration_ms")),
                        (long long)json_integer_value(json_object_get(c, "A")),
                        (long long)json_integer_value(json_object_get(c, "M")),
                        (long long)json_integer_value(json_object_get(c, "D")),
                        (long long)json_integer_value(json_object_get(c, "R")),
-                       streq(layer, id) ? "" : "  layer ", streq(layer, id) ? "" : layer);
+                       streq(layer, id) ? "" : "  layer ", streq(layer, id) ? "" : layer,
+                       json_is_true(json_object_get(v, "script_changed"))
+                           ? "  (install_script.sh changed since it was applied)"
+                           : "");
         }
         printf("pending:%s\n", json_array_size(json_object_get(j, "pending")) ? "" : " none");
         json_array_foreach(json_object_get(j, "pending"), i, v)

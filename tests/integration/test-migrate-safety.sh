@@ -449,6 +449,51 @@ if [ -d /sys/fs/cgroup ] && ! echo "$out" | grep -qx "cgroup=ro"; then rc="$rc, 
 if [ "$rc" = 0 ]; then t_ok; else t_fail "$rc: $out"; fi
 M=$M0
 
+# ---------------------------------------------------------------------------
+# Safety of the sandbox: one script, hashed, recorded and run
+M0=$M
+M=$T_TMP/link-migrations
+D=$T_TMP/links2
+mkdir -p "$M/20260309-001_linked" "$T_TMP/elsewhere/20260309-002_dirlink"
+echo 'echo SHOULD-NOT-RUN' >"$T_TMP/elsewhere/script.sh"
+ln -s "$T_TMP/elsewhere/script.sh" "$M/20260309-001_linked/install_script.sh"
+t_begin "a symlinked install_script.sh is rejected with a message; nothing runs"
+out=$(sm "$D" up 2>&1)
+rc=$?
+if [ $rc -eq 2 ] && echo "$out" | grep -q "'$M/20260309-001_linked/install_script.sh' is a symlink" &&
+    ! echo "$out" | grep -q SHOULD-NOT-RUN; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+rm -rf "$M/20260309-001_linked"
+echo 'echo SHOULD-NOT-RUN' >"$T_TMP/elsewhere/20260309-002_dirlink/install_script.sh"
+ln -s "$T_TMP/elsewhere/20260309-002_dirlink" "$M/20260309-002_dirlink"
+t_begin "a migration dir that is a symlink is rejected with a message"
+out=$(sm "$D" up 2>&1)
+rc=$?
+if [ $rc -eq 2 ] && echo "$out" | grep -q "migration '$M/20260309-002_dirlink' is a symlink" &&
+    ! echo "$out" | grep -q SHOULD-NOT-RUN; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+rm -f "$M/20260309-002_dirlink"
+mig 20260309-003_edited 'echo first'
+t_begin "status shows an applied migration whose script changed since (and --json says so)"
+sm "$D" up >/dev/null 2>&1
+j0=$(sm "$D" status --json)
+echo 'echo second' >"$M/20260309-003_edited/install_script.sh"
+out=$(sm "$D" status 2>&1)
+j=$(sm "$D" status --json)
+if echo "$j0" | grep -q '"script_changed": false' && echo "$j" | grep -q '"script_changed": true' &&
+    echo "$out" | grep -q "20260309-003_edited.*(install_script.sh changed since it was applied)"; then
+    t_ok
+else
+    t_fail "$out / $j"
+fi
+M=$M0
+
 if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
     t_begin "booting the layers over another base is refused too (lab run), unless --force"
     out=$("$STRATA" lab run --data "$T_TMP/based" --base "$OB" -- true 2>&1)
