@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"migrate", cmd_migrate, "migrations as overlayfs layers (same as system-migrate)",
      help_migrate},
     {"pkg", cmd_pkg, "install and run packages as containers (orchestrator policy)", help_pkg},
+    {"vm", cmd_vm, "QEMU guests: base images, instances, run, ssh, snapshots", help_vm},
 };
 
 const struct command *command_find(const char *name)
