@@ -20,7 +20,7 @@ ifeq ($(filter /usr/sbin,$(subst :, ,$(PATH))),)
 export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 endif
 
-.PHONY: all deps build demo check format fuzz bench clean \
+.PHONY: all deps build demo check format fuzz bench install deb clean \
 	vm-help vm-setup vm-build vm-start vm-stop vm-status vm-ssh vm-snapshot vm-restore \
 	vm-destroy vm-sync vm-test-unit vm-test-integration vm-test-all vm-quick
 
@@ -52,6 +52,21 @@ fuzz: deps
 # Every benchmark under bench/ (bench/*.sh), each printing its own figures.
 bench: build
 	@set -e; for b in bench/*.sh; do echo "== $$b"; BUILD=$(BUILD) $$b; done
+
+# Installs binaries, man pages, completions, the s6 test-runner and the
+# example migrations in FHS places under PREFIX (DESTDIR honoured), from a
+# build dir of its own configured for that prefix.
+PREFIX ?= /usr/local
+INSTALL_BUILD ?= build-install
+install: deps
+	@if [ -f $(INSTALL_BUILD)/build.ninja ]; then meson configure $(INSTALL_BUILD) --prefix=$(PREFIX); \
+	else meson setup $(INSTALL_BUILD) --prefix=$(PREFIX); fi
+	ninja -C $(INSTALL_BUILD)
+	meson install -C $(INSTALL_BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(DESTDIR))
+
+# The Debian package (build/deb/strata_VERSION_ARCH.deb), lintian-checked.
+deb: deps
+	@scripts/deb $(BUILD)/deb
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
@@ -118,3 +133,4 @@ vm-test-all: vm-test-unit vm-test-integration
 
 vm-quick: vm-build
 	$(STRATA_VM) run $(VM_NAME) --timeout 300 -- sh -c 'uname -r; cat /proc/1/comm'
+	rm -rf $(BUILD) build-asan build-fuzz $(INSTALL_BUILD)

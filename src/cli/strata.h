@@ -40,6 +40,8 @@ int cmd_migrate(int argc, char **argv);
 int cmd_lab(int argc, char **argv);
 int cmd_pkg(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_orchd(int argc, char **argv);
 
 void help_help(void);
 void help_version(void);
@@ -53,3 +55,5 @@ void help_lab(void);
 int migrate_main(int argc, char **argv, const char *prog);
 void help_pkg(void);
 void help_vm(void);
+void help_worker(void);
+void help_orchd(void);
