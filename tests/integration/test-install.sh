@@ -32,6 +32,7 @@ usr/share/man/man1/strata-lab.1
 usr/share/man/man1/strata-mounts.1
 usr/share/man/man1/strata-orchd.1
 usr/share/man/man1/strata-pkg.1
+usr/share/man/man1/strata-vm.1
 usr/share/man/man1/strata-worker.1
 usr/share/man/man1/strata.1
 usr/share/man/man5/strata-exports.5
@@ -51,7 +52,15 @@ usr/share/strata/s6/test-runner/finish
 usr/share/strata/s6/test-runner/run
 usr/share/strata/services/strata-orchd/finish
 usr/share/strata/services/strata-orchd/run
-usr/share/strata/services/strata-orchd/timeout-kill'
+usr/share/strata/services/strata-orchd/timeout-kill
+usr/share/strata/vm-guest/etc/acpi/events/strata-power
+usr/share/strata/vm-guest/etc/s6/acpid/run
+usr/share/strata/vm-guest/etc/s6/ready/run
+usr/share/strata/vm-guest/etc/s6/sshd/run
+usr/share/strata/vm-guest/etc/s6/strata-run/run
+usr/share/strata/vm-guest/etc/ssh/sshd_config.d/strata.conf
+usr/share/strata/vm-guest/usr/lib/strata/vm-init
+usr/share/strata/vm-guest/usr/lib/strata/vm-run'
 echo "$expected" | LC_ALL=C sort >"$T_TMP/expected"
 (cd "$D" 2>/dev/null && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort) >"$T_TMP/got"
 if cmp -s "$T_TMP/expected" "$T_TMP/got"; then
