@@ -56,6 +56,25 @@ static enum rpc_verdict decode_cred(struct rpc_msg *m, struct rpc_request *r)
         return ok ? RPC_OK : RPC_AUTH_BADCRED;
 }
 
+/* Whether a call that does not decode has a credential or verifier body
+ * longer than RFC 5531's 400 bytes: that is a bad credential, answered as
+ * such, where anything else that does not decode is dropped. After the
+ * six header words come the credential's flavor and length. */
+static bool auth_too_long(const void *buf, size_t len)
+{
+        const uint8_t *p = buf;
+        uint32_t cred_len;
+        size_t verf;
+
+        if (len < 32)
+                return false;
+        cred_len = get_be32(p + 28);
+        if (cred_len > MAX_AUTH_BYTES)
+                return true;
+        verf = 32 + (((size_t)cred_len + 3) & ~(size_t)3);
+        return len >= verf + 8 && get_be32(p + verf + 4) > MAX_AUTH_BYTES;
+}
+
 enum rpc_verdict rpc_request_decode(const void *buf, size_t len, struct rpc_request *r)
 {
         char cred_body[MAX_AUTH_BYTES], verf_body[MAX_AUTH_BYTES];
@@ -78,7 +97,7 @@ enum rpc_verdict rpc_request_decode(const void *buf, size_t len, struct rpc_requ
         m.rm_call.cb_verf.oa_base = verf_body;
         xdrmem_create(&x, (char *)buf, (unsigned)len, XDR_DECODE);
         if (!xdr_callmsg(&x, &m))
-                return RPC_DROP;
+                return auth_too_long(buf, len) ? RPC_AUTH_BADCRED : RPC_DROP;
         r->prog = m.rm_call.cb_prog;
         r->vers = m.rm_call.cb_vers;
         r->proc = m.rm_call.cb_proc;
@@ -110,6 +129,9 @@ enum rpc_verdict rpc_request_decode(const void *buf, size_t len, struct rpc_requ
         if (!r->args)
                 return RPC_SYSTEM_ERR;
         if (!r->p->xdr_args(&x, r->args))
+                return RPC_GARBAGE_ARGS;
+        /* Bytes after the arguments: a padded call, not one we understand. */
+        if (xdr_getpos(&x) != len)
                 return RPC_GARBAGE_ARGS;
         return RPC_OK;
 }
@@ -191,6 +213,9 @@ bool_t rpc_xdr_WRITE3args_inplace(XDR *x, void *args)
         if (!xdr_nfs_fh3(x, &a->file) || !xdr_offset3(x, &a->offset) || !xdr_count3(x, &a->count) ||
             !xdr_stable_how(x, &a->stable))
                 return FALSE;
+        /* An enum that is none of its values does not decode. */
+        if (x->x_op == XDR_DECODE && (uint32_t)a->stable > FILE_SYNC)
+                return FALSE;
         if (x->x_op == XDR_FREE) {
                 a->data.data_val = NULL;
                 return TRUE;
@@ -208,7 +233,7 @@ bool_t rpc_xdr_WRITE3args_inplace(XDR *x, void *args)
         return TRUE;
 }
 
-int rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const void *req, size_t len,
+int rpc_handle(struct nfsd_server *s, const struct nfsd_peer *peer, const void *req, size_t len,
                void *out, size_t out_size, void *scratch, size_t scratch_size,
                struct rpc_reply *ret)
 {
@@ -231,7 +256,8 @@ int rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const void *r
         if (v == RPC_OK) {
                 struct nfsd_call c = {
                     .server = s,
-                    .peer = peer,
+                    .peer = (const struct sockaddr *)&peer->addr,
+                    .who = peer,
                     .xid = r.xid,
                     .prog = r.prog,
                     .vers = r.vers,
