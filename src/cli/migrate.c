@@ -33,6 +33,7 @@ struct migrate_args {
         bool rebuild;
         bool state;
         bool content;
+        bool out_of_order;
         bool force;
         const char *base_id;
         uint64_t timeout_usec;
@@ -190,6 +191,7 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .restore_state = a->state,
             .base_id = a->base_id,
             .force = a->force,
+            .out_of_order = a->out_of_order,
         };
 }
 
@@ -515,7 +517,8 @@ static int run_gc(struct migrate_args *a)
 static const struct migrate_command migrate_commands[] = {
     {"new", "LABEL", "scaffold the next migration for today", run_new},
     {"status", "", "applied, pending and rolled-back migrations", run_status},
-    {"up", "[--to ID] [--dry-run]", "apply pending migrations in order, one layer each", run_up},
+    {"up", "[--to ID] [--dry-run] [--out-of-order]",
+     "apply pending migrations in order, one layer each", run_up},
     {"install", "PKG...", "create and apply a migration installing packages", run_install},
     {"diff", "ID", "the change list of a migration's layer", run_diff},
     {"rollback", "--to ID | --last [--state]", "deactivate the layers above ID (or the last one)",
@@ -565,6 +568,8 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "      --timeout SEC     up/install: kill a migration after SEC seconds\n"
                    "      --base-id ID      up/install: name the base ID (recorded at the first\n"
                    "                        up) instead of its computed os-release + digest\n"
+                   "      --out-of-order    up: also apply pending migrations older than the\n"
+                   "                        newest applied one\n"
                    "      --force           up/install: apply over a base other than the one\n"
                    "                        the layers were built over\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
@@ -624,6 +629,7 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_BASE_ID,
                 ARG_FORCE,
                 ARG_CONTENT,
+                ARG_OUT_OF_ORDER,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -644,6 +650,7 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"base-id", required_argument, NULL, ARG_BASE_ID},
             {"force", no_argument, NULL, ARG_FORCE},
             {"content", no_argument, NULL, ARG_CONTENT},
+            {"out-of-order", no_argument, NULL, ARG_OUT_OF_ORDER},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -708,6 +715,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_CONTENT:
                         a.content = true;
+                        break;
+                case ARG_OUT_OF_ORDER:
+                        a.out_of_order = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {

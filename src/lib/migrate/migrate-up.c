@@ -890,6 +890,55 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         return 0;
 }
 
+/* A pending migration older than the newest applied one would run after
+ * it here but before it on a fresh machine: refused (naming them) unless
+ * o.out_of_order. */
+static int check_order(struct migrate *m, const struct migration_set *set, const char *to,
+                       char **ret_error)
+{
+        _cleanup_strv_ char **late = NULL;
+        _cleanup_free_ char *list = NULL;
+        const char *newest = NULL;
+        size_t len = 1;
+
+        if (m->o.out_of_order)
+                return 0;
+        for (size_t i = 0; i < m->md.n_layers; i++)
+                STRV_FOREACH (s, m->md.layers[i].migrations)
+                        if (!newest || strcmp(*s, newest) > 0)
+                                newest = *s;
+        if (!newest)
+                return 0;
+        for (size_t i = 0; i < set->n; i++) {
+                const char *id = set->items[i].id;
+
+                if (to && strcmp(id, to) > 0)
+                        break;
+                if (strcmp(id, newest) < 0 && !migrate_is_applied(&m->md, id)) {
+                        if (strv_extend(&late, id) < 0)
+                                return -ENOMEM;
+                        len += strlen(id) + 2;
+                }
+        }
+        if (!late)
+                return 0;
+        list = calloc(len, 1);
+        if (!list)
+                return -ENOMEM;
+        STRV_FOREACH (s, late) {
+                if (*list)
+                        strcat(list, ", ");
+                strcat(list, *s);
+        }
+        return set_error_message(ret_error, -EUCLEAN,
+                                 "pending migration%s older than the newest applied one ('%s'): "
+                                 "%s; a fresh machine would apply %s in another order; "
+                                 "'up --out-of-order' applies %s anyway",
+                                 strv_length(late) == 1 ? "" : "s", newest, list,
+                                 strv_length(late) == 1 ? "it" : "them",
+                                 strv_length(late) == 1 ? "it" : "them");
+}
+
 /* The layers are tied to the base they were built over: its identity is
  * recorded at the first up (baseid.h) and a later up over another base is
  * refused (-EMEDIUMTYPE) unless o.force. */
@@ -949,6 +998,9 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
                 if (r < 0)
                         return r;
         }
+        r = check_order(m, &set, to, ret_error);
+        if (r < 0)
+                return r;
         if (!dry_run && m->problems > 0)
                 return set_error_message(
                     ret_error, -EUCLEAN,

@@ -78,6 +78,7 @@ struct migrate_options {
         bool restore_state;  /* migrate_rollback: put back the state the migrations changed */
         const char *base_id; /* up: the base's id instead of the computed one (baseid.h) */
         bool force;          /* up: apply over a base other than the recorded one */
+        bool out_of_order;   /* up: apply pending migrations older than the newest applied */
 };
 
 struct migrate;
