@@ -28,6 +28,7 @@ failed (or the server, the mount or the suite failed), 2 usage error.
 """
 
 import argparse
+import ctypes
 import errno
 import os
 import shutil
@@ -103,6 +104,25 @@ class Ctx:
             self.failures.append(msg)
             print(f"  FAIL {self.name}: {msg}", flush=True)
             raise Failed(msg) from None
+
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+AT_FDCWD = -100
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def utimensat(path, atime, mtime):
+    """utimensat(2) itself, for UTIME_OMIT and UTIME_NOW (os.utime has neither);
+    atime and mtime are (sec, nsec) pairs."""
+    ts = (Timespec * 2)(Timespec(*atime), Timespec(*mtime))
+    if _libc.utimensat(AT_FDCWD, os.fsencode(path), ts, 0) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
 
 
 def tick():
@@ -616,6 +636,16 @@ def t_utime(c):
     c.ok(abs(st3.st_atime_ns - before) < 600 * 10**9, "utime(NULL) sets atime to about now")
     c.must(os.utime, f, ns=(5 * 10**18 // 1000, 7 * 10**15), what="utime far in the future")
     c.eq(os.stat(f).st_atime_ns, 5 * 10**15, "a far future atime")
+    c.must(os.utime, f, (1_000, 2_000), what="utime to set both")
+    c.must(utimensat, f, (0, UTIME_OMIT), (3_000, 5), what="utimensat with atime UTIME_OMIT")
+    st = os.stat(f)
+    c.eq(st.st_atime_ns, 1_000 * 10**9, "UTIME_OMIT leaves atime")
+    c.eq(st.st_mtime_ns, 3_000 * 10**9 + 5, "mtime set beside UTIME_OMIT")
+    now = time.time_ns()
+    c.must(utimensat, f, (0, UTIME_NOW), (0, UTIME_OMIT), what="utimensat with atime UTIME_NOW, mtime UTIME_OMIT")
+    st = os.stat(f)
+    c.ok(abs(st.st_atime_ns - now) < 600 * 10**9, "UTIME_NOW sets atime to about now")
+    c.eq(st.st_mtime_ns, 3_000 * 10**9 + 5, "UTIME_OMIT leaves mtime")
     c.must(os.utime, f, (0, 0), what="utime to the epoch")
     c.eq(os.stat(f).st_mtime_ns, 0, "mtime at the epoch")
     fd = os.open(f, os.O_RDONLY)
