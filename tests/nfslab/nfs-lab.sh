@@ -111,8 +111,31 @@ need() {
 
 # --- the NoCloud seed -------------------------------------------------------
 
+# provision_script: what provisioning runs in the guest, last: the checks,
+# then the marker on the serial console. The marker is assembled at run
+# time so that no echo of the script can fake it.
+provision_script() {
+    cat <<'EOF'
+#!/bin/sh
+# NFS lab provisioning: the client's tools, then the ready marker.
+mkdir -p /mnt/nfstest
+missing=""
+for p in mount.nfs python3 tcpdump; do
+    command -v "$p" >/dev/null 2>&1 || [ -x "/sbin/$p" ] || [ -x "/usr/sbin/$p" ] || missing="$missing $p"
+done
+grep -qw nfs /proc/filesystems || missing="$missing nfs(kernel)"
+if [ -n "$missing" ]; then
+    printf 'NFSTEST_VM_FAILED: missing%s\n' "$missing" >/dev/ttyS0
+    exit 1
+fi
+printf 'NFSTEST_%s\n' VM_READY >/dev/ttyS0
+EOF
+}
+
 # seed_iso: VM_DIR/CIDATA, a NoCloud seed (volume label cidata) with the
 # lab's user-data and meta-data, and the ssh key pair the host logs in with.
+# The user-data installs the key for root, writes the provisioning script
+# and runs it.
 seed_iso() {
     mkdir -p "$VM_DIR/seed" || die "cannot make '$VM_DIR/seed'"
     if [ ! -f "$VM_DIR/id_ed25519" ]; then
@@ -122,13 +145,13 @@ seed_iso() {
     fi
     key=$(cat "$VM_DIR/id_ed25519.pub")
     id="nfstest-$(date +%s)-$$"
+    provision_script >"$VM_DIR/seed/provision.sh"
     cat >"$VM_DIR/seed/meta-data" <<EOF
 instance-id: $id
 local-hostname: nfstest
 EOF
-    # The marker is printed by the last command, after the checks, and is
-    # assembled at run time so that no echo of this file can fake it.
-    cat >"$VM_DIR/seed/user-data" <<EOF
+    {
+        cat <<EOF
 #cloud-config
 hostname: nfstest
 disable_root: false
@@ -139,23 +162,16 @@ users:
     ssh_authorized_keys:
       - $key
 write_files:
-  - path: /etc/nfstest-lab
-    content: "seeded by strata lab nfs, $id\n"
-runcmd:
-  - [mkdir, -p, /mnt/nfstest]
-  - - sh
-    - -c
-    - |
-      missing=""
-      for p in mount.nfs python3 tcpdump; do
-        command -v \$p >/dev/null 2>&1 || [ -x /sbin/\$p ] || missing="\$missing \$p"
-      done
-      if [ -n "\$missing" ]; then
-        printf 'NFSTEST_VM_FAILED: missing%s\n' "\$missing" >/dev/ttyS0
-      else
-        printf 'NFSTEST_%s\n' VM_READY >/dev/ttyS0
-      fi
+  - path: /usr/local/sbin/nfstest-provision
+    permissions: "0755"
+    content: |
 EOF
+        sed 's/^/      /' "$VM_DIR/seed/provision.sh"
+        cat <<EOF
+runcmd:
+  - [/usr/local/sbin/nfstest-provision]
+EOF
+    } >"$VM_DIR/seed/user-data"
     rm -f "$VM_DIR/$CIDATA"
     if command -v genisoimage >/dev/null; then
         genisoimage -quiet -output "$VM_DIR/$CIDATA" -volid cidata -joliet -rock \
@@ -349,8 +365,82 @@ server_stop() {
 
 # --- the client VM ------------------------------------------------------------
 
+# The client is instance nfstest of the strata vm image named after
+# VM_IMAGE (vm.qcow2: image "vm"), built with the client's packages;
+# VM_DIR/VM_IMAGE links to its base disk.
+VM_PACKAGES="nfs-common,tcpdump,python3,netbase"
+VM_INSTANCE=nfstest
+VM_NAME=${VM_IMAGE%.qcow2}
+# The kernel modules of the NFS client, in load order.
+NFS_MODULES="netfs fscache sunrpc grace lockd nfs_acl nfs nfsv3"
+
 have_vm() {
     [ -x "$STRATA" ] && "$STRATA" vm --help >/dev/null 2>&1
+}
+
+# vm SUBCOMMAND... : strata vm with the lab's vm dir (options go before NAME).
+vm() {
+    if [ "$1" = image ]; then
+        shift 2
+        "$STRATA" vm image build --vm-dir "$VM_DIR" "$@"
+    else
+        sub=$1
+        shift
+        "$STRATA" vm "$sub" --vm-dir "$VM_DIR" "$@"
+    fi
+}
+# One ssh connection for the whole environment (a handshake costs seconds
+# under TCG): a master started on its own, with no stdio of ours (a
+# command substitution or a log pipe would wait for it), kept SSH_PERSIST
+# idle seconds, closed by stop-env; the other sessions share it.
+SSH_PERSIST=900
+ssh_mux() { echo "-o ControlMaster=no -o ControlPath=$VM_DIR/ssh-mux"; }
+ssh_master() {
+    ssh -O check -o ControlPath="$VM_DIR/ssh-mux" "$VM_HOST" >/dev/null 2>&1 && return 0
+    ssh -F "$SSH_CONFIG" -o ControlMaster=yes -o ControlPath="$VM_DIR/ssh-mux" \
+        -o ControlPersist="$SSH_PERSIST" -f -N "$VM_HOST" </dev/null >/dev/null 2>&1
+}
+# shellcheck disable=SC2046
+vssh() { ssh -F "$SSH_CONFIG" $(ssh_mux) "$VM_HOST" "$@"; }
+# shellcheck disable=SC2046
+vscp() { scp -q -F "$SSH_CONFIG" $(ssh_mux) "$@"; }
+
+# vm_host: SSH_CONFIG (the instance's ssh_config, from strata vm) and the
+# host name it defines.
+vm_host() {
+    SSH_CONFIG=$(vm ssh-config --instance "$VM_INSTANCE" "$VM_NAME") || return 1
+    VM_HOST=$(awk '$1 == "Host" { print $2; exit }' "$SSH_CONFIG")
+    [ -n "$VM_HOST" ] && ssh_master
+}
+
+# provision: what the NoCloud seed asks for, in the guest. strata vm boots
+# the image with its own init (no cloud-init stages) and attaches no seed
+# drive, so the lab delivers the seed's provisioning over ssh: the NFS
+# client's kernel modules (the image has none of /lib/modules), then the
+# seed's provisioning script, which prints the marker on the console.
+provision() {
+    info=$(vssh 'uname -r; grep -cw nfs /proc/filesystems; true') || return 1
+    kver=$(echo "$info" | sed -n 1p)
+    files="$VM_DIR/seed/provision.sh $VM_DIR/seed/user-data $VM_DIR/seed/meta-data"
+    load=""
+    if [ "$(echo "$info" | sed -n 2p)" = 0 ]; then
+        for m in $NFS_MODULES; do
+            f=$(modinfo -k "$kver" -n "$m" 2>/dev/null) || {
+                echo "nfs-lab: the host has no module $m for the guest's kernel $kver" >&2
+                return 1
+            }
+            files="$files $f"
+            load="$load grep -q '^$m ' /proc/modules || insmod /run/nfslab/$(basename "$f") || exit 1;"
+        done
+    fi
+    vssh 'rm -rf /run/nfslab && mkdir -p /run/nfslab' || return 1
+    # shellcheck disable=SC2086
+    vscp $files "$VM_HOST:/run/nfslab/" || return 1
+    vssh "set -e; $load
+        mkdir -p /var/lib/cloud/seed/nocloud
+        cp /run/nfslab/user-data /run/nfslab/meta-data /var/lib/cloud/seed/nocloud/
+        install -D -m 0755 /run/nfslab/provision.sh /usr/local/sbin/nfstest-provision
+        /usr/local/sbin/nfstest-provision"
 }
 
 client_start() {
@@ -363,12 +453,34 @@ client_start() {
         echo "nfs-lab: the client VM needs 'strata vm' (the VM lab), which '$STRATA' lacks" >&2
         return 1
     fi
-    echo "nfs-lab: 'strata vm' is present but the NFS lab does not drive it yet" >&2
-    return 1
+    echo "nfs-lab: the client image $VM_NAME ($VM_PACKAGES)"
+    vm image build --packages "$VM_PACKAGES" "$VM_NAME" || return 1
+    ln -sfn "images/$VM_NAME/base.qcow2" "$VM_DIR/$VM_IMAGE"
+    echo "VM_STARTED=1" >>"$STATE"
+    echo "nfs-lab: starting the client VM ($VM_NAME, instance $VM_INSTANCE)"
+    vm start --instance "$VM_INSTANCE" "$VM_NAME" || return 1
+    vm_host || { echo "nfs-lab: no ssh config for the client VM" >&2; return 1; }
+    console="$VM_DIR/instances/$VM_NAME/$VM_INSTANCE/console.log"
+    pid=$(cat "$VM_DIR/instances/$VM_NAME/$VM_INSTANCE/qemu.pid" 2>/dev/null)
+    provision &
+    prov=$!
+    wait_marker "$console" "$MARKER" 300 "$pid" || { kill "$prov" 2>/dev/null; return 1; }
+    wait "$prov" || return 1
+    echo "nfs-lab: the client VM is ready ($MARKER)"
 }
 
 client_stop() {
-    :
+    VM_STARTED=""
+    # shellcheck disable=SC1090
+    [ -f "$STATE" ] && . "$STATE"
+    [ -n "$VM_STARTED" ] || return 0
+    [ -n "$VM_DIR" ] || VM_DIR=$(sed -n 's/^VM_DIR=//p' "$STATE")
+    VM_NAME=$(sed -n 's/^VM_NAME=//p' "$STATE")
+    echo "nfs-lab: stopping the client VM"
+    [ -S "$VM_DIR/ssh-mux" ] && ssh -o ControlPath="$VM_DIR/ssh-mux" -O exit x >/dev/null 2>&1
+    vm stop --instance "$VM_INSTANCE" --grace 10 "$VM_NAME" >/dev/null 2>&1
+    vm destroy --instance "$VM_INSTANCE" --yes "$VM_NAME" >/dev/null 2>&1 ||
+        echo "nfs-lab: cannot destroy the VM instance $VM_INSTANCE" >&2
 }
 
 stop_env() {
@@ -387,6 +499,8 @@ start-env)
     {
         echo "PORT=$PORT"
         echo "CLIENT=$CLIENT"
+        echo "VM_DIR=$VM_DIR"
+        echo "VM_NAME=$VM_NAME"
     } >"$STATE"
     if ! server_start || ! client_start; then
         stop_env
@@ -409,9 +523,20 @@ test)
         echo "NFS test FAILED"
         exit 1
     fi
-    echo "nfs-lab: the client VM is not available (needs 'strata vm')" >&2
-    echo "NFS test FAILED"
-    exit 1
+    have_vm || die "'$STRATA' lacks 'strata vm'"
+    vm_host || die "no ssh config for the client VM (is it running? 'strata lab nfs start-env')"
+    vscp "$RUNNER" "$VM_HOST:/root/posix-runner.py" ||
+        die "cannot copy the runner into the VM"
+    echo "nfs-lab: running $TESTCASE in the VM against 10.0.2.2:$PORT"
+    # -tt would mix stderr in and add CRs; a plain session streams both.
+    vssh "python3 -u /root/posix-runner.py --server 10.0.2.2 --port $PORT --export /export --mountpoint /mnt/nfstest --wait 10 $TESTCASE"
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        echo "NFS test PASSED"
+    else
+        echo "NFS test FAILED"
+    fi
+    exit $(($rc == 0 ? 0 : 1))
     ;;
 stop-env)
     stop_env

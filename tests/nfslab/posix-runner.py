@@ -283,7 +283,9 @@ def t_read(c):
     c.ok(st1.st_atime_ns > st0.st_atime_ns, "read moves an old atime forward")
     c.eq(st1.st_mtime_ns, st0.st_mtime_ns, "read leaves mtime alone")
     c.eq(st1.st_size, len(data), "read leaves the size alone")
-    c.err(errno.EISDIR, os.read, os.open(c.dir, os.O_RDONLY), 10, what="read of a directory fd")
+    dfd = os.open(c.dir, os.O_RDONLY)
+    c.err(errno.EISDIR, os.read, dfd, 10, what="read of a directory fd")
+    os.close(dfd)
 
 
 @case("write", "write, extend, overwrite, mtime/ctime/size after write, EBADF, EFBIG-free 4 GiB offset")
@@ -602,6 +604,7 @@ def t_chown(c):
         pid = os.fork()
         if pid == 0:
             try:
+                os.setgroups([])
                 os.setgid(ng)
                 os.setuid(nu)
                 write_file(os.path.join(c.dir, "d", "byother"), b"")
@@ -689,6 +692,7 @@ def t_access(c):
         if pid == 0:
             os.close(r)
             try:
+                os.setgroups([])
                 os.setgid(4321)
                 os.setuid(4321)
                 res = "".join("1" if os.access(f, m) else "0" for m in (os.R_OK, os.W_OK, os.X_OK, os.F_OK))
@@ -807,7 +811,12 @@ def t_unlink(c):
     c.eq(os.pread(fd, 100, 0), b"open data", "an open fd reads an unlinked file")
     os.pwrite(fd, b"more", 9)
     c.eq(os.pread(fd, 100, 0), b"open datamore", "an open fd writes an unlinked file")
-    c.eq(os.fstat(fd).st_nlink, 0, "st_nlink of an open unlinked file is 0")
+    # An NFS client keeps an open file it unlinks under a temporary name
+    # (".nfs...", the silly rename) until the last close: st_nlink stays 1.
+    silly = [n for n in os.listdir(c.dir) if n.startswith(".nfs")]
+    nlink = os.fstat(fd).st_nlink
+    c.ok(nlink == 0 or (nlink == 1 and len(silly) == 1),
+         f"st_nlink of an open unlinked file is 0 (or 1 under the client's .nfs name): {nlink}, {silly}")
     os.close(fd)
     c.eq([n for n in os.listdir(c.dir) if not n.startswith(".nfs")], [],
          "the directory is empty after unlinks (client temp names aside)")
@@ -832,6 +841,8 @@ def t_unlink(c):
         pid = os.fork()
         if pid == 0:
             try:
+                os.setgroups([])
+                os.setgid(4321)
                 os.setuid(4321)
                 os.unlink(os.path.join(c.dir, "d", "rootfile"))
                 os._exit(0)
@@ -989,18 +1000,24 @@ def t_symlink(c):
     c.err(errno.ENOENT, os.symlink, "x", c.p("nodir", "l"), what="symlink in a missing directory")
 
 
-@case("readdir", "readdir: . and .., 3,000 entries, long names, deletes and adds while reading")
+READDIR_ENTRIES = 1000
+LONG = "x" * 150
+
+
+@case("readdir", "readdir: . and .., 1,000 entries of 161-byte names, deletes and adds while reading")
 def t_readdir(c):
     d = c.p("big")
     os.mkdir(d)
-    n = 3000
+    # 1,000 names of 161 bytes: about 160 KiB of entries, more than one
+    # READDIR(PLUS) reply of a client's usual sizes.
+    n = READDIR_ENTRIES
     for i in range(n):
-        fd = os.open(os.path.join(d, f"file-{i:05d}-" + "x" * 40), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(os.path.join(d, f"file-{i:05d}-" + LONG), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.close(fd)
     names = os.listdir(d)
-    c.eq(len(names), n, "listdir of 3,000 files")
+    c.eq(len(names), n, f"listdir of {n} files")
     c.eq(len(set(names)), n, "no name is listed twice")
-    c.eq(sorted(names)[0], "file-00000-" + "x" * 40, "the first name")
+    c.eq(sorted(names)[0], "file-00000-" + LONG, "the first name")
     c.eq(os.stat(d).st_nlink, 2, "files do not add to st_nlink")
     with os.scandir(d) as it:
         kinds = {e.name: e.is_file(follow_symlinks=False) for e in it}
@@ -1032,7 +1049,7 @@ def t_readdir(c):
     c.ok(len(after) <= len(rest) - 1, f"entries deleted ahead of the reader are not all returned ({len(after)})")
     c.eq(os.listdir(d), [first], "one entry left")
     # Adds while reading never duplicate an old entry.
-    for i in range(200):
+    for i in range(100):
         write_file(os.path.join(d, f"a{i}"), b"")
     seen = []
     with os.scandir(d) as it:
@@ -1041,7 +1058,7 @@ def t_readdir(c):
             if i < 50:
                 write_file(os.path.join(d, f"new{i}"), b"")
     c.eq(len(seen), len(set(seen)), "no duplicates while adding during readdir")
-    c.ok({f"a{i}" for i in range(200)} <= set(seen), "every old entry returned while adding")
+    c.ok({f"a{i}" for i in range(100)} <= set(seen), "every old entry returned while adding")
     # . and .. through the raw interface, and a 255-byte name.
     long = "L" * 255
     write_file(os.path.join(d, long), b"")
