@@ -21,7 +21,8 @@ ifeq ($(filter /usr/sbin,$(subst :, ,$(PATH))),)
 export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 endif
 
-.PHONY: all deps build demo check format fuzz bench clean start-test-env nfstest stop-test-env
+.PHONY: all deps build demo check format fuzz bench install deb clean start-test-env nfstest \
+	stop-test-env
 
 all: build
 
@@ -52,6 +53,25 @@ fuzz: deps
 bench: build
 	@set -e; for b in bench/*.sh; do echo "== $$b"; BUILD=$(BUILD) $$b; done
 
+# Installs binaries, man pages, completions, the s6 test-runner and the
+# example migrations in FHS places under PREFIX (DESTDIR honoured), from a
+# build dir of its own configured for that prefix.
+PREFIX ?= /usr/local
+INSTALL_BUILD ?= build-install
+install: deps
+	@if [ -f $(INSTALL_BUILD)/build.ninja ]; then meson configure $(INSTALL_BUILD) --prefix=$(PREFIX); \
+	else meson setup $(INSTALL_BUILD) --prefix=$(PREFIX); fi
+	ninja -C $(INSTALL_BUILD)
+	meson install -C $(INSTALL_BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(DESTDIR))
+
+# The Debian package (build/deb/strata_VERSION_ARCH.deb), lintian-checked.
+deb: deps
+	@scripts/deb $(BUILD)/deb
+
+clean: stop-test-env
+	rm -rf $(NFSTEST_DIR) $(VM_OUTPUT_DIR)
+	rm -rf $(BUILD) build-asan build-fuzz $(INSTALL_BUILD)
+
 # The NFS lab: the server (strata-nfsd in a podman container, or SERVER=lab
 # in a strata lab machine) and a client VM; nfstest restarts the environment
 # and runs TESTCASE in the VM, its exit status is the runner's.
@@ -71,7 +91,3 @@ nfstest: build
 
 stop-test-env:
 	@if [ -x $(BUILD)/src/cli/strata ]; then $(NFSLAB) stop-env --work-dir $(NFSTEST_DIR); fi
-
-clean: stop-test-env
-	rm -rf $(NFSTEST_DIR) $(VM_OUTPUT_DIR)
-	rm -rf $(BUILD) build-asan build-fuzz

@@ -21,7 +21,7 @@
 #include "strata.h"
 
 /* `strata pkg`: packages as podman containers, driven by the orchestrator
- * engine (src/lib/orch.h) without a daemon. */
+ * engine (src/lib/orch/orch.h) without a daemon. */
 
 #define DEFAULT_STATE_DIR "/data/state/orchestrator"
 
