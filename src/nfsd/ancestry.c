@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/fanotify.h>
 #include <unistd.h>
@@ -93,11 +94,11 @@ static void moved(struct ancestry *a, const struct fanotify_event_metadata *m)
 /* Reads every pending event (under the lock). */
 static void drain(struct ancestry *a)
 {
-        char buf[4096] __attribute__((aligned(8)));
+        char buf[4096];
 
         for (;;) {
                 ssize_t n = read(a->fan_fd, buf, sizeof(buf));
-                const struct fanotify_event_metadata *m = (const void *)buf;
+                size_t off = 0;
 
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -108,13 +109,31 @@ static void drain(struct ancestry *a)
                         empty(a);
                         return;
                 }
-                for (; FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
-                        if (m->vers != FANOTIFY_METADATA_VERSION || (m->mask & FAN_Q_OVERFLOW))
+                /* Events with info records have lengths that are not a
+                 * multiple of 8: each is copied out to an aligned place. */
+                while ((size_t)n - off >= sizeof(struct fanotify_event_metadata)) {
+                        union {
+                                struct fanotify_event_metadata m;
+                                char bytes[sizeof(struct fanotify_event_metadata) + 256];
+                        } ev;
+                        uint32_t len;
+
+                        memcpy(&len,
+                               buf + off + offsetof(struct fanotify_event_metadata, event_len),
+                               sizeof(len));
+                        if (len < sizeof(ev.m) || len > (size_t)n - off) {
                                 empty(a);
-                        else if ((m->mask & FAN_MOVE_SELF) && (m->mask & FAN_ONDIR))
-                                moved(a, m);
-                        if (m->fd >= 0)
-                                close(m->fd);
+                                break;
+                        }
+                        memcpy(&ev, buf + off, MIN((size_t)len, sizeof(ev)));
+                        off += len;
+                        if (ev.m.vers != FANOTIFY_METADATA_VERSION ||
+                            (ev.m.mask & FAN_Q_OVERFLOW) || len > sizeof(ev))
+                                empty(a);
+                        else if ((ev.m.mask & FAN_MOVE_SELF) && (ev.m.mask & FAN_ONDIR))
+                                moved(a, &ev.m);
+                        if (ev.m.fd >= 0)
+                                close(ev.m.fd);
                 }
         }
 }
