@@ -1000,16 +1000,16 @@ def t_symlink(c):
     c.err(errno.ENOENT, os.symlink, "x", c.p("nodir", "l"), what="symlink in a missing directory")
 
 
-READDIR_ENTRIES = 1000
+READDIR_ENTRIES = 400
 LONG = "x" * 150
 
 
-@case("readdir", "readdir: . and .., 1,000 entries of 161-byte names, deletes and adds while reading")
+@case("readdir", "readdir: . and .., 400 entries of 161-byte names, deletes and adds while reading")
 def t_readdir(c):
     d = c.p("big")
     os.mkdir(d)
-    # 1,000 names of 161 bytes: about 160 KiB of entries, more than one
-    # READDIR(PLUS) reply of a client's usual sizes.
+    # 400 names of 161 bytes: about 70 KiB of entries, more than one
+    # READDIR(PLUS) reply (a Linux client starts at a page and grows).
     n = READDIR_ENTRIES
     for i in range(n):
         fd = os.open(os.path.join(d, f"file-{i:05d}-" + LONG), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -1110,7 +1110,7 @@ def t_mknod(c):
     c.eq(os.listdir(c.dir), [], "all fifos gone")
 
 
-@case("statvfs", "statvfs/fstatvfs: sizes consistent, free space shrinks as a file grows")
+@case("statvfs", "statvfs/fstatvfs: sizes consistent, a 16 MiB file's blocks within the totals")
 def t_statvfs(c):
     sv = c.must(os.statvfs, c.dir, what="statvfs")
     c.ok(sv.f_bsize > 0 and sv.f_frsize > 0, "block sizes are positive")
@@ -1122,16 +1122,21 @@ def t_statvfs(c):
     fd = os.open(c.p("f"), os.O_WRONLY | os.O_CREAT, 0o644)
     fsv = c.must(os.fstatvfs, fd, what="fstatvfs")
     c.eq((fsv.f_frsize, fsv.f_blocks), (sv.f_frsize, sv.f_blocks), "fstatvfs agrees with statvfs")
-    before = os.statvfs(c.dir).f_bfree * sv.f_frsize
+    # The free space itself is not compared before and after: the file
+    # system may be shared with writers the runner does not know of.
     chunk = os.urandom(1 << 20)
     for _ in range(16):
         os.write(fd, chunk)
     os.fsync(fd)
+    st = os.fstat(fd)
     os.close(fd)
-    after = os.statvfs(c.dir).f_bfree * sv.f_frsize
-    c.ok(after < before, f"writing 16 MiB lowers the free space ({before} -> {after})")
+    c.ok(st.st_blocks * 512 >= 16 << 20, f"the 16 MiB file has its blocks ({st.st_blocks})")
+    total = sv.f_blocks * sv.f_frsize
+    c.ok(st.st_blocks * 512 <= total, "its blocks fit in the file system's size")
+    after = os.statvfs(c.dir)
+    c.eq(after.f_blocks * after.f_frsize, total, "f_blocks is unchanged by a write")
     os.unlink(c.p("f"))
-    c.ok(os.statvfs(c.dir).f_bfree * sv.f_frsize > after, "unlinking it gives space back")
+    c.ok(not os.path.exists(c.p("f")), "unlinked")
     c.err(errno.ENOENT, os.statvfs, c.p("missing"), what="statvfs of a missing path")
 
 
