@@ -32,6 +32,9 @@ struct migrate_args {
         bool last;
         bool rebuild;
         bool state;
+        bool content;
+        bool force;
+        const char *base_id;
         uint64_t timeout_usec;
         size_t max_layers;
         char **positional; /* command, then its arguments */
@@ -49,6 +52,7 @@ static int exit_for(int r)
         switch (r) {
         case -EPROTO:
         case -EUCLEAN:
+        case -EMEDIUMTYPE:
                 return EXIT_FAILURE_;
         case -EINVAL:
         case -ENOENT:
@@ -64,7 +68,8 @@ static int exit_for(int r)
  * errno text follows where it says something. */
 static int report(int r, const char *error)
 {
-        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN)
+        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN ||
+            r == -EMEDIUMTYPE)
                 log_error("%s", error ? error : "failed");
         else
                 log_error_errno(r, "%s: %m", error ? error : "failed");
@@ -140,6 +145,9 @@ static void on_event(const struct migrate_event *e, void *userdata)
                 } else
                         printf("would apply %s\n", e->id);
                 break;
+        case MIGRATE_EVENT_NOTICE:
+                log_warning("%s", e->detail);
+                break;
         case MIGRATE_EVENT_SQUASHED:
                 if (!json)
                         fprintf(stderr, "squashed into one layer: %s\n", e->id);
@@ -180,6 +188,8 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .userdata = sink,
             .no_repair = a->rebuild,
             .restore_state = a->state,
+            .base_id = a->base_id,
+            .force = a->force,
         };
 }
 
@@ -321,14 +331,17 @@ static int run_status(struct migrate_args *a)
                 const char *layer = json_string_value(json_object_get(v, "layer"));
                 const char *id = json_string_value(json_object_get(v, "id"));
 
-                printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld%s%s\n", id,
+                printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld%s%s%s\n", id,
                        json_string_value(json_object_get(v, "applied_at")),
                        (long long)json_integer_value(json_object_get(v, "duration_ms")),
                        (long long)json_integer_value(json_object_get(c, "A")),
                        (long long)json_integer_value(json_object_get(c, "M")),
                        (long long)json_integer_value(json_object_get(c, "D")),
                        (long long)json_integer_value(json_object_get(c, "R")),
-                       streq(layer, id) ? "" : "  layer ", streq(layer, id) ? "" : layer);
+                       streq(layer, id) ? "" : "  layer ", streq(layer, id) ? "" : layer,
+                       json_is_true(json_object_get(v, "script_changed"))
+                           ? "  (install_script.sh changed since it was applied)"
+                           : "");
         }
         printf("pending:%s\n", json_array_size(json_object_get(j, "pending")) ? "" : " none");
         json_array_foreach(json_object_get(j, "pending"), i, v)
@@ -456,6 +469,8 @@ static int run_verify(struct migrate_args *a)
         }
         if (ret == 0 && !(a->rebuild && a->dry_run)) {
                 r = migrate_verify(m, true, &error);
+                if (r >= 0 && a->content)
+                        r = migrate_verify_content(m, &error);
                 if (r < 0)
                         ret = report(r, error);
                 else if (sink.problems > 0)
@@ -506,8 +521,8 @@ static const struct migrate_command migrate_commands[] = {
     {"rollback", "--to ID | --last [--state]", "deactivate the layers above ID (or the last one)",
      run_rollback},
     {"squash", "--from ID --to ID", "merge consecutive layers into one", run_squash},
-    {"verify", "[--rebuild [--dry-run]]", "check metadata against the layer dirs; repair leftovers",
-     run_verify},
+    {"verify", "[--content] [--rebuild [--dry-run]]",
+     "check metadata against the layer dirs; repair leftovers", run_verify},
     {"gc", "", "delete rolled-back and squashed-away layer dirs", run_gc},
 };
 
@@ -543,9 +558,15 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        changed, where it has not changed since\n"
                    "      --dry-run         up: show what would be applied; verify --rebuild:\n"
                    "                        show what would be written\n"
+                   "      --content         verify: check every layer's files against the\n"
+                   "                        manifest written at its commit\n"
                    "      --rebuild         verify: rebuild metadata.json from the layers'\n"
                    "                        layer.json (id, parent, order), showing each layer\n"
                    "      --timeout SEC     up/install: kill a migration after SEC seconds\n"
+                   "      --base-id ID      up/install: name the base ID (recorded at the first\n"
+                   "                        up) instead of its computed os-release + digest\n"
+                   "      --force           up/install: apply over a base other than the one\n"
+                   "                        the layers were built over\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
                    "  -v, --verbose         more output;  -q, --quiet: errors only\n"
@@ -600,6 +621,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_MAX_LAYERS,
                 ARG_REBUILD,
                 ARG_STATE,
+                ARG_BASE_ID,
+                ARG_FORCE,
+                ARG_CONTENT,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -617,6 +641,9 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"max-layers", required_argument, NULL, ARG_MAX_LAYERS},
             {"rebuild", no_argument, NULL, ARG_REBUILD},
             {"state", no_argument, NULL, ARG_STATE},
+            {"base-id", required_argument, NULL, ARG_BASE_ID},
+            {"force", no_argument, NULL, ARG_FORCE},
+            {"content", no_argument, NULL, ARG_CONTENT},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -672,6 +699,15 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_STATE:
                         a.state = true;
+                        break;
+                case ARG_BASE_ID:
+                        a.base_id = optarg;
+                        break;
+                case ARG_FORCE:
+                        a.force = true;
+                        break;
+                case ARG_CONTENT:
+                        a.content = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {

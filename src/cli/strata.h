@@ -41,6 +41,7 @@ int cmd_lab(int argc, char **argv);
 /* strata lab nfs: argv[0] is "nfs". */
 int cmd_lab_nfs(int argc, char **argv);
 int cmd_pkg(int argc, char **argv);
+int cmd_vm(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_orchd(int argc, char **argv);
 
@@ -56,5 +57,6 @@ void help_lab_nfs(void);
  * in messages. */
 int migrate_main(int argc, char **argv, const char *prog);
 void help_pkg(void);
+void help_vm(void);
 void help_worker(void);
 void help_orchd(void);

@@ -13,6 +13,8 @@ need_program make make
 need_program podman podman
 need_program qemu-system-x86_64 qemu-system-x86
 "$STRATA" vm --help >/dev/null 2>&1 || t_skip_all "'strata vm' (the VM lab) is not in this build"
+[ "${NFSLAB_VM_TEST:-0}" = 1 ] ||
+    t_skip_all "opt-in (NFSLAB_VM_TEST=1): an image build and two TCG boots, longer than make check's share"
 SRC=${STRATA_SOURCE_ROOT:?}
 BUILD=${STRATA_BUILD_ROOT:?}
 VM_DIR=${NFSLAB_VM_DIR:-$BUILD/nfstest/vm}

@@ -228,7 +228,23 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 snprintf(purpose, sizeof(purpose), "system-migrate");
                 r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK, &m->lock_fd,
                                     &holder);
+                /* A holder that is gone (SIGKILL) leaves the lock to the
+                 * processes of its sandbox until they have exited: wait
+                 * for them, briefly. */
+                for (int i = 0; i < 40 && (r == -EWOULDBLOCK || r == -EAGAIN) && holder.pid > 0 &&
+                                kill(holder.pid, 0) < 0 && errno == ESRCH;
+                     i++) {
+                        (void)usleep(50 * 1000);
+                        r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK,
+                                            &m->lock_fd, &holder);
+                }
                 if (r == -EWOULDBLOCK || r == -EAGAIN) {
+                        if (holder.pid > 0 && kill(holder.pid, 0) < 0 && errno == ESRCH)
+                                return set_error_message(
+                                    ret_error, -EWOULDBLOCK,
+                                    "the lock of '%s' is still held 2 s after its holder (pid %d, "
+                                    "%s) is gone: a process it started still runs",
+                                    m->data_dir, (int)holder.pid, holder.purpose);
                         if (holder.pid > 0)
                                 return set_error_message(
                                     ret_error, -EWOULDBLOCK,
@@ -244,6 +260,13 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         }
 
         r = layer_metadata_load(m->data_fd, &m->md, &error);
+        if (r == -EBADMSG)
+                /* A problem found, not an internal error: nothing is done
+                 * over a stack nobody can read. */
+                return set_error_message(ret_error, -EUCLEAN,
+                                         "cannot load the metadata of '%s': %s; nothing was "
+                                         "changed",
+                                         m->data_dir, error ? error : "malformed");
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot load the metadata of '%s': %s",
                                          m->data_dir, error ? error : strerror(-r));
@@ -252,6 +275,7 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 r = migrate_verify(m, true, ret_error);
                 if (r < 0)
                         return r;
+                m->problems = (unsigned)r;
         }
         *ret = TAKE_PTR(m);
         return 0;

@@ -258,9 +258,21 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
                 return set_error_message(ret_error, -EINVAL,
                                          "migration directory '%s' is not named like an id (%s)",
                                          path, MIGRATION_ID_PATTERN);
+        /* What is hashed, recorded and run must be one file: no link. */
+        if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
+                return set_error_message(ret_error, -EINVAL,
+                                         "migration '%s' is a symlink: a migration must be a real "
+                                         "directory (copy it into the migrations dir)",
+                                         path);
         fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return set_error_message(ret_error, -errno, "cannot open migration '%s': %m", path);
+        if (fstatat(fd, MIGRATION_SCRIPT, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
+                return set_error_message(ret_error, -EINVAL,
+                                         "'%s/%s' is a symlink: the script must be a regular file "
+                                         "in the migration (what is hashed, recorded and run is "
+                                         "one file)",
+                                         path, MIGRATION_SCRIPT);
         if (fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0)
                 return set_error_message(ret_error, -EINVAL, "migration '%s' lacks %s: %m", path,
                                          MIGRATION_SCRIPT);
