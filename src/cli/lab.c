@@ -77,6 +77,7 @@ void help_lab(void)
 {
         printf("Usage: strata lab run [OPTIONS] -- CMD...\n"
                "       strata lab test [OPTIONS] -- CMD...\n"
+               "       strata lab nfs start-env|test|stop-env OPTIONS (the NFS lab)\n"
                "\n"
                "A throwaway strata machine in new mount, pid, uts and ipc namespaces (and net\n"
                "with --net none), its root assembled like overlayfs-init does it: the data\n"
@@ -670,6 +671,8 @@ int cmd_lab(int argc, char **argv)
                 return lab_main(argc - 1, argv + 1, false);
         if (streq(argv[1], "test"))
                 return lab_main(argc - 1, argv + 1, true);
-        log_error("unknown lab command '%s': 'run' or 'test'", argv[1]);
+        if (streq(argv[1], "nfs"))
+                return cmd_lab_nfs(argc - 1, argv + 1);
+        log_error("unknown lab command '%s': 'run', 'test' or 'nfs'", argv[1]);
         return EXIT_USAGE;
 }
