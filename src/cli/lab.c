@@ -637,10 +637,15 @@ int cmd_lab(int argc, char **argv)
                 help_lab();
                 return EXIT_OK;
         }
-        if (streq(argv[1], "run"))
+        /* getopt's messages start with argv[0]: the whole command. */
+        if (streq(argv[1], "run")) {
+                argv[1] = (char *)"strata lab run";
                 return lab_main(argc - 1, argv + 1, false);
-        if (streq(argv[1], "test"))
+        }
+        if (streq(argv[1], "test")) {
+                argv[1] = (char *)"strata lab test";
                 return lab_main(argc - 1, argv + 1, true);
+        }
         log_error("unknown lab command '%s': 'run' or 'test'", argv[1]);
         return EXIT_USAGE;
 }

@@ -13,6 +13,7 @@
 
 #include "changes.h"
 #include "cleanup.h"
+#include "config.h"
 #include "json.h"
 #include "log.h"
 #include "macro.h"
@@ -519,6 +520,7 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        stack (default 499, the kernel's limit)\n"
                    "  -v, --verbose         more output;  -q, --quiet: errors only\n"
                    "  -h, --help            show this help\n"
+                   "  -V, --version         print the version\n"
                    "\n"
                    "Exit status: 0 success, 1 a migration failed and was rolled back (or verify\n"
                    "found a problem it cannot repair), 2 usage error, 70 internal error,\n"
@@ -570,6 +572,7 @@ int migrate_main(int argc, char **argv, const char *prog)
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
             {"verbose", no_argument, NULL, 'v'},
             {"quiet", no_argument, NULL, 'q'},
             {"data", required_argument, NULL, ARG_DATA},
@@ -587,13 +590,15 @@ int migrate_main(int argc, char **argv, const char *prog)
         _cleanup_strv_ char **positional = NULL;
         const struct migrate_command *c = NULL;
         struct migrate_args a = {.prog = prog, .data_dir = "/data", .base = "/"};
-        bool help = false;
+        bool help = false, version = false;
         uint64_t v;
         int opt;
 
-        /* Options may come before or after the command. */
+        /* Options may come before or after the command; getopt's messages
+         * start with argv[0]. */
+        argv[0] = (char *)prog;
         optind = 0;
-        while ((opt = getopt_long(argc, argv, "-hvq", options, NULL)) >= 0) {
+        while ((opt = getopt_long(argc, argv, "-hVvq", options, NULL)) >= 0) {
                 switch (opt) {
                 case 1:
                         if (strv_extend(&positional, optarg) < 0)
@@ -601,6 +606,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case 'h':
                         help = true;
+                        break;
+                case 'V':
+                        version = true;
                         break;
                 case 'v':
                         log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
@@ -655,6 +663,14 @@ int migrate_main(int argc, char **argv, const char *prog)
                 }
         }
 
+        if (version) {
+                if (positional) {
+                        log_error("--version takes no arguments; unexpected '%s'", positional[0]);
+                        return EXIT_USAGE;
+                }
+                printf("%s %s\n", prog, STRATA_VERSION);
+                return EXIT_OK;
+        }
         if (positional) {
                 for (size_t i = 0; i < ELEMENTSOF(migrate_commands); i++)
                         if (streq(migrate_commands[i].name, positional[0]))

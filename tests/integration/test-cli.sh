@@ -2,6 +2,7 @@
 # The strata front-end: help, version, usage errors, doctor and mounts.
 . "$(dirname "$0")/lib.sh"
 : "${STRATA:?STRATA must name the strata binary}"
+: "${SYSTEM_MIGRATE:?SYSTEM_MIGRATE must name the system-migrate binary}"
 
 t_begin "strata --help lists the commands and exits 0"
 out=$("$STRATA" --help) && echo "$out" | grep -q '^  doctor ' && echo "$out" | grep -q '^  mounts ' &&
@@ -30,6 +31,36 @@ t_begin "no command is a usage error"
 t_begin "an unknown option is a usage error"
 "$STRATA" mounts --bogus >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] && t_ok || t_fail "rc=$rc"
+
+t_begin "option errors name the program and the command"
+ok=1
+# COMMAND=PREFIX: migrate and pkg take their options before or after the
+# subcommand, so the prefix is the command's.
+for spec in "lab run=lab run" "lab test=lab test" "migrate=migrate" "migrate up=migrate" \
+    "pkg=pkg" "pkg list=pkg" "mounts=mounts" "doctor=doctor" "version=version"; do
+    cmd=${spec%%=*} prefix=${spec#*=}
+    # shellcheck disable=SC2086
+    err=$("$STRATA" $cmd --bogus 2>&1); rc=$?
+    [ $rc -eq 2 ] && echo "$err" | grep -q "^strata $prefix: unrecognized option '--bogus'" ||
+        { ok=0; echo "# $cmd: rc=$rc: $err"; }
+done
+err=$("$SYSTEM_MIGRATE" up --bogus 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$err" | grep -q "^system-migrate: unrecognized option '--bogus'" ||
+    { ok=0; echo "# system-migrate: rc=$rc: $err"; }
+[ $ok = 1 ] && t_ok || t_fail
+
+t_begin "version takes no arguments: extra ones are usage errors"
+ok=1
+for args in "version --bogus" "version extra" "-V extra" "--version extra"; do
+    # shellcheck disable=SC2086
+    "$STRATA" $args >/dev/null 2>&1; rc=$?
+    [ $rc -eq 2 ] || { ok=0; echo "# strata $args: rc=$rc"; }
+done
+[ $ok = 1 ] && t_ok || t_fail
+
+t_begin "system-migrate -V and --version print the version"
+a=$("$SYSTEM_MIGRATE" -V) && b=$("$SYSTEM_MIGRATE" --version) && [ "$a" = "$b" ] &&
+    echo "$a" | grep -Eq '^system-migrate [0-9]+\.[0-9]+\.[0-9]+$' && t_ok || t_fail "'$a' vs '$b'"
 
 t_begin "an invalid log level is rejected with its name"
 err=$("$STRATA" --log-level=loud version 2>&1); rc=$?
