@@ -113,4 +113,11 @@ t_begin "mounts names the file it cannot read"
 err=$("$STRATA" mounts --table "$T_TMP/missing" 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$err" | grep -q "$T_TMP/missing" && t_ok || t_fail "rc=$rc: $err"
 
+t_begin "mounts --table on a file that is not a mount table is an error naming it"
+printf 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/bin/false\n' >"$T_TMP/passwd"
+out=$("$STRATA" mounts --table "$T_TMP/passwd" 2>"$T_TMP/err"); rc=$?
+err=$(cat "$T_TMP/err")
+[ $rc -eq 1 ] && [ -z "$out" ] && echo "$err" | grep -q "'$T_TMP/passwd' is not a mount table" &&
+    t_ok || t_fail "rc=$rc: $out $err"
+
 t_done
