@@ -120,4 +120,76 @@ err=$(cat "$T_TMP/err")
 [ $rc -eq 1 ] && [ -z "$out" ] && echo "$err" | grep -q "'$T_TMP/passwd' is not a mount table" &&
     t_ok || t_fail "rc=$rc: $out $err"
 
+# Loading the migrations dir (system-migrate status reads it and nothing else;
+# the data dir need not exist).
+MD=$T_TMP/migrations
+sm_status() { "$SYSTEM_MIGRATE" --data "$T_TMP/nodata" --dir "$MD" status 2>&1; }
+# mig ID: a migration whose script does nothing.
+mig() { mkdir -p "$MD/$1" && echo true >"$MD/$1/install_script.sh"; }
+
+t_begin "dot-entries in the migrations dir (.git, .vscode) are ignored"
+rm -rf "$MD"; mig 20260101-001_a; mkdir -p "$MD/.git/objects" "$MD/.vscode"
+out=$(sm_status); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q '^  20260101-001_a$' && t_ok || t_fail "rc=$rc: $out"
+
+t_begin "a missing install_script.sh and a dangling link to one are told apart"
+rm -rf "$MD"; mkdir -p "$MD/20260101-001_a"
+out=$(sm_status); rc=$?
+ok=1
+{ [ $rc -eq 2 ] && echo "$out" | grep -q "20260101-001_a' lacks install_script.sh" &&
+    ! echo "$out" | grep -q "Invalid argument"; } || { ok=0; echo "# missing: rc=$rc: $out"; }
+ln -s gone.sh "$MD/20260101-001_a/install_script.sh"
+out=$(sm_status); rc=$?
+{ [ $rc -eq 2 ] && echo "$out" | grep -q "install_script.sh' is a dangling symlink to 'gone.sh'"; } ||
+    { ok=0; echo "# dangling: rc=$rc: $out"; }
+[ $ok = 1 ] && t_ok || t_fail
+
+t_begin "a service or services/ that is not a directory says so, not 'Invalid argument'"
+rm -rf "$MD"; mig 20260101-001_a; mkdir -p "$MD/20260101-001_a/services"
+touch "$MD/20260101-001_a/services/web"
+out=$(sm_status); rc=$?
+ok=1
+{ [ $rc -eq 2 ] && echo "$out" | grep -q "services/web' is not a directory" &&
+    ! echo "$out" | grep -q "Invalid argument"; } || { ok=0; echo "# web: rc=$rc: $out"; }
+rm -rf "$MD/20260101-001_a/services"; touch "$MD/20260101-001_a/services"
+out=$(sm_status); rc=$?
+{ [ $rc -eq 2 ] && echo "$out" | grep -q "20260101-001_a/services' is not a directory" &&
+    ! echo "$out" | grep -q "Invalid argument"; } || { ok=0; echo "# services: rc=$rc: $out"; }
+[ $ok = 1 ] && t_ok || t_fail
+
+t_begin "an impossible date in an id is rejected, naming the dir"
+ok=1
+for id in 20261399-001_a 20260230-001_a 20250229-001_a 20260100-001_a; do
+    rm -rf "$MD"; mig "$id"
+    out=$(sm_status); rc=$?
+    { [ $rc -eq 2 ] && echo "$out" | grep -q "$id" && echo "$out" | grep -q "not a date"; } ||
+        { ok=0; echo "# $id: rc=$rc: $out"; }
+done
+rm -rf "$MD"; mig 20240229-001_leap
+out=$(sm_status); rc=$?
+[ $rc -eq 0 ] || { ok=0; echo "# leap day: rc=$rc: $out"; }
+[ $ok = 1 ] && t_ok || t_fail
+
+t_begin "two migrations with one sequence number are rejected, naming both"
+rm -rf "$MD"; mig 20260101-001_alpha; mig 20260101-001_beta; mig 20260101-002_gamma
+out=$(sm_status); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "20260101-001_alpha" && echo "$out" | grep -q "20260101-001_beta" &&
+    t_ok || t_fail "rc=$rc: $out"
+
+t_begin "s6-rc style service dirs are rejected: plain s6 needs an executable run"
+ok=1
+for kind in oneshot bundle up; do
+    rm -rf "$MD"; mig 20260101-001_a; sd=$MD/20260101-001_a/services/web; mkdir -p "$sd"
+    case $kind in
+    up) printf '#!/bin/sh\n' >"$sd/run"; chmod +x "$sd/run"; echo 'echo hi' >"$sd/up" ;;
+    oneshot) echo oneshot >"$sd/type"; echo 'echo hi' >"$sd/up" ;;
+    bundle) echo bundle >"$sd/type"; echo other >"$sd/contents" ;;
+    esac
+    out=$(sm_status); rc=$?
+    { [ $rc -eq 2 ] && echo "$out" | grep -q "services/web" &&
+        echo "$out" | grep -q "plain s6" && echo "$out" | grep -q "executable 'run'"; } ||
+        { ok=0; echo "# $kind: rc=$rc: $out"; }
+done
+[ $ok = 1 ] && t_ok || t_fail
+
 t_done
