@@ -18,6 +18,7 @@
 #include "log.h"
 #include "macro.h"
 #include "migrate.h"
+#include "migration.h"
 #include "strata.h"
 #include "strv.h"
 
@@ -209,6 +210,12 @@ static int run_new(struct migrate_args *a)
 
         if (need_args(a, 1, 1) < 0)
                 return EXIT_USAGE;
+        if (strlen(a->positional[1]) > MIGRATION_LABEL_MAX) {
+                log_error("invalid label '%.20s...': at most %d characters (the names derived "
+                          "from an id must fit the file system's and the overlay's limits)",
+                          a->positional[1], MIGRATION_LABEL_MAX);
+                return EXIT_USAGE;
+        }
         options_from_args(a, &sink, &o);
         r = migrate_new(&o, a->positional[1], NULL, &path, &error);
         if (r < 0)

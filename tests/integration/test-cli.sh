@@ -192,4 +192,25 @@ for kind in oneshot bundle up; do
 done
 [ $ok = 1 ] && t_ok || t_fail
 
+t_begin "labels are limited so every derived name fits: a longer one is refused by new"
+rm -rf "$MD"; mkdir -p "$MD"
+long=$(printf 'a%.0s' $(seq 1 121))
+out=$(cd "$T_TMP" && "$SYSTEM_MIGRATE" --data "$T_TMP/nodata" --dir "$MD" new "$long" 2>&1); rc=$?
+[ $rc -eq 2 ] && [ -z "$(ls "$MD")" ] && echo "$out" | grep -q "at most 120" && t_ok ||
+    t_fail "rc=$rc: $out"
+
+if [ "$(id -u)" -eq 0 ]; then
+    t_begin "a label of the longest length applies"
+    rm -rf "$MD" "$T_TMP/data"; mkdir -p "$MD"
+    max=$(printf 'b%.0s' $(seq 1 120))
+    smd() { "$SYSTEM_MIGRATE" --data "$T_TMP/data" --dir "$MD" --base / "$@"; }
+    script=$(smd new "$max") && echo 'echo long >/etc/strata-long-label' >"$script" &&
+        out=$(smd up 2>&1) && st=$(smd status --json) &&
+        echo "$st" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert len(d["applied"]) == 1 and d["applied"][0]["id"].endswith("_" + "b" * 120), d
+' && t_ok || t_fail "$out $st"
+fi
+
 t_done

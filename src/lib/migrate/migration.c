@@ -31,7 +31,7 @@ static bool is_label_char(char c)
 
 bool migration_label_valid(const char *label)
 {
-        if (!label || !*label || strlen(label) > 200)
+        if (!label || !*label || strlen(label) > MIGRATION_LABEL_MAX)
                 return false;
         for (const char *p = label; *p; p++)
                 if (!is_label_char(*p))

@@ -21,6 +21,12 @@
 
 #define MIGRATION_SCRIPT     "install_script.sh"
 #define MIGRATION_ID_PATTERN "^[0-9]{8}-[0-9]{3}_[a-z0-9_]+$"
+/* The longest label: the longest name strata derives from an id
+ * (".tmp-<id>", ".old-<id>") stays far under NAME_MAX, and the layer paths
+ * an overlay is given (<data>/system/layers/.tmp-<id>/work) under the 256
+ * bytes the kernel takes for one mount option (fsconfig) with a data dir of
+ * up to 70 characters. `install` labels are cut to this length. */
+#define MIGRATION_LABEL_MAX 120
 
 struct migration {
         char *id;
@@ -39,7 +45,7 @@ struct migration_set {
 bool migration_id_valid(const char *id);
 /* Whether the first 8 characters of date are a calendar date YYYYMMDD. */
 bool migration_date_valid(const char *date);
-/* Whether label is a valid id suffix ([a-z0-9_]+). */
+/* Whether label is a valid id suffix ([a-z0-9_]+, 1 to MIGRATION_LABEL_MAX). */
 bool migration_label_valid(const char *label);
 /* Whether name is a valid service name (what s6 accepts as a directory
  * name under a scan dir: no '/', not starting with '.', at most 255). */
