@@ -48,6 +48,7 @@ static int exit_for(int r)
 {
         switch (r) {
         case -EPROTO:
+        case -EBADMSG: /* a corrupt metadata or record file: a problem found */
                 return EXIT_FAILURE_;
         case -EINVAL:
         case -ENOENT:
@@ -63,7 +64,8 @@ static int exit_for(int r)
  * errno text follows where it says something. */
 static int report(int r, const char *error)
 {
-        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT)
+        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT ||
+            (r == -EBADMSG && error))
                 log_error("%s", error ? error : "failed");
         else
                 log_error_errno(r, "%s: %m", error ? error : "failed");

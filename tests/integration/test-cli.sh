@@ -213,4 +213,12 @@ assert len(d["applied"]) == 1 and d["applied"][0]["id"].endswith("_" + "b" * 120
 ' && t_ok || t_fail "$out $st"
 fi
 
+t_begin "verify on a corrupt metadata.json exits 1 naming the file, that it is not JSON, and where"
+BD=$T_TMP/bad-meta
+rm -rf "$MD"; mkdir -p "$MD" "$BD/system/migrations"
+printf '{"version": 1, "layers": [\n' >"$BD/system/migrations/metadata.json"
+err=$("$SYSTEM_MIGRATE" --data "$BD" --dir "$MD" verify 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$err" | grep -q "metadata.json' line 2 column [0-9]*: not valid JSON" &&
+    ! echo "$err" | grep -q "Bad message" && t_ok || t_fail "rc=$rc: $err"
+
 t_done
