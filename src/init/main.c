@@ -110,7 +110,15 @@ static int finish_init(int status)
                 pause();
 }
 
-static int init_main(int argc, char **argv)
+/* What the command line asks for. */
+struct init_args {
+        const char *data, *base;
+        bool system_tmpfs, state_tmpfs, dry_run;
+        char *const *cmd;
+};
+
+/* Parses argv into *a. Returns 1 to go on, 0 after --help, or EXIT_USAGE. */
+static int parse_args(int argc, char **argv, struct init_args *a)
 {
         enum { ARG_DATA = 0x100, ARG_BASE, ARG_SYSTEM_TMPFS, ARG_STATE_TMPFS, ARG_DRY_RUN };
         static const struct option options[] = {
@@ -123,38 +131,28 @@ static int init_main(int argc, char **argv)
             {},
         };
         static char *const default_cmd[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
-        _cleanup_(mount_plan_freep) struct mount_plan *plan = NULL;
-        _cleanup_free_ char *data = NULL, *base = NULL, *error = NULL, *merr = NULL,
-                            *scratch = NULL, *isolate = NULL;
-        _cleanup_close_ int data_fd = -1, lock_fd = -1;
-        struct machine_options o = {.dev = MACHINE_DEV_HOST, .bind_data = true};
-        struct layer_metadata m = {};
-        const char *arg_data = "/data", *arg_base = "/";
-        bool dry_run = false, pid1 = getpid() == 1;
-        char *const *cmd;
-        int opt, r, status;
+        int opt;
 
-        log_set_program_name("overlayfs-init");
-
+        *a = (struct init_args){.data = "/data", .base = "/"};
         while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
                 switch (opt) {
                 case 'h':
                         help();
                         return 0;
                 case ARG_DATA:
-                        arg_data = optarg;
+                        a->data = optarg;
                         break;
                 case ARG_BASE:
-                        arg_base = optarg;
+                        a->base = optarg;
                         break;
                 case ARG_SYSTEM_TMPFS:
-                        o.system_tmpfs = true;
+                        a->system_tmpfs = true;
                         break;
                 case ARG_STATE_TMPFS:
-                        o.state_tmpfs = true;
+                        a->state_tmpfs = true;
                         break;
                 case ARG_DRY_RUN:
-                        dry_run = true;
+                        a->dry_run = true;
                         break;
                 case '?':
                         return EXIT_USAGE;
@@ -162,135 +160,206 @@ static int init_main(int argc, char **argv)
                         return EXIT_USAGE;
                 }
         }
-        cmd = optind < argc ? argv + optind : default_cmd;
+        a->cmd = optind < argc ? argv + optind : default_cmd;
+        return 1;
+}
 
-        if (pid1 && mount_kernel_fs() < 0)
-                return EXIT_SETUP;
+/* The machine being assembled: its resolved paths, the data dir's fd and
+ * the machine lock, and the plan of its root. */
+struct boot {
+        char *data, *base, *scratch, *isolate;
+        int data_fd, lock_fd;
+        struct mount_plan *plan;
+};
 
-        /* Step 2: the data dir and its layout. */
-        data = realpath(arg_data, NULL);
-        if (!data) {
-                log_error_errno(errno, "step 2: cannot open the data dir '%s': %m", arg_data);
-                return EXIT_SETUP;
-        }
-        base = realpath(arg_base, NULL);
-        if (!base) {
-                log_error_errno(errno, "step 3: cannot open the base '%s': %m", arg_base);
-                return EXIT_SETUP;
-        }
-        data_fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (data_fd < 0) {
-                log_error_errno(errno, "step 2: cannot open the data dir '%s': %m", data);
-                return EXIT_SETUP;
-        }
-        if (!dry_run) {
-                r = layerstore_ensure_layout(data_fd);
-                if (r < 0) {
-                        log_error_errno(r, "step 2: cannot create the layout of '%s': %m", data);
-                        return EXIT_SETUP;
-                }
-        }
+static void boot_done(struct boot *b)
+{
+        free(b->data);
+        free(b->base);
+        free(b->scratch);
+        free(b->isolate);
+        safe_close(b->data_fd);
+        safe_close(b->lock_fd);
+        mount_plan_free(b->plan);
+}
 
-        /* One machine per data dir: the scratch upper is not shared. The
-         * lock lives as long as this process (not passed to CMD). */
-        if (!o.system_tmpfs && !dry_run) {
+/* Step 2: resolves the data dir and the base, creates the data dir's
+ * layout and takes the machine lock (one machine per data dir: the scratch
+ * upper is not shared; the lock lives as long as this process and is not
+ * passed to CMD). Logs and returns an exit status, or 0 to go on. */
+static int open_data_dir(const struct init_args *a, struct boot *b)
+{
+        int r;
+
+        b->data = realpath(a->data, NULL);
+        if (!b->data) {
+                log_error_errno(errno, "step 2: cannot open the data dir '%s': %m", a->data);
+                return EXIT_SETUP;
+        }
+        b->base = realpath(a->base, NULL);
+        if (!b->base) {
+                log_error_errno(errno, "step 3: cannot open the base '%s': %m", a->base);
+                return EXIT_SETUP;
+        }
+        b->data_fd = open(b->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (b->data_fd < 0) {
+                log_error_errno(errno, "step 2: cannot open the data dir '%s': %m", b->data);
+                return EXIT_SETUP;
+        }
+        if (a->dry_run)
+                return 0;
+        r = layerstore_ensure_layout(b->data_fd);
+        if (r < 0) {
+                log_error_errno(r, "step 2: cannot create the layout of '%s': %m", b->data);
+                return EXIT_SETUP;
+        }
+        if (!a->system_tmpfs) {
                 struct lock_holder h = {};
 
-                r = lock_acquire_at(data_fd, MACHINE_LOCK, "overlayfs-init", LOCK_NONBLOCK,
-                                    &lock_fd, &h);
+                r = lock_acquire_at(b->data_fd, MACHINE_LOCK, "overlayfs-init", LOCK_NONBLOCK,
+                                    &b->lock_fd, &h);
                 if (r == -EWOULDBLOCK) {
-                        log_error("step 2: the machine of '%s' is running (pid %d, %s)", data,
+                        log_error("step 2: the machine of '%s' is running (pid %d, %s)", b->data,
                                   (int)h.pid, h.purpose);
                         return EXIT_BUSY;
                 }
                 if (r < 0) {
-                        log_error_errno(r, "step 2: cannot lock '%s/%s': %m", data, MACHINE_LOCK);
+                        log_error_errno(r, "step 2: cannot lock '%s/%s': %m", b->data,
+                                        MACHINE_LOCK);
                         return EXIT_SETUP;
                 }
         }
+        return 0;
+}
 
-        /* Step 3: the layers. A tmpfs on system/ hides the store: the
-         * throwaway machine is the base alone. */
-        r = o.system_tmpfs ? 0 : layer_metadata_load(data_fd, &m, &merr);
+/* Step 3: the layers, as the plan of the machine's root in b->plan. A tmpfs
+ * on system/ hides the store: the throwaway machine is the base alone.
+ * Logs and returns an exit status, or 0 to go on. */
+static int plan_root(const struct init_args *a, bool pid1, struct boot *b)
+{
+        struct machine_options o = {
+            .data_dir = b->data,
+            .base = b->base,
+            .dev = MACHINE_DEV_HOST,
+            .bind_data = true,
+            .system_tmpfs = a->system_tmpfs,
+            .state_tmpfs = a->state_tmpfs,
+        };
+        struct layer_metadata m = {};
+        _cleanup_free_ char *merr = NULL;
+        int r;
+
+        r = a->system_tmpfs ? 0 : layer_metadata_load(b->data_fd, &m, &merr);
         if (r < 0) {
                 if (merr)
-                        log_error("step 3: cannot load '%s/%s': %s", data, LAYERSTORE_METADATA,
+                        log_error("step 3: cannot load '%s/%s': %s", b->data, LAYERSTORE_METADATA,
                                   merr);
                 else
-                        log_error_errno(r, "step 3: cannot load '%s/%s': %m", data,
+                        log_error_errno(r, "step 3: cannot load '%s/%s': %m", b->data,
                                         LAYERSTORE_METADATA);
                 return EXIT_SETUP;
         }
-        o.data_dir = data;
-        o.base = base;
-        if (!pid1 && !dry_run) {
+        if (!pid1 && !a->dry_run) {
                 /* Run as a plain process, the data dir is often a temp dir
                  * on the base's filesystem: give the plan scratch space to
                  * mount the base on its own (machine_options.base_scratch).
                  * As PID 1 the data dir is its own filesystem (see docs). */
-                r = mkdtemp_malloc("strata-init", &scratch);
-                if (r < 0 || asprintf(&isolate, "%s/isolate", scratch) < 0) {
+                r = mkdtemp_malloc("strata-init", &b->scratch);
+                if (r < 0 || asprintf(&b->isolate, "%s/isolate", b->scratch) < 0) {
+                        b->isolate = NULL;
                         log_error_errno(r < 0 ? r : -ENOMEM,
                                         "step 3: cannot create a scratch dir: %m");
+                        layer_metadata_done(&m);
                         return EXIT_SETUP;
                 }
-                o.base_scratch = isolate;
+                o.base_scratch = b->isolate;
         }
-        r = machine_root_plan(&o, &m, &plan);
+        r = machine_root_plan(&o, &m, &b->plan);
         if (r == -E2BIG)
                 log_error(
                     "step 3: cannot stack the %zu layers of '%s': an overlay takes at most %d "
                     "lower dirs; squash them (system-migrate squash)",
-                    m.n_layers, data, MOUNT_PLAN_OVERLAY_MAX_LOWER - 1);
+                    m.n_layers, b->data, MOUNT_PLAN_OVERLAY_MAX_LOWER - 1);
         else if (r == -EINVAL)
-                log_error("step 3: invalid state path in '%s/%s'", data, LAYERSTORE_METADATA);
+                log_error("step 3: invalid state path in '%s/%s'", b->data, LAYERSTORE_METADATA);
         else if (r < 0)
-                log_error_errno(r, "step 3: cannot plan the root of '%s': %m", data);
+                log_error_errno(r, "step 3: cannot plan the root of '%s': %m", b->data);
         layer_metadata_done(&m);
-        if (r < 0)
-                return EXIT_SETUP;
+        return r < 0 ? EXIT_SETUP : 0;
+}
 
-        if (dry_run) {
-                mount_plan_describe(plan, stdout);
-                return 0;
+/* Steps 3-5 as a plain process: the machine in new namespaces
+ * (sandbox_run), CMD's status returned. */
+static int run_in_namespaces(struct boot *b, char *const *cmd)
+{
+        struct sandbox_config sc = {.plan = b->plan, .argv = cmd};
+        _cleanup_free_ char *error = NULL;
+        int r, status;
+
+        r = sandbox_run(&sc, &status, &error);
+        /* The namespace and its mounts are gone: plain dirs remain. */
+        if (b->scratch)
+                (void)rm_rf_at(AT_FDCWD, b->scratch, RM_ROOT | RM_MISSING_OK);
+        if (r < 0) {
+                log_error_errno(r, "steps 3-5: cannot %s: %m", error ? error : "assemble the root");
+                return error && startswith(error, "execute ") ? SANDBOX_EXIT_EXEC : EXIT_SETUP;
         }
+        return status;
+}
 
-        if (!pid1) {
-                struct sandbox_config sc = {.plan = plan, .argv = cmd};
+/* Steps 3-5 in place, as PID 1: this is the machine. Returns CMD's status
+ * once it is gone and every orphan is reaped. */
+static int run_in_place(struct boot *b, char *const *cmd)
+{
+        _cleanup_free_ char *error = NULL;
+        int r, status;
+        pid_t pid;
 
-                r = sandbox_run(&sc, &status, &error);
-                /* The namespace and its mounts are gone: plain dirs remain. */
-                if (scratch)
-                        (void)rm_rf_at(AT_FDCWD, scratch, RM_ROOT | RM_MISSING_OK);
-                if (r < 0) {
-                        log_error_errno(r, "steps 3-5: cannot %s: %m",
-                                        error ? error : "assemble the root");
-                        return error && startswith(error, "execute ") ? SANDBOX_EXIT_EXEC
-                                                                      : EXIT_SETUP;
-                }
-                return status;
-        }
-
-        /* Steps 3-5 in place: this is the machine. */
-        r = sandbox_enter_root(plan, &error);
+        r = sandbox_enter_root(b->plan, &error);
         if (r < 0) {
                 log_error_errno(r, "steps 3-5: cannot %s: %m", error ? error : "assemble the root");
                 return EXIT_SETUP;
         }
-        {
-                pid_t pid = sandbox_spawn(cmd, NULL, "/", -1);
-
-                if (pid < 0) {
-                        log_error_errno(pid, "step 5: cannot execute '%s': %m", cmd[0]);
-                        return SANDBOX_EXIT_EXEC;
-                }
-                status = sandbox_reap(pid);
+        pid = sandbox_spawn(cmd, NULL, "/", -1);
+        if (pid < 0) {
+                log_error_errno(pid, "step 5: cannot execute '%s': %m", cmd[0]);
+                return SANDBOX_EXIT_EXEC;
         }
+        status = sandbox_reap(pid);
         if (status < 0) {
                 log_error_errno(status, "step 5: cannot wait for '%s': %m", cmd[0]);
                 status = EXIT_SETUP;
         }
         return status;
+}
+
+static int init_main(int argc, char **argv)
+{
+        struct boot b = {.data_fd = -1, .lock_fd = -1};
+        struct init_args a;
+        bool pid1 = getpid() == 1;
+        int r;
+
+        log_set_program_name("overlayfs-init");
+
+        r = parse_args(argc, argv, &a);
+        if (r != 1)
+                return r; /* 0 after --help, or EXIT_USAGE */
+
+        if (pid1 && mount_kernel_fs() < 0)
+                return EXIT_SETUP;
+
+        r = open_data_dir(&a, &b);
+        if (r == 0)
+                r = plan_root(&a, pid1, &b);
+        if (r == 0) {
+                if (a.dry_run)
+                        mount_plan_describe(b.plan, stdout);
+                else
+                        r = pid1 ? run_in_place(&b, a.cmd) : run_in_namespaces(&b, a.cmd);
+        }
+        boot_done(&b);
+        return r;
 }
 
 int main(int argc, char **argv)

@@ -190,214 +190,283 @@ static int read_some(int *fd, struct buffer *b)
         }
 }
 
-static int real_run(struct executor *e, const struct exec_request *req, struct exec_result *ret)
-{
-        int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
-        int report[2] = {-1, -1};
-        _cleanup_close_ int pidfd = -1;
-        struct buffer out = {.max = req->max_output ?: EXEC_OUTPUT_MAX_DEFAULT};
-        struct buffer err = {.max = req->max_output ?: EXEC_OUTPUT_MAX_DEFAULT};
-        const char *in_data = req->stdin_data;
-        size_t in_left = req->stdin_len;
-        int64_t deadline = -1, kill_at = -1;
-        bool timed_out = false, exited = false, sigpipe_was_pending;
-        sigset_t pipe_set, old_mask, pending;
-        int r, st = 0, child_errno = 0;
+/* One run of executor_real: the pipes, the child and its timing. */
+struct run {
+        const struct exec_request *req;
+        int in_pipe[2], out_pipe[2], err_pipe[2], report[2];
+        int pidfd;
         pid_t pid;
+        struct buffer out, err;
+        const char *in_data;
+        size_t in_left;
+        int64_t deadline, kill_at;
+        bool timed_out;
+        int child_errno;
+        sigset_t pipe_set, old_mask;
+        bool sigpipe_was_pending;
+};
 
-        if (!req->argv || !req->argv[0])
-                return -EINVAL;
+static void run_done(struct run *run)
+{
+        safe_close(run->in_pipe[0]);
+        safe_close(run->in_pipe[1]);
+        safe_close(run->out_pipe[0]);
+        safe_close(run->out_pipe[1]);
+        safe_close(run->err_pipe[0]);
+        safe_close(run->err_pipe[1]);
+        safe_close(run->report[0]);
+        safe_close(run->report[1]);
+        safe_close(run->pidfd);
+        free(run->out.data);
+        free(run->err.data);
+}
 
-        r = pipe_prepared(out_pipe, true, false);
-        if (r < 0)
-                goto finish;
-        r = pipe_prepared(err_pipe, true, false);
-        if (r < 0)
-                goto finish;
-        r = pipe_prepared(report, false, false);
-        if (r < 0)
-                goto finish;
-        if (req->stdin_data) {
-                r = pipe_prepared(in_pipe, false, true);
-                if (r < 0)
-                        goto finish;
-        }
+/* Creates the pipes, blocks SIGPIPE (a child that closes its stdin early
+ * must give us EPIPE, not kill us) and forks the child. On success the
+ * child runs (or has reported why its exec failed, in child_errno) and
+ * SIGPIPE stays blocked until run_restore_sigpipe(). */
+static int run_spawn(struct run *run)
+{
+        const struct exec_request *req = run->req;
+        sigset_t pending;
+        int r;
 
-        /* A child that closes its stdin early must give us EPIPE, not kill
-         * us with SIGPIPE: block it here and swallow what we caused. */
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
+        r = pipe_prepared(run->out_pipe, true, false);
+        if (r >= 0)
+                r = pipe_prepared(run->err_pipe, true, false);
+        if (r >= 0)
+                r = pipe_prepared(run->report, false, false);
+        if (r >= 0 && req->stdin_data)
+                r = pipe_prepared(run->in_pipe, false, true);
+        if (r < 0)
+                return r;
+
+        sigemptyset(&run->pipe_set);
+        sigaddset(&run->pipe_set, SIGPIPE);
         sigpending(&pending);
-        sigpipe_was_pending = sigismember(&pending, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+        run->sigpipe_was_pending = sigismember(&pending, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &run->pipe_set, &run->old_mask);
 
-        pid = fork();
-        if (pid < 0) {
+        run->pid = fork();
+        if (run->pid < 0) {
                 r = negative_errno();
-                pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-                goto finish;
+                pthread_sigmask(SIG_SETMASK, &run->old_mask, NULL);
+                return r;
         }
-        if (pid == 0)
-                child_exec(req, in_pipe[0], out_pipe[1], err_pipe[1], report[1]);
+        if (run->pid == 0)
+                child_exec(req, run->in_pipe[0], run->out_pipe[1], run->err_pipe[1],
+                           run->report[1]);
 
-        (void)setpgid(pid, pid); /* also here: no race with an early kill */
-        in_pipe[0] = safe_close(in_pipe[0]);
-        out_pipe[1] = safe_close(out_pipe[1]);
-        err_pipe[1] = safe_close(err_pipe[1]);
-        report[1] = safe_close(report[1]);
+        (void)setpgid(run->pid, run->pid); /* also here: no race with an early kill */
+        run->in_pipe[0] = safe_close(run->in_pipe[0]);
+        run->out_pipe[1] = safe_close(run->out_pipe[1]);
+        run->err_pipe[1] = safe_close(run->err_pipe[1]);
+        run->report[1] = safe_close(run->report[1]);
 
         /* The report pipe closes on a successful exec (O_CLOEXEC) or
          * carries the errno of the failed one. */
-        if (RETRY_EINTR(read(report[0], &child_errno, sizeof(child_errno))) !=
-            (ssize_t)sizeof(child_errno))
-                child_errno = 0;
-        report[0] = safe_close(report[0]);
+        if (RETRY_EINTR(read(run->report[0], &run->child_errno, sizeof(run->child_errno))) !=
+            (ssize_t)sizeof(run->child_errno))
+                run->child_errno = 0;
+        run->report[0] = safe_close(run->report[0]);
 
-        pidfd = pidfd_open_(pid);
+        run->pidfd = pidfd_open_(run->pid);
         if (req->timeout_ms > 0)
-                deadline = now_ms() + req->timeout_ms;
-        if (in_pipe[1] >= 0 && in_left == 0)
-                in_pipe[1] = safe_close(in_pipe[1]);
+                run->deadline = now_ms() + req->timeout_ms;
+        if (run->in_pipe[1] >= 0 && run->in_left == 0)
+                run->in_pipe[1] = safe_close(run->in_pipe[1]);
+        return 0;
+}
 
-        while (!exited && (out_pipe[0] >= 0 || err_pipe[0] >= 0 || pidfd >= 0)) {
+/* Sends the timeout's TERM when the deadline passes and its KILL after the
+ * grace period; returns the poll timeout until the next of them (-1: none). */
+static int run_timeout_step(struct run *run)
+{
+        const struct exec_request *req = run->req;
+        int64_t now = now_ms();
+        int timeout = -1;
+
+        if (run->deadline >= 0 && !run->timed_out && now >= run->deadline) {
+                run->timed_out = true;
+                (void)kill(-run->pid, SIGTERM);
+                (void)kill(run->pid, SIGTERM);
+                run->kill_at = now + (req->kill_grace_ms > 0 ? req->kill_grace_ms
+                                                             : EXEC_KILL_GRACE_MS_DEFAULT);
+        }
+        if (run->kill_at >= 0 && now >= run->kill_at) {
+                (void)kill(-run->pid, SIGKILL);
+                (void)kill(run->pid, SIGKILL);
+                run->kill_at = -1;
+        }
+        if (!run->timed_out && run->deadline >= 0)
+                timeout = (int)(run->deadline - now);
+        else if (run->kill_at >= 0)
+                timeout = (int)(run->kill_at - now);
+        if (run->pidfd < 0) /* no pidfd: poll waitpid now and then */
+                timeout = timeout < 0 ? 50 : MIN(timeout, 50);
+        return timeout;
+}
+
+/* Feeds stdin, collects stdout and stderr and enforces the timeout until
+ * the child exits (or until both output pipes and the pidfd are closed).
+ * Returns 0, or -errno of a failed poll or buffer. */
+static int run_pump(struct run *run)
+{
+        bool exited = false;
+        int r = 0;
+
+        while (!exited && (run->out_pipe[0] >= 0 || run->err_pipe[0] >= 0 || run->pidfd >= 0)) {
                 struct pollfd p[4];
-                int n = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1, timeout = -1;
-                int64_t now = now_ms();
+                int n = 0, i_in = -1, i_out = -1, i_err = -1, i_pid = -1;
+                int timeout = run_timeout_step(run);
 
-                if (deadline >= 0 && !timed_out && now >= deadline) {
-                        timed_out = true;
-                        (void)kill(-pid, SIGTERM);
-                        (void)kill(pid, SIGTERM);
-                        kill_at = now + (req->kill_grace_ms > 0 ? req->kill_grace_ms
-                                                                : EXEC_KILL_GRACE_MS_DEFAULT);
-                }
-                if (kill_at >= 0 && now >= kill_at) {
-                        (void)kill(-pid, SIGKILL);
-                        (void)kill(pid, SIGKILL);
-                        kill_at = -1;
-                }
-                if (!timed_out && deadline >= 0)
-                        timeout = (int)(deadline - now);
-                else if (kill_at >= 0)
-                        timeout = (int)(kill_at - now);
-                if (pidfd < 0) /* no pidfd: poll waitpid now and then */
-                        timeout = timeout < 0 ? 50 : MIN(timeout, 50);
-
-                if (in_pipe[1] >= 0) {
+                if (run->in_pipe[1] >= 0) {
                         i_in = n;
-                        p[n++] = (struct pollfd){.fd = in_pipe[1], .events = POLLOUT};
+                        p[n++] = (struct pollfd){.fd = run->in_pipe[1], .events = POLLOUT};
                 }
-                if (out_pipe[0] >= 0) {
+                if (run->out_pipe[0] >= 0) {
                         i_out = n;
-                        p[n++] = (struct pollfd){.fd = out_pipe[0], .events = POLLIN};
+                        p[n++] = (struct pollfd){.fd = run->out_pipe[0], .events = POLLIN};
                 }
-                if (err_pipe[0] >= 0) {
+                if (run->err_pipe[0] >= 0) {
                         i_err = n;
-                        p[n++] = (struct pollfd){.fd = err_pipe[0], .events = POLLIN};
+                        p[n++] = (struct pollfd){.fd = run->err_pipe[0], .events = POLLIN};
                 }
-                if (pidfd >= 0) {
+                if (run->pidfd >= 0) {
                         i_pid = n;
-                        p[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+                        p[n++] = (struct pollfd){.fd = run->pidfd, .events = POLLIN};
                 }
 
                 if (poll(p, n, timeout) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        r = negative_errno();
-                        break;
+                        return negative_errno();
                 }
 
                 if (i_in >= 0 && p[i_in].revents) {
-                        ssize_t w = write(in_pipe[1], in_data, MIN(in_left, (size_t)65536));
+                        ssize_t w =
+                            write(run->in_pipe[1], run->in_data, MIN(run->in_left, (size_t)65536));
                         if (w > 0) {
-                                in_data += w;
-                                in_left -= (size_t)w;
+                                run->in_data += w;
+                                run->in_left -= (size_t)w;
                         }
-                        if ((w < 0 && errno != EAGAIN && errno != EINTR) || in_left == 0)
-                                in_pipe[1] = safe_close(in_pipe[1]);
+                        if ((w < 0 && errno != EAGAIN && errno != EINTR) || run->in_left == 0)
+                                run->in_pipe[1] = safe_close(run->in_pipe[1]);
                 }
-                if (i_out >= 0 && p[i_out].revents && (r = read_some(&out_pipe[0], &out)) < 0)
-                        break;
-                if (i_err >= 0 && p[i_err].revents && (r = read_some(&err_pipe[0], &err)) < 0)
-                        break;
+                if (i_out >= 0 && p[i_out].revents &&
+                    (r = read_some(&run->out_pipe[0], &run->out)) < 0)
+                        return r;
+                if (i_err >= 0 && p[i_err].revents &&
+                    (r = read_some(&run->err_pipe[0], &run->err)) < 0)
+                        return r;
                 if (i_pid >= 0 && p[i_pid].revents)
                         exited = true;
-                else if (pidfd < 0) {
+                else if (run->pidfd < 0) {
                         siginfo_t si = {};
                         /* peek without reaping; the waitpid() below reaps */
-                        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-                            si.si_pid == pid)
+                        if (waitid(P_PID, (id_t)run->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                            si.si_pid == run->pid)
                                 exited = true;
                 }
         }
+        return 0;
+}
+
+/* After run_pump (r its result): takes what the child left in the pipes (a
+ * grandchild holding them open does not keep us here), or kills the group
+ * when pumping failed; reaps the child into *ret_wait_status and restores
+ * the SIGPIPE setup run_spawn changed, swallowing a SIGPIPE we caused. */
+static int run_reap(struct run *run, int r, int *ret_wait_status)
+{
+        sigset_t pending;
 
         if (r >= 0) {
-                /* The child is gone: take what it left in the pipes (a
-                 * grandchild holding them open does not keep us here). */
-                if (out_pipe[0] >= 0)
-                        r = read_some(&out_pipe[0], &out);
-                if (r >= 0 && err_pipe[0] >= 0)
-                        r = read_some(&err_pipe[0], &err);
+                if (run->out_pipe[0] >= 0)
+                        r = read_some(&run->out_pipe[0], &run->out);
+                if (r >= 0 && run->err_pipe[0] >= 0)
+                        r = read_some(&run->err_pipe[0], &run->err);
         } else {
-                (void)kill(-pid, SIGKILL);
-                (void)kill(pid, SIGKILL);
+                (void)kill(-run->pid, SIGKILL);
+                (void)kill(run->pid, SIGKILL);
         }
-        if (RETRY_EINTR(waitpid(pid, &st, 0)) < 0 && r >= 0)
+        if (RETRY_EINTR(waitpid(run->pid, ret_wait_status, 0)) < 0 && r >= 0)
                 r = negative_errno();
 
-        if (!sigpipe_was_pending) {
+        if (!run->sigpipe_was_pending) {
                 struct timespec zero = {};
                 sigpending(&pending);
                 if (sigismember(&pending, SIGPIPE))
-                        (void)sigtimedwait(&pipe_set, NULL, &zero);
+                        (void)sigtimedwait(&run->pipe_set, NULL, &zero);
         }
-        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-        if (r < 0)
-                goto finish;
+        pthread_sigmask(SIG_SETMASK, &run->old_mask, NULL);
+        return r;
+}
 
-        if (child_errno != 0) {
+/* Builds the exec_result of a reaped child into *ret (owned by the caller). */
+static int run_result(struct run *run, int wait_status, struct exec_result *ret)
+{
+        const struct exec_request *req = run->req;
+        int r;
+
+        if (run->child_errno != 0) {
                 char msg[512];
                 snprintf(msg, sizeof(msg), "cannot execute '%s': %s\n", req->argv[0],
-                         strerror(child_errno));
-                free(err.data);
-                err = (struct buffer){.max = SIZE_MAX};
-                r = buffer_append(&err, msg, strlen(msg));
+                         strerror(run->child_errno));
+                free(run->err.data);
+                run->err = (struct buffer){.max = SIZE_MAX};
+                r = buffer_append(&run->err, msg, strlen(msg));
                 if (r < 0)
-                        goto finish;
+                        return r;
         }
 
-        {
-                struct exec_result res = {
-                    .status = child_errno ? (child_errno == ENOENT ? EXEC_STATUS_NOT_FOUND
-                                                                   : EXEC_STATUS_NOT_EXECUTABLE)
-                                          : status_from_wait(st),
-                    .timed_out = timed_out,
-                    .truncated = out.truncated || err.truncated,
-                };
-                r = buffer_finish(&out, &res.out, &res.out_len);
+        struct exec_result res = {
+            .status = run->child_errno ? (run->child_errno == ENOENT ? EXEC_STATUS_NOT_FOUND
+                                                                     : EXEC_STATUS_NOT_EXECUTABLE)
+                                       : status_from_wait(wait_status),
+            .timed_out = run->timed_out,
+            .truncated = run->out.truncated || run->err.truncated,
+        };
+        r = buffer_finish(&run->out, &res.out, &res.out_len);
+        if (r >= 0)
+                r = buffer_finish(&run->err, &res.err, &res.err_len);
+        if (r < 0) {
+                exec_result_done(&res);
+                return r;
+        }
+        log_debug("'%s' exited with status %d%s", req->argv[0], res.status,
+                  run->timed_out ? " (timed out)" : "");
+        *ret = res;
+        return 0;
+}
+
+static int real_run(struct executor *e, const struct exec_request *req, struct exec_result *ret)
+{
+        struct run run = {
+            .req = req,
+            .in_pipe = {-1, -1},
+            .out_pipe = {-1, -1},
+            .err_pipe = {-1, -1},
+            .report = {-1, -1},
+            .pidfd = -1,
+            .out = {.max = req->max_output ?: EXEC_OUTPUT_MAX_DEFAULT},
+            .err = {.max = req->max_output ?: EXEC_OUTPUT_MAX_DEFAULT},
+            .in_data = req->stdin_data,
+            .in_left = req->stdin_len,
+            .deadline = -1,
+            .kill_at = -1,
+        };
+        int r, st = 0;
+
+        if (!req->argv || !req->argv[0])
+                return -EINVAL;
+
+        r = run_spawn(&run);
+        if (r >= 0) {
+                r = run_reap(&run, run_pump(&run), &st);
                 if (r >= 0)
-                        r = buffer_finish(&err, &res.err, &res.err_len);
-                if (r < 0) {
-                        exec_result_done(&res);
-                        goto finish;
-                }
-                log_debug("'%s' exited with status %d%s", req->argv[0], res.status,
-                          timed_out ? " (timed out)" : "");
-                *ret = res;
-                r = 0;
+                        r = run_result(&run, st, ret);
         }
-
-finish:
-        safe_close(in_pipe[0]);
-        safe_close(in_pipe[1]);
-        safe_close(out_pipe[0]);
-        safe_close(out_pipe[1]);
-        safe_close(err_pipe[0]);
-        safe_close(err_pipe[1]);
-        safe_close(report[0]);
-        safe_close(report[1]);
-        free(out.data);
-        free(err.data);
+        run_done(&run);
         return r;
 }
 

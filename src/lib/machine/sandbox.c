@@ -420,32 +420,17 @@ static int pidfd_signal(int pidfd, int sig)
         return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
 
-int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_error)
+/* Starts the namespace's init: a child of ours in a new pid namespace that
+ * makes the other namespaces and runs child_main(). On success *ret_pidfd
+ * refers to it and *ret_err_fd is the read end of its error pipe; the
+ * forwarded signals stay blocked (old has the mask to restore). */
+static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_err_fd,
+                      char **ret_error)
 {
-        _cleanup_close_ int pidfd = -1, sfd = -1, pidns = -1;
-        int errpipe[2], status = -1, r = 0;
+        _cleanup_close_ int pidns = -1;
         unsigned long ns_flags = CLONE_NEWNS;
-        sigset_t mask, old;
-        uint64_t deadline = 0;
-        char buf[sizeof(int) + 1024];
-        size_t got = 0;
+        int errpipe[2], pidfd = -1, r;
         pid_t pid;
-
-        if (!c->argv && !c->callback)
-                return -EINVAL;
-        if (c->argv && !c->argv[0])
-                return -EINVAL;
-
-        if (pipe2(errpipe, O_CLOEXEC) < 0)
-                return -errno;
-
-        forwarded_signals(&mask);
-        if (sigprocmask(SIG_BLOCK, &mask, &old) < 0) {
-                r = -errno;
-                close(errpipe[0]);
-                close(errpipe[1]);
-                return r;
-        }
 
         if (c->flags & SANDBOX_UTS)
                 ns_flags |= CLONE_NEWUTS;
@@ -453,6 +438,9 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                 ns_flags |= CLONE_NEWIPC;
         if (c->flags & SANDBOX_NET)
                 ns_flags |= CLONE_NEWNET;
+
+        if (pipe2(errpipe, O_CLOEXEC) < 0)
+                return -errno;
 
         /* glibc's fork(), not a raw clone: the caller may have threads, and
          * only fork() makes malloc and stdio safe to use in the child. The
@@ -464,7 +452,6 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                 r = -errno;
                 close(errpipe[0]);
                 close(errpipe[1]);
-                sigprocmask(SIG_SETMASK, &old, NULL);
                 set_error(ret_error, "create a pid namespace");
                 return r;
         }
@@ -492,23 +479,28 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                         (void)waitpid(pid, NULL, 0);
                 }
                 close(errpipe[0]);
-                sigprocmask(SIG_SETMASK, &old, NULL);
                 set_error(ret_error, "start the namespace's init");
                 return r;
         }
+        *ret_pidfd = pidfd;
+        *ret_err_fd = errpipe[0];
+        return 0;
+}
+
+/* Waits for the namespace's init to exit, forwarding the signals of mask
+ * to it and killing it at the timeout (counted from now). Returns its exit
+ * status (128+N for a signal, SANDBOX_EXIT_TIMEOUT) or -errno. */
+static int wait_init(const struct sandbox_config *c, int pidfd, const sigset_t *mask)
+{
+        _cleanup_close_ int sfd = -1;
+        uint64_t deadline = 0;
 
         if (c->timeout_usec > 0)
                 deadline = now_usec() + c->timeout_usec;
 
-        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-        if (sfd < 0)
-                r = -errno;
+        sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-        /* Setup and exec errors go to the pipe, then the namespace's init
-         * exits: the pipe is read once it is gone (an error fits in the pipe
-         * buffer, so no writer ever waits for us, and we are woken once).
-         * The timeout and the signals count from the start. */
-        while (status < 0) {
+        for (;;) {
                 struct pollfd p[2] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}};
                 int timeout = -1, k;
 
@@ -523,8 +515,7 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                         /* Timeout: PID 1 dies, the kernel kills the rest. */
                         pidfd_signal(pidfd, SIGKILL);
                         (void)waitid(P_PIDFD, (id_t)pidfd, NULL, WEXITED);
-                        status = SANDBOX_EXIT_TIMEOUT;
-                        break;
+                        return SANDBOX_EXIT_TIMEOUT;
                 }
                 if (sfd >= 0 && (p[1].revents & POLLIN)) {
                         struct signalfd_siginfo si;
@@ -537,41 +528,72 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
                         if (waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0) {
                                 if (errno == EINTR)
                                         continue;
-                                r = -errno;
-                                break;
+                                return -errno;
                         }
-                        if (info.si_code == CLD_EXITED)
-                                status = info.si_status;
-                        else
-                                status = 128 + info.si_status;
+                        return info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
                 }
         }
-        sigprocmask(SIG_SETMASK, &old, NULL);
+}
 
-        /* What was written before the namespace died (every writer is gone
-         * or going: EOF comes). */
-        while (errpipe[0] >= 0 && got < sizeof(buf) - 1) {
-                ssize_t n = read(errpipe[0], buf + got, sizeof(buf) - 1 - got);
+/* Reads what the namespace wrote to its error pipe before it died (every
+ * writer is gone or going: EOF comes; an error fits in the pipe buffer, so
+ * no writer ever waited for us). Returns 0 when it wrote nothing, else the
+ * negative errno it reported, with the failed step in *ret_error. */
+static int read_setup_error(const struct sandbox_config *c, int err_fd, char **ret_error)
+{
+        char buf[sizeof(int) + 1024];
+        size_t got = 0;
+        int e;
+
+        while (got < sizeof(buf) - 1) {
+                ssize_t n = read(err_fd, buf + got, sizeof(buf) - 1 - got);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
                         break;
                 got += (size_t)n;
         }
-        errpipe[0] = safe_close(errpipe[0]);
+        if (got < sizeof(int))
+                return 0;
+        memcpy(&e, buf, sizeof(e));
+        buf[got] = '\0';
+        if (got > sizeof(int))
+                set_error(ret_error, "%s", buf + sizeof(int));
+        else
+                set_error(ret_error, "execute '%s'", c->argv ? c->argv[0] : "?");
+        return e > 0 ? -e : -EIO;
+}
 
-        if (got >= sizeof(int)) {
-                int e;
-                memcpy(&e, buf, sizeof(e));
-                buf[got] = '\0';
-                if (got > sizeof(int))
-                        set_error(ret_error, "%s", buf + sizeof(int));
-                else
-                        set_error(ret_error, "execute '%s'", c->argv ? c->argv[0] : "?");
-                return e > 0 ? -e : -EIO;
+int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_error)
+{
+        _cleanup_close_ int pidfd = -1, err_fd = -1;
+        sigset_t mask, old;
+        int r, status;
+
+        if (!c->argv && !c->callback)
+                return -EINVAL;
+        if (c->argv && !c->argv[0])
+                return -EINVAL;
+
+        forwarded_signals(&mask);
+        if (sigprocmask(SIG_BLOCK, &mask, &old) < 0)
+                return -errno;
+        r = start_init(c, &pidfd, &err_fd, ret_error);
+        if (r < 0) {
+                sigprocmask(SIG_SETMASK, &old, NULL);
+                return r;
         }
+        /* Setup and exec errors go to the pipe, then the namespace's init
+         * exits: the pipe is read once it is gone (we are woken once). The
+         * timeout and the signals count from the start. */
+        status = wait_init(c, pidfd, &mask);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+
+        r = read_setup_error(c, err_fd, ret_error);
         if (r < 0)
                 return r;
+        if (status < 0)
+                return status;
         *ret_status = status;
         return 0;
 }
