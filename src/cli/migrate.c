@@ -5,10 +5,13 @@
  * exit codes: 0 success, 1 a migration failed and was rolled back, 2 usage
  * error, 75 another migration holds the lock, 70 internal error.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "changes.h"
@@ -60,15 +63,35 @@ static int exit_for(int r)
         }
 }
 
+/* The last error logged, for the "error" member of --json output, and
+ * whether the command printed its own JSON object. */
+static char *last_error;
+static bool json_printed;
+
+/* Logs an error once and keeps it for --json. */
+_printf_(1, 2) static void fail_msg(const char *format, ...)
+{
+        va_list ap;
+        char *m = NULL;
+
+        va_start(ap, format);
+        if (vasprintf(&m, format, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        log_error("%s", m ? m : "out of memory");
+        free(last_error);
+        last_error = m;
+}
+
 /* Logs the engine's error once: the message names what and where; the
  * errno text follows where it says something. */
 static int report(int r, const char *error)
 {
         if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT ||
             (r == -EBADMSG && error))
-                log_error("%s", error ? error : "failed");
+                fail_msg("%s", error ? error : "failed");
         else
-                log_error_errno(r, "%s: %m", error ? error : "failed");
+                fail_msg("%s: %s", error ? error : "failed", strerror(-r));
         return exit_for(r);
 }
 
@@ -79,7 +102,20 @@ static void print_json(json_t *j)
         if (s) {
                 puts(s);
                 free(s);
+                json_printed = true;
         }
+}
+
+/* A path a command reads must exist: it names it and creates nothing. */
+static int need_existing(const char *what, const char *path)
+{
+        struct stat st;
+
+        if (stat(path, &st) < 0) {
+                fail_msg("the %s '%s' does not exist: %s", what, path, strerror(errno));
+                return EXIT_USAGE;
+        }
+        return 0;
 }
 
 struct event_sink {
@@ -108,8 +144,9 @@ static void on_event(const struct migrate_event *e, void *userdata)
 
         switch (e->type) {
         case MIGRATE_EVENT_APPLYING:
+                /* progress: through the logger, so -q silences it */
                 if (!json)
-                        fprintf(stderr, "applying %s\n", e->id);
+                        log_notice("applying %s", e->id);
                 break;
         case MIGRATE_EVENT_APPLIED:
                 if (json) {
@@ -135,7 +172,7 @@ static void on_event(const struct migrate_event *e, void *userdata)
                 break;
         case MIGRATE_EVENT_SQUASHED:
                 if (!json)
-                        fprintf(stderr, "squashed into one layer: %s\n", e->id);
+                        log_notice("squashed into one layer: %s", e->id);
                 break;
         case MIGRATE_EVENT_REPAIRED:
         case MIGRATE_EVENT_PROBLEM:
@@ -193,11 +230,11 @@ static int need_args(struct migrate_args *a, size_t min, size_t max)
         size_t n = strv_length(a->positional) - 1;
 
         if (n < min || n > max) {
-                log_error("'%s %s' takes %s; see '%s %s --help'", a->prog, a->positional[0],
-                          min == max && min == 0 ? "no arguments"
-                          : min == max           ? "exactly one argument"
-                                                 : "more arguments",
-                          a->prog, a->positional[0]);
+                fail_msg("'%s %s' takes %s; see '%s %s --help'", a->prog, a->positional[0],
+                         min == max && min == 0 ? "no arguments"
+                         : min == max           ? "exactly one argument"
+                                                : "more arguments",
+                         a->prog, a->positional[0]);
                 return -EINVAL;
         }
         return 0;
@@ -213,9 +250,9 @@ static int run_new(struct migrate_args *a)
         if (need_args(a, 1, 1) < 0)
                 return EXIT_USAGE;
         if (strlen(a->positional[1]) > MIGRATION_LABEL_MAX) {
-                log_error("invalid label '%.20s...': at most %d characters (the names derived "
-                          "from an id must fit the file system's and the overlay's limits)",
-                          a->positional[1], MIGRATION_LABEL_MAX);
+                fail_msg("invalid label '%.20s...': at most %d characters (the names derived "
+                         "from an id must fit the file system's and the overlay's limits)",
+                         a->positional[1], MIGRATION_LABEL_MAX);
                 return EXIT_USAGE;
         }
         options_from_args(a, &sink, &o);
@@ -238,7 +275,11 @@ static void print_apply_result(const char *key, json_t *list, int ret, const cha
         json_t *j = json_object();
 
         json_object_set(j, key, list);
-        json_object_set_new(j, "error", ret ? json_string(error ? error : "failed") : json_null());
+        json_object_set_new(j, "error",
+                            ret ? json_string(error        ? error
+                                              : last_error ? last_error
+                                                           : "failed")
+                                : json_null());
         print_json(j);
         json_decref(j);
 }
@@ -275,7 +316,7 @@ static int run_install(struct migrate_args *a)
         int r, ret;
 
         if (strv_length(a->positional) < 2) {
-                log_error("'%s install' needs at least one package", a->prog);
+                fail_msg("'%s install' needs at least one package", a->prog);
                 ret = EXIT_USAGE;
         } else if ((ret = open_engine(a, &sink, true, &m)) == 0) {
                 r = migrate_install(m, a->positional + 1, &error);
@@ -300,12 +341,25 @@ static int run_status(struct migrate_args *a)
 
         if (need_args(a, 0, 0) < 0)
                 return EXIT_USAGE;
+        r = need_existing("migrations dir", a->dir ? a->dir : "migrations");
+        if (r != 0)
+                return r;
         r = open_engine(a, &sink, false, &m);
         if (r != 0)
                 return r;
         r = migrate_status(m, &j, &error);
         if (r < 0)
                 return report(r, error);
+        /* a migration squashed with others into one layer says which */
+        json_array_foreach(json_object_get(j, "applied"), i, v)
+        {
+                json_t *layer = json_object_get(v, "layer");
+
+                if (json_is_string(layer) &&
+                    !streq(json_string_value(layer),
+                           json_string_value(json_object_get(v, "id")) ?: ""))
+                        json_object_set(v, "squashed_into", layer);
+        }
         if (a->json) {
                 print_json(j);
                 json_decref(j);
@@ -318,14 +372,18 @@ static int run_status(struct migrate_args *a)
                 const char *layer = json_string_value(json_object_get(v, "layer"));
                 const char *id = json_string_value(json_object_get(v, "id"));
 
-                printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld%s%s\n", id,
-                       json_string_value(json_object_get(v, "applied_at")),
-                       (long long)json_integer_value(json_object_get(v, "duration_ms")),
-                       (long long)json_integer_value(json_object_get(c, "A")),
-                       (long long)json_integer_value(json_object_get(c, "M")),
-                       (long long)json_integer_value(json_object_get(c, "D")),
-                       (long long)json_integer_value(json_object_get(c, "R")),
-                       streq(layer, id) ? "" : "  layer ", streq(layer, id) ? "" : layer);
+                /* the time, duration and changes of a squashed layer are
+                 * the whole layer's: not repeated for each migration in it */
+                if (json_object_get(v, "squashed_into"))
+                        printf("  %-40s squashed into %s\n", id, layer);
+                else
+                        printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld\n", id,
+                               json_string_value(json_object_get(v, "applied_at")),
+                               (long long)json_integer_value(json_object_get(v, "duration_ms")),
+                               (long long)json_integer_value(json_object_get(c, "A")),
+                               (long long)json_integer_value(json_object_get(c, "M")),
+                               (long long)json_integer_value(json_object_get(c, "D")),
+                               (long long)json_integer_value(json_object_get(c, "R")));
         }
         printf("pending:%s\n", json_array_size(json_object_get(j, "pending")) ? "" : " none");
         json_array_foreach(json_object_get(j, "pending"), i, v)
@@ -339,11 +397,33 @@ static int run_status(struct migrate_args *a)
         return EXIT_OK;
 }
 
+/* The layer id was squashed into with other migrations, or NULL. */
+static char *squashed_into(struct migrate *m, const char *id)
+{
+        _cleanup_free_ char *error = NULL;
+        json_t *j = NULL, *v;
+        char *ret = NULL;
+        size_t i;
+
+        if (migrate_status(m, &j, &error) < 0)
+                return NULL;
+        json_array_foreach(json_object_get(j, "applied"), i, v)
+        {
+                const char *vid = json_string_value(json_object_get(v, "id"));
+                const char *layer = json_string_value(json_object_get(v, "layer"));
+
+                if (vid && layer && streq(vid, id) && !streq(layer, id))
+                        ret = strdup(layer);
+        }
+        json_decref(j);
+        return ret;
+}
+
 static int run_diff(struct migrate_args *a)
 {
         _cleanup_(migrate_freep) struct migrate *m = NULL;
         _cleanup_(change_list_done) struct change_list l = {};
-        _cleanup_free_ char *error = NULL, *text = NULL;
+        _cleanup_free_ char *error = NULL, *text = NULL, *squashed = NULL;
         struct event_sink sink = {a};
         int r;
 
@@ -355,6 +435,7 @@ static int run_diff(struct migrate_args *a)
         r = migrate_diff(m, a->positional[1], &l, &error);
         if (r < 0)
                 return report(r, error);
+        squashed = squashed_into(m, a->positional[1]);
         if (a->json) {
                 json_t *j = json_object(), *arr = json_array();
 
@@ -364,11 +445,17 @@ static int run_diff(struct migrate_args *a)
                             arr, json_pack("{s:s, s:s}", "kind", k, "path", l.items[i].path));
                 }
                 json_object_set_new(j, "id", json_string(a->positional[1]));
+                if (squashed)
+                        json_object_set_new(j, "squashed_into", json_string(squashed));
                 json_object_set_new(j, "changes", arr);
                 print_json(j);
                 json_decref(j);
                 return EXIT_OK;
         }
+        if (squashed)
+                log_notice("%s is squashed into %s with other migrations: these are the "
+                           "changes of that whole layer",
+                           a->positional[1], squashed);
         r = changes_format(&l, &text);
         if (r < 0)
                 return report(r, "cannot format the change list");
@@ -386,7 +473,7 @@ static int run_rollback(struct migrate_args *a)
         if (need_args(a, 0, 0) < 0)
                 return EXIT_USAGE;
         if (!!a->to == a->last) {
-                log_error("'%s rollback' needs exactly one of --to ID and --last", a->prog);
+                fail_msg("'%s rollback' needs exactly one of --to ID and --last", a->prog);
                 return EXIT_USAGE;
         }
         r = open_engine(a, &sink, true, &m);
@@ -414,7 +501,7 @@ static int run_squash(struct migrate_args *a)
         if (need_args(a, 0, 0) < 0)
                 return EXIT_USAGE;
         if (!a->from || !a->to) {
-                log_error("'%s squash' needs --from ID and --to ID", a->prog);
+                fail_msg("'%s squash' needs --from ID and --to ID", a->prog);
                 return EXIT_USAGE;
         }
         r = open_engine(a, &sink, true, &m);
@@ -433,7 +520,7 @@ static int run_verify(struct migrate_args *a)
         struct event_sink sink = {a, NULL, NULL, json_array(), 0};
         int r, ret;
 
-        if (need_args(a, 0, 0) < 0) {
+        if (need_args(a, 0, 0) < 0 || (ret = need_existing("data dir", a->data_dir)) != 0) {
                 json_decref(sink.findings);
                 return EXIT_USAGE;
         }
@@ -450,6 +537,14 @@ static int run_verify(struct migrate_args *a)
                 json_t *j = json_object();
                 json_object_set_new(j, "ok", json_boolean(ret == EXIT_OK));
                 json_object_set(j, "findings", sink.findings);
+                if (ret == EXIT_OK)
+                        json_object_set_new(j, "error", json_null());
+                else if (last_error)
+                        json_object_set_new(j, "error", json_string(last_error));
+                else
+                        json_object_set_new(j, "error",
+                                            json_sprintf("%u problem%s found", sink.problems,
+                                                         sink.problems == 1 ? "" : "s"));
                 print_json(j);
                 json_decref(j);
         } else if (!a->json && ret == EXIT_OK)
@@ -467,6 +562,9 @@ static int run_gc(struct migrate_args *a)
 
         if (need_args(a, 0, 0) < 0)
                 return EXIT_USAGE;
+        r = need_existing("data dir", a->data_dir);
+        if (r != 0)
+                return r;
         r = open_engine(a, &sink, true, &m);
         if (r != 0)
                 return r;
@@ -528,6 +626,7 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
                    "  -v, --verbose         more output;  -q, --quiet: errors only\n"
+                   "      --log-level=LVL   error, warning, notice (default), info or debug\n"
                    "  -h, --help            show this help\n"
                    "  -V, --version         print the version\n"
                    "\n"
@@ -578,6 +677,7 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_DRY_RUN,
                 ARG_TIMEOUT,
                 ARG_MAX_LAYERS,
+                ARG_LOG_LEVEL,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -594,6 +694,7 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"dry-run", no_argument, NULL, ARG_DRY_RUN},
             {"timeout", required_argument, NULL, ARG_TIMEOUT},
             {"max-layers", required_argument, NULL, ARG_MAX_LAYERS},
+            {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -601,7 +702,7 @@ int migrate_main(int argc, char **argv, const char *prog)
         struct migrate_args a = {.prog = prog, .data_dir = "/data", .base = "/"};
         bool help = false, version = false;
         uint64_t v;
-        int opt;
+        int opt, level, ret;
 
         /* Options may come before or after the command; getopt's messages
          * start with argv[0]. */
@@ -624,6 +725,14 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case 'q':
                         log_set_max_level(LOG_ERR);
+                        break;
+                case ARG_LOG_LEVEL:
+                        level = log_level_from_string(optarg);
+                        if (level < 0) {
+                                log_error("invalid log level '%s'", optarg);
+                                return EXIT_USAGE;
+                        }
+                        log_set_max_level(level);
                         break;
                 case ARG_DATA:
                         a.data_dir = optarg;
@@ -704,7 +813,16 @@ int migrate_main(int argc, char **argv, const char *prog)
 
                 if (absolute(&a.data_dir, &data_abs) < 0 || absolute(&a.base, &base_abs) < 0)
                         return log_oom(), EXIT_SOFTWARE;
-                return c->run(&a);
+                ret = c->run(&a);
+                /* --json: a failure is one object with its error too */
+                if (a.json && ret != EXIT_OK && !json_printed) {
+                        json_t *j = json_pack("{s:s}", "error", last_error ? last_error : "failed");
+                        print_json(j);
+                        json_decref(j);
+                }
+                free(last_error);
+                last_error = NULL;
+                return ret;
         }
 }
 

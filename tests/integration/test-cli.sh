@@ -221,4 +221,87 @@ err=$("$SYSTEM_MIGRATE" --data "$BD" --dir "$MD" verify 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$err" | grep -q "metadata.json' line 2 column [0-9]*: not valid JSON" &&
     ! echo "$err" | grep -q "Bad message" && t_ok || t_fail "rc=$rc: $err"
 
+t_begin "verify and gc on a --data dir that does not exist fail and create nothing"
+ok=1
+for cmd in verify gc "verify --json" "gc --json"; do
+    # shellcheck disable=SC2086
+    out=$("$SYSTEM_MIGRATE" --data "$T_TMP/absent/data" --dir "$MD" $cmd 2>&1); rc=$?
+    { [ $rc -ne 0 ] && [ ! -e "$T_TMP/absent" ] && echo "$out" | grep -q "$T_TMP/absent/data" &&
+        echo "$out" | grep -q "does not exist"; } || { ok=0; echo "# $cmd: rc=$rc: $out"; }
+done
+[ $ok = 1 ] && t_ok || t_fail
+
+t_begin "status with a --dir that does not exist fails naming it"
+out=$("$SYSTEM_MIGRATE" --data "$T_TMP/nodata" --dir "$T_TMP/no-migrations" status 2>&1); rc=$?
+[ $rc -ne 0 ] && echo "$out" | grep -q "$T_TMP/no-migrations" &&
+    echo "$out" | grep -q "No such file or directory" && t_ok || t_fail "rc=$rc: $out"
+
+t_begin "every --json command prints one object with an error member when it fails"
+rm -rf "$MD"; mkdir -p "$MD"
+ok=1
+for cmd in "diff nope" "rollback --to nope" "squash --from a --to b" "status" "new Bad-Label" \
+    "up --to nope" "rollback" "verify extra"; do
+    dir=$MD
+    [ "$cmd" = status ] && dir=$T_TMP/none
+    # shellcheck disable=SC2086
+    out=$("$SYSTEM_MIGRATE" --data "$T_TMP/jdata" --dir "$dir" --json $cmd 2>/dev/null); rc=$?
+    echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert isinstance(d, dict) and isinstance(d.get("error"), str) and d["error"] not in ("", "failed"), d
+' 2>/dev/null && [ $rc -ne 0 ] || { ok=0; echo "# $cmd: rc=$rc: '$out'"; }
+done
+[ $ok = 1 ] && t_ok || t_fail
+
+if [ "$(id -u)" -eq 0 ]; then
+    JD=$T_TMP/qdata
+    rm -rf "$MD" "$JD"; mkdir -p "$MD"
+    for i in 1 2 3; do
+        mkdir -p "$MD/20260101-00${i}_q$i"
+        echo "echo $i >/etc/strata-cli-q$i" >"$MD/20260101-00${i}_q$i/install_script.sh"
+    done
+    smq() { "$SYSTEM_MIGRATE" --data "$JD" --dir "$MD" --base / "$@"; }
+
+    t_begin "-q and --log-level=error silence the 'applying' progress; the default shows it"
+    e1=$(smq -q up --to 20260101-001_q1 2>&1 >/dev/null)
+    e2=$(smq --log-level=error up --to 20260101-002_q2 2>&1 >/dev/null)
+    e3=$(smq up 2>&1 >/dev/null)
+    [ -z "$e1" ] && [ -z "$e2" ] && echo "$e3" | grep -q "applying 20260101-003_q3" && t_ok ||
+        t_fail "-q: '$e1'; --log-level=error: '$e2'; default: '$e3'"
+
+    t_begin "a busy up --json names the holder in its error"
+    exec 9>"$JD/system/lock/migrate.lock"
+    flock 9
+    printf '{"pid":%d,"purpose":"cli-test-holder","since":1}' $$ >&9
+    out=$(smq --json up 2>/dev/null); rc=$?
+    exec 9>&-
+    [ $rc -eq 75 ] && echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert "cli-test-holder" in d["error"] and str('$$') in d["error"], d
+' && t_ok || t_fail "rc=$rc: $out"
+
+    t_begin "after squash, status and diff say which layer a migration was squashed into"
+    smq squash --from 20260101-001_q1 --to 20260101-002_q2 >/dev/null 2>&1
+    layer=$(smq status --json | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["applied"][0]["layer"])')
+    st=$(smq status); sj=$(smq status --json); dj=$(smq diff --json 20260101-001_q1)
+    de=$(smq diff 20260101-002_q2 2>&1 >/dev/null)
+    echo "$st" | grep "20260101-001_q1" | grep -q "squashed into $layer" &&
+        echo "$st" | grep "20260101-002_q2" | grep -q "squashed into $layer" &&
+        ! echo "$st" | grep "20260101-003_q3" | grep -q "squashed" &&
+        echo "$sj" | python3 -c '
+import json, sys
+a = json.load(sys.stdin)["applied"]
+assert a[0]["squashed_into"] == a[1]["squashed_into"] == a[0]["layer"], a
+assert "squashed_into" not in a[2], a
+' && echo "$dj" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["squashed_into"] == sys.argv[1], d
+' "$layer" && echo "$de" | grep -q "squashed into $layer" && t_ok ||
+        t_fail "layer '$layer'; status: $st; diff --json: $dj; diff stderr: $de"
+fi
+
 t_done
