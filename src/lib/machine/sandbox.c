@@ -457,6 +457,10 @@ static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_e
         }
         pid = fork();
         if (pid == 0) {
+                /* first: what only the caller may hold (its locks) */
+                for (size_t i = 0; i < c->n_close_fds; i++)
+                        if (c->close_fds[i] >= 0 && c->close_fds[i] != errpipe[1])
+                                (void)close(c->close_fds[i]);
                 close(errpipe[0]);
                 if (unshare((int)ns_flags) < 0) {
                         report(errpipe[1], -errno, "create the namespaces");

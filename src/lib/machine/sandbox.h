@@ -73,6 +73,13 @@ struct sandbox_config {
         int stdin_fd, stdout_fd, stderr_fd;
 
         uint64_t timeout_usec; /* 0: none; else SIGKILL of the namespace, 124 */
+
+        /* fds of the caller that every process of the sandbox closes before
+         * it does anything else (even those that never exec, which
+         * O_CLOEXEC does not cover): a lock the caller holds then dies with
+         * the caller, not with the last process of the sandbox. */
+        const int *close_fds;
+        size_t n_close_fds;
 };
 
 /*
