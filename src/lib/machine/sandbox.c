@@ -524,8 +524,11 @@ static int wait_init(const struct sandbox_config *c, int pidfd, const sigset_t *
                 if (sfd >= 0 && (p[1].revents & POLLIN)) {
                         struct signalfd_siginfo si;
                         while (read(sfd, &si, sizeof(si)) == sizeof(si))
-                                if (si.ssi_signo != SIGCHLD)
+                                if (si.ssi_signo != SIGCHLD) {
                                         pidfd_signal(pidfd, (int)si.ssi_signo);
+                                        if (c->ret_forwarded_signal)
+                                                *c->ret_forwarded_signal = (int)si.ssi_signo;
+                                }
                 }
                 if (p[0].revents & POLLIN) {
                         siginfo_t info = {};
@@ -579,6 +582,8 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
         if (c->argv && !c->argv[0])
                 return -EINVAL;
 
+        if (c->ret_forwarded_signal)
+                *c->ret_forwarded_signal = 0;
         forwarded_signals(&mask);
         if (sigprocmask(SIG_BLOCK, &mask, &old) < 0)
                 return -errno;

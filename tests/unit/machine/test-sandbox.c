@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <time.h>
@@ -224,9 +225,48 @@ static void test_close_fds_releases_a_lock(void **state)
         unlink(path);
 }
 
+static int cb_sleep_long(void *userdata)
+{
+        (void)nanosleep(&(struct timespec){.tv_sec = 20}, NULL);
+        return 0;
+}
+
+static void *send_term(void *userdata)
+{
+        sigset_t m;
+
+        /* blocked here too: only the sandbox's signalfd may take it */
+        sigemptyset(&m);
+        sigaddset(&m, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &m, NULL);
+        (void)nanosleep(&(struct timespec){.tv_nsec = 300 * 1000 * 1000}, NULL);
+        kill(getpid(), SIGTERM);
+        return NULL;
+}
+
+static void test_forwarded_signal_reported(void **state)
+{
+        struct sandbox_config c = {.callback = cb_sleep_long};
+        int sig = -1;
+        pthread_t t;
+
+        need_root();
+        c.ret_forwarded_signal = &sig;
+        c.callback = cb_sleep;
+        assert_int_equal(run(&c, NULL), 0);
+        assert_int_equal(sig, 0);
+
+        c.callback = cb_sleep_long;
+        assert_int_equal(pthread_create(&t, NULL, send_term, NULL), 0);
+        assert_int_equal(run(&c, NULL), 128 + SIGTERM);
+        pthread_join(t, NULL);
+        assert_int_equal(sig, SIGTERM);
+}
+
 TEST_MAIN(cmocka_unit_test(test_callback_status_pid_hostname),
           cmocka_unit_test(test_exit_and_signal_status), cmocka_unit_test(test_timeout),
           cmocka_unit_test(test_exec_failure_named), cmocka_unit_test(test_plan_failure_named),
           cmocka_unit_test(test_root_is_the_plan), cmocka_unit_test(test_stdout_captured),
           cmocka_unit_test(test_caller_with_threads),
-          cmocka_unit_test(test_close_fds_releases_a_lock))
+          cmocka_unit_test(test_close_fds_releases_a_lock),
+          cmocka_unit_test(test_forwarded_signal_reported))
