@@ -76,9 +76,11 @@ static bool mountinfo_line_ok(const char *line)
         }
         if (strspn(f[0], "0123456789") != strlen(f[0]) ||
             strspn(f[1], "0123456789") != strlen(f[1]) ||
-            sscanf(f[2], "%u:%u%c", &major, &minor, &end) != 2 || f[3][0] != '/' || f[4][0] != '/')
+            sscanf(f[2], "%u:%u%c", &major, &minor, &end) != 2 || f[4][0] != '/')
                 return false;
-        /* optional fields, then "-", then type, source and super options */
+        /* (the root, f[3], is a path or, for a namespace file bound
+         * somewhere, "net:[4026531840]") optional fields, then "-", then
+         * type, source and super options */
         for (char *t; (t = strtok_r(NULL, " \t\n", &save));) {
                 if (sep)
                         n_after++;

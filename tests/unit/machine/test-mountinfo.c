@@ -100,6 +100,15 @@ static void test_other_formats_are_rejected(void **state)
                 free(path);
         }
         {
+                /* a namespace file bound on a path has a root that is no path */
+                char *path = write_table("20 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                                         "57 20 0:4 net:[4026532281] /run/netns/x rw shared:5 - "
+                                         "nsfs nsfs rw\n");
+                assert_int_equal(mountinfo_check_file(path, &line), 0);
+                unlink(path);
+                free(path);
+        }
+        {
                 char *path = write_table(table);
                 assert_int_equal(mountinfo_check_file(path, &line), 0);
                 unlink(path);
