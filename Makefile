@@ -7,7 +7,7 @@ ifeq ($(filter /usr/sbin,$(subst :, ,$(PATH))),)
 export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 endif
 
-.PHONY: all deps build demo check format fuzz bench clean
+.PHONY: all deps build demo check format fuzz bench install deb clean
 
 all: build
 
@@ -38,5 +38,20 @@ fuzz: deps
 bench: build
 	@set -e; for b in bench/*.sh; do echo "== $$b"; BUILD=$(BUILD) $$b; done
 
+# Installs binaries, man pages, completions, the s6 test-runner and the
+# example migrations in FHS places under PREFIX (DESTDIR honoured), from a
+# build dir of its own configured for that prefix.
+PREFIX ?= /usr/local
+INSTALL_BUILD ?= build-install
+install: deps
+	@if [ -f $(INSTALL_BUILD)/build.ninja ]; then meson configure $(INSTALL_BUILD) --prefix=$(PREFIX); \
+	else meson setup $(INSTALL_BUILD) --prefix=$(PREFIX); fi
+	ninja -C $(INSTALL_BUILD)
+	meson install -C $(INSTALL_BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(DESTDIR))
+
+# The Debian package (build/deb/strata_VERSION_ARCH.deb), lintian-checked.
+deb: deps
+	@scripts/deb $(BUILD)/deb
+
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-fuzz $(INSTALL_BUILD)

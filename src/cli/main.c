@@ -6,6 +6,7 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "strata-version.h"
 #include "log.h"
 #include "macro.h"
 #include "strata.h"

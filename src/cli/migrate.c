@@ -17,6 +17,7 @@
 #include "changes.h"
 #include "cleanup.h"
 #include "config.h"
+#include "strata-version.h"
 #include "json.h"
 #include "log.h"
 #include "macro.h"
@@ -35,6 +36,8 @@ struct migrate_args {
         bool json;
         bool dry_run;
         bool last;
+        bool rebuild;
+        bool state;
         uint64_t timeout_usec;
         size_t max_layers;
         char **positional; /* command, then its arguments */
@@ -52,6 +55,7 @@ static int exit_for(int r)
         switch (r) {
         case -EPROTO:
         case -EBADMSG: /* a corrupt metadata or record file: a problem found */
+        case -EUCLEAN:
                 return EXIT_FAILURE_;
         case -EINVAL:
         case -ENOENT:
@@ -87,7 +91,7 @@ _printf_(1, 2) static void fail_msg(const char *format, ...)
  * errno text follows where it says something. */
 static int report(int r, const char *error)
 {
-        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT ||
+        if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN ||
             (r == -EBADMSG && error))
                 fail_msg("%s", error ? error : "failed");
         else
@@ -154,11 +158,19 @@ static void on_event(const struct migrate_event *e, void *userdata)
                         json_object_set_new(a, "id", json_string(e->id));
                         json_object_set_new(a, "duration_ms", json_integer(e->duration_ms));
                         json_object_set_new(a, "changes", changes_json(e->changes));
+                        json_object_set_new(a, "state_changes", changes_json(e->state_changes));
                         json_array_append_new(s->applied, a);
-                } else
-                        printf("applied %s in %lld ms: A %u, M %u, D %u, R %u\n", e->id,
+                } else {
+                        printf("applied %s in %lld ms: A %u, M %u, D %u, R %u", e->id,
                                (long long)e->duration_ms, e->changes[0], e->changes[1],
                                e->changes[2], e->changes[3]);
+                        if (e->state_changes && (e->state_changes[0] || e->state_changes[1] ||
+                                                 e->state_changes[2] || e->state_changes[3]))
+                                printf("; state: A %u, M %u, D %u, R %u", e->state_changes[0],
+                                       e->state_changes[1], e->state_changes[2],
+                                       e->state_changes[3]);
+                        putchar('\n');
+                }
                 break;
         case MIGRATE_EVENT_FAILED:
                 break; /* the error is logged once by the caller */
@@ -208,6 +220,8 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .output_fd = a->json ? STDERR_FILENO : STDOUT_FILENO,
             .event = on_event,
             .userdata = sink,
+            .no_repair = a->rebuild,
+            .restore_state = a->state,
         };
 }
 
@@ -441,8 +455,9 @@ static int run_diff(struct migrate_args *a)
 
                 for (size_t i = 0; i < l.n; i++) {
                         char k[2] = {change_kind_to_char(l.items[i].kind), 0};
-                        json_array_append_new(
-                            arr, json_pack("{s:s, s:s}", "kind", k, "path", l.items[i].path));
+                        json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "kind", k, "path",
+                                                             l.items[i].path, "state",
+                                                             l.items[i].state));
                 }
                 json_object_set_new(j, "id", json_string(a->positional[1]));
                 if (squashed)
@@ -526,7 +541,18 @@ static int run_verify(struct migrate_args *a)
         }
         /* Opening with the lock repairs (and reports through the sink). */
         ret = open_engine(a, &sink, true, &m);
-        if (ret == 0) {
+        if (ret == 0 && a->rebuild) {
+                /* Shows what it writes (or would, with --dry-run), then
+                 * verifies the rebuilt store the usual way. */
+                r = migrate_rebuild(m, a->dry_run, &error);
+                if (r < 0)
+                        ret = report(r, error);
+                else if (a->dry_run && !a->json)
+                        printf("would rebuild '%s/system/migrations/metadata.json' with %d "
+                               "layer%s (--dry-run: nothing written)\n",
+                               a->data_dir, r, r == 1 ? "" : "s");
+        }
+        if (ret == 0 && !(a->rebuild && a->dry_run)) {
                 r = migrate_verify(m, true, &error);
                 if (r < 0)
                         ret = report(r, error);
@@ -586,10 +612,11 @@ static const struct migrate_command migrate_commands[] = {
     {"up", "[--to ID] [--dry-run]", "apply pending migrations in order, one layer each", run_up},
     {"install", "PKG...", "create and apply a migration installing packages", run_install},
     {"diff", "ID", "the change list of a migration's layer", run_diff},
-    {"rollback", "--to ID | --last", "deactivate the layers above ID (or the last one)",
+    {"rollback", "--to ID | --last [--state]", "deactivate the layers above ID (or the last one)",
      run_rollback},
     {"squash", "--from ID --to ID", "merge consecutive layers into one", run_squash},
-    {"verify", "", "check metadata against the layer dirs; repair leftovers", run_verify},
+    {"verify", "[--rebuild [--dry-run]]", "check metadata against the layer dirs; repair leftovers",
+     run_verify},
     {"gc", "", "delete rolled-back and squashed-away layer dirs", run_gc},
 };
 
@@ -621,7 +648,12 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        squash: the last migration to merge\n"
                    "      --from ID         squash: the first migration to merge\n"
                    "      --last            rollback: deactivate the last layer\n"
-                   "      --dry-run         up: show what would be applied\n"
+                   "      --state           rollback: also put back the state the migrations\n"
+                   "                        changed, where it has not changed since\n"
+                   "      --dry-run         up: show what would be applied; verify --rebuild:\n"
+                   "                        show what would be written\n"
+                   "      --rebuild         verify: rebuild metadata.json from the layers'\n"
+                   "                        layer.json (id, parent, order), showing each layer\n"
                    "      --timeout SEC     up/install: kill a migration after SEC seconds\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
@@ -678,6 +710,8 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_TIMEOUT,
                 ARG_MAX_LAYERS,
                 ARG_LOG_LEVEL,
+                ARG_REBUILD,
+                ARG_STATE,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -695,6 +729,8 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"timeout", required_argument, NULL, ARG_TIMEOUT},
             {"max-layers", required_argument, NULL, ARG_MAX_LAYERS},
             {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
+            {"rebuild", no_argument, NULL, ARG_REBUILD},
+            {"state", no_argument, NULL, ARG_STATE},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -757,6 +793,12 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_DRY_RUN:
                         a.dry_run = true;
+                        break;
+                case ARG_REBUILD:
+                        a.rebuild = true;
+                        break;
+                case ARG_STATE:
+                        a.state = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {

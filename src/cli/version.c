@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "config.h"
+#include "strata-version.h"
 #include "log.h"
 #include "macro.h"
 #include "strata.h"

@@ -16,6 +16,7 @@
 
 #include "cleanup.h"
 #include "config.h"
+#include "strata-version.h"
 #include "export.h"
 #include "fhandle.h"
 #include "fs.h"

@@ -10,7 +10,7 @@ out=$("$STRATA" --help) && echo "$out" | grep -q '^  doctor ' && echo "$out" | g
 
 t_begin "strata --version and strata version agree"
 a=$("$STRATA" --version) && b=$("$STRATA" version) && [ "$a" = "$b" ] &&
-    echo "$a" | grep -Eq '^strata [0-9]+\.[0-9]+\.[0-9]+$' && t_ok || t_fail "'$a' vs '$b'"
+    [ "$a" = "strata $("$STRATA_SOURCE_ROOT/scripts/version")" ] && t_ok || t_fail "'$a' vs '$b'"
 
 t_begin "every command has --help and strata help CMD"
 ok=1
@@ -60,7 +60,7 @@ done
 
 t_begin "system-migrate -V and --version print the version"
 a=$("$SYSTEM_MIGRATE" -V) && b=$("$SYSTEM_MIGRATE" --version) && [ "$a" = "$b" ] &&
-    echo "$a" | grep -Eq '^system-migrate [0-9]+\.[0-9]+\.[0-9]+$' && t_ok || t_fail "'$a' vs '$b'"
+    [ "$a" = "system-migrate $("$STRATA_SOURCE_ROOT/scripts/version")" ] && t_ok || t_fail "'$a' vs '$b'"
 
 t_begin "an invalid log level is rejected with its name"
 err=$("$STRATA" --log-level=loud version 2>&1); rc=$?

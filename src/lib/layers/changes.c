@@ -68,8 +68,24 @@ static int change_list_add(struct change_list *l, enum change_kind k, char *path
                 l->items = m;
                 l->allocated = a;
         }
-        l->items[l->n++] = (struct change){k, path};
+        l->items[l->n++] = (struct change){k, path, false};
         l->counts[k]++;
+        return 0;
+}
+
+int changes_add(struct change_list *l, enum change_kind k, bool state, const char *path)
+{
+        char *p = strdup(path);
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        r = change_list_add(l, k, p);
+        if (r < 0 || !state)
+                return r;
+        l->counts[k]--;
+        l->state_counts[k]++;
+        l->items[l->n - 1].state = true;
         return 0;
 }
 
@@ -286,6 +302,12 @@ static int change_cmp(const void *a, const void *b)
         return strcmp(((const struct change *)a)->path, ((const struct change *)b)->path);
 }
 
+void changes_sort(struct change_list *l)
+{
+        if (l->n > 0)
+                qsort(l->items, l->n, sizeof(struct change), change_cmp);
+}
+
 int changes_capture_at(int dirfd, const char *upper, const int *lower_fds, size_t n_lowers,
                        char *const *prune, struct change_list *ret)
 {
@@ -316,6 +338,8 @@ int changes_format(const struct change_list *l, char **ret)
         if (!f)
                 return -ENOMEM;
         for (size_t i = 0; i < l->n; i++) {
+                if (l->items[i].state)
+                        fputc('S', f);
                 fputc(change_kind_to_char(l->items[i].kind), f);
                 fputc(' ', f);
                 for (const char *p = l->items[i].path; *p; p++) {
@@ -345,9 +369,15 @@ int changes_parse(const char *text, struct change_list *ret, unsigned *ret_line)
                 size_t len = strcspn(p, "\n");
                 _cleanup_free_ char *path = NULL;
                 size_t o = 0;
+                bool state;
                 int k;
 
                 line++;
+                state = len >= 4 && p[0] == 'S' && p[2] == ' ';
+                if (state) {
+                        p++;
+                        len--;
+                }
                 k = len >= 3 ? change_kind_from_char(p[0]) : -EINVAL;
                 if (k < 0 || p[1] != ' ' || p[2] != '/') {
                         if (ret_line)
@@ -368,6 +398,11 @@ int changes_parse(const char *text, struct change_list *ret, unsigned *ret_line)
                 r = change_list_add(&l, (enum change_kind)k, TAKE_PTR(path));
                 if (r < 0)
                         return r;
+                if (state) {
+                        l.counts[k]--;
+                        l.state_counts[k]++;
+                        l.items[l.n - 1].state = true;
+                }
                 p += len;
                 if (*p == '\n')
                         p++;

@@ -15,6 +15,11 @@
  * changes.list has one line per path sorted by path: the letter, a space,
  * the absolute path as seen inside the machine ("A /opt/app/config"); a
  * newline or backslash in a name is written as "\n" or "\\".
+ *
+ * A migration's changes to existing state (<data>/state, under a state
+ * path) are listed too, with the marker 'S' before the letter
+ * ("SM /var/lib/pg/data/postgresql.conf", "SD /var/lib/app/cache"); they are
+ * counted in state_counts, not in counts.
  */
 
 #include <stdbool.h>
@@ -33,12 +38,14 @@ enum change_kind {
 struct change {
         enum change_kind kind;
         char *path;
+        bool state; /* a change to <data>/state ('S' marker) */
 };
 
 struct change_list {
         struct change *items; /* sorted by path after capture */
         size_t n, allocated;
         unsigned counts[_CHANGE_KIND_MAX];
+        unsigned state_counts[_CHANGE_KIND_MAX];
         uint64_t bytes; /* sum of the sizes of the regular files in the layer */
 };
 
@@ -61,6 +68,10 @@ bool changes_path_in_lowers(const int *lower_fds, size_t n_lowers, const char *p
  * (absolute, normalized; may be NULL) are listed but not descended. */
 int changes_capture_at(int dirfd, const char *upper, const int *lower_fds, size_t n_lowers,
                        char *const *prune, struct change_list *ret);
+
+/* Adds a change (path is copied); the list is sorted by changes_sort. */
+int changes_add(struct change_list *l, enum change_kind k, bool state, const char *path);
+void changes_sort(struct change_list *l);
 
 /* Renders the list in the changes.list format. */
 int changes_format(const struct change_list *l, char **ret);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,10 +56,47 @@ static bool path_under(const char *path, const char *prefix)
         return e && (*e == 0 || *e == '/');
 }
 
+const char *state_path_refusal(const char *path)
+{
+        static const struct {
+                const char *tree;
+                const char *why;
+        } refused[] = {
+            {"/etc", "the machine's configuration, which belongs to the layers (the machine would "
+                     "boot with an empty /etc)"},
+            {"/proc", "a kernel file system, mounted at boot"},
+            {"/sys", "a kernel file system, mounted at boot"},
+            {"/dev", "the device file system, mounted at boot"},
+            {"/run", "a tmpfs at boot"},
+            {"/var/run", "a tmpfs at boot (/var/run is /run)"},
+            {"/tmp", "a tmpfs at boot"},
+            {"/data", "the data dir itself"},
+            {"/usr", "system files, which belong to the layers"},
+            {"/bin", "system files, which belong to the layers"},
+            {"/sbin", "system files, which belong to the layers"},
+            {"/boot", "the kernel and its boot files"},
+            {"/var/lib/dpkg", "the package manager's database, which belongs to the layers"},
+            {"/var/lib/apt", "the package manager's database, which belongs to the layers"},
+            {"/var/lib/rpm", "the package manager's database, which belongs to the layers"},
+            {"/var/lib/dnf", "the package manager's database, which belongs to the layers"},
+        };
+        const char *first = path + 1;
+
+        if (streq(path, "/"))
+                return "'/' is the whole machine";
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                if (path_under(path, refused[i].tree) || path_under(refused[i].tree, path))
+                        return refused[i].why;
+        /* /lib, /lib32, /lib64, /libx32 ... and what lies below them. */
+        if (startswith(first, "lib"))
+                return "system files, which belong to the layers";
+        return NULL;
+}
+
 int migration_state_parse(const char *name, const char *text, char ***ret, char **ret_error)
 {
-        static const char *const refused[] = {"/var/lib/dpkg", "/var/lib/apt"};
         _cleanup_strv_ char **l = NULL;
+        const char *why;
         unsigned line = 0;
         const char *p = text;
         int r;
@@ -96,13 +134,12 @@ int migration_state_parse(const char *name, const char *text, char ***ret, char 
                         return set_error_message(
                             ret_error, -EINVAL,
                             "'%s' line %u: '/' cannot be state (the whole machine)", name, line);
-                for (size_t i = 0; i < ELEMENTSOF(refused); i++)
-                        if (path_under(norm, refused[i]) || path_under(refused[i], norm))
-                                return set_error_message(
-                                    ret_error, -EINVAL,
-                                    "'%s' line %u: '%s' holds the package manager's "
-                                    "database (%s), which belongs to the layer",
-                                    name, line, norm, refused[i]);
+                why = state_path_refusal(norm);
+                if (why)
+                        return set_error_message(ret_error, -EINVAL,
+                                                 "'%s' line %u: '%s' cannot be state: it is or "
+                                                 "holds %s",
+                                                 name, line, norm, why);
                 if (strv_contains(l, norm))
                         continue;
                 r = strv_consume(&l, TAKE_PTR(norm));
@@ -255,4 +292,211 @@ int state_path_move_at(int src_fd, const char *src, int dst_fd, const char *dst)
         if (dfd < 0)
                 return -errno;
         return move_dir(TAKE_FD(sfd), dfd);
+}
+
+static int diff_dir(int ufd, int lfd, const char *path, struct change_list *l)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int r;
+
+        d = fdopendir(fcntl(ufd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return -errno;
+        while ((errno = 0, de = readdir(d))) {
+                _cleanup_free_ char *child = NULL;
+                _cleanup_close_ int cu = -1, cl = -1;
+                struct stat st, lst;
+                bool in_lower;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (asprintf(&child, "%s/%s", path, de->d_name) < 0)
+                        return -ENOMEM;
+                in_lower = lfd >= 0 && fstatat(lfd, de->d_name, &lst, AT_SYMLINK_NOFOLLOW) >= 0;
+                if (changes_is_whiteout_at(dirfd(d), de->d_name, &st)) {
+                        if (in_lower) {
+                                r = changes_add(l, CHANGE_DELETED, true, child);
+                                if (r < 0)
+                                        return r;
+                        }
+                        continue;
+                }
+                if (!S_ISDIR(st.st_mode) || (in_lower && !S_ISDIR(lst.st_mode))) {
+                        r = changes_add(l, in_lower ? CHANGE_MODIFIED : CHANGE_ADDED, true, child);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                cu = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (cu < 0)
+                        return -errno;
+                if (in_lower && changes_is_opaque_fd(cu)) {
+                        r = changes_add(l, CHANGE_REPLACED, true, child);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (!in_lower) {
+                        /* An added dir, and everything in it. */
+                        r = changes_add(l, CHANGE_ADDED, true, child);
+                        if (r >= 0)
+                                r = diff_dir(cu, -1, child, l);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                cl = openat(lfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (cl < 0)
+                        return -errno;
+                r = diff_dir(cu, cl, child, l);
+                if (r < 0)
+                        return r;
+        }
+        return errno ? -errno : 0;
+}
+
+int state_path_diff_at(int upper_fd, const char *upper, int lower_fd, const char *lower,
+                       const char *prefix, struct change_list *l)
+{
+        _cleanup_close_ int ufd = -1, lfd = -1;
+
+        ufd = openat(upper_fd, upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (ufd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        lfd = openat(lower_fd, lower, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (lfd < 0 && errno != ENOENT)
+                return -errno;
+        return diff_dir(ufd, lfd, prefix, l);
+}
+
+/* The topmost entry for the relative path rel in the stack: the index of
+ * the lower that has it (with *st), or -ENOENT (absent or whited out). */
+static int stack_lookup(const int *lower_fds, size_t n, const char *rel, struct stat *st)
+{
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *dir = NULL;
+                const char *slash = strrchr(rel, '/');
+
+                if (fstatat(lower_fds[i], rel, st, AT_SYMLINK_NOFOLLOW) >= 0) {
+                        if (!slash && changes_is_whiteout_at(lower_fds[i], rel, st))
+                                return -ENOENT;
+                        if (slash) {
+                                _cleanup_close_ int pfd = -1;
+
+                                dir = strndup(rel, (size_t)(slash - rel));
+                                if (!dir)
+                                        return -ENOMEM;
+                                pfd = openat(lower_fds[i], dir,
+                                             O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                                if (pfd >= 0 && changes_is_whiteout_at(pfd, slash + 1, st))
+                                        return -ENOENT;
+                        }
+                        return (int)i;
+                }
+        }
+        return -ENOENT;
+}
+
+int state_path_resolve(const int *lower_fds, size_t n_lowers, const char *path, char **ret)
+{
+        _cleanup_free_ char *cur = strdup(""), *todo = strdup(path);
+        unsigned links = 0;
+
+        if (!cur || !todo)
+                return -ENOMEM;
+        for (;;) {
+                _cleanup_free_ char *comp = NULL, *cand = NULL, *rest = NULL;
+                const char *p = todo;
+                struct stat st;
+                size_t l;
+                int i;
+
+                while (*p == '/')
+                        p++;
+                if (!*p)
+                        break;
+                l = strcspn(p, "/");
+                comp = strndup(p, l);
+                rest = strdup(p + l);
+                if (!comp || !rest)
+                        return -ENOMEM;
+                free(todo);
+                todo = TAKE_PTR(rest);
+                if (streq(comp, "."))
+                        continue;
+                if (streq(comp, "..")) {
+                        char *s = strrchr(cur, '/');
+                        if (s)
+                                *s = 0;
+                        continue;
+                }
+                if (asprintf(&cand, "%s/%s", cur, comp) < 0)
+                        return -ENOMEM;
+                i = stack_lookup(lower_fds, n_lowers, cand + 1, &st);
+                if (i == -ENOMEM)
+                        return i;
+                if (i >= 0 && S_ISLNK(st.st_mode)) {
+                        char target[PATH_MAX];
+                        ssize_t len;
+                        char *next;
+
+                        if (++links > 40)
+                                return -ELOOP;
+                        len = readlinkat(lower_fds[i], cand + 1, target, sizeof(target) - 1);
+                        if (len < 0)
+                                return -errno;
+                        target[len] = 0;
+                        if (asprintf(&next, "%s/%s", target, todo) < 0)
+                                return -ENOMEM;
+                        free(todo);
+                        todo = next;
+                        if (target[0] == '/')
+                                cur[0] = 0;
+                        continue;
+                }
+                free(cur);
+                cur = TAKE_PTR(cand);
+        }
+        if (!*cur) {
+                free(cur);
+                cur = strdup("/");
+                if (!cur)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(cur);
+        return 0;
+}
+
+int state_path_file_line(int dirfd, const char *file, const char *path)
+{
+        _cleanup_free_ char *text = NULL;
+        unsigned line = 0;
+        const char *p;
+
+        if (read_file_at(dirfd, file, 1024 * 1024, &text, NULL) < 0)
+                return 0;
+        for (p = text; *p;) {
+                _cleanup_free_ char *raw = NULL, *norm = NULL;
+                size_t len = strcspn(p, "\n");
+                char *s, *e;
+
+                line++;
+                raw = strndup(p, len);
+                if (!raw)
+                        return 0;
+                p += len;
+                if (*p == '\n')
+                        p++;
+                for (s = raw; *s == ' ' || *s == '\t'; s++)
+                        ;
+                e = s + strlen(s);
+                while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+                        *--e = 0;
+                if (migration_path_normalize(s, &norm) >= 0 && streq(norm, path))
+                        return (int)line;
+        }
+        return 0;
 }

@@ -11,14 +11,22 @@
 
 #include <stdbool.h>
 
+#include "changes.h"
+
 #define STATE_PATHS_FILE "system/state-paths"
 
 /* Parses the text of a state file: one absolute path a line, '#' comments
  * and blank lines ignored. Paths are normalized ("//" and trailing '/'
- * removed); ".", "..", "/" itself and the package manager's own database
- * (/var/lib/dpkg, /var/lib/apt and anything under them) are refused.
+ * removed); ".", "..", "/" itself and what state_path_refusal refuses are
+ * refused.
  * -EINVAL with *ret_error naming the line. */
 int migration_state_parse(const char *name, const char *text, char ***ret, char **ret_error);
+
+/* Why a normalized absolute path cannot be state, or NULL when it can: it
+ * is, lies in or holds a tree the machine cannot take from <data>/state
+ * (/etc, /proc, /sys, /dev, /run, /var/run, /tmp, /data, /usr, /bin,
+ * /sbin, /lib*, /boot, the package databases). */
+const char *state_path_refusal(const char *path);
 
 /* Normalizes an absolute path into a new string; -EINVAL when it is not
  * absolute or has "." or ".." components. */
@@ -45,3 +53,24 @@ int state_path_merge(char ***l, char *const *add);
  * or -errno.
  */
 int state_path_move_at(int src_fd, const char *src, int dst_fd, const char *dst);
+
+/*
+ * The changes a state overlay's upper dir (upper_fd, upper) makes to its
+ * lower, the existing state (lower_fd, lower; may be missing), added to l
+ * as state changes (changes_add with state) with paths prefix + "/" +
+ * relative path: A added (and everything in an added dir), M a file (or
+ * a type change) over an existing entry, D a whiteout over an existing
+ * entry, R an opaque dir over an existing dir. A missing upper adds
+ * nothing. Directories only copied up are not listed.
+ */
+int state_path_diff_at(int upper_fd, const char *upper, int lower_fd, const char *lower,
+                       const char *prefix, struct change_list *l);
+
+/* Resolves the symlinks of the absolute normalized path inside the root
+ * that the stack lower_fds (newest first, base last) assembles, never on
+ * the host: an absolute link target restarts at that root. Components that
+ * do not exist are kept as they are. -ELOOP after 40 links. */
+int state_path_resolve(const int *lower_fds, size_t n_lowers, const char *path, char **ret);
+
+/* The line (1-based) of the state file (dirfd, file) that names path, or 0. */
+int state_path_file_line(int dirfd, const char *file, const char *path);

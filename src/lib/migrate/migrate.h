@@ -11,10 +11,16 @@
  * frees) then holds a complete message naming what failed, on which path,
  * without the errno text ("cannot mount overlay on '/' (step 1 of 9)") so
  * the caller logs it once with ": %m". Special errors:
- *   -EWOULDBLOCK  another process holds the lock (the message names it)
+ *   -EWOULDBLOCK  another process holds the lock (the message names it), or
+ *                 a machine of the data dir runs (MACHINE_LOCK) and the
+ *                 command would move or remove layer dirs (rollback, squash,
+ *                 gc, auto-squash)
  *   -EPROTO       a migration failed and was rolled back (message says how)
  *   -EINVAL       bad input: a malformed migrations dir, an unknown id
  *   -ENOENT       an id that is not applied / not known
+ *   -EUCLEAN      the data dir holds committed layers or records that
+ *                 metadata.json does not list (missing or older metadata):
+ *                 nothing was removed; migrate_rebuild can rebuild it
  */
 
 #include <stdbool.h>
@@ -51,7 +57,8 @@ struct migrate_event {
         const char *id;
         const char *detail;
         int64_t duration_ms;
-        const unsigned *changes; /* [4]: A, M, D, R */
+        const unsigned *changes;       /* [4]: A, M, D, R */
+        const unsigned *state_changes; /* APPLIED: [4] changes to existing state, or NULL */
 };
 
 struct migrate_options {
@@ -64,6 +71,8 @@ struct migrate_options {
         struct clock_source *clock; /* NULL: the real clock */
         void (*event)(const struct migrate_event *e, void *userdata);
         void *userdata;
+        bool no_repair;     /* migrate_open with lock: do not repair (for migrate_rebuild) */
+        bool restore_state; /* migrate_rollback: put back the state the migrations changed */
 };
 
 struct migrate;
@@ -90,7 +99,11 @@ int migrate_diff(struct migrate *m, const char *id, struct change_list *ret, cha
 
 /* Deactivates the layers above the one holding to (NULL: the last layer
  * only). Their migrations become pending again; the dirs are kept aside
- * until migrate_gc. Returns the number of layers deactivated. */
+ * until migrate_gc. With o.restore_state, what they changed in existing
+ * state is put back from their records' pre-images where it has not
+ * changed since (each entry reported as an event; one not put back is a
+ * PROBLEM and its pre-image moves to system/state-kept/<id>/). Returns
+ * the number of layers deactivated. */
 int migrate_rollback(struct migrate *m, const char *to, char **ret_error);
 
 /* Merges the layers holding from .. to (consecutive, active) into one. */
@@ -100,6 +113,13 @@ int migrate_squash(struct migrate *m, const char *from, const char *to, char **r
  * of interrupted runs and finishes interrupted state moves. Reports each
  * finding as an event. Returns the number of problems left unrepaired. */
 int migrate_verify(struct migrate *m, bool repair, char **ret_error);
+
+/* Rebuilds metadata.json from the layer.json of every committed layer dir
+ * (id, parent, order: the chain from the layer without a parent), keeping
+ * the rolled-back list; -EUCLEAN (message) when the dirs do not form one
+ * chain. Reports each layer it writes as a REPAIRED event; with dry_run
+ * writes nothing. Open with no_repair. Returns the number of layers. */
+int migrate_rebuild(struct migrate *m, bool dry_run, char **ret_error);
 
 /* Deletes rolled-back and squashed-away layer dirs; returns how many. */
 int migrate_gc(struct migrate *m, char **ret_error);

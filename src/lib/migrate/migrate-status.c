@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* status and diff: read-only views of the stack. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "changes.h"
+#include "cleanup.h"
+#include "fs.h"
+#include "log.h"
+#include "macro.h"
+#include "migrate-internal.h"
+#include "migrate.h"
+#include "strv.h"
+
+int migrate_status(struct migrate *m, json_t **ret, char **ret_error)
+{
+        _cleanup_(migration_set_done) struct migration_set set = {};
+        json_t *j, *applied, *pending, *rolled;
+        int r;
+
+        r = migrate_load_migrations(m, &set, ret_error);
+        if (r < 0 && r != -ENOENT)
+                return r;
+
+        j = json_object();
+        applied = json_array();
+        pending = json_array();
+        rolled = json_array();
+        if (!j || !applied || !pending || !rolled) {
+                json_decref(j);
+                json_decref(applied);
+                json_decref(pending);
+                json_decref(rolled);
+                return -ENOMEM;
+        }
+        json_object_set_new(j, "applied", applied);
+        json_object_set_new(j, "pending", pending);
+        json_object_set_new(j, "rolled_back", rolled);
+
+        for (size_t i = 0; i < m->md.n_layers; i++) {
+                const struct layer_entry *e = &m->md.layers[i];
+                char when[64];
+
+                migrate_format_time(e->applied_at, when);
+                STRV_FOREACH (s, e->migrations) {
+                        json_t *a = json_object(), *c = json_object();
+
+                        for (int k = 0; k < _CHANGE_KIND_MAX; k++) {
+                                char key[2] = {change_kind_to_char((enum change_kind)k), 0};
+                                json_object_set_new(c, key, json_integer(e->changes[k]));
+                        }
+                        json_object_set_new(a, "id", json_string(*s));
+                        json_object_set_new(a, "applied_at", json_string(when));
+                        json_object_set_new(a, "duration_ms", json_integer(e->duration_ms));
+                        json_object_set_new(a, "changes", c);
+                        json_object_set_new(a, "layer", json_string(e->id));
+                        json_array_append_new(applied, a);
+                }
+        }
+        for (size_t i = 0; i < set.n; i++) {
+                json_t *p;
+
+                if (migrate_is_applied(&m->md, set.items[i].id))
+                        continue;
+                p = json_object();
+                json_object_set_new(p, "id", json_string(set.items[i].id));
+                json_array_append_new(pending, p);
+        }
+        STRV_FOREACH (s, m->md.rolled_back) {
+                json_t *p;
+
+                if (migrate_is_applied(&m->md, *s))
+                        continue;
+                p = json_object();
+                json_object_set_new(p, "id", json_string(*s));
+                json_array_append_new(rolled, p);
+        }
+        *ret = j;
+        return 0;
+}
+
+int migrate_diff(struct migrate *m, const char *id, struct change_list *ret, char **ret_error)
+{
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        unsigned line = 0;
+        int i, r;
+
+        i = layer_metadata_find_migration(&m->md, id);
+        if (i < 0) {
+                for (size_t k = 0; k < m->md.n_layers; k++)
+                        if (streq(m->md.layers[k].id, id))
+                                i = (int)k;
+                if (i < 0)
+                        return set_error_message(ret_error, -ENOENT,
+                                                 "migration '%s' is not applied", id);
+        }
+        if (asprintf(&path, "%s/changes.list", m->md.layers[i].dir) < 0)
+                return -ENOMEM;
+        r = read_file_at(m->layers_fd, path, CHANGES_MAX, &text, NULL);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot read '%s/%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS, path);
+        r = changes_parse(text, ret, &line);
+        if (r < 0)
+                return set_error_message(ret_error, r, "'%s/%s/%s' line %u is malformed",
+                                         m->data_dir, MIGRATE_LAYERS, path, line);
+        return 0;
+}

@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* verify (and its repair) and gc: what the crash protocol can leave. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "changes.h"
+#include "cleanup.h"
+#include "fs.h"
+#include "json.h"
+#include "layerstore.h"
+#include "log.h"
+#include "macro.h"
+#include "migrate-internal.h"
+#include "migrate.h"
+#include "migration.h"
+#include "statepath.h"
+#include "strv.h"
+
+static bool layer_active(const struct migrate *m, const char *dir)
+{
+        for (size_t i = 0; i < m->md.n_layers; i++)
+                if (streq(m->md.layers[i].dir, dir))
+                        return true;
+        return false;
+}
+
+/* Whether a layer dir not in metadata is what the crash protocol leaves:
+ * a .tmp-* of an in-flight step, or a renamed dir that still carries the
+ * UNCOMMITTED marker. .old-* dirs are kept for gc. */
+static bool layer_leftover(struct migrate *m, const char *name)
+{
+        return startswith(name, TMP_PREFIX) || migrate_layer_uncommitted(m, name);
+}
+
+/* Whether a record of a migration that is not applied is what the crash
+ * protocol leaves: an uncommitted record, or the record of a migration
+ * rolled back (rollback removes those after its commit). */
+static bool record_leftover(struct migrate *m, const char *name)
+{
+        return migrate_record_uncommitted(m, name) ||
+               (migration_id_valid(name) && strv_contains(m->md.rolled_back, name));
+}
+
+static int list_dir(int fd, char ***ret)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        _cleanup_strv_ char **l = NULL;
+        struct dirent *de;
+
+        d = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return -errno;
+        rewinddir(d); /* a dup shares its offset with earlier reads */
+        while ((errno = 0, de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
+                    strv_extend(&l, de->d_name) < 0)
+                        return -ENOMEM;
+        if (errno != 0)
+                return -errno;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* Committed layers and records that metadata.json does not list: a lost
+ * or older metadata.json, never a crash (metadata is only replaced by
+ * rename). */
+static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_records,
+                          char **ret_error)
+{
+        _cleanup_strv_ char **names = NULL, **layers = NULL, **records = NULL;
+        int r;
+
+        r = list_dir(m->layers_fd, &names);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
+        STRV_FOREACH (n, names) {
+                if (startswith(*n, OLD_PREFIX) || layer_active(m, *n) || layer_leftover(m, *n))
+                        continue;
+                if (strv_extend(&layers, *n) < 0)
+                        return -ENOMEM;
+        }
+        strv_free(TAKE_PTR(names));
+        r = list_dir(m->records_fd, &names);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_RECORDS);
+        STRV_FOREACH (n, names) {
+                struct stat st;
+
+                if (fstatat(m->records_fd, *n, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISDIR(st.st_mode))
+                        continue;
+                if ((migration_id_valid(*n) && migrate_is_applied(&m->md, *n)) ||
+                    record_leftover(m, *n))
+                        continue;
+                if (strv_extend(&records, *n) < 0)
+                        return -ENOMEM;
+        }
+        *ret_layers = TAKE_PTR(layers);
+        *ret_records = TAKE_PTR(records);
+        return 0;
+}
+
+static char *join(char *const *l)
+{
+        size_t len = 1;
+        char *s;
+
+        STRV_FOREACH (p, l)
+                len += strlen(*p) + 2;
+        s = calloc(len, 1);
+        if (!s)
+                return NULL;
+        STRV_FOREACH (p, l) {
+                if (*s)
+                        strcat(s, ", ");
+                strcat(s, *p);
+        }
+        return s;
+}
+
+/* Refuses (-EUCLEAN) when committed layers or records are not in
+ * metadata: they are reported one by one, and nothing is removed. */
+static int refuse_untracked(struct migrate *m, char **ret_error)
+{
+        _cleanup_strv_ char **layers = NULL, **records = NULL;
+        _cleanup_free_ char *ll = NULL, *lr = NULL;
+        struct stat st;
+        bool missing;
+        int r;
+
+        r = find_untracked(m, &layers, &records, ret_error);
+        if (r < 0)
+                return r;
+        if (!layers && !records)
+                return 0;
+        STRV_FOREACH (n, layers) {
+                _cleanup_free_ char *msg = NULL;
+
+                if (asprintf(&msg,
+                             "the layer dir '%s/%s/%s' is a committed layer that '%s' does not "
+                             "list",
+                             m->data_dir, MIGRATE_LAYERS, *n, LAYERSTORE_METADATA) < 0)
+                        return -ENOMEM;
+                migrate_emit(m, MIGRATE_EVENT_PROBLEM, NULL, msg, 0, NULL);
+        }
+        STRV_FOREACH (n, records) {
+                _cleanup_free_ char *msg = NULL;
+
+                if (asprintf(&msg, "'%s/%s/%s' records a migration that '%s' does not list",
+                             m->data_dir, MIGRATE_RECORDS, *n, LAYERSTORE_METADATA) < 0)
+                        return -ENOMEM;
+                migrate_emit(m, MIGRATE_EVENT_PROBLEM, NULL, msg, 0, NULL);
+        }
+        missing = fstatat(m->data_fd, LAYERSTORE_METADATA, &st, 0) < 0;
+        ll = join(layers);
+        lr = join(records);
+        if (!ll || !lr)
+                return -ENOMEM;
+        return set_error_message(
+            ret_error, -EUCLEAN,
+            "'%s/%s' %s, but the data dir holds committed layers (%s) and records (%s) it does "
+            "not list: that is no leftover of an interrupted run, so nothing was removed; "
+            "'verify --rebuild' rebuilds the metadata from each layer's layer.json",
+            m->data_dir, LAYERSTORE_METADATA,
+            missing ? "is missing" : "is older than the layers (restored from a backup?)",
+            *ll ? ll : "none", *lr ? lr : "none");
+}
+
+int migrate_verify(struct migrate *m, bool repair, char **ret_error)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int problems = 0, r;
+        bool changed = false;
+
+        r = refuse_untracked(m, ret_error);
+        if (r < 0)
+                return r;
+
+        /* Active layers: present and whole. An interrupted rollback or
+         * squash may have moved them aside before its commit point. */
+        for (size_t i = 0; i < m->md.n_layers; i++) {
+                const struct layer_entry *e = &m->md.layers[i];
+                _cleanup_free_ char *old = NULL, *msg = NULL;
+                struct stat st;
+
+                if (asprintf(&old, OLD_PREFIX "%s", e->dir) < 0)
+                        return -ENOMEM;
+                if (fstatat(m->layers_fd, e->dir, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (repair && fstatat(m->layers_fd, old, &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
+                            renameat(m->layers_fd, old, m->layers_fd, e->dir) >= 0) {
+                                if (asprintf(&msg,
+                                             "restored the layer dir '%s/%s/%s' moved aside "
+                                             "by an interrupted run",
+                                             m->data_dir, MIGRATE_LAYERS, e->dir) < 0)
+                                        return -ENOMEM;
+                                migrate_emit(m, MIGRATE_EVENT_REPAIRED, e->id, msg, 0, NULL);
+                                changed = true;
+                        } else {
+                                if (asprintf(&msg,
+                                             "the layer dir '%s/%s/%s' of the active layer "
+                                             "'%s' is missing",
+                                             m->data_dir, MIGRATE_LAYERS, e->dir, e->id) < 0)
+                                        return -ENOMEM;
+                                migrate_emit(m, MIGRATE_EVENT_PROBLEM, e->id, msg, 0, NULL);
+                                problems++;
+                                continue;
+                        }
+                }
+                {
+                        _cleanup_free_ char *fs = NULL, *lj = NULL;
+
+                        if (asprintf(&fs, "%s/fs", e->dir) < 0 ||
+                            asprintf(&lj, "%s/layer.json", e->dir) < 0)
+                                return -ENOMEM;
+                        if (fstatat(m->layers_fd, fs, &st, 0) < 0 || !S_ISDIR(st.st_mode) ||
+                            fstatat(m->layers_fd, lj, &st, 0) < 0) {
+                                free(msg);
+                                if (asprintf(&msg, "the layer '%s/%s/%s' lacks fs/ or layer.json",
+                                             m->data_dir, MIGRATE_LAYERS, e->dir) < 0)
+                                        return -ENOMEM;
+                                migrate_emit(m, MIGRATE_EVENT_PROBLEM, e->id, msg, 0, NULL);
+                                problems++;
+                                continue;
+                        }
+                }
+                {
+                        _cleanup_free_ char *pending = NULL;
+
+                        if (asprintf(&pending, "%s/" PENDING_STATE, e->dir) < 0)
+                                return -ENOMEM;
+                        bool marked = migrate_layer_uncommitted(m, e->dir);
+
+                        STRV_FOREACH (id, e->migrations)
+                                marked = marked || migrate_record_uncommitted(m, *id);
+                        if (fstatat(m->layers_fd, pending, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+                            marked) {
+                                /* Committed, finish not done: only markers. */
+                                if (repair) {
+                                        r = migrate_finish_layer(m, e, ret_error);
+                                        if (r < 0)
+                                                return r;
+                                }
+                        } else if (fstatat(m->layers_fd, pending, &st, AT_SYMLINK_NOFOLLOW) >= 0) {
+                                free(msg);
+                                msg = NULL;
+                                if (repair) {
+                                        r = migrate_finish_layer(m, e, ret_error);
+                                        if (r < 0)
+                                                return r;
+                                        if (asprintf(&msg,
+                                                     "finished moving the state of '%s' "
+                                                     "to '%s/state'",
+                                                     e->id, m->data_dir) < 0)
+                                                return -ENOMEM;
+                                        migrate_emit(m, MIGRATE_EVENT_REPAIRED, e->id, msg, 0,
+                                                     NULL);
+                                } else {
+                                        if (asprintf(&msg,
+                                                     "the state of '%s' is not yet in "
+                                                     "'%s/state'",
+                                                     e->id, m->data_dir) < 0)
+                                                return -ENOMEM;
+                                        migrate_emit(m, MIGRATE_EVENT_PROBLEM, e->id, msg, 0, NULL);
+                                        problems++;
+                                }
+                        }
+                }
+        }
+        (void)changed;
+
+        /* Layer dirs nobody references: .tmp-* (an interrupted apply or
+         * squash) and plain names (renamed but not committed). .old-* are
+         * kept aside for gc. */
+        d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
+        rewinddir(d); /* a dup shares its offset with earlier reads */
+        while ((errno = 0, de = readdir(d))) {
+                _cleanup_free_ char *msg = NULL;
+                bool active = false;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
+                    startswith(de->d_name, OLD_PREFIX))
+                        continue;
+                for (size_t i = 0; i < m->md.n_layers; i++)
+                        if (streq(m->md.layers[i].dir, de->d_name))
+                                active = true;
+                if (active || !layer_leftover(m, de->d_name))
+                        continue;
+                if (!repair) {
+                        if (asprintf(&msg, "'%s/%s/%s' is a leftover of an interrupted run",
+                                     m->data_dir, MIGRATE_LAYERS, de->d_name) < 0)
+                                return -ENOMEM;
+                        migrate_emit(m, MIGRATE_EVENT_PROBLEM, NULL, msg, 0, NULL);
+                        problems++;
+                        continue;
+                }
+                r = rm_rf_at(m->layers_fd, de->d_name, RM_ROOT | RM_MISSING_OK);
+                if (r < 0)
+                        return set_error_message(ret_error, r,
+                                                 "cannot remove the leftover '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_LAYERS, de->d_name);
+                if (asprintf(&msg, "removed the leftover '%s/%s/%s' of an interrupted run",
+                             m->data_dir, MIGRATE_LAYERS, de->d_name) < 0)
+                        return -ENOMEM;
+                migrate_emit(m, MIGRATE_EVENT_REPAIRED, NULL, msg, 0, NULL);
+        }
+        closedir(TAKE_PTR(d));
+
+        /* Migration records: only for applied migrations. */
+        d = fdopendir(fcntl(m->records_fd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_RECORDS);
+        rewinddir(d); /* a dup shares its offset with earlier reads */
+        while ((errno = 0, de = readdir(d))) {
+                _cleanup_free_ char *msg = NULL;
+                struct stat st;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISDIR(st.st_mode))
+                        continue;
+                if ((migration_id_valid(de->d_name) && migrate_is_applied(&m->md, de->d_name)) ||
+                    !record_leftover(m, de->d_name))
+                        continue;
+                if (!repair) {
+                        if (asprintf(&msg, "'%s/%s/%s' records a migration that is not applied",
+                                     m->data_dir, MIGRATE_RECORDS, de->d_name) < 0)
+                                return -ENOMEM;
+                        migrate_emit(m, MIGRATE_EVENT_PROBLEM, NULL, msg, 0, NULL);
+                        problems++;
+                        continue;
+                }
+                r = rm_rf_at(m->records_fd, de->d_name, RM_ROOT | RM_MISSING_OK);
+                if (r < 0)
+                        return set_error_message(ret_error, r, "cannot remove '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_RECORDS, de->d_name);
+                if (asprintf(&msg, "removed '%s/%s/%s' (no applied migration)", m->data_dir,
+                             MIGRATE_RECORDS, de->d_name) < 0)
+                        return -ENOMEM;
+                migrate_emit(m, MIGRATE_EVENT_REPAIRED, NULL, msg, 0, NULL);
+        }
+        if (repair && (fsync(m->layers_fd) < 0 || fsync(m->records_fd) < 0))
+                return set_error_message(ret_error, -errno, "cannot sync '%s/system'", m->data_dir);
+        return problems;
+}
+
+int migrate_gc(struct migrate *m, char **ret_error)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int n = 0, r;
+
+        r = migrate_lock_machine(m, "gc", ret_error);
+        if (r < 0)
+                return r;
+
+        d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
+        rewinddir(d); /* a dup shares its offset with earlier reads */
+        while ((errno = 0, de = readdir(d))) {
+                if (!startswith(de->d_name, OLD_PREFIX) && !startswith(de->d_name, TMP_PREFIX))
+                        continue;
+                r = rm_rf_at(m->layers_fd, de->d_name, RM_ROOT | RM_MISSING_OK);
+                if (r < 0)
+                        return set_error_message(ret_error, r, "cannot remove '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_LAYERS, de->d_name);
+                n++;
+        }
+        if (fsync(m->layers_fd) < 0)
+                return set_error_message(ret_error, -errno, "cannot sync '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
+        return n;
+}
+
+/* One committed layer dir as its layer.json describes it. */
+struct found_layer {
+        struct layer_entry e;
+        char *parent;
+        char **state_paths;
+        bool used;
+};
+
+static void found_layers_free(struct found_layer *l, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                migrate_layer_entry_free(&l[i].e);
+                free(l[i].parent);
+                strv_free(l[i].state_paths);
+        }
+        free(l);
+}
+
+static int strv_from_array(const json_t *a, char ***ret)
+{
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(a, i, v)
+        {
+                if (!json_is_string(v))
+                        return -EBADMSG;
+                if (strv_extend(ret, json_string_value(v)) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int read_layer_json(struct migrate *m, const char *dir, struct found_layer *ret,
+                           char **ret_error)
+{
+        _cleanup_free_ char *path = NULL;
+        json_t *j = NULL, *v;
+        json_error_t je;
+        const char *id, *when;
+        struct tm tm = {};
+        int r;
+
+        if (asprintf(&path, "%s/layer.json", dir) < 0)
+                return -ENOMEM;
+        r = json_load_at(m->layers_fd, path, &j, &je);
+        if (r < 0)
+                return set_error_message(ret_error, r == -ENOMEM ? r : -EUCLEAN,
+                                         "cannot read '%s/%s/%s': %s", m->data_dir, MIGRATE_LAYERS,
+                                         path, r == -EBADMSG ? je.text : strerror(-r));
+        r = -EUCLEAN;
+        if (json_get_string(j, "id", &id) < 0 || !json_is_array(json_object_get(j, "migrations")))
+                goto bad;
+        ret->e.id = strdup(id);
+        ret->e.dir = strdup(dir);
+        if (!ret->e.id || !ret->e.dir)
+                goto oom;
+        v = json_object_get(j, "parent");
+        if (json_is_string(v) && !(ret->parent = strdup(json_string_value(v))))
+                goto oom;
+        if (strv_from_array(json_object_get(j, "migrations"), &ret->e.migrations) < 0 ||
+            !ret->e.migrations)
+                goto bad;
+        if (json_is_array(json_object_get(j, "state_paths")) &&
+            strv_from_array(json_object_get(j, "state_paths"), &ret->state_paths) < 0)
+                goto bad;
+        if (json_get_string(j, "created_at", &when) >= 0 &&
+            strptime(when, "%Y-%m-%dT%H:%M:%SZ", &tm))
+                ret->e.applied_at = (int64_t)timegm(&tm) * 1000000;
+        v = json_object_get(j, "changes");
+        for (int k = 0; k < _CHANGE_KIND_MAX; k++) {
+                char key[2] = {change_kind_to_char((enum change_kind)k), 0};
+                json_int_t c = json_integer_value(json_object_get(v, key));
+
+                ret->e.changes[k] = c > 0 ? (unsigned)c : 0;
+        }
+        json_decref(j);
+        return 0;
+oom:
+        json_decref(j);
+        return -ENOMEM;
+bad:
+        json_decref(j);
+        return set_error_message(ret_error, r, "'%s/%s/%s' lacks a valid id or migrations list",
+                                 m->data_dir, MIGRATE_LAYERS, path);
+}
+
+int migrate_rebuild(struct migrate *m, bool dry_run, char **ret_error)
+{
+        _cleanup_(layer_metadata_done) struct layer_metadata md = {};
+        _cleanup_strv_ char **names = NULL, **machine_paths = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct found_layer *found = NULL;
+        const char *parent = NULL;
+        size_t n = 0;
+        int r;
+
+        r = list_dir(m->layers_fd, &names);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS);
+        found = calloc(strv_length(names) + 1, sizeof(*found));
+        if (!found)
+                return -ENOMEM;
+        STRV_FOREACH (s, names) {
+                if ((*s)[0] == '.' || layer_leftover(m, *s))
+                        continue;
+                r = read_layer_json(m, *s, &found[n], ret_error);
+                n++;
+                if (r < 0)
+                        goto out;
+        }
+
+        /* The chain from the layer without a parent, each next one the
+         * only layer whose parent is the one before. */
+        md.layers = calloc(n + 1, sizeof(struct layer_entry));
+        if (!md.layers) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t k = 0; k < n; k++) {
+                struct found_layer *next = NULL;
+
+                for (size_t i = 0; i < n; i++) {
+                        if (found[i].used || !streq_ptr(found[i].parent, parent))
+                                continue;
+                        if (next) {
+                                r = set_error_message(
+                                    ret_error, -EUCLEAN,
+                                    "cannot rebuild: the layers '%s' and '%s' both have the "
+                                    "parent '%s'; move the one that is not active out of '%s/%s'",
+                                    next->e.dir, found[i].e.dir, parent ? parent : "(none)",
+                                    m->data_dir, MIGRATE_LAYERS);
+                                goto out;
+                        }
+                        next = &found[i];
+                }
+                if (!next) {
+                        r = set_error_message(ret_error, -EUCLEAN,
+                                              "cannot rebuild: no layer has the parent '%s', but "
+                                              "%zu layer dirs are left unchained",
+                                              parent ? parent : "(none)", n - k);
+                        goto out;
+                }
+                next->used = true;
+                r = state_path_merge(&md.state_paths, next->state_paths);
+                if (r < 0)
+                        goto out;
+                md.layers[md.n_layers++] = next->e;
+                next->e = (struct layer_entry){};
+                parent = md.layers[md.n_layers - 1].id;
+        }
+        r = state_path_machine_list(m->data_fd, &machine_paths, &error);
+        if (r < 0) {
+                set_error_message(ret_error, r == -ENOMEM ? r : -EINVAL, "%s",
+                                  error ? error : "cannot read the machine's state paths");
+                goto out;
+        }
+        if (md.n_layers > 0)
+                r = state_path_merge(&md.state_paths, machine_paths);
+        STRV_FOREACH (s, m->md.rolled_back)
+                if (r >= 0 && layer_metadata_find_migration(&md, *s) < 0)
+                        r = strv_extend(&md.rolled_back, *s);
+        if (r < 0)
+                goto out;
+
+        for (size_t i = 0; i < md.n_layers; i++) {
+                _cleanup_free_ char *msg = NULL, *list = join(md.layers[i].migrations);
+
+                if (!list ||
+                    asprintf(&msg, "%s layer %zu: '%s' (dir '%s', parent '%s', migrations %s)",
+                             dry_run ? "would write" : "wrote", i + 1, md.layers[i].id,
+                             md.layers[i].dir, i ? md.layers[i - 1].id : "(none)", list) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                migrate_emit(m, MIGRATE_EVENT_REPAIRED, md.layers[i].id, msg, 0, NULL);
+        }
+        r = (int)md.n_layers;
+        if (!dry_run) {
+                int c = migrate_commit(m, &md, ret_error);
+                if (c < 0)
+                        r = c;
+        }
+out:
+        found_layers_free(found, n);
+        return r;
+}

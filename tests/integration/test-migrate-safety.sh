@@ -1,0 +1,302 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# system-migrate must never lose data on a mistake: a lost or older
+# metadata.json, a running machine, state changes, bad state paths, squash
+# and file properties. Each test reproduces one way a real /data was lost
+# or damaged, with --base / and temp data dirs (the host is never changed).
+. "$(dirname "$0")/lib.sh"
+need_root
+need_program python3
+SM=${SYSTEM_MIGRATE:?SYSTEM_MIGRATE is not set}
+t_tmpdir
+M=$T_TMP/migrations
+mkdir -p "$M"
+
+# sm DATA ARGS...: system-migrate on a data dir.
+sm() {
+    d=$1
+    shift
+    "$SM" --data "$d" --dir "$M" --base / "$@"
+}
+
+# mig ID SCRIPT [STATE]: writes a migration.
+mig() {
+    mkdir -p "$M/$1"
+    printf '%s\n' "$2" >"$M/$1/install_script.sh"
+    if [ $# -ge 3 ]; then printf '%s\n' "$3" >"$M/$1/state"; fi
+}
+
+# layer_dirs DATA: the layer dirs (and records) a data dir holds, one line.
+layer_dirs() {
+    echo "$(ls -A "$1/system/layers" | tr '\n' ' ')| $(ls -A "$1/system/migrations" | grep -v metadata.json | tr '\n' ' ')"
+}
+
+applied() {
+    python3 -c "import json,sys; print(' '.join(x for e in json.load(open(sys.argv[1]))['layers'] for x in e['migrations']))" \
+        "$1/system/migrations/metadata.json" 2>/dev/null
+}
+
+mig 20260301-001_one 'mkdir -p /opt/strata-s && echo one > /opt/strata-s/one'
+mig 20260301-002_two 'echo two > /opt/strata-s/two'
+mig 20260301-003_three 'echo three > /opt/strata-s/three'
+
+# ---------------------------------------------------------------------------
+# Data loss: metadata.json
+D=$T_TMP/lost
+sm "$D" up >/dev/null 2>&1
+before=$(layer_dirs "$D")
+rm "$D/system/migrations/metadata.json"
+for cmd in verify gc "rollback --last" "squash --from 20260301-001_one --to 20260301-002_two" up; do
+    t_begin "a missing metadata.json: '$cmd' refuses with exit 1 and deletes nothing"
+    # shellcheck disable=SC2086
+    out=$(sm "$D" $cmd 2>&1)
+    rc=$?
+    if [ $rc -ne 1 ]; then
+        t_fail "exit $rc: $out"
+    elif [ "$(layer_dirs "$D")" != "$before" ]; then
+        t_fail "the data dir changed: $before -> $(layer_dirs "$D")"
+    elif ! echo "$out" | grep -q "metadata.json' is missing" ||
+        ! echo "$out" | grep -q "verify --rebuild"; then
+        t_fail "the message does not say what was found: $out"
+    else
+        t_ok
+    fi
+done
+
+t_begin "verify --rebuild --dry-run shows the layers and writes nothing"
+out=$(sm "$D" verify --rebuild --dry-run 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ ! -e "$D/system/migrations/metadata.json" ] &&
+    echo "$out" | grep -q "would write layer 3: '20260301-003_three' (dir '20260301-003_three', parent '20260301-002_two'"; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+
+t_begin "verify --rebuild rebuilds metadata.json from layer.json; verify and up are happy"
+out=$(sm "$D" verify --rebuild 2>&1)
+rc=$?
+v=$(sm "$D" verify 2>&1)
+vrc=$?
+if [ $rc -eq 0 ] && [ $vrc -eq 0 ] &&
+    [ "$(applied "$D")" = "20260301-001_one 20260301-002_two 20260301-003_three" ] &&
+    [ "$(sm "$D" up 2>&1)" = "nothing to apply" ] && [ "$(layer_dirs "$D")" = "$before" ]; then
+    t_ok
+else
+    t_fail "rebuild $rc: $out / verify $vrc: $v / $(applied "$D")"
+fi
+
+t_begin "an older metadata.json: newer layers are kept and reported, never deleted"
+D=$T_TMP/older
+sm "$D" up --to 20260301-001_one >/dev/null 2>&1
+cp "$D/system/migrations/metadata.json" "$T_TMP/metadata.old"
+sm "$D" up >/dev/null 2>&1
+before=$(layer_dirs "$D")
+cp "$T_TMP/metadata.old" "$D/system/migrations/metadata.json"
+out=$(sm "$D" verify 2>&1)
+rc=$?
+out2=$(sm "$D" up 2>&1)
+rc2=$?
+if [ $rc -ne 1 ] || [ $rc2 -ne 1 ] || [ "$(layer_dirs "$D")" != "$before" ]; then
+    t_fail "verify $rc, up $rc2: $out / $out2 / $(layer_dirs "$D")"
+elif ! echo "$out" | grep -q "is older than the layers" ||
+    ! echo "$out" | grep -q "20260301-003_three"; then
+    t_fail "the message does not name the newer layers: $out"
+else
+    t_ok
+fi
+
+t_begin "an older metadata.json: verify --rebuild restores every layer"
+sm "$D" verify --rebuild >/dev/null 2>&1
+if [ "$(applied "$D")" = "20260301-001_one 20260301-002_two 20260301-003_three" ] &&
+    sm "$D" verify >/dev/null 2>&1; then
+    t_ok
+else
+    t_fail "$(applied "$D")"
+fi
+
+t_begin "repair still removes what an interrupted run leaves (temp names, uncommitted dirs)"
+D=$T_TMP/leftover
+sm "$D" up --to 20260301-002_two >/dev/null 2>&1
+mkdir -p "$D/system/layers/.tmp-20260301-003_three/fs"
+STRATA_TEST_KILL_AT=renamed sm "$D" up >/dev/null 2>&1
+out=$(sm "$D" verify 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$(layer_dirs "$D")" = "20260301-001_one 20260301-002_two | 20260301-001_one 20260301-002_two " ] &&
+    echo "$out" | grep -q "removed the leftover"; then
+    t_ok
+else
+    t_fail "verify $rc: $out / $(layer_dirs "$D")"
+fi
+
+# ---------------------------------------------------------------------------
+# Data loss: a migration's changes to state that exists
+M0=$M
+M=$T_TMP/state-migrations
+S=/var/lib/strata-st
+mig 20260302-001_seed "mkdir -p $S/sub && echo old > $S/mod && echo del > $S/del && echo keep > $S/keep && echo in > $S/sub/file" "$S"
+mig 20260302-002_change "set -e; echo new > $S/mod; rm $S/del; rm -rf $S/sub; echo added > $S/new" "$S"
+mig 20260302-003_fails "echo broken > $S/mod; rm $S/keep; exit 3" "$S"
+st() { (cd "$1/state$S" 2>/dev/null && for f in $(find . | sort); do
+    if [ -f "$f" ]; then echo "$f=$(cat "$f")"; else echo "$f"; fi; done | tr '\n' ' '); }
+for kill in "" committed; do
+    D=$T_TMP/state$kill
+    sm "$D" up --to 20260302-001_seed >/dev/null 2>&1
+    t_begin "changes to existing state are applied on success${kill:+ (SIGKILL at $kill, then verify)}"
+    if [ -n "$kill" ]; then
+        STRATA_TEST_KILL_AT=$kill sm "$D" up --to 20260302-002_change >/dev/null 2>&1
+        out=$(sm "$D" verify 2>&1)
+    else
+        out=$(sm "$D" up --to 20260302-002_change 2>&1)
+    fi
+    rc=$?
+    want=". ./keep=keep ./mod=new ./new=added "
+    if [ $rc -ne 0 ] || [ "$(st "$D")" != "$want" ]; then
+        t_fail "exit $rc: $out / state: $(st "$D")"
+    elif [ -z "$kill" ] && ! echo "$out" | grep -q "state: A 1, M 1, D 2, R 0"; then
+        t_fail "the summary does not count the state changes: $out"
+    else
+        t_ok
+    fi
+done
+t_begin "changes.list lists the state changes with their own marker"
+diff=$(sm "$D" diff 20260302-002_change 2>&1)
+if echo "$diff" | grep -qx "SM $S/mod" && echo "$diff" | grep -qx "SD $S/del" &&
+    echo "$diff" | grep -qx "SD $S/sub" && echo "$diff" | grep -qx "SA $S/new"; then
+    t_ok
+else
+    t_fail "$diff"
+fi
+
+t_begin "a failed migration leaves the state as it was"
+before=$(st "$D")
+out=$(sm "$D" up --to 20260302-003_fails 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && [ "$(st "$D")" = "$before" ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out / state: $(st "$D")"
+fi
+rm -rf "$M/20260302-003_fails"
+
+t_begin "rollback --state puts the pre-images back"
+out=$(sm "$D" rollback --last --state 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$(st "$D")" = ". ./del=del ./keep=keep ./mod=old ./new=added ./sub ./sub/file=in " ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out / state: $(st "$D")"
+fi
+
+t_begin "rollback --state keeps what changed since, says so, and loses nothing"
+sm "$D" up >/dev/null 2>&1
+echo edited >"$D/state$S/mod"
+out=$(sm "$D" rollback --last --state 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && [ "$(cat "$D/state$S/mod")" = edited ] &&
+    echo "$out" | grep -q "kept '$D/state$S/mod' as it is (it changed since)" &&
+    [ "$(cat "$D/system/state-kept/20260302-002_change$S/mod")" = old ] &&
+    [ "$(cat "$D/state$S/del")" = del ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out / state: $(st "$D")"
+fi
+M=$M0
+
+# ---------------------------------------------------------------------------
+# Data loss: state paths that break the machine
+M0=$M
+M=$T_TMP/bad-state
+for bad in /etc /proc/x /sys /dev /run/app /var/run/app /tmp /data /usr/local/app /bin /lib \
+    /lib64/x /sbin /boot /var/lib/dpkg /var; do
+    t_begin "the state path '$bad' is refused, naming the file, the line and the reason"
+    rm -rf "$M"
+    mig 20260303-001_bad 'echo SHOULD-NOT-RUN' "# comment
+/var/lib/strata-ok
+$bad"
+    D=$T_TMP/bad
+    out=$(sm "$D" up 2>&1)
+    rc=$?
+    if [ $rc -eq 2 ] && echo "$out" | grep -q "$M/20260303-001_bad/state' line 3: '$bad' cannot be state" &&
+        ! echo "$out" | grep -q SHOULD-NOT-RUN && [ -z "$(applied "$D")" ]; then
+        t_ok
+    else
+        t_fail "exit $rc: $out"
+    fi
+done
+
+t_begin "a state path through a symlink is resolved in the machine's root, and refused into /etc"
+rm -rf "$M"
+mig 20260303-001_links 'ln -s ../etc /opt/strata-s-etc; mkdir -p /srv/strata-real; ln -s /srv/strata-real /opt/strata-s-ok'
+mig 20260303-002_via_link 'echo SHOULD-NOT-RUN' "/opt/strata-s-etc/app"
+D=$T_TMP/links
+sm "$D" up --to 20260303-001_links >/dev/null 2>&1
+out=$(sm "$D" up 2>&1)
+rc=$?
+if [ $rc -eq 2 ] && echo "$out" | grep -q "line 1: '/opt/strata-s-etc/app' resolves to '/etc/app' in the machine's root" &&
+    ! echo "$out" | grep -q SHOULD-NOT-RUN; then
+    t_ok
+else
+    t_fail "exit $rc: $out"
+fi
+
+t_begin "an allowed symlinked state path is bound at its target; rollback removes it from metadata"
+rm -rf "$M/20260303-002_via_link"
+mig 20260303-002_via_ok 'echo data > /opt/strata-s-ok/file' "/opt/strata-s-ok"
+out=$(sm "$D" up 2>&1)
+rc=$?
+sp() { python3 -c "import json,sys; print(' '.join(json.load(open(sys.argv[1])).get('state_paths') or []))" "$D/system/migrations/metadata.json"; }
+before=$(sp)
+sm "$D" rollback --last >/dev/null 2>&1
+after=$(sp)
+if [ $rc -eq 0 ] && [ "$(cat "$D/state/srv/strata-real/file" 2>&1)" = data ] &&
+    echo "$before" | grep -qw /srv/strata-real && ! echo "$after" | grep -qw /srv/strata-real &&
+    echo "$after" | grep -qw /var/log; then
+    t_ok
+else
+    t_fail "exit $rc: $out / before: $before / after: $after / $(find "$D/state")"
+fi
+M=$M0
+
+# ---------------------------------------------------------------------------
+# Data loss: a running machine's lower dirs
+if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
+    D=$T_TMP/live
+    sm "$D" up >/dev/null 2>&1
+    mkdir -p "$T_TMP/share"
+    "$STRATA" lab run --data "$D" --bind "$T_TMP/share:/share" -- sh -c \
+        'cat /opt/strata-s/one > /share/ready; while [ -e /share/ready ]; do sleep 0.05; done
+         cat /opt/strata-s/one /opt/strata-s/three > /share/after' >/dev/null 2>&1 &
+    lab=$!
+    i=0
+    while [ ! -s "$T_TMP/share/ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    before=$(layer_dirs "$D")
+    md_before=$(cat "$D/system/migrations/metadata.json")
+    for cmd in "squash --from 20260301-001_one --to 20260301-003_three" "rollback --last" gc; do
+        t_begin "'$cmd' while a machine of the data dir runs: exit 75, no layer dir moved"
+        # shellcheck disable=SC2086
+        out=$(sm "$D" $cmd 2>&1)
+        rc=$?
+        if [ $rc -eq 75 ] && [ "$(layer_dirs "$D")" = "$before" ] &&
+            [ "$(cat "$D/system/migrations/metadata.json")" = "$md_before" ] &&
+            echo "$out" | grep -q "the machine of '$D' is running (pid $lab, strata lab run)"; then
+            t_ok
+        else
+            t_fail "exit $rc: $out / $(layer_dirs "$D")"
+        fi
+    done
+    rm -f "$T_TMP/share/ready"
+    wait $lab
+    lrc=$?
+    t_begin "the machine kept its files; once it stopped, squash runs"
+    out=$(sm "$D" squash --from 20260301-001_one --to 20260301-003_three 2>&1)
+    rc=$?
+    if [ $lrc -eq 0 ] && [ "$(cat "$T_TMP/share/after")" = "one
+three" ] && [ $rc -eq 0 ]; then
+        t_ok
+    else
+        t_fail "machine $lrc ($(cat "$T_TMP/share/after" 2>&1)), squash $rc: $out"
+    fi
+fi
+
+t_done
