@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ struct migrate_args {
         bool json;
         bool dry_run;
         bool last;
+        bool all;
         bool rebuild;
         bool state;
         uint64_t timeout_usec;
@@ -62,6 +64,8 @@ static int exit_for(int r)
                 return EXIT_USAGE;
         case -EWOULDBLOCK:
                 return EXIT_TEMPFAIL;
+        case -EINTR: /* as the shell reports a process the signal killed */
+                return 128 + (migrate_interrupted() ?: SIGTERM);
         default:
                 return EXIT_SOFTWARE;
         }
@@ -92,7 +96,7 @@ _printf_(1, 2) static void fail_msg(const char *format, ...)
 static int report(int r, const char *error)
 {
         if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN ||
-            (r == -EBADMSG && error))
+            r == -EINTR || (r == -EBADMSG && error))
                 fail_msg("%s", error ? error : "failed");
         else
                 fail_msg("%s: %s", error ? error : "failed", strerror(-r));
@@ -298,6 +302,23 @@ static void print_apply_result(const char *key, json_t *list, int ret, const cha
         json_decref(j);
 }
 
+static void on_interrupt(int sig)
+{
+        migrate_interrupt(sig);
+}
+
+/* Ctrl-C, SIGTERM and SIGHUP stop up and install cleanly: the migration
+ * being applied is thrown away, and the exit status says which signal. */
+static void catch_interrupts(void)
+{
+        struct sigaction sa = {.sa_handler = on_interrupt};
+
+        sigemptyset(&sa.sa_mask);
+        (void)sigaction(SIGINT, &sa, NULL);
+        (void)sigaction(SIGTERM, &sa, NULL);
+        (void)sigaction(SIGHUP, &sa, NULL);
+}
+
 static int run_up(struct migrate_args *a)
 {
         _cleanup_(migrate_freep) struct migrate *m = NULL;
@@ -305,6 +326,7 @@ static int run_up(struct migrate_args *a)
         struct event_sink sink = {a, json_array(), json_array(), NULL, 0};
         int r, ret;
 
+        catch_interrupts();
         if (need_args(a, 0, 0) < 0)
                 ret = EXIT_USAGE;
         else if ((ret = open_engine(a, &sink, !a->dry_run, &m)) == 0) {
@@ -329,6 +351,7 @@ static int run_install(struct migrate_args *a)
         struct event_sink sink = {a, json_array(), json_array(), NULL, 0};
         int r, ret;
 
+        catch_interrupts();
         if (strv_length(a->positional) < 2) {
                 fail_msg("'%s install' needs at least one package", a->prog);
                 ret = EXIT_USAGE;
@@ -478,6 +501,58 @@ static int run_diff(struct migrate_args *a)
         return EXIT_OK;
 }
 
+static int run_show(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct event_sink sink = {a};
+        json_t *j = NULL, *c;
+        const char *log;
+        int r;
+
+        if (need_args(a, 1, 1) < 0)
+                return EXIT_USAGE;
+        r = open_engine(a, &sink, false, &m);
+        if (r != 0)
+                return r;
+        r = migrate_show(m, a->positional[1], &j, &error);
+        if (r < 0)
+                return report(r, error);
+        if (a->json) {
+                print_json(j);
+                json_decref(j);
+                return EXIT_OK;
+        }
+        printf("id:          %s\n", json_string_value(json_object_get(j, "id")));
+        printf("status:      %s\n", json_string_value(json_object_get(j, "status")));
+        if (json_object_get(j, "layer")) {
+                c = json_object_get(j, "changes");
+                printf("layer:       %s%s\n", json_string_value(json_object_get(j, "layer")),
+                       json_object_get(j, "squashed_into")
+                           ? " (squashed: the time, duration and changes are the whole layer's)"
+                           : "");
+                printf("applied at:  %s\n", json_string_value(json_object_get(j, "applied_at")));
+                printf("duration:    %lld ms\n",
+                       (long long)json_integer_value(json_object_get(j, "duration_ms")));
+                printf("changes:     A %lld M %lld D %lld R %lld\n",
+                       (long long)json_integer_value(json_object_get(c, "A")),
+                       (long long)json_integer_value(json_object_get(c, "M")),
+                       (long long)json_integer_value(json_object_get(c, "D")),
+                       (long long)json_integer_value(json_object_get(c, "R")));
+        }
+        if (json_object_get(j, "record"))
+                printf("record:      %s\n", json_string_value(json_object_get(j, "record")));
+        log = json_string_value(json_object_get(j, "log"));
+        if (log) {
+                printf("log:\n");
+                fputs(log, stdout);
+                if (*log && log[strlen(log) - 1] != '\n')
+                        putchar('\n');
+        }
+        json_decref(j);
+        return EXIT_OK;
+}
+
 static int run_rollback(struct migrate_args *a)
 {
         _cleanup_(migrate_freep) struct migrate *m = NULL;
@@ -487,14 +562,14 @@ static int run_rollback(struct migrate_args *a)
 
         if (need_args(a, 0, 0) < 0)
                 return EXIT_USAGE;
-        if (!!a->to == a->last) {
-                fail_msg("'%s rollback' needs exactly one of --to ID and --last", a->prog);
+        if (!!a->to + a->last + a->all != 1) {
+                fail_msg("'%s rollback' needs exactly one of --to ID, --last and --all", a->prog);
                 return EXIT_USAGE;
         }
         r = open_engine(a, &sink, true, &m);
         if (r != 0)
                 return r;
-        r = migrate_rollback(m, a->to, &error);
+        r = a->all ? migrate_rollback_all(m, &error) : migrate_rollback(m, a->to, &error);
         if (r < 0)
                 return report(r, error);
         if (a->json) {
@@ -612,8 +687,9 @@ static const struct migrate_command migrate_commands[] = {
     {"up", "[--to ID] [--dry-run]", "apply pending migrations in order, one layer each", run_up},
     {"install", "PKG...", "create and apply a migration installing packages", run_install},
     {"diff", "ID", "the change list of a migration's layer", run_diff},
-    {"rollback", "--to ID | --last [--state]", "deactivate the layers above ID (or the last one)",
-     run_rollback},
+    {"show", "ID", "one migration: its status, record and log", run_show},
+    {"rollback", "--to ID | --last | --all [--state]",
+     "deactivate the layers above ID (the last one, or all)", run_rollback},
     {"squash", "--from ID --to ID", "merge consecutive layers into one", run_squash},
     {"verify", "[--rebuild [--dry-run]]", "check metadata against the layer dirs; repair leftovers",
      run_verify},
@@ -648,6 +724,7 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        squash: the last migration to merge\n"
                    "      --from ID         squash: the first migration to merge\n"
                    "      --last            rollback: deactivate the last layer\n"
+                   "      --all             rollback: deactivate every layer\n"
                    "      --state           rollback: also put back the state the migrations\n"
                    "                        changed, where it has not changed since\n"
                    "      --dry-run         up: show what would be applied; verify --rebuild:\n"
@@ -710,6 +787,7 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_TIMEOUT,
                 ARG_MAX_LAYERS,
                 ARG_LOG_LEVEL,
+                ARG_ALL,
                 ARG_REBUILD,
                 ARG_STATE,
         };
@@ -729,6 +807,7 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"timeout", required_argument, NULL, ARG_TIMEOUT},
             {"max-layers", required_argument, NULL, ARG_MAX_LAYERS},
             {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
+            {"all", no_argument, NULL, ARG_ALL},
             {"rebuild", no_argument, NULL, ARG_REBUILD},
             {"state", no_argument, NULL, ARG_STATE},
             {},
@@ -790,6 +869,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_LAST:
                         a.last = true;
+                        break;
+                case ARG_ALL:
+                        a.all = true;
                         break;
                 case ARG_DRY_RUN:
                         a.dry_run = true;

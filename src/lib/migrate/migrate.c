@@ -37,6 +37,18 @@ void migrate_emit(struct migrate *m, enum migrate_event_type type, const char *i
                 m->o.event(&e, m->o.userdata);
 }
 
+static volatile sig_atomic_t interrupted;
+
+void migrate_interrupt(int sig)
+{
+        interrupted = sig;
+}
+
+int migrate_interrupted(void)
+{
+        return interrupted;
+}
+
 void migrate_test_kill_point(const char *step)
 {
         const char *at = getenv("STRATA_TEST_KILL_AT");
@@ -229,6 +241,13 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK, &m->lock_fd,
                                     &holder);
                 if (r == -EWOULDBLOCK || r == -EAGAIN) {
+                        if (holder.pid > 0 && holder.gone)
+                                return set_error_message(
+                                    ret_error, -EWOULDBLOCK,
+                                    "another migration holds the lock, and its holder (pid %d, "
+                                    "%s) is gone: a process it left keeps the lock and did not "
+                                    "exit within %d ms; try again",
+                                    (int)holder.pid, holder.purpose, LOCK_GONE_HOLDER_WAIT_MSEC);
                         if (holder.pid > 0)
                                 return set_error_message(
                                     ret_error, -EWOULDBLOCK,
@@ -315,7 +334,7 @@ int migrate_load_migrations(struct migrate *m, struct migration_set *ret, char *
 
         r = migration_set_load_at(AT_FDCWD, m->migrations_dir, ret, &error);
         if (r == -ENOENT)
-                return set_error_message(ret_error, r, "cannot open the migrations dir '%s'",
+                return set_error_message(ret_error, r, "cannot open the migrations dir '%s': %m",
                                          m->migrations_dir);
         if (r < 0)
                 return set_error_message(ret_error, r == -ENOMEM ? r : -EINVAL, "%s",
