@@ -304,4 +304,22 @@ assert d["squashed_into"] == sys.argv[1], d
         t_fail "layer '$layer'; status: $st; diff --json: $dj; diff stderr: $de"
 fi
 
+if [ "$(id -u)" -eq 0 ]; then
+    t_begin "the crash hooks exist only in test builds (-Dtest_hooks=true)"
+    HD=$T_TMP/hook-data
+    rm -rf "$MD"; mkdir -p "$MD/20260101-001_hook"
+    echo true >"$MD/20260101-001_hook/install_script.sh"
+    STRATA_TEST_KILL_AT=locked "$SYSTEM_MIGRATE" --data "$HD" --dir "$MD" --base / up \
+        >/dev/null 2>&1
+    rc=$?
+    in_binary=$(grep -c STRATA_TEST_KILL_AT "$SYSTEM_MIGRATE")
+    if [ "${STRATA_TEST_HOOKS:-0}" = 1 ]; then
+        [ $rc -eq 137 ] && [ "$in_binary" -gt 0 ] && t_ok ||
+            t_fail "test build: rc=$rc, string in binary: $in_binary"
+    else
+        [ $rc -eq 0 ] && [ "$in_binary" -eq 0 ] && t_ok ||
+            t_fail "shipped build: rc=$rc, string in binary: $in_binary"
+    fi
+fi
+
 t_done

@@ -270,24 +270,30 @@ fi
 # ---------------------------------------------------------------------------
 t_begin "two up at once: one applies, the other exits 75 at once"
 mig 20260101-006_slow 'echo slow > /opt/strata-t/slow'
-STRATA_TEST_STOP_AT=prepared "$SM" --data "$D" --dir "$M" --base / up >"$T_TMP/first.out" 2>&1 &
-first=$!
-# wait until the first one stopped itself while holding the lock
-n=0
-while [ "$(awk '{print $3}' /proc/$first/stat 2>/dev/null)" != T ] && [ $n -lt 600 ]; do
-    sleep 0.05
-    n=$((n + 1))
-done
-out=$(sm up 2>&1)
-rc=$?
-kill -CONT $first
-wait $first
-rc1=$?
-if [ $rc -eq 75 ] && echo "$out" | grep -q "another migration is running (pid $first, 20260101-006_slow)" &&
-    [ $rc1 -eq 0 ] && [ "$(sm status --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["pending"]))')" = 0 ]; then
-    t_ok
+if [ "${STRATA_TEST_HOOKS:-0}" != 1 ]; then
+    # without the hooks nothing holds the first one at "prepared"
+    sm up >/dev/null 2>&1
+    echo "ok $T_N - $T_CURRENT # SKIP built without -Dtest_hooks=true"
 else
-    t_fail "second: $rc $out; first: $rc1 $(cat "$T_TMP/first.out")"
+    STRATA_TEST_STOP_AT=prepared "$SM" --data "$D" --dir "$M" --base / up >"$T_TMP/first.out" 2>&1 &
+    first=$!
+    # wait until the first one stopped itself while holding the lock
+    n=0
+    while [ "$(awk '{print $3}' /proc/$first/stat 2>/dev/null)" != T ] && [ $n -lt 600 ]; do
+        sleep 0.05
+        n=$((n + 1))
+    done
+    out=$(sm up 2>&1)
+    rc=$?
+    kill -CONT $first
+    wait $first
+    rc1=$?
+    if [ $rc -eq 75 ] && echo "$out" | grep -q "another migration is running (pid $first, 20260101-006_slow)" &&
+        [ $rc1 -eq 0 ] && [ "$(sm status --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["pending"]))')" = 0 ]; then
+        t_ok
+    else
+        t_fail "second: $rc $out; first: $rc1 $(cat "$T_TMP/first.out")"
+    fi
 fi
 
 # ---------------------------------------------------------------------------

@@ -153,7 +153,8 @@ int migrate_install_script(const char *base, char *const *packages, char **ret);
 void migrate_interrupt(int sig);
 int migrate_interrupted(void);
 
-/* Test hooks: when $STRATA_TEST_KILL_AT equals step, raise SIGKILL; when
+/* Test hooks, built only with -Dtest_hooks=true (a no-op otherwise): when
+ * $STRATA_TEST_KILL_AT equals step, raise SIGKILL; when
  * $STRATA_TEST_STOP_AT does, raise SIGSTOP (the lock stays held). Steps of
  * up: locked prepared ran captured written synced recorded renamed
  * committed finished; squash-renamed; rollback-renamed. */
