@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ancestry.h"
 #include "cleanup.h"
 #include "export.h"
 #include "macro.h"
@@ -135,6 +136,7 @@ void export_dircache_put(const struct export *e, int fd, bool drop)
 static void export_done(struct export *e)
 {
         dircache_free(e->dircache);
+        ancestry_free(e->ancestry);
         free(e->name);
         free(e->path);
         safe_close(e->fd);
@@ -506,6 +508,9 @@ int export_table_open(struct export_table *t, const struct fhandle_key *key, con
                 e->dev = st.st_dev;
                 e->ino = st.st_ino;
                 e->mount_id = mount_id;
+                /* Without it, every directory resolve walks to the root. */
+                if (!e->ancestry && ancestry_new(e->path, &e->ancestry) < 0)
+                        e->ancestry = NULL;
                 fhandle_key_mac(key, e->path, strlen(e->path), mac);
                 e->id = (uint32_t)mac[0] << 24 | (uint32_t)mac[1] << 16 | (uint32_t)mac[2] << 8 |
                         mac[3];

@@ -44,6 +44,7 @@ struct export_client {
 };
 
 struct export_dircache;
+struct ancestry;
 
 struct export
 {
@@ -57,6 +58,7 @@ struct export
         struct export_client *clients;
         size_t n_clients;
         struct export_dircache *dircache; /* NULL until opened, or without memory */
+        struct ancestry *ancestry;        /* NULL until opened, or without fanotify */
 };
 
 struct export_table {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ancestry.h"
 #include "cleanup.h"
 #include "fsobj.h"
 #include "log.h"
@@ -15,49 +16,108 @@ struct kernel_handle {
         unsigned char buf[MAX_HANDLE_SZ];
 };
 
-#define DIR_DEPTH_MAX 4096
-#define DOTDOT_STEPS  64 /* levels looked up by path before taking a new fd */
-
-/* Whether the directory fd lies below the root of export e: its ".."
- * chain reaches the root. A directory that was moved out of the export on
- * the server (its handle stays valid for the kernel) does not. Each level
- * costs one fstatat() of "..", "../.." and so on; every DOTDOT_STEPS levels
- * the walk continues from an fd of the level reached, so the path stays
- * short. */
-static bool dir_in_export(const struct export *e, int fd, const struct stat *st)
+/* A parent directory found by a walk: its handle and an O_PATH fd. */
+static int parent_of(const struct export *e, int fd, struct fhandle *ret_h, struct stat *ret_st)
 {
-        _cleanup_close_ int owned = -1;
-        char path[DOTDOT_STEPS * 3];
-        struct stat prev = *st;
-        int cur = fd, depth = 0, n;
+        struct kernel_handle kh;
+        int mount_id, n;
 
-        for (;;) {
-                size_t len = 0;
-
-                for (int k = 0; k < DOTDOT_STEPS; k++) {
-                        struct stat up;
-
-                        if (prev.st_dev == e->dev && prev.st_ino == e->ino)
-                                return true;
-                        if (++depth > DIR_DEPTH_MAX)
-                                return false;
-                        if (len > 0)
-                                path[len++] = '/';
-                        memcpy(path + len, "..", 3);
-                        len += 2;
-                        if (fstatat(cur, path, &up, 0) < 0 || up.st_dev != e->dev ||
-                            (up.st_ino == prev.st_ino && up.st_dev == prev.st_dev))
-                                return false; /* another mount, or the filesystem root */
-                        prev = up;
-                }
-                n = openat(cur, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (n < 0)
-                        return false;
-                safe_close(owned);
-                cur = owned = n;
-                if (fstat(cur, &prev) < 0 || prev.st_dev != e->dev)
-                        return false;
+        kh.fh.handle_bytes = MAX_HANDLE_SZ;
+        if (name_to_handle_at(fd, "..", &kh.fh, &mount_id, 0) < 0)
+                return negative_errno();
+        /* Above the root of the export's mount: another file system. */
+        if (mount_id != e->mount_id || kh.fh.handle_bytes > FHANDLE_KERNEL_MAX)
+                return -ESTALE;
+        *ret_h = (struct fhandle){.type = kh.fh.handle_type, .len = (uint8_t)kh.fh.handle_bytes};
+        memcpy(ret_h->bytes, kh.fh.f_handle, ret_h->len);
+        n = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (n < 0)
+                return negative_errno();
+        if (fstat(n, ret_st) < 0) {
+                safe_close(n);
+                return -ESTALE;
         }
+        return n;
+}
+
+/* The walk of dir_depth(): up from fd until the export root or, with
+ * caching, a directory the cache knows. */
+static int walk(const struct export *e, int fd, const struct stat *st, const struct fhandle *h,
+                bool caching)
+{
+        _cleanup_free_ struct fhandle *chain = NULL;
+        _cleanup_close_ int owned = -1;
+        size_t n_chain = 0, max_chain = 0;
+        struct stat prev = *st;
+        struct fhandle ph = {}; /* the parent found last */
+        uint64_t epoch = 0;
+        int cur = fd, r;
+
+        if (caching) {
+                r = ancestry_get(e->ancestry, h, &epoch);
+                if (r >= 0)
+                        return r;
+        }
+        for (unsigned depth = 1;; depth++) {
+                struct stat up;
+                int known;
+
+                if (depth > FSOBJ_DEPTH_MAX)
+                        return -ESTALE;
+                if (caching) {
+                        /* The chain so far, from the directory up. */
+                        if (n_chain == max_chain) {
+                                size_t m = MAX(max_chain * 2, (size_t)64);
+                                struct fhandle *c = realloc(chain, m * sizeof(*c));
+                                if (!c)
+                                        caching = false;
+                                else {
+                                        chain = c;
+                                        max_chain = m;
+                                }
+                        }
+                        if (caching)
+                                chain[n_chain++] = depth == 1 ? *h : ph;
+                }
+                r = parent_of(e, cur, &ph, &up);
+                if (r < 0)
+                        return -ESTALE;
+                safe_close(owned);
+                cur = owned = r;
+                if (up.st_dev != e->dev || (up.st_ino == prev.st_ino && up.st_dev == prev.st_dev))
+                        return -ESTALE; /* another mount, or the file system's root */
+                if (up.st_ino == e->ino) {
+                        if (caching)
+                                ancestry_put(e->ancestry, epoch, chain, n_chain, depth);
+                        return (int)depth;
+                }
+                known = caching ? ancestry_peek(e->ancestry, &ph) : -ENOENT;
+                if (known >= 0) {
+                        /* A verdict only if nothing moved during the walk;
+                         * else walk again, all the way up. */
+                        if (!ancestry_current(e->ancestry, epoch))
+                                return walk(e, fd, st, h, false);
+                        if (depth + (unsigned)known > FSOBJ_DEPTH_MAX)
+                                return -ESTALE;
+                        ancestry_put(e->ancestry, epoch, chain, n_chain, depth + (unsigned)known);
+                        return (int)depth + known;
+                }
+                prev = up;
+        }
+}
+
+/* The depth of the directory fd (handle h, stat st) below the root of
+ * export e, or -ESTALE when its ".." chain does not reach the root: a
+ * directory moved out of the export on the server (its handle stays valid
+ * for the kernel), on another mount, or more than FSOBJ_DEPTH_MAX levels
+ * down. The export's ancestry cache answers for the directories seen
+ * before; a walk goes up only to the first one it knows, and records what
+ * it found (ancestry.h). */
+static int dir_depth(const struct export *e, int fd, const struct stat *st, const struct fhandle *h)
+{
+        if (st->st_dev == e->dev && st->st_ino == e->ino)
+                return 0;
+        return walk(e, fd, st, h, e->ancestry);
 }
 
 int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct fsobj *ret)
@@ -67,7 +127,7 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
         struct kernel_handle kh;
         struct fhandle h;
         struct stat st;
-        int fd, r;
+        int fd, r, depth = -1;
 
         r = fhandle_decode(&c->server->key, data, len, &h);
         if (r < 0)
@@ -83,12 +143,17 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
         if (fd >= 0) {
                 /* Checked as if just opened: it may have moved or gone. */
                 if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_nlink == 0 ||
-                    !dir_in_export(e, fd, &st)) {
+                    (depth = dir_depth(e, fd, &st, &h)) < 0) {
                         export_dircache_put(e, fd, true);
                         return -ESTALE;
                 }
-                *ret = (struct fsobj){
-                    .export = e, .client = cl, .fd = fd, .st = st, .handle = h, .cached = true};
+                *ret = (struct fsobj){.export = e,
+                                      .client = cl,
+                                      .fd = fd,
+                                      .st = st,
+                                      .handle = h,
+                                      .depth = depth,
+                                      .cached = true};
                 return 0;
         }
 
@@ -106,11 +171,12 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
         /* Removed (but still open somewhere), or a directory outside the
          * export: gone, as far as the client is concerned. */
         if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_nlink == 0 ||
-            (S_ISDIR(st.st_mode) && !dir_in_export(e, fd, &st))) {
+            (S_ISDIR(st.st_mode) && (depth = dir_depth(e, fd, &st, &h)) < 0)) {
                 safe_close(fd);
                 return -ESTALE;
         }
-        *ret = (struct fsobj){.export = e, .client = cl, .fd = fd, .st = st, .handle = h};
+        *ret = (struct fsobj){
+            .export = e, .client = cl, .fd = fd, .st = st, .handle = h, .depth = depth};
         /* Directories are what the next calls will likely name again. */
         if (S_ISDIR(st.st_mode) && export_dircache_add(e, &h, fd))
                 ret->cached = true;
@@ -171,6 +237,15 @@ void fsobj_cred(const struct nfsd_call *c, const struct export_client *cl, struc
                 return;
         }
         *ret = c->cred;
+        /* (uid_t)-1 is no id the kernel accepts (setfsuid() and setgroups()
+         * refuse it): such a caller is the anonymous user. */
+        if (ret->uid == (uid_t)-1)
+                ret->uid = cl->anonuid;
+        if (ret->gid == (gid_t)-1)
+                ret->gid = cl->anongid;
+        for (unsigned i = 0; i < ret->n_groups; i++)
+                if (ret->groups[i] == (gid_t)-1)
+                        ret->groups[i] = cl->anongid;
         if (cl->squash == EXPORT_ROOT_SQUASH) {
                 if (ret->uid == 0)
                         ret->uid = cl->anonuid;

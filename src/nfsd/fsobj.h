@@ -22,13 +22,18 @@ struct fsobj {
         int fd; /* O_PATH | O_NOFOLLOW */
         struct stat st;
         struct fhandle handle; /* the kernel handle it was opened from */
+        int depth;             /* of a directory below the export root; -1 otherwise */
         bool cached;           /* fd is borrowed from the export's directory cache */
 };
 
 #define AUTH_SYS_FLAVOR 1
 #define STRLEN_PROC_FD  32
 
-#define FSOBJ_NULL ((struct fsobj){.fd = -1})
+#define FSOBJ_NULL ((struct fsobj){.fd = -1, .depth = -1})
+
+/* Directories deeper than this below an export root are not served
+ * (NFS3ERR_STALE), and MKDIR and RENAME do not make them. */
+#define FSOBJ_DEPTH_MAX 8192
 
 /* Resolves a wire handle. Returns 0, -EBADMSG (malformed or forged),
  * -ESTALE (unknown export, or the file is gone), -EACCES (the caller's

@@ -13,6 +13,7 @@
 #include "macro.h"
 #include "nfs3.h"
 #include "rpc.h"
+#include "transport.h"
 
 static void peer_name(const struct sockaddr *sa, char *buf, size_t size)
 {
@@ -50,6 +51,13 @@ static void mount_null(struct nfsd_call *c, void *args, void *res)
 {
 }
 
+/* MOUNT's list (DUMP) is informational: it holds each client's exports
+ * once, by the export's name however the client spelled the path, and at
+ * most MOUNT_LIST_MAX of them; when full, the oldest entry goes. DUMP
+ * lists what fits in DUMP_REPLY_MAX bytes. */
+#define MOUNT_LIST_MAX 4096
+#define DUMP_REPLY_MAX (TRANSPORT_MAX_RECORD - 64 * 1024)
+
 static void remember(struct nfsd_server *s, const char *host, const char *dir)
 {
         struct mount_entry *n;
@@ -59,13 +67,6 @@ static void remember(struct nfsd_server *s, const char *host, const char *dir)
         for (size_t i = 0; i < s->n_mounts; i++)
                 if (streq(s->mounts[i].host, host) && streq(s->mounts[i].dir, dir))
                         goto out;
-        /* A bounded list: it is informational (DUMP) only. */
-        if (s->n_mounts >= 4096)
-                goto out;
-        n = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*n));
-        if (!n)
-                goto out;
-        s->mounts = n;
         h = strdup(host);
         d = strdup(dir);
         if (!h || !d) {
@@ -73,19 +74,44 @@ static void remember(struct nfsd_server *s, const char *host, const char *dir)
                 free(d);
                 goto out;
         }
-        n[s->n_mounts++] = (struct mount_entry){.host = h, .dir = d};
+        if (s->n_mounts >= MOUNT_LIST_MAX) {
+                free(s->mounts[0].host);
+                free(s->mounts[0].dir);
+                memmove(s->mounts, s->mounts + 1, --s->n_mounts * sizeof(*s->mounts));
+        } else {
+                n = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*n));
+                if (!n) {
+                        free(h);
+                        free(d);
+                        goto out;
+                }
+                s->mounts = n;
+        }
+        s->mounts[s->n_mounts++] = (struct mount_entry){.host = h, .dir = d};
 out:
         pthread_mutex_unlock(&s->lock);
 }
 
-static void forget(struct nfsd_server *s, const char *host, const char *dir)
+/* Forgets the entries of host: those of the export dir lies in (any
+ * spelling of a path in it), or all with dir NULL. */
+static void forget(struct nfsd_server *s, const struct export_table *t, const char *host,
+                   const char *dir)
 {
+        const struct export *e = NULL;
+        const char *rest;
+
+        if (dir && t) {
+                e = export_table_find_name(t, *dir ? dir : "/", &rest);
+                if (e)
+                        dir = e->name;
+        }
         pthread_mutex_lock(&s->lock);
         for (size_t i = 0; i < s->n_mounts;) {
                 if (streq(s->mounts[i].host, host) && (!dir || streq(s->mounts[i].dir, dir))) {
                         free(s->mounts[i].host);
                         free(s->mounts[i].dir);
-                        s->mounts[i] = s->mounts[--s->n_mounts];
+                        memmove(s->mounts + i, s->mounts + i + 1,
+                                (--s->n_mounts - i) * sizeof(*s->mounts));
                 } else
                         i++;
         }
@@ -180,7 +206,7 @@ static void mount_mnt(struct nfsd_call *c, void *args, void *res)
         out->mountres3_u.mountinfo.auth_flavors.auth_flavors_val = flavors;
 
         peer_name(c->peer, host, sizeof(host));
-        remember(c->server, host, *dir);
+        remember(c->server, host, e->name);
 }
 
 static void mount_umnt(struct nfsd_call *c, void *args, void *res)
@@ -189,7 +215,7 @@ static void mount_umnt(struct nfsd_call *c, void *args, void *res)
         char host[INET6_ADDRSTRLEN];
 
         peer_name(c->peer, host, sizeof(host));
-        forget(c->server, host, *dir);
+        forget(c->server, c->exports, host, *dir);
 }
 
 static void mount_umntall(struct nfsd_call *c, void *args, void *res)
@@ -197,7 +223,7 @@ static void mount_umntall(struct nfsd_call *c, void *args, void *res)
         char host[INET6_ADDRSTRLEN];
 
         peer_name(c->peer, host, sizeof(host));
-        forget(c->server, host, NULL);
+        forget(c->server, c->exports, host, NULL);
 }
 
 static void mount_dump(struct nfsd_call *c, void *args, void *res)
@@ -205,13 +231,22 @@ static void mount_dump(struct nfsd_call *c, void *args, void *res)
         mountlist3 *out = res;
         struct nfsd_server *s = c->server;
         struct mountbody *prev = NULL;
+        size_t used = 4 + 4; /* the list's end, the reply header's slack */
 
         *out = NULL;
         pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < s->n_mounts; i++) {
-                struct mountbody *b = nfsd_call_alloc(c, sizeof(*b));
-                char *h = nfsd_call_alloc(c, strlen(s->mounts[i].host) + 1);
-                char *d = nfsd_call_alloc(c, strlen(s->mounts[i].dir) + 1);
+        /* The newest first, so what is cut is the oldest. */
+        for (size_t i = s->n_mounts; i-- > 0;) {
+                size_t hl = strlen(s->mounts[i].host), dl = strlen(s->mounts[i].dir);
+                struct mountbody *b;
+                char *h, *d;
+
+                used += 4 + 4 + ((hl + 3) & ~(size_t)3) + 4 + ((dl + 3) & ~(size_t)3);
+                if (used > DUMP_REPLY_MAX)
+                        break;
+                b = nfsd_call_alloc(c, sizeof(*b));
+                h = nfsd_call_alloc(c, hl + 1);
+                d = nfsd_call_alloc(c, dl + 1);
                 if (!b || !h || !d)
                         break;
                 strcpy(h, s->mounts[i].host);

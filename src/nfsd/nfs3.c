@@ -271,23 +271,14 @@ static int timespec_from(const nfstime3 *t, struct timespec *ts)
         return 0;
 }
 
-/* Applies new attributes to the object fd (O_PATH) of type mode. */
-static int apply_sattr(int fd, mode_t type, const sattr3 *a)
+/* Whether the attributes can be applied to an object of type mode, checked
+ * before anything is changed so a refused SETATTR or create leaves the
+ * object as it was. */
+static int check_sattr(mode_t type, const sattr3 *a)
 {
-        char path[STRLEN_PROC_FD];
-        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+        struct timespec ts;
         int r;
 
-        proc_path(fd, path);
-        if (a->uid.set_it || a->gid.set_it) {
-                uid_t uid = a->uid.set_it ? a->uid.set_uid3_u.uid : (uid_t)-1;
-                gid_t gid = a->gid.set_it ? a->gid.set_gid3_u.gid : (gid_t)-1;
-                if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-                        return negative_errno();
-        }
-        if (a->mode.set_it && !S_ISLNK(type))
-                if (chmod(path, a->mode.set_mode3_u.mode & 07777) < 0)
-                        return negative_errno();
         if (a->size.set_it) {
                 if (S_ISDIR(type))
                         return -EISDIR;
@@ -295,23 +286,69 @@ static int apply_sattr(int fd, mode_t type, const sattr3 *a)
                         return -EINVAL;
                 if (a->size.set_size3_u.size > (size3)INT64_MAX)
                         return -EFBIG;
-                if (truncate(path, (off_t)a->size.set_size3_u.size) < 0)
+        }
+        if (a->atime.set_it == SET_TO_CLIENT_TIME) {
+                r = timespec_from(&a->atime.set_atime_u.atime, &ts);
+                if (r < 0)
+                        return r;
+        }
+        if (a->mtime.set_it == SET_TO_CLIENT_TIME) {
+                r = timespec_from(&a->mtime.set_mtime_u.mtime, &ts);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* truncate() with the owner override reopen() has: the owner of a file
+ * may always change its size (WRITE may extend it as well). */
+static int truncate_as(const char *path, const struct stat *st, const struct cred *cred, off_t len)
+{
+        int r = truncate(path, len) < 0 ? negative_errno() : 0;
+
+        if (r == -EACCES && cred && st->st_uid == cred->uid) {
+                cred_leave();
+                r = truncate(path, len) < 0 ? negative_errno() : 0;
+                if (cred_enter(cred) < 0)
+                        return -EPERM;
+        }
+        return r;
+}
+
+/* Applies new attributes to the object fd (O_PATH) described by st, as
+ * cred (for the owner override of a size change; NULL: none). */
+static int apply_sattr(int fd, const struct stat *st, const struct cred *cred, const sattr3 *a)
+{
+        char path[STRLEN_PROC_FD];
+        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+        int r;
+
+        r = check_sattr(st->st_mode, a);
+        if (r < 0)
+                return r;
+        proc_path(fd, path);
+        if (a->uid.set_it || a->gid.set_it) {
+                uid_t uid = a->uid.set_it ? a->uid.set_uid3_u.uid : (uid_t)-1;
+                gid_t gid = a->gid.set_it ? a->gid.set_gid3_u.gid : (gid_t)-1;
+                if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
                         return negative_errno();
+        }
+        if (a->mode.set_it && !S_ISLNK(st->st_mode))
+                if (chmod(path, a->mode.set_mode3_u.mode & 07777) < 0)
+                        return negative_errno();
+        if (a->size.set_it) {
+                r = truncate_as(path, st, cred, (off_t)a->size.set_size3_u.size);
+                if (r < 0)
+                        return r;
         }
         if (a->atime.set_it == SET_TO_SERVER_TIME)
                 ts[0].tv_nsec = UTIME_NOW;
-        else if (a->atime.set_it == SET_TO_CLIENT_TIME) {
-                r = timespec_from(&a->atime.set_atime_u.atime, &ts[0]);
-                if (r < 0)
-                        return r;
-        }
+        else if (a->atime.set_it == SET_TO_CLIENT_TIME)
+                timespec_from(&a->atime.set_atime_u.atime, &ts[0]);
         if (a->mtime.set_it == SET_TO_SERVER_TIME)
                 ts[1].tv_nsec = UTIME_NOW;
-        else if (a->mtime.set_it == SET_TO_CLIENT_TIME) {
-                r = timespec_from(&a->mtime.set_mtime_u.mtime, &ts[1]);
-                if (r < 0)
-                        return r;
-        }
+        else if (a->mtime.set_it == SET_TO_CLIENT_TIME)
+                timespec_from(&a->mtime.set_mtime_u.mtime, &ts[1]);
         if (ts[0].tv_nsec != UTIME_OMIT || ts[1].tv_nsec != UTIME_OMIT)
                 if (utimensat(fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
                         return negative_errno();
@@ -339,16 +376,17 @@ static void nfs3_setattr(struct nfsd_call *c, void *args, void *res)
         SETATTR3args *a = args;
         SETATTR3res *out = res;
         struct fsobj o = FSOBJ_NULL;
+        struct cred cred;
         int r;
 
-        out->status = begin(c, &a->object, &o, true, NULL);
+        out->status = begin(c, &a->object, &o, true, &cred);
         if (out->status == NFS3_OK) {
                 if (a->guard.check &&
                     (a->guard.sattrguard3_u.obj_ctime.seconds != (uint32)o.st.st_ctim.tv_sec ||
                      a->guard.sattrguard3_u.obj_ctime.nseconds != (uint32)o.st.st_ctim.tv_nsec))
                         out->status = NFS3ERR_NOT_SYNC;
                 else {
-                        r = apply_sattr(o.fd, o.st.st_mode, &a->new_attributes);
+                        r = apply_sattr(o.fd, &o.st, &cred, &a->new_attributes);
                         out->status = errno_to_nfsstat(r);
                 }
         }
@@ -388,6 +426,18 @@ static int object_reply(struct nfsd_call *c, const struct export *e, int fd, nfs
         return 0;
 }
 
+/* Whether the entry name of directory d, if a directory, lies deeper than
+ * directories are served: its handle would not resolve, so it is not
+ * handed out (nor made). */
+static bool too_deep(const struct fsobj *d, int dirfd, const char *name)
+{
+        struct stat st;
+
+        if (d->depth < FSOBJ_DEPTH_MAX || streq(name, ".") || streq(name, ".."))
+                return false;
+        return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
 static void nfs3_lookup(struct nfsd_call *c, void *args, void *res)
 {
         LOOKUP3args *a = args;
@@ -405,6 +455,8 @@ static void nfs3_lookup(struct nfsd_call *c, void *args, void *res)
                 fd = lookup_fd(&d, a->what.name);
                 if (fd < 0)
                         out->status = errno_to_nfsstat(fd);
+                else if (too_deep(&d, d.fd, a->what.name))
+                        out->status = NFS3ERR_NAMETOOLONG;
         }
         if (out->status == NFS3_OK) {
                 r = object_reply(c, d.export, fd, &out->LOOKUP3res_u.resok.object,
@@ -611,7 +663,7 @@ static bool sattr_empty(const sattr3 *a)
 /* The common end of CREATE, MKDIR, SYMLINK and MKNOD: open the new entry,
  * apply attributes, fill the reply. */
 static nfsstat3 created(struct nfsd_call *c, struct fsobj *d, const char *name, const sattr3 *attrs,
-                        CREATE3resok *ok)
+                        const struct cred *cred, CREATE3resok *ok)
 {
         _cleanup_close_ int fd = -1;
         struct stat st;
@@ -623,7 +675,7 @@ static nfsstat3 created(struct nfsd_call *c, struct fsobj *d, const char *name, 
         if (attrs && !sattr_empty(attrs)) {
                 if (fstat(fd, &st) < 0)
                         return errno_to_nfsstat(-errno);
-                r = apply_sattr(fd, st.st_mode, attrs);
+                r = apply_sattr(fd, &st, cred, attrs);
                 if (r < 0)
                         return errno_to_nfsstat(r);
         }
@@ -634,16 +686,28 @@ static nfsstat3 created(struct nfsd_call *c, struct fsobj *d, const char *name, 
         return NFS3_OK;
 }
 
-/* Begins a procedure that creates the entry where.name. */
-static nfsstat3 begin_create(struct nfsd_call *c, const diropargs3 *where, struct fsobj *d)
+/* Begins a procedure that creates the entry where.name, of type `type`
+ * with attributes attrs (NULL: none), which are checked before anything
+ * is created. */
+static nfsstat3 begin_create(struct nfsd_call *c, const diropargs3 *where, struct fsobj *d,
+                             mode_t type, const sattr3 *attrs, struct cred *ret_cred)
 {
-        nfsstat3 s = begin(c, &where->dir, d, true, NULL);
+        nfsstat3 s = begin(c, &where->dir, d, true, ret_cred);
 
         if (s == NFS3_OK && !S_ISDIR(d->st.st_mode))
                 s = NFS3ERR_NOTDIR;
         if (s == NFS3_OK)
                 s = check_name(where->name, true);
+        if (s == NFS3_OK && attrs)
+                s = errno_to_nfsstat(check_sattr(type, attrs));
         return s;
+}
+
+/* The dir_wcc of a create reply: resok's for success, resfail's else. */
+static void create_wcc(const struct fsobj *d, nfsstat3 status, CREATE3resok *ok,
+                       CREATE3resfail *fail)
+{
+        wcc(d, status == NFS3_OK ? &ok->dir_wcc : &fail->dir_wcc);
 }
 
 static mode_t sattr_mode(const sattr3 *a, mode_t def)
@@ -652,15 +716,18 @@ static mode_t sattr_mode(const sattr3 *a, mode_t def)
 }
 
 /* The verifier of an EXCLUSIVE create is kept in the file's mtime and atime
- * seconds until the client sets real attributes. */
+ * seconds until the client sets real attributes. Each word loses its top
+ * bit (as with kernel nfsd) so it survives file systems whose times end in
+ * 2038, and a retransmission still matches. */
 static void verf_times(const char *verf, struct timespec ts[2])
 {
         const unsigned char *v = (const unsigned char *)verf;
 
-        ts[0] = (struct timespec){.tv_sec = (time_t)((uint32_t)v[4] << 24 | (uint32_t)v[5] << 16 |
-                                                     (uint32_t)v[6] << 8 | v[7])};
-        ts[1] = (struct timespec){.tv_sec = (time_t)((uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 |
-                                                     (uint32_t)v[2] << 8 | v[3])};
+        uint32_t lo = (uint32_t)v[4] << 24 | (uint32_t)v[5] << 16 | (uint32_t)v[6] << 8 | v[7];
+        uint32_t hi = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+
+        ts[0] = (struct timespec){.tv_sec = (time_t)(lo & 0x7fffffffu)};
+        ts[1] = (struct timespec){.tv_sec = (time_t)(hi & 0x7fffffffu)};
 }
 
 static void nfs3_create(struct nfsd_call *c, void *args, void *res)
@@ -670,11 +737,14 @@ static void nfs3_create(struct nfsd_call *c, void *args, void *res)
         struct fsobj d = FSOBJ_NULL;
         const char *name = a->where.name;
         const sattr3 *attrs = NULL;
-        sattr3 rest;
+        sattr3 rest = {};
         struct timespec ts[2];
         struct stat st;
+        struct cred cred;
 
-        out->status = begin_create(c, &a->where, &d);
+        out->status = begin_create(
+            c, &a->where, &d, S_IFREG,
+            a->how.mode == EXCLUSIVE ? NULL : &a->how.createhow3_u.obj_attributes, &cred);
         if (out->status != NFS3_OK)
                 goto done;
 
@@ -700,8 +770,13 @@ static void nfs3_create(struct nfsd_call *c, void *args, void *res)
                                 out->status = NFS3ERR_EXIST;
                                 break;
                         }
+                        /* An existing file (open(O_CREAT) of a file that is
+                         * there) gets only its size, as with kernel nfsd:
+                         * its mode and owner stay. */
+                        rest.size = attrs->size;
+                        attrs = &rest;
                 }
-                out->status = created(c, &d, name, attrs, &out->CREATE3res_u.resok);
+                out->status = created(c, &d, name, attrs, &cred, &out->CREATE3res_u.resok);
                 break;
         case EXCLUSIVE:
                 verf_times(a->how.createhow3_u.verf, ts);
@@ -723,14 +798,14 @@ static void nfs3_create(struct nfsd_call *c, void *args, void *res)
                         out->status = errno_to_nfsstat(-errno);
                         break;
                 }
-                out->status = created(c, &d, name, NULL, &out->CREATE3res_u.resok);
+                out->status = created(c, &d, name, NULL, &cred, &out->CREATE3res_u.resok);
                 break;
         default:
                 out->status = NFS3ERR_INVAL;
                 break;
         }
 done:
-        wcc(&d, &out->CREATE3res_u.resok.dir_wcc);
+        create_wcc(&d, out->status, &out->CREATE3res_u.resok, &out->CREATE3res_u.resfail);
         finish(&d);
 }
 
@@ -739,15 +814,18 @@ static void nfs3_mkdir(struct nfsd_call *c, void *args, void *res)
         MKDIR3args *a = args;
         MKDIR3res *out = res;
         struct fsobj d = FSOBJ_NULL;
+        struct cred cred;
 
-        out->status = begin_create(c, &a->where, &d);
+        out->status = begin_create(c, &a->where, &d, S_IFDIR, &a->attributes, &cred);
+        if (out->status == NFS3_OK && d.depth >= FSOBJ_DEPTH_MAX)
+                out->status = NFS3ERR_NAMETOOLONG;
         if (out->status == NFS3_OK &&
             mkdirat(d.fd, a->where.name, sattr_mode(&a->attributes, 0755)) < 0)
                 out->status = errno_to_nfsstat(-errno);
         if (out->status == NFS3_OK)
                 out->status =
-                    created(c, &d, a->where.name, &a->attributes, &out->MKDIR3res_u.resok);
-        wcc(&d, &out->MKDIR3res_u.resok.dir_wcc);
+                    created(c, &d, a->where.name, &a->attributes, &cred, &out->MKDIR3res_u.resok);
+        create_wcc(&d, out->status, &out->MKDIR3res_u.resok, &out->MKDIR3res_u.resfail);
         finish(&d);
 }
 
@@ -757,8 +835,9 @@ static void nfs3_symlink(struct nfsd_call *c, void *args, void *res)
         SYMLINK3res *out = res;
         struct fsobj d = FSOBJ_NULL;
         sattr3 owner = {};
+        struct cred cred;
 
-        out->status = begin_create(c, &a->where, &d);
+        out->status = begin_create(c, &a->where, &d, S_IFLNK, NULL, &cred);
         if (out->status == NFS3_OK && !*a->symlink.symlink_data)
                 out->status = NFS3ERR_INVAL;
         if (out->status == NFS3_OK && symlinkat(a->symlink.symlink_data, d.fd, a->where.name) < 0)
@@ -767,9 +846,10 @@ static void nfs3_symlink(struct nfsd_call *c, void *args, void *res)
                 /* A symlink's mode means nothing on Linux; its owner does. */
                 owner.uid = a->symlink.symlink_attributes.uid;
                 owner.gid = a->symlink.symlink_attributes.gid;
-                out->status = created(c, &d, a->where.name, &owner, &out->SYMLINK3res_u.resok);
+                out->status =
+                    created(c, &d, a->where.name, &owner, &cred, &out->SYMLINK3res_u.resok);
         }
-        wcc(&d, &out->SYMLINK3res_u.resok.dir_wcc);
+        create_wcc(&d, out->status, &out->SYMLINK3res_u.resok, &out->SYMLINK3res_u.resfail);
         finish(&d);
 }
 
@@ -781,8 +861,9 @@ static void nfs3_mknod(struct nfsd_call *c, void *args, void *res)
         const sattr3 *attrs = NULL;
         mode_t type = 0;
         dev_t dev = 0;
+        struct cred cred;
 
-        out->status = begin_create(c, &a->where, &d);
+        out->status = begin_create(c, &a->where, &d, 0, NULL, &cred);
         if (out->status == NFS3_OK) {
                 switch (a->what.type) {
                 case NF3CHR:
@@ -802,12 +883,14 @@ static void nfs3_mknod(struct nfsd_call *c, void *args, void *res)
                         break;
                 }
         }
+        if (out->status == NFS3_OK)
+                out->status = errno_to_nfsstat(check_sattr(type, attrs));
         if (out->status == NFS3_OK &&
             mknodat(d.fd, a->where.name, type | sattr_mode(attrs, 0644), dev) < 0)
                 out->status = errno_to_nfsstat(-errno);
         if (out->status == NFS3_OK)
-                out->status = created(c, &d, a->where.name, attrs, &out->MKNOD3res_u.resok);
-        wcc(&d, &out->MKNOD3res_u.resok.dir_wcc);
+                out->status = created(c, &d, a->where.name, attrs, &cred, &out->MKNOD3res_u.resok);
+        create_wcc(&d, out->status, &out->MKNOD3res_u.resok, &out->MKNOD3res_u.resfail);
         finish(&d);
 }
 
@@ -873,6 +956,11 @@ static void nfs3_rename(struct nfsd_call *c, void *args, void *res)
                 out->status = enter(c, &from, NULL);
                 entered = out->status == NFS3_OK;
         }
+        /* A directory moved as deep as directories are served is not
+         * moved (a subtree below it may end deeper: it is STALE then). */
+        if (out->status == NFS3_OK && to.depth >= FSOBJ_DEPTH_MAX &&
+            too_deep(&to, from.fd, a->from.name))
+                out->status = NFS3ERR_NAMETOOLONG;
         if (out->status == NFS3_OK && renameat(from.fd, a->from.name, to.fd, a->to.name) < 0)
                 out->status = errno_to_nfsstat(-errno);
         wcc(&from, &out->RENAME3res_u.resok.fromdir_wcc);
@@ -1088,16 +1176,19 @@ static void readdir_common(struct nfsd_call *c, const nfs_fh3 *fh, cookie3 cooki
                             fstatat(d.fd, dot ? "" : de->d_name, &st,
                                     AT_SYMLINK_NOFOLLOW | (dot ? AT_EMPTY_PATH : 0)) == 0) {
                                 post_attr_stat(&st, &e->name_attributes);
-                                h = nfsd_call_alloc(c, FHANDLE_MAX);
-                                r = !h    ? -ENOMEM
-                                    : dot ? fsobj_handle_of_fd(c, d.export, d.fd, h)
-                                          : fsobj_handle_at(c, d.export, d.fd, de->d_name, h);
-                                if (r >= 0) {
-                                        e->name_handle.handle_follows = TRUE;
-                                        e->name_handle.post_op_fh3_u.handle.data.data_len =
-                                            (u_int)r;
-                                        e->name_handle.post_op_fh3_u.handle.data.data_val =
-                                            (char *)h;
+                                /* Nor for a directory too deep to be served. */
+                                if (dot || !S_ISDIR(st.st_mode) || d.depth < FSOBJ_DEPTH_MAX) {
+                                        h = nfsd_call_alloc(c, FHANDLE_MAX);
+                                        r = !h ? -ENOMEM
+                                            : dot
+                                                ? fsobj_handle_of_fd(c, d.export, d.fd, h)
+                                                : fsobj_handle_at(c, d.export, d.fd, de->d_name, h);
+                                        if (r >= 0) {
+                                                post_op_fh3 *ph = &e->name_handle;
+                                                ph->handle_follows = TRUE;
+                                                ph->post_op_fh3_u.handle.data.data_len = (u_int)r;
+                                                ph->post_op_fh3_u.handle.data.data_val = (char *)h;
+                                        }
                                 }
                         }
                         if (last_plus)
@@ -1217,8 +1308,10 @@ static void nfs3_commit(struct nfsd_call *c, void *args, void *res)
         out->status = begin(c, &a->file, &o, false, &cred);
         if (out->status == NFS3_OK)
                 out->status = check_regular(&o);
+        /* What COMMIT needs is write access (with the owner override of
+         * WRITE), not read access: a write-only file is committed too. */
         if (out->status == NFS3_OK) {
-                fd = reopen(&o, &cred, O_RDONLY);
+                fd = reopen(&o, &cred, O_WRONLY);
                 if (fd < 0)
                         out->status = errno_to_nfsstat(fd);
         }

@@ -56,6 +56,25 @@ static enum rpc_verdict decode_cred(struct rpc_msg *m, struct rpc_request *r)
         return ok ? RPC_OK : RPC_AUTH_BADCRED;
 }
 
+/* Whether a call that does not decode has a credential or verifier body
+ * longer than RFC 5531's 400 bytes: that is a bad credential, answered as
+ * such, where anything else that does not decode is dropped. After the
+ * six header words come the credential's flavor and length. */
+static bool auth_too_long(const void *buf, size_t len)
+{
+        const uint8_t *p = buf;
+        uint32_t cred_len;
+        size_t verf;
+
+        if (len < 32)
+                return false;
+        cred_len = get_be32(p + 28);
+        if (cred_len > MAX_AUTH_BYTES)
+                return true;
+        verf = 32 + (((size_t)cred_len + 3) & ~(size_t)3);
+        return len >= verf + 8 && get_be32(p + verf + 4) > MAX_AUTH_BYTES;
+}
+
 enum rpc_verdict rpc_request_decode(const void *buf, size_t len, struct rpc_request *r)
 {
         char cred_body[MAX_AUTH_BYTES], verf_body[MAX_AUTH_BYTES];
@@ -78,7 +97,7 @@ enum rpc_verdict rpc_request_decode(const void *buf, size_t len, struct rpc_requ
         m.rm_call.cb_verf.oa_base = verf_body;
         xdrmem_create(&x, (char *)buf, (unsigned)len, XDR_DECODE);
         if (!xdr_callmsg(&x, &m))
-                return RPC_DROP;
+                return auth_too_long(buf, len) ? RPC_AUTH_BADCRED : RPC_DROP;
         r->prog = m.rm_call.cb_prog;
         r->vers = m.rm_call.cb_vers;
         r->proc = m.rm_call.cb_proc;
@@ -190,6 +209,9 @@ bool_t rpc_xdr_WRITE3args_inplace(XDR *x, void *args)
 
         if (!xdr_nfs_fh3(x, &a->file) || !xdr_offset3(x, &a->offset) || !xdr_count3(x, &a->count) ||
             !xdr_stable_how(x, &a->stable))
+                return FALSE;
+        /* An enum that is none of its values does not decode. */
+        if (x->x_op == XDR_DECODE && (uint32_t)a->stable > FILE_SYNC)
                 return FALSE;
         if (x->x_op == XDR_FREE) {
                 a->data.data_val = NULL;

@@ -30,7 +30,9 @@ usr/share/bash-completion/completions/system-migrate
 usr/share/man/man1/strata-doctor.1
 usr/share/man/man1/strata-lab.1
 usr/share/man/man1/strata-mounts.1
+usr/share/man/man1/strata-orchd.1
 usr/share/man/man1/strata-pkg.1
+usr/share/man/man1/strata-worker.1
 usr/share/man/man1/strata.1
 usr/share/man/man5/strata-exports.5
 usr/share/man/man8/overlayfs-init.8
@@ -46,7 +48,10 @@ usr/share/strata/examples/migrations/20260101-003_add_clock_service/state
 usr/share/strata/examples/migrations/README.md
 usr/share/strata/s6/.s6-svscan/finish
 usr/share/strata/s6/test-runner/finish
-usr/share/strata/s6/test-runner/run'
+usr/share/strata/s6/test-runner/run
+usr/share/strata/services/strata-orchd/finish
+usr/share/strata/services/strata-orchd/run
+usr/share/strata/services/strata-orchd/timeout-kill'
 echo "$expected" | LC_ALL=C sort >"$T_TMP/expected"
 (cd "$D" 2>/dev/null && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort) >"$T_TMP/got"
 if cmp -s "$T_TMP/expected" "$T_TMP/got"; then

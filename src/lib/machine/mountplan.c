@@ -9,11 +9,14 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "log.h"
 #include "macro.h"
+#include "json.h"
+#include "mountinfo.h"
 #include "mountplan.h"
 
 /* Set by tests to exercise the path for kernels without "lowerdir+". */
@@ -1327,7 +1330,31 @@ int mount_plan_describe(const struct mount_plan *p, FILE *f)
         return ferror(f) ? -EIO : 0;
 }
 
-_printf_(3, 4) static int fail_json(char **ret_error, size_t i, const char *fmt, ...)
+/* ---- plans as data ------------------------------------------------------ */
+
+/* The fields an operation may have, and the types they apply to ("type",
+ * "dest", "flags" and "comment" apply to all). */
+static const struct {
+        const char *name;
+        unsigned types; /* bit per enum mount_op_type; 0: every type */
+} op_fields[] = {
+    {"type", 0},
+    {"dest", 0},
+    {"flags", 0},
+    {"comment", 0},
+    {"src", 1u << MOUNT_OP_BIND},
+    {"lowerdirs", 1u << MOUNT_OP_OVERLAY},
+    {"upperdir", 1u << MOUNT_OP_OVERLAY},
+    {"workdir", 1u << MOUNT_OP_OVERLAY},
+    {"options", (1u << MOUNT_OP_TMPFS) | (1u << MOUNT_OP_OVERLAY)},
+    {"target", 1u << MOUNT_OP_SYMLINK},
+    {"data", 1u << MOUNT_OP_WRITE_FILE},
+    {"mode", (1u << MOUNT_OP_MKDIR) | (1u << MOUNT_OP_WRITE_FILE)},
+};
+
+/* "operation 3, field "src": missing" (field may be NULL). */
+_printf_(4, 5) static int fail_json(char **ret_error, size_t i, const char *field, const char *fmt,
+                                    ...)
 {
         if (ret_error) {
                 _cleanup_free_ char *m = NULL;
@@ -1337,16 +1364,182 @@ _printf_(3, 4) static int fail_json(char **ret_error, size_t i, const char *fmt,
                 va_start(ap, fmt);
                 k = vasprintf(&m, fmt, ap);
                 va_end(ap);
-                if (k < 0 || asprintf(ret_error, "operation %zu: %s", i + 1, m) < 0)
+                if (field)
+                        k = k < 0 ? k
+                                  : asprintf(ret_error, "operation %zu, field \"%s\": %s", i + 1,
+                                             field, m);
+                else
+                        k = k < 0 ? k : asprintf(ret_error, "operation %zu: %s", i + 1, m);
+                if (k < 0)
                         *ret_error = NULL;
         }
         return -EBADMSG;
 }
 
-static const char *get_str(const json_t *o, const char *key)
+/* *ret: the string at key, or NULL when absent; -EBADMSG when not a string
+ * (or, with must_be_path, not an absolute path). */
+static int get_field(const json_t *o, const char *key, size_t i, bool must_be_path,
+                     const char **ret, char **ret_error)
 {
         const json_t *v = json_object_get(o, key);
-        return json_is_string(v) ? json_string_value(v) : NULL;
+
+        *ret = NULL;
+        if (!v)
+                return 0;
+        if (!json_is_string(v))
+                return fail_json(ret_error, i, key, "%s", "not a string");
+        if (must_be_path && !path_ok(json_string_value(v)))
+                return fail_json(ret_error, i, key, "'%s' is not an absolute path",
+                                 json_string_value(v));
+        *ret = json_string_value(v);
+        return 0;
+}
+
+static int parse_op(struct mount_plan *p, const json_t *o, size_t i, char **ret_error)
+{
+        const char *type, *dest, *src, *upper, *work, *options, *target, *key;
+        const json_t *fl, *f, *v;
+        unsigned flags = 0;
+        mode_t mode = 0;
+        size_t k;
+        int r, t;
+
+        if (!json_is_object(o))
+                return fail_json(ret_error, i, NULL, "%s", "not an object");
+        r = get_field(o, "type", i, false, &type, ret_error);
+        if (r < 0)
+                return r;
+        if (!type)
+                return fail_json(ret_error, i, "type", "%s", "missing");
+        t = mount_op_type_from_string(type);
+        if (t < 0)
+                return fail_json(ret_error, i, "type", "unknown type '%s'", type);
+        json_object_foreach((json_t *)o, key, v)
+        {
+                size_t n;
+                for (n = 0; n < ELEMENTSOF(op_fields); n++)
+                        if (streq(key, op_fields[n].name))
+                                break;
+                if (n == ELEMENTSOF(op_fields))
+                        return fail_json(ret_error, i, key, "%s", "unknown field");
+                if (op_fields[n].types && !(op_fields[n].types & (1u << t)))
+                        return fail_json(ret_error, i, key, "does not apply to a %s operation",
+                                         type);
+        }
+
+        r = get_field(o, "dest", i, true, &dest, ret_error);
+        if (r < 0)
+                return r;
+        if (!dest)
+                return fail_json(ret_error, i, "dest", "%s", "missing");
+
+        fl = json_object_get(o, "flags");
+        if (fl && !json_is_array(fl))
+                return fail_json(ret_error, i, "flags", "%s", "not an array");
+        json_array_foreach(fl, k, f)
+        {
+                size_t n;
+                for (n = 0; n < ELEMENTSOF(flag_names); n++)
+                        if (json_is_string(f) && streq(json_string_value(f), flag_names[n].name))
+                                break;
+                if (n == ELEMENTSOF(flag_names))
+                        return fail_json(ret_error, i, "flags", "unknown flag '%s'",
+                                         json_is_string(f) ? json_string_value(f) : "?");
+                flags |= flag_names[n].flag;
+        }
+
+        v = json_object_get(o, "mode");
+        if (v) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                    json_integer_value(v) > 07777)
+                        return fail_json(ret_error, i, "mode", "%s",
+                                         "not a mode (an integer from 0 to 4095, 0o7777)");
+                mode = (mode_t)json_integer_value(v);
+        }
+
+        r = get_field(o, "src", i, true, &src, ret_error);
+        if (r >= 0)
+                r = get_field(o, "upperdir", i, true, &upper, ret_error);
+        if (r >= 0)
+                r = get_field(o, "workdir", i, true, &work, ret_error);
+        if (r >= 0)
+                r = get_field(o, "options", i, false, &options, ret_error);
+        if (r >= 0)
+                r = get_field(o, "target", i, false, &target, ret_error);
+        if (r < 0)
+                return r;
+
+        switch (t) {
+        case MOUNT_OP_TMPFS:
+                r = mount_plan_add_tmpfs(p, dest, options, flags);
+                break;
+        case MOUNT_OP_OVERLAY: {
+                const json_t *l = json_object_get(o, "lowerdirs"), *e;
+                _cleanup_free_ char **lowers = NULL;
+                size_t n;
+
+                if (!l)
+                        return fail_json(ret_error, i, "lowerdirs", "%s", "missing");
+                if (!json_is_array(l) || json_array_size(l) == 0)
+                        return fail_json(ret_error, i, "lowerdirs", "%s",
+                                         "not a non-empty array of paths");
+                if (!upper != !work)
+                        return fail_json(ret_error, i, upper ? "workdir" : "upperdir", "%s",
+                                         "missing (upperdir and workdir go together)");
+                lowers = calloc(json_array_size(l) + 1, sizeof(char *));
+                if (!lowers)
+                        return -ENOMEM;
+                json_array_foreach(l, n, e)
+                {
+                        if (!json_is_string(e) || !path_ok(json_string_value(e)))
+                                return fail_json(ret_error, i, "lowerdirs",
+                                                 "entry %zu is not an absolute path", n + 1);
+                        lowers[n] = (char *)json_string_value(e);
+                }
+                r = mount_plan_add_overlay(p, dest, lowers, upper, work, flags);
+                if (r >= 0)
+                        r = plan_last_set_options(p, options);
+                break;
+        }
+        case MOUNT_OP_BIND:
+                if (!src)
+                        return fail_json(ret_error, i, "src", "%s", "missing");
+                r = mount_plan_add_bind(p, src, dest, flags);
+                break;
+        case MOUNT_OP_PROC:
+        case MOUNT_OP_SYSFS:
+        case MOUNT_OP_DEV:
+        case MOUNT_OP_DEV_MINIMAL:
+        case MOUNT_OP_REMOUNT_RO:
+                r = add_simple(p, (enum mount_op_type)t, dest, flags);
+                break;
+        case MOUNT_OP_MKDIR:
+                r = mount_plan_add_mkdir(p, dest, v ? mode : 0755, flags);
+                break;
+        case MOUNT_OP_WRITE_FILE: {
+                const json_t *d = json_object_get(o, "data");
+                if (!d)
+                        return fail_json(ret_error, i, "data", "%s", "missing");
+                if (!json_is_string(d))
+                        return fail_json(ret_error, i, "data", "%s", "not a string");
+                r = mount_plan_add_write_file(p, dest, json_string_value(d), json_string_length(d),
+                                              v ? mode : 0644, flags);
+                if (r == -EINVAL)
+                        return fail_json(ret_error, i, "dest", "%s", "cannot be the root");
+                break;
+        }
+        case MOUNT_OP_SYMLINK:
+                if (!target || !*target)
+                        return fail_json(ret_error, i, "target", "%s", "missing");
+                r = mount_plan_add_symlink(p, target, dest, flags);
+                break;
+        default:
+                r = -EINVAL;
+                break;
+        }
+        if (r == -EINVAL)
+                return fail_json(ret_error, i, NULL, "%s", "invalid operation");
+        return r;
 }
 
 int mount_plan_from_json(const json_t *j, struct mount_plan **ret, char **ret_error)
@@ -1367,103 +1560,274 @@ int mount_plan_from_json(const json_t *j, struct mount_plan **ret, char **ret_er
 
         json_array_foreach(j, i, o)
         {
-                const char *type = get_str(o, "type"), *dest = get_str(o, "dest");
-                const json_t *fl = json_object_get(o, "flags"), *f;
-                json_int_t mode = json_integer_value(json_object_get(o, "mode"));
-                unsigned flags = 0;
-                size_t k;
-                int t;
-
-                if (!json_is_object(o))
-                        return fail_json(ret_error, i, "%s", "not an object");
-                if (!type)
-                        return fail_json(ret_error, i, "%s", "missing \"type\"");
-                t = mount_op_type_from_string(type);
-                if (t < 0)
-                        return fail_json(ret_error, i, "unknown type '%s'", type);
-                if (!dest)
-                        return fail_json(ret_error, i, "%s", "missing \"dest\"");
-                if (fl && !json_is_array(fl))
-                        return fail_json(ret_error, i, "%s", "\"flags\" is not an array");
-                json_array_foreach(fl, k, f)
-                {
-                        size_t n;
-                        for (n = 0; n < ELEMENTSOF(flag_names); n++)
-                                if (json_is_string(f) &&
-                                    streq(json_string_value(f), flag_names[n].name))
-                                        break;
-                        if (n == ELEMENTSOF(flag_names))
-                                return fail_json(ret_error, i, "unknown flag '%s'",
-                                                 json_is_string(f) ? json_string_value(f) : "?");
-                        flags |= flag_names[n].flag;
-                }
-
-                switch (t) {
-                case MOUNT_OP_TMPFS:
-                        r = mount_plan_add_tmpfs(p, dest, get_str(o, "options"), flags);
-                        break;
-                case MOUNT_OP_OVERLAY: {
-                        const json_t *l = json_object_get(o, "lowerdirs"), *e;
-                        _cleanup_free_ char **lowers = NULL;
-                        size_t n;
-
-                        if (!json_is_array(l) || json_array_size(l) == 0)
-                                return fail_json(ret_error, i, "%s", "missing \"lowerdirs\"");
-                        lowers = calloc(json_array_size(l) + 1, sizeof(char *));
-                        if (!lowers)
-                                return -ENOMEM;
-                        json_array_foreach(l, n, e)
-                        {
-                                if (!json_is_string(e))
-                                        return fail_json(ret_error, i, "%s",
-                                                         "a lower dir is not a string");
-                                lowers[n] = (char *)json_string_value(e);
-                        }
-                        r = mount_plan_add_overlay(p, dest, lowers, get_str(o, "upperdir"),
-                                                   get_str(o, "workdir"), flags);
-                        if (r >= 0)
-                                r = plan_last_set_options(p, get_str(o, "options"));
-                        break;
-                }
-                case MOUNT_OP_BIND:
-                        if (!get_str(o, "src"))
-                                return fail_json(ret_error, i, "%s", "missing \"src\"");
-                        r = mount_plan_add_bind(p, get_str(o, "src"), dest, flags);
-                        break;
-                case MOUNT_OP_PROC:
-                case MOUNT_OP_SYSFS:
-                case MOUNT_OP_DEV:
-                case MOUNT_OP_DEV_MINIMAL:
-                case MOUNT_OP_REMOUNT_RO:
-                        r = add_simple(p, (enum mount_op_type)t, dest, flags);
-                        break;
-                case MOUNT_OP_MKDIR:
-                        r = mount_plan_add_mkdir(p, dest, mode ? (mode_t)mode : 0755, flags);
-                        break;
-                case MOUNT_OP_WRITE_FILE: {
-                        const json_t *d = json_object_get(o, "data");
-                        if (!json_is_string(d))
-                                return fail_json(ret_error, i, "%s", "missing \"data\"");
-                        r = mount_plan_add_write_file(p, dest, json_string_value(d),
-                                                      json_string_length(d),
-                                                      mode ? (mode_t)mode : 0644, flags);
-                        break;
-                }
-                case MOUNT_OP_SYMLINK:
-                        if (!get_str(o, "target"))
-                                return fail_json(ret_error, i, "%s", "missing \"target\"");
-                        r = mount_plan_add_symlink(p, get_str(o, "target"), dest, flags);
-                        break;
-                default:
-                        r = -EINVAL;
-                        break;
-                }
-                if (r == -EINVAL)
-                        return fail_json(ret_error, i, "%s",
-                                         "invalid paths (dest and sources must be absolute)");
+                r = parse_op(p, o, i, ret_error);
                 if (r < 0)
                         return r;
         }
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+/* ---- plan files --------------------------------------------------------- */
+
+static const char *var_lookup(char *const *vars, const char *name, size_t len)
+{
+        for (size_t i = 0; vars && vars[i]; i++)
+                if (strncmp(vars[i], name, len) == 0 && vars[i][len] == '=')
+                        return vars[i] + len + 1;
+        return NULL;
+}
+
+int mount_plan_substitute_string(const char *s, char *const *vars, char **ret, char **ret_unknown)
+{
+        _cleanup_free_ char *out = NULL;
+        size_t len = 0, cap = 0;
+        const char *p = s;
+
+        if (append_raw(&out, &len, &cap, "") < 0)
+                return -ENOMEM;
+        for (;;) {
+                const char *d = strstr(p, "${"), *e, *val;
+                _cleanup_free_ char *seg = strndup(p, d ? (size_t)(d - p) : strlen(p));
+
+                if (!seg || append_raw(&out, &len, &cap, seg) < 0)
+                        return -ENOMEM;
+                if (!d)
+                        break;
+                e = strchr(d + 2, '}');
+                val = e ? var_lookup(vars, d + 2, (size_t)(e - d - 2)) : NULL;
+                if (!val) {
+                        if (ret_unknown)
+                                *ret_unknown = e ? strndup(d, (size_t)(e - d + 1)) : strdup(d);
+                        return -ENXIO;
+                }
+                if (append_raw(&out, &len, &cap, val) < 0)
+                        return -ENOMEM;
+                p = e + 1;
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+/* Substitutes in place in every string of v (arrays and objects walked). */
+static int substitute_value(json_t *v, char *const *vars, char **ret_unknown)
+{
+        const char *key;
+        json_t *e;
+        size_t i;
+        int r;
+
+        if (json_is_string(v)) {
+                _cleanup_free_ char *s = NULL;
+                if (!strstr(json_string_value(v), "${"))
+                        return 0;
+                r = mount_plan_substitute_string(json_string_value(v), vars, &s, ret_unknown);
+                if (r < 0)
+                        return r;
+                return json_string_set(v, s) < 0 ? -ENOMEM : 0;
+        }
+        if (json_is_array(v))
+                json_array_foreach(v, i, e)
+                {
+                        r = substitute_value(e, vars, ret_unknown);
+                        if (r < 0)
+                                return r;
+                }
+        if (json_is_object(v))
+                json_object_foreach(v, key, e)
+                {
+                        r = substitute_value(e, vars, ret_unknown);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
+_printf_(3, 4) static int fail_file(char **ret_error, const char *name, const char *fmt, ...)
+{
+        if (ret_error) {
+                _cleanup_free_ char *m = NULL;
+                va_list ap;
+                int k;
+
+                va_start(ap, fmt);
+                k = vasprintf(&m, fmt, ap);
+                va_end(ap);
+                if (k < 0 || asprintf(ret_error, "'%s': %s", name, m) < 0)
+                        *ret_error = NULL;
+        }
+        return -EBADMSG;
+}
+
+int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
+                             struct mount_plan **ret, char **ret_error)
+{
+        json_t *ops = doc, *o, *v;
+        const char *key;
+        size_t i;
+        int r;
+
+        if (json_is_object(doc)) {
+                ops = json_object_get(doc, "mounts");
+                if (!ops)
+                        return fail_file(ret_error, name, "%s", "no \"mounts\" array");
+                json_object_foreach(doc, key, v)
+                {
+                        _cleanup_free_ char *unknown = NULL;
+                        if (v == ops)
+                                continue;
+                        r = substitute_value(v, vars, &unknown);
+                        if (r == -ENXIO)
+                                return fail_file(ret_error, name,
+                                                 "field \"%s\": unknown variable '%s'", key,
+                                                 unknown ? unknown : "?");
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (!json_is_array(ops))
+                return fail_file(ret_error, name, "%s",
+                                 "a plan is a JSON array of operations or an object whose "
+                                 "\"mounts\" is one");
+        json_array_foreach(ops, i, o)
+        {
+                if (!json_is_object(o))
+                        continue; /* parse_op names it */
+                json_object_foreach(o, key, v)
+                {
+                        _cleanup_free_ char *unknown = NULL;
+                        r = substitute_value(v, vars, &unknown);
+                        if (r == -ENXIO)
+                                return fail_file(ret_error, name,
+                                                 "operation %zu, field \"%s\": unknown variable "
+                                                 "'%s'",
+                                                 i + 1, key, unknown ? unknown : "?");
+                        if (r < 0)
+                                return r;
+                }
+        }
+        {
+                _cleanup_free_ char *err = NULL;
+                r = mount_plan_from_json(ops, ret, &err);
+                if (r == -EBADMSG)
+                        return fail_file(ret_error, name, "%s", err ? err : "invalid plan");
+        }
+        return r;
+}
+
+int mount_plan_load(const char *path, char *const *vars, struct mount_plan **ret_plan,
+                    json_t **ret_doc, char **ret_error)
+{
+        json_error_t e;
+        json_t *doc = NULL;
+        int r;
+
+        r = json_load_at(AT_FDCWD, path, &doc, &e);
+        if (r < 0) {
+                if (ret_error)
+                        *ret_error = strdup(json_error_string(&e));
+                return r;
+        }
+        r = mount_plan_from_document(path, doc, vars, ret_plan, ret_error);
+        if (r < 0 || !ret_doc)
+                json_decref(doc);
+        else
+                *ret_doc = doc;
+        return r;
+}
+
+/* ---- teardown ----------------------------------------------------------- */
+
+uint64_t mount_teardown_delay(const struct mount_teardown_policy *pol, unsigned retry)
+{
+        uint64_t d = pol->first_delay_usec;
+
+        for (unsigned k = 1; k < retry && d < pol->max_delay_usec; k++)
+                d *= 2;
+        return d > pol->max_delay_usec ? pol->max_delay_usec : d;
+}
+
+static int sys_umount(const char *path, int flags)
+{
+        return umount2(path, flags) < 0 ? -errno : 0;
+}
+
+static void sys_sleep(uint64_t usec)
+{
+        struct timespec ts = {.tv_sec = (time_t)(usec / 1000000),
+                              .tv_nsec = (long)(usec % 1000000) * 1000};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+int mount_teardown_one(const char *path, const struct mount_teardown_policy *pol,
+                       struct mount_teardown_result *res)
+{
+        int (*um)(const char *, int) = pol->umount ? pol->umount : sys_umount;
+        void (*sl)(uint64_t) = pol->sleep ? pol->sleep : sys_sleep;
+        unsigned tries = pol->tries ? pol->tries : 1;
+        int r = 0;
+
+        for (unsigned k = 1; k <= tries; k++) {
+                r = um(path, UMOUNT_NOFOLLOW);
+                if (r != -EBUSY)
+                        break;
+                if (k < tries) {
+                        res->retries++;
+                        sl(mount_teardown_delay(pol, k));
+                }
+        }
+        if (r == 0) {
+                res->unmounted++;
+                return 0;
+        }
+        /* Gone already (with a parent that was detached): nothing to do. */
+        if (r == -EINVAL || r == -ENOENT)
+                return 0;
+        if (r == -EBUSY) {
+                r = um(path, UMOUNT_NOFOLLOW | MNT_DETACH);
+                if (r == 0) {
+                        if (res->detached++ == 0)
+                                snprintf(res->first_detached, sizeof(res->first_detached), "%s",
+                                         path);
+                        return 1;
+                }
+        }
+        res->failed++;
+        return r;
+}
+
+static int depth_cmp(const void *a, const void *b)
+{
+        const struct mount_entry *x = a, *y = b;
+        size_t lx = strlen(x->target), ly = strlen(y->target);
+
+        /* Deepest path first; on the same path the newest (on top) first. */
+        if (lx != ly)
+                return lx > ly ? -1 : 1;
+        if (!streq(x->target, y->target))
+                return strcmp(y->target, x->target);
+        return y->id - x->id;
+}
+
+int mount_teardown_under(const char *under, bool keep_under,
+                         const struct mount_teardown_policy *pol, struct mount_teardown_result *res)
+{
+        struct mount_list l = {};
+        int r, first = 0;
+
+        r = mountinfo_read(NULL, under, &l);
+        if (r < 0)
+                return r;
+        if (l.n > 1)
+                qsort(l.entries, l.n, sizeof(l.entries[0]), depth_cmp);
+        for (size_t i = 0; i < l.n; i++) {
+                if (keep_under && streq(l.entries[i].target, under))
+                        continue;
+                r = mount_teardown_one(l.entries[i].target, pol, res);
+                if (r < 0 && first == 0)
+                        first = r;
+        }
+        mount_list_done(&l);
+        return first;
 }

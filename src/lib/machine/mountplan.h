@@ -45,6 +45,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -184,7 +185,82 @@ int mount_plan_describe(const struct mount_plan *p, FILE *f);
  * "data", "mode" (number) where they apply. *ret is a new reference. */
 int mount_plan_to_json(const struct mount_plan *p, json_t **ret);
 
-/* Builds a plan from that JSON form (plans as data). -EBADMSG for an
- * unknown type, flag or a missing field; *ret_error (may be NULL; caller
- * frees) then names the operation index and the field. */
+/* Builds a plan from that JSON form (plans as data). Every operation is
+ * checked before the plan is returned: -EBADMSG for an unknown type, flag
+ * or field, a field that does not apply to the type, a missing field, a
+ * value of the wrong type, a path that is not absolute; *ret_error (may be
+ * NULL; caller frees) then names the operation (1-based) and the field:
+ *     operation 3, field "src": missing */
 int mount_plan_from_json(const json_t *j, struct mount_plan **ret, char **ret_error);
+
+/*
+ * Plan files (docs/worker.md, "Plan files"): a JSON document that is either
+ * that array, or an object whose "mounts" is that array and whose other
+ * keys belong to the program that reads the plan (e.g. a worker's "user").
+ * Every string in the document may use ${NAME}, replaced from vars
+ * ("NAME=value" strings, NULL-terminated; may be NULL); an unknown name is
+ * an error. An operation may carry a "comment" string, which is ignored.
+ */
+
+/* Replaces every ${NAME} of s; *ret is new. -ENXIO for a name that is not
+ * in vars (*ret_unknown, may be NULL, gets "${NAME}"), -ENOMEM. */
+int mount_plan_substitute_string(const char *s, char *const *vars, char **ret, char **ret_unknown);
+
+/* Substitutes vars in doc (in place: the caller reads its other keys with
+ * the values substituted) and builds the plan from it. -EBADMSG with
+ * *ret_error naming the document, the operation and the field:
+ *     'plan.json': operation 3, field "src": unknown variable '${SLOTS}'
+ * Nothing is mounted. */
+int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
+                             struct mount_plan **ret, char **ret_error);
+
+/* Reads the plan file at path, as mount_plan_from_document. *ret_doc (may
+ * be NULL) gets the substituted document (a new reference). A file that
+ * cannot be read is its -errno, one that does not parse -EBADMSG; both
+ * with *ret_error ("'plan.json' line 3 column 7: ..."). */
+int mount_plan_load(const char *path, char *const *vars, struct mount_plan **ret_plan,
+                    json_t **ret_doc, char **ret_error);
+
+/*
+ * Teardown: unmounting what a plan built, deepest path first, retrying
+ * EBUSY with a bounded backoff, then MNT_DETACH (reported in the result).
+ */
+struct mount_teardown_policy {
+        unsigned tries;            /* attempts per mount before MNT_DETACH */
+        uint64_t first_delay_usec; /* sleep after the first EBUSY, doubling */
+        uint64_t max_delay_usec;   /* the cap of one sleep */
+        /* For tests: umount2() returning 0 or -errno, and the sleep. NULL:
+         * the real ones. */
+        int (*umount)(const char *path, int flags);
+        void (*sleep)(uint64_t usec);
+};
+
+/* 10 tries from 50 ms doubling, capped at 1 s: at most 5.55 s a mount. */
+#define MOUNT_TEARDOWN_POLICY_DEFAULT                  \
+        {                                              \
+                10, 50 * 1000, 1000 * 1000, NULL, NULL \
+        }
+
+struct mount_teardown_result {
+        unsigned unmounted; /* cleanly */
+        unsigned detached;  /* still busy after every try: MNT_DETACH */
+        unsigned retries;   /* EBUSY retries, in all */
+        unsigned failed;
+        char first_detached[256]; /* the first mount detached */
+};
+
+/* The sleep before retry n (1-based): first * 2^(n-1), capped. */
+uint64_t mount_teardown_delay(const struct mount_teardown_policy *pol, unsigned retry);
+
+/* Unmounts path (UMOUNT_NOFOLLOW), adding to *res. Returns 0 when it is
+ * gone (or was not mounted), 1 when it had to be detached, -errno when it
+ * cannot be unmounted at all. */
+int mount_teardown_one(const char *path, const struct mount_teardown_policy *pol,
+                       struct mount_teardown_result *res);
+
+/* Unmounts every mount at or below under (and under itself unless
+ * keep_under) as mount_teardown_one, deepest path first. Returns 0 or the
+ * first -errno (it goes on with the rest). */
+int mount_teardown_under(const char *under, bool keep_under,
+                         const struct mount_teardown_policy *pol,
+                         struct mount_teardown_result *res);

@@ -404,6 +404,8 @@ _noreturn_ static void child_main(const struct sandbox_config *c, int err_fd)
         }
         close(err_fd);
         r = sandbox_reap(main_pid);
+        if (c->teardown)
+                c->teardown(c->userdata);
         _exit(r < 0 ? 255 : r);
 }
 
@@ -486,6 +488,8 @@ static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_e
                 set_error(ret_error, "start the namespace's init");
                 return r;
         }
+        if (c->started)
+                c->started(pid, c->userdata);
         *ret_pidfd = pidfd;
         *ret_err_fd = errpipe[0];
         return 0;

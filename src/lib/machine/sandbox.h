@@ -85,6 +85,16 @@ struct sandbox_config {
          * if none), so a caller can tell "the user interrupted it" from a
          * command that failed. */
         int *ret_forwarded_signal;
+
+        /* Called in the caller once the namespace's init runs, with its pid
+         * (as the caller sees it), e.g. to record it. May be NULL. */
+        void (*started)(pid_t init_pid, void *userdata);
+        /* Called in the namespace's init after the command exited and
+         * every other process of the namespace was killed and reaped, in
+         * the new root, before the init exits (e.g. to unmount in order and
+         * report how it went). Not called on timeout (the init is killed).
+         * May be NULL. */
+        void (*teardown)(void *userdata);
 };
 
 /*

@@ -119,6 +119,34 @@ static int save_state(struct orch *o, char **ret_error)
         return 0;
 }
 
+static bool is_service(struct orch *o, const char *name)
+{
+        return o->services && services_exists(o->services, name);
+}
+
+static const char *last_error(struct orch *o, bool native)
+{
+        return native ? services_last_error(o->services) : podman_last_error(o->podman);
+}
+
+/* inspect, start and stop for either kind of package */
+static int runtime_inspect(struct orch *o, const char *name, struct container *ret)
+{
+        if (is_service(o, name))
+                return services_inspect(o->services, name, ret);
+        return podman_inspect(o->podman, name, ret);
+}
+
+static int runtime_start(struct orch *o, const char *name, const char **ret_why)
+{
+        bool native = is_service(o, name);
+        int r = native ? services_start(o->services, name) : podman_start(o->podman, name);
+
+        if (r < 0 && ret_why)
+                *ret_why = last_error(o, native);
+        return r;
+}
+
 int orch_notify(struct orch *o, const char *name, const char *message)
 {
         _cleanup_free_ char *aside = NULL;
@@ -171,10 +199,9 @@ int orch_snapshot(struct orch *o, char **ret_error)
         struct snapshot s = {};
         int r;
 
-        r = podman_ps(o->podman, &l);
+        r = orch_list(o, &l, ret_error);
         if (r < 0)
-                return set_error_message(ret_error, r, "cannot list containers: %s",
-                                         podman_last_error(o->podman));
+                return r;
         r = snapshot_from_containers(&l, clock_now(o->clock), &s);
         container_list_done(&l);
         if (r < 0)
@@ -194,12 +221,12 @@ static int inspect_managed(struct orch *o, const char *name, struct container *r
         struct container c = {};
         int r;
 
-        r = podman_inspect(o->podman, name, &c);
+        r = runtime_inspect(o, name, &c);
         if (r == -ENOENT)
                 return set_error_message(ret_error, r, "no package '%s' is installed", name);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot inspect '%s': %s", name,
-                                         podman_last_error(o->podman));
+                                         last_error(o, is_service(o, name)));
         if (!c.managed) {
                 container_done(&c);
                 return set_error_message(
@@ -217,15 +244,12 @@ int64_t orch_grace_for(const struct orch *o, const struct container *c)
         return policy_grace_for(o->policy, c->name, c->image);
 }
 
-int orch_install(struct orch *o, const struct install_request *req, char **ret_error)
+int orch_installed(struct orch *o, const char *name, char **ret_error)
 {
         int r;
 
-        r = install_failsafe(o->podman, o->policy, o->clock, req, ret_error);
-        if (r < 0)
-                return r;
-        nameset_remove(&o->user_stopped, req->name);
-        r = tracker_record_start(&o->tracker, req->name, clock_now(o->clock));
+        nameset_remove(&o->user_stopped, name);
+        r = tracker_record_start(&o->tracker, name, clock_now(o->clock));
         if (r < 0)
                 return r;
         r = save_state(o, ret_error);
@@ -234,19 +258,51 @@ int orch_install(struct orch *o, const struct install_request *req, char **ret_e
         return orch_snapshot(o, ret_error);
 }
 
+int orch_install_service(struct orch *o, const char *name, const char *source, int tier,
+                         int64_t grace_s, char **ret_error)
+{
+        int r;
+
+        if (!o->services)
+                return set_error_message(ret_error, -EOPNOTSUPP,
+                                         "native services need an s6 scan dir");
+        struct container c = {};
+
+        r = podman_inspect(o->podman, name, &c);
+        container_done(&c);
+        if (r >= 0)
+                return set_error_message(ret_error, -EEXIST,
+                                         "a container named '%s' exists already", name);
+        r = services_install(o->services, o->policy, name, source, tier, grace_s, ret_error);
+        if (r < 0)
+                return r;
+        return orch_installed(o, name, ret_error);
+}
+
+int orch_install(struct orch *o, const struct install_request *req, char **ret_error)
+{
+        int r;
+
+        r = install_failsafe(o->podman, o->policy, o->clock, req, ret_error);
+        if (r < 0)
+                return r;
+        return orch_installed(o, req->name, ret_error);
+}
+
 int orch_start(struct orch *o, const char *name, char **ret_error)
 {
         struct container c = {};
         int r;
 
+        const char *why = "";
+
         r = inspect_managed(o, name, &c, ret_error);
         if (r < 0)
                 return r;
         container_done(&c);
-        r = podman_start(o->podman, name);
+        r = runtime_start(o, name, &why);
         if (r < 0)
-                return set_error_message(ret_error, r, "cannot start '%s': %s", name,
-                                         podman_last_error(o->podman));
+                return set_error_message(ret_error, r, "cannot start '%s': %s", name, why);
         nameset_remove(&o->user_stopped, name);
         r = tracker_record_start(&o->tracker, name, clock_now(o->clock));
         if (r < 0)
@@ -273,11 +329,13 @@ static int managed_grace(struct orch *o, const char *name, int64_t *ret, char **
 
 static int stop_with_grace(struct orch *o, const char *name, int64_t grace, char **ret_error)
 {
-        int r = podman_stop(o->podman, name, grace);
+        bool native = is_service(o, name);
+        int r =
+            native ? services_stop(o->services, name, grace) : podman_stop(o->podman, name, grace);
 
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot stop '%s': %s", name,
-                                         podman_last_error(o->podman));
+                                         last_error(o, native));
         return 0;
 }
 
@@ -332,11 +390,14 @@ int orch_uninstall(struct orch *o, const char *name, char **ret_error)
                         return r;
                 }
         }
+        r = c.native ? services_remove(o->services, name) : podman_rm(o->podman, name);
+        if (r < 0) {
+                set_error_message(ret_error, r, "cannot remove '%s': %s", name,
+                                  last_error(o, c.native));
+                container_done(&c);
+                return r;
+        }
         container_done(&c);
-        r = podman_rm(o->podman, name);
-        if (r < 0)
-                return set_error_message(ret_error, r, "cannot remove '%s': %s", name,
-                                         podman_last_error(o->podman));
         tracker_forget(&o->tracker, name);
         nameset_remove(&o->user_stopped, name);
         r = save_state(o, ret_error);
@@ -365,6 +426,27 @@ int orch_list(struct orch *o, struct container_list *ret, char **ret_error)
                         all.items[i] = (struct container){};
                 }
         container_list_done(&all);
+        if (o->services) {
+                struct container_list sl = {};
+                struct container *items;
+
+                r = services_list(o->services, &sl);
+                if (r < 0) {
+                        container_list_done(&l);
+                        return set_error_message(ret_error, r, "cannot list services: %s",
+                                                 services_last_error(o->services));
+                }
+                items = realloc(l.items, (l.n + sl.n + 1) * sizeof(struct container));
+                if (!items) {
+                        container_list_done(&sl);
+                        container_list_done(&l);
+                        return -ENOMEM;
+                }
+                l.items = items;
+                for (size_t i = 0; i < sl.n; i++)
+                        l.items[l.n++] = sl.items[i];
+                free(sl.items);
+        }
         *ret = l;
         return 0;
 }
@@ -400,12 +482,13 @@ int orch_health(struct orch *o, bool apply, struct health_plan *ret, char **ret_
                         r = tracker_record_restart(&o->tracker, a->name, now);
                         if (r < 0)
                                 goto fail;
+                        const char *err = "";
+
                         changed = true;
-                        r = podman_start(o->podman, a->name);
+                        r = runtime_start(o, a->name, &err);
                         if (r < 0) {
                                 char *why;
-                                if (asprintf(&why, "restart failed: %s",
-                                             podman_last_error(o->podman)) < 0) {
+                                if (asprintf(&why, "restart failed: %s", err) < 0) {
                                         r = -ENOMEM;
                                         goto fail;
                                 }
@@ -479,7 +562,7 @@ int orch_recover(struct orch *o, bool force, bool *ret_crashed, struct recovery_
 
                         if (st->skip)
                                 continue;
-                        r = podman_inspect(o->podman, st->name, &c);
+                        r = runtime_inspect(o, st->name, &c);
                         if (r >= 0 && c.state == CONTAINER_RUNNING) {
                                 st->skip = true;
                                 st->reason = "running already";
@@ -487,7 +570,7 @@ int orch_recover(struct orch *o, bool force, bool *ret_crashed, struct recovery_
                                 st->skip = true;
                                 st->reason = "no longer exists";
                         } else {
-                                st->error = podman_start(o->podman, st->name);
+                                st->error = runtime_start(o, st->name, NULL);
                                 if (st->error >= 0)
                                         (void)tracker_record_start(&o->tracker, st->name,
                                                                    clock_now(o->clock));

@@ -5,7 +5,9 @@
  * The orchestrator engine: packages as podman containers, with their state
  * (restart tracker, user-stopped set, snapshot of what runs, the manager's
  * PID file) in a state dir. The same code drives the mock podman in unit
- * tests and real podman from the CLI.
+ * tests and real podman from the CLI. With o->services set, packages can
+ * also be native s6 services (services.h), under the same tracker, tiers,
+ * health monitor and recovery.
  *
  *   <state dir>/restart-tracker.json   tracker.h
  *   <state dir>/user-stopped.json      nameset.h
@@ -26,6 +28,7 @@
 #include "podman.h"
 #include "policy.h"
 #include "recovery.h"
+#include "services.h"
 #include "tracker.h"
 
 #define ORCH_TRACKER_FILE       "restart-tracker.json"
@@ -38,6 +41,7 @@
 
 struct orch {
         struct podman *podman;       /* not owned */
+        struct services *services;   /* not owned; NULL: no native services */
         const struct policy *policy; /* not owned */
         struct clock_source *clock;
         int state_fd;
@@ -59,6 +63,14 @@ struct orch *orch_free(struct orch *o);
 /* Failsafe install (install.h), then the state: not user-stopped, counters
  * clear, snapshot updated. */
 int orch_install(struct orch *o, const struct install_request *req, char **ret_error);
+/* The state half of orch_install, for a caller that ran install_failsafe()
+ * itself (with its own podman, outside whatever serializes the engine). */
+int orch_installed(struct orch *o, const char *name, char **ret_error);
+/* A native service: services_install() of source as name (o->services
+ * must be set; -EOPNOTSUPP otherwise), then the state as for a container.
+ * -EEXIST when a container or a service has that name. */
+int orch_install_service(struct orch *o, const char *name, const char *source, int tier,
+                         int64_t grace_s, char **ret_error);
 /* Starts a managed container; it is no longer user-stopped. */
 int orch_start(struct orch *o, const char *name, char **ret_error);
 /* Stops it with its grace period and marks it user-stopped. */

@@ -52,6 +52,7 @@ struct container {
         int tier;               /* from io.strata.tier, -1 if absent or unknown */
         int64_t grace_s;        /* from io.strata.grace, -1 if absent */
         int64_t stop_timeout_s; /* Config.StopTimeout (inspect only), -1 if unknown */
+        bool native;            /* an s6 service (services.h), not a container */
 };
 
 struct container_list {

@@ -92,22 +92,225 @@ static void test_json_errors_name_the_operation(void **state)
         assert_non_null(j);
         assert_int_equal(mount_plan_from_json(j, &p, &err), -EBADMSG);
         assert_null(p);
-        assert_string_equal(err, "operation 2: unknown type 'nfs'");
+        assert_string_equal(err, "operation 2, field \"type\": unknown type 'nfs'");
         free(err);
         json_decref(j);
 
         j = json_loads("[{\"type\":\"bind\",\"dest\":\"/x\",\"flags\":[\"rec\",\"bogus\"]}]", 0,
                        &e);
         assert_int_equal(mount_plan_from_json(j, &p, &err), -EBADMSG);
-        assert_string_equal(err, "operation 1: unknown flag 'bogus'");
+        assert_string_equal(err, "operation 1, field \"flags\": unknown flag 'bogus'");
         free(err);
         json_decref(j);
 
         j = json_loads("[{\"type\":\"bind\",\"dest\":\"/x\"}]", 0, &e);
         assert_int_equal(mount_plan_from_json(j, &p, &err), -EBADMSG);
-        assert_string_equal(err, "operation 1: missing \"src\"");
+        assert_string_equal(err, "operation 1, field \"src\": missing");
         free(err);
         json_decref(j);
+}
+
+/* Each malformed operation is refused with its index and field. */
+static void test_json_errors_name_the_field(void **state)
+{
+        static const struct {
+                const char *json, *error;
+        } cases[] = {
+            {"[{\"dest\":\"/x\"}]", "operation 1, field \"type\": missing"},
+            {"[{\"type\":\"tmpfs\"}]", "operation 1, field \"dest\": missing"},
+            {"[{\"type\":\"tmpfs\",\"dest\":\"x\"}]",
+             "operation 1, field \"dest\": 'x' is not an absolute path"},
+            {"[{\"type\":\"tmpfs\",\"dest\":5}]", "operation 1, field \"dest\": not a string"},
+            {"[{\"type\":\"proc\",\"dest\":\"/proc\"},{\"type\":\"bind\",\"dest\":\"/x\","
+             "\"sorce\":\"/y\"}]",
+             "operation 2, field \"sorce\": unknown field"},
+            {"[{\"type\":\"tmpfs\",\"dest\":\"/x\",\"src\":\"/y\"}]",
+             "operation 1, field \"src\": does not apply to a tmpfs operation"},
+            {"[{\"type\":\"bind\",\"dest\":\"/x\",\"src\":\"y\"}]",
+             "operation 1, field \"src\": 'y' is not an absolute path"},
+            {"[{\"type\":\"overlay\",\"dest\":\"/\"}]",
+             "operation 1, field \"lowerdirs\": missing"},
+            {"[{\"type\":\"overlay\",\"dest\":\"/\",\"lowerdirs\":[\"/a\",\"b\"]}]",
+             "operation 1, field \"lowerdirs\": entry 2 is not an absolute path"},
+            {"[{\"type\":\"overlay\",\"dest\":\"/\",\"lowerdirs\":[\"/a\"],\"upperdir\":\"/u\"}]",
+             "operation 1, field \"workdir\": missing (upperdir and workdir go together)"},
+            {"[{\"type\":\"mkdir\",\"dest\":\"/x\",\"mode\":\"0755\"}]",
+             "operation 1, field \"mode\": not a mode (an integer from 0 to 4095, 0o7777)"},
+            {"[{\"type\":\"write-file\",\"dest\":\"/x\"}]", "operation 1, field \"data\": missing"},
+            {"[{\"type\":\"symlink\",\"dest\":\"/x\"}]", "operation 1, field \"target\": missing"},
+            {"[{\"type\":\"tmpfs\",\"dest\":\"/x\",\"flags\":\"ro\"}]",
+             "operation 1, field \"flags\": not an array"},
+            {"[3]", "operation 1: not an object"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct mount_plan *p = NULL;
+                char *err = NULL;
+                json_error_t e;
+                json_t *j = json_loads(cases[i].json, 0, &e);
+
+                assert_non_null(j);
+                assert_int_equal(mount_plan_from_json(j, &p, &err), -EBADMSG);
+                assert_null(p);
+                assert_string_equal(err, cases[i].error);
+                free(err);
+                json_decref(j);
+        }
+}
+
+static void test_substitute_string(void **state)
+{
+        char *vars[] = {(char *)"SLOT=3", (char *)"WORKER_ROOT=/run/w", (char *)"S=x", NULL};
+        char *out = NULL, *unknown = NULL;
+
+        assert_int_equal(
+            mount_plan_substitute_string("${WORKER_ROOT}/slots/${SLOT}/a${S}$b", vars, &out, NULL),
+            0);
+        assert_string_equal(out, "/run/w/slots/3/ax$b");
+        free(out);
+        assert_int_equal(mount_plan_substitute_string("plain", vars, &out, NULL), 0);
+        assert_string_equal(out, "plain");
+        free(out);
+        assert_int_equal(mount_plan_substitute_string("/a/${SLOTS}", vars, &out, &unknown), -ENXIO);
+        assert_string_equal(unknown, "${SLOTS}");
+        free(unknown);
+        unknown = NULL;
+        assert_int_equal(mount_plan_substitute_string("/a/${SLOT", vars, &out, &unknown), -ENXIO);
+        assert_string_equal(unknown, "${SLOT");
+        free(unknown);
+}
+
+static void test_load_file(void **state)
+{
+        _cleanup_free_ char *dir = test_tmpdir(), *path = NULL;
+        _cleanup_close_ int dfd = open(dir, O_DIRECTORY | O_CLOEXEC);
+        char *vars[] = {(char *)"SLOT=7", (char *)"WORKER_ROOT=/w", NULL};
+        struct mount_plan *p = NULL;
+        json_t *doc = NULL;
+        char *err = NULL, *expected = NULL;
+
+        assert_true(asprintf(&path, "%s/plan.json", dir) > 0);
+        test_write(dfd, "plan.json",
+                   "{\"hostname\":\"w-${SLOT}\",\"mounts\":[\n"
+                   " {\"type\":\"tmpfs\",\"dest\":\"/\",\"comment\":\"the root\"},\n"
+                   " {\"type\":\"bind\",\"src\":\"${WORKER_ROOT}/s/${SLOT}\",\"dest\":\"/s\","
+                   "\"flags\":[\"ro\",\"create-dest\"]}]}\n");
+        assert_int_equal(mount_plan_load(path, vars, &p, &doc, &err), 0);
+        assert_int_equal(p->n_ops, 2);
+        assert_string_equal(p->ops[1].src, "/w/s/7");
+        assert_int_equal(p->ops[1].flags, MOUNT_PLAN_RO | MOUNT_PLAN_CREATE_DEST);
+        assert_string_equal(json_string_value(json_object_get(doc, "hostname")), "w-7");
+        p = mount_plan_free(p);
+        json_decref(doc);
+
+        /* A bare array (the --dry-run --json form) is a plan file too. */
+        test_write(dfd, "plan.json", "[{\"type\":\"proc\",\"dest\":\"/proc\"}]");
+        assert_int_equal(mount_plan_load(path, NULL, &p, NULL, &err), 0);
+        assert_int_equal(p->n_ops, 1);
+        p = mount_plan_free(p);
+
+        test_write(dfd, "plan.json",
+                   "{\"mounts\":[{\"type\":\"tmpfs\",\"dest\":\"/\"},"
+                   "{\"type\":\"bind\",\"src\":\"/x/${SLOTS}\",\"dest\":\"/s\"}]}");
+        assert_int_equal(mount_plan_load(path, vars, &p, &doc, &err), -EBADMSG);
+        assert_null(p);
+        assert_true(asprintf(&expected,
+                             "'%s': operation 2, field \"src\": unknown variable '${SLOTS}'",
+                             path) > 0);
+        assert_string_equal(err, expected);
+        free(err);
+        free(expected);
+
+        test_write(dfd, "plan.json", "{\"mounts\":[{\"type\":\"tmpfs\",\"dest\":\"/\",\"x\":1}]}");
+        assert_int_equal(mount_plan_load(path, vars, &p, NULL, &err), -EBADMSG);
+        assert_true(asprintf(&expected, "'%s': operation 1, field \"x\": unknown field", path) > 0);
+        assert_string_equal(err, expected);
+        free(err);
+        free(expected);
+
+        test_write(dfd, "plan.json", "{\"user\":\"${NOPE}\",\"mounts\":[]}");
+        assert_int_equal(mount_plan_load(path, vars, &p, NULL, &err), -EBADMSG);
+        assert_true(asprintf(&expected, "'%s': field \"user\": unknown variable '${NOPE}'", path) >
+                    0);
+        assert_string_equal(err, expected);
+        free(err);
+        free(expected);
+
+        test_write(dfd, "plan.json", "{\"mounts\":[}");
+        assert_int_equal(mount_plan_load(path, vars, &p, NULL, &err), -EBADMSG);
+        assert_non_null(strstr(err, path));
+        assert_non_null(strstr(err, "line 1"));
+        free(err);
+
+        test_write(dfd, "plan.json", "{\"mount\":[]}");
+        assert_int_equal(mount_plan_load(path, vars, &p, NULL, &err), -EBADMSG);
+        assert_non_null(strstr(err, "no \"mounts\" array"));
+        free(err);
+        test_tmpdir_remove(TAKE_PTR(dir));
+}
+
+/* A fake umount2: EBUSY for the first fake_busy calls on a path. */
+static int fake_busy, fake_calls, fake_detach;
+static uint64_t fake_slept[16];
+static int fake_n_slept;
+
+static int fake_umount(const char *path, int flags)
+{
+        fake_calls++;
+        if (flags & MNT_DETACH) {
+                fake_detach++;
+                return 0;
+        }
+        if (fake_busy < 0 || fake_calls <= fake_busy)
+                return -EBUSY;
+        return 0;
+}
+
+static void fake_sleep(uint64_t usec)
+{
+        if (fake_n_slept < 16)
+                fake_slept[fake_n_slept++] = usec;
+}
+
+static void test_teardown_backoff(void **state)
+{
+        struct mount_teardown_policy pol = MOUNT_TEARDOWN_POLICY_DEFAULT;
+        static const uint64_t ms[] = {50, 100, 200, 400, 800, 1000, 1000, 1000, 1000};
+        struct mount_teardown_result res = {};
+
+        for (unsigned k = 1; k <= ELEMENTSOF(ms); k++)
+                assert_int_equal(mount_teardown_delay(&pol, k), ms[k - 1] * 1000);
+
+        pol.umount = fake_umount;
+        pol.sleep = fake_sleep;
+
+        /* Busy three times, then gone: three sleeps, no detach. */
+        fake_busy = 3;
+        assert_int_equal(mount_teardown_one("/m", &pol, &res), 0);
+        assert_int_equal(fake_calls, 4);
+        assert_int_equal(res.unmounted, 1);
+        assert_int_equal(res.retries, 3);
+        assert_int_equal(res.detached, 0);
+        assert_int_equal(fake_n_slept, 3);
+        assert_int_equal(fake_slept[2], 200 * 1000);
+
+        /* Always busy: ten tries, nine sleeps, then MNT_DETACH, said so. */
+        fake_busy = -1;
+        fake_calls = fake_n_slept = 0;
+        res = (struct mount_teardown_result){};
+        assert_int_equal(mount_teardown_one("/busy", &pol, &res), 1);
+        assert_int_equal(fake_calls, 11);
+        assert_int_equal(fake_detach, 1);
+        assert_int_equal(fake_n_slept, 9);
+        assert_int_equal(res.detached, 1);
+        assert_int_equal(res.unmounted, 0);
+        assert_string_equal(res.first_detached, "/busy");
+        {
+                uint64_t sum = 0;
+                for (int i = 0; i < fake_n_slept; i++)
+                        sum += fake_slept[i];
+                assert_int_equal(sum, 5550 * 1000);
+        }
 }
 
 static void test_describe(void **state)
@@ -354,7 +557,10 @@ static void test_overlay_legacy_relative_paths(void **state)
 }
 
 TEST_MAIN(cmocka_unit_test(test_builders_reject_bad_input), cmocka_unit_test(test_json_round_trip),
-          cmocka_unit_test(test_json_errors_name_the_operation), cmocka_unit_test(test_describe),
+          cmocka_unit_test(test_json_errors_name_the_operation),
+          cmocka_unit_test(test_json_errors_name_the_field),
+          cmocka_unit_test(test_substitute_string), cmocka_unit_test(test_load_file),
+          cmocka_unit_test(test_teardown_backoff), cmocka_unit_test(test_describe),
           cmocka_unit_test(test_apply_basic), cmocka_unit_test(test_apply_error_names_step),
           cmocka_unit_test(test_overlay_many_layers),
           cmocka_unit_test(test_overlay_too_many_layers),

@@ -1,0 +1,115 @@
+#!/bin/sh
+# Benchmark: workers, in one run:
+#   1. setup + `true` + teardown of the default worker (26 operations, 32
+#      mounts) against bwrap given the same list (--ro-bind / --tmpfs /
+#      --proc / --dev, the same namespaces); the ratio is printed
+#      (goal: at most 1.0x bwrap and under 20 ms). bwrap 0.8 has no overlay,
+#      so /etc is a read-only bind there (a private overlay in the worker).
+#   2. the leak count after CYCLES (1,000) setup/run/teardown cycles: mounts
+#      added to the mount table and processes left (goal: 0 and 0).
+#   3. the wall time of 8 workers at once (`strata worker pool --workers 8`)
+#      against 8 bwraps at once.
+#
+#   bench/worker.sh [BUILD_DIR]     (default: $BUILD, else build)
+# Uses hyperfine when installed (medians of many runs), else a shell loop.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${1:-${BUILD:-build}}
+STRATA=$(pwd)/$BUILD/src/cli/strata
+RUNS=${RUNS:-200}
+CYCLES=${CYCLES:-1000}
+
+[ -x "$STRATA" ] || { echo "worker: build first: '$STRATA' is missing" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "worker: needs root (namespaces and mounts)" >&2; exit 1; }
+command -v bwrap >/dev/null 2>&1 || { echo "worker: bwrap is missing (Debian package bubblewrap)" >&2; exit 1; }
+
+# In a mount and pid namespace of our own (with its own /proc): the mount
+# table and the process list then hold only what the benchmark makes.
+if [ -z "${WORKER_BENCH_OWN_NS:-}" ]; then
+    WORKER_BENCH_OWN_NS=1 exec unshare -m -p -f --mount-proc --propagation private "$0" "$@"
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+R=$tmp/root
+mkdir -p "$R/packages" "$R/distfiles" "$R/options" "$R/xports"
+
+S="$STRATA worker run --root $R -- /bin/true"
+opt() { [ -e "$1" ] && echo "--ro-bind $1 $1"; }
+B="bwrap --unshare-pid --unshare-ipc --unshare-uts --unshare-net --hostname strata-worker-0
+ --ro-bind /bin /bin --ro-bind /sbin /sbin --ro-bind /lib /lib $(opt /lib64)
+ --ro-bind /usr/bin /usr/bin --ro-bind /usr/sbin /usr/sbin --ro-bind /usr/lib /usr/lib
+ $(opt /usr/libexec) $(opt /usr/include) --ro-bind /usr/share /usr/share
+ --tmpfs /run --ro-bind /etc /etc --tmpfs /tmp --tmpfs /var/tmp --tmpfs /usr/local
+ --size 536870912 --tmpfs /construction --proc /proc --dev /dev --ro-bind /sys /sys
+ --bind $R/packages /packages --bind $R/distfiles /distfiles --bind $R/options /options
+ --ro-bind $R/xports /xports /bin/true"
+B=$(echo "$B" | tr '\n' ' ')
+
+echo "== 1. setup + true + teardown: strata worker run vs bwrap (same mounts)"
+medians=$tmp/medians
+if command -v hyperfine >/dev/null 2>&1; then
+    hyperfine -N -w 10 -r "$RUNS" --export-json "$tmp/h.json" -n "strata worker run" "$S" \
+        -n "bwrap" "$B"
+    python3 - "$tmp/h.json" >"$medians" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(r["command"].split()[0], r["median"] * 1000)
+PY
+else
+    median() {
+        i=0
+        while [ $i -lt "$2" ]; do
+            a=$(date +%s%N)
+            sh -c "$1" >/dev/null 2>&1
+            b=$(date +%s%N)
+            echo $(((b - a) / 1000))
+            i=$((i + 1))
+        done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] / 1000 }'
+    }
+    echo "strata $(median "$S" "$RUNS")" >>"$medians"
+    echo "bwrap $(median "$B" "$RUNS")" >>"$medians"
+fi
+
+echo "== 2. $CYCLES cycles: leaks"
+procs() { ps -e -o pid=,args= | grep -v -F -e "$0" -e ' ps -e ' -e 'grep -v' -e ' sort' | sort; }
+cat /proc/self/mountinfo >"$tmp/mounts.before"
+procs >"$tmp/procs.before"
+fails=0
+i=0
+while [ $i -lt "$CYCLES" ]; do
+    $S || fails=$((fails + 1))
+    i=$((i + 1))
+done
+mounts_left=$(grep -vxF -f "$tmp/mounts.before" /proc/self/mountinfo | grep -c . || true)
+i=0
+while [ "$(procs | grep -vxF -f "$tmp/procs.before" | grep -c .)" -gt 0 ] && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
+procs | grep -vxF -f "$tmp/procs.before" >"$tmp/procs.left" || true
+procs_left=$(grep -c . "$tmp/procs.left" || true)
+[ "$procs_left" -eq 0 ] || sed "s/^/left: /" "$tmp/procs.left" >&2
+slots_left=$(ls "$R/slots" 2>/dev/null | grep -c . || true)
+
+echo "== 3. 8 at once"
+t8() {
+    a=$(date +%s%N)
+    eval "$1"
+    b=$(date +%s%N)
+    echo $(((b - a) / 1000000))
+}
+s8=$(t8 "$STRATA worker pool --root $R --workers 8 -- /bin/true >/dev/null")
+b8=$(t8 "for k in 1 2 3 4 5 6 7 8; do $B & done; wait")
+
+python3 - "$medians" "$CYCLES" "$fails" "$mounts_left" "$procs_left" "$slots_left" "$s8" "$b8" <<'PY'
+import sys
+m = {}
+for line in open(sys.argv[1]):
+    k, v = line.split()
+    m[k] = float(v)
+cycles, fails, ml, pl, sl, s8, b8 = sys.argv[2:9]
+s, b = m["strata"], m["bwrap"]
+print()
+print(f"median: strata worker run {s:.2f} ms, bwrap (same mounts) {b:.2f} ms")
+print(f"strata / bwrap = {s / b:.2f}x (goal <= 1.0x, and under 20 ms)")
+print(f"{cycles} cycles: {fails} failed, {ml} mounts left, {pl} processes left, {sl} slots left (goal: 0)")
+print(f"8 at once: strata worker pool {s8} ms wall, 8 bwraps {b8} ms wall")
+PY
