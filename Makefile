@@ -1,13 +1,28 @@
 # The README's commands. Everything real lives in meson.build and scripts/.
 BUILD ?= build
 
+# The VM lab's defaults, in one place (make vm-help; docs/vm.md).
+VM_NAME ?= strata-test
+VM_INSTANCE ?= default
+VM_DIR ?= $(CURDIR)/$(BUILD)/vm-lab
+VM_PACKAGES ?=
+VM_MEM ?= 1024
+VM_CPUS ?= 2
+VM_SNAPSHOT ?= clean
+VM_FORWARDS ?=
+VM_GRACE ?= 30
+VM_TIMEOUT ?= 1200
+VM_SYNC_DEST ?= /work/strata
+
 # Root's tools (debootstrap, runc, pivot_root) live in the sbin dirs, which
 # the PATH of cron, of some CI runners or of a non-login shell lacks.
 ifeq ($(filter /usr/sbin,$(subst :, ,$(PATH))),)
 export PATH := $(PATH):/usr/local/sbin:/usr/sbin:/sbin
 endif
 
-.PHONY: all deps build demo check format fuzz bench install deb clean
+.PHONY: all deps build demo check format fuzz bench install deb clean \
+	vm-help vm-setup vm-build vm-start vm-stop vm-status vm-ssh vm-snapshot vm-restore \
+	vm-destroy vm-sync vm-test-unit vm-test-integration vm-test-all vm-quick
 
 all: build
 
@@ -54,4 +69,68 @@ deb: deps
 	@scripts/deb $(BUILD)/deb
 
 clean:
+	rm -rf $(BUILD) build-asan build-fuzz
+
+# ---- the VM lab (strata vm) ----
+STRATA_VM = $(BUILD)/src/cli/strata vm --vm-dir $(VM_DIR)
+VM_I = $(VM_NAME) --instance $(VM_INSTANCE)
+
+vm-help:
+	@echo "VM lab targets (VM_NAME=$(VM_NAME) VM_INSTANCE=$(VM_INSTANCE) VM_DIR=$(VM_DIR)):"
+	@echo "  vm-setup             install, build strata, build the image VM_NAME"
+	@echo "  vm-build             build (or find cached) the image (VM_PACKAGES=$(VM_PACKAGES))"
+	@echo "  vm-start             boot the instance (VM_MEM, VM_CPUS, VM_FORWARDS=HOST:GUEST...)"
+	@echo "  vm-stop              power it down (kill after VM_GRACE=$(VM_GRACE) s)"
+	@echo "  vm-status            the instances, as JSON"
+	@echo "  vm-ssh               ssh into it (CMD='...' runs a command)"
+	@echo "  vm-sync              rsync this tree to VM_SYNC_DEST=$(VM_SYNC_DEST) in it"
+	@echo "  vm-snapshot          snapshot VM_SNAPSHOT=$(VM_SNAPSHOT) of the stopped instance"
+	@echo "  vm-restore           restore VM_SNAPSHOT of the stopped instance"
+	@echo "  vm-destroy           remove the instance"
+	@echo "  vm-test-unit         the unit suite's binaries in a fresh throwaway guest"
+	@echo "  vm-test-integration  the vm suite (real guests; needs root)"
+	@echo "  vm-test-all          both"
+	@echo "  vm-quick             boot a throwaway guest and print its kernel and PID 1"
+
+vm-setup: build vm-build
+
+vm-build: build
+	$(STRATA_VM) image build $(VM_NAME) --packages "$(VM_PACKAGES)"
+
+vm-start: build
+	$(STRATA_VM) start $(VM_I) --mem $(VM_MEM) --cpus $(VM_CPUS) $(foreach f,$(VM_FORWARDS),--forward $(f))
+
+vm-stop: build
+	$(STRATA_VM) stop $(VM_I) --grace $(VM_GRACE)
+
+vm-status: build
+	$(STRATA_VM) status $(VM_NAME) --json
+
+vm-ssh: build
+	$(STRATA_VM) ssh $(VM_I) $(if $(CMD),-- sh -c '$(CMD)')
+
+vm-sync: build
+	$(STRATA_VM) sync $(VM_I) $(CURDIR) --dest $(VM_SYNC_DEST)
+
+vm-snapshot: build
+	$(STRATA_VM) snapshot $(VM_I) $(VM_SNAPSHOT)
+
+vm-restore: build
+	$(STRATA_VM) restore $(VM_I) $(VM_SNAPSHOT)
+
+vm-destroy: build
+	$(STRATA_VM) destroy $(VM_I) --yes
+
+# The unit tests' binaries (built here, same Debian) run in a fresh guest;
+# the guest's exit status is the suite's.
+vm-test-unit: vm-build
+	@scripts/vm-test-unit "$(BUILD)" $(VM_DIR) $(VM_NAME) $(VM_TIMEOUT)
+
+vm-test-integration: build
+	meson test -C $(BUILD) --suite vm --print-errorlogs
+
+vm-test-all: vm-test-unit vm-test-integration
+
+vm-quick: vm-build
+	$(STRATA_VM) run $(VM_NAME) --timeout 300 -- sh -c 'uname -r; cat /proc/1/comm'
 	rm -rf $(BUILD) build-asan build-fuzz $(INSTALL_BUILD)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "baseid.h"
 #include "cleanup.h"
 #include "config.h"
 #include "fs.h"
@@ -43,6 +44,7 @@ struct lab_args {
         bool dry_run;
         bool json;
         const char *chdir; /* in the machine; NULL: "/" */
+        bool force;        /* boot over a base other than the layers' */
         char **argv;
 };
 
@@ -67,7 +69,9 @@ static const char lab_options_help[] =
     "  --dev minimal|host    a minimal /dev (default) or the host's\n"
     "  --timeout SECONDS     kill the machine after SECONDS, exit 124\n"
     "  --chdir DIR           run CMD in DIR of the machine (default /)\n"
-    "  --dry-run             print the mount plan and exit (with --json: as JSON)\n";
+    "  --dry-run             print the mount plan and exit (with --json: as JSON)\n"
+    "  --force               boot the data dir's layers over a base other than the\n"
+    "                        one they were built over (system/base.json)\n";
 
 void help_lab(void)
 {
@@ -164,6 +168,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
                 ARG_DRY_RUN,
                 ARG_JSON,
                 ARG_CHDIR,
+                ARG_FORCE,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -179,6 +184,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
             {"dry-run", no_argument, NULL, ARG_DRY_RUN},
             {"json", no_argument, NULL, ARG_JSON},
             {"chdir", required_argument, NULL, ARG_CHDIR},
+            {"force", no_argument, NULL, ARG_FORCE},
             {},
         };
         int opt;
@@ -273,6 +279,9 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
                                 return -EINVAL;
                         }
                         a->chdir = optarg;
+                        break;
+                case ARG_FORCE:
+                        a->force = true;
                         break;
                 case '?':
                         return -EINVAL;
@@ -550,6 +559,26 @@ static int lab_main(int argc, char **argv, bool test)
                 if (r < 0) {
                         log_error_errno(r, "cannot lock '%s/%s': %m", data, MACHINE_LOCK);
                         goto out;
+                }
+                /* Layers are tied to the base they were built over. */
+                {
+                        _cleanup_free_ char *berr = NULL;
+                        _cleanup_close_ int bfd =
+                            open(a.base ? a.base : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+                        r = bfd < 0 ? -errno : base_identity_check(fd, bfd, NULL, &berr);
+                        if (r == -EMEDIUMTYPE && !a.force) {
+                                log_error("cannot boot '%s': %s", data, berr);
+                                ret = 125;
+                                goto out;
+                        }
+                        if (r == -EMEDIUMTYPE)
+                                log_warning("%s (--force: booting anyway)", berr);
+                        else if (r < 0) {
+                                log_error_errno(r, "cannot check the base of '%s': %s%m", data,
+                                                berr ? berr : "");
+                                goto out;
+                        }
                 }
                 r = layer_metadata_load(fd, &m, &merr);
                 if (r < 0) {

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"migrate", cmd_migrate, "migrations as overlayfs layers (same as system-migrate)",
      help_migrate},
     {"pkg", cmd_pkg, "install and run packages as containers (orchestrator policy)", help_pkg},
+    {"vm", cmd_vm, "QEMU guests: base images, instances, run, ssh, snapshots", help_vm},
     {"worker", cmd_worker, "isolated build roots from mount plans, many at once", help_worker},
     {"orchd", cmd_orchd, "the orchestrator as a service: JSON-RPC API and health monitor",
      help_orchd},

@@ -40,6 +40,9 @@ struct migrate_args {
         bool all;
         bool rebuild;
         bool state;
+        bool content;
+        bool force;
+        const char *base_id;
         uint64_t timeout_usec;
         size_t max_layers;
         char **positional; /* command, then its arguments */
@@ -58,6 +61,7 @@ static int exit_for(int r)
         case -EPROTO:
         case -EBADMSG: /* a corrupt metadata or record file: a problem found */
         case -EUCLEAN:
+        case -EMEDIUMTYPE:
                 return EXIT_FAILURE_;
         case -EINVAL:
         case -ENOENT:
@@ -96,7 +100,7 @@ _printf_(1, 2) static void fail_msg(const char *format, ...)
 static int report(int r, const char *error)
 {
         if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN ||
-            r == -EINTR || (r == -EBADMSG && error))
+            r == -EINTR || r == -EMEDIUMTYPE || (r == -EBADMSG && error))
                 fail_msg("%s", error ? error : "failed");
         else
                 fail_msg("%s: %s", error ? error : "failed", strerror(-r));
@@ -186,6 +190,9 @@ static void on_event(const struct migrate_event *e, void *userdata)
                 } else
                         printf("would apply %s\n", e->id);
                 break;
+        case MIGRATE_EVENT_NOTICE:
+                log_warning("%s", e->detail);
+                break;
         case MIGRATE_EVENT_SQUASHED:
                 if (!json)
                         log_notice("squashed into one layer: %s", e->id);
@@ -226,6 +233,8 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .userdata = sink,
             .no_repair = a->rebuild,
             .restore_state = a->state,
+            .base_id = a->base_id,
+            .force = a->force,
         };
 }
 
@@ -411,16 +420,20 @@ static int run_status(struct migrate_args *a)
 
                 /* the time, duration and changes of a squashed layer are
                  * the whole layer's: not repeated for each migration in it */
+                const char *changed = json_is_true(json_object_get(v, "script_changed"))
+                                          ? "  (install_script.sh changed since it was applied)"
+                                          : "";
+
                 if (json_object_get(v, "squashed_into"))
-                        printf("  %-40s squashed into %s\n", id, layer);
+                        printf("  %-40s squashed into %s%s\n", id, layer, changed);
                 else
-                        printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld\n", id,
+                        printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld%s\n", id,
                                json_string_value(json_object_get(v, "applied_at")),
                                (long long)json_integer_value(json_object_get(v, "duration_ms")),
                                (long long)json_integer_value(json_object_get(c, "A")),
                                (long long)json_integer_value(json_object_get(c, "M")),
                                (long long)json_integer_value(json_object_get(c, "D")),
-                               (long long)json_integer_value(json_object_get(c, "R")));
+                               (long long)json_integer_value(json_object_get(c, "R")), changed);
         }
         printf("pending:%s\n", json_array_size(json_object_get(j, "pending")) ? "" : " none");
         json_array_foreach(json_object_get(j, "pending"), i, v)
@@ -629,6 +642,8 @@ static int run_verify(struct migrate_args *a)
         }
         if (ret == 0 && !(a->rebuild && a->dry_run)) {
                 r = migrate_verify(m, true, &error);
+                if (r >= 0 && a->content)
+                        r = migrate_verify_content(m, &error);
                 if (r < 0)
                         ret = report(r, error);
                 else if (sink.problems > 0)
@@ -691,8 +706,8 @@ static const struct migrate_command migrate_commands[] = {
     {"rollback", "--to ID | --last | --all [--state]",
      "deactivate the layers above ID (the last one, or all)", run_rollback},
     {"squash", "--from ID --to ID", "merge consecutive layers into one", run_squash},
-    {"verify", "[--rebuild [--dry-run]]", "check metadata against the layer dirs; repair leftovers",
-     run_verify},
+    {"verify", "[--content] [--rebuild [--dry-run]]",
+     "check metadata against the layer dirs; repair leftovers", run_verify},
     {"gc", "", "delete rolled-back and squashed-away layer dirs", run_gc},
 };
 
@@ -729,9 +744,15 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        changed, where it has not changed since\n"
                    "      --dry-run         up: show what would be applied; verify --rebuild:\n"
                    "                        show what would be written\n"
+                   "      --content         verify: check every layer's files against the\n"
+                   "                        manifest written at its commit\n"
                    "      --rebuild         verify: rebuild metadata.json from the layers'\n"
                    "                        layer.json (id, parent, order), showing each layer\n"
                    "      --timeout SEC     up/install: kill a migration after SEC seconds\n"
+                   "      --base-id ID      up/install: name the base ID (recorded at the first\n"
+                   "                        up) instead of its computed os-release + digest\n"
+                   "      --force           up/install: apply over a base other than the one\n"
+                   "                        the layers were built over\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
                    "  -v, --verbose         more output;  -q, --quiet: errors only\n"
@@ -790,6 +811,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_ALL,
                 ARG_REBUILD,
                 ARG_STATE,
+                ARG_BASE_ID,
+                ARG_FORCE,
+                ARG_CONTENT,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -810,6 +834,9 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"all", no_argument, NULL, ARG_ALL},
             {"rebuild", no_argument, NULL, ARG_REBUILD},
             {"state", no_argument, NULL, ARG_STATE},
+            {"base-id", required_argument, NULL, ARG_BASE_ID},
+            {"force", no_argument, NULL, ARG_FORCE},
+            {"content", no_argument, NULL, ARG_CONTENT},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -881,6 +908,15 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_STATE:
                         a.state = true;
+                        break;
+                case ARG_BASE_ID:
+                        a.base_id = optarg;
+                        break;
+                case ARG_FORCE:
+                        a.force = true;
+                        break;
+                case ARG_CONTENT:
+                        a.content = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {

@@ -39,6 +39,7 @@ int cmd_mounts(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_lab(int argc, char **argv);
 int cmd_pkg(int argc, char **argv);
+int cmd_vm(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_orchd(int argc, char **argv);
 
@@ -53,5 +54,6 @@ void help_lab(void);
  * in messages. */
 int migrate_main(int argc, char **argv, const char *prog);
 void help_pkg(void);
+void help_vm(void);
 void help_worker(void);
 void help_orchd(void);

@@ -6,7 +6,9 @@
  * runs its filesystem calls with the client's uid, gid and groups (after
  * squashing), so the kernel does the permission checks. Linux keeps
  * credentials per thread; setfsuid/setfsgid and the raw setgroups syscall
- * change only the calling thread.
+ * change only the calling thread. For a caller other than root, the thread
+ * also drops every capability but CAP_SETUID and CAP_SETGID from its
+ * effective set (capset on the calling thread), until a root caller comes.
  */
 
 #include <stdbool.h>

@@ -15,6 +15,7 @@
 #include "ancestry.h"
 #include "cleanup.h"
 #include "export.h"
+#include "peer.h"
 #include "macro.h"
 
 #define DIRCACHE_SIZE 16
@@ -139,6 +140,7 @@ static void export_done(struct export *e)
         ancestry_free(e->ancestry);
         free(e->name);
         free(e->path);
+        free(e->canon);
         safe_close(e->fd);
         for (size_t i = 0; i < e->n_clients; i++)
                 free(e->clients[i].spec);
@@ -265,10 +267,13 @@ static int parse_options(char *opts, struct export_client *c, char **ret_error)
                                 c->anonuid = (uid_t)n;
                         else
                                 c->anongid = (gid_t)n;
-                } else if (streq(o, "sync") || streq(o, "async") || streq(o, "secure") ||
-                           streq(o, "insecure") || streq(o, "subtree_check") ||
-                           streq(o, "no_subtree_check") || streq(o, "wdelay") ||
-                           streq(o, "no_wdelay"))
+                } else if (streq(o, "secure"))
+                        c->insecure = false;
+                else if (streq(o, "insecure"))
+                        c->insecure = true;
+                else if (streq(o, "sync") || streq(o, "async") || streq(o, "subtree_check") ||
+                         streq(o, "no_subtree_check") || streq(o, "wdelay") ||
+                         streq(o, "no_wdelay"))
                         ;
                 else {
                         if (asprintf(ret_error, "unknown option '%s'", o) < 0)
@@ -460,6 +465,7 @@ int export_table_new_loopback(const char *dir, struct export_table **ret)
                 struct export_client *c = &e->clients[e->n_clients];
                 *c = (struct export_client){
                     .rw = true,
+                    .insecure = true,
                     .squash = EXPORT_NO_ROOT_SQUASH,
                     .anonuid = 65534,
                     .anongid = 65534,
@@ -474,6 +480,29 @@ int export_table_new_loopback(const char *dir, struct export_table **ret)
         }
         *ret = TAKE_PTR(t);
         return 0;
+}
+
+/* Whether the mount mount_id shows its filesystem's root at `canon`
+ * (/proc/self/mountinfo: id parent major:minor root mountpoint ...). */
+static bool mount_shows_fs_root(int mount_id, const char *canon)
+{
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096];
+
+        if (!f)
+                return false;
+        while (fgets(line, sizeof(line), f)) {
+                char root[2048], point[2048];
+                int id;
+
+                if (sscanf(line, "%d %*d %*s %2047s %2047s", &id, root, point) != 3 ||
+                    id != mount_id)
+                        continue;
+                /* A mount point with escaped characters (\040) does not
+                 * compare equal: the export is then checked as a subtree. */
+                return streq(root, "/") && streq(point, canon);
+        }
+        return false;
 }
 
 int export_table_open(struct export_table *t, const struct fhandle_key *key, const char **ret_path)
@@ -508,6 +537,23 @@ int export_table_open(struct export_table *t, const struct fhandle_key *key, con
                 e->dev = st.st_dev;
                 e->ino = st.st_ino;
                 e->mount_id = mount_id;
+                {
+                        char proc[32], canon[PATH_MAX];
+                        ssize_t n;
+
+                        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", e->fd);
+                        n = readlink(proc, canon, sizeof(canon) - 1);
+                        if (n <= 0 || canon[0] != '/') {
+                                *ret_path = e->path;
+                                return n < 0 ? negative_errno() : -EIO;
+                        }
+                        canon[n] = '\0';
+                        free(e->canon);
+                        e->canon = strdup(canon);
+                        if (!e->canon)
+                                return -ENOMEM;
+                        e->whole_fs = mount_shows_fs_root(mount_id, e->canon);
+                }
                 /* Without it, every directory resolve walks to the root. */
                 if (!e->ancestry && ancestry_new(e->path, &e->ancestry) < 0)
                         e->ancestry = NULL;
@@ -622,4 +668,17 @@ const struct export_client *export_match(const struct export *e, const struct so
                         return c;
         }
         return NULL;
+}
+
+int export_access(const struct export *e, const struct sockaddr *peer,
+                  const struct export_client **ret)
+{
+        const struct export_client *cl = export_match(e, peer);
+
+        if (!cl)
+                return -EACCES;
+        if (!cl->insecure && !peer_port_reserved(peer))
+                return -EPERM;
+        *ret = cl;
+        return 0;
 }

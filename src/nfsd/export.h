@@ -10,9 +10,10 @@
  *
  * A client is `*`, an IPv4 or IPv6 address, or a network ADDR/PREFIX (or
  * ADDR/NETMASK for IPv4). Options: rw, ro, root_squash, no_root_squash,
- * all_squash, no_all_squash, anonuid=N, anongid=N; sync, async, secure,
- * insecure, subtree_check, no_subtree_check are accepted and change nothing.
- * Defaults as in exports(5): ro, root_squash, anonuid=anongid=65534.
+ * all_squash, no_all_squash, anonuid=N, anongid=N, secure (calls only from
+ * reserved source ports), insecure; sync, async, subtree_check,
+ * no_subtree_check, wdelay, no_wdelay are accepted and change nothing.
+ * Defaults as in exports(5): ro, root_squash, secure, anonuid=anongid=65534.
  * Host names are refused (no name service is consulted).
  */
 
@@ -38,6 +39,7 @@ struct export_client {
         uint8_t addr[16]; /* network address (host bits cleared) */
         unsigned prefix;  /* prefix length in bits */
         bool rw;
+        bool insecure; /* calls from unreserved source ports (>= 1024) are served */
         enum export_squash squash;
         uid_t anonuid;
         gid_t anongid;
@@ -55,6 +57,8 @@ struct export
         dev_t dev;
         ino_t ino;
         int mount_id;
+        char *canon;   /* the root's path as /proc/self/fd shows it */
+        bool whole_fs; /* the root is its filesystem's root: all of it is exported */
         struct export_client *clients;
         size_t n_clients;
         struct export_dircache *dircache; /* NULL until opened, or without memory */
@@ -72,7 +76,8 @@ struct export_table {
 int export_table_parse(const char *text, struct export_table **ret, char **ret_error);
 
 /* A table with one export: dir served as "/" to loopback clients, rw,
- * no_root_squash. */
+ * no_root_squash, insecure (local peers are held to their socket's owner
+ * instead, see peer.h). */
 int export_table_new_loopback(const char *dir, struct export_table **ret);
 
 /* Opens every export's directory and computes the export ids. On failure
@@ -96,6 +101,12 @@ const struct export *export_table_find_name(const struct export_table *t, const 
 
 /* The first client entry of e that matches the peer address, or NULL. */
 const struct export_client *export_match(const struct export *e, const struct sockaddr *peer);
+
+/* The client entry of e that lets peer in: 0 and *ret, -EACCES when no
+ * entry matches its address, -EPERM when the entry is `secure` and the
+ * peer's source port is not reserved. */
+int export_access(const struct export *e, const struct sockaddr *peer,
+                  const struct export_client **ret);
 
 /* Parses one client spec (without options) into c->any/family/addr/prefix. */
 int export_client_parse_spec(const char *spec, struct export_client *c);

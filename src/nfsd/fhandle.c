@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <nettle/hmac.h>
 #include <nettle/memops.h>
 
@@ -20,23 +22,50 @@ void fhandle_key_mac(const struct fhandle_key *key, const void *data, size_t len
         hmac_sha256_digest(&ctx, SHA256_DIGEST_SIZE, ret);
 }
 
+int fhandle_key_check(const struct stat *st)
+{
+        if (!S_ISREG(st->st_mode) || st->st_uid != geteuid() || (st->st_mode & 077))
+                return -EPERM;
+        return 0;
+}
+
 int fhandle_key_load(int dirfd, const char *name, struct fhandle_key *ret)
 {
-        _cleanup_free_ char *data = NULL;
+        _cleanup_close_ int fd = -1;
         struct fhandle_key k;
-        size_t len;
+        uint8_t data[sizeof(k.key) + 1];
+        struct stat st;
+        size_t len = 0;
         int r;
 
-        r = read_file_at(dirfd, name, 4096, &data, &len);
-        if (r >= 0) {
+        /* Not following a symlink: the key is this file or nothing. */
+        fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd >= 0) {
+                if (fstat(fd, &st) < 0)
+                        return negative_errno();
+                r = fhandle_key_check(&st);
+                if (r < 0)
+                        return r;
+                while (len < sizeof(data)) {
+                        ssize_t n = read(fd, data + len, sizeof(data) - len);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0)
+                                return negative_errno();
+                        if (n == 0)
+                                break;
+                        len += (size_t)n;
+                }
                 if (len != sizeof(k.key))
                         return -EBADMSG;
                 memcpy(k.key, data, sizeof(k.key));
                 *ret = k;
                 return 0;
         }
-        if (r != -ENOENT)
-                return r;
+        if (errno == ELOOP)
+                return -EPERM;
+        if (errno != ENOENT)
+                return negative_errno();
 
         if (getrandom(k.key, sizeof(k.key), 0) != (ssize_t)sizeof(k.key))
                 return -EIO;

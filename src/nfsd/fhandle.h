@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define FHANDLE_MAX        64
 #define FHANDLE_KEY_SIZE   32
@@ -40,8 +41,12 @@ struct fhandle {
 /* Loads the secret from `name` in the directory dirfd, creating it (random,
  * mode 0600, written atomically) when missing. A file of the wrong size is
  * -EBADMSG (it is never silently replaced: that would invalidate every handle
- * clients hold). */
+ * clients hold); one that fhandle_key_check() refuses, or a symlink, -EPERM. */
 int fhandle_key_load(int dirfd, const char *name, struct fhandle_key *ret);
+
+/* Whether st may be a key file: a regular file owned by the effective uid,
+ * with no permission for group or others. 0 or -EPERM. */
+int fhandle_key_check(const struct stat *st);
 
 /* HMAC-SHA256 of data under the key, all 32 bytes. */
 void fhandle_key_mac(const struct fhandle_key *key, const void *data, size_t len, uint8_t ret[32]);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -120,6 +121,32 @@ static int dir_depth(const struct export *e, int fd, const struct stat *st, cons
         return walk(e, fd, st, h, e->ancestry);
 }
 
+/* Whether the non-directory fd lies in export e. A file has no ".." to
+ * walk, but the kernel may know a path of it: inside the export, or one
+ * outside that really names it (then the handle was not ours to give,
+ * whoever computed its MAC). A file the dentry cache knows no name of yet
+ * cannot be placed and is let through, as the kernel's nfsd does with
+ * no_subtree_check. */
+static bool file_in_export(const struct export *e, int fd, const struct stat *st)
+{
+        char proc[STRLEN_PROC_FD], path[PATH_MAX];
+        size_t l = strlen(e->canon);
+        struct stat at;
+        ssize_t n;
+
+        if (e->whole_fs)
+                return true;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        n = readlink(proc, path, sizeof(path) - 1);
+        if (n < 0)
+                return false;
+        path[n] = '\0';
+        if (strncmp(path, e->canon, l) == 0 && (path[l] == '/' || streq(e->canon, "/")))
+                return true;
+        return !(path[0] == '/' && fstatat(AT_FDCWD, path, &at, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 at.st_dev == st->st_dev && at.st_ino == st->st_ino);
+}
+
 int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct fsobj *ret)
 {
         const struct export_client *cl;
@@ -135,9 +162,9 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
         e = export_table_find_id(c->exports, h.export_id);
         if (!e)
                 return -ESTALE;
-        cl = export_match(e, c->peer);
-        if (!cl)
-                return -EACCES;
+        r = export_access(e, c->peer, &cl);
+        if (r < 0)
+                return r;
 
         fd = export_dircache_get(e, &h);
         if (fd >= 0) {
@@ -171,7 +198,8 @@ int fsobj_from_handle(struct nfsd_call *c, const void *data, size_t len, struct 
         /* Removed (but still open somewhere), or a directory outside the
          * export: gone, as far as the client is concerned. */
         if (fstat(fd, &st) < 0 || st.st_dev != e->dev || st.st_nlink == 0 ||
-            (S_ISDIR(st.st_mode) && (depth = dir_depth(e, fd, &st, &h)) < 0)) {
+            (S_ISDIR(st.st_mode) ? (depth = dir_depth(e, fd, &st, &h)) < 0
+                                 : !file_in_export(e, fd, &st))) {
                 safe_close(fd);
                 return -ESTALE;
         }
@@ -234,6 +262,7 @@ void fsobj_cred(const struct nfsd_call *c, const struct export_client *cl, struc
 
         if (c->flavor != AUTH_SYS_FLAVOR || cl->squash == EXPORT_ALL_SQUASH) {
                 *ret = anon;
+                peer_clamp_cred(c->who, ret);
                 return;
         }
         *ret = c->cred;
@@ -255,6 +284,7 @@ void fsobj_cred(const struct nfsd_call *c, const struct export_client *cl, struc
                         if (ret->groups[i] == 0)
                                 ret->groups[i] = cl->anongid;
         }
+        peer_clamp_cred(c->who, ret);
 }
 
 int fsobj_reopen(const struct fsobj *o, int flags)

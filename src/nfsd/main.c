@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +33,11 @@ static const char *arg_listen = "127.0.0.1:4000";
 static const char *arg_exports = NULL;
 static const char *arg_state_dir = "/var/lib/strata-nfsd";
 static unsigned arg_threads = 8;
+static struct transport_limits arg_limits = {
+    .max_connections = TRANSPORT_MAX_CONNECTIONS,
+    .idle_timeout = TRANSPORT_IDLE_TIMEOUT,
+    .max_memory = TRANSPORT_MAX_MEMORY,
+};
 static const char *arg_dir = NULL;
 
 static void help(void)
@@ -42,7 +49,10 @@ static void help(void)
                "`port=P,mountport=P` and no rpcbind.\n"
                "\n"
                "A lone DIR is exported as `/` to loopback clients, read-write,\n"
-               "no_root_squash. Otherwise --exports names an exports(5)-style file.\n"
+               "no_root_squash. Otherwise --exports names an exports(5)-style file\n"
+               "(`secure`, the default there, requires a reserved source port).\n"
+               "A local peer not owned by root acts only as its socket's owner,\n"
+               "whatever uid its credentials claim.\n"
                "\n"
                "Options:\n"
                "  -l, --listen ADDR:PORT   address to listen on (default 127.0.0.1:4000;\n"
@@ -51,6 +61,12 @@ static void help(void)
                "  -s, --state-dir DIR      where the handle key lives\n"
                "                           (default /var/lib/strata-nfsd)\n"
                "  -t, --threads N          worker threads (default 8)\n"
+               "      --max-connections N  connections at once; the oldest idle one is\n"
+               "                           closed to make room (default 1024)\n"
+               "      --idle-timeout SECS  close connections idle that long (default 360;\n"
+               "                           0: never)\n"
+               "      --max-memory MIB     requests and replies held for all clients\n"
+               "                           (default 256)\n"
                "  -v, --verbose            log more (repeat for debug)\n"
                "  -h, --help               show this help\n"
                "  -V, --version            print the version\n"
@@ -178,10 +194,17 @@ static int on_signal(uint32_t signo, void *userdata)
 static int parse_args(int argc, char **argv)
 {
         static const struct option options[] = {
-            {"listen", required_argument, NULL, 'l'},    {"exports", required_argument, NULL, 'e'},
-            {"state-dir", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'},
-            {"verbose", no_argument, NULL, 'v'},         {"help", no_argument, NULL, 'h'},
-            {"version", no_argument, NULL, 'V'},         {},
+            {"listen", required_argument, NULL, 'l'},
+            {"exports", required_argument, NULL, 'e'},
+            {"state-dir", required_argument, NULL, 's'},
+            {"threads", required_argument, NULL, 't'},
+            {"verbose", no_argument, NULL, 'v'},
+            {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
+            {"max-connections", required_argument, NULL, 'C'},
+            {"idle-timeout", required_argument, NULL, 'I'},
+            {"max-memory", required_argument, NULL, 'M'},
+            {},
         };
         int c, verbose = 0;
 
@@ -206,6 +229,40 @@ static int parse_args(int argc, char **argv)
                                 return -EINVAL;
                         }
                         arg_threads = (unsigned)n;
+                        break;
+                }
+                case 'C':
+                case 'I':
+                case 'M': {
+                        static const struct {
+                                int opt;
+                                const char *name;
+                                unsigned long min, max;
+                        } ranges[] = {
+                            {'C', "--max-connections", 1, 65536},
+                            {'I', "--idle-timeout", 0, 86400},
+                            {'M', "--max-memory", 16, 1024 * 1024},
+                        };
+                        char *end;
+                        unsigned long n;
+                        size_t k = 0;
+
+                        while (ranges[k].opt != c)
+                                k++;
+                        errno = 0;
+                        n = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || n < ranges[k].min ||
+                            n > ranges[k].max) {
+                                log_error("invalid %s '%s' (%lu..%lu)", ranges[k].name, optarg,
+                                          ranges[k].min, ranges[k].max);
+                                return -EINVAL;
+                        }
+                        if (c == 'C')
+                                arg_limits.max_connections = (unsigned)n;
+                        else if (c == 'I')
+                                arg_limits.idle_timeout = (unsigned)n;
+                        else
+                                arg_limits.max_memory = (size_t)n * 1024 * 1024;
                         break;
                 }
                 case 'v':
@@ -279,11 +336,35 @@ int main(int argc, char **argv)
                 log_error_errno(errno, "cannot open state directory '%s': %m", arg_state_dir);
                 return EXIT_FAILURE;
         }
+        {
+                struct stat st;
+
+                /* Whoever may write there may replace the key, and forge handles. */
+                if (fstat(state_fd, &st) < 0) {
+                        log_error_errno(errno, "cannot stat state directory '%s': %m",
+                                        arg_state_dir);
+                        return EXIT_FAILURE;
+                }
+                if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+                        log_error("refusing state directory '%s': owned by uid %u with mode %04o; "
+                                  "it must belong to uid %u and not be writable by group or "
+                                  "others",
+                                  arg_state_dir, (unsigned)st.st_uid,
+                                  (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
+                        return EXIT_FAILURE;
+                }
+        }
         r = fhandle_key_load(state_fd, "handle-key", &key);
         if (r == -EBADMSG) {
                 log_error("handle key '%s/handle-key' has the wrong size; remove it to make a "
                           "new one (clients will have to mount again)",
                           arg_state_dir);
+                return EXIT_FAILURE;
+        }
+        if (r == -EPERM) {
+                log_error("refusing handle key '%s/handle-key': it must be a regular file owned "
+                          "by uid %u with no permission for group or others (chmod 600)",
+                          arg_state_dir, (unsigned)geteuid());
                 return EXIT_FAILURE;
         }
         if (r < 0) {
@@ -296,6 +377,20 @@ int main(int argc, char **argv)
 
         /* Modes of created files are exactly what the client asks for. */
         umask(0);
+
+        /* Each connection takes two fds: as many as this user may have. */
+        {
+                struct rlimit rl;
+
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                        rl.rlim_cur = rl.rlim_max;
+                        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                                log_debug("cannot raise the open file limit: %m");
+                }
+        }
+        /* Request buffers of a record's size are mapped and unmapped, so
+         * memory held for a burst of clients goes back when they are done. */
+        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
         listen_fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (listen_fd < 0 ||
@@ -326,7 +421,7 @@ int main(int argc, char **argv)
         server.port = ntohs(addr.ss_family == AF_INET ? ((struct sockaddr_in *)&addr)->sin_port
                                                       : ((struct sockaddr_in6 *)&addr)->sin6_port);
 
-        r = transport_new(&server, TAKE_FD(listen_fd), arg_threads, &t);
+        r = transport_new(&server, TAKE_FD(listen_fd), arg_threads, &arg_limits, &t);
         if (r < 0) {
                 log_error_errno(r, "cannot start the server: %m");
                 nfsd_server_done(&server);

@@ -169,8 +169,8 @@ static void mount_mnt(struct nfsd_call *c, void *args, void *res)
         e = export_table_find_name(c->exports, (*dir)[0] ? *dir : "/", &rest);
         if (!e)
                 return;
-        cl = export_match(e, c->peer);
-        if (!cl) {
+        if (export_access(e, c->peer, &cl) < 0) {
+                /* Not allowed, or from an unreserved port to a `secure` export. */
                 out->fhs_status = MNT3ERR_ACCES;
                 return;
         }

@@ -130,6 +130,9 @@ enum rpc_verdict rpc_request_decode(const void *buf, size_t len, struct rpc_requ
                 return RPC_SYSTEM_ERR;
         if (!r->p->xdr_args(&x, r->args))
                 return RPC_GARBAGE_ARGS;
+        /* Bytes after the arguments: a padded call, not one we understand. */
+        if (xdr_getpos(&x) != len)
+                return RPC_GARBAGE_ARGS;
         return RPC_OK;
 }
 
@@ -230,7 +233,7 @@ bool_t rpc_xdr_WRITE3args_inplace(XDR *x, void *args)
         return TRUE;
 }
 
-int rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const void *req, size_t len,
+int rpc_handle(struct nfsd_server *s, const struct nfsd_peer *peer, const void *req, size_t len,
                void *out, size_t out_size, void *scratch, size_t scratch_size,
                struct rpc_reply *ret)
 {
@@ -253,7 +256,8 @@ int rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const void *r
         if (v == RPC_OK) {
                 struct nfsd_call c = {
                     .server = s,
-                    .peer = peer,
+                    .peer = (const struct sockaddr *)&peer->addr,
+                    .who = peer,
                     .xid = r.xid,
                     .prog = r.prog,
                     .vers = r.vers,

@@ -80,7 +80,7 @@ struct rpc_reply {
 
 /* Handles one call record: decode, run, encode the reply into out.
  * Returns 1 with *ret filled, 0 when nothing is to be sent, or -errno. */
-int rpc_handle(struct nfsd_server *s, const struct sockaddr *peer, const void *req, size_t len,
+int rpc_handle(struct nfsd_server *s, const struct nfsd_peer *peer, const void *req, size_t len,
                void *out, size_t out_size, void *scratch, size_t scratch_size,
                struct rpc_reply *ret);
 

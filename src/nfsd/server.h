@@ -15,6 +15,7 @@
 #include "cred.h"
 #include "export.h"
 #include "fhandle.h"
+#include "peer.h"
 
 struct mount_entry {
         char *host;
@@ -50,6 +51,7 @@ void nfsd_server_write_failed(struct nfsd_server *s);
 struct nfsd_call {
         struct nfsd_server *server;
         const struct sockaddr *peer;
+        const struct nfsd_peer *who; /* the peer and its socket's owner */
         uint32_t xid;
         uint32_t prog;
         uint32_t vers;

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -12,10 +15,13 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "export.h"
 #include "log.h"
+#include "peer.h"
 #include "macro.h"
 #include "rpc.h"
 #include "transport.h"
@@ -34,15 +40,27 @@
  * the read side behind its owner's back.
  */
 
-#define MAX_CONNECTIONS 1024
 #define MAX_INFLIGHT    32 /* calls of one connection queued or running */
 #define READ_CHUNK      65536
-#define READS_PER_EVENT 8                   /* then the other connections get their turn */
-#define OUT_MAX         (4 * 1024 * 1024)   /* queued reply bytes before reading pauses */
-#define OUT_LIMIT       (16 * 1024 * 1024)  /* queued for one client that does not read: drop it */
-#define OUT_LIMIT_ALL   (256 * 1024 * 1024) /* queued for all clients together */
+#define READS_PER_EVENT 8                  /* then the other connections get their turn */
+#define OUT_MAX         (4 * 1024 * 1024)  /* queued reply bytes before reading pauses */
+#define OUT_LIMIT       (16 * 1024 * 1024) /* queued for one client that does not read: drop it */
+#define CONN_MEM_MAX    (8 * 1024 * 1024)  /* request bytes one connection may hold */
+#define TICK_MS         500                /* idle reaping, paused reads, listen backoff */
 #define WORKER_OUT_SIZE (TRANSPORT_MAX_RECORD + 4)
 #define WORKER_SCRATCH  (1024 * 1024)
+
+/*
+ * Memory: a connection's request bytes (the record being assembled, bytes
+ * read past a full in-flight window, records queued or running) are
+ * counted in c->mem and t->mem. Each connection may hold a small floor
+ * whatever the others do (so small calls always get through); above it, it
+ * reads only while all connections together hold less than half the
+ * budget, and at most CONN_MEM_MAX. Queued replies may take a quarter of
+ * the budget (a client that lets more pile up is dropped). Buffers grow
+ * with the bytes that really arrived, not with what a record mark
+ * announces.
+ */
 
 /* Epoll events carry no pointers: a worker may dequeue an event for a
  * connection another worker is closing. They carry a slot of the
@@ -52,6 +70,8 @@
 #define EV_LISTEN (EV_TAG | 1)
 #define EV_STOP   (EV_TAG | 2)
 #define EV_JOBS   (EV_TAG | 3)
+/* A paused read side watches only for the peer's hangup. */
+#define EV_PAUSED (UINT64_C(1) << 31)
 #define EV_CONN(slot, gen, write) \
         ((uint64_t)(gen) << 32 | (uint64_t)(slot) << 1 | (uint64_t)(write))
 
@@ -62,8 +82,11 @@ struct conn {
         uint32_t gen;
         atomic_int refs;
         struct transport *t;
-        struct sockaddr_storage peer;
-        struct conn *prev, *next; /* t->conns, under t->lock */
+        struct nfsd_peer peer;
+        bool unauthorized;           /* in no export's client list (counted in t->n_unauth) */
+        struct conn *prev, *next;    /* t->conns, under t->lock */
+        _Atomic int64_t last_active; /* monotonic ms of the last bytes in or out */
+        _Atomic size_t mem;          /* request bytes held, see above */
 
         pthread_mutex_t lock; /* everything below but record assembly */
         unsigned inflight;
@@ -82,6 +105,11 @@ struct conn {
         bool in_frag;
         uint8_t *rec;
         size_t rec_len, rec_cap;
+        /* Bytes read past the record that filled the in-flight window,
+         * fed before the socket is read again. stash_len is read under
+         * c->lock by whoever resumes a paused read side. */
+        uint8_t *stash;
+        size_t stash_len, stash_off;
 };
 
 /* Reply bytes the socket did not take at once; sent when it becomes
@@ -92,11 +120,13 @@ struct outbuf {
         uint8_t data[];
 };
 
+/* A call to run, or (rec NULL) the read side of conn to serve from its
+ * stash. */
 struct job {
         struct job *next;
         struct conn *conn;
         uint8_t *rec;
-        size_t len;
+        size_t len, cap;
 };
 
 struct transport {
@@ -106,15 +136,23 @@ struct transport {
         int stop_fd; /* eventfd: readable once stopping, wakes every worker */
         int jobs_fd; /* eventfd semaphore: one count per queued job */
 
-        pthread_mutex_t lock; /* conns, n_conns, slots, job queue */
+        pthread_mutex_t lock; /* conns, n_conns, n_unauth, slots, job queue */
         struct conn *conns;
-        size_t n_conns;
+        size_t n_conns, n_unauth;
         _Atomic size_t out_total; /* queued reply bytes of all connections */
+        _Atomic size_t mem;       /* request bytes of all connections */
         struct {
                 struct conn *c;
                 uint32_t gen;
-        } slots[MAX_CONNECTIONS];
+        } * slots;
+        unsigned max_conns;
+        int64_t idle_ms; /* 0: never */
+        size_t mem_floor, mem_shared, out_limit, out_limit_all;
+        size_t mem_peak; /* since the last trim (tick only) */
         struct job *head, *tail;
+
+        int reserve_fd;            /* closed to accept-and-close when out of fds */
+        atomic_bool listen_paused; /* the listen fd is left disarmed until the next tick */
 
         pthread_t *workers;
         unsigned n_workers;
@@ -140,20 +178,73 @@ static void conn_unref(struct conn *c)
                 free(o);
         }
         pthread_mutex_destroy(&c->lock);
+        atomic_fetch_sub(&c->t->mem, c->rec_cap + c->stash_len);
         free(c->rec);
+        free(c->stash);
         free(c);
+}
+
+static void mem_add(struct conn *c, size_t n)
+{
+        atomic_fetch_add(&c->mem, n);
+        atomic_fetch_add(&c->t->mem, n);
+}
+
+static void mem_sub(struct conn *c, size_t n)
+{
+        atomic_fetch_sub(&c->mem, n);
+        atomic_fetch_sub(&c->t->mem, n);
 }
 
 static void job_free(struct job *j)
 {
+        if (j->rec)
+                mem_sub(j->conn, j->cap);
         conn_unref(j->conn);
         free(j->rec);
         free(j);
 }
 
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How many more request bytes c may take in now (see the memory rule). */
+static size_t read_allowance(struct conn *c)
+{
+        struct transport *t = c->t;
+        size_t mine = atomic_load(&c->mem), all = atomic_load(&t->mem);
+
+        if (mine < t->mem_floor)
+                return t->mem_floor - mine;
+        if (all < t->mem_shared && mine < CONN_MEM_MAX)
+                return MIN(t->mem_shared - all, CONN_MEM_MAX - mine);
+        return 0;
+}
+
 static bool conn_may_read(struct conn *c)
 {
-        return c->dead || (c->inflight < MAX_INFLIGHT && c->out_bytes < OUT_MAX);
+        return c->dead ||
+               (c->inflight < MAX_INFLIGHT && c->out_bytes < OUT_MAX && read_allowance(c) > 0);
+}
+
+static void queue_job(struct transport *t, struct job *j)
+{
+        uint64_t one = 1;
+
+        pthread_mutex_lock(&t->lock);
+        if (t->tail)
+                t->tail->next = j;
+        else
+                t->head = j;
+        t->tail = j;
+        pthread_mutex_unlock(&t->lock);
+        if (write(t->jobs_fd, &one, sizeof(one)) < 0)
+                log_debug("cannot signal a queued call: %m");
 }
 
 static void conn_arm_read(struct conn *c)
@@ -164,6 +255,30 @@ static void conn_arm_read(struct conn *c)
         (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->fd, &e);
 }
 
+static void conn_fail(struct conn *c, int r);
+
+/* Gives the read side a new owner: epoll, or, when bytes already read
+ * wait in the stash (the socket may have nothing more to wake epoll), a
+ * worker through the job queue. Called with c->lock held. */
+static void conn_resume_read(struct conn *c)
+{
+        struct job *j;
+
+        if (c->stash_len == 0) {
+                conn_arm_read(c);
+                return;
+        }
+        j = calloc(1, sizeof(*j));
+        if (!j) {
+                conn_fail(c, -ENOMEM);
+                conn_arm_read(c);
+                return;
+        }
+        atomic_fetch_add(&c->refs, 1);
+        j->conn = c;
+        queue_job(c->t, j);
+}
+
 /* The owner of the read side is done: re-arm it, or leave it paused.
  * Called with c->lock held. */
 static void conn_read_done(struct conn *c)
@@ -171,9 +286,32 @@ static void conn_read_done(struct conn *c)
         if (c->closed)
                 return;
         if (conn_may_read(c))
-                conn_arm_read(c);
-        else
+                conn_resume_read(c);
+        else {
+                /* Still told when the peer goes away, which frees what it holds. */
+                struct epoll_event e = {.events = EPOLLRDHUP | EPOLLONESHOT,
+                                        .data.u64 = EV_CONN(c->slot, c->gen, 0) | EV_PAUSED};
+
                 c->read_paused = true;
+                (void)epoll_ctl(c->t->epoll_fd, EPOLL_CTL_MOD, c->fd, &e);
+        }
+}
+
+static void conn_close(struct transport *t, struct conn *c, bool abort_io);
+
+/* The peer of a paused read side hung up: close it, unless the read side
+ * was resumed meanwhile (its new owner sees the hangup). */
+static void conn_paused_event(struct transport *t, struct conn *c)
+{
+        bool take;
+
+        pthread_mutex_lock(&c->lock);
+        take = c->read_paused && !c->closed;
+        if (take)
+                c->read_paused = false;
+        pthread_mutex_unlock(&c->lock);
+        if (take)
+                conn_close(t, c, true);
 }
 
 /* Resumes a paused read side once calls completed or replies drained (or
@@ -183,7 +321,7 @@ static void conn_maybe_resume(struct conn *c)
 {
         if (c->read_paused && !c->closed && conn_may_read(c)) {
                 c->read_paused = false;
-                conn_arm_read(c);
+                conn_resume_read(c);
         }
 }
 
@@ -221,6 +359,8 @@ static void conn_close(struct transport *t, struct conn *c, bool abort_io)
         if (c->next)
                 c->next->prev = c->prev;
         t->n_conns--;
+        if (c->unauthorized)
+                t->n_unauth--;
         pthread_mutex_unlock(&t->lock);
         conn_unref(c);
 }
@@ -249,6 +389,7 @@ static int conn_flush(struct conn *c)
                 if (n <= 0)
                         return n < 0 ? negative_errno() : -EPIPE;
                 o->off += (size_t)n;
+                atomic_store(&c->last_active, now_ms());
                 c->out_bytes -= (size_t)n;
                 atomic_fetch_sub(&c->t->out_total, (size_t)n);
                 if (o->off < o->len)
@@ -311,14 +452,15 @@ static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
                         goto out;
                 }
                 sent += (size_t)n;
+                atomic_store(&c->last_active, now_ms());
         }
         if (sent < total) {
                 size_t at = 0, skip = sent;
 
                 /* A client that lets replies pile up is dropped, so such
                  * clients cannot exhaust the server's memory. */
-                if (c->out_bytes + (total - sent) > OUT_LIMIT ||
-                    atomic_load(&c->t->out_total) + (total - sent) > OUT_LIMIT_ALL) {
+                if (c->out_bytes + (total - sent) > c->t->out_limit ||
+                    atomic_load(&c->t->out_total) + (total - sent) > c->t->out_limit_all) {
                         conn_fail(c, -ENOBUFS);
                         goto out;
                 }
@@ -362,13 +504,21 @@ static void call_done(struct conn *c)
         pthread_mutex_unlock(&c->lock);
 }
 
+static void conn_read_event(struct worker *w, struct conn *c, uint32_t events);
+
 static void run_job(struct worker *w, struct job *j)
 {
         struct rpc_reply rep;
         int n;
 
-        n = rpc_handle(w->t->server, (const struct sockaddr *)&j->conn->peer, j->rec, j->len,
-                       w->out + 4, WORKER_OUT_SIZE - 4, w->scratch, WORKER_SCRATCH, &rep);
+        if (!j->rec) {
+                /* The read side, handed over with bytes in its stash. */
+                conn_read_event(w, j->conn, 0);
+                job_free(j);
+                return;
+        }
+        n = rpc_handle(w->t->server, &j->conn->peer, j->rec, j->len, w->out + 4,
+                       WORKER_OUT_SIZE - 4, w->scratch, WORKER_SCRATCH, &rep);
         if (n > 0)
                 reply(j->conn, w->out, &rep);
         else if (n < 0) {
@@ -376,46 +526,64 @@ static void run_job(struct worker *w, struct job *j)
                 conn_fail(j->conn, n);
                 pthread_mutex_unlock(&j->conn->lock);
         }
+        /* The request's memory first, so the connection may read again. */
+        mem_sub(j->conn, j->cap);
+        free(j->rec);
+        j->rec = NULL;
         call_done(j->conn);
         job_free(j);
 }
 
 /* A record is complete: keep it for the reading worker (*first) or queue
- * it for another. */
+ * it for another. Returns 1 when that fills the connection's in-flight
+ * window (no more records until calls complete), 0, or -ENOMEM. */
 static int record_done(struct transport *t, struct conn *c, struct job **first)
 {
         struct job *j = malloc(sizeof(*j));
-        uint64_t one = 1;
+        bool full;
 
         if (!j)
                 return -ENOMEM;
         atomic_fetch_add(&c->refs, 1);
-        *j = (struct job){.conn = c, .rec = c->rec, .len = c->rec_len};
+        /* Its bytes stay counted for c until the call is answered. */
+        *j = (struct job){.conn = c, .rec = c->rec, .len = c->rec_len, .cap = c->rec_cap};
         c->rec = NULL;
         c->rec_len = c->rec_cap = 0;
 
         pthread_mutex_lock(&c->lock);
         c->inflight++;
+        full = c->inflight >= MAX_INFLIGHT;
         pthread_mutex_unlock(&c->lock);
 
-        if (!*first) {
+        if (!*first)
                 *first = j;
-                return 0;
-        }
-        pthread_mutex_lock(&t->lock);
-        if (t->tail)
-                t->tail->next = j;
         else
-                t->head = j;
-        t->tail = j;
-        pthread_mutex_unlock(&t->lock);
-        if (write(t->jobs_fd, &one, sizeof(one)) < 0)
-                log_debug("cannot signal a queued call: %m");
+                queue_job(t, j);
+        return full ? 1 : 0;
+}
+
+/* Makes room for need bytes of record: grows with what arrives (doubling),
+ * never beyond what the current fragment announces. */
+static int rec_grow(struct conn *c, size_t need)
+{
+        size_t cap, end = c->rec_len + c->frag_left;
+        uint8_t *n;
+
+        if (need <= c->rec_cap)
+                return 0;
+        cap = MAX(MAX(c->rec_cap * 2, (size_t)512), need);
+        cap = MIN(cap, MAX(end, need));
+        n = realloc(c->rec, cap);
+        if (!n)
+                return -ENOMEM;
+        mem_add(c, cap - c->rec_cap);
+        c->rec = n;
+        c->rec_cap = cap;
         return 0;
 }
 
 /* Ends the current fragment once all its bytes are in; a last fragment
- * completes the record. */
+ * completes the record (then as record_done()). */
 static int frag_check_done(struct transport *t, struct conn *c, struct job **first)
 {
         if (!c->in_frag || c->frag_left > 0)
@@ -428,13 +596,17 @@ static int frag_check_done(struct transport *t, struct conn *c, struct job **fir
         return record_done(t, c, first);
 }
 
-/* Feeds bytes from the stream into record assembly. Returns 0, or -EBADMSG
- * when the stream breaks the rules (the connection is then closed). */
+/* Feeds bytes from the stream into record assembly, up to the record that
+ * fills the in-flight window; *ret_used says how many were taken. Returns
+ * 0, or -EBADMSG when the stream breaks the rules (the connection is then
+ * closed). */
 static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size_t n,
-                     struct job **first)
+                     struct job **first, size_t *ret_used)
 {
+        size_t all = n;
         int r;
 
+        *ret_used = 0;
         while (n > 0) {
                 if (!c->in_frag) {
                         size_t take = MIN(n, 4 - c->mark_have);
@@ -456,18 +628,13 @@ static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size
                                           TRANSPORT_MAX_RECORD);
                                 return -EBADMSG;
                         }
-                        if (c->rec_len + c->frag_left > c->rec_cap) {
-                                size_t cap = MAX(c->rec_len + c->frag_left, (size_t)512);
-                                uint8_t *nr = realloc(c->rec, cap);
-                                if (!nr)
-                                        return -ENOMEM;
-                                c->rec = nr;
-                                c->rec_cap = cap;
-                        }
                         c->in_frag = true;
                 }
-                if (c->frag_left > 0) {
+                if (c->frag_left > 0 && n > 0) {
                         size_t take = MIN(n, (size_t)c->frag_left);
+                        r = rec_grow(c, c->rec_len + take);
+                        if (r < 0)
+                                return r;
                         memcpy(c->rec + c->rec_len, p, take);
                         c->rec_len += take;
                         c->frag_left -= (uint32_t)take;
@@ -477,31 +644,84 @@ static int conn_feed(struct transport *t, struct conn *c, const uint8_t *p, size
                 r = frag_check_done(t, c, first);
                 if (r < 0)
                         return r;
+                if (r > 0)
+                        break; /* the window is full */
         }
+        *ret_used = all - n;
         return 0;
 }
 
-/* Reads what arrived on c. Returns 0, or < 0 when c must be closed
- * (-ECONNRESET for a plain EOF). */
+/* Keeps bytes read past a full in-flight window for later. */
+static int conn_stash(struct conn *c, const uint8_t *p, size_t n)
+{
+        uint8_t *s = malloc(n);
+
+        if (!s)
+                return -ENOMEM;
+        memcpy(s, p, n);
+        mem_add(c, n);
+        c->stash = s;
+        c->stash_len = n;
+        c->stash_off = 0;
+        return 0;
+}
+
+static void conn_stash_drop(struct conn *c)
+{
+        mem_sub(c, c->stash_len);
+        free(c->stash);
+        c->stash = NULL;
+        pthread_mutex_lock(&c->lock);
+        c->stash_len = c->stash_off = 0;
+        pthread_mutex_unlock(&c->lock);
+}
+
+/* Reads what arrived on c, as far as its in-flight window and its memory
+ * allow. Returns 0, or < 0 when c must be closed (-ECONNRESET for a plain
+ * EOF). */
 static int conn_read(struct worker *w, struct conn *c, struct job **first)
 {
-        for (int i = 0; i < READS_PER_EVENT; i++) {
-                ssize_t n;
-                int r;
+        size_t used;
+        int r;
 
+        if (c->stash) {
+                r = conn_feed(w->t, c, c->stash + c->stash_off, c->stash_len - c->stash_off, first,
+                              &used);
+                if (r < 0)
+                        return r;
+                c->stash_off += used;
+                if (c->stash_off < c->stash_len)
+                        return 0; /* the window is full again */
+                conn_stash_drop(c);
+        }
+        for (int i = 0; i < READS_PER_EVENT; i++) {
+                size_t allow = read_allowance(c), want;
+                ssize_t n;
+
+                if (allow == 0)
+                        return 0; /* paused until memory frees */
                 if (c->in_frag && c->frag_left >= READ_CHUNK) {
                         /* Bulk data (WRITE): straight into the record. */
-                        n = read(c->fd, c->rec + c->rec_len, c->frag_left);
+                        want = MIN((size_t)c->frag_left, allow);
+                        r = rec_grow(c, c->rec_len + want);
+                        if (r < 0)
+                                return r;
+                        n = read(c->fd, c->rec + c->rec_len, want);
                         if (n > 0) {
+                                atomic_store(&c->last_active, now_ms());
                                 c->rec_len += (size_t)n;
                                 c->frag_left -= (uint32_t)n;
                                 r = frag_check_done(w->t, c, first);
                                 if (r < 0)
                                         return r;
+                                if (r > 0)
+                                        return 0;
                                 continue;
                         }
-                } else
-                        n = read(c->fd, w->buf, READ_CHUNK);
+                } else {
+                        want = MIN((size_t)READ_CHUNK, allow);
+                        n = read(c->fd, w->buf, want);
+                }
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
@@ -510,10 +730,18 @@ static int conn_read(struct worker *w, struct conn *c, struct job **first)
                         return -ECONNRESET;
                 if (n < 0)
                         return negative_errno();
-                r = conn_feed(w->t, c, w->buf, (size_t)n, first);
+                atomic_store(&c->last_active, now_ms());
+                r = conn_feed(w->t, c, w->buf, (size_t)n, first, &used);
                 if (r < 0)
                         return r;
-                if ((size_t)n < READ_CHUNK)
+                if (used < (size_t)n) {
+                        /* The window filled: the rest waits. */
+                        r = conn_stash(c, w->buf + used, (size_t)n - used);
+                        if (r < 0)
+                                return r;
+                        return 0;
+                }
+                if ((size_t)n < want)
                         return 0;
         }
         return 0;
@@ -559,53 +787,125 @@ static void conn_read_event(struct worker *w, struct conn *c, uint32_t events)
                 run_job(w, first);
 }
 
-static void accept_all(struct transport *t)
+/* Whether any export lets the peer in. */
+static bool peer_authorized(struct transport *t, const struct sockaddr *peer)
+{
+        struct export_table *x = nfsd_server_get_exports(t->server);
+        bool ok = false;
+
+        for (size_t i = 0; x && i < x->n_exports && !ok; i++)
+                ok = export_match(&x->exports[i], peer) != NULL;
+        export_table_unref(x);
+        return ok;
+}
+
+/* Closes the connection that has been idle longest, other than keep, to
+ * make room. */
+static void evict_oldest_idle(struct transport *t, struct conn *keep)
+{
+        struct conn *v = NULL;
+
+        pthread_mutex_lock(&t->lock);
+        for (struct conn *c = t->conns; c; c = c->next)
+                if (c != keep &&
+                    (!v || atomic_load(&c->last_active) < atomic_load(&v->last_active)))
+                        v = c;
+        if (v)
+                atomic_fetch_add(&v->refs, 1);
+        pthread_mutex_unlock(&t->lock);
+        if (!v)
+                return;
+        pthread_mutex_lock(&v->lock);
+        if (!v->closed && !v->dead && v->inflight == 0 && v->out_bytes == 0) {
+                log_debug("connection table full, closing the oldest idle connection");
+                conn_fail(v, -EUSERS);
+        }
+        pthread_mutex_unlock(&v->lock);
+        conn_unref(v);
+}
+
+/* Accepts what is pending. Returns false when the listen fd must stay
+ * disarmed until the next tick (out of fds or memory: re-arming a readable
+ * listen fd would spin). */
+static bool accept_all(struct transport *t)
 {
         for (;;) {
                 struct sockaddr_storage peer;
                 socklen_t len = sizeof(peer);
                 struct epoll_event ev;
                 struct conn *c;
+                bool authorized, evict;
                 int fd, r, one = 1;
 
                 fd = accept4(t->listen_fd, (struct sockaddr *)&peer, &len,
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
-                        if (errno != EAGAIN && errno != EINTR)
-                                log_debug("accept failed: %m");
                         if (errno == EINTR)
                                 continue;
-                        break;
+                        if (errno == EMFILE || errno == ENFILE) {
+                                /* Take one waiting peer with the reserve fd and close
+                                 * it, so it learns; the rest wait for the tick. */
+                                log_debug("out of file descriptors, refusing connections "
+                                          "for a while");
+                                t->reserve_fd = safe_close(t->reserve_fd);
+                                fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                                safe_close(fd);
+                                t->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                                return false;
+                        }
+                        if (errno == ENOBUFS || errno == ENOMEM)
+                                return false;
+                        if (errno != EAGAIN)
+                                log_debug("accept failed: %m");
+                        return true;
                 }
                 (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                authorized = peer_authorized(t, (struct sockaddr *)&peer);
                 c = calloc(1, sizeof(*c));
                 if (!c) {
                         close(fd);
                         continue;
                 }
+                /* Before any of its calls is read: what it may claim. */
+                r = peer_identify(fd, &peer, &c->peer);
+                if (r < 0) {
+                        log_debug_errno(r, "cannot tell who owns a local peer's socket, "
+                                           "refusing it: %m");
+                        close(fd);
+                        free(c);
+                        continue;
+                }
                 c->fd = fd;
                 c->wfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
                 c->t = t;
-                c->peer = peer;
+                atomic_init(&c->last_active, now_ms());
                 /* The write side starts armed; its first event finds nothing to send. */
                 c->write_armed = true;
                 atomic_init(&c->refs, 1);
                 pthread_mutex_init(&c->lock, NULL);
 
                 pthread_mutex_lock(&t->lock);
-                c->slot = MAX_CONNECTIONS;
-                for (unsigned i = 0; i < MAX_CONNECTIONS; i++)
-                        if (!t->slots[i].c) {
-                                c->slot = i;
-                                break;
-                        }
-                if (c->slot == MAX_CONNECTIONS) {
+                c->slot = t->max_conns;
+                if (authorized || t->n_unauth < TRANSPORT_MAX_UNAUTHORIZED)
+                        for (unsigned i = 0; i < t->max_conns; i++)
+                                if (!t->slots[i].c) {
+                                        c->slot = i;
+                                        break;
+                                }
+                if (c->slot == t->max_conns) {
                         pthread_mutex_unlock(&t->lock);
-                        log_debug("too many connections, refusing one");
+                        log_debug(authorized ? "too many connections, refusing one"
+                                             : "too many connections from peers no export "
+                                               "allows, refusing one");
                         c->closed = true;
                         conn_unref(c);
+                        if (authorized)
+                                evict_oldest_idle(t, NULL);
                         continue;
                 }
+                c->unauthorized = !authorized;
+                if (c->unauthorized)
+                        t->n_unauth++;
                 t->slots[c->slot].c = c;
                 c->gen = t->slots[c->slot].gen;
                 c->next = t->conns;
@@ -613,7 +913,11 @@ static void accept_all(struct transport *t)
                         t->conns->prev = c;
                 t->conns = c;
                 t->n_conns++;
+                /* Keep one slot free for the next peer. */
+                evict = t->n_conns + 1 >= t->max_conns;
                 pthread_mutex_unlock(&t->lock);
+                if (evict)
+                        evict_oldest_idle(t, c);
 
                 /* The write side first; the read side last, since from then on
                  * another worker may own c and even close it. */
@@ -658,8 +962,10 @@ static void *worker_main(void *userdata)
                 if (ev.data.u64 == EV_STOP)
                         break;
                 if (ev.data.u64 == EV_LISTEN) {
-                        accept_all(t);
-                        (void)epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, t->listen_fd, &lev);
+                        if (accept_all(t))
+                                (void)epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, t->listen_fd, &lev);
+                        else
+                                atomic_store(&t->listen_paused, true);
                 } else if (ev.data.u64 == EV_JOBS) {
                         uint64_t v;
                         struct job *j = NULL;
@@ -677,20 +983,21 @@ static void *worker_main(void *userdata)
                         if (j)
                                 run_job(&w, j);
                 } else {
-                        unsigned slot = (unsigned)(ev.data.u64 & 0xffffffffu) >> 1;
+                        unsigned slot = (unsigned)(ev.data.u64 & 0x7fffffffu) >> 1;
                         uint32_t gen = (uint32_t)(ev.data.u64 >> 32);
                         struct conn *c = NULL;
 
                         pthread_mutex_lock(&t->lock);
-                        if (slot < MAX_CONNECTIONS && t->slots[slot].c &&
-                            t->slots[slot].gen == gen) {
+                        if (slot < t->max_conns && t->slots[slot].c && t->slots[slot].gen == gen) {
                                 c = t->slots[slot].c;
                                 atomic_fetch_add(&c->refs, 1);
                         }
                         pthread_mutex_unlock(&t->lock);
                         if (!c)
                                 continue; /* closed meanwhile */
-                        if (ev.data.u64 & 1)
+                        if (ev.data.u64 & EV_PAUSED)
+                                conn_paused_event(t, c);
+                        else if (ev.data.u64 & 1)
                                 conn_write_event(c);
                         else
                                 conn_read_event(&w, c, ev.events);
@@ -704,7 +1011,8 @@ out:
         return NULL;
 }
 
-int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers, struct transport **ret)
+int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers,
+                  const struct transport_limits *limits, struct transport **ret)
 {
         struct transport *t;
         struct epoll_event ev;
@@ -719,6 +1027,20 @@ int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers, stru
         t->listen_fd = listen_fd;
         t->stop_fd = t->jobs_fd = -1;
         pthread_mutex_init(&t->lock, NULL);
+        t->max_conns = MAX(limits->max_connections, 1u);
+        t->idle_ms = (int64_t)limits->idle_timeout * 1000;
+        /* A quarter of the budget for every connection's floor, half shared,
+         * a quarter for replies (see the memory rule above). */
+        t->mem_floor = MIN(MAX(limits->max_memory / 4 / t->max_conns, (size_t)4096), (size_t)65536);
+        t->mem_shared = limits->max_memory / 2;
+        t->out_limit_all = limits->max_memory / 4;
+        t->out_limit = MIN((size_t)OUT_LIMIT, MAX(t->out_limit_all / 2, (size_t)4 * 1024 * 1024));
+        t->slots = calloc(t->max_conns, sizeof(*t->slots));
+        t->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (!t->slots) {
+                transport_free(t);
+                return -ENOMEM;
+        }
         t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         t->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         t->jobs_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
@@ -759,13 +1081,65 @@ fail:
         return r;
 }
 
+/* Every TICK_MS: closes connections idle too long, resumes reads paused
+ * for memory, re-arms a listen fd left disarmed, gives freed memory back. */
+static void transport_tick(struct transport *t)
+{
+        int64_t now = now_ms();
+        size_t n = 0, held = atomic_load(&t->mem) + atomic_load(&t->out_total);
+        struct conn **list;
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = EV_LISTEN};
+
+        if (atomic_exchange(&t->listen_paused, false))
+                (void)epoll_ctl(t->epoll_fd, EPOLL_CTL_MOD, t->listen_fd, &lev);
+
+        pthread_mutex_lock(&t->lock);
+        list = malloc(MAX(t->n_conns, (size_t)1) * sizeof(*list));
+        for (struct conn *c = t->conns; list && c; c = c->next) {
+                atomic_fetch_add(&c->refs, 1);
+                list[n++] = c;
+        }
+        pthread_mutex_unlock(&t->lock);
+        for (size_t i = 0; i < n; i++) {
+                struct conn *c = list[i];
+
+                pthread_mutex_lock(&c->lock);
+                if (!c->closed && !c->dead) {
+                        if (t->idle_ms > 0 && c->inflight == 0 && c->out_bytes == 0 &&
+                            now - atomic_load(&c->last_active) > t->idle_ms) {
+                                log_debug("closing a connection idle for %" PRId64 " s",
+                                          (now - atomic_load(&c->last_active)) / 1000);
+                                conn_fail(c, -ETIMEDOUT);
+                        } else
+                                conn_maybe_resume(c);
+                }
+                pthread_mutex_unlock(&c->lock);
+                conn_unref(c);
+        }
+        free(list);
+
+        /* Freed request and reply buffers go back to the system once the
+         * queues have drained. */
+        t->mem_peak = MAX(t->mem_peak, held);
+        if (t->mem_peak > 8 * 1024 * 1024 && held < 1024 * 1024) {
+                malloc_trim(0);
+                t->mem_peak = held;
+        }
+}
+
 int transport_run(struct transport *t, int signal_fd, transport_signal_fn on_signal, void *userdata)
 {
         for (;;) {
                 struct signalfd_siginfo si;
-                ssize_t n = read(signal_fd, &si, sizeof(si));
+                struct pollfd p = {.fd = signal_fd, .events = POLLIN};
+                ssize_t n;
 
-                if (n < 0 && errno == EINTR)
+                if (poll(&p, 1, TICK_MS) == 0) {
+                        transport_tick(t);
+                        continue;
+                }
+                n = read(signal_fd, &si, sizeof(si));
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
                         continue;
                 if (n != (ssize_t)sizeof(si))
                         return n < 0 ? negative_errno() : -EIO;
@@ -796,6 +1170,8 @@ struct transport *transport_free(struct transport *t)
         safe_close(t->listen_fd);
         safe_close(t->stop_fd);
         safe_close(t->jobs_fd);
+        safe_close(t->reserve_fd);
+        free(t->slots);
         pthread_mutex_destroy(&t->lock);
         free(t);
         return NULL;

@@ -17,6 +17,20 @@
 
 #define TRANSPORT_MAX_RECORD (1024 * 1024 + 64 * 1024)
 
+/* What peers may hold. */
+struct transport_limits {
+        unsigned max_connections; /* the oldest idle one is closed to make room */
+        unsigned idle_timeout; /* seconds without traffic before a connection is closed; 0: never */
+        size_t max_memory;     /* bytes of requests and replies held for all connections */
+};
+
+#define TRANSPORT_MAX_CONNECTIONS 1024
+#define TRANSPORT_IDLE_TIMEOUT    360
+#define TRANSPORT_MAX_MEMORY      ((size_t)256 * 1024 * 1024)
+/* Connections from peers no export lets in (they may still ask the
+ * portmapper or MOUNT EXPORT); more are closed at accept. */
+#define TRANSPORT_MAX_UNAUTHORIZED 16
+
 struct transport;
 
 /* Called on a signal read from the signalfd given to transport_run(); a
@@ -24,7 +38,8 @@ struct transport;
 typedef int (*transport_signal_fn)(uint32_t signo, void *userdata);
 
 /* Takes ownership of listen_fd (a listening TCP socket). */
-int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers, struct transport **ret);
+int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers,
+                  const struct transport_limits *limits, struct transport **ret);
 
 /* Serves until on_signal returns < 0. Returns 0 or -errno. */
 int transport_run(struct transport *t, int signal_fd, transport_signal_fn on_signal,

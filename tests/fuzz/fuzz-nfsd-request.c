@@ -23,7 +23,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct nfsd_server server;
-static struct sockaddr_in peer;
+/* A local peer whose socket root owns: every claim is taken. */
+static struct nfsd_peer peer = {.local = true};
 static uint8_t out[1024 * 1024 + 65536];
 static uint8_t scratch[1024 * 1024];
 
@@ -50,8 +51,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         nfsd_server_init(&server, &key);
         nfsd_server_set_exports(&server, t);
         server.port = 4000;
-        peer.sin_family = AF_INET;
-        peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ((struct sockaddr_in *)&peer.addr)->sin_family = AF_INET;
+        ((struct sockaddr_in *)&peer.addr)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         return 0;
 }
 
@@ -63,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* The decoder alone, then the whole path. */
         (void)rpc_request_decode(data, size, &r);
         rpc_request_done(&r);
-        (void)rpc_handle(&server, (const struct sockaddr *)&peer, data, size, out, sizeof(out),
-                         scratch, sizeof(scratch), &rep);
+        (void)rpc_handle(&server, &peer, data, size, out, sizeof(out), scratch, sizeof(scratch),
+                         &rep);
         return 0;
 }

@@ -3,7 +3,10 @@
 # A real package install on a Debian base: a debootstrap'ed minbase root
 # (built once, cached in the build dir) is the base; a migration installs
 # cron with apt-get, ships an s6 service running `cron -f` and declares
-# cron's spool as state. Then `system-migrate install hello`.
+# cron's spool as state. Then `system-migrate install hello`. Then the
+# postgres scenario: one migration installs postgresql, the next ships its
+# s6 service and declares /var/lib/postgresql as state (seeded from the
+# layer below); two `strata lab test` boots keep a row.
 . "$(dirname "$0")/lib.sh"
 need_root
 need_program debootstrap debootstrap
@@ -103,6 +106,67 @@ if [ $rc -eq 1 ] && [ "$before" = "$(cat "$D/system/migrations/metadata.json")" 
     t_ok
 else
     t_fail "exit $rc: $(tail -n 5 "$T_TMP/bad.log")"
+fi
+
+# ---------------------------------------------------------------------------
+# A state path declared after the package that fills it (seeding)
+P=$T_TMP/pg-migrations
+mkdir -p "$P/20260107-001_postgresql" "$P/20260107-002_pg_service/services/postgres"
+cat >"$P/20260107-001_postgresql/install_script.sh" <<'S'
+set -eu
+apt-get install -y --no-install-recommends postgresql s6
+apt-get clean
+S
+cat >"$P/20260107-002_pg_service/install_script.sh" <<'S'
+set -eu
+# the cluster the package created is visible here, through the state path
+ls /var/lib/postgresql/*/main/PG_VERSION
+S
+echo /var/lib/postgresql >"$P/20260107-002_pg_service/state"
+cat >"$P/20260107-002_pg_service/services/postgres/run" <<'S'
+#!/bin/sh
+v=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
+mkdir -p /run/postgresql && chown postgres:postgres /run/postgresql
+exec s6-setuidgid postgres /usr/lib/postgresql/$v/bin/postgres -D /var/lib/postgresql/$v/main \
+    -c config_file=/etc/postgresql/$v/main/postgresql.conf -c listen_addresses= 2>&1
+S
+chmod +x "$P/20260107-002_pg_service/services/postgres/run"
+PD=$T_TMP/pg-data
+pg() { "$SM" --data "$PD" --dir "$P" --base "$BASE" "$@"; }
+# boot SQL: a machine of the data dir (s6-svscan as init) runs psql once
+# postgres answers.
+boot() {
+    "$STRATA" lab test --data "$PD" --base "$BASE" --net none \
+        --services "$STRATA_SOURCE_ROOT/tests/image/s6" -- sh -c '
+        for i in $(seq 150); do s6-setuidgid postgres psql -Atc "select 1" >/dev/null 2>&1 && break; sleep 0.2; done
+        s6-setuidgid postgres psql -v ON_ERROR_STOP=1 -Atc "$0" >/run/psql.out; rc=$?
+        sed "s/^/psql: /" /run/psql.out; exit $rc' "$1" >"$T_TMP/boot.out" 2>&1
+    rc=$?
+    sed -n "s/^psql: //p" "$T_TMP/boot.out"
+    return $rc
+}
+
+t_begin "postgres: a later migration declares its data dir as state, which is seeded from the layer below"
+if pg up >"$T_TMP/pg.log" 2>&1 && grep -q "seeding '$PD/state/var/lib/postgresql'" "$T_TMP/pg.log" &&
+    ls "$PD"/state/var/lib/postgresql/*/main/PG_VERSION >/dev/null 2>&1; then
+    t_ok
+else
+    t_fail "$(tail -n 15 "$T_TMP/pg.log")"
+fi
+
+t_begin "postgres: two lab test boots answer 'select 1' and keep a row written in the first"
+if [ -z "${STRATA:-}" ]; then
+    t_fail "STRATA is not set"
+else
+    one=$(boot "create table kept (x int); insert into kept values (42); select 1")
+    a=$?
+    two=$(boot "select x from kept")
+    b=$?
+    if [ $a -eq 0 ] && [ $b -eq 0 ] && [ "$(echo "$one" | tail -n 1)" = 1 ] && [ "$two" = 42 ]; then
+        t_ok
+    else
+        t_fail "first boot $a: $one / second boot $b: $two"
+    fi
 fi
 
 t_done

@@ -29,7 +29,7 @@ cleanup() {
     [ -d "$SCAN" ] && s6-svscanctl -t "$SCAN" 2>/dev/null
     sleep 0.2
     podman_private_clean
-    [ -n "${KEEP:-}" ] || t_cleanup
+    t_cleanup
 }
 trap 'cleanup' EXIT
 trap 'cleanup; exit 130' INT TERM

@@ -475,6 +475,57 @@ static void inode_link_free(void *p)
         free(l);
 }
 
+/* Copies in to out keeping holes as holes: only the data extents
+ * (SEEK_DATA/SEEK_HOLE) are copied, then the size is set. */
+static int copy_data_sparse(int in, int out, off_t size)
+{
+        off_t data = 0, hole;
+
+        for (;;) {
+                data = lseek(in, data, SEEK_DATA);
+                if (data < 0) {
+                        if (errno == ENXIO)
+                                break; /* only a hole is left */
+                        return negative_errno();
+                }
+                hole = lseek(in, data, SEEK_HOLE);
+                if (hole < 0)
+                        return negative_errno();
+                while (data < hole) {
+                        off_t o_in = data, o_out = data;
+                        ssize_t n =
+                            copy_file_range(in, &o_in, out, &o_out, (size_t)(hole - data), 0);
+
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0) {
+                                /* No copy_file_range here: pread/pwrite. */
+                                char buf[65536];
+                                size_t want = (size_t)(hole - data) < sizeof(buf)
+                                                  ? (size_t)(hole - data)
+                                                  : sizeof(buf);
+
+                                n = pread(in, buf, want, data);
+                                if (n < 0 && errno == EINTR)
+                                        continue;
+                                if (n <= 0)
+                                        return n < 0 ? negative_errno() : -EIO;
+                                for (ssize_t w = 0, k; w < n; w += k) {
+                                        k = pwrite(out, buf + w, (size_t)(n - w), data + w);
+                                        if (k < 0 && errno == EINTR)
+                                                k = 0;
+                                        else if (k < 0)
+                                                return negative_errno();
+                                }
+                        }
+                        data += n;
+                }
+        }
+        if (ftruncate(out, size) < 0)
+                return negative_errno();
+        return 0;
+}
+
 static int copy_data(int in, int out)
 {
         char buf[65536];
@@ -631,13 +682,19 @@ static int copy_entry(struct copy_ctx *c, int sfd, const char *name, int dfd, co
                     openat(dfd, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (out < 0)
                         return log_debug_errno(errno, "cannot create '%s': %m", rel);
-                r = copy_data(in, out);
+                /* A file with fewer blocks than its size has holes. */
+                if ((off_t)st.st_blocks * 512 < st.st_size)
+                        r = copy_data_sparse(in, out, st.st_size);
+                else
+                        r = copy_data(in, out);
                 if (r < 0)
                         return log_debug_errno(r, "cannot copy '%s': %m", rel);
-                if ((c->flags & COPY_XATTRS) && (r = copy_xattrs_fd(in, out)) < 0)
-                        return log_debug_errno(r, "cannot copy the xattrs of '%s': %m", rel);
+                /* Owner first: chown clears security.capability (and the
+                 * set-id bits), so the xattrs and the mode come after it. */
                 if ((c->flags & COPY_OWNERS) && fchown(out, st.st_uid, st.st_gid) < 0)
                         return log_debug_errno(errno, "cannot chown '%s': %m", rel);
+                if ((c->flags & COPY_XATTRS) && (r = copy_xattrs_fd(in, out)) < 0)
+                        return log_debug_errno(r, "cannot copy the xattrs of '%s': %m", rel);
                 if (fchmod(out, st.st_mode & 07777) < 0)
                         return log_debug_errno(errno, "cannot chmod '%s': %m", rel);
                 struct timespec ts[2] = {st.st_atim, st.st_mtim};

@@ -179,11 +179,20 @@ int machine_root_plan(const struct machine_options *o, const struct layer_metada
                 r = mount_plan_add_dev(p, "/dev", MOUNT_PLAN_CREATE_DEST);
         if (r >= 0)
                 r = mount_plan_add_proc(p, "/proc", MOUNT_PLAN_CREATE_DEST);
+        if (r >= 0 && o->read_only_kernel)
+                r = mount_plan_add_bind(p, "/proc/sys", "/proc/sys",
+                                        MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_REC | MOUNT_PLAN_RO);
+        if (r >= 0 && o->read_only_kernel)
+                r = mount_plan_add_bind(p, "/proc/sysrq-trigger", "/proc/sysrq-trigger",
+                                        MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_RO |
+                                            MOUNT_PLAN_OPTIONAL);
         if (r >= 0)
-                r = mount_plan_add_sysfs(p, "/sys", MOUNT_PLAN_CREATE_DEST);
+                r = mount_plan_add_sysfs(
+                    p, "/sys", MOUNT_PLAN_CREATE_DEST | (o->read_only_kernel ? MOUNT_PLAN_RO : 0));
         if (r >= 0)
                 r = mount_plan_add_bind(p, "/sys/fs/cgroup", "/sys/fs/cgroup",
-                                        MOUNT_PLAN_REC | MOUNT_PLAN_OPTIONAL);
+                                        MOUNT_PLAN_REC | MOUNT_PLAN_OPTIONAL |
+                                            (o->read_only_kernel ? MOUNT_PLAN_RO : 0));
         if (r >= 0)
                 r = mount_plan_add_tmpfs(p, "/run", "mode=0755",
                                          MOUNT_PLAN_CREATE_DEST | MOUNT_PLAN_NOSUID |

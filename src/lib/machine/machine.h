@@ -76,6 +76,9 @@ struct machine_options {
         bool tmp_tmpfs; /* /tmp as tmpfs */
         enum machine_dev dev;
         const char *policy_rc_d; /* content of /usr/sbin/policy-rc.d, or NULL */
+        /* A migration's sandbox rather than a machine: /sys, the host's
+         * cgroup trees and /proc/sys (and /proc/sysrq-trigger) read-only. */
+        bool read_only_kernel;
 
         const struct machine_bind *binds; /* appended in order, dests created */
         size_t n_binds;

@@ -900,6 +900,11 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                 return r;
         }
         r = fs_finish(c, fsfd, op->flags, target);
+        if (r == -EINVAL && !c->kernel_msg[0] && !mount_plan_force_legacy_overlay)
+                /* Before 6.5 overlayfs took its options as one string: the
+                 * fs context accepts "lowerdir+" and the kernel refuses it
+                 * only here, saying why in its log alone. */
+                return overlay_legacy(c, op, lowers, upper, work);
         if (r == -ELOOP && !c->kernel_msg[0])
                 /* The kernel says why only in its log. */
                 snprintf(c->kernel_msg, sizeof(c->kernel_msg),

@@ -41,6 +41,7 @@ struct migrate {
         bool no_failed_log;  /* install: a failed migration keeps no failed-*.log */
         struct layer_metadata md;
         struct clock_source *clock;
+        unsigned problems; /* what the repair in migrate_open could not repair */
 };
 
 /* Calls the caller's event hook, if any. */
@@ -136,3 +137,10 @@ int migrate_state_apply(struct migrate *m, const char *id, int sfd, int pfd, cha
  * system/state-kept/<id>/ and a PROBLEM event says so). Returns how many
  * entries were put back. */
 int migrate_state_restore(struct migrate *m, const char *id, char **ret_error);
+/* Seeds a newly declared state path from the layers below: when
+ * <data>/state<path> is missing or empty and the stack lower_fds (newest
+ * first, base last) shows a directory at path, (dst_fd, dst) becomes that
+ * directory's merged content (modes, owners, xattrs kept; whiteouts and
+ * overlay marks dropped). Returns 1 when it seeded something, else 0. */
+int migrate_state_seed(struct migrate *m, const int *lower_fds, size_t n_lowers, const char *path,
+                       int dst_fd, const char *dst, char **ret_error);

@@ -1,19 +1,66 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* squash: merges consecutive active layers into one (and auto-squash). */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "changes.h"
 #include "cleanup.h"
 #include "fs.h"
 #include "log.h"
 #include "macro.h"
+#include "manifest.h"
 #include "migrate-internal.h"
 #include "migrate.h"
 #include "squash.h"
 #include "statepath.h"
 #include "strv.h"
+
+/* Drops the whiteouts of the merge (fd, at path) for paths that never
+ * existed below the squashed range: they were created and deleted inside
+ * it, and would show as deletions of nothing. */
+static int prune_whiteouts(int fd, const char *path, const struct migrate_lowers *lowers)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int r;
+
+        d = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return -errno;
+        while ((errno = 0, de = readdir(d))) {
+                _cleanup_free_ char *child = NULL;
+                struct stat st;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (asprintf(&child, "%s/%s", path, de->d_name) < 0)
+                        return -ENOMEM;
+                if (changes_is_whiteout_at(dirfd(d), de->d_name, &st)) {
+                        if (!changes_path_in_lowers(lowers->fds, lowers->n, child) &&
+                            unlinkat(dirfd(d), de->d_name, 0) < 0)
+                                return -errno;
+                        continue;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        _cleanup_close_ int cfd = openat(
+                            dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+
+                        if (cfd < 0)
+                                return -errno;
+                        r = prune_whiteouts(cfd, child, lowers);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return errno ? -errno : 0;
+}
 
 int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_error)
 {
@@ -81,6 +128,19 @@ int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_e
         r = migrate_lowers_open(m, from, &lowers, ret_error);
         if (r < 0)
                 return r;
+        {
+                _cleanup_close_ int fd = openat(tfd, "fs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+                r = fd < 0 ? -errno : prune_whiteouts(fd, "", &lowers);
+                if (r < 0)
+                        return set_error_message(ret_error, r,
+                                                 "cannot drop the whiteouts of '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_LAYERS, tmp);
+        }
+        r = manifest_write_at(tfd, "fs", tfd, MANIFEST_FILE);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot write the manifest of '%s/%s/%s'",
+                                         m->data_dir, MIGRATE_LAYERS, tmp);
         r = changes_capture_at(tfd, "fs", lowers.fds, lowers.n, m->md.state_paths, &changes);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot compute the changes of '%s/%s/%s'",

@@ -12,12 +12,14 @@
  * newline or backslash written as "\n" or "\\"). Applying it is idempotent:
  * verify re-runs it after a crash.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "changes.h"
@@ -27,6 +29,7 @@
 #include "macro.h"
 #include "migrate-internal.h"
 #include "sha256.h"
+#include "squash.h"
 #include "strv.h"
 
 #define STATE_LIST   "state.list"
@@ -322,4 +325,123 @@ int migrate_state_restore(struct migrate *m, const char *id, char **ret_error)
         if (r >= 0 && syncfs(sfd) < 0)
                 r = set_error_message(ret_error, -errno, "cannot sync '%s/state'", m->data_dir);
         return r < 0 ? r : restored;
+}
+
+/* Removes what only an overlay upper needs from a merged tree: whiteouts
+ * (the merge already starts at the bottom of the stack) and the overlay's
+ * own xattrs (opaque). */
+static int strip_overlay_marks(int dfd)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int r;
+
+        (void)fremovexattr(dfd, "trusted.overlay.opaque");
+        d = fdopendir(fcntl(dfd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return -errno;
+        while ((errno = 0, de = readdir(d))) {
+                _cleanup_close_ int cfd = -1;
+                struct stat st;
+
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (changes_is_whiteout_at(dirfd(d), de->d_name, &st)) {
+                        if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+                                return -errno;
+                        continue;
+                }
+                if (!S_ISDIR(st.st_mode))
+                        continue;
+                cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (cfd < 0)
+                        return -errno;
+                r = strip_overlay_marks(cfd);
+                if (r < 0)
+                        return r;
+        }
+        return errno ? -errno : 0;
+}
+
+static bool dir_empty_at(int dirfd, const char *path)
+{
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+
+        if (fd < 0)
+                return errno == ENOENT;
+        d = fdopendir(TAKE_FD(fd));
+        if (!d)
+                return false;
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                        return false;
+        return true;
+}
+
+int migrate_state_seed(struct migrate *m, const int *lower_fds, size_t n_lowers, const char *path,
+                       int dst_fd, const char *dst, char **ret_error)
+{
+        const char *rel = path + 1;
+        size_t bottom = 0, top;
+        bool found = false;
+        int r;
+
+        /* The state dir must be new (missing or empty) and the stack must
+         * show a non-empty directory at path. */
+        if (!changes_path_in_lowers(lower_fds, n_lowers, path))
+                return 0;
+        {
+                _cleanup_free_ char *sp = NULL;
+
+                if (asprintf(&sp, "state%s", path) < 0)
+                        return -ENOMEM;
+                if (!dir_empty_at(m->data_fd, sp))
+                        return 0;
+        }
+        /* The layers that contribute, newest first: down to the first that
+         * has an opaque dir (or the base). */
+        for (top = 0; top < n_lowers; top++) {
+                _cleanup_close_ int fd = -1;
+                struct stat st;
+
+                if (fstatat(lower_fds[top], rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (!S_ISDIR(st.st_mode))
+                        break;
+                if (!found)
+                        found = true;
+                bottom = top;
+                fd = openat(lower_fds[top], rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd >= 0 && changes_is_opaque_fd(fd))
+                        break;
+        }
+        if (!found)
+                return 0;
+        /* Oldest first, with overlay semantics (squash.h). */
+        r = rm_rf_at(dst_fd, dst, RM_ROOT | RM_MISSING_OK);
+        for (size_t i = bottom + 1; r >= 0 && i > 0; i--) {
+                struct stat st;
+
+                if (fstatat(lower_fds[i - 1], rel, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISDIR(st.st_mode))
+                        continue;
+                if (!exists_at(dst_fd, dst, NULL))
+                        r = squash_start_at(lower_fds[i - 1], rel, dst_fd, dst);
+                else
+                        r = squash_apply_at(lower_fds[i - 1], rel, dst_fd, dst);
+        }
+        if (r >= 0) {
+                _cleanup_close_ int fd =
+                    openat(dst_fd, dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+
+                r = fd < 0 ? -errno : strip_overlay_marks(fd);
+        }
+        if (r < 0)
+                return set_error_message(
+                    ret_error, r, "cannot seed the state path '%s' from the layers below", path);
+        return dir_empty_at(dst_fd, dst) ? 0 : 1;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* status, diff and show: read-only views of the stack. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +10,28 @@
 #include "fs.h"
 #include "log.h"
 #include "macro.h"
+#include "sha256.h"
 #include "migrate-internal.h"
 #include "migrate.h"
 #include "strv.h"
+
+/* Whether the script of an applied migration changed since it ran: its
+ * sha256 in the migrations dir against the record's copy. JSON null when
+ * either is missing (not in the migrations dir any more, no record). */
+static json_t *script_changed(struct migrate *m, const struct migration_set *set, const char *id)
+{
+        _cleanup_free_ char *rec = NULL, *cur = NULL;
+        char a[SHA256_HEX_SIZE], b[SHA256_HEX_SIZE];
+        int k = migration_set_find(set, id);
+
+        if (k < 0 || asprintf(&rec, "%s/" MIGRATION_SCRIPT, id) < 0 ||
+            asprintf(&cur, "%s/" MIGRATION_SCRIPT, set->items[k].path) < 0)
+                return json_null();
+        if (sha256_file_hex_at(m->records_fd, rec, a) < 0 ||
+            sha256_file_hex_at(AT_FDCWD, cur, b) < 0)
+                return json_null();
+        return json_boolean(!streq(a, b));
+}
 
 int migrate_status(struct migrate *m, json_t **ret, char **ret_error)
 {
@@ -55,6 +75,7 @@ int migrate_status(struct migrate *m, json_t **ret, char **ret_error)
                         json_object_set_new(a, "duration_ms", json_integer(e->duration_ms));
                         json_object_set_new(a, "changes", c);
                         json_object_set_new(a, "layer", json_string(e->id));
+                        json_object_set_new(a, "script_changed", script_changed(m, &set, *s));
                         json_array_append_new(applied, a);
                 }
         }

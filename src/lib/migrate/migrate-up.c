@@ -5,17 +5,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "changes.h"
+#include "baseid.h"
 #include "cleanup.h"
 #include "fs.h"
 #include "log.h"
 #include "machine.h"
+#include "manifest.h"
 #include "macro.h"
 #include "migrate-internal.h"
 #include "migrate.h"
@@ -67,6 +71,10 @@ struct inside_result {
         char what[256];
 };
 
+static const int dropped_caps[] = {
+    CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_WAKE_ALARM,
+};
+
 static int inside_main(void *userdata)
 {
         struct inside *in = userdata;
@@ -75,6 +83,17 @@ static int inside_main(void *userdata)
         pid_t pid;
         int st, r;
 
+        /* What a package install never needs, as podman build drops it:
+         * the script (and all it runs) can load no module, set no clock,
+         * reboot nothing and do no raw I/O. */
+        for (size_t i = 0; i < ELEMENTSOF(dropped_caps); i++)
+                if (prctl(PR_CAPBSET_DROP, dropped_caps[i], 0, 0, 0) < 0 && errno != EINVAL) {
+                        res.status = 127;
+                        res.error = errno;
+                        snprintf(res.what, sizeof(res.what),
+                                 "drop capability %d from the bounding set", dropped_caps[i]);
+                        goto out;
+                }
         pid = sandbox_spawn(argv, in->envp, "/", -1);
         if (pid < 0) {
                 res.status = 127;
@@ -313,6 +332,46 @@ static int apply_state_paths(struct apply *a, char **ret_error)
         return r;
 }
 
+/* A state path this migration declares for the first time, over content
+ * the layers below already hold (one migration installs a package, a later
+ * one declares its data dir as state): that content seeds the state, once,
+ * through the state overlay's scratch upper, so the script sees it and the
+ * commit moves it to <data>/state like any state the script wrote. */
+static int apply_seed_state(struct apply *a, char **ret_error)
+{
+        _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
+        size_t n = 0;
+        int r;
+
+        if (!a->own_state)
+                return 0;
+        r = migrate_lowers_open(a->m, a->m->md.n_layers, &lowers, ret_error);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (p, a->state_paths) {
+                _cleanup_free_ char *dir = NULL, *upper = NULL, *msg = NULL;
+                size_t i = n++;
+
+                if (!strv_contains(a->own_state, *p) || strv_contains(a->m->md.state_paths, *p))
+                        continue;
+                if (asprintf(&dir, "state/%zu", i) < 0 || asprintf(&upper, "%s/upper", dir) < 0)
+                        return -ENOMEM;
+                if (mkdirat(a->tfd, dir, 0755) < 0 && errno != EEXIST)
+                        return set_error_message(ret_error, -errno, "cannot create '%s/%s'",
+                                                 a->tmp_abs, dir);
+                r = migrate_state_seed(a->m, lowers.fds, lowers.n, *p, a->tfd, upper, ret_error);
+                if (r <= 0)
+                        return r;
+                if (asprintf(&msg,
+                             "%s declares '%s' as state, which the layers below hold: seeding "
+                             "'%s/state%s' from them",
+                             a->mi->id, *p, a->m->data_dir, *p) < 0)
+                        return -ENOMEM;
+                migrate_emit(a->m, MIGRATE_EVENT_NOTICE, a->mi->id, msg, 0, NULL);
+        }
+        return 0;
+}
+
 /* Step "prepared": creates .tmp-<id>/{fs,work,state} (the upper, its work
  * dir, the state scratch uppers), the record with a snapshot of the
  * migration's source, its sha256 and the log, and the empty state dirs the
@@ -378,6 +437,9 @@ static int apply_prepare_upper(struct apply *a, char **ret_error)
                         return set_error_message(ret_error, r, "cannot create '%s/state%s'",
                                                  m->data_dir, *p);
         }
+        r = apply_seed_state(a, ret_error);
+        if (r < 0)
+                return r;
         migrate_test_kill_point("prepared");
         return 0;
 }
@@ -470,6 +532,7 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
                     .tmp_tmpfs = true,
                     .dev = MACHINE_DEV_MINIMAL,
                     .policy_rc_d = base_is_debian_like(m->base) ? policy_rc_d : NULL,
+                    .read_only_kernel = true,
                     .binds = &bind,
                     .n_binds = 1,
                 };
@@ -665,6 +728,10 @@ static int apply_write_layer(struct apply *a, char **ret_error)
                                       a->mi->services, a->own_state, ret_error);
         if (r < 0)
                 return r;
+        r = manifest_write_at(a->tfd, "fs", a->tfd, MANIFEST_FILE);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot write the manifest of '%s'",
+                                         a->tmp_abs);
         a->now = clock_monotonic(m->clock);
 
         migrate_format_time(clock_now(m->clock), when);
@@ -902,6 +969,49 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         return 0;
 }
 
+/* The layers are tied to the base they were built over: its identity is
+ * recorded at the first up (baseid.h) and a later up over another base is
+ * refused (-EMEDIUMTYPE) unless o.force. */
+static int check_base(struct migrate *m, char **ret_error)
+{
+        _cleanup_(base_identity_done) struct base_identity cur = {};
+        _cleanup_close_ int base_fd = -1;
+        _cleanup_free_ char *error = NULL;
+        struct base_identity rec = {};
+        int r;
+
+        base_fd = migrate_open_dir_at(AT_FDCWD, m->base);
+        if (base_fd < 0)
+                return set_error_message(ret_error, base_fd, "cannot open the base '%s'", m->base);
+        r = base_identity_load(m->data_fd, &rec);
+        if (r >= 0) {
+                base_identity_done(&rec);
+                r = base_identity_check(m->data_fd, base_fd, m->o.base_id, &error);
+                if (r == -EMEDIUMTYPE && m->o.force) {
+                        _cleanup_free_ char *msg = NULL;
+
+                        if (asprintf(&msg, "%s (--force: applying anyway)", error) < 0)
+                                return -ENOMEM;
+                        migrate_emit(m, MIGRATE_EVENT_NOTICE, NULL, msg, 0, NULL);
+                        return 0;
+                }
+                if (r < 0)
+                        return set_error_message(ret_error, r, "'%s/%s': %s", m->data_dir,
+                                                 BASE_ID_FILE, error ? error : strerror(-r));
+                return 0;
+        }
+        if (r != -ENOENT)
+                return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
+                                         BASE_ID_FILE);
+        r = base_identity_compute(base_fd, m->o.base_id, &cur);
+        if (r >= 0)
+                r = base_identity_save(m->data_fd, &cur);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot record the base in '%s/%s'",
+                                         m->data_dir, BASE_ID_FILE);
+        return 0;
+}
+
 int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error)
 {
         _cleanup_(migration_set_done) struct migration_set set = {};
@@ -913,6 +1023,17 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
         if (to && migration_set_find(&set, to) < 0)
                 return set_error_message(ret_error, -EINVAL, "there is no migration '%s' in '%s'",
                                          to, m->migrations_dir);
+        if (!dry_run) {
+                r = check_base(m, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        if (!dry_run && m->problems > 0)
+                return set_error_message(
+                    ret_error, -EUCLEAN,
+                    "the layer stack of '%s' is broken (%u problem%s that verify cannot repair, "
+                    "listed above; 'verify' says the same): nothing was applied",
+                    m->data_dir, m->problems, m->problems == 1 ? "" : "s");
 
         for (size_t i = 0; i < set.n; i++) {
                 const struct migration *mi = &set.items[i];

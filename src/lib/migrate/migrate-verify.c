@@ -16,6 +16,7 @@
 #include "layerstore.h"
 #include "log.h"
 #include "macro.h"
+#include "manifest.h"
 #include "migrate-internal.h"
 #include "migrate.h"
 #include "migration.h"
@@ -574,4 +575,50 @@ int migrate_rebuild(struct migrate *m, bool dry_run, char **ret_error)
 out:
         found_layers_free(found, n);
         return r;
+}
+
+struct content_report {
+        struct migrate *m;
+        const struct layer_entry *e;
+};
+
+static void content_problem(const char *path, const char *what, void *userdata)
+{
+        struct content_report *c = userdata;
+        _cleanup_free_ char *msg = NULL;
+
+        if (asprintf(&msg, "the layer '%s/%s/%s': '%s' %s since its commit", c->m->data_dir,
+                     MIGRATE_LAYERS, c->e->dir, path, what) >= 0)
+                migrate_emit(c->m, MIGRATE_EVENT_PROBLEM, c->e->id, msg, 0, NULL);
+}
+
+int migrate_verify_content(struct migrate *m, char **ret_error)
+{
+        int problems = 0;
+
+        for (size_t i = 0; i < m->md.n_layers; i++) {
+                const struct layer_entry *e = &m->md.layers[i];
+                struct content_report c = {m, e};
+                _cleanup_free_ char *fs = NULL, *man = NULL, *msg = NULL;
+                int r;
+
+                if (asprintf(&fs, "%s/fs", e->dir) < 0 ||
+                    asprintf(&man, "%s/" MANIFEST_FILE, e->dir) < 0)
+                        return -ENOMEM;
+                r = manifest_verify_at(m->layers_fd, fs, m->layers_fd, man, content_problem, &c);
+                if (r == -ENOENT) {
+                        if (asprintf(&msg,
+                                     "the layer '%s/%s/%s' has no manifest (committed before "
+                                     "manifests): its content is not checked",
+                                     m->data_dir, MIGRATE_LAYERS, e->dir) < 0)
+                                return -ENOMEM;
+                        migrate_emit(m, MIGRATE_EVENT_NOTICE, e->id, msg, 0, NULL);
+                        continue;
+                }
+                if (r < 0)
+                        return set_error_message(ret_error, r, "cannot check the layer '%s/%s/%s'",
+                                                 m->data_dir, MIGRATE_LAYERS, e->dir);
+                problems += r;
+        }
+        return problems;
 }

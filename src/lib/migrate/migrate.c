@@ -248,14 +248,17 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 snprintf(purpose, sizeof(purpose), "system-migrate");
                 r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK, &m->lock_fd,
                                     &holder);
+                /* A holder that is gone (SIGKILL) may leave the lock to a
+                 * process it started until that exits: lock_acquire_at
+                 * waits up to LOCK_GONE_HOLDER_WAIT_MSEC for it then. */
                 if (r == -EWOULDBLOCK || r == -EAGAIN) {
-                        if (holder.pid > 0 && holder.gone)
+                        if (holder.pid > 0 &&
+                            (holder.gone || (kill(holder.pid, 0) < 0 && errno == ESRCH)))
                                 return set_error_message(
                                     ret_error, -EWOULDBLOCK,
-                                    "another migration holds the lock, and its holder (pid %d, "
-                                    "%s) is gone: a process it left keeps the lock and did not "
-                                    "exit within %d ms; try again",
-                                    (int)holder.pid, holder.purpose, LOCK_GONE_HOLDER_WAIT_MSEC);
+                                    "the lock of '%s' is still held 2 s after its holder (pid %d, "
+                                    "%s) is gone: a process it started still runs",
+                                    m->data_dir, (int)holder.pid, holder.purpose);
                         if (holder.pid > 0)
                                 return set_error_message(
                                     ret_error, -EWOULDBLOCK,
@@ -271,6 +274,13 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         }
 
         r = layer_metadata_load(m->data_fd, &m->md, &error);
+        if (r == -EBADMSG)
+                /* A problem found, not an internal error: nothing is done
+                 * over a stack nobody can read. */
+                return set_error_message(ret_error, -EUCLEAN,
+                                         "cannot load the metadata of '%s': %s; nothing was "
+                                         "changed",
+                                         m->data_dir, error ? error : "malformed");
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot load the metadata of '%s': %s",
                                          m->data_dir, error ? error : strerror(-r));
@@ -279,6 +289,7 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 r = migrate_verify(m, true, ret_error);
                 if (r < 0)
                         return r;
+                m->problems = (unsigned)r;
         }
         *ret = TAKE_PTR(m);
         return 0;

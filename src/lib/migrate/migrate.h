@@ -18,6 +18,8 @@
  *   -EPROTO       a migration failed and was rolled back (message says how)
  *   -EINVAL       bad input: a malformed migrations dir, an unknown id
  *   -ENOENT       an id that is not applied / not known
+ *   -EMEDIUMTYPE  up over a base other than the one the layers were built
+ *                 over (baseid.h), without o.force
  *   -EUCLEAN      the data dir holds committed layers or records that
  *                 metadata.json does not list (missing or older metadata):
  *                 nothing was removed; migrate_rebuild can rebuild it
@@ -50,6 +52,7 @@ enum migrate_event_type {
         MIGRATE_EVENT_SQUASHED,    /* detail: the new layer's id */
         MIGRATE_EVENT_REPAIRED,    /* detail: what verify repaired */
         MIGRATE_EVENT_PROBLEM,     /* detail: what verify cannot repair */
+        MIGRATE_EVENT_NOTICE,      /* detail: something the user should know (seeded state) */
 };
 
 struct migrate_event {
@@ -71,8 +74,10 @@ struct migrate_options {
         struct clock_source *clock; /* NULL: the real clock */
         void (*event)(const struct migrate_event *e, void *userdata);
         void *userdata;
-        bool no_repair;     /* migrate_open with lock: do not repair (for migrate_rebuild) */
-        bool restore_state; /* migrate_rollback: put back the state the migrations changed */
+        bool no_repair;      /* migrate_open with lock: do not repair (for migrate_rebuild) */
+        bool restore_state;  /* migrate_rollback: put back the state the migrations changed */
+        const char *base_id; /* up: the base's id instead of the computed one (baseid.h) */
+        bool force;          /* up: apply over a base other than the recorded one */
 };
 
 struct migrate;
@@ -122,6 +127,12 @@ int migrate_squash(struct migrate *m, const char *from, const char *to, char **r
  * of interrupted runs and finishes interrupted state moves. Reports each
  * finding as an event. Returns the number of problems left unrepaired. */
 int migrate_verify(struct migrate *m, bool repair, char **ret_error);
+
+/* verify --content: checks every active layer's fs/ against the manifest
+ * written at its commit (manifest.h): each difference (a tampered file,
+ * with its path) is a PROBLEM event; a layer without a manifest is a
+ * NOTICE. Returns the number of differences. */
+int migrate_verify_content(struct migrate *m, char **ret_error);
 
 /* Rebuilds metadata.json from the layer.json of every committed layer dir
  * (id, parent, order: the chain from the layer without a parent), keeping

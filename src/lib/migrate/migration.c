@@ -325,21 +325,34 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
                                          "migration directory '%s': '%.8s' is not a date "
                                          "(YYYYMMDD)",
                                          path, base);
+        /* What is hashed, recorded and run must be one file: no link. */
+        if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
+                return set_error_message(ret_error, -EINVAL,
+                                         "migration '%s' is a symlink: a migration must be a real "
+                                         "directory (copy it into the migrations dir)",
+                                         path);
         fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return set_error_message(ret_error, -errno, "cannot open migration '%s': %m", path);
-        if (fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0) {
+        if (fstatat(fd, MIGRATION_SCRIPT, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode)) {
                 char target[PATH_MAX];
-                int e = errno;
-                ssize_t n;
+                ssize_t n = readlinkat(fd, MIGRATION_SCRIPT, target, sizeof(target) - 1);
 
-                n = e == ENOENT ? readlinkat(fd, MIGRATION_SCRIPT, target, sizeof(target) - 1) : -1;
-                if (n >= 0) {
-                        target[n] = '\0';
+                if (n >= 0 && (target[n] = '\0', fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0))
                         return set_error_message(ret_error, -EINVAL,
-                                                 "'%s/%s' is a dangling symlink to '%s'", path,
-                                                 MIGRATION_SCRIPT, target);
-                }
+                                                 "'%s/%s' is a dangling symlink to '%s' (and "
+                                                 "the script must be a regular file in the "
+                                                 "migration)",
+                                                 path, MIGRATION_SCRIPT, target);
+                return set_error_message(ret_error, -EINVAL,
+                                         "'%s/%s' is a symlink: the script must be a regular file "
+                                         "in the migration (what is hashed, recorded and run is "
+                                         "one file)",
+                                         path, MIGRATION_SCRIPT);
+        }
+        if (fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0) {
+                int e = errno;
+
                 if (e == ENOENT)
                         return set_error_message(ret_error, -EINVAL, "migration '%s' lacks %s",
                                                  path, MIGRATION_SCRIPT);

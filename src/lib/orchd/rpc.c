@@ -222,14 +222,14 @@ static int m_server_info(struct rpc_server *s, json_t *params, json_t **ret, str
                 json_array_append_new(warnings, json_string(s->orch->warnings[i]));
         for (size_t i = 0; inst && i < s->n_installing; i++)
                 json_array_append_new(inst, json_string(s->installing[i]));
-        *ret = json_pack("{s:s,s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:I,s:I,s:o,s:o}", "name",
+        *ret = json_pack("{s:s,s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:I,s:I,s:o,s:o,s:o*}", "name",
                          "strata orchd", "version", s->version ?: "", "pid", (int)getpid(),
                          "state_dir", s->state_dir ?: "", "started_usec", (json_int_t)s->started_at,
                          "uptime_seconds", (json_int_t)((now - s->started_at) / USEC_PER_SEC),
                          "interval_seconds", (json_int_t)s->interval_s, "health_passes",
                          (int)s->health_passes, "last_health_usec", (json_int_t)s->last_health_at,
                          "requests", (json_int_t)s->requests, "installing", inst, "warnings",
-                         warnings);
+                         warnings, "policy", policy_to_json(s->orch->policy));
         return *ret ? 0 : -ENOMEM;
 }
 

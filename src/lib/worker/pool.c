@@ -48,9 +48,7 @@ _noreturn_ static void job_main(const struct worker_pool_options *o, size_t job,
         res.detached = wr.teardown.detached;
         if (r < 0) {
                 res.error = r;
-                res.status = worker_status_of_error(r, r != -EBUSY && wr.status >= 0);
-                if (r == -EBADMSG)
-                        res.status = WORKER_EXIT_SETUP;
+                res.status = worker_status_of_error(r, wr.status == WORKER_EXIT_EXEC);
                 snprintf(res.message, sizeof(res.message), "%s", error ? error : "");
         } else {
                 res.status = wr.status;

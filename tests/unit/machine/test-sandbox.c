@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -263,10 +266,50 @@ static void test_forwarded_signal_reported(void **state)
         assert_int_equal(sig, SIGTERM);
 }
 
+/* The hooks: started in the caller with the init's pid; teardown in the
+ * init, after every other process of the namespace was reaped. */
+struct hooks {
+        pid_t started_pid; /* in the caller */
+        int *shared;       /* [0]: teardown ran as pid 1, [1]: processes left then */
+};
+
+static void hook_started(pid_t pid, void *userdata)
+{
+        ((struct hooks *)userdata)->started_pid = pid;
+}
+
+static void hook_teardown(void *userdata)
+{
+        struct hooks *h = userdata;
+        h->shared[0] = getpid() == 1;
+        /* A child left would be reapable now; ECHILD says none is. */
+        h->shared[1] = waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD ? 0 : 1;
+}
+
+static void test_hooks(void **state)
+{
+        char *argv[] = {(char *)"sh", (char *)"-c", (char *)"sleep 100 & exit 4", NULL};
+        struct hooks h = {};
+        struct sandbox_config c = {
+            .argv = argv, .started = hook_started, .teardown = hook_teardown, .userdata = &h};
+
+        need_root();
+        h.shared =
+            mmap(NULL, 2 * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        assert_true(h.shared != MAP_FAILED);
+        h.shared[0] = h.shared[1] = -1;
+        assert_int_equal(run(&c, NULL), 4);
+        assert_true(h.started_pid > 1);
+        assert_int_equal(kill(h.started_pid, 0), -1); /* gone, and reaped */
+        assert_int_equal(h.shared[0], 1);
+        assert_int_equal(h.shared[1], 0);
+        munmap(h.shared, 2 * sizeof(int));
+}
+
 TEST_MAIN(cmocka_unit_test(test_callback_status_pid_hostname),
           cmocka_unit_test(test_exit_and_signal_status), cmocka_unit_test(test_timeout),
           cmocka_unit_test(test_exec_failure_named), cmocka_unit_test(test_plan_failure_named),
           cmocka_unit_test(test_root_is_the_plan), cmocka_unit_test(test_stdout_captured),
           cmocka_unit_test(test_caller_with_threads),
           cmocka_unit_test(test_close_fds_releases_a_lock),
-          cmocka_unit_test(test_forwarded_signal_reported))
+          cmocka_unit_test(test_forwarded_signal_reported), cmocka_unit_test(test_hooks))

@@ -80,6 +80,23 @@ static void test_key_file(void **state)
         /* A damaged key is an error, never silently replaced. */
         assert_int_equal(write_file_atomic_at(fd, "key", "short", 5, 0600), 0);
         assert_int_equal(fhandle_key_load(fd, "key", &b), -EBADMSG);
+        /* A key others may read or write, or not the server's, is refused. */
+        assert_int_equal(write_file_atomic_at(fd, "key", a.key, FHANDLE_KEY_SIZE, 0640), 0);
+        assert_int_equal(fhandle_key_load(fd, "key", &b), -EPERM);
+        assert_int_equal(fchmodat(fd, "key", 0606, 0), 0);
+        assert_int_equal(fhandle_key_load(fd, "key", &b), -EPERM);
+        assert_int_equal(fchmodat(fd, "key", 0600, 0), 0);
+        assert_int_equal(fhandle_key_load(fd, "key", &b), 0);
+        {
+                struct stat other = {.st_mode = S_IFREG | 0600, .st_uid = geteuid() + 1};
+                assert_int_equal(fhandle_key_check(&other), -EPERM);
+                other.st_mode = S_IFLNK | 0600;
+                other.st_uid = geteuid();
+                assert_int_equal(fhandle_key_check(&other), -EPERM);
+        }
+        assert_int_equal(unlinkat(fd, "key", 0), 0);
+        assert_int_equal(symlinkat("/dev/null", fd, "key"), 0);
+        assert_int_equal(fhandle_key_load(fd, "key", &b), -EPERM);
         assert_int_equal(rm_rf_at(AT_FDCWD, dir, RM_ROOT), 0);
 }
 

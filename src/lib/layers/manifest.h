@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * A layer's manifest: what its fs/ held when it was committed, so that
+ * `verify --content` can tell a tampered or damaged layer (the way
+ * `ostree fsck` checks its objects). One line per entry, sorted by path:
+ *
+ *   TYPE MODE UID GID SIZE SHA256 PATH
+ *
+ * TYPE one of f d l c b p s; MODE octal (permission and set-id bits);
+ * SIZE in bytes (0 for dirs and nodes); SHA256 of a file's content or of a
+ * symlink's target, "-" otherwise; PATH absolute as seen in the machine
+ * (a newline or backslash written as "\n" or "\\"). The xattrs are not
+ * listed.
+ */
+
+#define MANIFEST_FILE "manifest"
+
+/* Writes the manifest of the tree (dirfd, tree) to (out_fd, out), without
+ * an fsync (the caller syncs the layer once). */
+int manifest_write_at(int dirfd, const char *tree, int out_fd, const char *out);
+
+/* Compares the tree with the manifest (mfd, manifest): calls report once
+ * for each difference (path, and what differs: "is missing", "was added",
+ * "changed content (sha256 differs)", "changed mode", ...). Returns the number of
+ * differences, -ENOENT without a manifest. */
+int manifest_verify_at(int dirfd, const char *tree, int mfd, const char *manifest,
+                       void (*report)(const char *path, const char *what, void *userdata),
+                       void *userdata);

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fs.h"
+#include "macro.h"
+#include "tests.h"
+#include "vm.h"
+
+static void test_name_valid(void **state)
+{
+        char long_name[VM_NAME_MAX + 2];
+
+        assert_true(vm_name_valid("test"));
+        assert_true(vm_name_valid("nfs-lab_1.2"));
+        assert_false(vm_name_valid(NULL));
+        assert_false(vm_name_valid(""));
+        assert_false(vm_name_valid("a/b"));
+        assert_false(vm_name_valid(".."));
+        assert_false(vm_name_valid(".hidden"));
+        assert_false(vm_name_valid("-x"));
+        assert_false(vm_name_valid("a b"));
+        memset(long_name, 'n', sizeof(long_name) - 1);
+        long_name[VM_NAME_MAX] = 0;
+        assert_true(vm_name_valid(long_name));
+        long_name[VM_NAME_MAX] = 'n';
+        long_name[VM_NAME_MAX + 1] = 0;
+        assert_false(vm_name_valid(long_name));
+}
+
+static void test_dir_pick(void **state)
+{
+        assert_string_equal(vm_dir_pick("/x"), "/x");
+        setenv("STRATA_VM_DIR", "/from/env", 1);
+        assert_string_equal(vm_dir_pick(NULL), "/from/env");
+        setenv("STRATA_VM_DIR", "", 1);
+        assert_string_equal(vm_dir_pick(NULL), VM_DIR_DEFAULT);
+        unsetenv("STRATA_VM_DIR");
+        assert_string_equal(vm_dir_pick(NULL), VM_DIR_DEFAULT);
+}
+
+static void test_shell_quote(void **state)
+{
+        char *argv[] = {(char *)"sh", (char *)"-c", (char *)"echo 'it' $x", NULL};
+        _cleanup_free_ char *s = NULL;
+
+        assert_int_equal(vm_shell_quote(argv, &s), 0);
+        assert_string_equal(s, "'sh' '-c' 'echo '\\''it'\\'' $x'");
+}
+
+static void test_result_parse(void **state)
+{
+        int s = -1;
+
+        assert_int_equal(vm_result_parse("0\n", 2, &s), 0);
+        assert_int_equal(s, 0);
+        assert_int_equal(vm_result_parse("137\n", 4, &s), 0);
+        assert_int_equal(s, 137);
+        assert_int_equal(vm_result_parse("77\nrest", 7, &s), 0);
+        assert_int_equal(s, 77);
+        assert_int_equal(vm_result_parse("", 0, &s), -ENODATA);
+        assert_int_equal(vm_result_parse(NULL, 0, &s), -ENODATA);
+        assert_int_equal(vm_result_parse("12", 2, &s), -ENODATA);
+        assert_int_equal(vm_result_parse("256\n", 4, &s), -EBADMSG);
+        assert_int_equal(vm_result_parse("x\n", 2, &s), -EBADMSG);
+        assert_int_equal(vm_result_parse("\n", 1, &s), -EBADMSG);
+        assert_int_equal(vm_result_parse("1234\n", 5, &s), -EBADMSG);
+}
+
+static void test_forward_parse(void **state)
+{
+        uint16_t h = 0, g = 0;
+
+        assert_int_equal(vm_forward_parse("2222:22", &h, &g), 0);
+        assert_int_equal(h, 2222);
+        assert_int_equal(g, 22);
+        assert_int_equal(vm_forward_parse("2049:2049", &h, &g), 0);
+        assert_int_equal(vm_forward_parse("0:22", &h, &g), -EINVAL);
+        assert_int_equal(vm_forward_parse("65536:22", &h, &g), -EINVAL);
+        assert_int_equal(vm_forward_parse("22", &h, &g), -EINVAL);
+        assert_int_equal(vm_forward_parse(":22", &h, &g), -EINVAL);
+        assert_int_equal(vm_forward_parse("a:22", &h, &g), -EINVAL);
+        assert_int_equal(vm_forward_parse("1:2:3", &h, &g), -EINVAL);
+}
+
+static void test_size_parse(void **state)
+{
+        uint64_t v = 0;
+
+        assert_int_equal(vm_size_parse("4G", &v), 0);
+        assert_true(v == 4ULL << 30);
+        assert_int_equal(vm_size_parse("512M", &v), 0);
+        assert_true(v == 512ULL << 20);
+        assert_int_equal(vm_size_parse("1048576k", &v), 0);
+        assert_true(v == 1ULL << 30);
+        assert_int_equal(vm_size_parse("1M", &v), -ERANGE);
+        assert_int_equal(vm_size_parse("", &v), -EINVAL);
+        assert_int_equal(vm_size_parse("G", &v), -EINVAL);
+        assert_int_equal(vm_size_parse("4T", &v), -EINVAL);
+        assert_int_equal(vm_size_parse("-4G", &v), -EINVAL);
+}
+
+static void test_packages_parse(void **state)
+{
+        _cleanup_strv_ char **l = NULL, **bad = NULL;
+
+        assert_int_equal(vm_packages_parse("tcpdump, nfs-common python3 tcpdump", &l), 0);
+        assert_string_equal(l[0], "nfs-common");
+        assert_string_equal(l[1], "python3");
+        assert_string_equal(l[2], "tcpdump");
+        assert_null(l[3]);
+        assert_int_equal(vm_packages_parse("ok,Bad", &bad), -EINVAL);
+        assert_int_equal(vm_packages_parse("x;rm -rf /", &bad), -EINVAL);
+        strv_free(l);
+        l = NULL;
+        assert_int_equal(vm_packages_parse("", &l), 0);
+        assert_null(l[0]);
+}
+
+static void test_apt_source_parse(void **state)
+{
+        _cleanup_free_ char *m = NULL, *s = NULL, *m2 = NULL, *s2 = NULL;
+
+        assert_int_equal(
+            vm_apt_source_parse("Types: deb\n# comment\nURIs: http://deb.example/debian\n"
+                                "Suites: bookworm bookworm-updates\n",
+                                NULL, &m, &s),
+            0);
+        assert_string_equal(m, "http://deb.example/debian");
+        assert_string_equal(s, "bookworm");
+        assert_int_equal(vm_apt_source_parse(NULL,
+                                             "# x\ndeb [arch=amd64] http://skip/ x main\n"
+                                             "deb http://mirror/debian trixie main\n",
+                                             &m2, &s2),
+                         0);
+        assert_string_equal(m2, "http://mirror/debian");
+        assert_string_equal(s2, "trixie");
+        assert_int_equal(vm_apt_source_parse("Types: deb\n", "# nothing\n", &m, &s), -ENOENT);
+        assert_int_equal(vm_apt_source_parse(NULL, NULL, &m, &s), -ENOENT);
+}
+
+static void test_kernel_find(void **state)
+{
+        char *dir = test_tmpdir();
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *k = NULL, *i = NULL, *v = NULL;
+
+        assert_int_equal(vm_kernel_find(dir, &k, &i, &v), -ENOENT);
+        test_write(fd, "vmlinuz-6.1.0-9-amd64", "k");
+        test_write(fd, "vmlinuz-6.1.0-10-amd64", "k");
+        test_write(fd, "initrd.img-6.1.0-10-amd64", "i");
+        test_write(fd, "config-6.1.0-11-amd64", "c");
+        assert_int_equal(vm_kernel_find(dir, &k, &i, &v), 0);
+        assert_string_equal(v, "6.1.0-10-amd64");
+        assert_non_null(strstr(k, "/vmlinuz-6.1.0-10-amd64"));
+        assert_non_null(strstr(i, "/initrd.img-6.1.0-10-amd64"));
+        test_tmpdir_remove(dir);
+}
+
+static void test_text_tail(void **state)
+{
+        const char *t = "a\nb\nc\nd\n";
+
+        assert_string_equal(vm_text_tail(t, strlen(t), 2), "c\nd\n");
+        assert_string_equal(vm_text_tail(t, strlen(t), 10), t);
+        assert_string_equal(vm_text_tail("x", 1, 1), "x");
+        assert_string_equal(vm_text_tail("", 0, 3), "");
+}
+
+static bool has(char **l, const char *s)
+{
+        for (; *l; l++)
+                if (streq(*l, s))
+                        return true;
+        return false;
+}
+
+static void test_qemu_argv(void **state)
+{
+        _cleanup_strv_ char **l = NULL;
+        struct vm_boot b = {
+            .kernel = "/boot/vmlinuz-x",
+            .initrd = "/boot/initrd.img-x",
+            .append = "root=/dev/vda",
+            .root_disk = "/v/a,b/root.qcow2",
+            .data_disk = "/v/data.qcow2",
+            .console = "/v/console.log",
+            .result = "/v/result",
+            .command = "/v/command",
+            .ssh_port = 40022,
+            .fwd_host = {2049},
+            .fwd_guest = {2049},
+            .n_forwards = 1,
+            .qmp = "/v/qmp.sock",
+        };
+
+        assert_int_equal(vm_qemu_argv(&b, &l), 0);
+        assert_string_equal(l[0], "qemu-system-x86_64");
+        assert_true(has(l, "q35,accel=tcg"));
+        assert_false(has(l, "-cpu"));
+        assert_true(
+            has(l, "file=/v/a,,b/root.qcow2,if=virtio,format=qcow2,cache=unsafe,discard=unmap"));
+        assert_true(has(l, "file:/v/console.log"));
+        assert_true(has(l, "virtserialport,bus=vser0.0,chardev=result,name=" VM_PORT_RESULT));
+        assert_true(has(l, "name=" VM_FWCFG_COMMAND ",file=/v/command"));
+        assert_true(has(
+            l, "user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:2049-:2049"));
+        assert_true(has(l, "unix:/v/qmp.sock,server=on,wait=off"));
+        assert_true(has(l, "-no-reboot"));
+        assert_false(has(l, "-daemonize"));
+        strv_free(l);
+        l = NULL;
+        b.accel = VM_ACCEL_KVM;
+        b.ssh_port = 0;
+        b.daemonize = true;
+        assert_int_equal(vm_qemu_argv(&b, &l), 0);
+        assert_true(has(l, "q35,accel=kvm"));
+        assert_true(has(l, "host"));
+        assert_true(has(l, "-daemonize"));
+        assert_false(has(l, "-netdev"));
+        b.kernel = NULL;
+        assert_int_equal(vm_qemu_argv(&b, &l), -EINVAL);
+}
+
+static void test_kernel_append(void **state)
+{
+        _cleanup_free_ char *a = NULL, *b = NULL;
+
+        assert_int_equal(vm_kernel_append(false, &a), 0);
+        assert_non_null(strstr(a, "init=" VM_GUEST_INIT));
+        assert_non_null(strstr(a, "panic=-1"));
+        assert_non_null(strstr(a, "console=ttyS0"));
+        assert_int_equal(vm_kernel_append(true, &b), 0);
+        assert_null(strstr(b, "init="));
+}
+
+TEST_MAIN(cmocka_unit_test(test_name_valid), cmocka_unit_test(test_dir_pick),
+          cmocka_unit_test(test_shell_quote), cmocka_unit_test(test_result_parse),
+          cmocka_unit_test(test_forward_parse), cmocka_unit_test(test_size_parse),
+          cmocka_unit_test(test_packages_parse), cmocka_unit_test(test_apt_source_parse),
+          cmocka_unit_test(test_kernel_find), cmocka_unit_test(test_text_tail),
+          cmocka_unit_test(test_qemu_argv), cmocka_unit_test(test_kernel_append))
