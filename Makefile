@@ -1,6 +1,20 @@
 # The README's commands. Everything real lives in meson.build and scripts/.
 BUILD ?= build
 
+# The NFS lab's settings (docs/nfs-lab.md): the only place they have
+# defaults; `strata lab nfs` takes each as a required option.
+IMAGE_NAME ?= strata-nfsd
+IMAGE_TAG ?= latest
+VM_OUTPUT_DIR ?= build/nfstest/vm
+VM_IMAGE_NAME ?= vm.qcow2
+CIDATA_NAME ?= cidata.iso
+TESTCASE ?= open,read,write
+NFS_PORT ?= 4000
+NFSTEST_DIR ?= build/nfstest
+SERVER ?= container
+EXPORT_MODE ?= rw
+CLIENT ?= vm
+
 # The VM lab's defaults, in one place (make vm-help; docs/vm.md).
 VM_NAME ?= strata-test
 VM_INSTANCE ?= default
@@ -22,7 +36,8 @@ endif
 
 .PHONY: all deps build demo check format fuzz bench install deb test-image image-test clean \
 	vm-help vm-setup vm-build vm-start vm-stop vm-status vm-ssh vm-snapshot vm-restore \
-	vm-destroy vm-sync vm-test-unit vm-test-integration vm-test-all vm-quick
+	vm-destroy vm-sync vm-test-unit vm-test-integration vm-test-all vm-quick \
+	start-test-env nfstest stop-test-env
 
 all: build
 
@@ -77,8 +92,9 @@ install: deps
 deb: deps
 	@scripts/deb $(BUILD)/deb
 
-clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+clean: stop-test-env
+	rm -rf $(NFSTEST_DIR) $(VM_OUTPUT_DIR)
+	rm -rf $(BUILD) build-asan build-fuzz $(INSTALL_BUILD)
 
 # ---- the VM lab (strata vm) ----
 STRATA_VM = $(BUILD)/src/cli/strata vm --vm-dir $(VM_DIR)
@@ -142,4 +158,23 @@ vm-test-all: vm-test-unit vm-test-integration
 
 vm-quick: vm-build
 	$(STRATA_VM) run $(VM_NAME) --timeout 300 -- sh -c 'uname -r; cat /proc/1/comm'
-	rm -rf $(BUILD) build-asan build-fuzz $(INSTALL_BUILD)
+
+# The NFS lab: the server (strata-nfsd in a podman container, or SERVER=lab
+# in a strata lab machine) and a client VM; nfstest restarts the environment
+# and runs TESTCASE in the VM, its exit status is the runner's.
+NFSLAB = $(BUILD)/src/cli/strata lab nfs
+NFSLAB_ENV = --work-dir $(NFSTEST_DIR) --nfsd $(BUILD)/src/nfsd/strata-nfsd \
+	--image $(IMAGE_NAME) --tag $(IMAGE_TAG) --port $(NFS_PORT) --server $(SERVER) \
+	--export-mode $(EXPORT_MODE) --client $(CLIENT) --vm-dir $(VM_OUTPUT_DIR) \
+	--vm-image $(VM_IMAGE_NAME) --cidata $(CIDATA_NAME)
+
+start-test-env: build
+	@$(NFSLAB) start-env $(NFSLAB_ENV)
+
+nfstest: build
+	@$(NFSLAB) stop-env --work-dir $(NFSTEST_DIR)
+	@$(NFSLAB) start-env $(NFSLAB_ENV)
+	@$(NFSLAB) test $(NFSLAB_ENV) --testcase $(TESTCASE)
+
+stop-test-env:
+	@if [ -x $(BUILD)/src/cli/strata ]; then $(NFSLAB) stop-env --work-dir $(NFSTEST_DIR); fi

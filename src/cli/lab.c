@@ -77,6 +77,7 @@ void help_lab(void)
 {
         printf("Usage: strata lab run [OPTIONS] -- CMD...\n"
                "       strata lab test [OPTIONS] -- CMD...\n"
+               "       strata lab nfs start-env|test|stop-env OPTIONS (the NFS lab)\n"
                "\n"
                "A throwaway strata machine in new mount, pid, uts and ipc namespaces (and net\n"
                "with --net none), its root assembled like overlayfs-init does it: the data\n"
@@ -141,6 +142,16 @@ static int parse_bind(const char *spec, struct lab_args *a)
         if (!b[a->n_binds++].dest)
                 return log_oom();
         return 0;
+}
+
+static bool hostname_is_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > HOST_NAME_MAX || s[0] == '-' || s[0] == '.' || s[n - 1] == '.' ||
+            strstr(s, ".."))
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
 }
 
 static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
@@ -212,8 +223,15 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
                         }
                         break;
                 case ARG_HOSTNAME:
-                        if (!*optarg || strlen(optarg) > 64) {
-                                log_error("invalid --hostname '%s'", optarg);
+                        if (streq(optarg, "--")) {
+                                log_error("--hostname needs a NAME before '--'");
+                                return -EINVAL;
+                        }
+                        if (!hostname_is_valid(optarg)) {
+                                log_error("invalid --hostname '%s': 1 to 64 letters, digits, '-' "
+                                          "and '_', in labels separated by single dots, not "
+                                          "starting with '-' or '.'",
+                                          optarg);
                                 return -EINVAL;
                         }
                         a->hostname = optarg;
@@ -605,6 +623,25 @@ static int lab_main(int argc, char **argv, bool test)
         }
         if (test && add_test_runner(plan, &a, &m, data) < 0)
                 goto out;
+        /* The machine's /etc/hostname says its hostname: a file on its /run
+         * bound over the root's, so nothing is written into its layers. */
+        {
+                _cleanup_free_ char *line = NULL;
+
+                if (asprintf(&line, "%s\n", a.hostname) < 0) {
+                        log_oom();
+                        goto out;
+                }
+                r = mount_plan_add_write_file(plan, "/run/strata-lab/hostname", line, strlen(line),
+                                              0644, 0);
+                if (r >= 0)
+                        r = mount_plan_add_bind(plan, "/run/strata-lab/hostname", "/etc/hostname",
+                                                MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_CREATE_DEST);
+                if (r < 0) {
+                        log_error_errno(r, "cannot build the hostname plan: %m");
+                        goto out;
+                }
+        }
 
         if (a.dry_run) {
                 if (a.json) {
@@ -666,10 +703,17 @@ int cmd_lab(int argc, char **argv)
                 help_lab();
                 return EXIT_OK;
         }
-        if (streq(argv[1], "run"))
+        /* getopt's messages start with argv[0]: the whole command. */
+        if (streq(argv[1], "run")) {
+                argv[1] = (char *)"strata lab run";
                 return lab_main(argc - 1, argv + 1, false);
-        if (streq(argv[1], "test"))
+        }
+        if (streq(argv[1], "test")) {
+                argv[1] = (char *)"strata lab test";
                 return lab_main(argc - 1, argv + 1, true);
-        log_error("unknown lab command '%s': 'run' or 'test'", argv[1]);
+        }
+        if (streq(argv[1], "nfs"))
+                return cmd_lab_nfs(argc - 1, argv + 1);
+        log_error("unknown lab command '%s': 'run', 'test' or 'nfs'", argv[1]);
         return EXIT_USAGE;
 }

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleanup.h"
 #include "config.h"
+#include "strata-version.h"
 #include "log.h"
 #include "macro.h"
 #include "strata.h"
@@ -66,7 +68,9 @@ int main(int argc, char **argv)
             {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
             {},
         };
+        _cleanup_free_ char *name = NULL;
         const struct command *c;
+        bool version = false;
         int opt, level;
 
         log_set_program_name("strata");
@@ -78,7 +82,8 @@ int main(int argc, char **argv)
                         strata_usage(stdout);
                         return EXIT_OK;
                 case 'V':
-                        return cmd_version(1, argv);
+                        version = true;
+                        break;
                 case 'v':
                         log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
                         break;
@@ -100,6 +105,14 @@ int main(int argc, char **argv)
                 }
         }
 
+        if (version) {
+                if (optind < argc) {
+                        log_error("--version takes no arguments; unexpected '%s'", argv[optind]);
+                        return EXIT_USAGE;
+                }
+                printf("strata %s\n", STRATA_VERSION);
+                return EXIT_OK;
+        }
         if (optind >= argc) {
                 strata_usage(stderr);
                 return EXIT_USAGE;
@@ -111,9 +124,13 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
         }
 
-        /* Each command parses its own options from its name on. */
+        /* Each command parses its own options from its name on; getopt's
+         * messages start with argv[0], so that names the command. */
+        if (asprintf(&name, "strata %s", c->name) < 0)
+                return log_oom(), EXIT_SOFTWARE;
         argc -= optind;
         argv += optind;
+        argv[0] = name;
         optind = 0;
         return c->handler(argc, argv);
 }

@@ -5,18 +5,25 @@
  * exit codes: 0 success, 1 a migration failed and was rolled back, 2 usage
  * error, 75 another migration holds the lock, 70 internal error.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "changes.h"
 #include "cleanup.h"
+#include "config.h"
+#include "strata-version.h"
 #include "json.h"
 #include "log.h"
 #include "macro.h"
 #include "migrate.h"
+#include "migration.h"
 #include "strata.h"
 #include "strv.h"
 
@@ -30,9 +37,11 @@ struct migrate_args {
         bool json;
         bool dry_run;
         bool last;
+        bool all;
         bool rebuild;
         bool state;
         bool content;
+        bool out_of_order;
         bool force;
         const char *base_id;
         uint64_t timeout_usec;
@@ -51,6 +60,7 @@ static int exit_for(int r)
 {
         switch (r) {
         case -EPROTO:
+        case -EBADMSG: /* a corrupt metadata or record file: a problem found */
         case -EUCLEAN:
         case -EMEDIUMTYPE:
                 return EXIT_FAILURE_;
@@ -59,9 +69,31 @@ static int exit_for(int r)
                 return EXIT_USAGE;
         case -EWOULDBLOCK:
                 return EXIT_TEMPFAIL;
+        case -EINTR: /* as the shell reports a process the signal killed */
+                return 128 + (migrate_interrupted() ?: SIGTERM);
         default:
                 return EXIT_SOFTWARE;
         }
+}
+
+/* The last error logged, for the "error" member of --json output, and
+ * whether the command printed its own JSON object. */
+static char *last_error;
+static bool json_printed;
+
+/* Logs an error once and keeps it for --json. */
+_printf_(1, 2) static void fail_msg(const char *format, ...)
+{
+        va_list ap;
+        char *m = NULL;
+
+        va_start(ap, format);
+        if (vasprintf(&m, format, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        log_error("%s", m ? m : "out of memory");
+        free(last_error);
+        last_error = m;
 }
 
 /* Logs the engine's error once: the message names what and where; the
@@ -69,10 +101,10 @@ static int exit_for(int r)
 static int report(int r, const char *error)
 {
         if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN ||
-            r == -EMEDIUMTYPE)
-                log_error("%s", error ? error : "failed");
+            r == -EINTR || r == -EMEDIUMTYPE || (r == -EBADMSG && error))
+                fail_msg("%s", error ? error : "failed");
         else
-                log_error_errno(r, "%s: %m", error ? error : "failed");
+                fail_msg("%s: %s", error ? error : "failed", strerror(-r));
         return exit_for(r);
 }
 
@@ -83,7 +115,20 @@ static void print_json(json_t *j)
         if (s) {
                 puts(s);
                 free(s);
+                json_printed = true;
         }
+}
+
+/* A path a command reads must exist: it names it and creates nothing. */
+static int need_existing(const char *what, const char *path)
+{
+        struct stat st;
+
+        if (stat(path, &st) < 0) {
+                fail_msg("the %s '%s' does not exist: %s", what, path, strerror(errno));
+                return EXIT_USAGE;
+        }
+        return 0;
 }
 
 struct event_sink {
@@ -112,8 +157,9 @@ static void on_event(const struct migrate_event *e, void *userdata)
 
         switch (e->type) {
         case MIGRATE_EVENT_APPLYING:
+                /* progress: through the logger, so -q silences it */
                 if (!json)
-                        fprintf(stderr, "applying %s\n", e->id);
+                        log_notice("applying %s", e->id);
                 break;
         case MIGRATE_EVENT_APPLIED:
                 if (json) {
@@ -150,7 +196,7 @@ static void on_event(const struct migrate_event *e, void *userdata)
                 break;
         case MIGRATE_EVENT_SQUASHED:
                 if (!json)
-                        fprintf(stderr, "squashed into one layer: %s\n", e->id);
+                        log_notice("squashed into one layer: %s", e->id);
                 break;
         case MIGRATE_EVENT_REPAIRED:
         case MIGRATE_EVENT_PROBLEM:
@@ -190,6 +236,7 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .restore_state = a->state,
             .base_id = a->base_id,
             .force = a->force,
+            .out_of_order = a->out_of_order,
         };
 }
 
@@ -212,11 +259,11 @@ static int need_args(struct migrate_args *a, size_t min, size_t max)
         size_t n = strv_length(a->positional) - 1;
 
         if (n < min || n > max) {
-                log_error("'%s %s' takes %s; see '%s %s --help'", a->prog, a->positional[0],
-                          min == max && min == 0 ? "no arguments"
-                          : min == max           ? "exactly one argument"
-                                                 : "more arguments",
-                          a->prog, a->positional[0]);
+                fail_msg("'%s %s' takes %s; see '%s %s --help'", a->prog, a->positional[0],
+                         min == max && min == 0 ? "no arguments"
+                         : min == max           ? "exactly one argument"
+                                                : "more arguments",
+                         a->prog, a->positional[0]);
                 return -EINVAL;
         }
         return 0;
@@ -231,6 +278,12 @@ static int run_new(struct migrate_args *a)
 
         if (need_args(a, 1, 1) < 0)
                 return EXIT_USAGE;
+        if (strlen(a->positional[1]) > MIGRATION_LABEL_MAX) {
+                fail_msg("invalid label '%.20s...': at most %d characters (the names derived "
+                         "from an id must fit the file system's and the overlay's limits)",
+                         a->positional[1], MIGRATION_LABEL_MAX);
+                return EXIT_USAGE;
+        }
         options_from_args(a, &sink, &o);
         r = migrate_new(&o, a->positional[1], NULL, &path, &error);
         if (r < 0)
@@ -251,9 +304,30 @@ static void print_apply_result(const char *key, json_t *list, int ret, const cha
         json_t *j = json_object();
 
         json_object_set(j, key, list);
-        json_object_set_new(j, "error", ret ? json_string(error ? error : "failed") : json_null());
+        json_object_set_new(j, "error",
+                            ret ? json_string(error        ? error
+                                              : last_error ? last_error
+                                                           : "failed")
+                                : json_null());
         print_json(j);
         json_decref(j);
+}
+
+static void on_interrupt(int sig)
+{
+        migrate_interrupt(sig);
+}
+
+/* Ctrl-C, SIGTERM and SIGHUP stop up and install cleanly: the migration
+ * being applied is thrown away, and the exit status says which signal. */
+static void catch_interrupts(void)
+{
+        struct sigaction sa = {.sa_handler = on_interrupt};
+
+        sigemptyset(&sa.sa_mask);
+        (void)sigaction(SIGINT, &sa, NULL);
+        (void)sigaction(SIGTERM, &sa, NULL);
+        (void)sigaction(SIGHUP, &sa, NULL);
 }
 
 static int run_up(struct migrate_args *a)
@@ -263,6 +337,7 @@ static int run_up(struct migrate_args *a)
         struct event_sink sink = {a, json_array(), json_array(), NULL, 0};
         int r, ret;
 
+        catch_interrupts();
         if (need_args(a, 0, 0) < 0)
                 ret = EXIT_USAGE;
         else if ((ret = open_engine(a, &sink, !a->dry_run, &m)) == 0) {
@@ -287,8 +362,9 @@ static int run_install(struct migrate_args *a)
         struct event_sink sink = {a, json_array(), json_array(), NULL, 0};
         int r, ret;
 
+        catch_interrupts();
         if (strv_length(a->positional) < 2) {
-                log_error("'%s install' needs at least one package", a->prog);
+                fail_msg("'%s install' needs at least one package", a->prog);
                 ret = EXIT_USAGE;
         } else if ((ret = open_engine(a, &sink, true, &m)) == 0) {
                 r = migrate_install(m, a->positional + 1, &error);
@@ -313,12 +389,25 @@ static int run_status(struct migrate_args *a)
 
         if (need_args(a, 0, 0) < 0)
                 return EXIT_USAGE;
+        r = need_existing("migrations dir", a->dir ? a->dir : "migrations");
+        if (r != 0)
+                return r;
         r = open_engine(a, &sink, false, &m);
         if (r != 0)
                 return r;
         r = migrate_status(m, &j, &error);
         if (r < 0)
                 return report(r, error);
+        /* a migration squashed with others into one layer says which */
+        json_array_foreach(json_object_get(j, "applied"), i, v)
+        {
+                json_t *layer = json_object_get(v, "layer");
+
+                if (json_is_string(layer) &&
+                    !streq(json_string_value(layer),
+                           json_string_value(json_object_get(v, "id")) ?: ""))
+                        json_object_set(v, "squashed_into", layer);
+        }
         if (a->json) {
                 print_json(j);
                 json_decref(j);
@@ -331,17 +420,22 @@ static int run_status(struct migrate_args *a)
                 const char *layer = json_string_value(json_object_get(v, "layer"));
                 const char *id = json_string_value(json_object_get(v, "id"));
 
-                printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld%s%s%s\n", id,
-                       json_string_value(json_object_get(v, "applied_at")),
-                       (long long)json_integer_value(json_object_get(v, "duration_ms")),
-                       (long long)json_integer_value(json_object_get(c, "A")),
-                       (long long)json_integer_value(json_object_get(c, "M")),
-                       (long long)json_integer_value(json_object_get(c, "D")),
-                       (long long)json_integer_value(json_object_get(c, "R")),
-                       streq(layer, id) ? "" : "  layer ", streq(layer, id) ? "" : layer,
-                       json_is_true(json_object_get(v, "script_changed"))
-                           ? "  (install_script.sh changed since it was applied)"
-                           : "");
+                /* the time, duration and changes of a squashed layer are
+                 * the whole layer's: not repeated for each migration in it */
+                const char *changed = json_is_true(json_object_get(v, "script_changed"))
+                                          ? "  (install_script.sh changed since it was applied)"
+                                          : "";
+
+                if (json_object_get(v, "squashed_into"))
+                        printf("  %-40s squashed into %s%s\n", id, layer, changed);
+                else
+                        printf("  %-40s %s %6lld ms  A %lld M %lld D %lld R %lld%s\n", id,
+                               json_string_value(json_object_get(v, "applied_at")),
+                               (long long)json_integer_value(json_object_get(v, "duration_ms")),
+                               (long long)json_integer_value(json_object_get(c, "A")),
+                               (long long)json_integer_value(json_object_get(c, "M")),
+                               (long long)json_integer_value(json_object_get(c, "D")),
+                               (long long)json_integer_value(json_object_get(c, "R")), changed);
         }
         printf("pending:%s\n", json_array_size(json_object_get(j, "pending")) ? "" : " none");
         json_array_foreach(json_object_get(j, "pending"), i, v)
@@ -355,11 +449,33 @@ static int run_status(struct migrate_args *a)
         return EXIT_OK;
 }
 
+/* The layer id was squashed into with other migrations, or NULL. */
+static char *squashed_into(struct migrate *m, const char *id)
+{
+        _cleanup_free_ char *error = NULL;
+        json_t *j = NULL, *v;
+        char *ret = NULL;
+        size_t i;
+
+        if (migrate_status(m, &j, &error) < 0)
+                return NULL;
+        json_array_foreach(json_object_get(j, "applied"), i, v)
+        {
+                const char *vid = json_string_value(json_object_get(v, "id"));
+                const char *layer = json_string_value(json_object_get(v, "layer"));
+
+                if (vid && layer && streq(vid, id) && !streq(layer, id))
+                        ret = strdup(layer);
+        }
+        json_decref(j);
+        return ret;
+}
+
 static int run_diff(struct migrate_args *a)
 {
         _cleanup_(migrate_freep) struct migrate *m = NULL;
         _cleanup_(change_list_done) struct change_list l = {};
-        _cleanup_free_ char *error = NULL, *text = NULL;
+        _cleanup_free_ char *error = NULL, *text = NULL, *squashed = NULL;
         struct event_sink sink = {a};
         int r;
 
@@ -371,6 +487,7 @@ static int run_diff(struct migrate_args *a)
         r = migrate_diff(m, a->positional[1], &l, &error);
         if (r < 0)
                 return report(r, error);
+        squashed = squashed_into(m, a->positional[1]);
         if (a->json) {
                 json_t *j = json_object(), *arr = json_array();
 
@@ -381,15 +498,73 @@ static int run_diff(struct migrate_args *a)
                                                              l.items[i].state));
                 }
                 json_object_set_new(j, "id", json_string(a->positional[1]));
+                if (squashed)
+                        json_object_set_new(j, "squashed_into", json_string(squashed));
                 json_object_set_new(j, "changes", arr);
                 print_json(j);
                 json_decref(j);
                 return EXIT_OK;
         }
+        if (squashed)
+                log_notice("%s is squashed into %s with other migrations: these are the "
+                           "changes of that whole layer",
+                           a->positional[1], squashed);
         r = changes_format(&l, &text);
         if (r < 0)
                 return report(r, "cannot format the change list");
         fputs(text, stdout);
+        return EXIT_OK;
+}
+
+static int run_show(struct migrate_args *a)
+{
+        _cleanup_(migrate_freep) struct migrate *m = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct event_sink sink = {a};
+        json_t *j = NULL, *c;
+        const char *log;
+        int r;
+
+        if (need_args(a, 1, 1) < 0)
+                return EXIT_USAGE;
+        r = open_engine(a, &sink, false, &m);
+        if (r != 0)
+                return r;
+        r = migrate_show(m, a->positional[1], &j, &error);
+        if (r < 0)
+                return report(r, error);
+        if (a->json) {
+                print_json(j);
+                json_decref(j);
+                return EXIT_OK;
+        }
+        printf("id:          %s\n", json_string_value(json_object_get(j, "id")));
+        printf("status:      %s\n", json_string_value(json_object_get(j, "status")));
+        if (json_object_get(j, "layer")) {
+                c = json_object_get(j, "changes");
+                printf("layer:       %s%s\n", json_string_value(json_object_get(j, "layer")),
+                       json_object_get(j, "squashed_into")
+                           ? " (squashed: the time, duration and changes are the whole layer's)"
+                           : "");
+                printf("applied at:  %s\n", json_string_value(json_object_get(j, "applied_at")));
+                printf("duration:    %lld ms\n",
+                       (long long)json_integer_value(json_object_get(j, "duration_ms")));
+                printf("changes:     A %lld M %lld D %lld R %lld\n",
+                       (long long)json_integer_value(json_object_get(c, "A")),
+                       (long long)json_integer_value(json_object_get(c, "M")),
+                       (long long)json_integer_value(json_object_get(c, "D")),
+                       (long long)json_integer_value(json_object_get(c, "R")));
+        }
+        if (json_object_get(j, "record"))
+                printf("record:      %s\n", json_string_value(json_object_get(j, "record")));
+        log = json_string_value(json_object_get(j, "log"));
+        if (log) {
+                printf("log:\n");
+                fputs(log, stdout);
+                if (*log && log[strlen(log) - 1] != '\n')
+                        putchar('\n');
+        }
+        json_decref(j);
         return EXIT_OK;
 }
 
@@ -402,14 +577,14 @@ static int run_rollback(struct migrate_args *a)
 
         if (need_args(a, 0, 0) < 0)
                 return EXIT_USAGE;
-        if (!!a->to == a->last) {
-                log_error("'%s rollback' needs exactly one of --to ID and --last", a->prog);
+        if (!!a->to + a->last + a->all != 1) {
+                fail_msg("'%s rollback' needs exactly one of --to ID, --last and --all", a->prog);
                 return EXIT_USAGE;
         }
         r = open_engine(a, &sink, true, &m);
         if (r != 0)
                 return r;
-        r = migrate_rollback(m, a->to, &error);
+        r = a->all ? migrate_rollback_all(m, &error) : migrate_rollback(m, a->to, &error);
         if (r < 0)
                 return report(r, error);
         if (a->json) {
@@ -431,7 +606,7 @@ static int run_squash(struct migrate_args *a)
         if (need_args(a, 0, 0) < 0)
                 return EXIT_USAGE;
         if (!a->from || !a->to) {
-                log_error("'%s squash' needs --from ID and --to ID", a->prog);
+                fail_msg("'%s squash' needs --from ID and --to ID", a->prog);
                 return EXIT_USAGE;
         }
         r = open_engine(a, &sink, true, &m);
@@ -450,7 +625,7 @@ static int run_verify(struct migrate_args *a)
         struct event_sink sink = {a, NULL, NULL, json_array(), 0};
         int r, ret;
 
-        if (need_args(a, 0, 0) < 0) {
+        if (need_args(a, 0, 0) < 0 || (ret = need_existing("data dir", a->data_dir)) != 0) {
                 json_decref(sink.findings);
                 return EXIT_USAGE;
         }
@@ -480,6 +655,14 @@ static int run_verify(struct migrate_args *a)
                 json_t *j = json_object();
                 json_object_set_new(j, "ok", json_boolean(ret == EXIT_OK));
                 json_object_set(j, "findings", sink.findings);
+                if (ret == EXIT_OK)
+                        json_object_set_new(j, "error", json_null());
+                else if (last_error)
+                        json_object_set_new(j, "error", json_string(last_error));
+                else
+                        json_object_set_new(j, "error",
+                                            json_sprintf("%u problem%s found", sink.problems,
+                                                         sink.problems == 1 ? "" : "s"));
                 print_json(j);
                 json_decref(j);
         } else if (!a->json && ret == EXIT_OK)
@@ -497,6 +680,9 @@ static int run_gc(struct migrate_args *a)
 
         if (need_args(a, 0, 0) < 0)
                 return EXIT_USAGE;
+        r = need_existing("data dir", a->data_dir);
+        if (r != 0)
+                return r;
         r = open_engine(a, &sink, true, &m);
         if (r != 0)
                 return r;
@@ -515,11 +701,13 @@ static int run_gc(struct migrate_args *a)
 static const struct migrate_command migrate_commands[] = {
     {"new", "LABEL", "scaffold the next migration for today", run_new},
     {"status", "", "applied, pending and rolled-back migrations", run_status},
-    {"up", "[--to ID] [--dry-run]", "apply pending migrations in order, one layer each", run_up},
+    {"up", "[--to ID] [--dry-run] [--out-of-order]",
+     "apply pending migrations in order, one layer each", run_up},
     {"install", "PKG...", "create and apply a migration installing packages", run_install},
     {"diff", "ID", "the change list of a migration's layer", run_diff},
-    {"rollback", "--to ID | --last [--state]", "deactivate the layers above ID (or the last one)",
-     run_rollback},
+    {"show", "ID", "one migration: its status, record and log", run_show},
+    {"rollback", "--to ID | --last | --all [--state]",
+     "deactivate the layers above ID (the last one, or all)", run_rollback},
     {"squash", "--from ID --to ID", "merge consecutive layers into one", run_squash},
     {"verify", "[--content] [--rebuild [--dry-run]]",
      "check metadata against the layer dirs; repair leftovers", run_verify},
@@ -554,6 +742,7 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        squash: the last migration to merge\n"
                    "      --from ID         squash: the first migration to merge\n"
                    "      --last            rollback: deactivate the last layer\n"
+                   "      --all             rollback: deactivate every layer\n"
                    "      --state           rollback: also put back the state the migrations\n"
                    "                        changed, where it has not changed since\n"
                    "      --dry-run         up: show what would be applied; verify --rebuild:\n"
@@ -565,12 +754,16 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "      --timeout SEC     up/install: kill a migration after SEC seconds\n"
                    "      --base-id ID      up/install: name the base ID (recorded at the first\n"
                    "                        up) instead of its computed os-release + digest\n"
+                   "      --out-of-order    up: also apply pending migrations older than the\n"
+                   "                        newest applied one\n"
                    "      --force           up/install: apply over a base other than the one\n"
                    "                        the layers were built over\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
                    "  -v, --verbose         more output;  -q, --quiet: errors only\n"
+                   "      --log-level=LVL   error, warning, notice (default), info or debug\n"
                    "  -h, --help            show this help\n"
+                   "  -V, --version         print the version\n"
                    "\n"
                    "Exit status: 0 success, 1 a migration failed and was rolled back (or verify\n"
                    "found a problem it cannot repair), 2 usage error, 70 internal error,\n"
@@ -619,14 +812,18 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_DRY_RUN,
                 ARG_TIMEOUT,
                 ARG_MAX_LAYERS,
+                ARG_LOG_LEVEL,
+                ARG_ALL,
                 ARG_REBUILD,
                 ARG_STATE,
                 ARG_BASE_ID,
                 ARG_FORCE,
                 ARG_CONTENT,
+                ARG_OUT_OF_ORDER,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
+            {"version", no_argument, NULL, 'V'},
             {"verbose", no_argument, NULL, 'v'},
             {"quiet", no_argument, NULL, 'q'},
             {"data", required_argument, NULL, ARG_DATA},
@@ -639,23 +836,28 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"dry-run", no_argument, NULL, ARG_DRY_RUN},
             {"timeout", required_argument, NULL, ARG_TIMEOUT},
             {"max-layers", required_argument, NULL, ARG_MAX_LAYERS},
+            {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
+            {"all", no_argument, NULL, ARG_ALL},
             {"rebuild", no_argument, NULL, ARG_REBUILD},
             {"state", no_argument, NULL, ARG_STATE},
             {"base-id", required_argument, NULL, ARG_BASE_ID},
             {"force", no_argument, NULL, ARG_FORCE},
             {"content", no_argument, NULL, ARG_CONTENT},
+            {"out-of-order", no_argument, NULL, ARG_OUT_OF_ORDER},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
         const struct migrate_command *c = NULL;
         struct migrate_args a = {.prog = prog, .data_dir = "/data", .base = "/"};
-        bool help = false;
+        bool help = false, version = false;
         uint64_t v;
-        int opt;
+        int opt, level, ret;
 
-        /* Options may come before or after the command. */
+        /* Options may come before or after the command; getopt's messages
+         * start with argv[0]. */
+        argv[0] = (char *)prog;
         optind = 0;
-        while ((opt = getopt_long(argc, argv, "-hvq", options, NULL)) >= 0) {
+        while ((opt = getopt_long(argc, argv, "-hVvq", options, NULL)) >= 0) {
                 switch (opt) {
                 case 1:
                         if (strv_extend(&positional, optarg) < 0)
@@ -664,11 +866,22 @@ int migrate_main(int argc, char **argv, const char *prog)
                 case 'h':
                         help = true;
                         break;
+                case 'V':
+                        version = true;
+                        break;
                 case 'v':
                         log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
                         break;
                 case 'q':
                         log_set_max_level(LOG_ERR);
+                        break;
+                case ARG_LOG_LEVEL:
+                        level = log_level_from_string(optarg);
+                        if (level < 0) {
+                                log_error("invalid log level '%s'", optarg);
+                                return EXIT_USAGE;
+                        }
+                        log_set_max_level(level);
                         break;
                 case ARG_DATA:
                         a.data_dir = optarg;
@@ -691,6 +904,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                 case ARG_LAST:
                         a.last = true;
                         break;
+                case ARG_ALL:
+                        a.all = true;
+                        break;
                 case ARG_DRY_RUN:
                         a.dry_run = true;
                         break;
@@ -708,6 +924,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_CONTENT:
                         a.content = true;
+                        break;
+                case ARG_OUT_OF_ORDER:
+                        a.out_of_order = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {
@@ -732,6 +951,14 @@ int migrate_main(int argc, char **argv, const char *prog)
                 }
         }
 
+        if (version) {
+                if (positional) {
+                        log_error("--version takes no arguments; unexpected '%s'", positional[0]);
+                        return EXIT_USAGE;
+                }
+                printf("%s %s\n", prog, STRATA_VERSION);
+                return EXIT_OK;
+        }
         if (positional) {
                 for (size_t i = 0; i < ELEMENTSOF(migrate_commands); i++)
                         if (streq(migrate_commands[i].name, positional[0]))
@@ -756,7 +983,16 @@ int migrate_main(int argc, char **argv, const char *prog)
 
                 if (absolute(&a.data_dir, &data_abs) < 0 || absolute(&a.base, &base_abs) < 0)
                         return log_oom(), EXIT_SOFTWARE;
-                return c->run(&a);
+                ret = c->run(&a);
+                /* --json: a failure is one object with its error too */
+                if (a.json && ret != EXIT_OK && !json_printed) {
+                        json_t *j = json_pack("{s:s}", "error", last_error ? last_error : "failed");
+                        print_json(j);
+                        json_decref(j);
+                }
+                free(last_error);
+                last_error = NULL;
+                return ret;
         }
 }
 

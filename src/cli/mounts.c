@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -59,6 +60,15 @@ int cmd_mounts(int argc, char **argv)
                 under = argv[optind];
 
         r = mountinfo_read(table, under, &l);
+        if (r == -EBADMSG) {
+                unsigned line = 0;
+
+                (void)mountinfo_check_file(table, &line);
+                log_error("'%s' is not a mount table: line %u is not in the mountinfo format of "
+                          "proc(5)",
+                          table, line);
+                return EXIT_FAILURE_;
+        }
         if (r < 0) {
                 log_error_errno(r, "cannot read the mount table '%s': %m",
                                 table ? table : "/proc/self/mountinfo");

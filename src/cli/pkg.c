@@ -155,11 +155,24 @@ static int policy_open(struct policy *ret)
 static json_t *container_json(const struct orch *o, const struct container *c)
 {
         return json_pack(
-            "{s:s,s:s,s:s,s:s,s:i,s:s?,s:I,s:I,s:I,s:I}", "name", c->name, "id", c->id, "image",
+            "{s:s,s:s,s:s,s:s,s:i,s:b,s:s?,s:I,s:I,s:I,s:I}", "name", c->name, "id", c->id, "image",
             c->image, "state", container_state_to_string(c->state), "exit_code", c->exit_code,
-            "tier", tier_to_string(c->tier >= 0 ? c->tier : TIER_APP), "grace_seconds",
+            "user_stopped", nameset_contains(&o->user_stopped, c->name), "tier",
+            tier_to_string(c->tier >= 0 ? c->tier : TIER_APP), "grace_seconds",
             (json_int_t)orch_grace_for(o, c), "created", (json_int_t)c->created_at, "started",
             (json_int_t)c->started_at, "finished", (json_int_t)c->finished_at);
+}
+
+/* What podman takes as a container name: [a-zA-Z0-9][a-zA-Z0-9_.-]*; at
+ * most 64 so that it stays readable in every list and state file. */
+static bool package_id_valid(const char *id)
+{
+        size_t n = strlen(id);
+
+        if (n == 0 || n > 64 ||
+            !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", id[0]))
+                return false;
+        return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 static int print_json(json_t *j)
@@ -217,7 +230,9 @@ static int do_list(struct orch *o)
                 format_time(c->state == CONTAINER_RUNNING ? c->started_at
                                                           : (c->finished_at ?: c->created_at),
                             since, sizeof(since));
-                if (c->state == CONTAINER_EXITED || c->state == CONTAINER_STOPPED)
+                if (c->state != CONTAINER_RUNNING && nameset_contains(&o->user_stopped, c->name))
+                        snprintf(state, sizeof(state), "user-stopped");
+                else if (c->state == CONTAINER_EXITED || c->state == CONTAINER_STOPPED)
                         snprintf(state, sizeof(state), "%s(%d)",
                                  container_state_to_string(c->state), c->exit_code);
                 else
@@ -325,6 +340,17 @@ static int do_install(struct orch *o, const char *id, const char *const *command
                         return log_error_errno(r, "cannot check image '%s': %s", arg_image,
                                                podman_last_error(o->podman));
                 skip_pull = r > 0;
+        } else if (arg_pull == PULL_NEVER) {
+                r = podman_image_exists(o->podman, arg_image);
+                if (r < 0)
+                        return log_error_errno(r, "cannot check image '%s': %s", arg_image,
+                                               podman_last_error(o->podman));
+                if (r == 0) {
+                        log_error("cannot install '%s': '%s' is not in the image store and "
+                                  "--pull never does not pull it",
+                                  id, arg_image);
+                        return -ENOENT;
+                }
         }
         r = orch_install(
             o,
@@ -340,7 +366,9 @@ static int do_install(struct orch *o, const char *id, const char *const *command
             &error);
         if (r < 0)
                 return log_error_errno(r, "cannot install '%s': %s", id, error ?: strerror(-r));
-        log_info("installed '%s' from '%s'", id, arg_image);
+        if (arg_json)
+                return print_json(json_pack("{s:s,s:s}", "installed", id, "image", arg_image));
+        printf("installed '%s' from '%s'\n", id, arg_image);
         return 0;
 }
 
@@ -496,6 +524,12 @@ int cmd_pkg(int argc, char **argv)
             streq(sub, "restart") || streq(sub, "uninstall")) {
                 if (!id) {
                         log_error("'strata pkg %s' needs a package ID", sub);
+                        return EXIT_USAGE;
+                }
+                if (!package_id_valid(id)) {
+                        log_error("invalid package id '%s': 1 to 64 letters, digits, '_', '.' and "
+                                  "'-', starting with a letter or digit",
+                                  id);
                         return EXIT_USAGE;
                 }
                 if (!streq(sub, "install") && command) {

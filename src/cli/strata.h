@@ -38,6 +38,8 @@ int cmd_doctor(int argc, char **argv);
 int cmd_mounts(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_lab(int argc, char **argv);
+/* strata lab nfs: argv[0] is "nfs". */
+int cmd_lab_nfs(int argc, char **argv);
 int cmd_pkg(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
@@ -49,6 +51,7 @@ void help_doctor(void);
 void help_mounts(void);
 void help_migrate(void);
 void help_lab(void);
+void help_lab_nfs(void);
 
 /* The whole system-migrate front-end (also `strata migrate`); prog names it
  * in messages. */

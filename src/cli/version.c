@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,9 +11,26 @@
 
 int cmd_version(int argc, char **argv)
 {
-        if (argc > 1 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
-                help_version();
-                return EXIT_OK;
+        static const struct option options[] = {
+            {"help", no_argument, NULL, 'h'},
+            {},
+        };
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (opt) {
+                case 'h':
+                        help_version();
+                        return EXIT_OK;
+                case '?':
+                        return EXIT_USAGE;
+                default:
+                        return EXIT_SOFTWARE;
+                }
+        }
+        if (optind < argc) {
+                log_error("version takes no arguments; unexpected '%s'", argv[optind]);
+                return EXIT_USAGE;
         }
         printf("strata %s\n", STRATA_VERSION);
         return EXIT_OK;

@@ -809,11 +809,24 @@ done:
         finish(&d);
 }
 
+/* The attributes left to apply after a creation that took the mode: setting
+ * it again would clear the setgid bit a directory inherits (as the kernel's
+ * nfsd, which also leaves the mode to the creation). */
+static const sattr3 *sattr_without_mode(const sattr3 *a, sattr3 *buf)
+{
+        if (!a)
+                return NULL;
+        *buf = *a;
+        buf->mode.set_it = FALSE;
+        return buf;
+}
+
 static void nfs3_mkdir(struct nfsd_call *c, void *args, void *res)
 {
         MKDIR3args *a = args;
         MKDIR3res *out = res;
         struct fsobj d = FSOBJ_NULL;
+        sattr3 rest;
         struct cred cred;
 
         out->status = begin_create(c, &a->where, &d, S_IFDIR, &a->attributes, &cred);
@@ -824,7 +837,8 @@ static void nfs3_mkdir(struct nfsd_call *c, void *args, void *res)
                 out->status = errno_to_nfsstat(-errno);
         if (out->status == NFS3_OK)
                 out->status =
-                    created(c, &d, a->where.name, &a->attributes, &cred, &out->MKDIR3res_u.resok);
+                    created(c, &d, a->where.name, sattr_without_mode(&a->attributes, &rest), &cred,
+                            &out->MKDIR3res_u.resok);
         create_wcc(&d, out->status, &out->MKDIR3res_u.resok, &out->MKDIR3res_u.resfail);
         finish(&d);
 }
@@ -859,6 +873,7 @@ static void nfs3_mknod(struct nfsd_call *c, void *args, void *res)
         MKNOD3res *out = res;
         struct fsobj d = FSOBJ_NULL;
         const sattr3 *attrs = NULL;
+        sattr3 rest;
         mode_t type = 0;
         dev_t dev = 0;
         struct cred cred;
@@ -889,7 +904,8 @@ static void nfs3_mknod(struct nfsd_call *c, void *args, void *res)
             mknodat(d.fd, a->where.name, type | sattr_mode(attrs, 0644), dev) < 0)
                 out->status = errno_to_nfsstat(-errno);
         if (out->status == NFS3_OK)
-                out->status = created(c, &d, a->where.name, attrs, &cred, &out->MKNOD3res_u.resok);
+                out->status = created(c, &d, a->where.name, sattr_without_mode(attrs, &rest), &cred,
+                                      &out->MKNOD3res_u.resok);
         create_wcc(&d, out->status, &out->MKNOD3res_u.resok, &out->MKNOD3res_u.resfail);
         finish(&d);
 }

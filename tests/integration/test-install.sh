@@ -47,6 +47,8 @@ usr/share/strata/examples/migrations/20260101-003_add_clock_service/services/str
 usr/share/strata/examples/migrations/20260101-003_add_clock_service/services/strata-clock/timeout-kill
 usr/share/strata/examples/migrations/20260101-003_add_clock_service/state
 usr/share/strata/examples/migrations/README.md
+usr/share/strata/nfslab/nfs-lab.sh
+usr/share/strata/nfslab/posix-runner.py
 usr/share/strata/s6/.s6-svscan/finish
 usr/share/strata/s6/test-runner/finish
 usr/share/strata/s6/test-runner/run

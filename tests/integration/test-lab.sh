@@ -100,6 +100,24 @@ out=$("$STRATA" lab run --hostname lab-it-$$ -- sh -c 'echo $$; hostname')
 [ "$out" = "2
 lab-it-$$" ] && [ "$(hostname)" != "lab-it-$$" ] && t_ok || t_fail "$out"
 
+t_begin "lab run --hostname X: the machine's /etc/hostname says X, the host's is unchanged"
+host_before=$(cat /etc/hostname 2>/dev/null)
+out=$("$STRATA" lab run --hostname lab-etc-$$ -- cat /etc/hostname 2>&1)
+[ "$out" = "lab-etc-$$" ] && [ "$(cat /etc/hostname 2>/dev/null)" = "$host_before" ] &&
+    t_ok || t_fail "$out"
+
+t_begin "lab run --hostname -- CMD: '--' is not a hostname (usage error)"
+err=$("$STRATA" lab run --hostname -- true 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$err" | grep -q "hostname" && t_ok || t_fail "rc=$rc: $err"
+
+t_begin "lab run --hostname rejects what sethostname would take but a hostname is not"
+ok=1
+for h in "-x" "a b" "a/b" ".a" "a..b"; do
+    "$STRATA" lab run --hostname "$h" -- true >/dev/null 2>&1; rc=$?
+    [ $rc -eq 2 ] || { ok=0; echo "# '$h': rc=$rc"; }
+done
+[ $ok = 1 ] && t_ok || t_fail
+
 t_begin "lab run --ephemeral: system and state on tmpfs, nothing reaches the host"
 out=$("$STRATA" lab run --ephemeral -- sh -c "touch /etc/strata-it-$M && stat -f -c %T /data/system /data/state && ls /data/system")
 [ ! -e /etc/strata-it-$M ] && echo "$out" | grep -c '^tmpfs$' | grep -qx 2 &&

@@ -8,6 +8,8 @@
 need_root
 need_program python3
 SM=${SYSTEM_MIGRATE:?SYSTEM_MIGRATE is not set}
+[ "${STRATA_TEST_HOOKS:-0}" = 1 ] ||
+    t_skip_all "system-migrate is built without the crash hooks (meson -Dtest_hooks=true; make check turns it on)"
 t_tmpdir
 M=$T_TMP/migrations
 

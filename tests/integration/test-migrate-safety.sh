@@ -494,6 +494,30 @@ else
 fi
 M=$M0
 
+# ---------------------------------------------------------------------------
+# Safety of the stack: order
+M0=$M
+M=$T_TMP/order-migrations
+D=$T_TMP/order
+mig 20260310-002_b 'echo b'
+sm "$D" up >/dev/null 2>&1
+mig 20260310-001_a 'echo SHOULD-NOT-RUN-YET'
+mig 20260310-003_c 'echo c'
+t_begin "a pending migration older than the newest applied is refused, named, unless --out-of-order"
+out=$(sm "$D" up 2>&1)
+rc=$?
+a1=$(applied "$D")
+out2=$(sm "$D" up --out-of-order 2>&1)
+rc2=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "older than the newest applied one ('20260310-002_b'): 20260310-001_a" &&
+    ! echo "$out" | grep -q SHOULD-NOT-RUN && [ "$a1" = 20260310-002_b ] &&
+    [ $rc2 -eq 0 ] && [ "$(applied "$D")" = "20260310-002_b 20260310-001_a 20260310-003_c" ]; then
+    t_ok
+else
+    t_fail "exit $rc: $out / $rc2: $out2 / $(applied "$D")"
+fi
+M=$M0
+
 if [ -n "${STRATA:-}" ] && [ -x "$STRATA" ]; then
     t_begin "booting the layers over another base is refused too (lab run), unless --force"
     out=$("$STRATA" lab run --data "$T_TMP/based" --base "$OB" -- true 2>&1)

@@ -149,9 +149,14 @@ t_done
     exit 1
 fi
 
-t_begin "install a package that keeps running (httpd, host network, infra, grace 2 s)"
-t_check "$STRATA" pkg install web --image "$IMAGE" --tier infra --grace 2 --network host \
-    --watch 1 -- /bin/httpd -f -p "127.0.0.1:$PORT" -h /www
+t_begin "install a package that keeps running (httpd, host network, infra, grace 2 s); it says so"
+if out=$("$STRATA" pkg install web --image "$IMAGE" --tier infra --grace 2 --network host \
+    --watch 1 -- /bin/httpd -f -p "127.0.0.1:$PORT" -h /www 2>/dev/null) &&
+    echo "$out" | grep -q "^installed 'web' from '$IMAGE'"; then
+    t_ok
+else
+    t_fail "rc $?, stdout: '$out'"
+fi
 
 t_begin "it answers HTTP on the loopback port"
 if body=$(http_get) && [ "$body" = "$MARKER" ]; then t_ok; else t_fail "got '${body:-nothing}'"; fi
@@ -178,6 +183,14 @@ if [ "$status" = exited ] && ! http_get_once >/dev/null &&
     t_ok
 else
     t_fail "status '$status', health: $health"
+fi
+
+t_begin "list shows that the user stopped it"
+if "$STRATA" pkg list | grep '^web ' | grep -q 'user-stopped' &&
+    [ "$(json_field web user_stopped)" = True ]; then
+    t_ok
+else
+    t_fail "$("$STRATA" pkg list 2>&1)"
 fi
 
 t_begin "start: running and answering again"
@@ -264,6 +277,29 @@ if [ $rc -eq 1 ] && echo "$out" | grep -q "cannot pull 'localhost/strata-it-miss
 else
     t_fail "rc $rc, output: $out"
 fi
+
+t_begin "--pull never with an image that is not there says so"
+out=$("$STRATA" pkg install nope --image localhost/strata-it-missing:1 --pull never 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "'localhost/strata-it-missing:1' is not in the image store" &&
+    echo "$out" | grep -q "pull never" && ! echo "$out" | grep -q "after pull" &&
+    ! pm container exists nope; then
+    t_ok
+else
+    t_fail "rc $rc, output: $out"
+fi
+
+t_begin "a package id that is not a container name is a usage error"
+ok=1
+for id in "-x" "a/b" "a b" ".a" "_a" "$(printf 'x%.0s' $(seq 1 65))"; do
+    out=$("$STRATA" pkg install --image "$IMAGE" -- "$id" 2>&1); rc=$?
+    out2=$("$STRATA" pkg stop -- "$id" 2>&1); rc2=$?
+    if [ $rc -ne 2 ] || [ $rc2 -ne 2 ] || ! echo "$out" | grep -q "invalid package id"; then
+        ok=0
+        echo "# '$id': rc $rc/$rc2: $out / $out2"
+    fi
+done
+[ $ok -eq 1 ] && t_ok || t_fail
 
 t_begin "a config with an unknown tier is rejected naming the key"
 echo '{"tiers": {"apps": {"web": "frontend"}}}' >"$T_TMP/bad.json"

@@ -32,8 +32,8 @@ int json_load_buffer(const char *name, const char *data, size_t len, json_t **re
         j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
         if (!j) {
                 set_error(e, name, je.line, je.column, je.text);
-                return log_debug_errno(EBADMSG, "'%s' line %d column %d: %s", name, je.line,
-                                       je.column, je.text);
+                return log_debug_errno(EBADMSG, "'%s' line %d column %d: not valid JSON: %s", name,
+                                       je.line, je.column, je.text);
         }
         *ret = j;
         return 0;
@@ -76,8 +76,8 @@ const char *json_error_string(const json_error_t *e)
         static __thread char buf[JSON_ERROR_SOURCE_LENGTH + JSON_ERROR_TEXT_LENGTH + 64];
 
         if (e->line > 0)
-                snprintf(buf, sizeof(buf), "'%s' line %d column %d: %s", e->source, e->line,
-                         e->column, e->text);
+                snprintf(buf, sizeof(buf), "'%s' line %d column %d: not valid JSON: %s", e->source,
+                         e->line, e->column, e->text);
         else
                 snprintf(buf, sizeof(buf), "'%s': %s", e->source, e->text);
         return buf;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,6 +59,26 @@ int lock_read_holder_at(int dirfd, const char *path, struct lock_holder *ret)
         return read_holder_fd(fd, path, ret);
 }
 
+/* Whether the recorded holder is a process that no longer exists. */
+static bool holder_gone(const struct lock_holder *h)
+{
+        return h->pid > 0 && kill(h->pid, 0) < 0 && errno == ESRCH;
+}
+
+/* The holder died but something it left holds the lock (a child that got
+ * the file before it could close it): that goes away with it, shortly. */
+static int wait_gone_holder(int fd)
+{
+        for (unsigned waited = 0; waited < LOCK_GONE_HOLDER_WAIT_MSEC; waited += 20) {
+                (void)nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+                if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                        return 0;
+                if (errno != EWOULDBLOCK && errno != EINTR)
+                        return negative_errno();
+        }
+        return -EWOULDBLOCK;
+}
+
 int lock_acquire_at(int dirfd, const char *path, const char *purpose, unsigned flags, int *ret_fd,
                     struct lock_holder *ret_holder)
 {
@@ -70,10 +91,20 @@ int lock_acquire_at(int dirfd, const char *path, const char *purpose, unsigned f
                 return log_debug_errno(errno, "cannot open the lock file '%s': %m", path);
 
         if (RETRY_EINTR(flock(fd, LOCK_EX | ((flags & LOCK_NONBLOCK) ? LOCK_NB : 0))) < 0) {
+                struct lock_holder h = {};
                 int r = negative_errno();
-                if (r == -EWOULDBLOCK && ret_holder && read_holder_fd(fd, path, ret_holder) < 0)
-                        *ret_holder = (struct lock_holder){.pid = 0};
-                return log_debug_errno(r, "cannot lock '%s': %m", path);
+
+                if (r == -EWOULDBLOCK && read_holder_fd(fd, path, &h) < 0)
+                        h = (struct lock_holder){.pid = 0};
+                if (r == -EWOULDBLOCK && holder_gone(&h)) {
+                        h.gone = true;
+                        r = wait_gone_holder(fd);
+                }
+                if (r < 0) {
+                        if (r == -EWOULDBLOCK && ret_holder)
+                                *ret_holder = h;
+                        return log_debug_errno(r, "cannot lock '%s': %m", path);
+                }
         }
 
         /* Ours now: say who holds it, for humans and for the busy message. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <libmount.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,63 @@ static char *strdup_or_empty(const char *s)
         return strdup(s ? s : "");
 }
 
+static bool mountinfo_line_ok(const char *line)
+{
+        _cleanup_free_ char *copy = strdup(line);
+        char *save = NULL, *f[6];
+        unsigned n_after = 0, major, minor;
+        bool sep = false;
+        char end;
+
+        if (!copy)
+                return false;
+        for (size_t i = 0; i < 6; i++) {
+                f[i] = strtok_r(i == 0 ? copy : NULL, " \t\n", &save);
+                if (!f[i])
+                        return false;
+        }
+        if (strspn(f[0], "0123456789") != strlen(f[0]) ||
+            strspn(f[1], "0123456789") != strlen(f[1]) ||
+            sscanf(f[2], "%u:%u%c", &major, &minor, &end) != 2 || f[4][0] != '/')
+                return false;
+        /* (the root, f[3], is a path or, for a namespace file bound
+         * somewhere, "net:[4026531840]") optional fields, then "-", then
+         * type, source and super options */
+        for (char *t; (t = strtok_r(NULL, " \t\n", &save));) {
+                if (sep)
+                        n_after++;
+                else if (streq(t, "-"))
+                        sep = true;
+        }
+        /* an empty source ("mount -t tmpfs \"\" dir") leaves two */
+        return sep && (n_after == 2 || n_after == 3);
+}
+
+int mountinfo_check_file(const char *file, unsigned *ret_line)
+{
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
+        unsigned n = 0;
+
+        f = fopen(file, "re");
+        if (!f)
+                return -errno;
+        while (getline(&line, &cap, f) >= 0) {
+                n++;
+                if (line[strspn(line, " \t\n")] == '\0')
+                        continue;
+                if (!mountinfo_line_ok(line)) {
+                        if (ret_line)
+                                *ret_line = n;
+                        return -EBADMSG;
+                }
+        }
+        if (ferror(f))
+                return -EIO;
+        return 0;
+}
+
 int mountinfo_read(const char *file, const char *under, struct mount_list *ret)
 {
         _cleanup_(mnt_unref_table_nullp) struct libmnt_table *tb = NULL;
@@ -72,6 +130,16 @@ int mountinfo_read(const char *file, const char *under, struct mount_list *ret)
         if (!tb || !it)
                 return -ENOMEM;
 
+        if (file) {
+                unsigned line = 0;
+
+                r = mountinfo_check_file(file, &line);
+                if (r == -EBADMSG)
+                        return log_debug_errno(r, "'%s' line %u is not in mountinfo format", file,
+                                               line);
+                if (r < 0)
+                        return r;
+        }
         r = mnt_table_parse_file(tb, file ? file : "/proc/self/mountinfo");
         if (r < 0)
                 return log_debug_errno(r == -1 ? EINVAL : r, "cannot parse mount table '%s': %m",

@@ -459,6 +459,10 @@ static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_e
         }
         pid = fork();
         if (pid == 0) {
+                /* first: what only the caller may hold (its locks) */
+                for (size_t i = 0; i < c->n_close_fds; i++)
+                        if (c->close_fds[i] >= 0 && c->close_fds[i] != errpipe[1])
+                                (void)close(c->close_fds[i]);
                 close(errpipe[0]);
                 if (unshare((int)ns_flags) < 0) {
                         report(errpipe[1], -errno, "create the namespaces");
@@ -524,8 +528,11 @@ static int wait_init(const struct sandbox_config *c, int pidfd, const sigset_t *
                 if (sfd >= 0 && (p[1].revents & POLLIN)) {
                         struct signalfd_siginfo si;
                         while (read(sfd, &si, sizeof(si)) == sizeof(si))
-                                if (si.ssi_signo != SIGCHLD)
+                                if (si.ssi_signo != SIGCHLD) {
                                         pidfd_signal(pidfd, (int)si.ssi_signo);
+                                        if (c->ret_forwarded_signal)
+                                                *c->ret_forwarded_signal = (int)si.ssi_signo;
+                                }
                 }
                 if (p[0].revents & POLLIN) {
                         siginfo_t info = {};
@@ -579,6 +586,8 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
         if (c->argv && !c->argv[0])
                 return -EINVAL;
 
+        if (c->ret_forwarded_signal)
+                *c->ret_forwarded_signal = 0;
         forwarded_signals(&mask);
         if (sigprocmask(SIG_BLOCK, &mask, &old) < 0)
                 return -errno;

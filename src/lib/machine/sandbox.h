@@ -74,6 +74,18 @@ struct sandbox_config {
 
         uint64_t timeout_usec; /* 0: none; else SIGKILL of the namespace, 124 */
 
+        /* fds of the caller that every process of the sandbox closes before
+         * it does anything else (even those that never exec, which
+         * O_CLOEXEC does not cover): a lock the caller holds then dies with
+         * the caller, not with the last process of the sandbox. */
+        const int *close_fds;
+        size_t n_close_fds;
+
+        /* When not NULL: set to the last signal forwarded to the command (0
+         * if none), so a caller can tell "the user interrupted it" from a
+         * command that failed. */
+        int *ret_forwarded_signal;
+
         /* Called in the caller once the namespace's init runs, with its pid
          * (as the caller sees it), e.g. to record it. May be NULL. */
         void (*started)(pid_t init_pid, void *userdata);
@@ -88,7 +100,9 @@ struct sandbox_config {
 /*
  * Runs the sandbox described by c and waits for it. While it waits,
  * SIGTERM, SIGINT and SIGHUP sent to the caller are forwarded to the
- * command (the caller's signal mask is restored on return).
+ * command (the caller's signal mask is restored on return). The mask is
+ * the calling thread's: other threads of the caller must block them too,
+ * or the kernel may deliver them there.
  *
  * Returns 0 with *ret_status set (see the exit status above) once the
  * command ran, whatever its status. Returns -errno when the sandbox could

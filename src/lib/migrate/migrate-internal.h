@@ -38,6 +38,7 @@ struct migrate {
         int records_fd;
         int lock_fd;
         int machine_lock_fd; /* held by commands that move or remove layer dirs */
+        bool no_failed_log;  /* install: a failed migration keeps no failed-*.log */
         struct layer_metadata md;
         struct clock_source *clock;
         unsigned problems; /* what the repair in migrate_open could not repair */

@@ -168,8 +168,8 @@ int migrate_install(struct migrate *m, char *const *packages, char **ret_error)
                                : (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ? *c
                                                                                       : '_';
                 *q = 0;
-                if (strlen(label) > 120) {
-                        label[120] = 0;
+                if (strlen(label) > MIGRATION_LABEL_MAX) {
+                        label[MIGRATION_LABEL_MAX] = 0;
                         break;
                 }
         }
@@ -186,5 +186,16 @@ int migrate_install(struct migrate *m, char *const *packages, char **ret_error)
                 return r;
         id = strrchr(path, '/');
         id = id ? id + 1 : path;
-        return migrate_up(m, id, false, ret_error);
+        /* A failed install leaves nothing: its migration would run (and
+         * fail) again at every up. Its output went to output_fd already. */
+        m->no_failed_log = true;
+        r = migrate_up(m, id, false, ret_error);
+        m->no_failed_log = false;
+        if (r < 0) {
+                int k = rm_rf_at(AT_FDCWD, path, RM_ROOT | RM_MISSING_OK);
+
+                if (k < 0)
+                        log_debug_errno(k, "cannot remove the failed install '%s': %m", path);
+        }
+        return r;
 }

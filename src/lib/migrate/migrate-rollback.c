@@ -45,13 +45,19 @@ static int keep_declared_state_paths(struct migrate *m, struct layer_metadata *m
         return 0;
 }
 
+static int rollback_keep(struct migrate *m, size_t keep, char **ret_error);
+
+int migrate_rollback_all(struct migrate *m, char **ret_error)
+{
+        if (m->md.n_layers == 0)
+                return set_error_message(ret_error, -ENOENT, "no migration is applied");
+        return rollback_keep(m, 0, ret_error);
+}
+
 int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
 {
-        _cleanup_(layer_metadata_done) struct layer_metadata md = {};
-        _cleanup_strv_ char **gone = NULL;       /* the rolled-back migrations, newest first */
-        _cleanup_strv_ char **gone_state = NULL; /* the state paths they declared */
         size_t keep;
-        int i, r, n;
+        int i;
 
         if (m->md.n_layers == 0)
                 return set_error_message(ret_error, -ENOENT, "no migration is applied");
@@ -72,6 +78,17 @@ int migrate_rollback(struct migrate *m, const char *to, char **ret_error)
                 keep = (size_t)i + 1;
         } else
                 keep = m->md.n_layers - 1;
+        return rollback_keep(m, keep, ret_error);
+}
+
+/* Deactivates the active layers [keep, n_layers). */
+static int rollback_keep(struct migrate *m, size_t keep, char **ret_error)
+{
+        _cleanup_(layer_metadata_done) struct layer_metadata md = {};
+        _cleanup_strv_ char **gone = NULL;       /* the rolled-back migrations, newest first */
+        _cleanup_strv_ char **gone_state = NULL; /* the state paths they declared */
+        int r, n;
+
         if (keep == m->md.n_layers)
                 return 0;
 

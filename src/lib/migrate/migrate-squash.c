@@ -85,7 +85,11 @@ int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_e
                 }
                 duration += m->md.layers[i].duration_ms;
         }
-        if (asprintf(&id, "%s..%s", migrations[0], migrations[strv_length(migrations) - 1]) < 0)
+        /* "<last id>+<how many before it>": the name does not grow with the
+         * range (an id is at most 13 + MIGRATION_LABEL_MAX), so it and
+         * ".tmp-"/".old-" + it stay far under NAME_MAX */
+        if (asprintf(&id, "%s+%zu", migrations[strv_length(migrations) - 1],
+                     strv_length(migrations) - 1) < 0)
                 return -ENOMEM;
         r = migrate_layer_dir_name(m, id, &dir);
         if (r < 0)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* status and diff: read-only views of the stack. */
+/* status, diff and show: read-only views of the stack. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,5 +126,72 @@ int migrate_diff(struct migrate *m, const char *id, struct change_list *ret, cha
         if (r < 0)
                 return set_error_message(ret_error, r, "'%s/%s/%s' line %u is malformed",
                                          m->data_dir, MIGRATE_LAYERS, path, line);
+        return 0;
+}
+
+/* The status entry of id in one of status's lists, or NULL. */
+static json_t *status_find(json_t *status, const char *list, const char *id)
+{
+        json_t *v;
+        size_t i;
+
+        json_array_foreach(json_object_get(status, list), i, v)
+        {
+                const char *vid = json_string_value(json_object_get(v, "id"));
+
+                if (vid && streq(vid, id))
+                        return v;
+        }
+        return NULL;
+}
+
+int migrate_show(struct migrate *m, const char *id, json_t **ret, char **ret_error)
+{
+        static const char *const lists[] = {"applied", "pending", "rolled_back"};
+        static const char *const states[] = {"applied", "pending", "rolled back"};
+        _cleanup_free_ char *log = NULL, *log_path = NULL, *record = NULL;
+        json_t *status = NULL, *e = NULL, *j;
+        const char *state = NULL;
+        int r;
+
+        r = migrate_status(m, &status, ret_error);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(lists) && !e; i++) {
+                e = status_find(status, lists[i], id);
+                state = states[i];
+        }
+        if (!e) {
+                json_decref(status);
+                return set_error_message(ret_error, -ENOENT,
+                                         "there is no migration '%s' (applied, pending or rolled "
+                                         "back) in '%s' or '%s'",
+                                         id, m->migrations_dir, m->data_dir);
+        }
+        j = json_deep_copy(e);
+        json_decref(status);
+        if (!j)
+                return -ENOMEM;
+        json_object_set_new(j, "status", json_string(state));
+        if (json_is_string(json_object_get(j, "layer")) &&
+            !streq(json_string_value(json_object_get(j, "layer")), id))
+                json_object_set(j, "squashed_into", json_object_get(j, "layer"));
+
+        /* What ran and its output: the record of an applied migration. */
+        if (streq(state, "applied") && m->records_fd >= 0) {
+                if (asprintf(&record, "%s/%s/%s", m->data_dir, MIGRATE_RECORDS, id) < 0 ||
+                    asprintf(&log_path, "%s/log", id) < 0) {
+                        json_decref(j);
+                        return -ENOMEM;
+                }
+                json_object_set_new(j, "record", json_string(record));
+                r = read_file_at(m->records_fd, log_path, SCRIPT_MAX, &log, NULL);
+                if (r < 0 && r != -ENOENT) {
+                        json_decref(j);
+                        return set_error_message(ret_error, r, "cannot read '%s/log': %m", record);
+                }
+        }
+        json_object_set_new(j, "log", log ? json_string(log) : json_null());
+        *ret = j;
         return 0;
 }

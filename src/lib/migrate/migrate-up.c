@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,8 +153,15 @@ static int strip_policy_rc_d(int tfd, int *lower_fds, size_t n_lowers)
 {
         static const char *const dirs[] = {"fs/usr/sbin", "fs/usr"};
         _cleanup_free_ char *text = NULL;
+        struct stat st;
         int r;
 
+        /* Not a regular file: the script's own (a whiteout when it removed
+         * the base's policy-rc.d, which the layer must keep). */
+        if (fstatat(tfd, "fs/usr/sbin/policy-rc.d", &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISREG(st.st_mode))
+                return 0;
         r = read_file_at(tfd, "fs/usr/sbin/policy-rc.d", 4096, &text, NULL);
         if (r == -ENOENT || r == -EFBIG)
                 return 0;
@@ -509,7 +518,7 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         struct tee tee;
         pthread_t tee_tid;
         bool got_result;
-        int status = 0, r;
+        int status = 0, forwarded = 0, r;
 
         sandbox_md.state_paths = a->state_paths;
         {
@@ -545,7 +554,20 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
                 return set_error_message(ret_error, -errno, "cannot create a pipe");
         res_r = p[0], res_w = p[1];
         tee = (struct tee){out_r, {a->log_fd, m->o.output_fd}};
-        r = -pthread_create(&tee_tid, NULL, tee_thread, &tee);
+        {
+                /* The log thread never takes the signals the sandbox
+                 * forwards: delivered there, they would kill us (or be
+                 * lost) instead of reaching the script. */
+                sigset_t block, old;
+
+                sigemptyset(&block);
+                sigaddset(&block, SIGINT);
+                sigaddset(&block, SIGTERM);
+                sigaddset(&block, SIGHUP);
+                pthread_sigmask(SIG_BLOCK, &block, &old);
+                r = -pthread_create(&tee_tid, NULL, tee_thread, &tee);
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
+        }
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot start the log thread");
         in = (struct inside){a->mi, envp, res_w};
@@ -561,6 +583,10 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
                     .stdout_fd = out_w,
                     .stderr_fd = out_w,
                     .timeout_usec = m->o.timeout_usec,
+                    /* the locks die with us, not with the sandbox */
+                    .close_fds = (const int[]){m->lock_fd, m->machine_lock_fd},
+                    .n_close_fds = 2,
+                    .ret_forwarded_signal = &forwarded,
                 };
 
                 r = sandbox_run(&sc, &status, &error);
@@ -569,8 +595,14 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         res_w = safe_close(res_w);
         pthread_join(tee_tid, NULL);
         if (r < 0)
-                return set_error_message(ret_error, r, "cannot %s",
+                return set_error_message(ret_error, r, "cannot %s: %m",
                                          error ? error : "run the sandbox");
+        if (forwarded == SIGINT || forwarded == SIGTERM || forwarded == SIGHUP) {
+                migrate_interrupt(forwarded);
+                return set_error_message(ret_error, -EINTR,
+                                         "migration '%s' was interrupted (SIG%s) and rolled back",
+                                         a->mi->id, sigabbrev_np(forwarded));
+        }
         got_result = RETRY_EINTR(read(res_r, &res, sizeof(res))) == (ssize_t)sizeof(res);
         if (!got_result)
                 res = (struct inside_result){.status = status};
@@ -822,10 +854,51 @@ static int apply_finish(struct apply *a, char **ret_error)
         return 0;
 }
 
-/* A step before the rename failed: .tmp-<id> goes, and of the state only
- * the empty dirs apply_prepare_upper made (never existing state). */
+/* Copies the failed migration's log out of .tmp-<id> (which goes) to
+ * <migration>/failed-<time>.log, and says where in *ret_error. */
+static void keep_failed_log(struct apply *a, char **ret_error)
+{
+        _cleanup_close_ int src = -1, dst = -1;
+        _cleanup_free_ char *path = NULL, *msg = NULL;
+        char when[64], buf[65536];
+        time_t t = (time_t)(clock_now(a->m->clock) / USEC_PER_SEC);
+        struct tm tm;
+        ssize_t n;
+
+        if (a->tfd < 0 || a->m->no_failed_log)
+                return;
+        src = openat(a->tfd, "record/log", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (src < 0)
+                return;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &tm);
+        if (asprintf(&path, "%s/failed-%s.log", a->mi->path, when) < 0)
+                return;
+        dst = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (dst < 0) {
+                log_debug_errno(errno, "cannot keep the log as '%s': %m", path);
+                return;
+        }
+        while ((n = RETRY_EINTR(read(src, buf, sizeof(buf)))) > 0)
+                for (ssize_t done = 0, w; done < n; done += w) {
+                        w = RETRY_EINTR(write(dst, buf + done, (size_t)(n - done)));
+                        if (w < 0) {
+                                log_debug_errno(errno, "cannot write '%s': %m", path);
+                                return;
+                        }
+                }
+        if (ret_error && *ret_error && asprintf(&msg, "%s; its log: '%s'", *ret_error, path) >= 0) {
+                free(*ret_error);
+                *ret_error = TAKE_PTR(msg);
+        }
+}
+
+/* A step before the rename failed: .tmp-<id> goes (its log kept beside the
+ * migration), and of the state only the empty dirs apply_prepare_upper
+ * made (never existing state). */
 static void apply_fail(struct apply *a, int r, char **ret_error)
 {
+        keep_failed_log(a, ret_error);
         a->tfd = safe_close(a->tfd);
         if (a->tmp)
                 (void)rm_rf_at(a->m->layers_fd, a->tmp, RM_ROOT | RM_MISSING_OK);
@@ -866,7 +939,13 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         if (r < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(before_rename); i++) {
-                r = before_rename[i](&a, ret_error);
+                /* up to the rename, an interruption throws the layer away */
+                r = migrate_interrupted()
+                        ? set_error_message(
+                              ret_error, -EINTR,
+                              "migration '%s' was interrupted (SIG%s) and rolled back", mi->id,
+                              sigabbrev_np(migrate_interrupted()))
+                        : before_rename[i](&a, ret_error);
                 if (r < 0) {
                         apply_fail(&a, r, ret_error);
                         return r;
@@ -888,6 +967,55 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                 m->o.event(&ev, m->o.userdata);
         }
         return 0;
+}
+
+/* A pending migration older than the newest applied one would run after
+ * it here but before it on a fresh machine: refused (naming them) unless
+ * o.out_of_order. */
+static int check_order(struct migrate *m, const struct migration_set *set, const char *to,
+                       char **ret_error)
+{
+        _cleanup_strv_ char **late = NULL;
+        _cleanup_free_ char *list = NULL;
+        const char *newest = NULL;
+        size_t len = 1;
+
+        if (m->o.out_of_order)
+                return 0;
+        for (size_t i = 0; i < m->md.n_layers; i++)
+                STRV_FOREACH (s, m->md.layers[i].migrations)
+                        if (!newest || strcmp(*s, newest) > 0)
+                                newest = *s;
+        if (!newest)
+                return 0;
+        for (size_t i = 0; i < set->n; i++) {
+                const char *id = set->items[i].id;
+
+                if (to && strcmp(id, to) > 0)
+                        break;
+                if (strcmp(id, newest) < 0 && !migrate_is_applied(&m->md, id)) {
+                        if (strv_extend(&late, id) < 0)
+                                return -ENOMEM;
+                        len += strlen(id) + 2;
+                }
+        }
+        if (!late)
+                return 0;
+        list = calloc(len, 1);
+        if (!list)
+                return -ENOMEM;
+        STRV_FOREACH (s, late) {
+                if (*list)
+                        strcat(list, ", ");
+                strcat(list, *s);
+        }
+        return set_error_message(ret_error, -EUCLEAN,
+                                 "pending migration%s older than the newest applied one ('%s'): "
+                                 "%s; a fresh machine would apply %s in another order; "
+                                 "'up --out-of-order' applies %s anyway",
+                                 strv_length(late) == 1 ? "" : "s", newest, list,
+                                 strv_length(late) == 1 ? "it" : "them",
+                                 strv_length(late) == 1 ? "it" : "them");
 }
 
 /* The layers are tied to the base they were built over: its identity is
@@ -949,6 +1077,9 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
                 if (r < 0)
                         return r;
         }
+        r = check_order(m, &set, to, ret_error);
+        if (r < 0)
+                return r;
         if (!dry_run && m->problems > 0)
                 return set_error_message(
                     ret_error, -EUCLEAN,
@@ -968,6 +1099,10 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
                         n++;
                         continue;
                 }
+                if (migrate_interrupted())
+                        return set_error_message(ret_error, -EINTR,
+                                                 "interrupted (SIG%s) before '%s'",
+                                                 sigabbrev_np(migrate_interrupted()), mi->id);
                 r = migrate_auto_squash(m, ret_error);
                 if (r < 0)
                         return r;

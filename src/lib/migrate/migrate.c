@@ -15,6 +15,7 @@
 
 #include "changes.h"
 #include "cleanup.h"
+#include "config.h"
 #include "fs.h"
 #include "json.h"
 #include "layerstore.h"
@@ -37,6 +38,19 @@ void migrate_emit(struct migrate *m, enum migrate_event_type type, const char *i
                 m->o.event(&e, m->o.userdata);
 }
 
+static volatile sig_atomic_t interrupted;
+
+void migrate_interrupt(int sig)
+{
+        interrupted = sig;
+}
+
+int migrate_interrupted(void)
+{
+        return interrupted;
+}
+
+#if STRATA_TEST_HOOKS
 void migrate_test_kill_point(const char *step)
 {
         const char *at = getenv("STRATA_TEST_KILL_AT");
@@ -47,6 +61,12 @@ void migrate_test_kill_point(const char *step)
         if (at && streq(at, step))
                 raise(SIGSTOP);
 }
+#else
+/* A shipped build: the environment cannot kill or stop it. */
+void migrate_test_kill_point(const char *step)
+{
+}
+#endif
 
 struct migrate *migrate_free(struct migrate *m)
 {
@@ -228,18 +248,12 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 snprintf(purpose, sizeof(purpose), "system-migrate");
                 r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK, &m->lock_fd,
                                     &holder);
-                /* A holder that is gone (SIGKILL) leaves the lock to the
-                 * processes of its sandbox until they have exited: wait
-                 * for them, briefly. */
-                for (int i = 0; i < 40 && (r == -EWOULDBLOCK || r == -EAGAIN) && holder.pid > 0 &&
-                                kill(holder.pid, 0) < 0 && errno == ESRCH;
-                     i++) {
-                        (void)usleep(50 * 1000);
-                        r = lock_acquire_at(m->data_fd, MIGRATE_LOCK, purpose, LOCK_NONBLOCK,
-                                            &m->lock_fd, &holder);
-                }
+                /* A holder that is gone (SIGKILL) may leave the lock to a
+                 * process it started until that exits: lock_acquire_at
+                 * waits up to LOCK_GONE_HOLDER_WAIT_MSEC for it then. */
                 if (r == -EWOULDBLOCK || r == -EAGAIN) {
-                        if (holder.pid > 0 && kill(holder.pid, 0) < 0 && errno == ESRCH)
+                        if (holder.pid > 0 &&
+                            (holder.gone || (kill(holder.pid, 0) < 0 && errno == ESRCH)))
                                 return set_error_message(
                                     ret_error, -EWOULDBLOCK,
                                     "the lock of '%s' is still held 2 s after its holder (pid %d, "
@@ -339,7 +353,7 @@ int migrate_load_migrations(struct migrate *m, struct migration_set *ret, char *
 
         r = migration_set_load_at(AT_FDCWD, m->migrations_dir, ret, &error);
         if (r == -ENOENT)
-                return set_error_message(ret_error, r, "cannot open the migrations dir '%s'",
+                return set_error_message(ret_error, r, "cannot open the migrations dir '%s': %m",
                                          m->migrations_dir);
         if (r < 0)
                 return set_error_message(ret_error, r == -ENOMEM ? r : -EINVAL, "%s",

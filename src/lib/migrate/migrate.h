@@ -78,6 +78,7 @@ struct migrate_options {
         bool restore_state;  /* migrate_rollback: put back the state the migrations changed */
         const char *base_id; /* up: the base's id instead of the computed one (baseid.h) */
         bool force;          /* up: apply over a base other than the recorded one */
+        bool out_of_order;   /* up: apply pending migrations older than the newest applied */
 };
 
 struct migrate;
@@ -110,6 +111,15 @@ int migrate_diff(struct migrate *m, const char *id, struct change_list *ret, cha
  * PROBLEM and its pre-image moves to system/state-kept/<id>/). Returns
  * the number of layers deactivated. */
 int migrate_rollback(struct migrate *m, const char *to, char **ret_error);
+/* The same down to the empty stack: every layer is deactivated (the base
+ * alone is the root again). -ENOENT when nothing is applied. */
+int migrate_rollback_all(struct migrate *m, char **ret_error);
+
+/* One migration: its status entry (as in migrate_status) with "status"
+ * (applied, pending or rolled back), "squashed_into" for a migration in a
+ * squashed layer, and for an applied one "record" (the record dir) and
+ * "log" (what the script printed, or null). -ENOENT for an unknown id. */
+int migrate_show(struct migrate *m, const char *id, json_t **ret, char **ret_error);
 
 /* Merges the layers holding from .. to (consecutive, active) into one. */
 int migrate_squash(struct migrate *m, const char *from, const char *to, char **ret_error);
@@ -148,7 +158,15 @@ int migrate_install(struct migrate *m, char *const *packages, char **ret_error);
  * found in base (apt-get, apk or dnf); -EOPNOTSUPP when there is none. */
 int migrate_install_script(const char *base, char *const *packages, char **ret);
 
-/* Test hooks: when $STRATA_TEST_KILL_AT equals step, raise SIGKILL; when
+/* Asks the running up or install to stop: async-signal-safe, for a
+ * SIGINT/SIGTERM handler. The migration being applied is thrown away (its
+ * script, if running, gets the signal from the sandbox) and the call fails
+ * with -EINTR. migrate_interrupted() returns the signal, or 0. */
+void migrate_interrupt(int sig);
+int migrate_interrupted(void);
+
+/* Test hooks, built only with -Dtest_hooks=true (a no-op otherwise): when
+ * $STRATA_TEST_KILL_AT equals step, raise SIGKILL; when
  * $STRATA_TEST_STOP_AT does, raise SIGSTOP (the lock stays held). Steps of
  * up: locked prepared ran captured written synced recorded renamed
  * committed finished; squash-renamed; rollback-renamed. */

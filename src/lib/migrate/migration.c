@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +31,7 @@ static bool is_label_char(char c)
 
 bool migration_label_valid(const char *label)
 {
-        if (!label || !*label || strlen(label) > 200)
+        if (!label || !*label || strlen(label) > MIGRATION_LABEL_MAX)
                 return false;
         for (const char *p = label; *p; p++)
                 if (!is_label_char(*p))
@@ -37,7 +39,30 @@ bool migration_label_valid(const char *label)
         return true;
 }
 
-bool migration_id_valid(const char *id)
+bool migration_date_valid(const char *date)
+{
+        static const unsigned days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        unsigned y = 0, mo, d, max;
+
+        if (!date)
+                return false;
+        for (unsigned i = 0; i < 8; i++)
+                if (!is_digit(date[i]))
+                        return false;
+        for (unsigned i = 0; i < 4; i++)
+                y = y * 10 + (unsigned)(date[i] - '0');
+        mo = (unsigned)(date[4] - '0') * 10 + (unsigned)(date[5] - '0');
+        d = (unsigned)(date[6] - '0') * 10 + (unsigned)(date[7] - '0');
+        if (y == 0 || mo < 1 || mo > 12 || d < 1)
+                return false;
+        max = days[mo - 1];
+        if (mo == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+                max = 29;
+        return d <= max;
+}
+
+/* The id's shape (digits, dashes, label) without the date's calendar check. */
+static bool migration_id_shape_valid(const char *id)
 {
         if (!id)
                 return false;
@@ -52,6 +77,11 @@ bool migration_id_valid(const char *id)
         if (id[12] != '_')
                 return false;
         return migration_label_valid(id + 13);
+}
+
+bool migration_id_valid(const char *id)
+{
+        return migration_id_shape_valid(id) && migration_date_valid(id);
 }
 
 bool migration_service_name_valid(const char *name)
@@ -88,17 +118,30 @@ static bool known_service_file(const char *name, bool is_dir)
 {
         /* s6-supervise service directories and s6-rc source definitions. */
         static const char *const files[] = {
-            "run",          "finish",         "notification-fd",
-            "timeout-kill", "timeout-finish", "max-death-tally",
-            "down-signal",  "down",           "type",
-            "up",           "contents",       "dependencies",
-            "producer-for", "consumer-for",   "pipeline-name",
-            "timeout-up",   "timeout-down",   "flag-essential",
-            "flag-recheck", "lock-fd",        "flag-newpidns",
-            "nosetsid",     "README",
+            "run",
+            "finish",
+            "notification-fd",
+            "timeout-kill",
+            "timeout-finish",
+            "max-death-tally",
+            "down-signal",
+            "down",
+            "type",
+            "dependencies",
+            "producer-for",
+            "consumer-for",
+            "pipeline-name",
+            "timeout-up",
+            "timeout-down",
+            "flag-essential",
+            "flag-recheck",
+            "lock-fd",
+            "flag-newpidns",
+            "nosetsid",
+            "README",
         };
-        static const char *const dirs[] = {"log",        "data",     "env",       "dependencies.d",
-                                           "contents.d", "instance", "instances", "template"};
+        static const char *const dirs[] = {"log",      "data",      "env",     "dependencies.d",
+                                           "instance", "instances", "template"};
 
         if (is_dir) {
                 for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
@@ -112,6 +155,9 @@ static bool known_service_file(const char *name, bool is_dir)
         return false;
 }
 
+/* s6-rc source definitions that plain s6-supervise never reads. */
+static const char *const s6_rc_only[] = {"up", "contents", "contents.d"};
+
 static int service_validate(int parent_fd, const char *path, const char *shown, int depth,
                             char **ret_error)
 {
@@ -124,40 +170,52 @@ static int service_validate(int parent_fd, const char *path, const char *shown, 
         int r;
 
         fd = openat(parent_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return set_error_message(ret_error, -EINVAL, "service '%s' is not a directory: %m",
-                                         shown);
+        if (fd < 0) {
+                int e = errno;
 
+                if (e == ENOTDIR || e == ELOOP)
+                        return set_error_message(ret_error, -EINVAL,
+                                                 "'%s' is not a directory (a service is a "
+                                                 "directory with an executable 'run')%s",
+                                                 shown, e == ELOOP ? ": it is a symlink" : "");
+                return set_error_message(ret_error, -e, "cannot open the service '%s': %s", shown,
+                                         strerror(e));
+        }
+
+        /* The machine runs plain s6-svscan, which knows nothing of s6-rc:
+         * a oneshot or a bundle would never run, and s6-svscan warns about
+         * a dir without `run` every rescan. */
         r = read_file_at(fd, "type", 4096, &type, NULL);
         if (r >= 0) {
                 type[strcspn(type, " \t\r\n")] = 0;
-                if (streq(type, "oneshot"))
-                        need = "up";
-                else if (streq(type, "bundle"))
-                        need = "contents";
-                else if (!streq(type, "longrun"))
+                if (!streq(type, "longrun"))
                         return set_error_message(
                             ret_error, -EINVAL,
-                            "'%s/type': unknown service type '%s' (longrun, oneshot or "
-                            "bundle)",
+                            "'%s/type' says '%s': an s6-rc service type; the machine runs plain "
+                            "s6, whose services are directories with an executable 'run'",
                             shown, type);
         } else if (r != -ENOENT)
                 return set_error_message(ret_error, -EINVAL, "cannot read '%s/type': %s", shown,
                                          strerror(-r));
+        for (size_t i = 0; i < ELEMENTSOF(s6_rc_only); i++)
+                if (fstatat(fd, s6_rc_only[i], &st, AT_SYMLINK_NOFOLLOW) >= 0)
+                        return set_error_message(
+                            ret_error, -EINVAL,
+                            "'%s/%s' is an s6-rc file; the machine runs plain s6, whose services "
+                            "are directories with an executable 'run'",
+                            shown, s6_rc_only[i]);
 
-        if (fstatat(fd, need, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                if (streq(need, "contents") && fstatat(fd, "contents.d", &st, 0) >= 0)
-                        goto contents;
-                return set_error_message(ret_error, -EINVAL, "service '%s' lacks '%s'", shown,
-                                         need);
-        }
+        if (fstatat(fd, need, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return set_error_message(ret_error, -EINVAL,
+                                         "service '%s' lacks '%s' (plain s6 services need an "
+                                         "executable 'run')",
+                                         shown, need);
         if (!S_ISREG(st.st_mode))
                 return set_error_message(ret_error, -EINVAL, "'%s/%s' is not a regular file", shown,
                                          need);
         if (streq(need, "run") && !(st.st_mode & 0111))
                 return set_error_message(ret_error, -EINVAL,
                                          "'%s/run' is not executable (chmod +x)", shown);
-contents:
 
         d = fdopendir(fd);
         if (!d)
@@ -205,7 +263,9 @@ int migration_service_validate_at(int dirfd, const char *path, char **ret_error)
         return service_validate(dirfd, path, path, 0, ret_error);
 }
 
-static int list_dir_sorted(int fd, bool dirs_only, char ***ret)
+/* Lists the entries of fd (only dirs with dirs_only), sorted; with
+ * skip_hidden, not those whose name starts with '.' (.git, .vscode). */
+static int list_dir_sorted(int fd, bool dirs_only, bool skip_hidden, char ***ret)
 {
         _cleanup_closedir_ DIR *d = NULL;
         _cleanup_strv_ char **l = NULL;
@@ -224,6 +284,8 @@ static int list_dir_sorted(int fd, bool dirs_only, char ***ret)
                 struct stat st;
 
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (skip_hidden && de->d_name[0] == '.')
                         continue;
                 if (dirs_only) {
                         if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
@@ -254,10 +316,15 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
         int r;
 
         base = base ? base + 1 : path;
-        if (!migration_id_valid(base))
+        if (!migration_id_shape_valid(base))
                 return set_error_message(ret_error, -EINVAL,
                                          "migration directory '%s' is not named like an id (%s)",
                                          path, MIGRATION_ID_PATTERN);
+        if (!migration_date_valid(base))
+                return set_error_message(ret_error, -EINVAL,
+                                         "migration directory '%s': '%.8s' is not a date "
+                                         "(YYYYMMDD)",
+                                         path, base);
         /* What is hashed, recorded and run must be one file: no link. */
         if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
                 return set_error_message(ret_error, -EINVAL,
@@ -267,15 +334,31 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
         fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return set_error_message(ret_error, -errno, "cannot open migration '%s': %m", path);
-        if (fstatat(fd, MIGRATION_SCRIPT, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
+        if (fstatat(fd, MIGRATION_SCRIPT, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode)) {
+                char target[PATH_MAX];
+                ssize_t n = readlinkat(fd, MIGRATION_SCRIPT, target, sizeof(target) - 1);
+
+                if (n >= 0 && (target[n] = '\0', fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0))
+                        return set_error_message(ret_error, -EINVAL,
+                                                 "'%s/%s' is a dangling symlink to '%s' (and "
+                                                 "the script must be a regular file in the "
+                                                 "migration)",
+                                                 path, MIGRATION_SCRIPT, target);
                 return set_error_message(ret_error, -EINVAL,
                                          "'%s/%s' is a symlink: the script must be a regular file "
                                          "in the migration (what is hashed, recorded and run is "
                                          "one file)",
                                          path, MIGRATION_SCRIPT);
-        if (fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0)
-                return set_error_message(ret_error, -EINVAL, "migration '%s' lacks %s: %m", path,
-                                         MIGRATION_SCRIPT);
+        }
+        if (fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0) {
+                int e = errno;
+
+                if (e == ENOENT)
+                        return set_error_message(ret_error, -EINVAL, "migration '%s' lacks %s",
+                                                 path, MIGRATION_SCRIPT);
+                return set_error_message(ret_error, -EINVAL, "cannot stat '%s/%s': %s", path,
+                                         MIGRATION_SCRIPT, strerror(e));
+        }
         if (!S_ISREG(st.st_mode))
                 return set_error_message(ret_error, -EINVAL, "'%s/%s' is not a regular file", path,
                                          MIGRATION_SCRIPT);
@@ -298,7 +381,7 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
 
         sfd = openat(fd, "services", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (sfd >= 0) {
-                r = list_dir_sorted(sfd, false, &services);
+                r = list_dir_sorted(sfd, false, false, &services);
                 if (r < 0)
                         return set_error_message(ret_error, r, "cannot read '%s/services': %s",
                                                  path, strerror(-r));
@@ -315,9 +398,14 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
                                 return r;
                 }
                 m.services = TAKE_PTR(services);
-        } else if (errno != ENOENT)
-                return set_error_message(ret_error, -EINVAL, "'%s/services' is not a directory: %m",
+        } else if (errno == ENOTDIR)
+                return set_error_message(ret_error, -EINVAL,
+                                         "'%s/services' is not a directory (it holds one "
+                                         "directory per service)",
                                          path);
+        else if (errno != ENOENT)
+                return set_error_message(ret_error, -EINVAL, "cannot open '%s/services': %s", path,
+                                         strerror(errno));
 
         *ret = m;
         m = (struct migration){};
@@ -336,7 +424,7 @@ int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret,
         if (fd < 0)
                 return set_error_message(ret_error, -errno,
                                          "cannot open migrations directory '%s': %m", dir);
-        r = list_dir_sorted(fd, true, &names);
+        r = list_dir_sorted(fd, true, true, &names);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read migrations directory '%s': %s",
                                          dir, strerror(-r));
@@ -352,6 +440,12 @@ int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret,
                 r = migration_load_at(dirfd, p, &s.items[s.n], ret_error);
                 if (r < 0)
                         return r;
+                /* sorted: two ids with one date and number are neighbours */
+                if (s.n > 0 && strncmp(s.items[s.n - 1].id, s.items[s.n].id, 12) == 0)
+                        return set_error_message(ret_error, -EINVAL,
+                                                 "migrations '%s' and '%s' have the same date and "
+                                                 "number %.12s: renumber one",
+                                                 s.items[s.n - 1].path, p, s.items[s.n].id);
                 s.n++;
         }
         *ret = s;
@@ -364,11 +458,9 @@ int migration_next_id(char *const *ids, const char *date, const char *label, cha
         unsigned max = 0;
         char *id;
 
-        if (!migration_label_valid(label) || !date || strlen(date) != 8)
+        if (!migration_label_valid(label) || !date || strlen(date) != 8 ||
+            !migration_date_valid(date))
                 return -EINVAL;
-        for (unsigned i = 0; i < 8; i++)
-                if (!is_digit(date[i]))
-                        return -EINVAL;
         STRV_FOREACH (i, ids) {
                 unsigned nnn;
 

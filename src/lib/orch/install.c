@@ -114,8 +114,14 @@ int install_failsafe(struct podman *pm, const struct policy *policy, struct cloc
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot check image '%s': %s", req->image,
                                          podman_last_error(pm));
+        if (r == 0 && req->skip_pull)
+                return set_error_message(ret_error, -ENOENT,
+                                         "'%s' is not in the image store (and was not pulled)",
+                                         req->image);
         if (r == 0)
-                return set_error_message(ret_error, -ENOENT, "image not found after pull: '%s'",
+                return set_error_message(ret_error, -ENOENT,
+                                         "'%s' is not in the image store after a pull that "
+                                         "succeeded",
                                          req->image);
 
         r = podman_create(pm, &(struct container_spec){

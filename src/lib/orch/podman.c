@@ -187,8 +187,28 @@ static int podman_simple(struct podman *p, const char *const *args, int64_t time
         return r;
 }
 
+/* Whether `podman pull` takes --retry, asked once. */
+static bool pull_has_retry(struct podman *p)
+{
+        struct exec_result res = {};
+
+        if (p->pull_has_retry == 0) {
+                p->pull_has_retry = -1;
+                if (podman_run(p, (const char *const[]){"pull", "--help", NULL}, p->timeout_ms,
+                               &res) >= 0 &&
+                    res.status == 0 && res.out && strstr(res.out, "--retry "))
+                        p->pull_has_retry = 1;
+                exec_result_done(&res);
+        }
+        return p->pull_has_retry > 0;
+}
+
 int podman_pull(struct podman *p, const char *image)
 {
+        if (pull_has_retry(p))
+                return podman_simple(
+                    p, (const char *const[]){"pull", "--quiet", "--retry", "0", image, NULL},
+                    p->pull_timeout_ms);
         return podman_simple(p, (const char *const[]){"pull", "--quiet", image, NULL},
                              p->pull_timeout_ms);
 }

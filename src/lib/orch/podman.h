@@ -70,6 +70,7 @@ struct podman {
         int64_t timeout_ms; /* per command; pulls get pull_timeout_ms */
         int64_t pull_timeout_ms;
         char *last_error;
+        int pull_has_retry; /* 0 not probed yet, 1 `pull --retry` exists, -1 not */
 };
 
 /* command: NULL-terminated, e.g. {"podman", "--root", R, "--runtime", "runc",
@@ -81,6 +82,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct podman *, podman_free);
 /* The stderr text of the last podman command that failed ("" if none). */
 const char *podman_last_error(const struct podman *p);
 
+/* One pull attempt: podman's own retries are turned off (`--retry 0`)
+ * where podman has that option (podman >= 5, probed once through `pull
+ * --help`), so the policy's attempts are the real count; podman 4 has no
+ * way to turn them off and retries network errors itself. */
 int podman_pull(struct podman *p, const char *image);
 /* 1 if the image is in the store, 0 if not. */
 int podman_image_exists(struct podman *p, const char *image);

@@ -79,6 +79,76 @@ static void test_busy_reports_holder(void **state)
         assert_int_equal(lock_read_holder_at(dfd, "migrate.lock", &h), -ENODATA);
 }
 
+/* A holder that takes the lock and dies, leaving a child that inherited
+ * the lock's file and keeps it for linger_ms (-1: until killed). Returns
+ * the child's pid; the holder is reaped. */
+static pid_t hold_and_die(int dirfd, const char *path, int linger_ms, pid_t *ret_holder)
+{
+        int p[2], status;
+        pid_t holder, left;
+
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        holder = fork();
+        assert_true(holder >= 0);
+        if (holder == 0) {
+                int fd;
+                pid_t c;
+
+                if (lock_acquire_at(dirfd, path, "20260206-001_add_pg", 0, &fd, NULL) < 0)
+                        _exit(1);
+                c = fork();
+                if (c == 0) {
+                        if (linger_ms < 0)
+                                pause();
+                        else
+                                (void)nanosleep(
+                                    &(struct timespec){.tv_sec = linger_ms / 1000,
+                                                       .tv_nsec = (linger_ms % 1000) * 1000000L},
+                                    NULL);
+                        _exit(0);
+                }
+                (void)!write(p[1], &c, sizeof(c));
+                _exit(0);
+        }
+        close(p[1]);
+        assert_int_equal(read(p[0], &left, sizeof(left)), (ssize_t)sizeof(left));
+        close(p[0]);
+        assert_int_equal(waitpid(holder, &status, 0), holder);
+        *ret_holder = holder;
+        return left;
+}
+
+static void test_gone_holder_is_waited_for(void **state)
+{
+        _cleanup_close_ int dfd = open(*state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct lock_holder h = {};
+        struct timespec t0, t1;
+        pid_t holder, left;
+        int fd = -1;
+
+        /* what the dead holder left lets go within the wait: the lock is ours */
+        left = hold_and_die(dfd, "l", 300, &holder);
+        assert_int_equal(lock_acquire_at(dfd, "l", "me", LOCK_NONBLOCK, &fd, &h), 0);
+        lock_release(fd);
+
+        /* it does not: busy after the wait, and the holder is reported gone */
+        left = hold_and_die(dfd, "l", -1, &holder);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(lock_acquire_at(dfd, "l", "me", LOCK_NONBLOCK, &fd, &h), -EWOULDBLOCK);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        assert_int_equal(h.pid, holder);
+        assert_true(h.gone);
+        assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >=
+                    LOCK_GONE_HOLDER_WAIT_MSEC - 50);
+        kill(left, SIGKILL);
+        /* a live holder is not waited for and is not gone */
+        left = hold_in_child(dfd, "l");
+        assert_int_equal(lock_acquire_at(dfd, "l", "me", LOCK_NONBLOCK, &fd, &h), -EWOULDBLOCK);
+        assert_false(h.gone);
+        kill(left, SIGKILL);
+        (void)waitpid(left, NULL, 0);
+}
+
 static void test_two_fds_in_one_process_exclude(void **state)
 {
         _cleanup_close_ int dfd = open(*state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -111,5 +181,6 @@ static void test_bad_input(void **state)
 }
 
 TEST_MAIN(cmocka_unit_test_setup_teardown(test_busy_reports_holder, setup, teardown),
+          cmocka_unit_test_setup_teardown(test_gone_holder_is_waited_for, setup, teardown),
           cmocka_unit_test_setup_teardown(test_two_fds_in_one_process_exclude, setup, teardown),
           cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown))

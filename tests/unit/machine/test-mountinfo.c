@@ -79,6 +79,45 @@ static void test_missing_file_is_error(void **state)
         assert_null(l.entries);
 }
 
+static void test_other_formats_are_rejected(void **state)
+{
+        static const char *const bad[] = {
+            "hello world\nfoo bar baz\n", "/dev/sda1 / ext4 defaults 0 1\n", /* fstab */
+            "20 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\nroot:x:0:0:root:/root:/bin/sh\n",
+            "20 1 8:1 / / rw,relatime ext4 /dev/sda1 rw\n", /* no separator */
+        };
+        struct mount_list l = {};
+        unsigned line = 0;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char *path = write_table(bad[i]);
+
+                assert_int_equal(mountinfo_read(path, NULL, &l), -EBADMSG);
+                assert_null(l.entries);
+                assert_int_equal(mountinfo_check_file(path, &line), -EBADMSG);
+                assert_int_equal(line, i == 2 ? 2 : 1);
+                unlink(path);
+                free(path);
+        }
+        {
+                /* a namespace file bound on a path has a root that is no path */
+                char *path = write_table("20 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                                         "57 20 0:4 net:[4026532281] /run/netns/x rw shared:5 - "
+                                         "nsfs nsfs rw\n");
+                assert_int_equal(mountinfo_check_file(path, &line), 0);
+                unlink(path);
+                free(path);
+        }
+        {
+                char *path = write_table(table);
+                assert_int_equal(mountinfo_check_file(path, &line), 0);
+                unlink(path);
+                free(path);
+        }
+        assert_int_equal(mountinfo_check_file("/nonexistent/mountinfo", &line), -ENOENT);
+        assert_int_equal(mountinfo_check_file("/proc/self/mountinfo", &line), 0);
+}
+
 static void test_live_table_has_root(void **state)
 {
         struct mount_list l = {};
@@ -97,4 +136,6 @@ static void test_live_table_has_root(void **state)
 
 TEST_MAIN(cmocka_unit_test(test_read_all_in_unmount_order),
           cmocka_unit_test(test_under_filters_by_path_component),
-          cmocka_unit_test(test_missing_file_is_error), cmocka_unit_test(test_live_table_has_root))
+          cmocka_unit_test(test_missing_file_is_error),
+          cmocka_unit_test(test_other_formats_are_rejected),
+          cmocka_unit_test(test_live_table_has_root))

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +176,96 @@ static void test_caller_with_threads(void **state)
         pthread_join(t, NULL);
 }
 
+static int cb_sleep(void *userdata)
+{
+        (void)nanosleep(&(struct timespec){.tv_nsec = 600 * 1000 * 1000}, NULL);
+        return 0;
+}
+
+struct relock {
+        const char *path;
+        int fd;
+        int result;
+};
+
+/* While the sandbox runs: the caller lets go of its lock; can another
+ * open of the file take it? Only if no process of the sandbox holds it. */
+static void *relock_thread(void *userdata)
+{
+        struct relock *l = userdata;
+        int fd;
+
+        (void)nanosleep(&(struct timespec){.tv_nsec = 250 * 1000 * 1000}, NULL);
+        close(l->fd);
+        fd = open(l->path, O_RDWR | O_CLOEXEC);
+        l->result = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 ? 0 : -errno;
+        if (fd >= 0)
+                close(fd);
+        return NULL;
+}
+
+static void test_close_fds_releases_a_lock(void **state)
+{
+        char path[] = "/tmp/test-sandbox-lock-XXXXXX";
+        struct relock l = {.path = path, .result = 1};
+        struct sandbox_config c = {.callback = cb_sleep};
+        pthread_t t;
+        int fd;
+
+        need_root();
+        /* no O_CLOEXEC: the sandbox must close it itself (its init and the
+         * callback never exec) */
+        fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(flock(fd, LOCK_EX), 0);
+        l.fd = fd;
+        c.close_fds = &l.fd;
+        c.n_close_fds = 1;
+        assert_int_equal(pthread_create(&t, NULL, relock_thread, &l), 0);
+        assert_int_equal(run(&c, NULL), 0);
+        pthread_join(t, NULL);
+        assert_int_equal(l.result, 0);
+        unlink(path);
+}
+
+static int cb_sleep_long(void *userdata)
+{
+        (void)nanosleep(&(struct timespec){.tv_sec = 20}, NULL);
+        return 0;
+}
+
+static void *send_term(void *userdata)
+{
+        sigset_t m;
+
+        /* blocked here too: only the sandbox's signalfd may take it */
+        sigemptyset(&m);
+        sigaddset(&m, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &m, NULL);
+        (void)nanosleep(&(struct timespec){.tv_nsec = 300 * 1000 * 1000}, NULL);
+        kill(getpid(), SIGTERM);
+        return NULL;
+}
+
+static void test_forwarded_signal_reported(void **state)
+{
+        struct sandbox_config c = {.callback = cb_sleep_long};
+        int sig = -1;
+        pthread_t t;
+
+        need_root();
+        c.ret_forwarded_signal = &sig;
+        c.callback = cb_sleep;
+        assert_int_equal(run(&c, NULL), 0);
+        assert_int_equal(sig, 0);
+
+        c.callback = cb_sleep_long;
+        assert_int_equal(pthread_create(&t, NULL, send_term, NULL), 0);
+        assert_int_equal(run(&c, NULL), 128 + SIGTERM);
+        pthread_join(t, NULL);
+        assert_int_equal(sig, SIGTERM);
+}
+
 /* The hooks: started in the caller with the init's pid; teardown in the
  * init, after every other process of the namespace was reaped. */
 struct hooks {
@@ -216,4 +310,6 @@ TEST_MAIN(cmocka_unit_test(test_callback_status_pid_hostname),
           cmocka_unit_test(test_exit_and_signal_status), cmocka_unit_test(test_timeout),
           cmocka_unit_test(test_exec_failure_named), cmocka_unit_test(test_plan_failure_named),
           cmocka_unit_test(test_root_is_the_plan), cmocka_unit_test(test_stdout_captured),
-          cmocka_unit_test(test_caller_with_threads), cmocka_unit_test(test_hooks))
+          cmocka_unit_test(test_caller_with_threads),
+          cmocka_unit_test(test_close_fds_releases_a_lock),
+          cmocka_unit_test(test_forwarded_signal_reported), cmocka_unit_test(test_hooks))

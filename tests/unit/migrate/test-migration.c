@@ -37,7 +37,17 @@ static void test_id_pattern(void **state)
 {
         assert_true(migration_id_valid("20260206-001_add_postgresql"));
         assert_true(migration_id_valid("20260206-999_x"));
-        assert_true(migration_id_valid("00000000-000_0_9"));
+        assert_true(migration_id_valid("20240229-000_0_9"));
+        /* the date is a calendar date */
+        assert_false(migration_id_valid("00000000-000_0_9"));
+        assert_false(migration_id_valid("20261399-001_x"));
+        assert_false(migration_id_valid("20260132-001_x"));
+        assert_false(migration_id_valid("20260431-001_x"));
+        assert_false(migration_id_valid("20250229-001_x"));
+        assert_false(migration_id_valid("19000229-001_x"));
+        assert_true(migration_id_valid("20000229-001_x"));
+        assert_true(migration_date_valid("20261231"));
+        assert_false(migration_date_valid("20260001"));
         assert_false(migration_id_valid("20260206-001_"));
         assert_false(migration_id_valid("20260206-001"));
         assert_false(migration_id_valid("2026026-001_x"));
@@ -71,6 +81,7 @@ static void test_next_id(void **state)
         assert_int_equal(migration_next_id(full, "20260206", "x", &c), -ERANGE);
         assert_int_equal(migration_next_id(ids, "20260206", "Bad-Label", &c), -EINVAL);
         assert_int_equal(migration_next_id(ids, "2026020", "x", &c), -EINVAL);
+        assert_int_equal(migration_next_id(ids, "20261399", "x", &c), -EINVAL);
 }
 
 static void test_state_parse(void **state)

@@ -163,7 +163,7 @@ static void test_failsafe_install_image_missing(void **state)
                          &error),
             -ENOENT);
         assert_non_null(error);
-        assert_non_null(strstr(error, "image not found after pull"));
+        assert_non_null(strstr(error, "is not in the image store after a pull"));
         assert_int_equal(f->mock.n_pulls, 1);
         assert_int_equal(mock_podman_count_calls(&f->mock, "create"), 0);
         assert_int_equal(f->mock.n_containers, 0);

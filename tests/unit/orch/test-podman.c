@@ -178,6 +178,51 @@ static void test_podman_command_lines(void **state)
         podman_free(pm);
 }
 
+static void test_podman_pull_turns_off_retries(void **state)
+{
+        struct exec_script_rule new_rules[] = {
+            {.argv_prefix = ARGV("podman", "pull", "--help"),
+             .out = "Options:\n      --quiet   Suppress output\n      --retry uint   number of "
+                    "times to retry (default 3)\n      --retry-delay string   delay\n"},
+            {.argv_prefix = ARGV("podman")},
+        };
+        struct exec_script_rule old_rules[] = {
+            {.argv_prefix = ARGV("podman", "pull", "--help"),
+             .out = "Options:\n      --quiet   Suppress output\n      --tls-verify   tls\n"},
+            {.argv_prefix = ARGV("podman")},
+        };
+        struct exec_script s;
+        struct podman *pm;
+        char *line;
+
+        /* a podman with --retry: asked once, then every pull says --retry 0 */
+        assert_int_equal(exec_script_init(&s, new_rules, ELEMENTSOF(new_rules)), 0);
+        assert_int_equal(podman_new(&s.executor, ARGV("podman"), &pm), 0);
+        assert_int_equal(podman_pull(pm, "localhost/a:1"), 0);
+        assert_int_equal(podman_pull(pm, "localhost/b:1"), 0);
+        line = exec_script_call_string(&s, 0);
+        assert_string_equal(line, "podman pull --help");
+        free(line);
+        line = exec_script_call_string(&s, 1);
+        assert_string_equal(line, "podman pull --quiet --retry 0 localhost/a:1");
+        free(line);
+        line = exec_script_call_string(&s, 2);
+        assert_string_equal(line, "podman pull --quiet --retry 0 localhost/b:1");
+        free(line);
+        podman_free(pm);
+        exec_script_done(&s);
+
+        /* podman 4 has none: the pull is plain */
+        assert_int_equal(exec_script_init(&s, old_rules, ELEMENTSOF(old_rules)), 0);
+        assert_int_equal(podman_new(&s.executor, ARGV("podman"), &pm), 0);
+        assert_int_equal(podman_pull(pm, "localhost/a:1"), 0);
+        line = exec_script_call_string(&s, 1);
+        assert_string_equal(line, "podman pull --quiet localhost/a:1");
+        free(line);
+        podman_free(pm);
+        exec_script_done(&s);
+}
+
 static void test_mock_podman_behaves_like_podman(void **state)
 {
         struct fixture *f = *state;
@@ -230,4 +275,5 @@ static void test_mock_podman_behaves_like_podman(void **state)
 
 TEST_MAIN(cmocka_unit_test(test_podman_parse_ps), cmocka_unit_test(test_podman_parse_inspect),
           cmocka_unit_test(test_podman_command_lines),
+          cmocka_unit_test(test_podman_pull_turns_off_retries),
           FIXTURE_TEST(test_mock_podman_behaves_like_podman))
