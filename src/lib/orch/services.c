@@ -172,7 +172,6 @@ int services_start(struct services *s, const char *id)
 {
         _cleanup_free_ char *dir = service_path(s, id);
         char t[32];
-        int r;
 
         if (!dir)
                 return -ENOMEM;
