@@ -134,3 +134,30 @@ int main(int argc, char **argv)
         optind = 0;
         return c->handler(argc, argv);
 }
+
+int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only)
+{
+        char *dst, *mode;
+
+        dst = strchr(s, ':');
+        if (!dst) {
+                log_error("invalid --bind '%s': expected SRC:DST[:ro]", spec);
+                return -EINVAL;
+        }
+        *dst++ = '\0';
+        mode = strchr(dst, ':');
+        if (mode) {
+                *mode++ = '\0';
+                if (!streq(mode, "ro") && !streq(mode, "rw")) {
+                        log_error("invalid --bind '%s': the mode is 'ro' or 'rw'", spec);
+                        return -EINVAL;
+                }
+        }
+        if (dst[0] != '/') {
+                log_error("invalid --bind '%s': DST must be an absolute path", spec);
+                return -EINVAL;
+        }
+        *ret_dst = dst;
+        *ret_read_only = mode && streq(mode, "ro");
+        return 0;
+}

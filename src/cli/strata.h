@@ -32,6 +32,11 @@ const struct command *command_find(const char *name);
 /* Prints the usage of strata with the table of commands. */
 void strata_usage(FILE *f);
 
+/* Splits the --bind SPEC held in the writable copy s ("SRC:DST[:ro|rw]")
+ * in place: s becomes SRC, *ret_dst points at DST (absolute). Logs and
+ * returns -EINVAL naming spec when it is malformed. */
+int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only);
+
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);

@@ -98,28 +98,15 @@ static int parse_bind(const char *spec, struct worker_args *a)
 {
         _cleanup_free_ char *s = strdup(spec), *src = NULL;
         struct worker_bind *b;
-        char *dst, *mode;
+        char *dst;
+        bool read_only;
+        int r;
 
         if (!s)
                 return log_oom();
-        dst = strchr(s, ':');
-        if (!dst) {
-                log_error("invalid --bind '%s': expected SRC:DST[:ro]", spec);
-                return -EINVAL;
-        }
-        *dst++ = '\0';
-        mode = strchr(dst, ':');
-        if (mode) {
-                *mode++ = '\0';
-                if (!streq(mode, "ro") && !streq(mode, "rw")) {
-                        log_error("invalid --bind '%s': the mode is 'ro' or 'rw'", spec);
-                        return -EINVAL;
-                }
-        }
-        if (dst[0] != '/') {
-                log_error("invalid --bind '%s': DST must be an absolute path", spec);
-                return -EINVAL;
-        }
+        r = bind_spec_split(s, spec, &dst, &read_only);
+        if (r < 0)
+                return r;
         src = realpath(s, NULL);
         if (!src)
                 return log_error_errno(errno, "invalid --bind '%s': cannot resolve '%s': %m", spec,
@@ -128,8 +115,8 @@ static int parse_bind(const char *spec, struct worker_args *a)
         if (!b)
                 return log_oom();
         a->binds = b;
-        b[a->n_binds] = (struct worker_bind){
-            .src = TAKE_PTR(src), .dest = strdup(dst), .read_only = mode && streq(mode, "ro")};
+        b[a->n_binds] =
+            (struct worker_bind){.src = TAKE_PTR(src), .dest = strdup(dst), .read_only = read_only};
         if (!b[a->n_binds++].dest)
                 return log_oom();
         return 0;
