@@ -72,7 +72,15 @@ else
 fi
 
 echo "== 2. $CYCLES cycles: leaks"
-procs() { ps -e -o pid=,args= | grep -v -F -e "$0" -e ' ps -e ' -e 'grep -v' -e ' sort' | sort; }
+# Every process but this script's subshells and helpers; helpers are left
+# out by their command name (comm, 15 characters): one caught between fork
+# and exec, or exited and not yet reaped, shows no arguments.
+SELF_COMM=$(basename "$0" | cut -c1-15)
+procs() {
+    ps -e -o pid=,comm=,args= | awk -v self="$SELF_COMM" \
+        '$2 != "ps" && $2 != "grep" && $2 != "sort" && $2 != "awk" && $2 != self { $2 = ""; print }' |
+        grep -v -F -e "$0" | sort
+}
 cat /proc/self/mountinfo >"$tmp/mounts.before"
 procs >"$tmp/procs.before"
 fails=0

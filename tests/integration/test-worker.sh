@@ -24,10 +24,15 @@ export STRATA_WORKER_ROOT=$R
 # A marker no other process has in its command line (sleep takes it).
 M="9$$"
 
+# this script's command name, as ps shows it (15 characters)
+SELF_COMM=$(basename "$0" | cut -c1-15)
 procs() {
-    # pid and command of every process but this script's own subshells and
-    # helpers
-    ps -e -o pid=,args= | grep -v -F -e "$0" -e ' ps -e ' -e 'grep -v' -e ' sort' | sort
+    # pid and command of every process but this script's own subshells
+    # and helpers; helpers by their command name (comm): one caught between
+    # fork and exec, or exited and not yet reaped, shows no arguments
+    ps -e -o pid=,comm=,args= | awk -v self="$SELF_COMM" \
+        '$2 != "ps" && $2 != "grep" && $2 != "sort" && $2 != "awk" && $2 != self { $2 = ""; print }' |
+        grep -v -F -e "$0" | sort
 }
 cat /proc/self/mountinfo >"$T_TMP/mounts.before"
 procs >"$T_TMP/procs.before"
