@@ -150,6 +150,53 @@ else
     t_fail "up $(svstat stubborn up), signal $(svstat stubborn signal), stop took $ms ms"
 fi
 
+# call_bg NAME BODY: the call in the background, its body in $T_TMP/NAME
+call_bg() {
+    curl -s -o "$T_TMP/$1" --unix-socket "$SOCK" -X POST --data-binary "$2" \
+        http://orchd/rpc/v1 &
+    BG=$!
+}
+stopping() { call "$(req server.info)" >/dev/null && [ "$(jpath 'r["result"]["stopping"]')" = "['$1']" ]; }
+
+# The grace period of a stop or restart is spent without the engine's
+# lock: while one waits out its grace, other calls are answered (and a
+# second call for the same package is told it is busy).
+for op in stop restart; do
+    t_begin "$op waits out its grace (3 s) without holding the daemon: other calls answered meanwhile"
+    if [ $op = stop ]; then
+        call "$(req package.install "{\"id\":\"slow\",\"service\":\"$T_TMP/src/stubborn\",\"grace\":3}")" >/dev/null
+    else
+        call "$(req package.start '{"id":"slow"}')" >/dev/null
+    fi
+    call_bg "$op.out" "$(req package.$op '{"id":"slow"}')"
+    if ! wait_for 30 stopping slow; then
+        t_fail "server.info never showed 'slow' stopping: $(cat "$T_TMP/resp")"
+        wait "$BG"
+        continue
+    fi
+    list_st=$(call "$(req container.list)")
+    names=$(jpath 'sorted(c["name"] for c in r["result"])')
+    busy_st=$(call "$(req package.stop '{"id":"slow"}')")
+    busy=$(jpath 'r["error"]["code"], "being stopped" in r["error"]["message"]')
+    kill -0 "$BG" 2>/dev/null && still=yes || still=no
+    wait "$BG"
+    cp "$T_TMP/$op.out" "$T_TMP/resp"
+    got=$(jpath 'r["result"]["state"]')
+    if [ $op = stop ]; then
+        [ "$got" = exited ] && [ "$(svstat slow signal)" = SIGKILL ] && [ "$(svstat slow up)" = false ]
+    else
+        [ "$got" = running ] && [ "$(svstat slow up)" = true ]
+    fi
+    end=$?
+    if [ "$list_st" = 200 ] && [ "$names" = "['good', 'slow', 'stubborn']" ] && [ "$busy_st" = 200 ] &&
+        [ "$busy" = "(-32001, True)" ] && [ $still = yes ] && [ $end -eq 0 ]; then
+        t_ok
+    else
+        t_fail "list $list_st $names; second stop $busy_st $busy; first still running: $still; $op: $got; $(cat "$T_TMP/resp")"
+    fi
+done
+call "$(req package.uninstall '{"id":"slow"}')" >/dev/null
+
 t_begin "SIGKILL of orchd; a restarted one recovers the service that ran"
 kill -KILL "$ORCHD_PID"
 wait "$ORCHD_PID" 2>/dev/null
