@@ -259,11 +259,12 @@ static int daemon_start(const char *conf_dir, struct audit_daemon *d, char **ret
 
                         buf[n > 0 ? n : 0] = 0;
                         buf[strcspn(buf, "\n")] = 0;
-                        return set_error_message(ret_error, -EIO,
-                                                 "'auditd -n -c %s' exited (status %d) before it "
-                                                 "registered with the kernel: %s",
-                                                 conf_dir, WIFEXITED(st) ? WEXITSTATUS(st) : 128,
-                                                 buf[0] ? buf : "no message");
+                        return set_error_message(
+                            ret_error, -EIO,
+                            "'auditd -n -c %s' exited (status %d) before it "
+                            "registered with the kernel: %s (auditd -f says more)",
+                            conf_dir, WIFEXITED(st) ? WEXITSTATUS(st) : 128,
+                            buf[0] ? buf : "no message");
                 }
                 r = audit_status_get(&s);
                 if (r >= 0 && s.pid == pid)
@@ -347,11 +348,28 @@ int audit_daemon_acquire(const char *conf_dir, struct audit_daemon *ret, char **
         return 0;
 }
 
+/* A zombie keeps its session id but does nothing more: a killed run's
+ * processes may wait a while for a reaper. */
+static bool process_zombie(const char *pid)
+{
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        const char *p;
+
+        if (asprintf(&path, "/proc/%s/stat", pid) < 0 ||
+            read_file_at(AT_FDCWD, path, 4096, &text, NULL) < 0)
+                return false;
+        p = strrchr(text, ')');
+        return p && (p[1] == ' ') && (p[2] == 'Z' || p[2] == 'X');
+}
+
 static bool pid_alive(pid_t pid, uint64_t starttime)
 {
+        char name[16];
         uint64_t t;
 
-        return audit_process_starttime(pid, &t) >= 0 && (starttime == 0 || t == starttime);
+        snprintf(name, sizeof(name), "%d", (int)pid);
+        return audit_process_starttime(pid, &t) >= 0 && (starttime == 0 || t == starttime) &&
+               !process_zombie(name);
 }
 
 /* SIGTERM, then SIGKILL after 5 s; reaps it when it is our child. */
@@ -380,7 +398,7 @@ void audit_daemon_release(struct audit_daemon *d)
         *d = (struct audit_daemon){};
 }
 
-int audit_daemon_stop_recorded(pid_t pid, uint64_t starttime)
+int audit_daemon_stop_recorded(pid_t pid, uint64_t starttime, uint32_t was_enabled)
 {
         _cleanup_free_ char *comm = NULL;
 
@@ -388,6 +406,8 @@ int audit_daemon_stop_recorded(pid_t pid, uint64_t starttime)
             !streq(comm, "auditd"))
                 return 0;
         stop_process(pid, starttime, false);
+        if (was_enabled == 0)
+                (void)run_auditctl((const char *const[]){"auditctl", "-e", "0", NULL}, NULL);
         return 1;
 }
 
@@ -562,7 +582,7 @@ void audit_session_done(struct audit_session *s)
         *s = (struct audit_session){};
 }
 
-/* Whether a process of session ses is alive. */
+/* Whether a live process of session ses exists. */
 static bool session_alive(uint32_t ses)
 {
         _cleanup_closedir_ DIR *d = opendir("/proc");
@@ -575,7 +595,7 @@ static bool session_alive(uint32_t ses)
                 ssize_t n;
                 int fd;
 
-                if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                if (de->d_name[0] < '0' || de->d_name[0] > '9' || process_zombie(de->d_name))
                         continue;
                 snprintf(path, sizeof(path), "/proc/%s/sessionid", de->d_name);
                 fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -65,8 +65,9 @@ int audit_daemon_acquire(const char *conf_dir, struct audit_daemon *ret, char **
  * flag); frees d's fields. Idempotent. */
 void audit_daemon_release(struct audit_daemon *d);
 /* Stops the auditd with pid if it still is the process that started at
- * starttime (a killed run's): 1 when it stopped it, 0 when it was gone. */
-int audit_daemon_stop_recorded(pid_t pid, uint64_t starttime);
+ * starttime (a killed run's), and puts back the kernel's enabled flag
+ * (was_enabled): 1 when it stopped it, 0 when it was gone. */
+int audit_daemon_stop_recorded(pid_t pid, uint64_t starttime, uint32_t was_enabled);
 /* The start time of pid (field 22 of /proc/PID/stat). */
 int audit_process_starttime(pid_t pid, uint64_t *ret);
 

@@ -782,6 +782,84 @@ int audit_list_parse(const char *text, struct audit_list *ret, unsigned *ret_lin
         return 0;
 }
 
+/* ---- diff --why ---- */
+
+static const struct audit_list *sort_list;
+
+static int by_path_cmp(const void *a, const void *b)
+{
+        size_t x = *(const size_t *)a, y = *(const size_t *)b;
+        int c = strcmp(sort_list->items[x].path, sort_list->items[y].path);
+
+        return c != 0 ? c : x < y ? -1 : x > y;
+}
+
+int audit_list_by_path(const struct audit_list *l, size_t **ret)
+{
+        size_t *idx = malloc((l->n ? l->n : 1) * sizeof(size_t));
+
+        if (!idx)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n; i++)
+                idx[i] = i;
+        sort_list = l;
+        qsort(idx, l->n, sizeof(size_t), by_path_cmp);
+        sort_list = NULL;
+        *ret = idx;
+        return 0;
+}
+
+int audit_list_why(const struct audit_list *l, const size_t *by_path, const char *path, char **ret)
+{
+        size_t lo = 0, hi = l->n, first;
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *f;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (strcmp(l->items[by_path[mid]].path, path) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        first = lo;
+        if (first >= l->n || !streq(l->items[by_path[first]].path, path)) {
+                *ret = strdup("-");
+                return *ret ? 0 : -ENOMEM;
+        }
+        f = open_memstream(&buf, &size);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = first; i < l->n && streq(l->items[by_path[i]].path, path); i++) {
+                const struct audit_entry *e = &l->items[by_path[i]];
+                bool seen = false;
+
+                for (size_t j = first; j < i; j++) {
+                        const struct audit_entry *o = &l->items[by_path[j]];
+
+                        if (o->pid == e->pid && streq(o->exe, e->exe))
+                                seen = true;
+                }
+                if (seen)
+                        continue;
+                fprintf(f, "%s%s[%d]:", i > first ? ", " : "", e->exe, (int)e->pid);
+                for (size_t j = i; j < l->n && streq(l->items[by_path[j]].path, path); j++) {
+                        const struct audit_entry *o = &l->items[by_path[j]];
+
+                        if (o->pid == e->pid && streq(o->exe, e->exe))
+                                fputc(o->action, f);
+                }
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return -ENOMEM;
+        }
+        *ret = buf;
+        return 0;
+}
+
 /* ---- rules and config ---- */
 
 int audit_rule_parse(const char *line, char **ret_key, uint32_t *ret_sessionid)

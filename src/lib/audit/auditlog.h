@@ -75,6 +75,14 @@ int audit_list_format(const struct audit_list *l, char **ret);
  * *ret_line (may be NULL) set to its number. */
 int audit_list_parse(const char *text, struct audit_list *ret, unsigned *ret_line);
 
+/* For diff --why: *ret (caller frees) gets the indices of l's entries
+ * sorted by path, in list order within a path. */
+int audit_list_by_path(const struct audit_list *l, size_t **ret);
+/* The programs that changed path: "EXE[PID]:ACTIONS" for each process in
+ * the order they first touched it, joined by ", " ("/usr/bin/dpkg[812]:CT");
+ * "-" when none did. by_path is from audit_list_by_path. */
+int audit_list_why(const struct audit_list *l, const size_t *by_path, const char *path, char **ret);
+
 /* One line of `auditctl -l`: its key (-F key=K or -k K) and the session
  * id it is limited to (-F sessionid=N). -ENOENT when the rule has no key
  * or no session id. */

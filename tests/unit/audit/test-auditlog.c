@@ -219,7 +219,27 @@ static void test_normalize(void **state)
         }
 }
 
-TEST_MAIN(cmocka_unit_test(test_parse), cmocka_unit_test(test_marker),
+static void test_why(void **state)
+{
+        _cleanup_(audit_list_done) struct audit_list l = {};
+        _cleanup_free_ size_t *idx = NULL;
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+
+        assert_int_equal(audit_list_add(&l, 'F', false, 7, "/usr/bin/dpkg", "/usr/bin/h.new"), 0);
+        assert_int_equal(audit_list_add(&l, 'C', false, 7, "/usr/bin/dpkg", "/usr/bin/h"), 0);
+        assert_int_equal(audit_list_add(&l, 'W', false, 9, "/bin/sh", "/usr/bin/h"), 0);
+        assert_int_equal(audit_list_add(&l, 'T', false, 7, "/usr/bin/dpkg", "/usr/bin/h"), 0);
+        assert_int_equal(audit_list_add(&l, 'D', false, 9, "/bin/sh", "/etc/x"), 0);
+        assert_int_equal(audit_list_by_path(&l, &idx), 0);
+        assert_int_equal(audit_list_why(&l, idx, "/usr/bin/h", &a), 0);
+        assert_string_equal(a, "/usr/bin/dpkg[7]:CT, /bin/sh[9]:W");
+        assert_int_equal(audit_list_why(&l, idx, "/etc/x", &b), 0);
+        assert_string_equal(b, "/bin/sh[9]:D");
+        assert_int_equal(audit_list_why(&l, idx, "/etc", &c), 0);
+        assert_string_equal(c, "-");
+}
+
+TEST_MAIN(cmocka_unit_test(test_why), cmocka_unit_test(test_parse), cmocka_unit_test(test_marker),
           cmocka_unit_test(test_format_roundtrip), cmocka_unit_test(test_parse_bad),
           cmocka_unit_test(test_rule_parse), cmocka_unit_test(test_conf_parse),
           cmocka_unit_test(test_normalize))
