@@ -40,7 +40,8 @@ struct audit_state {
 
 /* AUDIT_GET. -EPROTONOSUPPORT: the kernel has no audit; -ECONNREFUSED:
  * not in the initial pid (and user) namespace, where the kernel refuses
- * audit control; -EPERM: no CAP_AUDIT_CONTROL. */
+ * audit control (the kernel says EPERM for a pid namespace: with
+ * CAP_AUDIT_CONTROL that is what it means); -EPERM: no CAP_AUDIT_CONTROL. */
 int audit_status_get(struct audit_state *ret);
 
 /* Why audit cannot be used here (the message for -errno of

@@ -190,7 +190,7 @@ int migrate_audit_list(struct migrate *m, const char *id, struct audit_list *ret
                 }
         }
         if (!any)
-                return set_error_message(ret_error, -ENOENT,
+                return set_error_message(ret_error, -EOPNOTSUPP,
                                          "migration '%s' was not applied with --audit: it has no "
                                          "%s",
                                          id, MIGRATE_AUDIT_LIST);

@@ -105,7 +105,7 @@ int migrate_status(struct migrate *m, json_t **ret, char **ret_error);
 
 /* up --audit: the audit.list of each migration (in its record,
  * system/migrations/<id>/audit.list, auditlog.h) of the layer holding id,
- * in order. -ENOENT when none of them was applied with --audit. */
+ * in order. -EOPNOTSUPP when none of them was applied with --audit. */
 int migrate_audit_list(struct migrate *m, const char *id, struct audit_list *ret, char **ret_error);
 
 /* The change list of the layer holding migration id. */
