@@ -11,7 +11,6 @@
 need_root
 need_program auditctl auditd
 need_program auditd auditd
-need_program debootstrap debootstrap
 SM=${SYSTEM_MIGRATE:?SYSTEM_MIGRATE is not set}
 
 if ! st=$(auditctl -s 2>&1); then
@@ -23,13 +22,7 @@ if [ "${host_pid:-0}" != 0 ]; then
 fi
 enabled_before=$(echo "$st" | awk '$1 == "enabled" { print $2 }')
 
-BASE=${STRATA_BUILD_ROOT:?}/debian-base
-out=$("$STRATA_SOURCE_ROOT/scripts/debian-base" "$BASE" 2>&1)
-case $? in
-0) ;;
-77) t_skip_all "$out" ;;
-*) t_skip_all "cannot build a Debian base (is the archive reachable?): $(echo "$out" | tail -n 2 | tr '\n' ' ')" ;;
-esac
+need_debian_base
 
 t_tmpdir
 # On any exit: no rule of ours, no auditd of ours, the enabled flag as it

@@ -26,6 +26,20 @@ need_program() {
         t_skip_all "'$1' is not installed${2:+ (Debian package $2)}"
 }
 
+# need_debian_base: sets BASE to the shared debootstrap'ed Debian root
+# ($STRATA_BUILD_ROOT/debian-base, built once by scripts/debian-base), or
+# skips saying why it cannot be built here.
+need_debian_base() {
+    need_program debootstrap debootstrap
+    BASE=${STRATA_BUILD_ROOT:?}/debian-base
+    ndb_out=$("${STRATA_SOURCE_ROOT:?}/scripts/debian-base" "$BASE" 2>&1)
+    case $? in
+    0) ;;
+    77) t_skip_all "$ndb_out" ;;
+    *) t_skip_all "cannot build a Debian base (is the archive reachable?): $(echo "$ndb_out" | tail -n 2 | tr '\n' ' ')" ;;
+    esac
+}
+
 t_cleanup() {
     if [ -n "$T_TMP" ] && [ -d "$T_TMP" ]; then
         # Unmount whatever a test left below the temp dir, deepest first.
