@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auditlog.h"
 #include "changes.h"
 #include "cleanup.h"
 #include "config.h"
@@ -44,6 +45,9 @@ struct migrate_args {
         bool content;
         bool out_of_order;
         bool force;
+        bool audit;
+        bool why;
+        const char *audit_config;
         const char *base_id;
         uint64_t timeout_usec;
         size_t max_layers;
@@ -64,6 +68,7 @@ static int exit_for(int r)
         case -EBADMSG: /* a corrupt metadata or record file: a problem found */
         case -EUCLEAN:
         case -EMEDIUMTYPE:
+        case -EOPNOTSUPP: /* --audit where audit is not usable; no package manager */
                 return EXIT_FAILURE_;
         case -EINVAL:
         case -ENOENT:
@@ -102,7 +107,7 @@ _printf_(1, 2) static void fail_msg(const char *format, ...)
 static int report(int r, const char *error)
 {
         if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN ||
-            r == -EINTR || r == -EMEDIUMTYPE || (r == -EBADMSG && error))
+            r == -EINTR || r == -EMEDIUMTYPE || r == -EOPNOTSUPP || (r == -EBADMSG && error))
                 fail_msg("%s", error ? error : "failed");
         else
                 fail_msg("%s: %s", error ? error : "failed", strerror(-r));
@@ -240,6 +245,8 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .base_id = a->base_id,
             .force = a->force,
             .out_of_order = a->out_of_order,
+            .audit = a->audit,
+            .audit_config = a->audit_config,
         };
 }
 
@@ -474,6 +481,53 @@ static char *squashed_into(struct migrate *m, const char *id)
         return ret;
 }
 
+/* diff --why: each change with the programs audit.list names for it. */
+static int print_why(struct migrate *m, const struct change_list *l, const char *id, bool json)
+{
+        _cleanup_(audit_list_done) struct audit_list al = {};
+        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ size_t *idx = NULL;
+        json_t *j = NULL, *arr = NULL;
+        int r;
+
+        r = migrate_audit_list(m, id, &al, &error);
+        if (r < 0)
+                return report(r, error);
+        r = audit_list_by_path(&al, &idx);
+        if (r < 0)
+                return report(r, "cannot sort the audit list");
+        if (json) {
+                j = json_object();
+                arr = json_array();
+                json_object_set_new(j, "id", json_string(id));
+                json_object_set_new(j, "changes", arr);
+        }
+        for (size_t i = 0; i < l->n; i++) {
+                _cleanup_free_ char *why = NULL;
+                const struct change *c = &l->items[i];
+
+                r = audit_list_why(&al, idx, c->path, &why);
+                if (r < 0) {
+                        json_decref(j);
+                        return report(r, "cannot attribute the changes");
+                }
+                if (j) {
+                        char k[2] = {change_kind_to_char(c->kind), 0};
+
+                        json_array_append_new(arr,
+                                              json_pack("{s:s, s:s, s:b, s:s}", "kind", k, "path",
+                                                        c->path, "state", c->state, "why", why));
+                } else
+                        printf("%s%c %s\tby %s\n", c->state ? "S" : "",
+                               change_kind_to_char(c->kind), c->path, why);
+        }
+        if (j) {
+                print_json(j);
+                json_decref(j);
+        }
+        return EXIT_OK;
+}
+
 static int run_diff(struct migrate_args *a)
 {
         _cleanup_(migrate_freep) struct migrate *m = NULL;
@@ -491,6 +545,8 @@ static int run_diff(struct migrate_args *a)
         if (r < 0)
                 return report(r, error);
         squashed = squashed_into(m, a->positional[1]);
+        if (a->why)
+                return print_why(m, &l, a->positional[1], a->json);
         if (a->json) {
                 json_t *j = json_object(), *arr = json_array();
 
@@ -704,10 +760,11 @@ static int run_gc(struct migrate_args *a)
 static const struct migrate_command migrate_commands[] = {
     {"new", "LABEL", "scaffold the next migration for today", run_new},
     {"status", "", "applied, pending and rolled-back migrations", run_status},
-    {"up", "[--to ID] [--dry-run] [--out-of-order]",
+    {"up", "[--to ID] [--dry-run] [--out-of-order] [--audit]",
      "apply pending migrations in order, one layer each", run_up},
-    {"install", "PKG...", "create and apply a migration installing packages", run_install},
-    {"diff", "ID", "the change list of a migration's layer", run_diff},
+    {"install", "[--audit] PKG...", "create and apply a migration installing packages",
+     run_install},
+    {"diff", "[--why] ID", "the change list of a migration's layer", run_diff},
     {"show", "ID", "one migration: its status, record and log", run_show},
     {"rollback", "--to ID | --last | --all [--state]",
      "deactivate the layers above ID (the last one, or all)", run_rollback},
@@ -761,6 +818,12 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        newest applied one\n"
                    "      --force           up/install: apply over a base other than the one\n"
                    "                        the layers were built over\n"
+                   "      --audit           up/install: record which program (pid, exe) changed\n"
+                   "                        which path, in the record's audit.list (auditd)\n"
+                   "      --audit-config DIR  up/install --audit: the config dir auditd is\n"
+                   "                        started with when none runs (default /etc/audit)\n"
+                   "      --why             diff: show the programs beside each changed path\n"
+                   "                        (from audit.list)\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
                    "  -v, --verbose         more output;  -q, --quiet: errors only\n"
@@ -769,7 +832,8 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "  -V, --version         print the version\n"
                    "\n"
                    "Exit status: 0 success, 1 a migration failed and was rolled back (or verify\n"
-                   "found a problem it cannot repair), 2 usage error, 70 internal error,\n"
+                   "found a problem it cannot repair, or --audit finds audit unusable here),\n"
+                   "2 usage error, 70 internal error,\n"
                    "75 another migration holds the lock.\n");
 }
 
@@ -823,6 +887,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_FORCE,
                 ARG_CONTENT,
                 ARG_OUT_OF_ORDER,
+                ARG_AUDIT,
+                ARG_AUDIT_CONFIG,
+                ARG_WHY,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -847,6 +914,9 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"force", no_argument, NULL, ARG_FORCE},
             {"content", no_argument, NULL, ARG_CONTENT},
             {"out-of-order", no_argument, NULL, ARG_OUT_OF_ORDER},
+            {"audit", no_argument, NULL, ARG_AUDIT},
+            {"audit-config", required_argument, NULL, ARG_AUDIT_CONFIG},
+            {"why", no_argument, NULL, ARG_WHY},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -930,6 +1000,15 @@ int migrate_main(int argc, char **argv, const char *prog)
                         break;
                 case ARG_OUT_OF_ORDER:
                         a.out_of_order = true;
+                        break;
+                case ARG_AUDIT:
+                        a.audit = true;
+                        break;
+                case ARG_AUDIT_CONFIG:
+                        a.audit_config = optarg;
+                        break;
+                case ARG_WHY:
+                        a.why = true;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {

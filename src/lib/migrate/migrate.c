@@ -75,6 +75,7 @@ struct migrate *migrate_free(struct migrate *m)
 {
         if (!m)
                 return NULL;
+        migrate_audit_stop(m);
         if (m->lock_fd >= 0)
                 lock_release(m->lock_fd);
         if (m->machine_lock_fd >= 0)
