@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,6 +501,93 @@ static void inflight(struct tmp *t)
         server_stop(&srv);
 }
 
+/* The status of a READ, WRITE or SETATTR(size) of f. */
+static int io_status(struct rc *c, struct fh *f, int proc)
+{
+        char data[4] = "abc";
+        int r;
+
+        if (proc == 6) {
+                READ3args a = {.file = fh_arg(f), .count = 4};
+                READ3res res = {};
+                r = nfs_call(c, 6, X(READ3args), &a, X(READ3res), &res);
+                r = r == 0 ? (int)res.status : -1000 - r;
+                rc_free(X(READ3res), &res);
+        } else if (proc == 7) {
+                WRITE3args a = {.file = fh_arg(f), .count = 3, .stable = UNSTABLE};
+                WRITE3res res = {};
+                a.data.data_len = 3;
+                a.data.data_val = data;
+                r = nfs_call(c, 7, X(WRITE3args), &a, X(WRITE3res), &res);
+                r = r == 0 ? (int)res.status : -1000 - r;
+                rc_free(X(WRITE3res), &res);
+        } else {
+                SETATTR3args a = {.object = fh_arg(f)};
+                SETATTR3res res = {};
+                a.new_attributes.size.set_it = TRUE;
+                a.new_attributes.size.set_size3_u.size = 2;
+                r = nfs_call(c, 2, X(SETATTR3args), &a, X(SETATTR3res), &res);
+                r = r == 0 ? (int)res.status : -1000 - r;
+                rc_free(X(SETATTR3res), &res);
+        }
+        return r;
+}
+
+/* A local process holding a lease on a file in the export does not hold
+ * a worker until it lets go (or the kernel's lease-break-time, 45 s by
+ * default, runs out): a call that would break it is NFS3ERR_JUKEBOX at
+ * once, the client tries again, and once the lease is gone it succeeds. */
+static void leases(struct tmp *t)
+{
+        char path[4200];
+        struct server srv;
+        const char *args[] = {"--state-dir", t->state, "--threads", "1", t->export, NULL};
+        struct rc c = {.fd = -1};
+        struct fh root, f;
+        int fd, wr, rd, sz, lease;
+
+        snprintf(path, sizeof(path), "%s/leased", t->export);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, "0123", 4) != 4)
+                exit(1);
+        close(fd);
+        server_start(&srv, args);
+        rc_connect(&c, srv.port);
+        CHECK(mnt(&c, "/", &root) == 0 && lookup(&c, &root, "leased", &f, NULL) == 0,
+              "LOOKUP of the file to lease");
+
+        /* The lease breaker's signal would end this process. */
+        signal(SIGIO, SIG_IGN);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        lease = fd >= 0 ? fcntl(fd, F_SETLEASE, F_RDLCK) : -1;
+        if (lease < 0) {
+                tap_skip("leases: no read lease here (%s)", strerror(errno));
+                tap_skip("leases");
+                tap_skip("leases");
+        } else {
+                rd = io_status(&c, &f, 6);
+                wr = io_status(&c, &f, 7);
+                sz = io_status(&c, &f, 2);
+                CHECK(rd == NFS3_OK, "a READ of a file under a read lease is served (%d)", rd);
+                CHECK(wr == NFS3ERR_JUKEBOX && sz == NFS3ERR_JUKEBOX,
+                      "a WRITE and a SETATTR(size), which break the lease, are NFS3ERR_JUKEBOX "
+                      "at once (%d, %d), with the only worker not held",
+                      wr, sz);
+                CHECK(fcntl(fd, F_GETLEASE) == F_UNLCK,
+                      "the lease is being broken: its holder is told to let go");
+                fcntl(fd, F_SETLEASE, F_UNLCK);
+        }
+        if (fd >= 0)
+                close(fd);
+        wr = io_status(&c, &f, 7);
+        sz = io_status(&c, &f, 2);
+        CHECK(wr == NFS3_OK && sz == NFS3_OK,
+              "once the lease is gone the retried WRITE and SETATTR succeed (%d, %d)", wr, sz);
+        rc_close(&c);
+        server_stop(&srv);
+        signal(SIGIO, SIG_DFL);
+}
+
 #define N_PARTIAL  300
 #define N_PIPELINE 40
 #define BUDGET_MIB 64
@@ -630,5 +718,6 @@ int main(void)
         descriptors(&t);
         memory(&t);
         inflight(&t);
+        leases(&t);
         return tap_done();
 }
