@@ -225,6 +225,7 @@ struct apply {
         char sha[SHA256_HEX_SIZE];
         usec_t start, now;
         struct change_list changes;
+        struct manifest *manifest; /* of fs/, built by the capture's walk */
 };
 
 static void apply_done(struct apply *a)
@@ -244,6 +245,7 @@ static void apply_done(struct apply *a)
         safe_close(a->log_fd);
         safe_close(a->state_fd);
         change_list_done(&a->changes);
+        manifest_free(a->manifest);
         *a = (struct apply){.tfd = -1, .log_fd = -1, .state_fd = -1};
 }
 
@@ -613,7 +615,8 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
 
 /* Step "captured": takes the policy-rc.d the plan wrote back out of the
  * upper and computes the change list of the upper against the lowers
- * (paths under state paths are not changes of the layer). */
+ * (paths under state paths are not changes of the layer); the same walk
+ * builds the layer's manifest (one getdents + fstatat pass over the tree). */
 static int apply_capture_changes(struct apply *a, char **ret_error)
 {
         _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
@@ -626,7 +629,11 @@ static int apply_capture_changes(struct apply *a, char **ret_error)
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot remove '%s/usr/sbin/policy-rc.d'",
                                          a->upper);
-        r = changes_capture_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths, &a->changes);
+        a->manifest = manifest_new();
+        if (!a->manifest)
+                return -ENOMEM;
+        r = changes_capture_visit_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths,
+                                     manifest_add_at, a->manifest, &a->changes);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot compute the changes in '%s'",
                                          a->upper);
@@ -691,6 +698,10 @@ static int apply_split_state(struct apply *a, char **ret_error)
                                 return set_error_message(ret_error, r,
                                                          "cannot keep the state '%s' of '%s'", *p,
                                                          a->mi->id);
+                        /* what stays in the layer's tree (whiteouts) */
+                        r = manifest_rescan_at(a->manifest, a->tfd, lp, *p);
+                        if (r < 0)
+                                return r;
                 }
         }
         if (fclose(TAKE_PTR(f)) != 0)
@@ -728,7 +739,7 @@ static int apply_write_layer(struct apply *a, char **ret_error)
                                       a->mi->services, a->own_state, ret_error);
         if (r < 0)
                 return r;
-        r = manifest_write_at(a->tfd, "fs", a->tfd, MANIFEST_FILE);
+        r = manifest_save_at(a->manifest, a->tfd, MANIFEST_FILE);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot write the manifest of '%s'",
                                          a->tmp_abs);
