@@ -445,6 +445,11 @@ static int run_status(struct migrate_args *a)
                 json_array_foreach(json_object_get(j, "rolled_back"), i, v)
                     printf("  %s\n", json_string_value(json_object_get(v, "id")));
         }
+        v = json_object_get(j, "scratch_upper");
+        printf("scratch upper: %lld path%s in %s (runtime edits, above every layer)\n",
+               (long long)json_integer_value(json_object_get(v, "paths")),
+               json_integer_value(json_object_get(v, "paths")) == 1 ? "" : "s",
+               json_string_value(json_object_get(v, "path")));
         json_decref(j);
         return EXIT_OK;
 }

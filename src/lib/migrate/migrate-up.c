@@ -25,6 +25,7 @@
 #include "migrate.h"
 #include "migration.h"
 #include "sandbox.h"
+#include "scratch.h"
 #include "sha256.h"
 #include "statepath.h"
 #include "strv.h"
@@ -926,6 +927,45 @@ static void apply_fail(struct apply *a, int r, char **ret_error)
                              0, NULL);
 }
 
+/* After the commit: the paths of the new layer that the machine's scratch
+ * upper overrides (runtime edits hide the layer's versions), said as a
+ * notice naming the first of them. Only a warning: the layer is in. */
+static void apply_warn_overrides(struct apply *a)
+{
+        struct migrate *m = a->m;
+        const struct layer_entry *e = &m->md.layers[m->md.n_layers - 1];
+        _cleanup_strv_ char **paths = NULL;
+        _cleanup_free_ char *fs = NULL, *list = NULL, *msg = NULL;
+        size_t size = 0;
+        FILE *f;
+        int n;
+
+        if (asprintf(&fs, "%s/fs", e->dir) < 0)
+                return;
+        n = scratch_overrides_at(m->data_fd, SCRATCH_UPPER, m->layers_fd, fs, &a->changes, 10,
+                                 &paths);
+        if (n < 0)
+                log_debug_errno(n, "cannot compare '%s/%s' with the layer: %m", m->data_dir,
+                                SCRATCH_UPPER);
+        if (n <= 0)
+                return;
+        f = open_memstream(&list, &size);
+        if (!f)
+                return;
+        STRV_FOREACH (p, paths)
+                fprintf(f, "%s%s", p == paths ? "" : ", ", *p);
+        if ((size_t)n > strv_length(paths))
+                fprintf(f, " and %zu more", (size_t)n - strv_length(paths));
+        if (fclose(f) != 0)
+                return;
+        if (asprintf(&msg,
+                     "%s: the machine's scratch upper '%s/%s' overrides %d path%s this layer "
+                     "changes (runtime edits hide its version): %s",
+                     a->mi->id, m->data_dir, SCRATCH_UPPER, n, n == 1 ? "" : "s", list) < 0)
+                return;
+        migrate_emit(m, MIGRATE_EVENT_NOTICE, a->mi->id, msg, 0, NULL);
+}
+
 static int apply_one(struct migrate *m, const struct migration *mi, char **ret_error)
 {
         static int (*const before_rename[])(struct apply *, char **) = {
@@ -968,6 +1008,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         r = apply_finish(&a, ret_error);
         if (r < 0)
                 return r;
+        apply_warn_overrides(&a);
 
         e = &m->md.layers[m->md.n_layers - 1];
         if (m->o.event) {
