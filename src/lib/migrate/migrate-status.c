@@ -43,7 +43,9 @@ static int status_scratch(struct migrate *m, json_t *j)
         uint64_t n;
         int r;
 
-        r = scratch_count_at(m->data_fd, SCRATCH_UPPER, &n);
+        /* no data dir yet (a read-only status opens none): nothing */
+        n = 0;
+        r = m->data_fd < 0 ? 0 : scratch_count_at(m->data_fd, SCRATCH_UPPER, &n);
         if (r < 0)
                 return r;
         if (asprintf(&path, "%s/%s", m->data_dir, SCRATCH_UPPER) < 0)
