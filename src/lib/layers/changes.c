@@ -356,6 +356,11 @@ int changes_format(const struct change_list *l, char **ret)
                         fputc('S', f);
                 fputc(change_kind_to_char(l->items[i].kind), f);
                 fputc(' ', f);
+                if (!strpbrk(l->items[i].path, "\n\\")) {
+                        fputs(l->items[i].path, f);
+                        fputc('\n', f);
+                        continue;
+                }
                 for (const char *p = l->items[i].path; *p; p++) {
                         if (*p == '\n')
                                 fputs("\\n", f);

@@ -54,26 +54,42 @@ static int file_sha256_at(int dfd, const char *name, const struct stat *st,
 }
 
 /* The manifest line of an entry (path escaped) in *ret, and in *ret_path
- * the offset of its path. */
+ * the offset of its path. One allocation: this runs once per file of a
+ * layer. */
 static int escaped_line(const struct stat *st, const char *sha, const char *path, char **ret,
                         int *ret_path)
 {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0;
-        FILE *f;
+        char head[160];
+        size_t extra = 0, len = strlen(path);
+        char *line, *o;
         int prefix;
 
-        f = open_memstream(&buf, &size);
-        if (!f)
-                return -ENOMEM;
-        prefix = fprintf(
-            f, "%c %o %u %u %lld %s ", type_char(st->st_mode), (unsigned)(st->st_mode & 07777),
-            (unsigned)st->st_uid, (unsigned)st->st_gid,
+        for (const char *c = path; (c = strpbrk(c, "\n\\")); c++)
+                extra++;
+        prefix = snprintf(
+            head, sizeof(head), "%c %o %u %u %lld %s ", type_char(st->st_mode),
+            (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid, (unsigned)st->st_gid,
             S_ISREG(st->st_mode) || S_ISLNK(st->st_mode) ? (long long)st->st_size : 0LL, sha);
-        put_escaped(f, path);
-        if (fclose(f) != 0 || prefix < 0)
+        if (prefix < 0 || (size_t)prefix >= sizeof(head))
+                return -EINVAL;
+        line = malloc((size_t)prefix + len + extra + 1);
+        if (!line)
                 return -ENOMEM;
-        *ret = TAKE_PTR(buf);
+        memcpy(line, head, (size_t)prefix);
+        o = line + prefix;
+        if (extra == 0) {
+                memcpy(o, path, len + 1);
+        } else {
+                for (const char *c = path; *c; c++) {
+                        if (*c == '\n' || *c == '\\') {
+                                *o++ = '\\';
+                                *o++ = *c == '\n' ? 'n' : '\\';
+                        } else
+                                *o++ = *c;
+                }
+                *o = 0;
+        }
+        *ret = line;
         *ret_path = prefix;
         return 0;
 }
