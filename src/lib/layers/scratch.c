@@ -14,64 +14,16 @@
 #include "scratch.h"
 #include "strv.h"
 
-static int count_dir(int fd, uint64_t *n)
-{
-        _cleanup_closedir_ DIR *d = NULL;
-        struct dirent *de;
-        int r;
-
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
-        while ((errno = 0, de = readdir(d))) {
-                int cfd;
-
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                (*n)++;
-                if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-                        continue;
-                cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-                if (cfd < 0) {
-                        if (errno == ENOTDIR)
-                                continue;
-                        return -errno;
-                }
-                r = count_dir(cfd, n);
-                if (r < 0)
-                        return r;
-        }
-        return errno ? -errno : 0;
-}
-
-int scratch_count_at(int dirfd, const char *upper, uint64_t *ret)
-{
-        uint64_t n = 0;
-        int fd, r;
-
-        fd = openat(dirfd, upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) {
-                if (errno != ENOENT)
-                        return -errno;
-                *ret = 0;
-                return 0;
-        }
-        r = count_dir(fd, &n);
-        if (r < 0)
-                return r;
-        *ret = n;
-        return 0;
-}
-
+/* One walk of the scratch upper serves both: it counts every entry and,
+ * given a change list, finds the changes it overrides. */
 struct overrides {
         int layer_fd;
         const char *layer;
-        const struct change_list *l;
+        const struct change_list *l; /* NULL: only count */
         size_t max, n;
         char **found;
         size_t n_found;
+        uint64_t entries;
 };
 
 /* The first index of l whose path is >= key. */
@@ -149,7 +101,22 @@ static bool layer_has_non_dir(struct overrides *o, const char *path)
         return fstatat(o->layer_fd, rel, &st, AT_SYMLINK_NOFOLLOW) >= 0 && !S_ISDIR(st.st_mode);
 }
 
-static int walk(struct overrides *o, int fd, const char *prefix)
+/* What the scratch upper's entry (dirfd, name) at path, a dir when cfd >=
+ * 0, overrides; *ret_hides is set when it hides all below it. */
+static int entry_overrides(struct overrides *o, int cfd, const char *path, bool *ret_hides)
+{
+        /* a file, a link, a whiteout or an opaque dir hides it all */
+        *ret_hides = cfd < 0 || changes_is_opaque_fd(cfd);
+        if (*ret_hides)
+                return hide(o, path, true, true);
+        /* a plain dir merges with a layer's dir, not with a file */
+        if (layer_has_non_dir(o, path))
+                return hide(o, path, true, false);
+        return 0;
+}
+
+/* hidden: an entry above already hides everything below. */
+static int walk(struct overrides *o, int fd, const char *prefix, bool hidden)
 {
         _cleanup_closedir_ DIR *d = NULL;
         struct dirent *de;
@@ -162,51 +129,60 @@ static int walk(struct overrides *o, int fd, const char *prefix)
         }
         while ((errno = 0, de = readdir(d))) {
                 _cleanup_free_ char *path = NULL;
+                _cleanup_close_ int cfd = -1;
+                bool hides = false;
                 struct stat st;
-                int cfd;
 
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
+                o->entries++;
                 if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         return -errno;
                 if (asprintf(&path, "%s/%s", prefix, de->d_name) < 0)
                         return -ENOMEM;
-                if (!S_ISDIR(st.st_mode)) {
-                        /* a file, a link or a whiteout hides it all */
-                        r = hide(o, path, true, true);
+                if (S_ISDIR(st.st_mode)) {
+                        cfd = openat(dirfd(d), de->d_name,
+                                     O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                        if (cfd < 0)
+                                return -errno;
+                }
+                if (o->l && !hidden) {
+                        r = entry_overrides(o, cfd, path, &hides);
                         if (r < 0)
                                 return r;
-                        continue;
                 }
-                cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-                if (cfd < 0)
-                        return -errno;
-                if (changes_is_opaque_fd(cfd)) {
-                        close(cfd);
-                        r = hide(o, path, true, true);
+                if (cfd >= 0) {
+                        r = walk(o, TAKE_FD(cfd), path, hidden || hides);
                         if (r < 0)
                                 return r;
-                        continue;
                 }
-                /* a plain dir merges with a layer's dir, not with a file */
-                if (layer_has_non_dir(o, path)) {
-                        r = hide(o, path, true, false);
-                        if (r < 0) {
-                                close(cfd);
-                                return r;
-                        }
-                }
-                r = walk(o, cfd, path);
-                if (r < 0)
-                        return r;
         }
         return errno ? -errno : 0;
+}
+
+int scratch_count_at(int dirfd, const char *upper, uint64_t *ret)
+{
+        struct overrides o = {.layer_fd = -1};
+        int fd, r;
+
+        fd = openat(dirfd, upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+                if (errno != ENOENT)
+                        return -errno;
+                *ret = 0;
+                return 0;
+        }
+        r = walk(&o, fd, "", false);
+        if (r < 0)
+                return r;
+        *ret = o.entries;
+        return 0;
 }
 
 int scratch_overrides_at(int dirfd, const char *upper, int layer_fd, const char *layer,
                          const struct change_list *l, size_t max, char ***ret)
 {
-        struct overrides o = {layer_fd, layer, l, max, 0, NULL, 0};
+        struct overrides o = {.layer_fd = layer_fd, .layer = layer, .l = l, .max = max};
         int fd, r;
 
         *ret = NULL;
@@ -215,7 +191,7 @@ int scratch_overrides_at(int dirfd, const char *upper, int layer_fd, const char 
         fd = openat(dirfd, upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
-        r = walk(&o, fd, "");
+        r = walk(&o, fd, "", false);
         if (r < 0) {
                 strv_free(o.found);
                 return r;
