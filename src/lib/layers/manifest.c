@@ -320,32 +320,37 @@ int manifest_drop(struct manifest *mf, const char *path)
 int manifest_rescan_at(struct manifest *mf, int dirfd, const char *rel, const char *path)
 {
         _cleanup_close_ int pfd = -1, cfd = -1;
-        _cleanup_free_ char *parent = NULL;
-        const char *name;
+        _cleanup_free_ char *copy = strdup(rel);
+        char *name, *slash;
         struct stat st;
         int r;
 
+        if (!copy)
+                return -ENOMEM;
         r = manifest_drop(mf, path);
         if (r < 0)
                 return r;
-        if (fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        /* Down to the entry's dir without following a symlink, as the walk
+         * does: a path through a link is not in the tree. */
+        pfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        if (pfd < 0)
+                return -errno;
+        for (name = copy; (slash = strchr(name, '/')); name = slash + 1) {
+                int fd;
+
+                *slash = 0;
+                fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0)
+                        return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? 0 : -errno;
+                safe_close(pfd);
+                pfd = fd;
+        }
+        if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return errno == ENOENT ? 0 : -errno;
-        /* entries_add wants the entry's own dir (to read a file) */
-        name = strrchr(rel, '/');
-        if (name) {
-                parent = strndup(rel, (size_t)(name - rel));
-                if (!parent)
-                        return -ENOMEM;
-                pfd = openat(dirfd, parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-                if (pfd < 0)
-                        return -errno;
-                name++;
-        } else
-                name = rel;
-        r = entries_add(&mf->e, pfd >= 0 ? pfd : dirfd, name, path, &st);
+        r = entries_add(&mf->e, pfd, name, path, &st);
         if (r < 0 || !S_ISDIR(st.st_mode))
                 return r;
-        cfd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        cfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (cfd < 0)
                 return -errno;
         return walk(cfd, path, &mf->e);

@@ -107,6 +107,14 @@ static void test_built_by_capture(void **state)
         assert_null(strstr(built, "/var/lib/st/data"));
         assert_non_null(strstr(built, " /var/lib/st\n"));
 
+        /* a path through a symlink is not in the tree: never followed */
+        assert_int_equal(symlinkat("/etc", root, "up/hostetc"), 0);
+        assert_int_equal(manifest_add_at(root, "up/hostetc", "/hostetc",
+                                         &(struct stat){.st_mode = S_IFLNK | 0777, .st_size = 4},
+                                         mf),
+                         0);
+        assert_int_equal(manifest_rescan_at(mf, root, "up/hostetc/passwd", "/hostetc/passwd"), 0);
+
         /* a subtree gone entirely is dropped with what was below it */
         assert_int_equal(rm_rf_at(root, "up/opt/app", RM_ROOT), 0);
         assert_int_equal(manifest_rescan_at(mf, root, "up/opt/app", "/opt/app"), 0);
@@ -116,6 +124,8 @@ static void test_built_by_capture(void **state)
         walked2 = slurp(root, "walked2");
         assert_string_equal(built2, walked2);
         assert_null(strstr(built2, "/opt/app"));
+        assert_null(strstr(built2, "/hostetc/passwd"));
+        assert_non_null(strstr(built2, " /hostetc\n"));
 }
 
 TEST_MAIN(cmocka_unit_test_setup_teardown(test_sha256_size_hint, setup, teardown),
