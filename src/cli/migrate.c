@@ -455,6 +455,11 @@ static int run_status(struct migrate_args *a)
                 json_array_foreach(json_object_get(j, "rolled_back"), i, v)
                     printf("  %s\n", json_string_value(json_object_get(v, "id")));
         }
+        v = json_object_get(j, "scratch_upper");
+        printf("scratch upper: %lld path%s in %s (runtime edits, above every layer)\n",
+               (long long)json_integer_value(json_object_get(v, "paths")),
+               json_integer_value(json_object_get(v, "paths")) == 1 ? "" : "s",
+               json_string_value(json_object_get(v, "path")));
         json_decref(j);
         return EXIT_OK;
 }
@@ -866,31 +871,191 @@ static int absolute(const char **path, char **storage)
         return 0;
 }
 
+/* The long options without a short letter (getopt_long values). */
+enum {
+        ARG_DATA = 0x100,
+        ARG_BASE,
+        ARG_DIR,
+        ARG_JSON,
+        ARG_TO,
+        ARG_FROM,
+        ARG_LAST,
+        ARG_DRY_RUN,
+        ARG_TIMEOUT,
+        ARG_MAX_LAYERS,
+        ARG_LOG_LEVEL,
+        ARG_ALL,
+        ARG_REBUILD,
+        ARG_STATE,
+        ARG_BASE_ID,
+        ARG_FORCE,
+        ARG_CONTENT,
+        ARG_OUT_OF_ORDER,
+        ARG_AUDIT,
+        ARG_AUDIT_CONFIG,
+        ARG_WHY,
+};
+
+/* The number options: --timeout and --max-layers. -1 to go on, or the
+ * exit status of a usage error. */
+static int parse_number_option(int opt, const char *arg, struct migrate_args *a)
+{
+        uint64_t v;
+
+        if (opt == ARG_TIMEOUT) {
+                if (parse_uint(arg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {
+                        log_error("invalid --timeout '%s': a positive number of seconds", arg);
+                        return EXIT_USAGE;
+                }
+                a->timeout_usec = v * 1000000;
+                return -1;
+        }
+        if (parse_uint(arg, MIGRATE_MAX_LAYERS, &v) < 0 || v < 2) {
+                log_error("invalid --max-layers '%s': 2 to %d", arg, MIGRATE_MAX_LAYERS);
+                return EXIT_USAGE;
+        }
+        a->max_layers = (size_t)v;
+        return -1;
+}
+
+/* One option (getopt_long's opt, with optarg) into a, the positional
+ * arguments, help and version. -1 to go on, or an exit status. */
+static int parse_option(int opt, struct migrate_args *a, char ***positional, bool *help,
+                        bool *version)
+{
+        int level;
+
+        switch (opt) {
+        case 1:
+                if (strv_extend(positional, optarg) < 0)
+                        return log_oom(), EXIT_SOFTWARE;
+                break;
+        case 'h':
+                *help = true;
+                break;
+        case 'V':
+                *version = true;
+                break;
+        case 'v':
+                log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+                break;
+        case 'q':
+                log_set_max_level(LOG_ERR);
+                break;
+        case ARG_LOG_LEVEL:
+                level = log_level_from_string(optarg);
+                if (level < 0) {
+                        log_error("invalid log level '%s'", optarg);
+                        return EXIT_USAGE;
+                }
+                log_set_max_level(level);
+                break;
+        case ARG_DATA:
+                a->data_dir = optarg;
+                break;
+        case ARG_BASE:
+                a->base = optarg;
+                break;
+        case ARG_DIR:
+                a->dir = optarg;
+                break;
+        case ARG_JSON:
+                a->json = true;
+                break;
+        case ARG_TO:
+                a->to = optarg;
+                break;
+        case ARG_FROM:
+                a->from = optarg;
+                break;
+        case ARG_LAST:
+                a->last = true;
+                break;
+        case ARG_ALL:
+                a->all = true;
+                break;
+        case ARG_DRY_RUN:
+                a->dry_run = true;
+                break;
+        case ARG_REBUILD:
+                a->rebuild = true;
+                break;
+        case ARG_STATE:
+                a->state = true;
+                break;
+        case ARG_BASE_ID:
+                a->base_id = optarg;
+                break;
+        case ARG_FORCE:
+                a->force = true;
+                break;
+        case ARG_CONTENT:
+                a->content = true;
+                break;
+        case ARG_OUT_OF_ORDER:
+                a->out_of_order = true;
+                break;
+        case ARG_AUDIT:
+                a->audit = true;
+                break;
+        case ARG_AUDIT_CONFIG:
+                a->audit_config = optarg;
+                break;
+        case ARG_WHY:
+                a->why = true;
+                break;
+        case ARG_TIMEOUT:
+        case ARG_MAX_LAYERS:
+                return parse_number_option(opt, optarg, a);
+        case '?':
+                return EXIT_USAGE;
+        default:
+                return EXIT_SOFTWARE;
+        }
+        return -1;
+}
+
+/* The command named by the first positional argument: *ret (NULL when
+ * there is none). -1 to go on, or the exit status of a usage error. */
+static int find_command(char *const *positional, const char *prog,
+                        const struct migrate_command **ret)
+{
+        *ret = NULL;
+        if (!positional)
+                return -1;
+        for (size_t i = 0; i < ELEMENTSOF(migrate_commands); i++)
+                if (streq(migrate_commands[i].name, positional[0]))
+                        *ret = &migrate_commands[i];
+        if (*ret)
+                return -1;
+        log_error("unknown command '%s'; run '%s --help' for the list", positional[0], prog);
+        return EXIT_USAGE;
+}
+
+/* Runs the command with the data dir and base made absolute; with --json
+ * a failure is one object with its error too. */
+static int run_command(const struct migrate_command *c, struct migrate_args *a, const char *prog)
+{
+        _cleanup_free_ char *data_abs = NULL, *base_abs = NULL;
+        int ret;
+
+        if (absolute(&a->data_dir, &data_abs) < 0 || absolute(&a->base, &base_abs) < 0)
+                return log_oom(), EXIT_SOFTWARE;
+        progress_init(prog, a->json);
+        ret = c->run(a);
+        progress_end();
+        if (a->json && ret != EXIT_OK && !json_printed) {
+                json_t *j = json_pack("{s:s}", "error", last_error ? last_error : "failed");
+                print_json(j);
+                json_decref(j);
+        }
+        free(last_error);
+        last_error = NULL;
+        return ret;
+}
+
 int migrate_main(int argc, char **argv, const char *prog)
 {
-        enum {
-                ARG_DATA = 0x100,
-                ARG_BASE,
-                ARG_DIR,
-                ARG_JSON,
-                ARG_TO,
-                ARG_FROM,
-                ARG_LAST,
-                ARG_DRY_RUN,
-                ARG_TIMEOUT,
-                ARG_MAX_LAYERS,
-                ARG_LOG_LEVEL,
-                ARG_ALL,
-                ARG_REBUILD,
-                ARG_STATE,
-                ARG_BASE_ID,
-                ARG_FORCE,
-                ARG_CONTENT,
-                ARG_OUT_OF_ORDER,
-                ARG_AUDIT,
-                ARG_AUDIT_CONFIG,
-                ARG_WHY,
-        };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
@@ -923,116 +1088,17 @@ int migrate_main(int argc, char **argv, const char *prog)
         const struct migrate_command *c = NULL;
         struct migrate_args a = {.prog = prog, .data_dir = "/data", .base = "/"};
         bool help = false, version = false;
-        uint64_t v;
-        int opt, level, ret;
+        int opt, ret;
 
         /* Options may come before or after the command; getopt's messages
          * start with argv[0]. */
         argv[0] = (char *)prog;
         optind = 0;
         while ((opt = getopt_long(argc, argv, "-hVvq", options, NULL)) >= 0) {
-                switch (opt) {
-                case 1:
-                        if (strv_extend(&positional, optarg) < 0)
-                                return log_oom(), EXIT_SOFTWARE;
-                        break;
-                case 'h':
-                        help = true;
-                        break;
-                case 'V':
-                        version = true;
-                        break;
-                case 'v':
-                        log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
-                        break;
-                case 'q':
-                        log_set_max_level(LOG_ERR);
-                        break;
-                case ARG_LOG_LEVEL:
-                        level = log_level_from_string(optarg);
-                        if (level < 0) {
-                                log_error("invalid log level '%s'", optarg);
-                                return EXIT_USAGE;
-                        }
-                        log_set_max_level(level);
-                        break;
-                case ARG_DATA:
-                        a.data_dir = optarg;
-                        break;
-                case ARG_BASE:
-                        a.base = optarg;
-                        break;
-                case ARG_DIR:
-                        a.dir = optarg;
-                        break;
-                case ARG_JSON:
-                        a.json = true;
-                        break;
-                case ARG_TO:
-                        a.to = optarg;
-                        break;
-                case ARG_FROM:
-                        a.from = optarg;
-                        break;
-                case ARG_LAST:
-                        a.last = true;
-                        break;
-                case ARG_ALL:
-                        a.all = true;
-                        break;
-                case ARG_DRY_RUN:
-                        a.dry_run = true;
-                        break;
-                case ARG_REBUILD:
-                        a.rebuild = true;
-                        break;
-                case ARG_STATE:
-                        a.state = true;
-                        break;
-                case ARG_BASE_ID:
-                        a.base_id = optarg;
-                        break;
-                case ARG_FORCE:
-                        a.force = true;
-                        break;
-                case ARG_CONTENT:
-                        a.content = true;
-                        break;
-                case ARG_OUT_OF_ORDER:
-                        a.out_of_order = true;
-                        break;
-                case ARG_AUDIT:
-                        a.audit = true;
-                        break;
-                case ARG_AUDIT_CONFIG:
-                        a.audit_config = optarg;
-                        break;
-                case ARG_WHY:
-                        a.why = true;
-                        break;
-                case ARG_TIMEOUT:
-                        if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {
-                                log_error("invalid --timeout '%s': a positive number of seconds",
-                                          optarg);
-                                return EXIT_USAGE;
-                        }
-                        a.timeout_usec = v * 1000000;
-                        break;
-                case ARG_MAX_LAYERS:
-                        if (parse_uint(optarg, MIGRATE_MAX_LAYERS, &v) < 0 || v < 2) {
-                                log_error("invalid --max-layers '%s': 2 to %d", optarg,
-                                          MIGRATE_MAX_LAYERS);
-                                return EXIT_USAGE;
-                        }
-                        a.max_layers = (size_t)v;
-                        break;
-                case '?':
-                        return EXIT_USAGE;
-                default:
-                        return EXIT_SOFTWARE;
-                }
+                ret = parse_option(opt, &a, &positional, &help, &version);
+                if (ret >= 0)
+                        return ret;
         }
-
         if (version) {
                 if (positional) {
                         log_error("--version takes no arguments; unexpected '%s'", positional[0]);
@@ -1041,16 +1107,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                 printf("%s %s\n", prog, STRATA_VERSION);
                 return EXIT_OK;
         }
-        if (positional) {
-                for (size_t i = 0; i < ELEMENTSOF(migrate_commands); i++)
-                        if (streq(migrate_commands[i].name, positional[0]))
-                                c = &migrate_commands[i];
-                if (!c) {
-                        log_error("unknown command '%s'; run '%s --help' for the list",
-                                  positional[0], prog);
-                        return EXIT_USAGE;
-                }
-        }
+        ret = find_command(positional, prog, &c);
+        if (ret >= 0)
+                return ret;
         if (help) {
                 migrate_usage(stdout, prog, c);
                 return EXIT_OK;
@@ -1060,24 +1119,7 @@ int migrate_main(int argc, char **argv, const char *prog)
                 return EXIT_USAGE;
         }
         a.positional = positional;
-        {
-                _cleanup_free_ char *data_abs = NULL, *base_abs = NULL;
-
-                if (absolute(&a.data_dir, &data_abs) < 0 || absolute(&a.base, &base_abs) < 0)
-                        return log_oom(), EXIT_SOFTWARE;
-                progress_init(prog, a.json);
-                ret = c->run(&a);
-                progress_end();
-                /* --json: a failure is one object with its error too */
-                if (a.json && ret != EXIT_OK && !json_printed) {
-                        json_t *j = json_pack("{s:s}", "error", last_error ? last_error : "failed");
-                        print_json(j);
-                        json_decref(j);
-                }
-                free(last_error);
-                last_error = NULL;
-                return ret;
-        }
+        return run_command(c, &a, prog);
 }
 
 int cmd_migrate(int argc, char **argv)

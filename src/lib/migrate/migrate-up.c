@@ -26,6 +26,7 @@
 #include "migrate.h"
 #include "migration.h"
 #include "sandbox.h"
+#include "scratch.h"
 #include "sha256.h"
 #include "statepath.h"
 #include "strv.h"
@@ -239,6 +240,7 @@ struct apply {
         char sha[SHA256_HEX_SIZE];
         usec_t start, now;
         struct change_list changes;
+        struct manifest *manifest; /* of fs/, built by the capture's walk */
 };
 
 static void apply_done(struct apply *a)
@@ -258,6 +260,7 @@ static void apply_done(struct apply *a)
         safe_close(a->log_fd);
         safe_close(a->state_fd);
         change_list_done(&a->changes);
+        manifest_free(a->manifest);
         *a = (struct apply){.tfd = -1, .log_fd = -1, .state_fd = -1};
 }
 
@@ -646,7 +649,8 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
 
 /* Step "captured": takes the policy-rc.d the plan wrote back out of the
  * upper and computes the change list of the upper against the lowers
- * (paths under state paths are not changes of the layer). */
+ * (paths under state paths are not changes of the layer); the same walk
+ * builds the layer's manifest (one getdents + fstatat pass over the tree). */
 static int apply_capture_changes(struct apply *a, char **ret_error)
 {
         _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
@@ -659,7 +663,11 @@ static int apply_capture_changes(struct apply *a, char **ret_error)
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot remove '%s/usr/sbin/policy-rc.d'",
                                          a->upper);
-        r = changes_capture_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths, &a->changes);
+        a->manifest = manifest_new();
+        if (!a->manifest)
+                return -ENOMEM;
+        r = changes_capture_visit_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths,
+                                     manifest_add_at, a->manifest, &a->changes);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot compute the changes in '%s'",
                                          a->upper);
@@ -724,6 +732,10 @@ static int apply_split_state(struct apply *a, char **ret_error)
                                 return set_error_message(ret_error, r,
                                                          "cannot keep the state '%s' of '%s'", *p,
                                                          a->mi->id);
+                        /* what stays in the layer's tree (whiteouts) */
+                        r = manifest_rescan_at(a->manifest, a->tfd, lp, *p);
+                        if (r < 0)
+                                return r;
                 }
         }
         if (fclose(TAKE_PTR(f)) != 0)
@@ -761,7 +773,7 @@ static int apply_write_layer(struct apply *a, char **ret_error)
                                       a->mi->services, a->own_state, ret_error);
         if (r < 0)
                 return r;
-        r = manifest_write_at(a->tfd, "fs", a->tfd, MANIFEST_FILE);
+        r = manifest_save_at(a->manifest, a->tfd, MANIFEST_FILE);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot write the manifest of '%s'",
                                          a->tmp_abs);
@@ -948,6 +960,45 @@ static void apply_fail(struct apply *a, int r, char **ret_error)
                              0, NULL);
 }
 
+/* After the commit: the paths of the new layer that the machine's scratch
+ * upper overrides (runtime edits hide the layer's versions), said as a
+ * notice naming the first of them. Only a warning: the layer is in. */
+static void apply_warn_overrides(struct apply *a)
+{
+        struct migrate *m = a->m;
+        const struct layer_entry *e = &m->md.layers[m->md.n_layers - 1];
+        _cleanup_strv_ char **paths = NULL;
+        _cleanup_free_ char *fs = NULL, *list = NULL, *msg = NULL;
+        size_t size = 0;
+        FILE *f;
+        int n;
+
+        if (asprintf(&fs, "%s/fs", e->dir) < 0)
+                return;
+        n = scratch_overrides_at(m->data_fd, SCRATCH_UPPER, m->layers_fd, fs, &a->changes, 10,
+                                 &paths);
+        if (n < 0)
+                log_debug_errno(n, "cannot compare '%s/%s' with the layer: %m", m->data_dir,
+                                SCRATCH_UPPER);
+        if (n <= 0)
+                return;
+        f = open_memstream(&list, &size);
+        if (!f)
+                return;
+        STRV_FOREACH (p, paths)
+                fprintf(f, "%s%s", p == paths ? "" : ", ", *p);
+        if ((size_t)n > strv_length(paths))
+                fprintf(f, " and %zu more", (size_t)n - strv_length(paths));
+        if (fclose(f) != 0)
+                return;
+        if (asprintf(&msg,
+                     "%s: the machine's scratch upper '%s/%s' overrides %d path%s this layer "
+                     "changes (runtime edits hide its version): %s",
+                     a->mi->id, m->data_dir, SCRATCH_UPPER, n, n == 1 ? "" : "s", list) < 0)
+                return;
+        migrate_emit(m, MIGRATE_EVENT_NOTICE, a->mi->id, msg, 0, NULL);
+}
+
 static int apply_one(struct migrate *m, const struct migration *mi, char **ret_error)
 {
         static int (*const before_rename[])(struct apply *, char **) = {
@@ -990,6 +1041,7 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         r = apply_finish(&a, ret_error);
         if (r < 0)
                 return r;
+        apply_warn_overrides(&a);
 
         e = &m->md.layers[m->md.n_layers - 1];
         if (m->o.event) {
