@@ -40,6 +40,7 @@ struct lab_args {
         const char *hostname;
         uint64_t timeout_usec;
         enum machine_dev dev;
+        enum machine_cgroup cgroup;
         const char *services; /* lab test: dir with the s6 test-runner files */
         bool dry_run;
         bool json;
@@ -67,6 +68,8 @@ static const char lab_options_help[] =
     "  --net host|none       share the host's network (default) or only a loopback\n"
     "  --hostname NAME       the machine's hostname (default strata-lab)\n"
     "  --dev minimal|host    a minimal /dev (default) or the host's\n"
+    "  --cgroup none|host    /sys/fs/cgroup empty (default) or the host's cgroup\n"
+    "                        trees (what podman, runc or systemd in it need)\n"
     "  --timeout SECONDS     kill the machine after SECONDS, exit 124\n"
     "  --chdir DIR           run CMD in DIR of the machine (default /)\n"
     "  --dry-run             print the mount plan and exit (with --json: as JSON)\n"
@@ -81,8 +84,8 @@ void help_lab(void)
                "\n"
                "A throwaway strata machine in new mount, pid, uts and ipc namespaces (and net\n"
                "with --net none), its root assembled like overlayfs-init does it: the data\n"
-               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths;\n"
-               "/tmp is a fresh tmpfs.\n"
+               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths\n"
+               "(and the host's cgroup trees with --cgroup host); /tmp is a fresh tmpfs.\n"
                "\n"
                "  run    runs CMD as the machine's command\n"
                "  test   boots 's6-svscan /etc/s6' with a test-runner service that runs CMD\n"
@@ -152,6 +155,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
                 ARG_HOSTNAME,
                 ARG_TIMEOUT,
                 ARG_DEV,
+                ARG_CGROUP,
                 ARG_SERVICES,
                 ARG_DRY_RUN,
                 ARG_JSON,
@@ -168,6 +172,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
             {"hostname", required_argument, NULL, ARG_HOSTNAME},
             {"timeout", required_argument, NULL, ARG_TIMEOUT},
             {"dev", required_argument, NULL, ARG_DEV},
+            {"cgroup", required_argument, NULL, ARG_CGROUP},
             {"services", required_argument, NULL, ARG_SERVICES},
             {"dry-run", no_argument, NULL, ARG_DRY_RUN},
             {"json", no_argument, NULL, ARG_JSON},
@@ -179,6 +184,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
 
         a->hostname = "strata-lab";
         a->dev = MACHINE_DEV_MINIMAL;
+        a->cgroup = MACHINE_CGROUP_NONE;
 
         /* '+': CMD's own options are not ours. */
         while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
@@ -244,6 +250,16 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
                                 a->dev = MACHINE_DEV_HOST;
                         else {
                                 log_error("invalid --dev '%s': 'minimal' or 'host'", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_CGROUP:
+                        if (streq(optarg, "none"))
+                                a->cgroup = MACHINE_CGROUP_NONE;
+                        else if (streq(optarg, "host"))
+                                a->cgroup = MACHINE_CGROUP_HOST;
+                        else {
+                                log_error("invalid --cgroup '%s': 'none' or 'host'", optarg);
                                 return -EINVAL;
                         }
                         break;
@@ -594,6 +610,7 @@ static int lab_main(int argc, char **argv, bool test)
              * root cannot be an upper). */
             .tmp_tmpfs = true,
             .dev = a.dev,
+            .cgroup = a.cgroup,
             .binds = a.binds,
             .n_binds = a.n_binds,
         };

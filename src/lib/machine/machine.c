@@ -189,7 +189,7 @@ int machine_root_plan(const struct machine_options *o, const struct layer_metada
         if (r >= 0)
                 r = mount_plan_add_sysfs(
                     p, "/sys", MOUNT_PLAN_CREATE_DEST | (o->read_only_kernel ? MOUNT_PLAN_RO : 0));
-        if (r >= 0)
+        if (r >= 0 && o->cgroup == MACHINE_CGROUP_HOST)
                 r = mount_plan_add_bind(p, "/sys/fs/cgroup", "/sys/fs/cgroup",
                                         MOUNT_PLAN_REC | MOUNT_PLAN_OPTIONAL |
                                             (o->read_only_kernel ? MOUNT_PLAN_RO : 0));
