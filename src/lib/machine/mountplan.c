@@ -1815,6 +1815,24 @@ static int depth_cmp(const void *a, const void *b)
         return y->id - x->id;
 }
 
+/* With pol->namespace_ends: whether entry i can be left to the end of the
+ * namespace: its parent is a kept mount at under, and the kernel finds it
+ * unused (MNT_EXPIRE answers EAGAIN only for a mount nobody holds and with
+ * nothing mounted on it; it unmounts nothing on a first call). */
+static bool teardown_can_leave(const struct mount_list *l, size_t i, const char *under,
+                               bool keep_under, const struct mount_teardown_policy *pol)
+{
+        int (*um)(const char *, int) = pol->umount ? pol->umount : sys_umount;
+        bool parent_kept = false;
+
+        if (!pol->namespace_ends || !keep_under)
+                return false;
+        for (size_t k = 0; k < l->n && !parent_kept; k++)
+                parent_kept = l->entries[k].id == l->entries[i].parent_id &&
+                              streq(l->entries[k].target, under);
+        return parent_kept && um(l->entries[i].target, UMOUNT_NOFOLLOW | MNT_EXPIRE) == -EAGAIN;
+}
+
 int mount_teardown_under(const char *under, bool keep_under,
                          const struct mount_teardown_policy *pol, struct mount_teardown_result *res)
 {
@@ -1829,6 +1847,10 @@ int mount_teardown_under(const char *under, bool keep_under,
         for (size_t i = 0; i < l.n; i++) {
                 if (keep_under && streq(l.entries[i].target, under))
                         continue;
+                if (teardown_can_leave(&l, i, under, keep_under, pol)) {
+                        res->unmounted++;
+                        continue;
+                }
                 r = mount_teardown_one(l.entries[i].target, pol, res);
                 if (r < 0 && first == 0)
                         first = r;
