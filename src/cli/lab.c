@@ -144,24 +144,133 @@ static bool hostname_is_valid(const char *s)
         return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
 }
 
+enum {
+        ARG_DATA = 0x100,
+        ARG_EPHEMERAL,
+        ARG_BASE,
+        ARG_BIND,
+        ARG_NET,
+        ARG_HOSTNAME,
+        ARG_TIMEOUT,
+        ARG_DEV,
+        ARG_CGROUP,
+        ARG_SERVICES,
+        ARG_DRY_RUN,
+        ARG_JSON,
+        ARG_CHDIR,
+        ARG_FORCE,
+};
+
+/* The value of --OPTION among two words: 0 for the first, 1 the second. */
+static int parse_choice(const char *option, const char *value, const char *first,
+                        const char *second)
+{
+        if (streq(value, first))
+                return 0;
+        if (streq(value, second))
+                return 1;
+        log_error("invalid --%s '%s': '%s' or '%s'", option, value, first, second);
+        return -EINVAL;
+}
+
+static int parse_hostname(const char *value, struct lab_args *a)
+{
+        if (streq(value, "--")) {
+                log_error("--hostname needs a NAME before '--'");
+                return -EINVAL;
+        }
+        if (!hostname_is_valid(value)) {
+                log_error("invalid --hostname '%s': 1 to 64 letters, digits, '-' and '_', in "
+                          "labels separated by single dots, not starting with '-' or '.'",
+                          value);
+                return -EINVAL;
+        }
+        a->hostname = value;
+        return 0;
+}
+
+static int parse_timeout(const char *value, struct lab_args *a)
+{
+        char *end;
+        double t;
+
+        errno = 0;
+        t = strtod(value, &end);
+        if (errno || end == value || *end || !(t > 0) || t > 1e9) {
+                log_error("invalid --timeout '%s': a positive number of seconds", value);
+                return -EINVAL;
+        }
+        a->timeout_usec = (uint64_t)(t * 1e6);
+        return 0;
+}
+
+/* One option of lab_parse and its value. Returns 0, 1 after --help, or
+ * -EINVAL (logged). */
+static int lab_parse_option(int opt, const char *arg, struct lab_args *a, bool test)
+{
+        int k;
+
+        switch (opt) {
+        case 'h':
+                help_lab();
+                return 1;
+        case ARG_DATA:
+                a->data = arg;
+                return 0;
+        case ARG_EPHEMERAL:
+                a->ephemeral = true;
+                return 0;
+        case ARG_BASE:
+                a->base = arg;
+                return 0;
+        case ARG_BIND:
+                return parse_bind(arg, a) < 0 ? -EINVAL : 0;
+        case ARG_NET:
+                k = parse_choice("net", arg, "host", "none");
+                a->net_none = k == 1;
+                return k < 0 ? k : 0;
+        case ARG_HOSTNAME:
+                return parse_hostname(arg, a);
+        case ARG_TIMEOUT:
+                return parse_timeout(arg, a);
+        case ARG_DEV:
+                k = parse_choice("dev", arg, "minimal", "host");
+                a->dev = k == 1 ? MACHINE_DEV_HOST : MACHINE_DEV_MINIMAL;
+                return k < 0 ? k : 0;
+        case ARG_CGROUP:
+                k = parse_choice("cgroup", arg, "none", "host");
+                a->cgroup = k == 1 ? MACHINE_CGROUP_HOST : MACHINE_CGROUP_NONE;
+                return k < 0 ? k : 0;
+        case ARG_SERVICES:
+                if (!test) {
+                        log_error("--services is an option of 'strata lab test'");
+                        return -EINVAL;
+                }
+                a->services = arg;
+                return 0;
+        case ARG_DRY_RUN:
+                a->dry_run = true;
+                return 0;
+        case ARG_JSON:
+                a->json = true;
+                return 0;
+        case ARG_CHDIR:
+                if (arg[0] != '/') {
+                        log_error("invalid --chdir '%s': an absolute path in the machine", arg);
+                        return -EINVAL;
+                }
+                a->chdir = arg;
+                return 0;
+        case ARG_FORCE:
+                a->force = true;
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
 static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
 {
-        enum {
-                ARG_DATA = 0x100,
-                ARG_EPHEMERAL,
-                ARG_BASE,
-                ARG_BIND,
-                ARG_NET,
-                ARG_HOSTNAME,
-                ARG_TIMEOUT,
-                ARG_DEV,
-                ARG_CGROUP,
-                ARG_SERVICES,
-                ARG_DRY_RUN,
-                ARG_JSON,
-                ARG_CHDIR,
-                ARG_FORCE,
-        };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
             {"data", required_argument, NULL, ARG_DATA},
@@ -180,7 +289,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
             {"force", no_argument, NULL, ARG_FORCE},
             {},
         };
-        int opt;
+        int opt, r;
 
         a->hostname = "strata-lab";
         a->dev = MACHINE_DEV_MINIMAL;
@@ -188,110 +297,9 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
 
         /* '+': CMD's own options are not ours. */
         while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
-                switch (opt) {
-                case 'h':
-                        help_lab();
-                        return 1;
-                case ARG_DATA:
-                        a->data = optarg;
-                        break;
-                case ARG_EPHEMERAL:
-                        a->ephemeral = true;
-                        break;
-                case ARG_BASE:
-                        a->base = optarg;
-                        break;
-                case ARG_BIND:
-                        if (parse_bind(optarg, a) < 0)
-                                return -EINVAL;
-                        break;
-                case ARG_NET:
-                        if (streq(optarg, "none"))
-                                a->net_none = true;
-                        else if (streq(optarg, "host"))
-                                a->net_none = false;
-                        else {
-                                log_error("invalid --net '%s': 'host' or 'none'", optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case ARG_HOSTNAME:
-                        if (streq(optarg, "--")) {
-                                log_error("--hostname needs a NAME before '--'");
-                                return -EINVAL;
-                        }
-                        if (!hostname_is_valid(optarg)) {
-                                log_error("invalid --hostname '%s': 1 to 64 letters, digits, '-' "
-                                          "and '_', in labels separated by single dots, not "
-                                          "starting with '-' or '.'",
-                                          optarg);
-                                return -EINVAL;
-                        }
-                        a->hostname = optarg;
-                        break;
-                case ARG_TIMEOUT: {
-                        char *end;
-                        double t;
-
-                        errno = 0;
-                        t = strtod(optarg, &end);
-                        if (errno || end == optarg || *end || !(t > 0) || t > 1e9) {
-                                log_error("invalid --timeout '%s': a positive number of seconds",
-                                          optarg);
-                                return -EINVAL;
-                        }
-                        a->timeout_usec = (uint64_t)(t * 1e6);
-                        break;
-                }
-                case ARG_DEV:
-                        if (streq(optarg, "minimal"))
-                                a->dev = MACHINE_DEV_MINIMAL;
-                        else if (streq(optarg, "host"))
-                                a->dev = MACHINE_DEV_HOST;
-                        else {
-                                log_error("invalid --dev '%s': 'minimal' or 'host'", optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case ARG_CGROUP:
-                        if (streq(optarg, "none"))
-                                a->cgroup = MACHINE_CGROUP_NONE;
-                        else if (streq(optarg, "host"))
-                                a->cgroup = MACHINE_CGROUP_HOST;
-                        else {
-                                log_error("invalid --cgroup '%s': 'none' or 'host'", optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case ARG_SERVICES:
-                        if (!test) {
-                                log_error("--services is an option of 'strata lab test'");
-                                return -EINVAL;
-                        }
-                        a->services = optarg;
-                        break;
-                case ARG_DRY_RUN:
-                        a->dry_run = true;
-                        break;
-                case ARG_JSON:
-                        a->json = true;
-                        break;
-                case ARG_CHDIR:
-                        if (optarg[0] != '/') {
-                                log_error("invalid --chdir '%s': an absolute path in the machine",
-                                          optarg);
-                                return -EINVAL;
-                        }
-                        a->chdir = optarg;
-                        break;
-                case ARG_FORCE:
-                        a->force = true;
-                        break;
-                case '?':
-                        return -EINVAL;
-                default:
-                        return -EINVAL;
-                }
+                r = lab_parse_option(opt, optarg, a, test);
+                if (r != 0)
+                        return r;
         }
         if (a->data && a->ephemeral) {
                 log_error("--data and --ephemeral exclude each other");
