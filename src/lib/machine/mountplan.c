@@ -913,6 +913,45 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
         return r;
 }
 
+/* /dev/NAME of the host as a node of dev: a character device made with the
+ * host's node's numbers (one mknod, no mount), or where mknod is refused (no
+ * CAP_MKNOD, a device cgroup) a bind of the host's node, as bubblewrap does
+ * without privileges. */
+static int add_dev_node(struct apply_ctx *c, int dev, const char *name)
+{
+        _cleanup_free_ char *src = NULL, *full = NULL;
+        _cleanup_close_ int node = -1;
+        struct stat st;
+        int fd, r;
+
+        if (asprintf(&src, "/dev/%s", name) < 0)
+                return -ENOMEM;
+        r = host_path(c, 0, src, &full);
+        if (r < 0)
+                return r;
+        if (stat(full, &st) < 0)
+                return -errno;
+        if (!S_ISCHR(st.st_mode))
+                return -ENODEV;
+        if (mknodat(dev, name, S_IFCHR | (st.st_mode & 0777), st.st_rdev) == 0) {
+                /* the host node's mode (not the umask's) and owner (tty: group tty) */
+                if (fchmodat(dev, name, st.st_mode & 0777, 0) < 0 ||
+                    fchownat(dev, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                return 0;
+        }
+        if (errno != EPERM && errno != EACCES)
+                return -errno;
+        fd = openat(dev, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0)
+                return -errno;
+        close(fd);
+        node = openat(dev, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        if (node < 0)
+                return -errno;
+        return bind_tree(c, src, 0, node);
+}
+
 static int apply_dev_minimal(struct apply_ctx *c, const struct mount_op *op)
 {
         static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
@@ -937,20 +976,7 @@ static int apply_dev_minimal(struct apply_ctx *c, const struct mount_op *op)
                 return r;
 
         for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
-                _cleanup_free_ char *src = NULL;
-                _cleanup_close_ int node = -1;
-                int fd;
-
-                fd = openat(dev, nodes[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-                if (fd < 0)
-                        return -errno;
-                close(fd);
-                node = openat(dev, nodes[i], O_PATH | O_CLOEXEC | O_NOFOLLOW);
-                if (node < 0)
-                        return -errno;
-                if (asprintf(&src, "/dev/%s", nodes[i]) < 0)
-                        return -ENOMEM;
-                r = bind_tree(c, src, 0, node);
+                r = add_dev_node(c, dev, nodes[i]);
                 if (r < 0)
                         return r;
         }

@@ -62,9 +62,11 @@ enum mount_op_type {
         MOUNT_OP_PROC,        /* a fresh procfs (for the current pid namespace) */
         MOUNT_OP_SYSFS,       /* a fresh sysfs (for the current net namespace) */
         MOUNT_OP_DEV,         /* recursive bind of the host's /dev */
-        MOUNT_OP_DEV_MINIMAL, /* tmpfs with null zero full random urandom tty (binds of
-                               * the host's), devpts (newinstance) + ptmx link, shm
-                               * tmpfs, fd/stdin/stdout/stderr links */
+        MOUNT_OP_DEV_MINIMAL, /* tmpfs with null zero full random urandom tty (nodes
+                               * with the host's numbers, mode and owner; binds of
+                               * the host's where mknod is refused), devpts
+                               * (newinstance) + ptmx link, shm tmpfs,
+                               * fd/stdin/stdout/stderr links */
         MOUNT_OP_MKDIR,       /* mkdir -p DEST with mode */
         MOUNT_OP_WRITE_FILE,  /* write DATA to DEST with mode (parents created) */
         MOUNT_OP_SYMLINK,     /* symlink DEST -> TARGET (parents created) */
