@@ -189,21 +189,6 @@ static int parse_hostname(const char *value, struct lab_args *a)
         return 0;
 }
 
-static int parse_timeout(const char *value, struct lab_args *a)
-{
-        char *end;
-        double t;
-
-        errno = 0;
-        t = strtod(value, &end);
-        if (errno || end == value || *end || !(t > 0) || t > 1e9) {
-                log_error("invalid --timeout '%s': a positive number of seconds", value);
-                return -EINVAL;
-        }
-        a->timeout_usec = (uint64_t)(t * 1e6);
-        return 0;
-}
-
 /* One option of lab_parse and its value. Returns 0, 1 after --help, or
  * -EINVAL (logged). */
 static int lab_parse_option(int opt, const char *arg, struct lab_args *a, bool test)
@@ -232,7 +217,7 @@ static int lab_parse_option(int opt, const char *arg, struct lab_args *a, bool t
         case ARG_HOSTNAME:
                 return parse_hostname(arg, a);
         case ARG_TIMEOUT:
-                return parse_timeout(arg, a);
+                return timeout_parse(arg, &a->timeout_usec);
         case ARG_DEV:
                 k = parse_choice("dev", arg, "minimal", "host");
                 a->dev = k == 1 ? MACHINE_DEV_HOST : MACHINE_DEV_MINIMAL;
