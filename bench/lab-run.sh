@@ -102,9 +102,9 @@ median() {
     done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] / 1000 }'
 }
 # One side-by-side run of strata and bwrap: "LABEL.strata MS", "LABEL.bwrap MS"
-# and "LABEL.load LOAD" (the load average before the run) in $medians.
+# and "LABEL.load LOAD" (the 1-minute load average at the end of the run) in
+# $medians.
 pair() {
-    echo "load.$1 $(load)" >>"$medians"
     if command -v hyperfine >/dev/null 2>&1; then
         hyperfine -N -w 10 -r "$2" --export-json "$tmp/$1.json" \
             -n "$1.strata" "$S" -n "$1.bwrap" "$B"
@@ -117,13 +117,14 @@ PY
         echo "$1.strata $(median "$S" "$2")" >>"$medians"
         echo "$1.bwrap $(median "$B" "$2")" >>"$medians"
     fi
+    echo "load.$1 $(load)" >>"$medians"
 }
 
 echo "== quiet (load $(load))"
 pair quiet "$RUNS"
 echo "== loaded: a CPU hog on each core"
 start_hogs
-sleep 1
+sleep 2
 pair loaded "$LOADED_RUNS"
 stop_hogs
 if [ $podman_ok = 1 ]; then
