@@ -20,6 +20,7 @@
 #include "config.h"
 #include "strata-version.h"
 #include "json.h"
+#include "progress.h"
 #include "log.h"
 #include "macro.h"
 #include "migrate.h"
@@ -157,11 +158,13 @@ static void on_event(const struct migrate_event *e, void *userdata)
 
         switch (e->type) {
         case MIGRATE_EVENT_APPLYING:
-                /* progress: through the logger, so -q silences it */
+                /* progress: a live line on a terminal, else through the
+                 * logger; -q silences both */
                 if (!json)
-                        log_notice("applying %s", e->id);
+                        progress_step("applying", e->index, e->total, e->id);
                 break;
         case MIGRATE_EVENT_APPLIED:
+                progress_hide();
                 if (json) {
                         json_t *a = json_object();
                         json_object_set_new(a, "id", json_string(e->id));
@@ -229,7 +232,7 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .migrations_dir = a->dir,
             .timeout_usec = a->timeout_usec,
             .max_layers = a->max_layers,
-            .output_fd = a->json ? STDERR_FILENO : STDOUT_FILENO,
+            .output_fd = a->json ? STDERR_FILENO : progress_output(STDOUT_FILENO),
             .event = on_event,
             .userdata = sink,
             .no_repair = a->rebuild,
@@ -983,7 +986,9 @@ int migrate_main(int argc, char **argv, const char *prog)
 
                 if (absolute(&a.data_dir, &data_abs) < 0 || absolute(&a.base, &base_abs) < 0)
                         return log_oom(), EXIT_SOFTWARE;
+                progress_init(prog, a.json);
                 ret = c->run(&a);
+                progress_end();
                 /* --json: a failure is one object with its error too */
                 if (a.json && ret != EXIT_OK && !json_printed) {
                         json_t *j = json_pack("{s:s}", "error", last_error ? last_error : "failed");

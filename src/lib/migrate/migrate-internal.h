@@ -41,7 +41,8 @@ struct migrate {
         bool no_failed_log;  /* install: a failed migration keeps no failed-*.log */
         struct layer_metadata md;
         struct clock_source *clock;
-        unsigned problems; /* what the repair in migrate_open could not repair */
+        unsigned problems;             /* what the repair in migrate_open could not repair */
+        unsigned run_index, run_total; /* up: the migration being applied (1-based), of how many */
 };
 
 /* Calls the caller's event hook, if any. */

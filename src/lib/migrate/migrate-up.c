@@ -964,6 +964,9 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                     MIGRATE_EVENT_APPLIED, mi->id,     NULL,
                     e->duration_ms,        e->changes, a.changes.state_counts};
 
+                ev.index = m->run_index;
+                ev.total = m->run_total;
+
                 m->o.event(&ev, m->o.userdata);
         }
         return 0;
@@ -1061,6 +1064,20 @@ static int check_base(struct migrate *m, char **ret_error)
         return 0;
 }
 
+/* How many of set up would apply (up to and including to). */
+static unsigned count_pending(struct migrate *m, const struct migration_set *set, const char *to)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < set->n; i++) {
+                if (to && strcmp(set->items[i].id, to) > 0)
+                        break;
+                if (!migrate_is_applied(&m->md, set->items[i].id))
+                        n++;
+        }
+        return n;
+}
+
 int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error)
 {
         _cleanup_(migration_set_done) struct migration_set set = {};
@@ -1087,6 +1104,8 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
                     "listed above; 'verify' says the same): nothing was applied",
                     m->data_dir, m->problems, m->problems == 1 ? "" : "s");
 
+        m->run_index = 0;
+        m->run_total = dry_run ? 0 : count_pending(m, &set, to);
         for (size_t i = 0; i < set.n; i++) {
                 const struct migration *mi = &set.items[i];
 
@@ -1106,10 +1125,12 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
                 r = migrate_auto_squash(m, ret_error);
                 if (r < 0)
                         return r;
+                m->run_index = (unsigned)n + 1;
                 r = apply_one(m, mi, ret_error);
                 if (r < 0)
                         return r;
                 n++;
         }
+        m->run_index = m->run_total = 0;
         return n;
 }

@@ -62,6 +62,8 @@ struct migrate_event {
         int64_t duration_ms;
         const unsigned *changes;       /* [4]: A, M, D, R */
         const unsigned *state_changes; /* APPLIED: [4] changes to existing state, or NULL */
+        unsigned index, total;         /* up: this migration is the index-th (1-based) of total to
+                                        * apply in this run; 0 outside up */
 };
 
 struct migrate_options {
