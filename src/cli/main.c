@@ -135,6 +135,21 @@ int main(int argc, char **argv)
         return c->handler(argc, argv);
 }
 
+int timeout_parse(const char *value, uint64_t *ret_usec)
+{
+        char *end;
+        double t;
+
+        errno = 0;
+        t = strtod(value, &end);
+        if (errno || end == value || *end || !(t > 0) || t > 1e9) {
+                log_error("invalid --timeout '%s': a positive number of seconds", value);
+                return -EINVAL;
+        }
+        *ret_usec = (uint64_t)(t * 1e6);
+        return 0;
+}
+
 int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only)
 {
         char *dst, *mode;

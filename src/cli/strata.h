@@ -10,6 +10,7 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum {
@@ -36,6 +37,10 @@ void strata_usage(FILE *f);
  * in place: s becomes SRC, *ret_dst points at DST (absolute). Logs and
  * returns -EINVAL naming spec when it is malformed. */
 int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only);
+
+/* Parses --timeout SECONDS (a positive number, fractions allowed) into
+ * *ret_usec. Logs and returns -EINVAL naming the value when it is not. */
+int timeout_parse(const char *value, uint64_t *ret_usec);
 
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
