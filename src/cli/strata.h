@@ -49,6 +49,7 @@ int cmd_pkg(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_orchd(int argc, char **argv);
+int cmd_layer(int argc, char **argv);
 
 void help_help(void);
 void help_version(void);
@@ -65,3 +66,4 @@ void help_pkg(void);
 void help_vm(void);
 void help_worker(void);
 void help_orchd(void);
+void help_layer(void);
