@@ -17,6 +17,8 @@ static const struct command commands[] = {
     {"doctor", cmd_doctor, "check what this machine offers strata", help_doctor},
     {"lab", cmd_lab, "run a throwaway machine: lab run / lab test", help_lab},
     {"mounts", cmd_mounts, "list the mounts under a path, in unmount order", help_mounts},
+    {"image", cmd_image, "an OCI image of a base and the layers, booted by overlayfs-init",
+     help_oci_image},
     {"layer", cmd_layer, "layers as OCI image layers: export, import, push, pull", help_layer},
     {"migrate", cmd_migrate, "migrations as overlayfs layers (same as system-migrate)",
      help_migrate},

@@ -50,6 +50,7 @@ int cmd_vm(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_orchd(int argc, char **argv);
 int cmd_layer(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 
 void help_help(void);
 void help_version(void);
@@ -67,3 +68,4 @@ void help_vm(void);
 void help_worker(void);
 void help_orchd(void);
 void help_layer(void);
+void help_oci_image(void);

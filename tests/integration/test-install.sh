@@ -28,6 +28,7 @@ usr/sbin/system-migrate
 usr/share/bash-completion/completions/strata
 usr/share/bash-completion/completions/system-migrate
 usr/share/man/man1/strata-doctor.1
+usr/share/man/man1/strata-image.1
 usr/share/man/man1/strata-lab.1
 usr/share/man/man1/strata-layer.1
 usr/share/man/man1/strata-mounts.1

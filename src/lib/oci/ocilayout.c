@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "ocilayout.h"
 #include "ocimap.h"
+#include "strv.h"
 
 #define BLOBS       "blobs/sha256"
 #define JSON_MAX    (64 * 1024 * 1024)
@@ -221,10 +222,13 @@ static int read_json_blob(int layout_fd, const char *digest, json_t **ret, char 
         return 0;
 }
 
-int oci_layout_read_image(int layout_fd, const char *tag, struct oci_image *ret, char **ret_error)
+/* The manifest and config of the image tagged tag (NULL: the only one),
+ * their digests checked. */
+static int read_manifest_config(int layout_fd, const char *tag, json_t **ret_manifest,
+                                json_t **ret_config, char **ret_error)
 {
         json_t *idx = NULL, *mans, *d, *manifest = NULL, *config = NULL;
-        const char *digest = NULL;
+        const char *digest = NULL, *cd;
         json_error_t je;
         size_t i, n = 0;
         int r;
@@ -258,20 +262,81 @@ int oci_layout_read_image(int layout_fd, const char *tag, struct oci_image *ret,
                 return r;
         }
         r = read_json_blob(layout_fd, digest, &manifest, ret_error);
-        if (r >= 0) {
-                const char *cd = json_string_value(
-                    json_object_get(json_object_get(manifest, "config"), "digest"));
-
-                r = cd ? read_json_blob(layout_fd, cd, &config, ret_error)
-                       : set_error_message(ret_error, -EBADMSG, "the manifest %s has no config",
-                                           digest);
-        }
-        if (r >= 0)
-                r = oci_image_parse(manifest, config, ret, ret_error);
         json_decref(idx);
+        if (r < 0)
+                return r;
+        cd = json_string_value(json_object_get(json_object_get(manifest, "config"), "digest"));
+        r = cd ? read_json_blob(layout_fd, cd, &config, ret_error)
+               : set_error_message(ret_error, -EBADMSG, "the image's manifest has no config");
+        if (r < 0) {
+                json_decref(manifest);
+                return r;
+        }
+        *ret_manifest = manifest;
+        *ret_config = config;
+        return 0;
+}
+
+int oci_layout_read_image(int layout_fd, const char *tag, struct oci_image *ret, char **ret_error)
+{
+        json_t *manifest = NULL, *config = NULL;
+        int r;
+
+        r = read_manifest_config(layout_fd, tag, &manifest, &config, ret_error);
+        if (r < 0)
+                return r;
+        r = oci_image_parse(manifest, config, ret, ret_error);
         json_decref(manifest);
         json_decref(config);
         return r;
+}
+
+int oci_layout_read_base_image(int layout_fd, const char *tag, struct oci_image *ret,
+                               char **ret_error)
+{
+        _cleanup_(oci_image_done) struct oci_image img = {};
+        json_t *manifest = NULL, *config = NULL, *ids, *env, *d;
+        size_t i;
+        int r;
+
+        r = read_manifest_config(layout_fd, tag, &manifest, &config, ret_error);
+        if (r < 0)
+                return r;
+        ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
+        json_array_foreach(json_object_get(manifest, "layers"), i, d)
+        {
+                struct oci_layer l = {
+                    .digest = (char *)json_string_value(json_object_get(d, "digest")),
+                    .media_type = (char *)json_string_value(json_object_get(d, "mediaType")),
+                    .diff_id = (char *)json_string_value(json_array_get(ids, i)),
+                    .size = (uint64_t)json_integer_value(json_object_get(d, "size")),
+                };
+
+                if (!oci_digest_valid(l.digest) || !oci_digest_valid(l.diff_id) || !l.media_type) {
+                        r = set_error_message(ret_error, -EBADMSG,
+                                              "layer %zu of the base image has no valid digest, "
+                                              "diff id or media type",
+                                              i + 1);
+                        break;
+                }
+                r = oci_image_add_layer(&img, &l);
+                if (r < 0)
+                        break;
+                img.n_base_layers++;
+        }
+        env = json_object_get(json_object_get(config, "config"), "Env");
+        json_array_foreach(env, i, d)
+        {
+                if (r >= 0 && json_is_string(d))
+                        r = strv_extend(&img.env, json_string_value(d));
+        }
+        json_decref(manifest);
+        json_decref(config);
+        if (r < 0)
+                return r;
+        *ret = img;
+        img = (struct oci_image){};
+        return 0;
 }
 
 static int open_blob(int layout_fd, const char *digest, char **ret_error)

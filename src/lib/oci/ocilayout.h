@@ -49,3 +49,9 @@ int oci_layout_verify_layers(int layout_fd, const struct oci_image *img, char **
  * digest checked while reading). */
 int oci_layout_extract_layer(int layout_fd, const struct oci_image *img, size_t i, int dirfd,
                              const char *tree, char **ret_error);
+
+/* Reads the image tagged tag of any origin (a base image: no "strata" in
+ * its config) as base layers only: every layer of its manifest becomes a
+ * base layer of *ret, with the diff ids of its config; its Env is kept. */
+int oci_layout_read_base_image(int layout_fd, const char *tag, struct oci_image *ret,
+                               char **ret_error);

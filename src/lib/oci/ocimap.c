@@ -3,8 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleanup.h"
 #include "macro.h"
 #include "ocimap.h"
+#include "strv.h"
 
 int oci_entry_classify(const char *name, enum oci_entry_kind *ret, const char **ret_target)
 {
@@ -106,4 +108,45 @@ int oci_stack_plan(char *const *local, size_t n_local, char *const *image, size_
                         return -EUCLEAN;
                 }
         return (int)i;
+}
+
+int oci_ldd_parse(const char *text, char ***ret)
+{
+        _cleanup_strv_ char **l = NULL;
+        const char *p = text;
+
+        while (p && *p) {
+                const char *end = strchrnul(p, '\n'), *arrow, *path;
+                _cleanup_free_ char *line = strndup(p, (size_t)(end - p));
+                char *s;
+
+                if (!line)
+                        return -ENOMEM;
+                p = *end ? end + 1 : end;
+                arrow = strstr(line, "=> ");
+                path = arrow ? arrow + 3 : line;
+                path += strspn(path, " \t");
+                if (path[0] != '/')
+                        continue; /* the vdso, "not found" */
+                s = strndup(path, strcspn(path, " \t("));
+                if (!s || strv_consume(&l, s) < 0)
+                        return -ENOMEM;
+        }
+        if (!l && !(l = calloc(1, sizeof(char *))))
+                return -ENOMEM;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+bool oci_lib_is_libc(const char *path)
+{
+        static const char *const libc[] = {"libc.so",  "ld-linux", "libm.so", "libpthread.so",
+                                           "libdl.so", "librt.so", "ld64.so"};
+        const char *base = strrchr(path, '/');
+
+        base = base ? base + 1 : path;
+        for (size_t i = 0; i < ELEMENTSOF(libc); i++)
+                if (startswith(base, libc[i]))
+                        return true;
+        return false;
 }

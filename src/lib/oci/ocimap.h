@@ -78,3 +78,13 @@ bool oci_digest_valid(const char *s);
  */
 int oci_stack_plan(char *const *local, size_t n_local, char *const *image, size_t n_image,
                    const char *parent, const char **ret_local, const char **ret_image);
+
+/* The libraries ldd(1) lists in text (its output for one program), as
+ * absolute paths, in order: "NAME => /PATH (ADDR)" and "/PATH (ADDR)"
+ * lines; the vdso and "not found" are left out. NULL-terminated. */
+int oci_ldd_parse(const char *text, char ***ret);
+
+/* Whether the library path belongs to the C library itself (libc, the
+ * dynamic loader, libm, libpthread, libdl, librt), which an image's base
+ * provides and a layer must never replace. */
+bool oci_lib_is_libc(const char *path);

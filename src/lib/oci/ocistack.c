@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "baseid.h"
@@ -110,6 +111,105 @@ int oci_image_add_stack(struct oci_image *img, int layout_fd, int data_fd, const
                 if (progress)
                         progress(i - from, n, md->layers[i].id, userdata);
                 r = add_one(img, layout_fd, data_fd, data_dir, &md->layers[i], ret_error);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int copy_file_at(const char *src, int dirfd, const char *dst, mode_t mode)
+{
+        _cleanup_close_ int in = -1, out = -1;
+        char buf[65536];
+        ssize_t n;
+
+        in = open(src, O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return -errno;
+        out = openat(dirfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (out < 0)
+                return -errno;
+        while ((n = read(in, buf, sizeof(buf))) != 0) {
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                for (ssize_t done = 0, w; done < n; done += w) {
+                        w = write(out, buf + done, (size_t)(n - done));
+                        if (w < 0)
+                                return -errno;
+                }
+        }
+        return fchmod(out, mode) < 0 ? -errno : 0;
+}
+
+/* Copies the library lib (as ldd names it, its content followed) into
+ * the tree at its resolved directory, unless the base has it there. */
+static int add_library(const char *lib, int base_fd, int tfd, char **ret_error)
+{
+        _cleanup_free_ char *dir = NULL, *real = NULL, *dst = NULL;
+        const char *name = strrchr(lib, '/') + 1;
+        struct stat st;
+        int r;
+
+        /* the directory resolved (/lib is usr/lib on a merged /usr), the
+         * name as the program asks for it */
+        dir = strndup(lib, (size_t)(name - lib));
+        if (!dir)
+                return -ENOMEM;
+        real = realpath(dir, NULL);
+        if (!real)
+                return set_error_message(ret_error, -errno, "cannot resolve the library '%s'", lib);
+        if (asprintf(&dst, "%s/%s", real + 1, name) < 0)
+                return -ENOMEM;
+        if ((base_fd >= 0 && fstatat(base_fd, dst, &st, 0) >= 0) ||
+            (base_fd < 0 && oci_lib_is_libc(lib)) || fstatat(tfd, dst, &st, 0) >= 0)
+                return 0;
+        r = mkdir_p_at(tfd, real + 1, 0755);
+        if (r >= 0)
+                r = copy_file_at(lib, tfd, dst, 0644);
+        if (r < 0)
+                return set_error_message(ret_error, r,
+                                         "cannot copy the library '%s' into the init "
+                                         "layer",
+                                         lib);
+        return 0;
+}
+
+int oci_init_tree_make(struct executor *ex, const char *init, int base_fd, int dirfd,
+                       const char *dir, char **ret_error)
+{
+        const char *argv[] = {"ldd", init, NULL};
+        struct exec_request req = {.argv = argv};
+        struct exec_result res = {};
+        _cleanup_strv_ char **libs = NULL;
+        _cleanup_close_ int tfd = -1;
+        int r;
+
+        tfd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (tfd < 0)
+                return set_error_message(ret_error, -errno, "cannot open '%s'", dir);
+        r = mkdir_p_at(tfd, "usr/local/sbin", 0755);
+        if (r >= 0)
+                r = mkdir_p_at(tfd, "data", 0755);
+        if (r >= 0)
+                r = copy_file_at(init, tfd, OCI_INIT_PATH, 0755);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot copy '%s' into the init layer",
+                                         init);
+        r = executor_run(ex, &req, &res);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot run ldd");
+        if (res.status == 0)
+                r = oci_ldd_parse(res.out, &libs);
+        else
+                r = set_error_message(ret_error, -ENOEXEC, "ldd '%s' failed: %s", init, res.err);
+        exec_result_done(&res);
+        if (r < 0)
+                return r;
+        STRV_FOREACH (l, libs) {
+                r = add_library(*l, base_fd, tfd, ret_error);
                 if (r < 0)
                         return r;
         }

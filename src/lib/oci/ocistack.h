@@ -26,3 +26,16 @@ int oci_image_add_tree(struct oci_image *img, int layout_fd, int dirfd, const ch
 int oci_image_add_stack(struct oci_image *img, int layout_fd, int data_fd, const char *data_dir,
                         const struct layer_metadata *md, size_t from, size_t n,
                         oci_progress_t progress, void *userdata, char **ret_error);
+
+#include "exec.h"
+
+#define OCI_INIT_PATH "usr/local/sbin/overlayfs-init"
+
+/* Makes the tree of an image's init layer in the empty directory (dirfd,
+ * dir): the program init (overlayfs-init) as OCI_INIT_PATH, the shared
+ * libraries `ldd init` lists that the base lacks (base_fd >= 0: looked up
+ * there; -1: every one but the C library's) in their resolved
+ * directories, named as the program asks for them, and data/ (the data
+ * dir's mount point). */
+int oci_init_tree_make(struct executor *ex, const char *init, int base_fd, int dirfd,
+                       const char *dir, char **ret_error);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "strv.h"
 #include "ocimap.h"
 #include "ociregistry.h"
 #include "tests.h"
@@ -144,6 +145,30 @@ static void test_ref_parse(void **state)
         assert_int_equal(oci_ref_parse("docker:///m", &dir, &tag, &t), -EINVAL);
 }
 
-TEST_MAIN(cmocka_unit_test(test_classify), cmocka_unit_test(test_xattrs_and_names),
-          cmocka_unit_test(test_path_normalize), cmocka_unit_test(test_digest_valid),
-          cmocka_unit_test(test_stack_plan), cmocka_unit_test(test_ref_parse))
+static void test_ldd_parse(void **state)
+{
+        static const char out[] =
+            "\tlinux-vdso.so.1 (0x00007ffd)\n"
+            "\tlibjansson.so.4 => /lib/x86_64-linux-gnu/libjansson.so.4 (0x00007f0c)\n"
+            "\tlibfoo.so.1 => not found\n"
+            "\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f0c)\n"
+            "\t/lib64/ld-linux-x86-64.so.2 (0x00007f0c)\n";
+        _cleanup_strv_ char **l = NULL, **none = NULL;
+
+        assert_int_equal(oci_ldd_parse(out, &l), 0);
+        assert_string_equal(l[0], "/lib/x86_64-linux-gnu/libjansson.so.4");
+        assert_string_equal(l[1], "/lib/x86_64-linux-gnu/libc.so.6");
+        assert_string_equal(l[2], "/lib64/ld-linux-x86-64.so.2");
+        assert_null(l[3]);
+        assert_int_equal(oci_ldd_parse("\tstatically linked\n", &none), 0);
+        assert_null(none[0]);
+        assert_false(oci_lib_is_libc(l[0]));
+        assert_true(oci_lib_is_libc(l[1]));
+        assert_true(oci_lib_is_libc(l[2]));
+        assert_true(oci_lib_is_libc("/usr/lib/x86_64-linux-gnu/libm.so.6"));
+}
+
+TEST_MAIN(cmocka_unit_test(test_ldd_parse), cmocka_unit_test(test_classify),
+          cmocka_unit_test(test_xattrs_and_names), cmocka_unit_test(test_path_normalize),
+          cmocka_unit_test(test_digest_valid), cmocka_unit_test(test_stack_plan),
+          cmocka_unit_test(test_ref_parse))
