@@ -54,19 +54,7 @@ void help_oci_image(void)
 
 static int fail(int r, const char *error, const char *what)
 {
-        if (arg_json) {
-                json_t *j = json_pack("{s:s}", "error", error ? error : strerror(-r));
-                _cleanup_free_ char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-                json_decref(j);
-                if (s)
-                        puts(s);
-        }
-        if (error)
-                log_error("%s", error);
-        else
-                log_error_errno(r, "%s: %m", what);
-        return r == -ENOMEM ? EXIT_SOFTWARE : EXIT_FAILURE_;
+        return command_fail(arg_json, r, error, what, r == -ENOMEM ? EXIT_SOFTWARE : EXIT_FAILURE_);
 }
 
 /* The overlayfs-init beside this strata (a build tree), else the installed one. */

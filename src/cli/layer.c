@@ -90,19 +90,7 @@ static int exit_of(int r)
 
 static int fail(int r, const char *error, const char *what)
 {
-        if (arg_json) {
-                json_t *j = json_pack("{s:s}", "error", error ? error : strerror(-r));
-                _cleanup_free_ char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-
-                json_decref(j);
-                if (s)
-                        puts(s);
-        }
-        if (error)
-                log_error("%s", error);
-        else
-                log_error_errno(r, "%s: %m", what);
-        return exit_of(r);
+        return command_fail(arg_json, r, error, what, exit_of(r));
 }
 
 static void print_json(json_t *j)
@@ -424,6 +412,16 @@ static int do_import(const char *path)
         return pull_layout(lfd, arg_tag, path);
 }
 
+static int parse_ref(const char *ref, char **ret_dir, char **ret_tag, char **ret_transport)
+{
+        int r = oci_ref_parse(ref, ret_dir, ret_tag, ret_transport);
+
+        if (r < 0)
+                log_error("invalid image reference '%s': expected HOST/REPO[:TAG] or oci:DIR[:TAG]",
+                          ref);
+        return r;
+}
+
 /* A temp dir for an OCI layout, removed by rm_tmp. */
 static int make_tmp(char **ret)
 {
@@ -452,12 +450,8 @@ static int do_push(const char *ref)
         struct oci_blob_info m;
         int r;
 
-        r = oci_ref_parse(ref, &dir, &tag, &transport);
-        if (r < 0) {
-                log_error("invalid image reference '%s': expected HOST/REPO[:TAG] or oci:DIR[:TAG]",
-                          ref);
+        if (parse_ref(ref, &dir, &tag, &transport) < 0)
                 return EXIT_USAGE;
-        }
         r = open_data(&data_fd, &md, &error);
         if (r < 0)
                 return fail(r, error, "cannot open the data dir");
@@ -496,12 +490,8 @@ static int do_pull(const char *ref)
         _cleanup_close_ int lfd = -1;
         int r;
 
-        r = oci_ref_parse(ref, &dir, &tag, &transport);
-        if (r < 0) {
-                log_error("invalid image reference '%s': expected HOST/REPO[:TAG] or oci:DIR[:TAG]",
-                          ref);
+        if (parse_ref(ref, &dir, &tag, &transport) < 0)
                 return EXIT_USAGE;
-        }
         if (transport) {
                 if (make_tmp(&tmp) < 0)
                         return EXIT_FAILURE_;

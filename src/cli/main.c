@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,4 +165,21 @@ int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_on
         *ret_dst = dst;
         *ret_read_only = mode && streq(mode, "ro");
         return 0;
+}
+
+int command_fail(bool json, int r, const char *error, const char *what, int status)
+{
+        if (json) {
+                json_t *j = json_pack("{s:s}", "error", error ? error : strerror(-r));
+                _cleanup_free_ char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+                json_decref(j);
+                if (s)
+                        puts(s);
+        }
+        if (error)
+                log_error("%s", error);
+        else
+                log_error_errno(r, "%s: %m", what);
+        return status;
 }

@@ -37,6 +37,10 @@ void strata_usage(FILE *f);
  * returns -EINVAL naming spec when it is malformed. */
 int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only);
 
+/* Logs a failure once (error, or what with r's errno text), prints
+ * {"error": ...} on stdout when json, and returns status. */
+int command_fail(bool json, int r, const char *error, const char *what, int status);
+
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);

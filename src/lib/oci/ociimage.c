@@ -73,24 +73,6 @@ static json_t *strv_to_json(char *const *l)
         return a;
 }
 
-static char *strv_join_comma(char *const *l)
-{
-        size_t len = 1;
-        char *s;
-
-        STRV_FOREACH (p, l)
-                len += strlen(*p) + 1;
-        s = calloc(len, 1);
-        if (!s)
-                return NULL;
-        STRV_FOREACH (p, l) {
-                if (*s)
-                        strcat(s, ",");
-                strcat(s, *p);
-        }
-        return s;
-}
-
 int oci_config_build(const struct oci_image *img, json_t **ret)
 {
         json_t *j, *c, *rootfs, *ids, *st, *layers;
@@ -173,7 +155,7 @@ int oci_manifest_build(const struct oci_image *img, const char *config_digest, u
                 json_t *d = descriptor(l->media_type, l->digest, l->size);
 
                 if (l->id) {
-                        _cleanup_free_ char *m = strv_join_comma(l->migrations);
+                        _cleanup_free_ char *m = strv_join(l->migrations, ",");
                         json_t *a = json_object();
 
                         if (!m) {

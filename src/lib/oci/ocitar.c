@@ -14,6 +14,7 @@
 
 #include "changes.h"
 #include "cleanup.h"
+#include "fs.h"
 #include "log.h"
 #include "macro.h"
 #include "ocimap.h"
@@ -279,40 +280,13 @@ static int tar_put_one(struct tar_writer *w, int dfd, const char *name, const ch
         return tar_walk(w, fd, path, shown);
 }
 
-static int dir_names_sorted(int dfd, char ***ret)
-{
-        _cleanup_closedir_ DIR *d = NULL;
-        _cleanup_strv_ char **l = NULL;
-        struct dirent *de;
-        int fd;
-
-        fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return -errno;
-        d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return -errno;
-        }
-        rewinddir(d);
-        while ((errno = 0, de = readdir(d)))
-                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
-                    strv_extend(&l, de->d_name) < 0)
-                        return -ENOMEM;
-        if (errno != 0)
-                return -errno;
-        strv_sort(l);
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
 /* Depth first, the names of each directory in strcmp order. */
 static int tar_walk(struct tar_writer *w, int dfd, const char *prefix, const char *shown)
 {
         _cleanup_strv_ char **names = NULL;
         int r;
 
-        r = dir_names_sorted(dfd, &names);
+        r = dir_list_fd(dfd, &names);
         if (r < 0)
                 return set_error_message(w->ret_error, r, "cannot read the directory '%s/%s'",
                                          shown, prefix ? prefix : "");
