@@ -76,6 +76,8 @@ static int cmp(const void *a, const void *b)
 
 void strv_sort(char **l)
 {
+        if (!l)
+                return; /* qsort wants a pointer even for nothing */
         qsort(l, strv_length(l), sizeof(char *), cmp);
 }
 
