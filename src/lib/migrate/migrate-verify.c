@@ -49,26 +49,6 @@ static bool record_leftover(struct migrate *m, const char *name)
                (migration_id_valid(name) && strv_contains(m->md.rolled_back, name));
 }
 
-static int list_dir(int fd, char ***ret)
-{
-        _cleanup_closedir_ DIR *d = NULL;
-        _cleanup_strv_ char **l = NULL;
-        struct dirent *de;
-
-        d = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return -errno;
-        rewinddir(d); /* a dup shares its offset with earlier reads */
-        while ((errno = 0, de = readdir(d)))
-                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
-                    strv_extend(&l, de->d_name) < 0)
-                        return -ENOMEM;
-        if (errno != 0)
-                return -errno;
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
 /* Committed layers and records that metadata.json does not list: a lost
  * or older metadata.json, never a crash (metadata is only replaced by
  * rename). */
@@ -78,7 +58,7 @@ static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_rec
         _cleanup_strv_ char **names = NULL, **layers = NULL, **records = NULL;
         int r;
 
-        r = list_dir(m->layers_fd, &names);
+        r = dir_list_fd(m->layers_fd, &names);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
                                          MIGRATE_LAYERS);
@@ -89,7 +69,7 @@ static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_rec
                         return -ENOMEM;
         }
         strv_free(TAKE_PTR(names));
-        r = list_dir(m->records_fd, &names);
+        r = dir_list_fd(m->records_fd, &names);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
                                          MIGRATE_RECORDS);
@@ -108,24 +88,6 @@ static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_rec
         *ret_layers = TAKE_PTR(layers);
         *ret_records = TAKE_PTR(records);
         return 0;
-}
-
-static char *join(char *const *l)
-{
-        size_t len = 1;
-        char *s;
-
-        STRV_FOREACH (p, l)
-                len += strlen(*p) + 2;
-        s = calloc(len, 1);
-        if (!s)
-                return NULL;
-        STRV_FOREACH (p, l) {
-                if (*s)
-                        strcat(s, ", ");
-                strcat(s, *p);
-        }
-        return s;
 }
 
 /* Refuses (-EUCLEAN) when committed layers or records are not in
@@ -162,8 +124,8 @@ static int refuse_untracked(struct migrate *m, char **ret_error)
                 migrate_emit(m, MIGRATE_EVENT_PROBLEM, NULL, msg, 0, NULL);
         }
         missing = fstatat(m->data_fd, LAYERSTORE_METADATA, &st, 0) < 0;
-        ll = join(layers);
-        lr = join(records);
+        ll = strv_join(layers, ", ");
+        lr = strv_join(records, ", ");
         if (!ll || !lr)
                 return -ENOMEM;
         return set_error_message(
@@ -528,7 +490,7 @@ int migrate_rebuild(struct migrate *m, bool dry_run, char **ret_error)
         size_t n = 0;
         int r;
 
-        r = list_dir(m->layers_fd, &names);
+        r = dir_list_fd(m->layers_fd, &names);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
                                          MIGRATE_LAYERS);
@@ -598,7 +560,7 @@ int migrate_rebuild(struct migrate *m, bool dry_run, char **ret_error)
                 goto out;
 
         for (size_t i = 0; i < md.n_layers; i++) {
-                _cleanup_free_ char *msg = NULL, *list = join(md.layers[i].migrations);
+                _cleanup_free_ char *msg = NULL, *list = strv_join(md.layers[i].migrations, ", ");
 
                 if (!list ||
                     asprintf(&msg, "%s layer %zu: '%s' (dir '%s', parent '%s', migrations %s)",

@@ -181,3 +181,38 @@ int migrate_interrupted(void);
  * up: locked prepared ran captured written synced recorded renamed
  * committed finished; squash-renamed; rollback-renamed. */
 void migrate_test_kill_point(const char *step);
+
+/* The ids of the active layers, oldest first (NULL-terminated; the
+ * strings point into m and live until its next change). */
+int migrate_layer_ids(struct migrate *m, char ***ret);
+
+/* One layer to adopt into the store (strata layer import and pull). */
+struct migrate_adopt_layer {
+        const char *id;
+        char *const *migrations;  /* NULL-terminated, at least one */
+        const json_t *layer_json; /* written as the layer's layer.json; NULL: made from the rest */
+        const char *changes;      /* its changes.list text (may be NULL: none) */
+};
+
+struct migrate_adopt {
+        const struct migrate_adopt_layer *layers;
+        size_t n_layers;
+        const char *parent;       /* the active layer the first sits on (NULL: the base) */
+        char *const *state_paths; /* merged into metadata's state paths */
+        const char *base_json;    /* the base.json text the layers were built over, or NULL */
+        const char *origin;       /* where they come from, written into each record */
+        /* Fills (dirfd, tree), an empty directory, with layer i's files. */
+        int (*fill)(size_t i, int dirfd, const char *tree, void *userdata, char **ret_error);
+        void *userdata;
+};
+
+/* Adds layers made elsewhere on top of the active stack through the same
+ * crash protocol and commit point as up: each is staged in .tmp-<id>
+ * (filled, layer.json, changes.list, manifest, records), synced, renamed
+ * with its uncommitted markers, and metadata.json gains them all in one
+ * commit, so an interruption at any point leaves the stack as it was (what
+ * it left, verify removes). -EUCLEAN when parent is not the top of the
+ * stack, when a migration is already applied, or when the stack is broken;
+ * -EMEDIUMTYPE when the data dir's recorded base is not base_json's
+ * (unless o.force). Returns the number of layers added. */
+int migrate_adopt(struct migrate *m, const struct migrate_adopt *a, char **ret_error);
