@@ -9,7 +9,8 @@
 # Each figure is the median of RUNS runs (default 7). Ratios are
 # ganesha time / strata time: above 1.0 means strata-nfsd is faster.
 # Installs nfs-ganesha, nfs-ganesha-vfs and rpcbind through apt if missing
-# (ganesha registers with rpcbind), and starts rpcbind if it is not running.
+# (ganesha registers with rpcbind), and starts rpcbind if it is not running
+# (bench/lib/nfs-servers.sh, shared with bench/nfs-lab.sh).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
@@ -18,98 +19,17 @@ NFSD="$BUILD/src/nfsd/strata-nfsd"
 MIB=64
 NFILES=2000
 
-die() { echo "bench: $*" >&2; exit 1; }
-
-[ -x "$NFSD" ] || die "'$NFSD' is missing; run 'make build' first"
+# shellcheck source=bench/lib/nfs-servers.sh
+. bench/lib/nfs-servers.sh
 command -v nfs-cp >/dev/null || die "nfs-cp is missing (Debian package libnfs-utils)"
-[ "$(id -u)" -eq 0 ] || die "needs root (open_by_handle_at, ganesha)"
-
-missing=""
-for p in nfs-ganesha nfs-ganesha-vfs rpcbind; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-        missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    echo "bench: installing$missing for the comparison (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing \
-        >/dev/null || die "cannot install$missing"
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-nfsd.XXXXXX")
-NFSD_PID=""
-GANESHA_PID=""
-RPCBIND_PID=""
-cleanup() {
-    [ -n "$NFSD_PID" ] && kill "$NFSD_PID" 2>/dev/null && wait "$NFSD_PID" 2>/dev/null
-    if [ -n "$GANESHA_PID" ]; then
-        kill "$GANESHA_PID" 2>/dev/null
-        for i in $(seq 1 100); do kill -0 "$GANESHA_PID" 2>/dev/null || break; sleep 0.1; done
-    fi
-    [ -n "$RPCBIND_PID" ] && kill "$RPCBIND_PID" 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+nfs_bench_init nfsd
 
 cc -O2 -o "$T/nfs-smallfiles" bench/nfs-smallfiles.c -lnfs || die "cannot build nfs-smallfiles"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# strata-nfsd
-mkdir -p "$T/strata/export" "$T/strata/state"
-"$NFSD" --listen 127.0.0.1:0 --state-dir "$T/strata/state" "$T/strata/export" \
-    > "$T/strata/out" 2> "$T/strata/err" &
-NFSD_PID=$!
-for i in $(seq 1 100); do grep -q '^listening' "$T/strata/out" && break; sleep 0.05; done
-SPORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$T/strata/out")
-[ -n "$SPORT" ] || die "strata-nfsd did not start: $(cat "$T/strata/err")"
-
-# nfs-ganesha
-if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
-    rpcbind -w -f &
-    RPCBIND_PID=$!
-    sleep 0.5
-fi
-GPORT=$(free_port)
-GMNT=$(free_port)
-mkdir -p "$T/ganesha/export"
-cat > "$T/ganesha/ganesha.conf" <<EOF2
-NFS_CORE_PARAM {
-    NFS_Port = $GPORT;
-    MNT_Port = $GMNT;
-    Protocols = 3;
-    Bind_addr = 127.0.0.1;
-    Enable_NLM = false;
-    Enable_RQUOTA = false;
-}
-NFSV4 { Graceless = true; }
-EXPORT {
-    Export_Id = 77;
-    Path = $T/ganesha/export;
-    Pseudo = $T/ganesha/export;
-    Access_Type = RW;
-    Squash = No_Root_Squash;
-    Protocols = 3;
-    Transports = TCP;
-    SecType = sys;
-    FSAL { Name = VFS; }
-}
-EOF2
-ganesha.nfsd -F -f "$T/ganesha/ganesha.conf" -L "$T/ganesha/log" -p "$T/ganesha/pid" \
-    -N NIV_WARN &
-GANESHA_PID=$!
-ok=false
-for i in $(seq 1 100); do
-    if nfs-ls "nfs://127.0.0.1$T/ganesha/export?version=3&nfsport=$GPORT&mountport=$GMNT" \
-        >/dev/null 2>&1; then
-        ok=true
-        break
-    fi
-    sleep 0.1
-done
-$ok || die "nfs-ganesha did not start: $(tail -5 "$T/ganesha/log")"
+# strata-nfsd exporting its dir (local peers held to their socket's owner),
+# nfs-ganesha as configured in bench/lib/nfs-servers.sh.
+strata_start "$T/strata/export"
+ganesha_start
 
 SURL_DIR="nfs://127.0.0.1/?version=3&nfsport=$SPORT&mountport=$SPORT"
 SURL_FILE="nfs://127.0.0.1//big-%d.bin?version=3&nfsport=$SPORT&mountport=$SPORT"
@@ -119,7 +39,6 @@ GURL_FILE="nfs://127.0.0.1$T/ganesha/export/big-%d.bin?version=3&nfsport=$GPORT&
 head -c $((MIB * 1024 * 1024)) /dev/urandom > "$T/src.bin"
 
 now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # time_cmd CMD...: prints the nanoseconds CMD took (fails the bench if CMD fails).
 # Dirty data left by the previous step is written out first, so it does not
@@ -173,13 +92,5 @@ sw=$(median < "$T/sw"); gw=$(median < "$T/gw")
 sr=$(median < "$T/sr"); gr=$(median < "$T/gr")
 ss=$(median < "$T/ss"); gs=$(median < "$T/gs")
 
-awk -v sw="$sw" -v gw="$gw" -v sr="$sr" -v gr="$gr" -v ss="$ss" -v gs="$gs" -v mib="$MIB" \
-    -v n="$NFILES" 'BEGIN {
-    printf "%-34s %14s %14s %8s\n", "benchmark", "strata-nfsd", "nfs-ganesha", "ratio"
-    printf "%-34s %10.1f MiB/s %10.1f MiB/s %7.2fx\n", mib " MiB sequential write (nfs-cp)",
-        mib / (sw / 1e9), mib / (gw / 1e9), gw / sw
-    printf "%-34s %10.1f MiB/s %10.1f MiB/s %7.2fx\n", mib " MiB sequential read (nfs-cp)",
-        mib / (sr / 1e9), mib / (gr / 1e9), gr / sr
-    printf "%-34s %12.0f/s %12.0f/s %7.2fx\n", "create+stat of " n " files",
-        n / (ss / 1e9), n / (gs / 1e9), gs / ss
-}'
+nfs_bench_table benchmark "$MIB MiB sequential write (nfs-cp)" \
+    "$MIB MiB sequential read (nfs-cp)" "$MIB" "$NFILES" "$sw" "$gw" "$sr" "$gr" "$ss" "$gs"
