@@ -16,6 +16,9 @@ ls /boot/vmlinuz-* >/dev/null 2>&1 || t_skip_all "no kernel in /boot (Debian pac
 
 CACHE=${STRATA_VM_CACHE:-$STRATA_BUILD_ROOT/vm-lab}
 IMG=strata-test
+# One image for the vm suite and the NFS lab's test (nfslab-vm): the lab's
+# client packages (nfs-common, tcpdump, cloud-init...), from its list.
+PACKAGES=$(grep -v '^#' "$STRATA_SOURCE_ROOT/tests/nfslab/vm-packages" | tr -d ' \n')
 t_tmpdir
 VMDIR=$T_TMP/vm
 mkdir -p "$CACHE" "$VMDIR"
@@ -36,7 +39,7 @@ qemus() { pgrep -f -- "$T_TMP/" | grep -vx $$ | wc -l; }
 
 t_begin "image build makes a qcow2 base with the recorded host key"
 start=$(date +%s)
-if out=$("$STRATA" vm image build --vm-dir "$CACHE" "$IMG" 2>&1); then
+if out=$("$STRATA" vm image build --vm-dir "$CACHE" --packages "$PACKAGES" "$IMG" 2>&1); then
     echo "# image build: $(( $(date +%s) - start )) s: $(echo "$out" | tail -1)"
     if [ -s "$CACHE/images/$IMG/base.qcow2" ] && grep -q "^strata-vm-$IMG ssh-ed25519 " "$CACHE/images/$IMG/known_hosts"; then
         t_ok
@@ -53,7 +56,7 @@ cp "$CACHE/id_ed25519" "$CACHE/id_ed25519.pub" "$VMDIR/"
 [ -d "$CACHE/kvm-probe" ] && cp -r "$CACHE/kvm-probe" "$VMDIR/"
 
 t_begin "a second image build is cached"
-out=$("$STRATA" vm image build --vm-dir "$CACHE" "$IMG" 2>&1)
+out=$("$STRATA" vm image build --vm-dir "$CACHE" --packages "$PACKAGES" "$IMG" 2>&1)
 case "$out" in *"(cached)"*) t_ok ;; *) t_fail "$out" ;; esac
 
 t_begin "bad names are usage errors (exit 2)"
