@@ -319,10 +319,10 @@ server_start() {
         # Published ports arrive through the container network's address,
         # not loopback: the export admits any client; only 127.0.0.1:PORT
         # of the host reaches it. And insecure: QEMU's user networking makes
-        # the guest's connection again from an ordinary port of the host,
-        # and through the container network the server cannot ask the
-        # socket's owner (as it does for a local peer in SERVER=lab), so
-        # no reserved port can be required. open_by_handle_at needs
+        # the guest's connection again from an ordinary port of the host
+        # (a reserved port cannot be required), and through the container
+        # network the server cannot ask the socket's owner as it does for
+        # the local peers of SERVER=lab. open_by_handle_at needs
         # DAC_READ_SEARCH.
         exports_file "$WORK/server/exports" '*' insecure
         echo "nfs-lab: starting $CONTAINER ($IMAGE:$TAG) on 127.0.0.1:$PORT, export /export $EXPORT_MODE"
@@ -342,7 +342,10 @@ server_start() {
         ;;
     lab)
         [ -x "$STRATA" ] || die "strata '$STRATA' is missing"
-        exports_file "$WORK/server/exports" 127.0.0.1
+        # insecure: QEMU's user networking makes the guest's connection
+        # again from an ordinary port; the peer is local, so strata-nfsd
+        # holds any other local user to their own uid.
+        exports_file "$WORK/server/exports" 127.0.0.1 insecure
         mkdir -p "$WORK/server/state"
         echo "nfs-lab: starting strata-nfsd in a strata lab machine on 127.0.0.1:$PORT, export /export $EXPORT_MODE"
         setsid "$STRATA" lab run --ephemeral --hostname strata-nfslab \

@@ -9,6 +9,7 @@
 # ($STRATA_BUILD_ROOT/vm-lab, built on first use with the lab's packages);
 # the lab's vm dir is a temp dir whose images/ points at the cache.
 . "$(dirname "$0")/../integration/lib.sh"
+. "$(dirname "$0")/lib.sh"
 
 need_root
 need_program make make
@@ -27,15 +28,13 @@ IMG=strata-test
 t_tmpdir
 W="$T_TMP/lab"
 VM_DIR="$T_TMP/vm"
-mkdir -p "$CACHE/images" "$VM_DIR"
-ln -s "$CACHE/images" "$VM_DIR/images"
-# The cache's client key (the image's authorized key, part of its inputs)
-# and its KVM probe answer; a first run makes both.
+# The cache's client key is the image's authorized key: made here when
+# this test runs before the cache has one.
+mkdir -p "$CACHE"
 if [ ! -f "$CACHE/id_ed25519" ]; then
     ssh-keygen -q -t ed25519 -N '' -C strata-vm -f "$CACHE/id_ed25519" || t_skip_all "no ssh-keygen"
 fi
-cp "$CACHE/id_ed25519" "$CACHE/id_ed25519.pub" "$VM_DIR/"
-[ -d "$CACHE/kvm-probe" ] && cp -r "$CACHE/kvm-probe" "$VM_DIR/"
+vm_dir_over_cache "$CACHE" "$VM_DIR" || t_skip_all "cannot make a vm dir over '$CACHE'"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 MK="make -s -C $SRC BUILD=$BUILD NFSTEST_DIR=$W VM_OUTPUT_DIR=$VM_DIR VM_IMAGE_NAME=$IMG.qcow2 NFS_PORT=$PORT"
 pm() {
@@ -48,9 +47,7 @@ pm() {
 vm_cleanup() {
     $MK stop-test-env >/dev/null 2>&1
     [ -d "$W/podman/root" ] && pm rmi -a -f >/dev/null 2>&1
-    for p in $(pgrep -f -- "$T_TMP/" 2>/dev/null); do
-        [ "$p" != $$ ] && kill -KILL "$p" 2>/dev/null
-    done
+    vm_kill_started "$T_TMP"
     t_cleanup
 }
 trap 'vm_cleanup' EXIT
@@ -78,14 +75,18 @@ else
     t_fail "rc $rc: $(grep -v '^PASS' "$T_TMP/all" | tail -40)"
 fi
 
-t_begin "cloud-init consumed the seed drive: the guest printed NFSTEST_VM_READY on its console"
+t_begin "cloud-init consumed the seed drive once: the guest printed NFSTEST_VM_READY on its console"
 console="$VM_DIR/instances/$IMG/nfstest/console.log"
+# Each of the guest's services ran once (none exits to be restarted).
+finals=$(tr -d '\r' <"$console" | grep -c "running 'modules:final'")
+readies=$(tr -d '\r' <"$console" | grep -cx "strata-vm: ready")
 if grep -q "client VM is ready (NFSTEST_VM_READY)" "$T_TMP/all" &&
     tr -d '\r' <"$console" | grep -qx NFSTEST_VM_READY &&
-    tr -d '\r' <"$console" | grep -q "running 'modules:final'"; then
+    tr -d '\r' <"$console" | grep -qx "strata-vm: cloud-init: done" &&
+    [ "$finals" -eq 1 ] && [ "$readies" -eq 1 ]; then
     t_ok
 else
-    t_fail "$(tail -20 "$console" 2>/dev/null)"
+    t_fail "final stages $finals, ready markers $readies: $(tail -20 "$console" 2>/dev/null)"
 fi
 
 t_begin "the server down: strata lab nfs test fails fast with a message"

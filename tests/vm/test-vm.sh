@@ -6,6 +6,7 @@
 # may be left. Needs root (debootstrap, the image's files owned by root)
 # and qemu; skips (77) without them.
 . "$(dirname "$0")/../integration/lib.sh"
+. "$(dirname "$0")/lib.sh"
 need_root
 need_program qemu-system-x86_64 qemu-system-x86
 need_program qemu-img qemu-utils
@@ -27,9 +28,7 @@ mkdir -p "$CACHE" "$VMDIR"
 # Kills what this run started (qemu processes whose command line names
 # the temp dir), then removes the temp dir.
 vm_cleanup() {
-    for p in $(pgrep -f -- "$T_TMP/" 2>/dev/null); do
-        [ "$p" != $$ ] && kill -KILL "$p" 2>/dev/null
-    done
+    vm_kill_started "$T_TMP"
     t_cleanup
 }
 trap 'vm_cleanup' EXIT
@@ -52,9 +51,7 @@ else
     t_done
     exit 1
 fi
-ln -s "$CACHE/images" "$VMDIR/images"
-cp "$CACHE/id_ed25519" "$CACHE/id_ed25519.pub" "$VMDIR/"
-[ -d "$CACHE/kvm-probe" ] && cp -r "$CACHE/kvm-probe" "$VMDIR/"
+vm_dir_over_cache "$CACHE" "$VMDIR"
 
 t_begin "a second image build is cached"
 out=$("$STRATA" vm image build --vm-dir "$CACHE" --packages "$PACKAGES" "$IMG" 2>&1)
