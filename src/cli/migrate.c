@@ -15,11 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auditlog.h"
 #include "changes.h"
 #include "cleanup.h"
 #include "config.h"
 #include "strata-version.h"
 #include "json.h"
+#include "progress.h"
 #include "log.h"
 #include "macro.h"
 #include "migrate.h"
@@ -43,6 +45,9 @@ struct migrate_args {
         bool content;
         bool out_of_order;
         bool force;
+        bool audit;
+        bool why;
+        const char *audit_config;
         const char *base_id;
         uint64_t timeout_usec;
         size_t max_layers;
@@ -63,6 +68,7 @@ static int exit_for(int r)
         case -EBADMSG: /* a corrupt metadata or record file: a problem found */
         case -EUCLEAN:
         case -EMEDIUMTYPE:
+        case -EOPNOTSUPP: /* --audit where audit is not usable; no package manager */
                 return EXIT_FAILURE_;
         case -EINVAL:
         case -ENOENT:
@@ -101,7 +107,7 @@ _printf_(1, 2) static void fail_msg(const char *format, ...)
 static int report(int r, const char *error)
 {
         if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN ||
-            r == -EINTR || r == -EMEDIUMTYPE || (r == -EBADMSG && error))
+            r == -EINTR || r == -EMEDIUMTYPE || r == -EOPNOTSUPP || (r == -EBADMSG && error))
                 fail_msg("%s", error ? error : "failed");
         else
                 fail_msg("%s: %s", error ? error : "failed", strerror(-r));
@@ -157,11 +163,13 @@ static void on_event(const struct migrate_event *e, void *userdata)
 
         switch (e->type) {
         case MIGRATE_EVENT_APPLYING:
-                /* progress: through the logger, so -q silences it */
+                /* progress: a live line on a terminal, else through the
+                 * logger; -q silences both */
                 if (!json)
-                        log_notice("applying %s", e->id);
+                        progress_step("applying", e->index, e->total, e->id);
                 break;
         case MIGRATE_EVENT_APPLIED:
+                progress_hide();
                 if (json) {
                         json_t *a = json_object();
                         json_object_set_new(a, "id", json_string(e->id));
@@ -229,7 +237,7 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .migrations_dir = a->dir,
             .timeout_usec = a->timeout_usec,
             .max_layers = a->max_layers,
-            .output_fd = a->json ? STDERR_FILENO : STDOUT_FILENO,
+            .output_fd = a->json ? STDERR_FILENO : progress_output(STDOUT_FILENO),
             .event = on_event,
             .userdata = sink,
             .no_repair = a->rebuild,
@@ -237,6 +245,8 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .base_id = a->base_id,
             .force = a->force,
             .out_of_order = a->out_of_order,
+            .audit = a->audit,
+            .audit_config = a->audit_config,
         };
 }
 
@@ -471,6 +481,53 @@ static char *squashed_into(struct migrate *m, const char *id)
         return ret;
 }
 
+/* diff --why: each change with the programs audit.list names for it. */
+static int print_why(struct migrate *m, const struct change_list *l, const char *id, bool json)
+{
+        _cleanup_(audit_list_done) struct audit_list al = {};
+        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ size_t *idx = NULL;
+        json_t *j = NULL, *arr = NULL;
+        int r;
+
+        r = migrate_audit_list(m, id, &al, &error);
+        if (r < 0)
+                return report(r, error);
+        r = audit_list_by_path(&al, &idx);
+        if (r < 0)
+                return report(r, "cannot sort the audit list");
+        if (json) {
+                j = json_object();
+                arr = json_array();
+                json_object_set_new(j, "id", json_string(id));
+                json_object_set_new(j, "changes", arr);
+        }
+        for (size_t i = 0; i < l->n; i++) {
+                _cleanup_free_ char *why = NULL;
+                const struct change *c = &l->items[i];
+
+                r = audit_list_why(&al, idx, c->path, &why);
+                if (r < 0) {
+                        json_decref(j);
+                        return report(r, "cannot attribute the changes");
+                }
+                if (j) {
+                        char k[2] = {change_kind_to_char(c->kind), 0};
+
+                        json_array_append_new(arr,
+                                              json_pack("{s:s, s:s, s:b, s:s}", "kind", k, "path",
+                                                        c->path, "state", c->state, "why", why));
+                } else
+                        printf("%s%c %s\tby %s\n", c->state ? "S" : "",
+                               change_kind_to_char(c->kind), c->path, why);
+        }
+        if (j) {
+                print_json(j);
+                json_decref(j);
+        }
+        return EXIT_OK;
+}
+
 static int run_diff(struct migrate_args *a)
 {
         _cleanup_(migrate_freep) struct migrate *m = NULL;
@@ -488,6 +545,8 @@ static int run_diff(struct migrate_args *a)
         if (r < 0)
                 return report(r, error);
         squashed = squashed_into(m, a->positional[1]);
+        if (a->why)
+                return print_why(m, &l, a->positional[1], a->json);
         if (a->json) {
                 json_t *j = json_object(), *arr = json_array();
 
@@ -701,10 +760,11 @@ static int run_gc(struct migrate_args *a)
 static const struct migrate_command migrate_commands[] = {
     {"new", "LABEL", "scaffold the next migration for today", run_new},
     {"status", "", "applied, pending and rolled-back migrations", run_status},
-    {"up", "[--to ID] [--dry-run] [--out-of-order]",
+    {"up", "[--to ID] [--dry-run] [--out-of-order] [--audit]",
      "apply pending migrations in order, one layer each", run_up},
-    {"install", "PKG...", "create and apply a migration installing packages", run_install},
-    {"diff", "ID", "the change list of a migration's layer", run_diff},
+    {"install", "[--audit] PKG...", "create and apply a migration installing packages",
+     run_install},
+    {"diff", "[--why] ID", "the change list of a migration's layer", run_diff},
     {"show", "ID", "one migration: its status, record and log", run_show},
     {"rollback", "--to ID | --last | --all [--state]",
      "deactivate the layers above ID (the last one, or all)", run_rollback},
@@ -758,6 +818,12 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        newest applied one\n"
                    "      --force           up/install: apply over a base other than the one\n"
                    "                        the layers were built over\n"
+                   "      --audit           up/install: record which program (pid, exe) changed\n"
+                   "                        which path, in the record's audit.list (auditd)\n"
+                   "      --audit-config DIR  up/install --audit: the config dir auditd is\n"
+                   "                        started with when none runs (default /etc/audit)\n"
+                   "      --why             diff: show the programs beside each changed path\n"
+                   "                        (from audit.list)\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
                    "  -v, --verbose         more output;  -q, --quiet: errors only\n"
@@ -766,7 +832,8 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "  -V, --version         print the version\n"
                    "\n"
                    "Exit status: 0 success, 1 a migration failed and was rolled back (or verify\n"
-                   "found a problem it cannot repair), 2 usage error, 70 internal error,\n"
+                   "found a problem it cannot repair, or --audit finds audit unusable here),\n"
+                   "2 usage error, 70 internal error,\n"
                    "75 another migration holds the lock.\n");
 }
 
@@ -820,6 +887,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                 ARG_FORCE,
                 ARG_CONTENT,
                 ARG_OUT_OF_ORDER,
+                ARG_AUDIT,
+                ARG_AUDIT_CONFIG,
+                ARG_WHY,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
@@ -844,6 +914,9 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"force", no_argument, NULL, ARG_FORCE},
             {"content", no_argument, NULL, ARG_CONTENT},
             {"out-of-order", no_argument, NULL, ARG_OUT_OF_ORDER},
+            {"audit", no_argument, NULL, ARG_AUDIT},
+            {"audit-config", required_argument, NULL, ARG_AUDIT_CONFIG},
+            {"why", no_argument, NULL, ARG_WHY},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
@@ -928,6 +1001,15 @@ int migrate_main(int argc, char **argv, const char *prog)
                 case ARG_OUT_OF_ORDER:
                         a.out_of_order = true;
                         break;
+                case ARG_AUDIT:
+                        a.audit = true;
+                        break;
+                case ARG_AUDIT_CONFIG:
+                        a.audit_config = optarg;
+                        break;
+                case ARG_WHY:
+                        a.why = true;
+                        break;
                 case ARG_TIMEOUT:
                         if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {
                                 log_error("invalid --timeout '%s': a positive number of seconds",
@@ -983,7 +1065,9 @@ int migrate_main(int argc, char **argv, const char *prog)
 
                 if (absolute(&a.data_dir, &data_abs) < 0 || absolute(&a.base, &base_abs) < 0)
                         return log_oom(), EXIT_SOFTWARE;
+                progress_init(prog, a.json);
                 ret = c->run(&a);
+                progress_end();
                 /* --json: a failure is one object with its error too */
                 if (a.json && ret != EXIT_OK && !json_printed) {
                         json_t *j = json_pack("{s:s}", "error", last_error ? last_error : "failed");

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "changes.h"
+#include "audit.h"
 #include "baseid.h"
 #include "cleanup.h"
 #include "fs.h"
@@ -63,7 +64,20 @@ struct inside {
         const struct migration *migration;
         char *const *envp;
         int result_fd;
+        bool audit;     /* parent: leave the audit session once the init runs */
+        pid_t init_pid; /* parent: the sandbox's init, as we see it */
 };
+
+/* In the parent, once the sandbox's init runs: with --audit, the init (and
+ * all it starts) keeps the audited session, and we move to a new one. */
+static void inside_started(pid_t init_pid, void *userdata)
+{
+        struct inside *in = userdata;
+
+        in->init_pid = init_pid;
+        if (in->audit)
+                audit_session_detach();
+}
 
 struct inside_result {
         int status; /* the script's, 128+N for a signal */
@@ -515,6 +529,7 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         struct layer_metadata sandbox_md = m->md;
         struct inside_result res = {};
         struct inside in;
+        _cleanup_(audit_session_done) struct audit_session session = {};
         struct tee tee;
         pthread_t tee_tid;
         bool got_result;
@@ -570,8 +585,18 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         }
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot start the log thread");
-        in = (struct inside){a->mi, envp, res_w};
+        in = (struct inside){a->mi, envp, res_w, m->audit != NULL, 0};
         devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (m->audit) {
+                /* last before the sandbox: the session's rules see only
+                 * what starts from here (the log thread is not in it) */
+                r = migrate_audit_begin(m, a->mi->id, &session, ret_error);
+                if (r < 0) {
+                        out_w = safe_close(out_w);
+                        pthread_join(tee_tid, NULL);
+                        return r;
+                }
+        }
         {
                 struct sandbox_config sc = {
                     .flags = SANDBOX_UTS | SANDBOX_IPC,
@@ -587,6 +612,7 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
                     .close_fds = (const int[]){m->lock_fd, m->machine_lock_fd},
                     .n_close_fds = 2,
                     .ret_forwarded_signal = &forwarded,
+                    .started = inside_started,
                 };
 
                 r = sandbox_run(&sc, &status, &error);
@@ -594,6 +620,13 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         out_w = safe_close(out_w);
         res_w = safe_close(res_w);
         pthread_join(tee_tid, NULL);
+        if (m->audit) {
+                /* even for a failed script: the rules go now */
+                int k = migrate_audit_finish(m, &session, in.init_pid, a->state_paths, a->tfd,
+                                             a->tmp_abs, r < 0 ? NULL : ret_error);
+                if (k < 0 && r >= 0)
+                        return k;
+        }
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot %s: %m",
                                          error ? error : "run the sandbox");
@@ -964,6 +997,9 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
                     MIGRATE_EVENT_APPLIED, mi->id,     NULL,
                     e->duration_ms,        e->changes, a.changes.state_counts};
 
+                ev.index = m->run_index;
+                ev.total = m->run_total;
+
                 m->o.event(&ev, m->o.userdata);
         }
         return 0;
@@ -1061,6 +1097,54 @@ static int check_base(struct migrate *m, char **ret_error)
         return 0;
 }
 
+/* How many of set up would apply (up to and including to). */
+static unsigned count_pending(struct migrate *m, const struct migration_set *set, const char *to)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < set->n; i++) {
+                if (to && strcmp(set->items[i].id, to) > 0)
+                        break;
+                if (!migrate_is_applied(&m->md, set->items[i].id))
+                        n++;
+        }
+        return n;
+}
+
+/* Applies (or, dry run, reports) the pending migrations of set up to to. */
+static int up_pending(struct migrate *m, const struct migration_set *set, const char *to,
+                      bool dry_run, char **ret_error)
+{
+        int r, n = 0;
+
+        for (size_t i = 0; i < set->n; i++) {
+                const struct migration *mi = &set->items[i];
+
+                if (to && strcmp(mi->id, to) > 0)
+                        break;
+                if (migrate_is_applied(&m->md, mi->id))
+                        continue;
+                if (dry_run) {
+                        migrate_emit(m, MIGRATE_EVENT_WOULD_APPLY, mi->id, NULL, 0, NULL);
+                        n++;
+                        continue;
+                }
+                if (migrate_interrupted())
+                        return set_error_message(ret_error, -EINTR,
+                                                 "interrupted (SIG%s) before '%s'",
+                                                 sigabbrev_np(migrate_interrupted()), mi->id);
+                r = migrate_auto_squash(m, ret_error);
+                if (r < 0)
+                        return r;
+                m->run_index = (unsigned)n + 1;
+                r = apply_one(m, mi, ret_error);
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        return n;
+}
+
 int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error)
 {
         _cleanup_(migration_set_done) struct migration_set set = {};
@@ -1087,29 +1171,20 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
                     "listed above; 'verify' says the same): nothing was applied",
                     m->data_dir, m->problems, m->problems == 1 ? "" : "s");
 
-        for (size_t i = 0; i < set.n; i++) {
-                const struct migration *mi = &set.items[i];
-
-                if (to && strcmp(mi->id, to) > 0)
-                        break;
-                if (migrate_is_applied(&m->md, mi->id))
-                        continue;
-                if (dry_run) {
-                        migrate_emit(m, MIGRATE_EVENT_WOULD_APPLY, mi->id, NULL, 0, NULL);
-                        n++;
-                        continue;
-                }
-                if (migrate_interrupted())
-                        return set_error_message(ret_error, -EINTR,
-                                                 "interrupted (SIG%s) before '%s'",
-                                                 sigabbrev_np(migrate_interrupted()), mi->id);
-                r = migrate_auto_squash(m, ret_error);
-                if (r < 0)
-                        return r;
-                r = apply_one(m, mi, ret_error);
-                if (r < 0)
-                        return r;
-                n++;
+        m->run_index = 0;
+        m->run_total = dry_run ? 0 : count_pending(m, &set, to);
+        if (dry_run || !m->o.audit) {
+                n = up_pending(m, &set, to, dry_run, ret_error);
+                m->run_index = m->run_total = 0;
+                return n;
         }
+        /* the daemon (started if none runs) serves every migration of this
+         * run, and is stopped again when we started it */
+        r = migrate_audit_start(m, ret_error);
+        if (r < 0)
+                return r;
+        n = up_pending(m, &set, to, dry_run, ret_error);
+        migrate_audit_stop(m);
+        m->run_index = m->run_total = 0;
         return n;
 }

@@ -185,6 +185,11 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
         r = refuse_untracked(m, ret_error);
         if (r < 0)
                 return r;
+        if (repair) {
+                r = migrate_audit_repair(m);
+                if (r < 0)
+                        return r;
+        }
 
         /* Active layers: present and whole. An interrupted rollback or
          * squash may have moved them aside before its commit point. */
