@@ -19,7 +19,9 @@ CLIENT ?= vm
 VM_NAME ?= strata-test
 VM_INSTANCE ?= default
 VM_DIR ?= $(CURDIR)/$(BUILD)/vm-lab
-VM_PACKAGES ?=
+# The vm suite's image (VM_NAME in VM_DIR) carries the NFS lab client's
+# packages, so make vm-* and the tests share one cached image.
+VM_PACKAGES ?= $(shell grep -v '^\#' tests/nfslab/vm-packages)
 VM_MEM ?= 1024
 VM_CPUS ?= 2
 VM_SNAPSHOT ?= clean

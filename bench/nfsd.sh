@@ -13,7 +13,8 @@
 # servers take turns, run by run. Ratios are ganesha time / strata time:
 # above 1.0 means strata-nfsd is faster.
 # Installs nfs-ganesha, nfs-ganesha-vfs and rpcbind through apt if missing
-# (ganesha registers with rpcbind), and starts rpcbind if it is not running.
+# (ganesha registers with rpcbind), and starts rpcbind if it is not running
+# (bench/lib/nfs-servers.sh, shared with bench/nfs-lab.sh).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
@@ -23,123 +24,39 @@ NFSD="$BUILD/src/nfsd/strata-nfsd"
 MIB=64
 NFILES=2000
 
-die() { echo "bench: $*" >&2; exit 1; }
-
-[ -x "$NFSD" ] || die "'$NFSD' is missing; run 'make build' first"
+# shellcheck source=bench/lib/nfs-servers.sh
+. bench/lib/nfs-servers.sh
 command -v nfs-cp >/dev/null || die "nfs-cp is missing (Debian package libnfs-utils)"
-[ "$(id -u)" -eq 0 ] || die "needs root (open_by_handle_at, ganesha, a tmpfs mount)"
 for fs in $FS; do
     case "$fs" in
     tmpfs | ext4) ;;
     *) die "unknown file system '$fs' in FS (tmpfs, ext4)" ;;
     esac
 done
-
-missing=""
-for p in nfs-ganesha nfs-ganesha-vfs rpcbind; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-        missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    echo "bench: installing$missing for the comparison (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing \
-        >/dev/null || die "cannot install$missing"
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-nfsd.XXXXXX")
-NFSD_PID=""
-GANESHA_PID=""
-RPCBIND_PID=""
-stop_servers() {
-    [ -n "$NFSD_PID" ] && kill "$NFSD_PID" 2>/dev/null && wait "$NFSD_PID" 2>/dev/null
-    NFSD_PID=""
-    if [ -n "$GANESHA_PID" ]; then
-        kill "$GANESHA_PID" 2>/dev/null
-        for i in $(seq 1 100); do kill -0 "$GANESHA_PID" 2>/dev/null || break; sleep 0.1; done
-    fi
-    GANESHA_PID=""
-}
-cleanup() {
-    stop_servers
-    [ -n "$RPCBIND_PID" ] && kill "$RPCBIND_PID" 2>/dev/null
-    mountpoint -q "$T/tmpfs" 2>/dev/null && umount "$T/tmpfs"
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+nfs_bench_init nfsd
+# the tmpfs variant's mount goes too (lazily: a server may still hold it)
+NFS_BENCH_CLEANUP='mountpoint -q "$T/tmpfs" 2>/dev/null && umount -l "$T/tmpfs"'
 
 cc -O2 -o "$T/nfs-smallfiles" bench/nfs-smallfiles.c -lnfs || die "cannot build nfs-smallfiles"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-if ! rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
-    rpcbind -w -f &
-    RPCBIND_PID=$!
-    sleep 0.5
-fi
-
-# start_servers DIR: strata-nfsd exporting DIR/strata/export, ganesha
-# DIR/ganesha/export; sets the URLs.
+# start_servers DIR: strata-nfsd exporting DIR/strata/export (local peers
+# held to their socket's owner), ganesha DIR/ganesha/export, both as
+# bench/lib/nfs-servers.sh starts them; sets the URLs.
 start_servers() {
     D=$1
-    mkdir -p "$D/strata/export" "$D/strata/state" "$D/ganesha/export"
-    "$NFSD" --listen 127.0.0.1:0 --state-dir "$D/strata/state" "$D/strata/export" \
-        > "$D/strata/out" 2> "$D/strata/err" &
-    NFSD_PID=$!
-    for i in $(seq 1 100); do grep -q '^listening' "$D/strata/out" && break; sleep 0.05; done
-    SPORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$D/strata/out")
-    [ -n "$SPORT" ] || die "strata-nfsd did not start: $(cat "$D/strata/err")"
-
-    GPORT=$(free_port)
-    GMNT=$(free_port)
-    cat > "$D/ganesha/ganesha.conf" <<EOF2
-NFS_CORE_PARAM {
-    NFS_Port = $GPORT;
-    MNT_Port = $GMNT;
-    Protocols = 3;
-    Bind_addr = 127.0.0.1;
-    Enable_NLM = false;
-    Enable_RQUOTA = false;
-}
-NFSV4 { Graceless = true; }
-EXPORT {
-    Export_Id = 77;
-    Path = $D/ganesha/export;
-    Pseudo = $D/ganesha/export;
-    Access_Type = RW;
-    Squash = No_Root_Squash;
-    Protocols = 3;
-    Transports = TCP;
-    SecType = sys;
-    FSAL { Name = VFS; }
-}
-EOF2
-    ganesha.nfsd -F -f "$D/ganesha/ganesha.conf" -L "$D/ganesha/log" -p "$D/ganesha/pid" \
-        -N NIV_WARN &
-    GANESHA_PID=$!
-    ok=false
-    for i in $(seq 1 100); do
-        if nfs-ls "nfs://127.0.0.1$D/ganesha/export?version=3&nfsport=$GPORT&mountport=$GMNT" \
-            >/dev/null 2>&1; then
-            ok=true
-            break
-        fi
-        sleep 0.1
-    done
-    $ok || die "nfs-ganesha did not start: $(tail -5 "$D/ganesha/log")"
-
+    NFS_DIR=$D
+    strata_start "$D/strata/export"
+    ganesha_start
     SURL_DIR="nfs://127.0.0.1/?version=3&nfsport=$SPORT&mountport=$SPORT"
     SURL_FILE="nfs://127.0.0.1//big-%d.bin?version=3&nfsport=$SPORT&mountport=$SPORT"
     GURL_DIR="nfs://127.0.0.1$D/ganesha/export?version=3&nfsport=$GPORT&mountport=$GMNT"
     GURL_FILE="nfs://127.0.0.1$D/ganesha/export/big-%d.bin?version=3&nfsport=$GPORT&mountport=$GMNT"
 }
+stop_servers() { nfs_servers_stop; }
 
 head -c $((MIB * 1024 * 1024)) /dev/urandom > "$T/src.bin"
 
 now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # time_cmd CMD...: prints the nanoseconds CMD took (fails the bench if CMD fails).
 # Dirty data left by the previous step is written out first, so it does not

@@ -68,11 +68,12 @@ void help_vm(void)
                "  image build NAME [--suite S] [--packages LIST] [--size 4G] [--kernel PATH]\n"
                "              [--initrd PATH] [--rootfs DIR] [--init strata|image] [--force]\n"
                "                         build (or find cached) the base image NAME\n"
-               "  run NAME [--sync DIR] [--timeout S] [--mem MB] [--cpus N] -- CMD...\n"
+               "  run NAME [--sync DIR] [--timeout S] [--mem MB] [--cpus N] [--seed FILE]\n"
+               "           [--drive FILE[,ro]]... -- CMD...\n"
                "                         boot a fresh throwaway instance, run CMD, exit with\n"
                "                         its status\n"
                "  start NAME [--instance I] [--mem MB] [--cpus N] [--forward HOST:GUEST]...\n"
-               "             [--snapshot S] [--timeout S]\n"
+               "             [--snapshot S] [--timeout S] [--seed FILE] [--drive FILE[,ro]]...\n"
                "                         boot instance I (default 'default'), created on its\n"
                "                         first start, and wait until sshd is up\n"
                "  stop NAME [--instance I] [--grace S]   ACPI power-down, kill after S seconds\n"
@@ -125,6 +126,8 @@ enum {
         ARG_YES,
         ARG_IMAGE,
         ARG_KEEP,
+        ARG_SEED,
+        ARG_DRIVE,
 };
 
 static const struct option all_options[] = {
@@ -153,6 +156,8 @@ static const struct option all_options[] = {
     {"yes", no_argument, NULL, ARG_YES},
     {"image", no_argument, NULL, ARG_IMAGE},
     {"keep", no_argument, NULL, ARG_KEEP},
+    {"seed", required_argument, NULL, ARG_SEED},
+    {"drive", required_argument, NULL, ARG_DRIVE},
     {},
 };
 
@@ -166,8 +171,17 @@ struct args {
         size_t n_forwards;
         char **pos; /* positional arguments (before "--") */
         size_t n_pos;
-        char **cmd; /* after "--" */
+        char **cmd;                            /* after "--" */
+        struct vm_drive drives[VM_DRIVES_MAX]; /* --seed, --drive */
+        size_t n_drives;
+        char *drive_abs[VM_DRIVES_MAX]; /* their absolute paths (drives_open) */
 };
+
+static void args_done(struct args *a)
+{
+        for (size_t k = 0; k < a->n_drives; k++)
+                free(a->drive_abs[k]);
+}
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *ret)
 {
@@ -294,6 +308,21 @@ static int parse_args(int argc, char **argv, const int *allowed, size_t n_allowe
                         break;
                 case ARG_KEEP:
                         a->keep = true;
+                        break;
+                case ARG_SEED:
+                case ARG_DRIVE:
+                        if (a->n_drives >= VM_DRIVES_MAX) {
+                                log_error("at most %d --seed and --drive", VM_DRIVES_MAX);
+                                return -EINVAL;
+                        }
+                        if (opt == ARG_SEED)
+                                a->drives[a->n_drives] = (struct vm_drive){
+                                    .path = optarg, .readonly = true, .seed = true};
+                        else if (vm_drive_parse(optarg, &a->drives[a->n_drives]) < 0) {
+                                log_error("invalid --drive '%s' (FILE or FILE,ro)", optarg);
+                                return -EINVAL;
+                        }
+                        a->n_drives++;
                         break;
                 case '?':
                 default:
@@ -832,6 +861,128 @@ static int ssh_run(const struct instance *i, const char *host, const char *cmd)
         return 0;
 }
 
+/* ---- what run and start share ---- */
+
+/* The tools a boot needs, then the image (a message says what is missing). */
+static int boot_load_image(const char *vm_dir, const char *name, bool rsync, struct vm_image *ret)
+{
+        const char *tools[] = {"qemu-system-x86_64", "qemu-img", rsync ? "rsync" : NULL, NULL};
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        if (need_tools(tools) < 0)
+                return -ENOENT;
+        r = vm_image_load(vm_dir, name, ret, &error);
+        if (r < 0) {
+                log_error("%s", error ? error : strerror(-r));
+                return r;
+        }
+        return 0;
+}
+
+/* The acceleration for the image's kernel; said on stderr when what (the
+ * instance) is given, else at info level. */
+static int boot_accel(const char *vm_dir, const struct vm_image *img, const char *what,
+                      enum vm_accel *ret)
+{
+        bool cached;
+        int r;
+
+        r = accel_pick(vm_dir, img->kernel, ret, &cached);
+        if (r < 0)
+                return log_error_errno(r, "cannot probe KVM: %m");
+        if (what)
+                fprintf(stderr, "strata vm: %s: accel %s%s\n", what, vm_accel_to_string(*ret),
+                        cached ? " (cached probe)" : "");
+        else
+                log_info("accel: %s%s", vm_accel_to_string(*ret), cached ? " (cached probe)" : "");
+        return 0;
+}
+
+/* --seed and --drive files: absolute paths, their format, a seed's label
+ * checked. Each message names the file. */
+static int drives_open(struct args *a)
+{
+        for (size_t k = 0; k < a->n_drives; k++) {
+                struct vm_drive *d = &a->drives[k];
+                _cleanup_close_ int fd = -1;
+                _cleanup_free_ unsigned char *head = malloc(65536);
+                char label[VM_LABEL_MAX + 1];
+                ssize_t n;
+
+                if (!head)
+                        return log_oom();
+                fd = open(d->path, (d->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return log_error_errno(errno, "cannot open the %s '%s'%s: %m",
+                                               d->seed ? "--seed" : "--drive", d->path,
+                                               d->readonly ? "" : " for writing");
+                n = pread(fd, head, 65536, 0);
+                if (n < 0)
+                        return log_error_errno(errno, "cannot read '%s': %m", d->path);
+                vm_drive_probe(head, (size_t)n, &d->format, label);
+                if (d->seed && !vm_label_is_seed(label))
+                        return log_error_errno(EINVAL,
+                                               "the --seed '%s' is not a NoCloud seed: its "
+                                               "label is '%s', not cidata (genisoimage -V "
+                                               "cidata, mkfs.vfat -n cidata)",
+                                               d->path, label);
+                a->drive_abs[k] = realpath(d->path, NULL);
+                if (!a->drive_abs[k])
+                        return log_error_errno(errno, "cannot resolve '%s': %m", d->path);
+                d->path = a->drive_abs[k];
+        }
+        return 0;
+}
+
+/* What every boot of a lab guest has: the image's kernel, the instance's
+ * disks, console and QMP socket, the ssh port, the extra drives. */
+static void boot_init(struct vm_boot *b, const struct vm_image *img, const struct instance *i,
+                      const struct args *a, enum vm_accel accel, uint16_t ssh_port)
+{
+        b->kernel = img->kernel;
+        b->initrd = img->initrd;
+        b->append = img->append;
+        b->root_disk = i->root;
+        b->data_disk = i->data;
+        b->mem_mb = a->mem;
+        b->cpus = a->cpus;
+        b->accel = accel;
+        b->console = i->console;
+        b->ssh_port = ssh_port;
+        b->qmp = i->qmp;
+        memcpy(b->drives, a->drives, sizeof(a->drives));
+        b->n_drives = a->n_drives;
+}
+
+static int boot_spawn(const struct vm_boot *b, const char *log, int keep_fd, bool die_with_parent,
+                      pid_t *ret_pid)
+{
+        _cleanup_strv_ char **argv = NULL;
+        int r;
+
+        r = vm_qemu_argv(b, &argv);
+        if (r < 0)
+                return log_oom();
+        r = vm_spawn(argv, log, keep_fd, die_with_parent, ret_pid);
+        if (r < 0)
+                return log_error_errno(r, "cannot start '%s': %m", argv[0]);
+        return 0;
+}
+
+/* Says why the guest did not get to what was waited for. */
+static void report_event(int ev, const struct instance *i, const char *exited, const char *timeout)
+{
+        if (ev == VM_EVENT_EXITED)
+                print_console_tail(i->console, exited);
+        else if (ev == VM_EVENT_TIMEOUT)
+                print_console_tail(i->console, timeout);
+        else if (ev == VM_EVENT_INTERRUPTED)
+                log_error("interrupted by signal %d; the guest was killed", (int)arg_stop);
+        else
+                log_error_errno(ev, "cannot watch the guest: %m");
+}
+
 static void help_run(void)
 {
         printf("Usage: strata vm run NAME [OPTIONS] -- CMD...\n"
@@ -847,6 +998,9 @@ static void help_run(void)
                "  --mem MB        guest memory (default 1024)\n"
                "  --cpus N        guest CPUs (default 1)\n"
                "  --keep          keep the instance dir (console.log, qemu.log) for debugging\n"
+               "  --seed FILE     attach FILE, a NoCloud seed (labelled cidata), read-only\n"
+               "  --drive FILE[,ro]  attach FILE as a disk (raw or qcow2), writable unless ,ro;\n"
+               "                  after the two disks: /dev/vdc, /dev/vdd... (repeatable)\n"
                "  --vm-dir DIR    the vm dir\n"
                "\n"
                "Exit status: CMD's (128+N when killed by signal N); 255 when the guest\n"
@@ -854,26 +1008,166 @@ static void help_run(void)
                "guest cannot be started (the message says why); 2 usage error.\n");
 }
 
-static int vm_run(int argc, char **argv)
+/* One `vm run`: the throwaway instance and its ports' files. */
+struct run {
+        struct args *a;
+        const char *name;
+        struct vm_image img;
+        struct instance i;
+        char *dir, *cmdfile, *result, *out, *err, *host;
+        uint16_t port;
+        pid_t pid;
+        int64_t deadline;
+        struct vm_watch w;
+};
+
+/* Kills the guest and removes the instance, whatever happened. */
+static void run_done(struct run *x)
 {
-        struct args a = {};
-        _cleanup_(vm_image_done) struct vm_image img = {};
-        _cleanup_(instance_done) struct instance i = {};
-        _cleanup_free_ char *error = NULL, *runs = NULL, *dir = NULL, *cmdfile = NULL,
-                            *script = NULL, *quoted = NULL, *result = NULL, *out = NULL,
-                            *err = NULL, *res_text = NULL, *host = NULL;
-        _cleanup_strv_ char **qargv = NULL;
+        if (x->pid > 0)
+                vm_kill(x->pid);
+        if (x->dir && x->a->keep)
+                fprintf(stderr, "strata vm: kept the instance in '%s'\n", x->dir);
+        else if (x->dir)
+                (void)rm_rf_at(AT_FDCWD, x->dir, RM_ROOT | RM_MISSING_OK);
+        vm_image_done(&x->img);
+        instance_done(&x->i);
+        free(x->dir);
+        free(x->cmdfile);
+        free(x->result);
+        free(x->out);
+        free(x->err);
+        free(x->host);
+}
+
+/* The instance: a temp dir in VM-DIR/runs with disks over the image, the
+ * command, the ports' empty files, a free ssh port (and its ssh_config
+ * for --sync). */
+static int run_prepare(struct run *x)
+{
+        _cleanup_free_ char *runs = NULL, *dir = NULL, *quoted = NULL, *script = NULL,
+                            *error = NULL;
+        int r;
+
+        if (asprintf(&runs, "%s/runs", x->a->c.vm_dir) < 0 ||
+            asprintf(&dir, "%s/%s-XXXXXX", runs, x->name) < 0)
+                return log_oom();
+        r = mkdir_p_at(AT_FDCWD, runs, 0755);
+        if (r < 0 || !mkdtemp(dir))
+                return log_error_errno(r < 0 ? r : errno,
+                                       "cannot create an instance dir in '%s': %m", runs);
+        x->dir = TAKE_PTR(dir);
+        if (instance_paths(x->dir, &x->i) < 0 || asprintf(&x->cmdfile, "%s/command", x->dir) < 0 ||
+            asprintf(&x->result, "%s/result", x->dir) < 0 ||
+            asprintf(&x->out, "%s/stdout", x->dir) < 0 ||
+            asprintf(&x->err, "%s/stderr", x->dir) < 0 ||
+            asprintf(&x->host, "strata-vm-%s", x->name) < 0 ||
+            vm_shell_quote(x->a->cmd, &quoted) < 0 || asprintf(&script, "exec %s\n", quoted) < 0)
+                return log_oom();
+        r = vm_instance_create_disks(&x->img, x->dir, true, &error);
+        if (r < 0) {
+                log_error("cannot create the instance's disks: %s", error);
+                return r;
+        }
+        {
+                const char *files[] = {x->cmdfile, x->result, x->out, x->err};
+                for (size_t k = 0; k < ELEMENTSOF(files); k++) {
+                        r = write_file_atomic_at(AT_FDCWD, files[k], k ? "" : script,
+                                                 k ? 0 : strlen(script), 0644);
+                        if (r < 0)
+                                return log_error_errno(r, "cannot write '%s': %m", files[k]);
+                }
+        }
+        r = vm_free_port(&x->port);
+        if (r < 0)
+                return log_error_errno(r, "cannot find a free TCP port on 127.0.0.1: %m");
+        if (x->a->sync)
+                return write_ssh_config(&x->i, &x->img, x->a->c.vm_dir, x->host, x->port);
+        return 0;
+}
+
+static int run_boot(struct run *x)
+{
         struct vm_boot b = {};
         enum vm_accel accel;
-        bool accel_cached;
-        const char *name;
-        int64_t deadline = 0;
-        pid_t pid = 0;
-        int r, status = EXIT_FAILURE_, ev;
-        uint16_t port = 0;
+        int r;
 
-        PARSE(help_run, ARG_SYNC, ARG_TIMEOUT, ARG_MEM, ARG_CPUS, ARG_KEEP);
-        if (want_name(&a, "vm run", 0, &name) < 0)
+        r = boot_accel(x->a->c.vm_dir, &x->img, NULL, &accel);
+        if (r < 0)
+                return r;
+        boot_init(&b, &x->img, &x->i, x->a, accel, x->port);
+        b.result = x->result;
+        b.out = x->out;
+        b.err = x->err;
+        b.command = x->cmdfile;
+        b.wait_sync = x->a->sync != NULL;
+        return boot_spawn(&b, x->i.log, -1, true, &x->pid);
+}
+
+/* With --sync: waits for the marker, syncs, lets the command go. Then
+ * until QEMU exits. A vm_event, or -errno (-ECANCELED: the sync failed,
+ * said). */
+static int run_wait(struct run *x)
+{
+        int ev = VM_EVENT_READY;
+
+        x->w = (struct vm_watch){.pid = x->pid,
+                                 .child = true,
+                                 .console = x->i.console,
+                                 .out = x->out,
+                                 .err = x->err,
+                                 .out_fd = STDOUT_FILENO,
+                                 .err_fd = STDERR_FILENO};
+        if (x->a->sync) {
+                ev = vm_watch_run(&x->w, VM_WAIT_READY, x->deadline, &arg_stop);
+                if (ev == VM_EVENT_READY &&
+                    (rsync_to(&x->i, x->host, x->a->sync, VM_GUEST_SYNC_DIR) < 0 ||
+                     ssh_run(&x->i, x->host, "touch /run/strata/go") < 0))
+                        return -ECANCELED;
+        }
+        if (ev == VM_EVENT_READY)
+                ev = vm_watch_run(&x->w, VM_WAIT_EXIT, x->deadline, &arg_stop);
+        if (ev == VM_EVENT_EXITED)
+                x->pid = 0;
+        return ev;
+}
+
+/* The exit status of `vm run` for what run_wait returned. */
+static int run_status(struct run *x, int ev)
+{
+        _cleanup_free_ char *res = NULL, *con = NULL;
+        size_t len = 0, clen = 0;
+        int s;
+
+        if (ev == -ECANCELED)
+                return EXIT_FAILURE_;
+        if (ev != VM_EVENT_EXITED) {
+                report_event(ev, &x->i, NULL, "timeout: the guest was killed");
+                return ev == VM_EVENT_TIMEOUT       ? VM_STATUS_TIMEOUT
+                       : ev == VM_EVENT_INTERRUPTED ? 128 + (int)arg_stop
+                                                    : EXIT_SOFTWARE;
+        }
+        (void)vm_read_tail(x->result, 4096, &res, &len);
+        if (vm_result_parse(res, len, &s) == 0)
+                return s;
+        if (x->w.status != 0 &&
+            (vm_read_tail(x->i.console, 1 << 20, &con, &clen) < 0 || clen == 0)) {
+                log_error("the guest did not start (qemu exited with status %d)", x->w.status);
+                print_qemu_log(x->i.log);
+                return EXIT_FAILURE_;
+        }
+        print_console_tail(x->i.console, "the guest stopped without a result");
+        return VM_STATUS_NO_RESULT;
+}
+
+static int vm_run(int argc, char **argv)
+{
+        _cleanup_(args_done) struct args a = {};
+        _cleanup_(run_done) struct run x = {.a = &a};
+        int r;
+
+        PARSE(help_run, ARG_SYNC, ARG_TIMEOUT, ARG_MEM, ARG_CPUS, ARG_KEEP, ARG_SEED, ARG_DRIVE);
+        if (want_name(&a, "vm run", 0, &x.name) < 0)
                 return EXIT_USAGE;
         if (!a.cmd || !a.cmd[0]) {
                 log_error("vm run: missing CMD after '--'; see --help");
@@ -883,162 +1177,17 @@ static int vm_run(int argc, char **argv)
                 log_error_errno(errno, "cannot read the --sync dir '%s': %m", a.sync);
                 return EXIT_FAILURE_;
         }
-        {
-                const char *tools[] = {"qemu-system-x86_64", "qemu-img", a.sync ? "rsync" : NULL,
-                                       NULL};
-                if (need_tools(tools) < 0)
-                        return EXIT_FAILURE_;
-        }
-        r = vm_image_load(a.c.vm_dir, name, &img, &error);
-        if (r < 0) {
-                log_error("%s", error ? error : strerror(-r));
+        if (drives_open(&a) < 0 || boot_load_image(a.c.vm_dir, x.name, a.sync, &x.img) < 0)
                 return EXIT_FAILURE_;
-        }
         if (a.timeout)
-                deadline = vm_now_usec() + (int64_t)a.timeout * 1000000;
+                x.deadline = vm_now_usec() + (int64_t)a.timeout * 1000000;
         catch_signals();
-
-        if (asprintf(&runs, "%s/runs", a.c.vm_dir) < 0 ||
-            asprintf(&dir, "%s/%s-XXXXXX", runs, name) < 0)
-                return log_oom(), EXIT_SOFTWARE;
-        r = mkdir_p_at(AT_FDCWD, runs, 0755);
-        if (r < 0 || !mkdtemp(dir)) {
-                log_error_errno(r < 0 ? r : errno, "cannot create an instance dir in '%s': %m",
-                                runs);
-                return EXIT_FAILURE_;
-        }
-        /* From here on every path ends at "done", which kills the guest
-         * and removes the instance. */
-        if (instance_paths(dir, &i) < 0 || asprintf(&cmdfile, "%s/command", dir) < 0 ||
-            asprintf(&result, "%s/result", dir) < 0 || asprintf(&out, "%s/stdout", dir) < 0 ||
-            asprintf(&err, "%s/stderr", dir) < 0 || asprintf(&host, "strata-vm-%s", name) < 0 ||
-            vm_shell_quote(a.cmd, &quoted) < 0 || asprintf(&script, "exec %s\n", quoted) < 0) {
-                log_oom();
-                status = EXIT_SOFTWARE;
-                goto done;
-        }
-        r = vm_instance_create_disks(&img, dir, true, &error);
-        if (r < 0) {
-                log_error("cannot create the instance's disks: %s", error);
-                goto done;
-        }
-        if (write_file_atomic_at(AT_FDCWD, cmdfile, script, strlen(script), 0644) < 0 ||
-            write_file_atomic_at(AT_FDCWD, result, "", 0, 0644) < 0 ||
-            write_file_atomic_at(AT_FDCWD, out, "", 0, 0644) < 0 ||
-            write_file_atomic_at(AT_FDCWD, err, "", 0, 0644) < 0) {
-                log_error_errno(errno, "cannot write the instance's files in '%s': %m", dir);
-                goto done;
-        }
-        r = vm_free_port(&port);
-        if (r < 0) {
-                log_error_errno(r, "cannot find a free TCP port on 127.0.0.1: %m");
-                goto done;
-        }
-        if (a.sync && write_ssh_config(&i, &img, a.c.vm_dir, host, port) < 0)
-                goto done;
-        r = accel_pick(a.c.vm_dir, img.kernel, &accel, &accel_cached);
-        if (r < 0) {
-                log_error_errno(r, "cannot probe KVM: %m");
-                goto done;
-        }
-        log_info("accel: %s%s", vm_accel_to_string(accel), accel_cached ? " (cached probe)" : "");
-
-        b.kernel = img.kernel;
-        b.initrd = img.initrd;
-        b.append = img.append;
-        b.root_disk = i.root;
-        b.data_disk = i.data;
-        b.mem_mb = a.mem;
-        b.cpus = a.cpus;
-        b.accel = accel;
-        b.console = i.console;
-        b.result = result;
-        b.out = out;
-        b.err = err;
-        b.command = cmdfile;
-        b.wait_sync = a.sync != NULL;
-        b.ssh_port = port;
-        b.qmp = i.qmp;
-        r = vm_qemu_argv(&b, &qargv);
-        if (r < 0) {
-                log_oom();
-                status = EXIT_SOFTWARE;
-                goto done;
-        }
-        r = vm_spawn(qargv, i.log, -1, true, &pid);
-        if (r < 0) {
-                log_error_errno(r, "cannot start '%s': %m", qargv[0]);
-                goto done;
-        }
-
-        struct vm_watch w = {.pid = pid,
-                             .child = true,
-                             .console = i.console,
-                             .out = out,
-                             .err = err,
-                             .out_fd = STDOUT_FILENO,
-                             .err_fd = STDERR_FILENO};
-        if (a.sync) {
-                ev = vm_watch_run(&w, VM_WAIT_READY, deadline, &arg_stop);
-                if (ev == VM_EVENT_READY) {
-                        if (rsync_to(&i, host, a.sync, VM_GUEST_SYNC_DIR) < 0 ||
-                            ssh_run(&i, host, "touch /run/strata/go") < 0)
-                                goto done;
-                }
-        } else
-                ev = VM_EVENT_READY;
-        if (ev == VM_EVENT_READY)
-                ev = vm_watch_run(&w, VM_WAIT_EXIT, deadline, &arg_stop);
-        if (ev == VM_EVENT_EXITED)
-                pid = 0;
-        switch (ev) {
-        case VM_EVENT_EXITED: {
-                size_t len = 0;
-                int s;
-
-                (void)vm_read_tail(result, 4096, &res_text, &len);
-                if (vm_result_parse(res_text, len, &s) == 0) {
-                        status = s;
-                        break;
-                }
-                {
-                        _cleanup_free_ char *con = NULL;
-                        size_t clen = 0;
-                        if (w.status != 0 &&
-                            (vm_read_tail(i.console, 1 << 20, &con, &clen) < 0 || clen == 0)) {
-                                log_error("the guest did not start (qemu exited with status %d)",
-                                          w.status);
-                                print_qemu_log(i.log);
-                                status = EXIT_FAILURE_;
-                                break;
-                        }
-                }
-                print_console_tail(i.console, "the guest stopped without a result");
-                status = VM_STATUS_NO_RESULT;
-                break;
-        }
-        case VM_EVENT_TIMEOUT:
-                print_console_tail(i.console, "timeout: the guest was killed");
-                status = VM_STATUS_TIMEOUT;
-                break;
-        case VM_EVENT_INTERRUPTED:
-                log_error("interrupted by signal %d; the guest was killed", (int)arg_stop);
-                status = 128 + (int)arg_stop;
-                break;
-        default:
-                log_error_errno(ev, "cannot watch the guest: %m");
-                status = EXIT_SOFTWARE;
-                break;
-        }
-
-done:
-        if (pid > 0)
-                vm_kill(pid);
-        if (a.keep)
-                fprintf(stderr, "strata vm: kept the instance in '%s'\n", dir);
-        else
-                (void)rm_rf_at(AT_FDCWD, dir, RM_ROOT | RM_MISSING_OK);
-        return status;
+        r = run_prepare(&x);
+        if (r >= 0)
+                r = run_boot(&x);
+        if (r < 0)
+                return r == -ENOMEM ? EXIT_SOFTWARE : EXIT_FAILURE_;
+        return run_status(&x, run_wait(&x));
 }
 
 /* The state an instance's state.json records while it runs. */
@@ -1126,6 +1275,9 @@ static void help_start(void)
                "                        (default: a free one); repeatable\n"
                "  --snapshot S          restore snapshot S first\n"
                "  --timeout S           wait at most S seconds for the marker (default 300)\n"
+               "  --seed FILE           attach FILE, a NoCloud seed (labelled cidata), read-only\n"
+               "  --drive FILE[,ro]     attach FILE as a disk (raw or qcow2), writable unless\n"
+               "                        ,ro; /dev/vdc, /dev/vdd... in order (repeatable)\n"
                "  --vm-dir DIR          the vm dir\n"
                "\n"
                "Exit status: 0 ready; 75 the instance already runs; 1 failure (the last\n"
@@ -1134,179 +1286,192 @@ static void help_start(void)
 
 static int snapshot_apply(const struct instance *i, const char *op, const char *snap);
 
-static int vm_start(int argc, char **argv)
+/* Takes the instance's lock (QEMU inherits it and holds it while it runs).
+ * 0, or the exit status after saying why not: 75 when it runs. */
+static int instance_lock(const struct instance *i, const char *who, const char *name,
+                         const char *inst, int *ret_fd)
 {
-        struct args a = {};
-        _cleanup_(vm_image_done) struct vm_image img = {};
-        _cleanup_(instance_done) struct instance i = {};
-        _cleanup_free_ char *error = NULL, *dir = NULL, *host = NULL, *pidtext = NULL;
-        _cleanup_strv_ char **qargv = NULL;
-        _cleanup_close_ int lock_fd = -1;
         struct lock_holder h = {};
-        struct vm_boot b = {};
-        enum vm_accel accel;
-        bool accel_cached;
-        const char *name;
-        uint16_t ssh_port = 0;
-        pid_t spawned = 0, pid = 0;
-        int r, ev;
-        json_t *fw, *st;
+        int r;
 
-        PARSE(help_start, ARG_INSTANCE, ARG_MEM, ARG_CPUS, ARG_FORWARD, ARG_SNAPSHOT, ARG_TIMEOUT);
-        if (want_name(&a, "vm start", 0, &name) < 0)
-                return EXIT_USAGE;
-        {
-                const char *tools[] = {"qemu-system-x86_64", "qemu-img", NULL};
-                if (need_tools(tools) < 0)
-                        return EXIT_FAILURE_;
+        r = lock_acquire_at(AT_FDCWD, i->lock, who, LOCK_NONBLOCK, ret_fd, &h);
+        if (r == -EWOULDBLOCK) {
+                struct inst_state s = {};
+                (void)state_load(i, &s);
+                json_decref(s.forwards);
+                log_error("instance '%s' of '%s' is running (pid %d); stop it first (strata vm "
+                          "stop %s)",
+                          inst, name, (int)(s.pid ? s.pid : h.pid), name);
+                return EXIT_BUSY;
         }
-        r = vm_image_load(a.c.vm_dir, name, &img, &error);
         if (r < 0) {
-                log_error("%s", error ? error : strerror(-r));
+                log_error_errno(r, "cannot lock '%s': %m", i->lock);
                 return EXIT_FAILURE_;
         }
+        return 0;
+}
+
+/* The ssh port (the first --forward to guest port 22, else a free one);
+ * the other forwards go into b. Each host port must be free. */
+static int start_ports(const struct args *a, struct vm_boot *b, uint16_t *ret_ssh)
+{
+        uint16_t ssh_port = 0;
+        int r;
+
+        for (size_t k = 0; k < a->n_forwards; k++) {
+                if (!vm_port_free(a->fwd_host[k]))
+                        return log_error_errno(EADDRINUSE,
+                                               "port %u on 127.0.0.1 is in use (--forward %u:%u)",
+                                               a->fwd_host[k], a->fwd_host[k], a->fwd_guest[k]);
+                if (a->fwd_guest[k] == 22 && !ssh_port)
+                        ssh_port = a->fwd_host[k];
+                else {
+                        b->fwd_host[b->n_forwards] = a->fwd_host[k];
+                        b->fwd_guest[b->n_forwards++] = a->fwd_guest[k];
+                }
+        }
+        if (!ssh_port && (r = vm_free_port(&ssh_port)) < 0)
+                return log_error_errno(r, "cannot find a free TCP port on 127.0.0.1: %m");
+        *ret_ssh = ssh_port;
+        return 0;
+}
+
+/* Starts QEMU daemonized, holding lock_fd; its first process exits once
+ * the guest runs, and the pid file names the one that stays. */
+static int start_spawn(const struct vm_boot *b, const struct instance *i, const char *name,
+                       int lock_fd, pid_t *ret_pid)
+{
+        _cleanup_free_ char *pidtext = NULL;
+        pid_t spawned;
+        int ws = -1, r;
+
+        r = boot_spawn(b, i->log, lock_fd, false, &spawned);
+        if (r < 0)
+                return r;
+        while (waitpid(spawned, &ws, 0) < 0 && errno == EINTR)
+                ;
+        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 ||
+            read_file_at(AT_FDCWD, i->pidfile, 64, &pidtext, NULL) < 0) {
+                log_error("cannot start the guest of '%s' (qemu exited with status %d)", name,
+                          WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+                print_qemu_log(i->log);
+                instance_cleanup_runtime(i);
+                return -EIO;
+        }
+        *ret_pid = (pid_t)strtol(pidtext, NULL, 10);
+        return 0;
+}
+
+/* state.json of the running instance (what status prints). */
+static int start_record(const struct args *a, const struct instance *i, pid_t pid,
+                        uint16_t ssh_port, enum vm_accel accel)
+{
+        json_t *fw = json_array(), *st;
+        int r;
+
+        for (size_t k = 0; k < a->n_forwards; k++)
+                json_array_append_new(
+                    fw, json_pack("{s:i, s:i}", "host", a->fwd_host[k], "guest", a->fwd_guest[k]));
+        st =
+            json_pack("{s:i, s:i, s:s, s:I, s:o, s:i, s:i}", "pid", (int)pid, "ssh_port", ssh_port,
+                      "accel", vm_accel_to_string(accel), "started", (json_int_t)time(NULL),
+                      "forwards", fw, "mem", a->mem ? a->mem : 1024, "cpus", a->cpus ? a->cpus : 1);
+        r = st ? json_save_at(AT_FDCWD, i->state, st, 0644) : -ENOMEM;
+        json_decref(st);
+        if (r < 0) {
+                log_error_errno(r, "cannot write '%s': %m", i->state);
+                vm_kill(pid);
+                instance_cleanup_runtime(i);
+        }
+        return r;
+}
+
+/* Waits for the ready marker; kills the guest when it does not come. */
+static int start_wait(const struct args *a, const char *name, const struct instance *i, pid_t pid,
+                      uint16_t ssh_port)
+{
+        struct vm_watch w = {.pid = pid, .console = i->console, .out_fd = -1, .err_fd = -1};
+        int64_t timeout = a->timeout ? a->timeout : READY_TIMEOUT_DEFAULT;
+        bool dflt = streq(a->c.instance, INSTANCE_DEFAULT);
+        int ev;
+
+        ev = vm_watch_run(&w, VM_WAIT_READY, vm_now_usec() + timeout * 1000000, &arg_stop);
+        if (ev == VM_EVENT_READY) {
+                printf("%s instance '%s' is ready: pid %d, ssh port %u (strata vm ssh %s%s%s)\n",
+                       name, a->c.instance, (int)pid, ssh_port, name, dflt ? "" : " --instance ",
+                       dflt ? "" : a->c.instance);
+                return EXIT_OK;
+        }
+        report_event(ev, i, "the guest stopped before it was ready",
+                     "timeout: no ready marker; the guest was killed");
+        if (pid_is_instance(pid, i))
+                vm_kill(pid);
+        (void)vm_pid_wait_gone(pid, 5000);
+        instance_cleanup_runtime(i);
+        (void)unlink(i->state);
+        return EXIT_FAILURE_;
+}
+
+static int vm_start(int argc, char **argv)
+{
+        _cleanup_(args_done) struct args a = {};
+        _cleanup_(vm_image_done) struct vm_image img = {};
+        _cleanup_(instance_done) struct instance i = {};
+        _cleanup_free_ char *dir = NULL, *host = NULL, *what = NULL;
+        _cleanup_close_ int lock_fd = -1;
+        struct vm_boot b = {};
+        enum vm_accel accel;
+        const char *name;
+        uint16_t ssh_port = 0;
+        pid_t pid = 0;
+        int r;
+
+        PARSE(help_start, ARG_INSTANCE, ARG_MEM, ARG_CPUS, ARG_FORWARD, ARG_SNAPSHOT, ARG_TIMEOUT,
+              ARG_SEED, ARG_DRIVE);
+        if (want_name(&a, "vm start", 0, &name) < 0)
+                return EXIT_USAGE;
+        if (drives_open(&a) < 0 || boot_load_image(a.c.vm_dir, name, false, &img) < 0)
+                return EXIT_FAILURE_;
         if (instance_dir(a.c.vm_dir, name, a.c.instance, &dir) < 0 || instance_paths(dir, &i) < 0 ||
-            asprintf(&host, "strata-vm-%s-%s", name, a.c.instance) < 0)
+            asprintf(&host, "strata-vm-%s-%s", name, a.c.instance) < 0 ||
+            asprintf(&what, "%s instance '%s'", name, a.c.instance) < 0)
                 return log_oom(), EXIT_SOFTWARE;
         r = mkdir_p_at(AT_FDCWD, dir, 0755);
         if (r < 0) {
                 log_error_errno(r, "cannot create '%s': %m", dir);
                 return EXIT_FAILURE_;
         }
-        r = lock_acquire_at(AT_FDCWD, i.lock, "strata vm start", LOCK_NONBLOCK, &lock_fd, &h);
-        if (r == -EWOULDBLOCK) {
-                struct inst_state s = {};
-                (void)state_load(&i, &s);
-                json_decref(s.forwards);
-                log_error("instance '%s' of '%s' is running (pid %d); stop it first", a.c.instance,
-                          name, (int)(s.pid ? s.pid : h.pid));
-                return EXIT_BUSY;
-        }
-        if (r < 0) {
-                log_error_errno(r, "cannot lock '%s': %m", i.lock);
-                return EXIT_FAILURE_;
-        }
+        r = instance_lock(&i, "strata vm start", name, a.c.instance, &lock_fd);
+        if (r != 0)
+                return r;
         catch_signals();
-        r = vm_instance_create_disks(&img, dir, false, &error);
-        if (r < 0) {
-                log_error("cannot create the instance's disks: %s", error);
-                return EXIT_FAILURE_;
-        }
-        if (a.snapshot && snapshot_apply(&i, "-a", a.snapshot) < 0)
-                return EXIT_FAILURE_;
-
-        for (size_t k = 0; k < a.n_forwards; k++) {
-                if (!vm_port_free(a.fwd_host[k])) {
-                        log_error("port %u on 127.0.0.1 is in use (--forward %u:%u)", a.fwd_host[k],
-                                  a.fwd_host[k], a.fwd_guest[k]);
+        {
+                _cleanup_free_ char *error = NULL;
+                r = vm_instance_create_disks(&img, dir, false, &error);
+                if (r < 0) {
+                        log_error("cannot create the instance's disks: %s", error);
                         return EXIT_FAILURE_;
                 }
-                if (a.fwd_guest[k] == 22 && !ssh_port)
-                        ssh_port = a.fwd_host[k];
-                else {
-                        b.fwd_host[b.n_forwards] = a.fwd_host[k];
-                        b.fwd_guest[b.n_forwards++] = a.fwd_guest[k];
-                }
         }
-        if (!ssh_port && (r = vm_free_port(&ssh_port)) < 0) {
-                log_error_errno(r, "cannot find a free TCP port on 127.0.0.1: %m");
-                return EXIT_FAILURE_;
-        }
-        r = accel_pick(a.c.vm_dir, img.kernel, &accel, &accel_cached);
-        if (r < 0) {
-                log_error_errno(r, "cannot probe KVM: %m");
-                return EXIT_FAILURE_;
-        }
-        fprintf(stderr, "strata vm: %s instance '%s': accel %s%s\n", name, a.c.instance,
-                vm_accel_to_string(accel), accel_cached ? " (cached probe)" : "");
-        if (write_ssh_config(&i, &img, a.c.vm_dir, host, ssh_port) < 0)
+        if ((a.snapshot && snapshot_apply(&i, "-a", a.snapshot) < 0) ||
+            start_ports(&a, &b, &ssh_port) < 0 || boot_accel(a.c.vm_dir, &img, what, &accel) < 0 ||
+            write_ssh_config(&i, &img, a.c.vm_dir, host, ssh_port) < 0)
                 return EXIT_FAILURE_;
 
         instance_cleanup_runtime(&i);
         (void)unlink(i.state);
         (void)write_file_atomic_at(AT_FDCWD, i.console, "", 0, 0644);
         (void)write_file_atomic_at(AT_FDCWD, i.log, "", 0, 0644);
-        b.kernel = img.kernel;
-        b.initrd = img.initrd;
-        b.append = img.append;
-        b.root_disk = i.root;
-        b.data_disk = i.data;
-        b.mem_mb = a.mem;
-        b.cpus = a.cpus;
-        b.accel = accel;
-        b.console = i.console;
-        b.ssh_port = ssh_port;
-        b.qmp = i.qmp;
+        boot_init(&b, &img, &i, &a, accel, ssh_port);
         b.pidfile = i.pidfile;
         b.daemonize = true;
-        r = vm_qemu_argv(&b, &qargv);
+        r = start_spawn(&b, &i, name, lock_fd, &pid);
         if (r < 0)
-                return log_oom(), EXIT_SOFTWARE;
-        /* QEMU inherits the lock and holds it as long as it runs. */
-        r = vm_spawn(qargv, i.log, lock_fd, false, &spawned);
-        if (r < 0) {
-                log_error_errno(r, "cannot start '%s': %m", qargv[0]);
-                return EXIT_FAILURE_;
-        }
-        /* With -daemonize the first process exits once the guest runs. */
-        {
-                int ws;
-                while (waitpid(spawned, &ws, 0) < 0 && errno == EINTR)
-                        ;
-                if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 ||
-                    read_file_at(AT_FDCWD, i.pidfile, 64, &pidtext, NULL) < 0) {
-                        log_error("cannot start the guest of '%s' (qemu exited with status %d)",
-                                  name, WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
-                        print_qemu_log(i.log);
-                        instance_cleanup_runtime(&i);
-                        return EXIT_FAILURE_;
-                }
-                pid = (pid_t)strtol(pidtext, NULL, 10);
-        }
+                return r == -ENOMEM ? EXIT_SOFTWARE : EXIT_FAILURE_;
         lock_fd = safe_close(lock_fd);
-
-        fw = json_array();
-        for (size_t k = 0; k < a.n_forwards; k++)
-                json_array_append_new(
-                    fw, json_pack("{s:i, s:i}", "host", a.fwd_host[k], "guest", a.fwd_guest[k]));
-        st = json_pack("{s:i, s:i, s:s, s:I, s:o, s:i, s:i}", "pid", (int)pid, "ssh_port", ssh_port,
-                       "accel", vm_accel_to_string(accel), "started", (json_int_t)time(NULL),
-                       "forwards", fw, "mem", a.mem ? a.mem : 1024, "cpus", a.cpus ? a.cpus : 1);
-        if (!st || json_save_at(AT_FDCWD, i.state, st, 0644) < 0) {
-                json_decref(st);
-                log_error("cannot write '%s'", i.state);
-                vm_kill(pid);
-                instance_cleanup_runtime(&i);
+        if (start_record(&a, &i, pid, ssh_port, accel) < 0)
                 return EXIT_FAILURE_;
-        }
-        json_decref(st);
-
-        struct vm_watch w = {.pid = pid, .console = i.console, .out_fd = -1, .err_fd = -1};
-        ev = vm_watch_run(&w, VM_WAIT_READY,
-                          vm_now_usec() +
-                              (int64_t)(a.timeout ? a.timeout : READY_TIMEOUT_DEFAULT) * 1000000,
-                          &arg_stop);
-        if (ev == VM_EVENT_READY) {
-                printf("%s instance '%s' is ready: pid %d, ssh port %u (strata vm ssh %s%s%s)\n",
-                       name, a.c.instance, (int)pid, ssh_port, name,
-                       streq(a.c.instance, INSTANCE_DEFAULT) ? "" : " --instance ",
-                       streq(a.c.instance, INSTANCE_DEFAULT) ? "" : a.c.instance);
-                return EXIT_OK;
-        }
-        if (ev == VM_EVENT_EXITED)
-                print_console_tail(i.console, "the guest stopped before it was ready");
-        else if (ev == VM_EVENT_TIMEOUT)
-                print_console_tail(i.console, "timeout: no ready marker; the guest was killed");
-        else if (ev == VM_EVENT_INTERRUPTED)
-                log_error("interrupted; the guest was killed");
-        else
-                log_error_errno(ev, "cannot watch the guest: %m");
-        if (pid_is_instance(pid, &i))
-                vm_kill(pid);
-        (void)vm_pid_wait_gone(pid, 5000);
-        instance_cleanup_runtime(&i);
-        (void)unlink(i.state);
-        return EXIT_FAILURE_;
+        return start_wait(&a, name, &i, pid, ssh_port);
 }
 
 /* Stops a running instance: ACPI power-down, then QMP quit and SIGKILL
@@ -1702,18 +1867,9 @@ static int vm_snapshot(int argc, char **argv)
         }
         {
                 _cleanup_close_ int fd = -1;
-                r = lock_acquire_at(AT_FDCWD, i.lock, "strata vm snapshot", LOCK_NONBLOCK, &fd,
-                                    NULL);
-                if (r == -EWOULDBLOCK) {
-                        log_error("instance '%s' of '%s' is running; stop it first (strata vm "
-                                  "stop %s)",
-                                  a.c.instance, name, name);
-                        return EXIT_BUSY;
-                }
-                if (r < 0) {
-                        log_error_errno(r, "cannot lock '%s': %m", i.lock);
-                        return EXIT_FAILURE_;
-                }
+                r = instance_lock(&i, "strata vm snapshot", name, a.c.instance, &fd);
+                if (r != 0)
+                        return r;
                 if (!restore && strv_contains(names, a.pos[1])) {
                         log_error("instance '%s' of '%s' already has a snapshot '%s'", a.c.instance,
                                   name, a.pos[1]);

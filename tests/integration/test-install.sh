@@ -51,6 +51,7 @@ usr/share/strata/examples/migrations/20260101-003_add_clock_service/state
 usr/share/strata/examples/migrations/README.md
 usr/share/strata/nfslab/nfs-lab.sh
 usr/share/strata/nfslab/posix-runner.py
+usr/share/strata/nfslab/vm-packages
 usr/share/strata/s6/.s6-svscan/finish
 usr/share/strata/s6/test-runner/finish
 usr/share/strata/s6/test-runner/run
@@ -58,7 +59,9 @@ usr/share/strata/services/strata-orchd/finish
 usr/share/strata/services/strata-orchd/run
 usr/share/strata/services/strata-orchd/timeout-kill
 usr/share/strata/vm-guest/etc/acpi/events/strata-power
+usr/share/strata/vm-guest/etc/cloud/cloud.cfg.d/90-strata-vm.cfg
 usr/share/strata/vm-guest/etc/s6/acpid/run
+usr/share/strata/vm-guest/etc/s6/cloud-init/run
 usr/share/strata/vm-guest/etc/s6/ready/run
 usr/share/strata/vm-guest/etc/s6/sshd/run
 usr/share/strata/vm-guest/etc/s6/strata-run/run

@@ -147,6 +147,19 @@ if [ $r1 -eq 0 ] && [ $r2 -eq 1 ] && echo "$out2" | grep -q "after 1s" &&
     echo "$out2" | grep -q "| line one" && [ $r3 -eq 1 ] && [ $took -le 5 ] &&
     echo "$out3" | grep -q "exited before"; then t_ok; else t_fail "$r1 $r2 $r3 (${took}s): $out2 $out3"; fi
 
+t_begin "wait-marker: a provisioning failure on the console ends the wait at once"
+bad=""
+for line in "NFSTEST_VM_FAILED: missing tcpdump" "strata-vm: cloud-init: failed (see /var/log/cloud-init.log)"; do
+    printf 'booting\r\n%s\r\n' "$line" >"$T_TMP/c3"
+    start=$(date +%s)
+    out=$(sh "$LABSH" wait-marker "$T_TMP/c3" NFSTEST_VM_READY 30 2>&1)
+    r=$?
+    took=$(($(date +%s) - start))
+    { [ $r -eq 1 ] && [ $took -le 5 ] && echo "$out" | grep -q "provisioning failed" &&
+        echo "$out" | grep -qF "| $line"; } || bad="$bad [$line: rc $r, ${took}s: $out]"
+done
+if [ -z "$bad" ]; then t_ok; else t_fail "$bad"; fi
+
 t_begin "strata lab nfs: a missing or invalid option is a usage error (2)"
 r1=0 r2=0 r3=0 r4=0
 "$STRATA" lab nfs start-env --work-dir "$W" >/dev/null 2>&1 || r1=$?

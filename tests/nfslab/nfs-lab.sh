@@ -48,7 +48,9 @@ pid_alive() {
 
 # wait_marker FILE MARKER SECONDS [PID]: waits for MARKER on a line of FILE
 # (a serial console log); fails, showing the last console lines, when it does
-# not come in time or when PID (the VM) exits first.
+# not come in time, when PID (the VM) exits first, or when the console says
+# provisioning failed (a line starting MARKER's prefix + _FAILED, e.g.
+# NFSTEST_VM_FAILED, or strata vm's "cloud-init: failed").
 wait_marker() {
     file=$1 marker=$2 secs=$3 pid=${4:-}
     end=$(($(date +%s) + secs))
@@ -56,6 +58,12 @@ wait_marker() {
         # The marker on a line of its own (a serial console ends lines in CR LF).
         if [ -f "$file" ] && tr -d '\r' <"$file" | grep -qx "$marker"; then
             return 0
+        fi
+        # Provisioning that reports its own failure ends the wait at once.
+        if [ -f "$file" ] && tr -d '\r' <"$file" | grep -q "^${marker%_*}_FAILED\|^strata-vm: cloud-init: failed"; then
+            echo "nfs-lab: the VM's provisioning failed; its last console lines:" >&2
+            tail -n 20 "$file" 2>/dev/null | sed 's/^/  | /' >&2
+            return 1
         fi
         if [ -n "$pid" ] && ! pid_alive "$pid"; then
             echo "nfs-lab: the VM exited before printing $marker; its last console lines:" >&2
@@ -111,14 +119,19 @@ need() {
 
 # --- the NoCloud seed -------------------------------------------------------
 
-# provision_script: what provisioning runs in the guest, last: the checks,
+# provision_script: what the seed's cloud-init runs last in the guest: the
+# NFS client's kernel modules (the image carries them in
+# /usr/lib/strata/modules; it has no module tree for modprobe), the checks,
 # then the marker on the serial console. The marker is assembled at run
 # time so that no echo of the script can fake it.
 provision_script() {
     cat <<'EOF'
 #!/bin/sh
-# NFS lab provisioning: the client's tools, then the ready marker.
+# NFS lab provisioning: the client's modules and tools, then the ready marker.
 mkdir -p /mnt/nfstest
+for m in NFS_MODULES; do
+    grep -q "^$m " /proc/modules || insmod "/usr/lib/strata/modules/$m.ko" 2>/dev/null
+done
 missing=""
 for p in mount.nfs python3 tcpdump; do
     command -v "$p" >/dev/null 2>&1 || [ -x "/sbin/$p" ] || [ -x "/usr/sbin/$p" ] || missing="$missing $p"
@@ -132,10 +145,14 @@ printf 'NFSTEST_%s\n' VM_READY >/dev/ttyS0
 EOF
 }
 
+# The kernel modules of the NFS client, in load order.
+NFS_MODULES="netfs fscache sunrpc grace lockd nfs_acl nfs nfsv3"
+
 # seed_iso: VM_DIR/CIDATA, a NoCloud seed (volume label cidata) with the
 # lab's user-data and meta-data, and the ssh key pair the host logs in with.
-# The user-data installs the key for root, writes the provisioning script
-# and runs it.
+# cloud-init in the guest (strata vm's cloud-init service) installs the key
+# for root, writes the provisioning script and runs it. Only the modules
+# the seed uses run: each costs seconds of Python under TCG.
 seed_iso() {
     mkdir -p "$VM_DIR/seed" || die "cannot make '$VM_DIR/seed'"
     if [ ! -f "$VM_DIR/id_ed25519" ]; then
@@ -145,7 +162,7 @@ seed_iso() {
     fi
     key=$(cat "$VM_DIR/id_ed25519.pub")
     id="nfstest-$(date +%s)-$$"
-    provision_script >"$VM_DIR/seed/provision.sh"
+    provision_script | sed "s/NFS_MODULES/$NFS_MODULES/" >"$VM_DIR/seed/provision.sh"
     cat >"$VM_DIR/seed/meta-data" <<EOF
 instance-id: $id
 local-hostname: nfstest
@@ -155,7 +172,6 @@ EOF
 #cloud-config
 hostname: nfstest
 disable_root: false
-ssh_pwauth: false
 users:
   - name: root
     lock_passwd: true
@@ -170,6 +186,9 @@ EOF
         cat <<EOF
 runcmd:
   - [/usr/local/sbin/nfstest-provision]
+cloud_init_modules: [write_files, set_hostname, update_hostname, users_groups, ssh]
+cloud_config_modules: [runcmd]
+cloud_final_modules: [scripts_user]
 EOF
     } >"$VM_DIR/seed/user-data"
     rm -f "$VM_DIR/$CIDATA"
@@ -259,9 +278,9 @@ image_build() {
     echo "$sum" >"$WORK/image.sum"
 }
 
-# exports_file PATH CLIENT: the one export, rw or ro.
+# exports_file PATH CLIENT [OPTIONS]: the one export, rw or ro.
 exports_file() {
-    echo "/export $2($EXPORT_MODE,no_root_squash)" >"$1"
+    echo "/export $2($EXPORT_MODE,no_root_squash${3:+,$3})" >"$1"
 }
 
 port_open() { # port_open PORT: something accepts TCP connections on 127.0.0.1:PORT
@@ -299,8 +318,13 @@ server_start() {
         mkdir -p "$WORK/server/state"
         # Published ports arrive through the container network's address,
         # not loopback: the export admits any client; only 127.0.0.1:PORT
-        # of the host reaches it. open_by_handle_at needs DAC_READ_SEARCH.
-        exports_file "$WORK/server/exports" '*'
+        # of the host reaches it. And insecure: QEMU's user networking makes
+        # the guest's connection again from an ordinary port of the host
+        # (a reserved port cannot be required), and through the container
+        # network the server cannot ask the socket's owner as it does for
+        # the local peers of SERVER=lab. open_by_handle_at needs
+        # DAC_READ_SEARCH.
+        exports_file "$WORK/server/exports" '*' insecure
         echo "nfs-lab: starting $CONTAINER ($IMAGE:$TAG) on 127.0.0.1:$PORT, export /export $EXPORT_MODE"
         pm run -d --name "$CONTAINER" --cap-add DAC_READ_SEARCH \
             -p "127.0.0.1:$PORT:$PORT" \
@@ -318,7 +342,10 @@ server_start() {
         ;;
     lab)
         [ -x "$STRATA" ] || die "strata '$STRATA' is missing"
-        exports_file "$WORK/server/exports" 127.0.0.1
+        # insecure: QEMU's user networking makes the guest's connection
+        # again from an ordinary port; the peer is local, so strata-nfsd
+        # holds any other local user to their own uid.
+        exports_file "$WORK/server/exports" 127.0.0.1 insecure
         mkdir -p "$WORK/server/state"
         echo "nfs-lab: starting strata-nfsd in a strata lab machine on 127.0.0.1:$PORT, export /export $EXPORT_MODE"
         setsid "$STRATA" lab run --ephemeral --hostname strata-nfslab \
@@ -368,11 +395,13 @@ server_stop() {
 # The client is instance nfstest of the strata vm image named after
 # VM_IMAGE (vm.qcow2: image "vm"), built with the client's packages;
 # VM_DIR/VM_IMAGE links to its base disk.
-VM_PACKAGES="nfs-common,tcpdump,python3,netbase"
+# The client's packages: the lab's list, shared with the vm suite's image.
+VM_PACKAGES=$(grep -v '^#' "$(dirname "$0")/vm-packages" | tr -d ' \n') ||
+    die "no package list '$(dirname "$0")/vm-packages'"
+# How long cloud-init may take to print the marker, boot included.
+MARKER_WAIT=300
 VM_INSTANCE=nfstest
 VM_NAME=${VM_IMAGE%.qcow2}
-# The kernel modules of the NFS client, in load order.
-NFS_MODULES="netfs fscache sunrpc grace lockd nfs_acl nfs nfsv3"
 
 have_vm() {
     [ -x "$STRATA" ] && "$STRATA" vm --help >/dev/null 2>&1
@@ -413,36 +442,6 @@ vm_host() {
     [ -n "$VM_HOST" ] && ssh_master
 }
 
-# provision: what the NoCloud seed asks for, in the guest. strata vm boots
-# the image with its own init (no cloud-init stages) and attaches no seed
-# drive, so the lab delivers the seed's provisioning over ssh: the NFS
-# client's kernel modules (the image has none of /lib/modules), then the
-# seed's provisioning script, which prints the marker on the console.
-provision() {
-    info=$(vssh 'uname -r; grep -cw nfs /proc/filesystems; true') || return 1
-    kver=$(echo "$info" | sed -n 1p)
-    files="$VM_DIR/seed/provision.sh $VM_DIR/seed/user-data $VM_DIR/seed/meta-data"
-    load=""
-    if [ "$(echo "$info" | sed -n 2p)" = 0 ]; then
-        for m in $NFS_MODULES; do
-            f=$(modinfo -k "$kver" -n "$m" 2>/dev/null) || {
-                echo "nfs-lab: the host has no module $m for the guest's kernel $kver" >&2
-                return 1
-            }
-            files="$files $f"
-            load="$load grep -q '^$m ' /proc/modules || insmod /run/nfslab/$(basename "$f") || exit 1;"
-        done
-    fi
-    vssh 'rm -rf /run/nfslab && mkdir -p /run/nfslab' || return 1
-    # shellcheck disable=SC2086
-    vscp $files "$VM_HOST:/run/nfslab/" || return 1
-    vssh "set -e; $load
-        mkdir -p /var/lib/cloud/seed/nocloud
-        cp /run/nfslab/user-data /run/nfslab/meta-data /var/lib/cloud/seed/nocloud/
-        install -D -m 0755 /run/nfslab/provision.sh /usr/local/sbin/nfstest-provision
-        /usr/local/sbin/nfstest-provision"
-}
-
 client_start() {
     [ "$CLIENT" = none ] && return 0
     [ "$CLIENT" = vm ] || usage "--client is vm or none, not '$CLIENT'"
@@ -457,15 +456,16 @@ client_start() {
     vm image build --packages "$VM_PACKAGES" "$VM_NAME" || return 1
     ln -sfn "images/$VM_NAME/base.qcow2" "$VM_DIR/$VM_IMAGE"
     echo "VM_STARTED=1" >>"$STATE"
-    echo "nfs-lab: starting the client VM ($VM_NAME, instance $VM_INSTANCE)"
-    vm start --instance "$VM_INSTANCE" "$VM_NAME" || return 1
-    vm_host || { echo "nfs-lab: no ssh config for the client VM" >&2; return 1; }
+    # The seed is the guest's drive labelled cidata; the image's
+    # cloud-init service runs cloud-init's stages on it, whose last step
+    # prints the marker. strata vm start returns once sshd is up, which
+    # can come before or after it.
+    echo "nfs-lab: starting the client VM ($VM_NAME, instance $VM_INSTANCE, seed $CIDATA)"
+    vm start --instance "$VM_INSTANCE" --seed "$VM_DIR/$CIDATA" "$VM_NAME" || return 1
     console="$VM_DIR/instances/$VM_NAME/$VM_INSTANCE/console.log"
     pid=$(cat "$VM_DIR/instances/$VM_NAME/$VM_INSTANCE/qemu.pid" 2>/dev/null)
-    provision &
-    prov=$!
-    wait_marker "$console" "$MARKER" 300 "$pid" || { kill "$prov" 2>/dev/null; return 1; }
-    wait "$prov" || return 1
+    wait_marker "$console" "$MARKER" "$MARKER_WAIT" "$pid" || return 1
+    vm_host || { echo "nfs-lab: no ssh connection to the client VM" >&2; return 1; }
     echo "nfs-lab: the client VM is ready ($MARKER)"
 }
 

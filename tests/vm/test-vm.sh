@@ -6,16 +6,21 @@
 # may be left. Needs root (debootstrap, the image's files owned by root)
 # and qemu; skips (77) without them.
 . "$(dirname "$0")/../integration/lib.sh"
+. "$(dirname "$0")/lib.sh"
 need_root
 need_program qemu-system-x86_64 qemu-system-x86
 need_program qemu-img qemu-utils
 need_program debootstrap debootstrap
 need_program ssh openssh-client
 need_program rsync rsync
+need_program genisoimage genisoimage
 ls /boot/vmlinuz-* >/dev/null 2>&1 || t_skip_all "no kernel in /boot (Debian package linux-image-amd64)"
 
 CACHE=${STRATA_VM_CACHE:-$STRATA_BUILD_ROOT/vm-lab}
 IMG=strata-test
+# One image for the vm suite and the NFS lab's test (nfslab-vm): the lab's
+# client packages (nfs-common, tcpdump, cloud-init...), from its list.
+PACKAGES=$(grep -v '^#' "$STRATA_SOURCE_ROOT/tests/nfslab/vm-packages" | tr -d ' \n')
 t_tmpdir
 VMDIR=$T_TMP/vm
 mkdir -p "$CACHE" "$VMDIR"
@@ -23,9 +28,7 @@ mkdir -p "$CACHE" "$VMDIR"
 # Kills what this run started (qemu processes whose command line names
 # the temp dir), then removes the temp dir.
 vm_cleanup() {
-    for p in $(pgrep -f -- "$T_TMP/" 2>/dev/null); do
-        [ "$p" != $$ ] && kill -KILL "$p" 2>/dev/null
-    done
+    vm_kill_started "$T_TMP"
     t_cleanup
 }
 trap 'vm_cleanup' EXIT
@@ -36,7 +39,7 @@ qemus() { pgrep -f -- "$T_TMP/" | grep -vx $$ | wc -l; }
 
 t_begin "image build makes a qcow2 base with the recorded host key"
 start=$(date +%s)
-if out=$("$STRATA" vm image build --vm-dir "$CACHE" "$IMG" 2>&1); then
+if out=$("$STRATA" vm image build --vm-dir "$CACHE" --packages "$PACKAGES" "$IMG" 2>&1); then
     echo "# image build: $(( $(date +%s) - start )) s: $(echo "$out" | tail -1)"
     if [ -s "$CACHE/images/$IMG/base.qcow2" ] && grep -q "^strata-vm-$IMG ssh-ed25519 " "$CACHE/images/$IMG/known_hosts"; then
         t_ok
@@ -48,12 +51,10 @@ else
     t_done
     exit 1
 fi
-ln -s "$CACHE/images" "$VMDIR/images"
-cp "$CACHE/id_ed25519" "$CACHE/id_ed25519.pub" "$VMDIR/"
-[ -d "$CACHE/kvm-probe" ] && cp -r "$CACHE/kvm-probe" "$VMDIR/"
+vm_dir_over_cache "$CACHE" "$VMDIR"
 
 t_begin "a second image build is cached"
-out=$("$STRATA" vm image build --vm-dir "$CACHE" "$IMG" 2>&1)
+out=$("$STRATA" vm image build --vm-dir "$CACHE" --packages "$PACKAGES" "$IMG" 2>&1)
 case "$out" in *"(cached)"*) t_ok ;; *) t_fail "$out" ;; esac
 
 t_begin "bad names are usage errors (exit 2)"
@@ -94,14 +95,47 @@ for pair in "1:false" "3:sh -c 'exit 3'" "77:sh -c 'exit 77'" "137:sh -c 'kill -
     if [ $rc -eq "$want" ]; then t_ok; else t_fail "rc=$rc: $(tail -5 "$T_TMP/err")"; fi
 done
 
+# A NoCloud seed (an ISO labelled cidata) and a scratch drive ride along
+# on the same boot: /dev/vdc and /dev/vdd after the two disks.
+mkdir -p "$T_TMP/seed"
+printf 'instance-id: strata-test\nlocal-hostname: seeded\n' >"$T_TMP/seed/meta-data"
+printf '#cloud-config\n' >"$T_TMP/seed/user-data"
+genisoimage -quiet -o "$T_TMP/seed.iso" -V cidata -J -r "$T_TMP/seed/user-data" "$T_TMP/seed/meta-data"
+truncate -s 1M "$T_TMP/scratch.img"
+
+t_begin "a --seed that is not labelled cidata is refused before any boot (exit 1)"
+out=$(vm run "$IMG" --seed "$T_TMP/scratch.img" -- true 2>&1); rc=$?
+out2=$(vm run "$IMG" --seed "$T_TMP/nosuch.iso" -- true 2>&1); rc2=$?
+out3=$(vm run "$IMG" --drive ",ro" -- true 2>&1); rc3=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "scratch.img' is not a NoCloud seed" &&
+    [ $rc2 -eq 1 ] && echo "$out2" | grep -q "nosuch.iso" && [ $rc3 -eq 2 ] &&
+    [ -z "$(ls "$VMDIR/runs" 2>/dev/null)" ]; then
+    t_ok
+else
+    t_fail "rc=$rc $out / rc2=$rc2 $out2 / rc3=$rc3 $out3"
+fi
+
 t_begin "vm run exits 0, the command's stdout and stderr come back apart"
-vm run "$IMG" -- sh -c 'echo to-stdout; echo to-stderr >&2; uname -r' >"$T_TMP/out" 2>"$T_TMP/err"
+# shellcheck disable=SC2016
+vm run "$IMG" --seed "$T_TMP/seed.iso" --drive "$T_TMP/scratch.img" -- sh -c '
+echo to-stdout; echo to-stderr >&2; uname -r
+echo "seed: $(blkid -s LABEL -o value /dev/vdc) $(blkid -s TYPE -o value /dev/vdc)"
+dd if=/dev/zero of=/dev/vdc bs=512 count=1 2>/dev/null && echo "seed: writable"
+echo from-the-guest | dd of=/dev/vdd conv=notrunc 2>/dev/null; sync' >"$T_TMP/out" 2>"$T_TMP/err"
 rc=$?
 if [ $rc -eq 0 ] && grep -qx to-stdout "$T_TMP/out" && grep -qx to-stderr "$T_TMP/err" &&
     ! grep -q to-stderr "$T_TMP/out" && grep -qx "$(basename /boot/vmlinuz-* | sed 's/vmlinuz-//' | sort -V | tail -1)" "$T_TMP/out"; then
     t_ok
 else
     t_fail "rc=$rc out=$(cat "$T_TMP/out") err=$(tail -3 "$T_TMP/err")"
+fi
+
+t_begin "the guest sees the --seed read-only with its label, the --drive writable"
+if grep -qx "seed: cidata iso9660" "$T_TMP/out" && ! grep -q "seed: writable" "$T_TMP/out" &&
+    [ "$(head -c 14 "$T_TMP/scratch.img")" = from-the-guest ]; then
+    t_ok
+else
+    t_fail "out=$(cat "$T_TMP/out") scratch=$(head -c 20 "$T_TMP/scratch.img" | od -c | head -2)"
 fi
 
 t_begin "a guest panic gives 255 with the console's last lines"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -430,14 +431,19 @@ int vm_qemu_argv(const struct vm_boot *b, char ***ret)
         PUSH("-append");
         PUSH("%s", b->append);
         {
-                ESC(root, b->root_disk);
-                PUSH("-drive");
-                PUSH("file=%s,if=virtio,format=qcow2,cache=unsafe,discard=unmap", root);
+                const char *disks[] = {b->root_disk, b->data_disk};
+                for (size_t i = 0; i < ELEMENTSOF(disks) && disks[i]; i++) {
+                        ESC(disk, disks[i]);
+                        PUSH("-drive");
+                        PUSH("file=%s,if=virtio,format=qcow2,cache=unsafe,discard=unmap", disk);
+                }
         }
-        if (b->data_disk) {
-                ESC(data, b->data_disk);
+        for (size_t i = 0; i < b->n_drives && i < VM_DRIVES_MAX; i++) {
+                const struct vm_drive *d = &b->drives[i];
+                ESC(file, d->path);
                 PUSH("-drive");
-                PUSH("file=%s,if=virtio,format=qcow2,cache=unsafe,discard=unmap", data);
+                PUSH("file=%s,if=virtio,format=%s%s", file, d->format ? d->format : "raw",
+                     d->readonly || d->seed ? ",readonly=on" : "");
         }
         {
                 ESC(con, b->console);
@@ -446,20 +452,18 @@ int vm_qemu_argv(const struct vm_boot *b, char ***ret)
         }
         PUSH("-device");
         PUSH("virtio-serial-pci,id=vser0");
-        if (b->result) {
-                r = add_port(&l, "result", b->result, VM_PORT_RESULT);
-                if (r < 0)
-                        return r;
-        }
-        if (b->out) {
-                r = add_port(&l, "stdout", b->out, VM_PORT_STDOUT);
-                if (r < 0)
-                        return r;
-        }
-        if (b->err) {
-                r = add_port(&l, "stderr", b->err, VM_PORT_STDERR);
-                if (r < 0)
-                        return r;
+        {
+                const struct {
+                        const char *id, *path, *name;
+                } ports[] = {
+                    {"result", b->result, VM_PORT_RESULT},
+                    {"stdout", b->out, VM_PORT_STDOUT},
+                    {"stderr", b->err, VM_PORT_STDERR},
+                };
+                for (size_t i = 0; i < ELEMENTSOF(ports); i++)
+                        if (ports[i].path &&
+                            (r = add_port(&l, ports[i].id, ports[i].path, ports[i].name)) < 0)
+                                return r;
         }
         if (b->command) {
                 ESC(cmd, b->command);
@@ -514,4 +518,70 @@ int vm_kernel_append(bool own_init, char **ret)
                 return -ENOMEM;
         *ret = s;
         return 0;
+}
+
+int vm_drive_parse(char *spec, struct vm_drive *ret)
+{
+        char *comma;
+        bool ro = false;
+
+        if (!spec)
+                return -EINVAL;
+        comma = strrchr(spec, ',');
+        if (comma && (streq(comma + 1, "ro") || streq(comma + 1, "rw"))) {
+                ro = streq(comma + 1, "ro");
+                *comma = '\0';
+        }
+        if (!*spec)
+                return -EINVAL;
+        *ret = (struct vm_drive){.path = spec, .readonly = ro};
+        return 0;
+}
+
+/* Copies a space- (or NUL-) padded on-disk label, without the padding. */
+static void label_copy(const unsigned char *p, size_t n, char ret[VM_LABEL_MAX + 1])
+{
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\0'))
+                n--;
+        if (n > VM_LABEL_MAX)
+                n = VM_LABEL_MAX;
+        for (size_t i = 0; i < n; i++)
+                ret[i] = isprint(p[i]) ? (char)p[i] : '?';
+        ret[n] = '\0';
+}
+
+void vm_drive_probe(const unsigned char *head, size_t len, const char **ret_format,
+                    char ret_label[VM_LABEL_MAX + 1])
+{
+        ret_label[0] = '\0';
+        *ret_format = len >= 4 && memcmp(head, "QFI\xfb", 4) == 0 ? "qcow2" : "raw";
+        if (streq(*ret_format, "qcow2"))
+                return;
+        /* ISO 9660: the primary volume descriptor in sector 16, its volume
+         * identifier at offset 40. */
+        if (len >= 0x8000 + 72 && head[0x8000] == 1 && memcmp(head + 0x8001, "CD001", 5) == 0) {
+                label_copy(head + 0x8000 + 40, 32, ret_label);
+                return;
+        }
+        /* ext2/3/4: the superblock at 1024, magic at 56, volume name at 120. */
+        if (len >= 1024 + 136 && head[1024 + 56] == 0x53 && head[1024 + 57] == 0xef) {
+                label_copy(head + 1024 + 120, 16, ret_label);
+                return;
+        }
+        /* FAT: the extended boot signature 0x29 before the volume label,
+         * at 0x26 (FAT12/16) or 0x42 (FAT32). */
+        if (len >= 512 && head[510] == 0x55 && head[511] == 0xaa) {
+                size_t at = 0;
+                if (memcmp(head + 0x52, "FAT32", 5) == 0 && head[0x42] == 0x29)
+                        at = 0x47;
+                else if (memcmp(head + 0x36, "FAT", 3) == 0 && head[0x26] == 0x29)
+                        at = 0x2b;
+                if (at && memcmp(head + at, "NO NAME    ", 11) != 0)
+                        label_copy(head + at, 11, ret_label);
+        }
+}
+
+bool vm_label_is_seed(const char *label)
+{
+        return label && strcasecmp(label, "cidata") == 0;
 }

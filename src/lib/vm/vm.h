@@ -32,6 +32,8 @@
 #define VM_GUEST_INIT      "/usr/lib/strata/vm-init"
 #define VM_GUEST_SYNC_DIR  "/work"
 #define VM_FORWARDS_MAX    16
+#define VM_DRIVES_MAX      8
+#define VM_LABEL_MAX       32
 
 /* Exit statuses of `strata vm run` beyond the command's own. */
 #define VM_STATUS_NO_RESULT 255 /* panic, power-off or crash without a result */
@@ -81,6 +83,30 @@ int vm_kernel_find(const char *dir, char **ret_kernel, char **ret_initrd, char *
  * a pointer into data. */
 const char *vm_text_tail(const char *data, size_t len, unsigned n);
 
+/* A drive beyond the lab's two disks (--seed, --drive): /dev/vdc, vdd...
+ * in the guest, in the order given. */
+struct vm_drive {
+        const char *path;   /* absolute when QEMU gets it */
+        const char *format; /* "raw" or "qcow2"; NULL: raw */
+        bool readonly;
+        bool seed; /* a NoCloud seed: read-only, labelled cidata */
+};
+
+/* Parses "FILE[,ro]" into ret (readonly when it ends in ",ro"; ",rw" is
+ * the default spelled out). spec is cut in place: ret->path points into
+ * it. -EINVAL for an empty FILE. */
+int vm_drive_parse(char *spec, struct vm_drive *ret);
+
+/* What a drive's first bytes say: the format ("qcow2" when it starts with
+ * QEMU's magic, else "raw") and the label of an ISO 9660 (volume id), FAT
+ * or ext2/3/4 file system on it ("" when none is found). head holds the
+ * first len bytes; 64 KiB covers every label looked for. */
+void vm_drive_probe(const unsigned char *head, size_t len, const char **ret_format,
+                    char ret_label[VM_LABEL_MAX + 1]);
+
+/* Whether label names a NoCloud seed (cidata, in any case). */
+bool vm_label_is_seed(const char *label);
+
 enum vm_accel {
         VM_ACCEL_TCG,
         VM_ACCEL_KVM,
@@ -108,6 +134,8 @@ struct vm_boot {
         uint16_t ssh_port;     /* 0: no network */
         uint16_t fwd_host[VM_FORWARDS_MAX], fwd_guest[VM_FORWARDS_MAX];
         size_t n_forwards;
+        struct vm_drive drives[VM_DRIVES_MAX]; /* after the two disks */
+        size_t n_drives;
         const char *qmp;     /* QMP unix socket path */
         const char *pidfile; /* with daemonize */
         bool daemonize;

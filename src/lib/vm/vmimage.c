@@ -25,11 +25,28 @@
 #include "vmimage.h"
 #include "vmrun.h"
 
-/* The modules vm-init loads that Debian's initrd does not (relative to
- * /lib/modules/VERSION/kernel; compressed variants are taken too). */
+/* The modules the image carries in /usr/lib/strata/modules, Debian's
+ * initrd having none of them once it is gone (relative to
+ * /lib/modules/VERSION/kernel; compressed variants are taken too): the
+ * first five vm-init loads; cdrom and isofs read a NoCloud seed (the
+ * cloud-init service loads them); the NFS client's, in load order, are
+ * loaded by whoever mounts NFS (the NFS lab's provisioning). */
 static const char *const guest_modules[] = {
-    "fs/overlayfs/overlay", "drivers/char/virtio_console", "drivers/firmware/qemu_fw_cfg",
-    "drivers/acpi/button",  "drivers/input/evdev",
+    "fs/overlayfs/overlay",
+    "drivers/char/virtio_console",
+    "drivers/firmware/qemu_fw_cfg",
+    "drivers/acpi/button",
+    "drivers/input/evdev",
+    "drivers/cdrom/cdrom",
+    "fs/isofs/isofs",
+    "fs/netfs/netfs",
+    "fs/fscache/fscache",
+    "net/sunrpc/sunrpc",
+    "fs/nfs_common/grace",
+    "fs/lockd/lockd",
+    "fs/nfs_common/nfs_acl",
+    "fs/nfs/nfs",
+    "fs/nfs/nfsv3",
 };
 
 static bool endswith(const char *s, const char *suffix)
@@ -329,6 +346,8 @@ static int build_inputs(struct build *b, char **ret_error)
         sha256_update(&h, pub, strlen(pub) + 1);
         sha256_update(&h, &c->own_init, sizeof(c->own_init));
         sha256_update(&h, &c->size, sizeof(c->size));
+        for (size_t i = 0; i < ELEMENTSOF(guest_modules); i++)
+                sha256_update(&h, guest_modules[i], strlen(guest_modules[i]) + 1);
         r = hash_tree(&h, c->guest_dir, "");
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read the guest files in '%s': %m",

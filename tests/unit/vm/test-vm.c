@@ -197,9 +197,23 @@ static void test_qemu_argv(void **state)
             .fwd_guest = {2049},
             .n_forwards = 1,
             .qmp = "/v/qmp.sock",
+            .drives = {{.path = "/v/seed.iso", .seed = true},
+                       {.path = "/v/scratch.qcow2", .format = "qcow2"}},
+            .n_drives = 2,
         };
+        size_t at_data = 0, at_seed = 0, at_scratch = 0;
 
         assert_int_equal(vm_qemu_argv(&b, &l), 0);
+        for (size_t k = 0; l[k]; k++) {
+                if (strstr(l[k], "file=/v/data.qcow2,"))
+                        at_data = k;
+                if (streq(l[k], "file=/v/seed.iso,if=virtio,format=raw,readonly=on"))
+                        at_seed = k;
+                if (streq(l[k], "file=/v/scratch.qcow2,if=virtio,format=qcow2"))
+                        at_scratch = k;
+        }
+        /* vda, vdb, then the drives in their order: vdc, vdd. */
+        assert_true(at_data > 0 && at_seed > at_data && at_scratch > at_seed);
         assert_string_equal(l[0], "qemu-system-x86_64");
         assert_true(has(l, "q35,accel=tcg"));
         assert_false(has(l, "-cpu"));
@@ -227,6 +241,89 @@ static void test_qemu_argv(void **state)
         assert_int_equal(vm_qemu_argv(&b, &l), -EINVAL);
 }
 
+static void test_drive_parse(void **state)
+{
+        char a[] = "/x/seed.iso", b[] = "/x/d,ro", c[] = "/x/a,b,rw", d[] = ",ro", e[] = "/x/a,ro,";
+        struct vm_drive v;
+
+        assert_int_equal(vm_drive_parse(a, &v), 0);
+        assert_string_equal(v.path, "/x/seed.iso");
+        assert_false(v.readonly);
+        assert_int_equal(vm_drive_parse(b, &v), 0);
+        assert_string_equal(v.path, "/x/d");
+        assert_true(v.readonly);
+        assert_int_equal(vm_drive_parse(c, &v), 0);
+        assert_string_equal(v.path, "/x/a,b");
+        assert_false(v.readonly);
+        assert_int_equal(vm_drive_parse(d, &v), -EINVAL);
+        /* Only a last ",ro"/",rw" is an option; anything else is the name. */
+        assert_int_equal(vm_drive_parse(e, &v), 0);
+        assert_string_equal(v.path, "/x/a,ro,");
+        assert_int_equal(vm_drive_parse(NULL, &v), -EINVAL);
+}
+
+static void test_drive_probe(void **state)
+{
+        static unsigned char head[65536];
+        char label[VM_LABEL_MAX + 1];
+        const char *format;
+
+        memset(head, 0, sizeof(head));
+        vm_drive_probe(head, sizeof(head), &format, label);
+        assert_string_equal(format, "raw");
+        assert_string_equal(label, "");
+
+        memcpy(head, "QFI\xfb", 4);
+        vm_drive_probe(head, sizeof(head), &format, label);
+        assert_string_equal(format, "qcow2");
+
+        /* ISO 9660: a primary volume descriptor with a space-padded id. */
+        memset(head, 0, sizeof(head));
+        head[0x8000] = 1;
+        memcpy(head + 0x8001, "CD001", 5);
+        memset(head + 0x8028, ' ', 32);
+        memcpy(head + 0x8028, "cidata", 6);
+        vm_drive_probe(head, sizeof(head), &format, label);
+        assert_string_equal(format, "raw");
+        assert_string_equal(label, "cidata");
+        assert_true(vm_label_is_seed(label));
+        /* Too short to hold the descriptor: no label. */
+        vm_drive_probe(head, 0x8000, &format, label);
+        assert_string_equal(label, "");
+
+        /* FAT16 and FAT32 labels, "NO NAME" is none. */
+        memset(head, 0, sizeof(head));
+        head[510] = 0x55;
+        head[511] = 0xaa;
+        head[0x26] = 0x29;
+        memcpy(head + 0x2b, "CIDATA     ", 11);
+        memcpy(head + 0x36, "FAT16   ", 8);
+        vm_drive_probe(head, sizeof(head), &format, label);
+        assert_string_equal(label, "CIDATA");
+        assert_true(vm_label_is_seed(label));
+        memcpy(head + 0x2b, "NO NAME    ", 11);
+        vm_drive_probe(head, sizeof(head), &format, label);
+        assert_string_equal(label, "");
+        memset(head, 0, 512);
+        head[510] = 0x55;
+        head[511] = 0xaa;
+        head[0x42] = 0x29;
+        memcpy(head + 0x47, "SEED       ", 11);
+        memcpy(head + 0x52, "FAT32   ", 8);
+        vm_drive_probe(head, sizeof(head), &format, label);
+        assert_string_equal(label, "SEED");
+        assert_false(vm_label_is_seed(label));
+
+        /* ext4: magic 0xEF53 at 1024+56, name at 1024+120. */
+        memset(head, 0, sizeof(head));
+        head[1024 + 56] = 0x53;
+        head[1024 + 57] = 0xef;
+        memcpy(head + 1024 + 120, "data", 4);
+        vm_drive_probe(head, sizeof(head), &format, label);
+        assert_string_equal(label, "data");
+        assert_false(vm_label_is_seed(NULL));
+}
+
 static void test_kernel_append(void **state)
 {
         _cleanup_free_ char *a = NULL, *b = NULL;
@@ -244,4 +341,5 @@ TEST_MAIN(cmocka_unit_test(test_name_valid), cmocka_unit_test(test_dir_pick),
           cmocka_unit_test(test_forward_parse), cmocka_unit_test(test_size_parse),
           cmocka_unit_test(test_packages_parse), cmocka_unit_test(test_apt_source_parse),
           cmocka_unit_test(test_kernel_find), cmocka_unit_test(test_text_tail),
-          cmocka_unit_test(test_qemu_argv), cmocka_unit_test(test_kernel_append))
+          cmocka_unit_test(test_qemu_argv), cmocka_unit_test(test_kernel_append),
+          cmocka_unit_test(test_drive_parse), cmocka_unit_test(test_drive_probe))
