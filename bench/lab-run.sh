@@ -5,15 +5,23 @@
 #   bwrap --ro-bind / / --proc /proc --dev /dev --unshare-pid true
 #   podman --runtime runc run --rm --network none IMAGE /bin/true
 # (IMAGE imported from a busybox-static rootfs into a temporary podman store.)
-# Goals: strata <= 1.0x bwrap, and at least 20x faster than podman.
+# strata and bwrap run twice, each time in one hyperfine run side by side:
+#   quiet   as the machine is;
+#   loaded  with a CPU hog on each core (a busy shell loop per core, started
+#           before and killed after the run by this script, and by its trap).
+# Goals: strata <= 1.0x bwrap in both, and at least 20x faster than podman.
+# The load average (uptime) is printed beside each figure: the machine may be
+# shared, so the ratios of one run are what to compare.
 #
 #   bench/lab-run.sh [BUILD_DIR]     (default: $BUILD, else build)
+#   RUNS=200 LOADED_RUNS=100 PODMAN_RUNS=20 bench/lab-run.sh
 # Uses hyperfine when installed (medians of many runs), else a shell loop.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-${BUILD:-build}}
 STRATA=$(pwd)/$BUILD/src/cli/strata
 RUNS=${RUNS:-200}
+LOADED_RUNS=${LOADED_RUNS:-100}
 PODMAN_RUNS=${PODMAN_RUNS:-20}
 
 [ -x "$STRATA" ] || { echo "lab-run: build first: '$STRATA' is missing" >&2; exit 1; }
@@ -21,7 +29,14 @@ PODMAN_RUNS=${PODMAN_RUNS:-20}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench.XXXXXX")
 podman_ok=0
+hogs=""
+stop_hogs() {
+    for h in $hogs; do kill "$h" 2>/dev/null || true; done
+    for h in $hogs; do wait "$h" 2>/dev/null || true; done
+    hogs=""
+}
 cleanup() {
+    stop_hogs
     if [ $podman_ok = 1 ]; then
         podman $P rmi -f strata-bench >/dev/null 2>&1 || true
         podman $P system reset -f >/dev/null 2>&1 || true
@@ -30,7 +45,8 @@ cleanup() {
         while read -r m; do umount -l "$m" 2>/dev/null; done
     rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap "exit 130" INT TERM
 
 S="$STRATA lab run --ephemeral -- true"
 B="bwrap --ro-bind / / --proc /proc --dev /dev --unshare-pid true"
@@ -62,34 +78,67 @@ else
     echo "lab-run: podman, runc or busybox-static missing; comparing with bwrap only" >&2
 fi
 
+# A busy loop on each core, killed by stop_hogs (and the trap).
+start_hogs() {
+    n=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
+    while [ "$n" -gt 0 ]; do
+        sh -c 'while :; do :; done' &
+        hogs="$hogs $!"
+        n=$((n - 1))
+    done
+}
+load() { cut -d' ' -f1 /proc/loadavg; }
+
 medians=$tmp/medians
-if command -v hyperfine >/dev/null 2>&1; then
-    hyperfine -N -w 10 -r "$RUNS" --export-json "$tmp/fast.json" \
-        -n "strata lab run" "$S" -n "bwrap" "$B"
-    if [ $podman_ok = 1 ]; then
-        hyperfine -N -w 2 -r "$PODMAN_RUNS" --export-json "$tmp/podman.json" -n "podman run" "$D"
-    fi
-    python3 - "$tmp"/*.json >"$medians" <<'PY'
+# ms per run, median of $2 runs, one run at a time (without hyperfine).
+median() {
+    i=0
+    while [ $i -lt "$2" ]; do
+        a=$(date +%s%N)
+        sh -c "$1" >/dev/null 2>&1
+        b=$(date +%s%N)
+        echo $(((b - a) / 1000))
+        i=$((i + 1))
+    done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] / 1000 }'
+}
+# One side-by-side run of strata and bwrap: "LABEL.strata MS", "LABEL.bwrap MS"
+# and "LABEL.load LOAD" (the 1-minute load average at the end of the run) in
+# $medians.
+pair() {
+    if command -v hyperfine >/dev/null 2>&1; then
+        hyperfine -N -w 10 -r "$2" --export-json "$tmp/$1.json" \
+            -n "$1.strata" "$S" -n "$1.bwrap" "$B"
+        python3 - "$tmp/$1.json" >>"$medians" <<'PY'
 import json, sys
-for f in sys.argv[1:]:
-    for r in json.load(open(f))["results"]:
-        print(r["command"].split()[0], r["median"] * 1000)
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(r["command"], r["median"] * 1000)
 PY
-else
-    # ms per run, median of RUNS runs, one run at a time.
-    median() {
-        i=0
-        while [ $i -lt "$2" ]; do
-            a=$(date +%s%N)
-            sh -c "$1" >/dev/null 2>&1
-            b=$(date +%s%N)
-            echo $(((b - a) / 1000))
-            i=$((i + 1))
-        done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] / 1000 }'
-    }
-    echo "strata $(median "$S" "$RUNS")" >>"$medians"
-    echo "bwrap $(median "$B" "$RUNS")" >>"$medians"
-    [ $podman_ok = 1 ] && echo "podman $(median "$D" "$PODMAN_RUNS")" >>"$medians"
+    else
+        echo "$1.strata $(median "$S" "$2")" >>"$medians"
+        echo "$1.bwrap $(median "$B" "$2")" >>"$medians"
+    fi
+    echo "load.$1 $(load)" >>"$medians"
+}
+
+echo "== quiet (load $(load))"
+pair quiet "$RUNS"
+echo "== loaded: a CPU hog on each core"
+start_hogs
+sleep 2
+pair loaded "$LOADED_RUNS"
+stop_hogs
+if [ $podman_ok = 1 ]; then
+    echo "== podman (load $(load))"
+    if command -v hyperfine >/dev/null 2>&1; then
+        hyperfine -N -w 2 -r "$PODMAN_RUNS" --export-json "$tmp/podman.json" -n "podman" "$D"
+        python3 - "$tmp/podman.json" >>"$medians" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(r["command"], r["median"] * 1000)
+PY
+    else
+        echo "podman $(median "$D" "$PODMAN_RUNS")" >>"$medians"
+    fi
 fi
 
 python3 - "$medians" <<'PY'
@@ -98,11 +147,12 @@ m = {}
 for line in open(sys.argv[1]):
     k, v = line.split()
     m[k] = float(v)
-s, b = m["strata"], m["bwrap"]
 print()
-print(f"median: strata lab run {s:.2f} ms, bwrap {b:.2f} ms" +
-      (f", podman run {m['podman']:.1f} ms" if "podman" in m else ""))
-print(f"strata / bwrap = {s / b:.2f}x (goal <= 1.0x)")
+for run in ("quiet", "loaded"):
+    s, b = m[run + ".strata"], m[run + ".bwrap"]
+    print(f"{run:6} (load {m['load.' + run]:.2f}): strata lab run {s:.2f} ms, bwrap {b:.2f} ms, "
+          f"strata / bwrap = {s / b:.2f}x (goal <= 1.0x)")
 if "podman" in m:
-    print(f"podman / strata = {m['podman'] / s:.1f}x faster (goal >= 20x)")
+    s = m["quiet.strata"]
+    print(f"podman run {m['podman']:.1f} ms: {m['podman'] / s:.1f}x strata's quiet median (goal >= 20x)")
 PY

@@ -29,8 +29,21 @@ trap cleanup EXIT INT TERM
 
 now_us() { date +%s%N | cut -b1-16; }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-# time_ms CMD...: the median wall time of RUNS runs of CMD, in ms (1 decimal).
+HYPERFINE=$(command -v hyperfine || true)
+# time_ms CMD...: the median wall time of RUNS runs of CMD, in ms (1
+# decimal); the mean CPU time per run (user + system, what a loaded
+# machine changes least; hyperfine measures it) goes to $T/cpu.last ("n/a"
+# without hyperfine). The arguments hold no spaces (temp paths).
 time_ms() {
+    if [ -n "$HYPERFINE" ]; then
+        "$HYPERFINE" -N --runs "$RUNS" --export-json "$T/h.json" "$*" >/dev/null 2>&1 ||
+            { echo "bench: '$*' failed" >&2; exit 1; }
+        sed -n 's/.*"\(median\|user\|system\)": \([0-9.e-]*\).*/\1 \2/p' "$T/h.json" |
+            awk '$1 == "median" { m = $2 } $1 == "user" { u = $2 } $1 == "system" { s = $2 }
+                END { printf "%.1f\n", (u + s) * 1000 > "/dev/stderr"; printf "%.1f", m * 1000 }' \
+                2>"$T/cpu.last"
+        return
+    fi
     : >"$T/times"
     i=0
     while [ $i -lt "$RUNS" ]; do
@@ -40,6 +53,7 @@ time_ms() {
         echo $((e - s)) >>"$T/times"
         i=$((i + 1))
     done
+    echo n/a >"$T/cpu.last"
     median <"$T/times" | awk '{ printf "%.1f", $1 / 1000 }'
 }
 
@@ -56,6 +70,7 @@ while [ $i -le "$max" ]; do
     i=$((i + 1))
 done
 
+echo "load: $(uptime)"
 printf '%-8s %12s %12s %12s %12s\n' layers "up (no-op)" status "lab boot" verify
 for n in $SIZES; do
     D=$T/data-$n
@@ -64,12 +79,29 @@ for n in $SIZES; do
     "$SM" --data "$D" --dir "$M" --max-layers 499 up --to "$to" >/dev/null 2>&1 ||
         { echo "bench: applying $n migrations failed" >&2; exit 1; }
     up=$(time_ms "$SM" --data "$D" --dir "$M" up --to "$to")
+    upc=$(cat "$T/cpu.last")
     st=$(time_ms "$SM" --data "$D" --dir "$M" status)
+    stc=$(cat "$T/cpu.last")
     boot=$(time_ms "$STRATA" lab run --data "$D" -- true)
+    bootc=$(cat "$T/cpu.last")
     ver=$(time_ms "$SM" --data "$D" --dir "$M" verify)
+    verc=$(cat "$T/cpu.last")
     printf '%-8s %9s ms %9s ms %9s ms %9s ms\n' "$n" "$up" "$st" "$boot" "$ver"
     echo "$n $up $st $boot $ver" >>"$T/table"
+    echo "$n $upc $stc $bootc $verc" >>"$T/cpu-table"
 done
+echo "CPU time (user + system, ms; mean of $RUNS runs):"
+awk '{ printf "%-8s %9s ms %9s ms %9s ms %9s ms\n", $1, $2, $3, $4, $5 }' "$T/cpu-table"
+awk '
+    NR == 1 { n0 = $1; for (i = 2; i <= 5; i++) a[i] = $i }
+    { n1 = $1; for (i = 2; i <= 5; i++) b[i] = $i }
+    END {
+        split("up (no-op),status,lab boot,verify", name, ",")
+        for (i = 2; i <= 5; i++)
+            printf "%-11s CPU %.3f ms per layer\n", name[i - 1],
+                (n1 > n0) ? (b[i] - a[i]) / (n1 - n0) : 0
+    }' "$T/cpu-table"
+echo "load: $(uptime)"
 # The per-layer cost: the slope between the smallest and the largest size.
 awk -v goal=50 '
     NR == 1 { n0 = $1; for (i = 2; i <= 5; i++) a[i] = $i }

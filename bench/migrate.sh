@@ -4,13 +4,21 @@
 #   1. the fixed cost of a no-op migration (namespaces, overlay, capture,
 #      commit): the median over 20 `up` runs, whole process and the
 #      engine's own duration_ms;
-#   2. a script writing 10,000 small files run (a) plainly on the host,
-#      (b) as a migration, (c) as `podman run` + `podman commit` (runc,
-#      a temp --root/--runroot, lowered ulimits, an image imported from a
-#      busybox-static rootfs), with the ratios b/a and c/b.
+#   2. scripts writing 10,000 and 100,000 small files in one dir and
+#      1,000 dirs of 100 files, each run (a) plainly on the host, (b) as a
+#      migration, and (d) plainly in a bare overlayfs mount over / (the
+#      kernel's own cost of writing through an overlay: the floor of (b));
+#      at 10,000 files also (c) as `podman run` + `podman commit` (runc, a
+#      temp --root/--runroot, lowered ulimits, an image imported from a
+#      busybox-static rootfs); the ratios b/a, d/a and c/b per size. On a
+#      tmpfs (/dev/shm) and on an ext4 file system (a loop-mounted image
+#      in the temp dir; the temp dir's own file system without losetup).
+#   The engine's phase timings (sandbox, capture, layer written, synced,
+#   committed) are in its debug log: system-migrate --log-level=debug up.
 # Usage: bench/migrate.sh [BUILD_DIR]   (root; the host is left unchanged)
+# SIZES (default "10000 100000 1000x100") picks the sizes.
 set -eu
-BUILD=${1:-build}
+BUILD=${1:-${BUILD:-build}}
 SM=$(cd "$BUILD" && pwd)/src/cli/system-migrate
 [ -x "$SM" ] || { echo "bench: build first ($SM missing)" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
@@ -27,15 +35,33 @@ podman_reset() {
 cleanup() {
     podman_reset
     [ -n "${SHM:-}" ] && rm -rf "$SHM"
+    [ -n "${EXT4:-}" ] && umount "$EXT4" 2>/dev/null
     grep -o " $T[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r |
         while read -r m; do umount -l "$m" 2>/dev/null; done
     rm -rf "$T"
 }
 PODMAN=""
 SHM=""
+EXT4=""
 trap cleanup EXIT INT TERM
 
 now_ms() { date +%s%N | cut -b1-13; }
+# timed CMD...: runs CMD; T_WALL its wall time, T_CPU the CPU time (user +
+# system, in ms) of it and every process it waited for: on a loaded
+# machine the CPU ratio says more than the wall ratio. CMD fails: exit.
+TIME=$(command -v /usr/bin/time || true)
+timed() {
+    s=$(now_ms)
+    if [ -n "$TIME" ]; then
+        "$TIME" -o "$T/time.out" -f "%U %S" "$@" || { echo "bench: '$*' failed" >&2; exit 1; }
+        T_CPU=$(awk '{ printf "%d", ($1 + $2) * 1000 }' "$T/time.out")
+    else
+        "$@" || { echo "bench: '$*' failed" >&2; exit 1; }
+        T_CPU="n/a"
+    fi
+    e=$(now_ms)
+    T_WALL=$((e - s))
+}
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # 1. fixed cost of a no-op migration
@@ -59,71 +85,123 @@ engine=$("$SM" --data "$T/noop-data" --dir "$M" status --json |
     sed -n 's/.*"duration_ms": \([0-9]*\).*/\1/p' | median)
 echo "no-op migration: median ${whole} ms per 'system-migrate up' process, ${engine} ms inside the engine (20 runs, 1..20 layers below)"
 
-# 2. 10,000 small files, everything (plain dir, data dir, podman storage)
-# under $1; printed with the name of its file system.
+# 2. small files; everything (plain dir, data dir, podman storage) under
+# $1, printed with the name of its file system.
+# script_for SIZE: a script writing SIZE ("N" or "DIRSxFILES") files
+# under "$1".
+script_for() {
+    case $1 in
+    *x*)
+        printf '%s' 'd=0; while [ $d -lt '"${1%x*}"' ]; do mkdir -p "$1/d$d"; i=0;' \
+            ' while [ $i -lt '"${1#*x}"' ]; do echo "file $i" > "$1/d$d/f$i"; i=$((i + 1)); done;' \
+            ' d=$((d + 1)); done'
+        ;;
+    *) printf '%s' 'mkdir -p "$1"; i=0; while [ $i -lt '"$1"' ]; do echo "file $i" > "$1/f$i"; i=$((i + 1)); done' ;;
+    esac
+}
+
+podman_bench() {
+    W=$1 SCRIPT=$2
+    pod="n/a"
+    command -v podman >/dev/null 2>&1 && command -v busybox >/dev/null 2>&1 || return 0
+    mkdir -p "$W/rootfs/bin" "$W/storage" "$W/run"
+    cp "$(command -v busybox)" "$W/rootfs/bin/busybox"
+    for a in sh mkdir echo true; do ln -s busybox "$W/rootfs/bin/$a"; done
+    printf '%s\n' '[containers]' \
+        'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]' \
+        '[engine]' 'runtime = "runc"' 'cgroup_manager = "cgroupfs"' \
+        'events_logger = "file"' >"$W/containers.conf"
+    export CONTAINERS_CONF="$W/containers.conf"
+    PODMAN="--root $W/storage --runroot $W/run --runtime runc --cgroup-manager cgroupfs --events-backend file"
+    # shellcheck disable=SC2086
+    if tar -C "$W/rootfs" -cf "$W/rootfs.tar" . &&
+        podman $PODMAN import "$W/rootfs.tar" strata-bench-base >/dev/null 2>&1; then
+        s=$(now_ms)
+        # shellcheck disable=SC2086
+        if podman $PODMAN run --name strata-bench --network none strata-bench-base \
+            /bin/sh -c "$SCRIPT" sh /opt/strata-bench >/dev/null 2>"$W/podman.err" &&
+            podman $PODMAN commit strata-bench strata-bench-out >/dev/null 2>>"$W/podman.err"; then
+            e=$(now_ms)
+            pod=$((e - s))
+        else
+            echo "podman run/commit failed: $(tail -n 3 "$W/podman.err")" >&2
+        fi
+    else
+        echo "podman import failed" >&2
+    fi
+    podman_reset
+    rm -rf "$W/rootfs" "$W/rootfs.tar" "$W/storage" "$W/run"
+}
+
 files_bench() {
-    W=$1
+    W=$1 SIZE=$2
     fs=$(stat -f -c %T "$W")
-    SCRIPT='mkdir -p "$1"; i=0; while [ $i -lt 10000 ]; do echo "file $i" > "$1/f$i"; i=$((i + 1)); done'
+    SCRIPT=$(script_for "$SIZE")
     mkdir -p "$W/plain"
-    s=$(now_ms)
-    sh -c "$SCRIPT" sh "$W/plain/out"
-    sync -f "$W/plain"
-    e=$(now_ms)
-    plain=$((e - s))
+    timed sh -c "$SCRIPT"'; sync -f "$1"' sh "$W/plain/out"
+    plain=$T_WALL plain_cpu=$T_CPU
+    rm -rf "$W/plain"
 
     M=$W/files
     mkdir -p "$M/20260202-001_files"
     printf '%s\n' "set -- /opt/strata-bench; $SCRIPT" >"$M/20260202-001_files/install_script.sh"
-    s=$(now_ms)
-    "$SM" --data "$W/files-data" --dir "$M" --base / up >/dev/null 2>&1
-    e=$(now_ms)
-    mig=$((e - s))
+    timed "$SM" --data "$W/files-data" --dir "$M" --base / up >/dev/null 2>&1
+    mig=$T_WALL mig_cpu=$T_CPU
     n=$("$SM" --data "$W/files-data" --dir "$M" status --json | sed -n 's/.*"A": \([0-9]*\).*/\1/p')
+    rm -rf "$M" "$W/files-data"
+
+    # (d): the script in a bare overlay over / in a private mount
+    # namespace, upper on the same file system, synced like (a).
+    mkdir -p "$W/ov/upper" "$W/ov/work" "$W/ov/root"
+    if (timed unshare -m sh -c 'mount --make-rprivate / &&
+        mount -t overlay overlay -o "lowerdir=/,upperdir=$1/upper,workdir=$1/work" "$1/root" &&
+        chroot "$1/root" /bin/sh -c "$2" sh /opt/strata-bench && sync -f "$1/upper"' \
+        sh "$W/ov" "$SCRIPT" && echo "$T_WALL $T_CPU" >"$T/ov.out") 2>/dev/null; then
+        read -r ov ov_cpu <"$T/ov.out"
+    else
+        ov="n/a" ov_cpu="n/a"
+    fi
+    rm -rf "$W/ov"
 
     pod="n/a"
-    if command -v podman >/dev/null 2>&1 && command -v busybox >/dev/null 2>&1; then
-        mkdir -p "$W/rootfs/bin" "$W/storage" "$W/run"
-        cp "$(command -v busybox)" "$W/rootfs/bin/busybox"
-        for a in sh mkdir echo true; do ln -s busybox "$W/rootfs/bin/$a"; done
-        printf '%s\n' '[containers]' \
-            'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]' \
-            '[engine]' 'runtime = "runc"' 'cgroup_manager = "cgroupfs"' \
-            'events_logger = "file"' >"$W/containers.conf"
-        export CONTAINERS_CONF="$W/containers.conf"
-        PODMAN="--root $W/storage --runroot $W/run --runtime runc --cgroup-manager cgroupfs --events-backend file"
-        # shellcheck disable=SC2086
-        if tar -C "$W/rootfs" -cf "$W/rootfs.tar" . &&
-            podman $PODMAN import "$W/rootfs.tar" strata-bench-base >/dev/null 2>&1; then
-            s=$(now_ms)
-            # shellcheck disable=SC2086
-            if podman $PODMAN run --name strata-bench --network none strata-bench-base \
-                /bin/sh -c "$SCRIPT" sh /opt/strata-bench >/dev/null 2>"$W/podman.err" &&
-                podman $PODMAN commit strata-bench strata-bench-out >/dev/null 2>>"$W/podman.err"; then
-                e=$(now_ms)
-                pod=$((e - s))
-            else
-                echo "podman run/commit failed: $(tail -n 3 "$W/podman.err")" >&2
-            fi
-        else
-            echo "podman import failed" >&2
-        fi
-    fi
+    [ "$SIZE" = 10000 ] && podman_bench "$W" "$SCRIPT"
 
-    echo "10,000 files on $fs: (a) plain script ${plain} ms, (b) migration ${mig} ms (${n} added paths captured), (c) podman run + commit ${pod} ms"
-    awk -v a="$plain" -v b="$mig" -v c="$pod" 'BEGIN {
-        printf "ratios: (b)/(a) = %.2f (goal <= 1.2)", b / a
+    echo "$SIZE files on $fs: (a) plain script ${plain} ms, (b) migration ${mig} ms (${n} added paths captured), (d) bare overlay ${ov} ms, (c) podman run + commit ${pod} ms"
+    echo "  CPU (user + system): (a) ${plain_cpu} ms, (b) ${mig_cpu} ms, (d) ${ov_cpu} ms"
+    awk -v a="$plain" -v b="$mig" -v c="$pod" -v d="$ov" \
+        -v ac="$plain_cpu" -v bc="$mig_cpu" -v dc="$ov_cpu" 'BEGIN {
+        printf "  ratios: (b)/(a) = %.2f (goal <= 1.2)", b / a
+        if (d != "n/a") printf ", (d)/(a) = %.2f (the overlay floor)", d / a
         if (c != "n/a") printf ", (c)/(b) = %.1f (goal >= 5)", c / b
         printf "\n"
+        if (ac != "n/a" && ac > 0) {
+            printf "  CPU ratios: (b)/(a) = %.2f", bc / ac
+            if (dc != "n/a") printf ", (d)/(a) = %.2f (the overlay floor)", dc / ac
+            printf "\n"
+        }
     }'
 }
 
-mkdir -p "$T/disk"
-files_bench "$T/disk"
-podman_reset
+echo "load: $(uptime)"
+SIZES=${SIZES:-10000 100000 1000x100}
+if command -v mkfs.ext4 >/dev/null 2>&1 && truncate -s 6G "$T/ext4.img" &&
+    mkfs.ext4 -q -N 1200000 "$T/ext4.img" && mkdir -p "$T/ext4" &&
+    mount -o loop "$T/ext4.img" "$T/ext4"; then
+    EXT4=$T/ext4
+    DISK=$EXT4
+else
+    echo "bench: no loop-mounted ext4 here; using $T's own file system" >&2
+    DISK=$T/disk
+    mkdir -p "$DISK"
+fi
+for size in $SIZES; do files_bench "$DISK" "$size"; done
+if [ -n "$EXT4" ]; then
+    umount "$EXT4"
+    EXT4=""
+fi
 if [ -d /dev/shm ]; then
     SHM=$(mktemp -d /dev/shm/strata-bench.XXXXXX)
-    files_bench "$SHM"
-    podman_reset
+    for size in $SIZES; do files_bench "$SHM" "$size"; done
     rm -rf "$SHM"
 fi
+echo "load: $(uptime)"

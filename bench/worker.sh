@@ -1,7 +1,8 @@
 #!/bin/sh
 # Benchmark: workers, in one run:
-#   1. setup + `true` + teardown of the default worker (26 operations, 32
-#      mounts) against bwrap given the same list (--ro-bind / --tmpfs /
+#   1. setup + `true` + teardown of the default worker (26 operations, 26
+#      mounts: its /dev nodes are made, bwrap binds them) against bwrap given
+#      the same list (--ro-bind / --tmpfs /
 #      --proc / --dev, the same namespaces); the ratio is printed
 #      (goal: at most 1.0x bwrap and under 20 ms). bwrap 0.8 has no overlay,
 #      so /etc is a read-only bind there (a private overlay in the worker).

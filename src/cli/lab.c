@@ -40,6 +40,7 @@ struct lab_args {
         const char *hostname;
         uint64_t timeout_usec;
         enum machine_dev dev;
+        enum machine_cgroup cgroup;
         const char *services; /* lab test: dir with the s6 test-runner files */
         bool dry_run;
         bool json;
@@ -67,6 +68,8 @@ static const char lab_options_help[] =
     "  --net host|none       share the host's network (default) or only a loopback\n"
     "  --hostname NAME       the machine's hostname (default strata-lab)\n"
     "  --dev minimal|host    a minimal /dev (default) or the host's\n"
+    "  --cgroup none|host    /sys/fs/cgroup empty (default) or the host's cgroup\n"
+    "                        trees (what podman, runc or systemd in it need)\n"
     "  --timeout SECONDS     kill the machine after SECONDS, exit 124\n"
     "  --chdir DIR           run CMD in DIR of the machine (default /)\n"
     "  --dry-run             print the mount plan and exit (with --json: as JSON)\n"
@@ -81,8 +84,8 @@ void help_lab(void)
                "\n"
                "A throwaway strata machine in new mount, pid, uts and ipc namespaces (and net\n"
                "with --net none), its root assembled like overlayfs-init does it: the data\n"
-               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths;\n"
-               "/tmp is a fresh tmpfs.\n"
+               "dir's layers over the base, /dev /proc /sys /run, /data and the state paths\n"
+               "(and the host's cgroup trees with --cgroup host); /tmp is a fresh tmpfs.\n"
                "\n"
                "  run    runs CMD as the machine's command\n"
                "  test   boots 's6-svscan /etc/s6' with a test-runner service that runs CMD\n"
@@ -141,23 +144,118 @@ static bool hostname_is_valid(const char *s)
         return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
 }
 
+enum {
+        ARG_DATA = 0x100,
+        ARG_EPHEMERAL,
+        ARG_BASE,
+        ARG_BIND,
+        ARG_NET,
+        ARG_HOSTNAME,
+        ARG_TIMEOUT,
+        ARG_DEV,
+        ARG_CGROUP,
+        ARG_SERVICES,
+        ARG_DRY_RUN,
+        ARG_JSON,
+        ARG_CHDIR,
+        ARG_FORCE,
+};
+
+/* The value of --OPTION among two words: 0 for the first, 1 the second. */
+static int parse_choice(const char *option, const char *value, const char *first,
+                        const char *second)
+{
+        if (streq(value, first))
+                return 0;
+        if (streq(value, second))
+                return 1;
+        log_error("invalid --%s '%s': '%s' or '%s'", option, value, first, second);
+        return -EINVAL;
+}
+
+static int parse_hostname(const char *value, struct lab_args *a)
+{
+        if (streq(value, "--")) {
+                log_error("--hostname needs a NAME before '--'");
+                return -EINVAL;
+        }
+        if (!hostname_is_valid(value)) {
+                log_error("invalid --hostname '%s': 1 to 64 letters, digits, '-' and '_', in "
+                          "labels separated by single dots, not starting with '-' or '.'",
+                          value);
+                return -EINVAL;
+        }
+        a->hostname = value;
+        return 0;
+}
+
+/* One option of lab_parse and its value. Returns 0, 1 after --help, or
+ * -EINVAL (logged). */
+static int lab_parse_option(int opt, const char *arg, struct lab_args *a, bool test)
+{
+        int k;
+
+        switch (opt) {
+        case 'h':
+                help_lab();
+                return 1;
+        case ARG_DATA:
+                a->data = arg;
+                return 0;
+        case ARG_EPHEMERAL:
+                a->ephemeral = true;
+                return 0;
+        case ARG_BASE:
+                a->base = arg;
+                return 0;
+        case ARG_BIND:
+                return parse_bind(arg, a) < 0 ? -EINVAL : 0;
+        case ARG_NET:
+                k = parse_choice("net", arg, "host", "none");
+                a->net_none = k == 1;
+                return k < 0 ? k : 0;
+        case ARG_HOSTNAME:
+                return parse_hostname(arg, a);
+        case ARG_TIMEOUT:
+                return timeout_parse(arg, &a->timeout_usec);
+        case ARG_DEV:
+                k = parse_choice("dev", arg, "minimal", "host");
+                a->dev = k == 1 ? MACHINE_DEV_HOST : MACHINE_DEV_MINIMAL;
+                return k < 0 ? k : 0;
+        case ARG_CGROUP:
+                k = parse_choice("cgroup", arg, "none", "host");
+                a->cgroup = k == 1 ? MACHINE_CGROUP_HOST : MACHINE_CGROUP_NONE;
+                return k < 0 ? k : 0;
+        case ARG_SERVICES:
+                if (!test) {
+                        log_error("--services is an option of 'strata lab test'");
+                        return -EINVAL;
+                }
+                a->services = arg;
+                return 0;
+        case ARG_DRY_RUN:
+                a->dry_run = true;
+                return 0;
+        case ARG_JSON:
+                a->json = true;
+                return 0;
+        case ARG_CHDIR:
+                if (arg[0] != '/') {
+                        log_error("invalid --chdir '%s': an absolute path in the machine", arg);
+                        return -EINVAL;
+                }
+                a->chdir = arg;
+                return 0;
+        case ARG_FORCE:
+                a->force = true;
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
 static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
 {
-        enum {
-                ARG_DATA = 0x100,
-                ARG_EPHEMERAL,
-                ARG_BASE,
-                ARG_BIND,
-                ARG_NET,
-                ARG_HOSTNAME,
-                ARG_TIMEOUT,
-                ARG_DEV,
-                ARG_SERVICES,
-                ARG_DRY_RUN,
-                ARG_JSON,
-                ARG_CHDIR,
-                ARG_FORCE,
-        };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
             {"data", required_argument, NULL, ARG_DATA},
@@ -168,6 +266,7 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
             {"hostname", required_argument, NULL, ARG_HOSTNAME},
             {"timeout", required_argument, NULL, ARG_TIMEOUT},
             {"dev", required_argument, NULL, ARG_DEV},
+            {"cgroup", required_argument, NULL, ARG_CGROUP},
             {"services", required_argument, NULL, ARG_SERVICES},
             {"dry-run", no_argument, NULL, ARG_DRY_RUN},
             {"json", no_argument, NULL, ARG_JSON},
@@ -175,107 +274,17 @@ static int lab_parse(int argc, char **argv, struct lab_args *a, bool test)
             {"force", no_argument, NULL, ARG_FORCE},
             {},
         };
-        int opt;
+        int opt, r;
 
         a->hostname = "strata-lab";
         a->dev = MACHINE_DEV_MINIMAL;
+        a->cgroup = MACHINE_CGROUP_NONE;
 
         /* '+': CMD's own options are not ours. */
         while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
-                switch (opt) {
-                case 'h':
-                        help_lab();
-                        return 1;
-                case ARG_DATA:
-                        a->data = optarg;
-                        break;
-                case ARG_EPHEMERAL:
-                        a->ephemeral = true;
-                        break;
-                case ARG_BASE:
-                        a->base = optarg;
-                        break;
-                case ARG_BIND:
-                        if (parse_bind(optarg, a) < 0)
-                                return -EINVAL;
-                        break;
-                case ARG_NET:
-                        if (streq(optarg, "none"))
-                                a->net_none = true;
-                        else if (streq(optarg, "host"))
-                                a->net_none = false;
-                        else {
-                                log_error("invalid --net '%s': 'host' or 'none'", optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case ARG_HOSTNAME:
-                        if (streq(optarg, "--")) {
-                                log_error("--hostname needs a NAME before '--'");
-                                return -EINVAL;
-                        }
-                        if (!hostname_is_valid(optarg)) {
-                                log_error("invalid --hostname '%s': 1 to 64 letters, digits, '-' "
-                                          "and '_', in labels separated by single dots, not "
-                                          "starting with '-' or '.'",
-                                          optarg);
-                                return -EINVAL;
-                        }
-                        a->hostname = optarg;
-                        break;
-                case ARG_TIMEOUT: {
-                        char *end;
-                        double t;
-
-                        errno = 0;
-                        t = strtod(optarg, &end);
-                        if (errno || end == optarg || *end || !(t > 0) || t > 1e9) {
-                                log_error("invalid --timeout '%s': a positive number of seconds",
-                                          optarg);
-                                return -EINVAL;
-                        }
-                        a->timeout_usec = (uint64_t)(t * 1e6);
-                        break;
-                }
-                case ARG_DEV:
-                        if (streq(optarg, "minimal"))
-                                a->dev = MACHINE_DEV_MINIMAL;
-                        else if (streq(optarg, "host"))
-                                a->dev = MACHINE_DEV_HOST;
-                        else {
-                                log_error("invalid --dev '%s': 'minimal' or 'host'", optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case ARG_SERVICES:
-                        if (!test) {
-                                log_error("--services is an option of 'strata lab test'");
-                                return -EINVAL;
-                        }
-                        a->services = optarg;
-                        break;
-                case ARG_DRY_RUN:
-                        a->dry_run = true;
-                        break;
-                case ARG_JSON:
-                        a->json = true;
-                        break;
-                case ARG_CHDIR:
-                        if (optarg[0] != '/') {
-                                log_error("invalid --chdir '%s': an absolute path in the machine",
-                                          optarg);
-                                return -EINVAL;
-                        }
-                        a->chdir = optarg;
-                        break;
-                case ARG_FORCE:
-                        a->force = true;
-                        break;
-                case '?':
-                        return -EINVAL;
-                default:
-                        return -EINVAL;
-                }
+                r = lab_parse_option(opt, optarg, a, test);
+                if (r != 0)
+                        return r;
         }
         if (a->data && a->ephemeral) {
                 log_error("--data and --ephemeral exclude each other");
@@ -476,206 +485,246 @@ static int ephemeral_dir(char **ret)
         return 0;
 }
 
-static int lab_main(int argc, char **argv, bool test)
+/* What one machine of the lab holds while it runs: its (temporary) data
+ * dir, the lock of a real one, its layers and its plan. */
+struct lab_machine {
+        char *tmp;     /* ephemeral data dir or scratch dir, removed at the end */
+        char *data;    /* the data dir, absolute */
+        char *isolate; /* scratch for a base holding the data dir, or NULL */
+        int lock_fd;
+        struct layer_metadata m;
+        struct mount_plan *plan;
+};
+
+static void lab_machine_done(struct lab_machine *lm)
+{
+        if (lm->tmp) {
+                int r = rm_rf_at(AT_FDCWD, lm->tmp, RM_ROOT | RM_MISSING_OK);
+                if (r < 0)
+                        log_warning_errno(r, "cannot remove the temporary data dir '%s': %m",
+                                          lm->tmp);
+        }
+        free(lm->tmp);
+        free(lm->data);
+        free(lm->isolate);
+        safe_close(lm->lock_fd);
+        layer_metadata_done(&lm->m);
+        mount_plan_free(lm->plan);
+}
+
+/* --ephemeral: an empty dir the tmpfs mounts of the namespace sit on. */
+static int lab_open_ephemeral(struct lab_machine *lm)
+{
+        int r = ephemeral_dir(&lm->tmp);
+
+        if (r < 0)
+                return log_error_errno(r, "cannot create a temporary data dir: %m");
+        lm->data = strdup(lm->tmp);
+        return lm->data ? 0 : log_oom();
+}
+
+/* Layers are tied to the base they were built over. Returns 0 (booting
+ * anyway with --force), or the exit status. */
+static int lab_check_base(const struct lab_args *a, const char *data, int fd)
+{
+        _cleanup_free_ char *berr = NULL;
+        _cleanup_close_ int bfd = open(a->base ? a->base : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int r;
+
+        r = bfd < 0 ? -errno : base_identity_check(fd, bfd, NULL, &berr);
+        if (r == -EMEDIUMTYPE && !a->force) {
+                log_error("cannot boot '%s': %s", data, berr);
+                return EXIT_LAB_SETUP;
+        }
+        if (r == -EMEDIUMTYPE)
+                log_warning("%s (--force: booting anyway)", berr);
+        else if (r < 0) {
+                log_error_errno(r, "cannot check the base of '%s': %s%m", data, berr ? berr : "");
+                return EXIT_LAB_SETUP;
+        }
+        return 0;
+}
+
+/* --data DIR: its layout, its lock (one machine per data dir: the scratch
+ * upper is not shared), its base and its layers. Returns 0 or the exit
+ * status. */
+static int lab_open_data_dir(const struct lab_args *a, bool test, struct lab_machine *lm)
+{
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *merr = NULL;
+        struct lock_holder holder = {};
+        int r;
+
+        lm->data = realpath(a->data, NULL);
+        if (!lm->data)
+                return log_error_errno(errno, "cannot open the data dir '%s': %m", a->data),
+                       EXIT_LAB_SETUP;
+        /* Scratch space for mounting the base on its own when the data dir
+         * lies inside it (see machine_options.base_scratch). */
+        r = ephemeral_dir(&lm->tmp);
+        if (r < 0)
+                return log_error_errno(r, "cannot create a scratch dir: %m"), EXIT_LAB_SETUP;
+        if (asprintf(&lm->isolate, "%s/isolate", lm->tmp) < 0) {
+                lm->isolate = NULL;
+                return log_oom(), EXIT_LAB_SETUP;
+        }
+        fd = open(lm->data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(errno, "cannot open the data dir '%s': %m", lm->data),
+                       EXIT_LAB_SETUP;
+        r = layerstore_ensure_layout(fd);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the layout of the data dir '%s': %m",
+                                       lm->data),
+                       EXIT_LAB_SETUP;
+        r = lock_acquire_at(fd, MACHINE_LOCK, test ? "strata lab test" : "strata lab run",
+                            LOCK_NONBLOCK, &lm->lock_fd, &holder);
+        if (r == -EWOULDBLOCK) {
+                log_error("the machine of '%s' is running (pid %d, %s); try again later", lm->data,
+                          (int)holder.pid, holder.purpose);
+                return EXIT_TEMPFAIL;
+        }
+        if (r < 0)
+                return log_error_errno(r, "cannot lock '%s/%s': %m", lm->data, MACHINE_LOCK),
+                       EXIT_LAB_SETUP;
+        r = lab_check_base(a, lm->data, fd);
+        if (r != 0)
+                return r;
+        r = layer_metadata_load(fd, &lm->m, &merr);
+        if (r < 0) {
+                if (merr)
+                        log_error("cannot load the metadata of '%s': %s", lm->data, merr);
+                else
+                        log_error_errno(r, "cannot load the metadata of '%s': %m", lm->data);
+                return EXIT_LAB_SETUP;
+        }
+        return 0;
+}
+
+/* The machine's /etc/hostname says its hostname: a file on its /run bound
+ * over the root's, so nothing is written into its layers. */
+static int lab_add_hostname(struct mount_plan *plan, const char *hostname)
+{
+        _cleanup_free_ char *line = NULL;
+        int r;
+
+        if (asprintf(&line, "%s\n", hostname) < 0)
+                return log_oom();
+        r = mount_plan_add_write_file(plan, "/run/strata-lab/hostname", line, strlen(line), 0644,
+                                      0);
+        if (r >= 0)
+                r = mount_plan_add_bind(plan, "/run/strata-lab/hostname", "/etc/hostname",
+                                        MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_CREATE_DEST);
+        if (r < 0)
+                return log_error_errno(r, "cannot build the hostname plan: %m");
+        return 0;
+}
+
+/* The root of the machine as overlayfs-init builds it, then what the lab
+ * adds: the test-runner service (lab test) and the hostname. */
+static int lab_build_plan(const struct lab_args *a, bool test, struct lab_machine *lm)
+{
+        struct machine_options o = {
+            .data_dir = lm->data,
+            .base = a->base,
+            .base_scratch = lm->isolate,
+            .system_tmpfs = a->ephemeral,
+            .state_tmpfs = a->ephemeral,
+            .bind_data = true,
+            /* A fresh /tmp, as a throwaway machine has: also what lets
+             * programs in it use /tmp for overlay upper dirs (an overlay
+             * root cannot be an upper). */
+            .tmp_tmpfs = true,
+            .dev = a->dev,
+            .cgroup = a->cgroup,
+            .binds = a->binds,
+            .n_binds = a->n_binds,
+        };
+        int r;
+
+        r = machine_root_plan(&o, &lm->m, &lm->plan);
+        if (r == -E2BIG)
+                return log_error_errno(r,
+                                       "cannot build the root of '%s': %zu layers, an overlay "
+                                       "stacks at most %d; squash them",
+                                       lm->data, lm->m.n_layers, MOUNT_PLAN_OVERLAY_MAX_LOWER - 1);
+        if (r < 0)
+                return log_error_errno(r, "cannot build the root plan of '%s': %m", lm->data);
+        if (test) {
+                r = add_test_runner(lm->plan, a, &lm->m, lm->data);
+                if (r < 0)
+                        return r;
+        }
+        return lab_add_hostname(lm->plan, a->hostname);
+}
+
+/* --dry-run: the plan, described or as JSON. Returns the exit status. */
+static int lab_dry_run(const struct mount_plan *plan, bool json)
+{
+        _cleanup_free_ char *s = NULL;
+        json_t *j = NULL;
+
+        if (!json) {
+                mount_plan_describe(plan, stdout);
+                return EXIT_OK;
+        }
+        if (mount_plan_to_json(plan, &j) >= 0) {
+                s = json_dumps(j, JSON_INDENT(2));
+                json_decref(j);
+        }
+        if (!s)
+                return log_oom(), EXIT_LAB_SETUP;
+        puts(s);
+        return EXIT_OK;
+}
+
+/* Runs the machine: CMD, or s6-svscan for lab test. Returns the exit
+ * status: CMD's, or what a setup or exec failure maps to. */
+static int lab_boot(const struct lab_args *a, bool test, const struct mount_plan *plan)
 {
         static char *const svscan[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
-        _cleanup_(mount_plan_freep) struct mount_plan *plan = NULL;
-        _cleanup_free_ char *tmp = NULL, *data = NULL, *error = NULL, *isolate = NULL;
-        struct layer_metadata m = {};
+        _cleanup_free_ char *error = NULL;
+        struct sandbox_config sc = {
+            .flags = SANDBOX_UTS | SANDBOX_IPC | (a->net_none ? SANDBOX_NET : 0),
+            .plan = plan,
+            .hostname = a->hostname,
+            .argv = test ? svscan : a->argv,
+            .cwd = test ? NULL : a->chdir,
+            .timeout_usec = a->timeout_usec,
+        };
+        int r, status = 0;
+
+        fflush(stdout);
+        r = sandbox_run(&sc, &status, &error);
+        if (r < 0) {
+                log_error_errno(r, "cannot %s: %m", error ? error : "run the machine");
+                return error && startswith(error, "execute ")
+                           ? (r == -ENOENT ? SANDBOX_EXIT_EXEC : 126)
+                           : EXIT_LAB_SETUP;
+        }
+        return status;
+}
+
+static int lab_main(int argc, char **argv, bool test)
+{
+        struct lab_machine lm = {.lock_fd = -1};
         struct lab_args a = {};
-        struct machine_options o = {};
-        struct sandbox_config sc = {};
-        struct lock_holder holder = {};
-        _cleanup_close_ int lock_fd = -1;
-        int r, status = 0, ret = EXIT_LAB_SETUP;
+        int r, ret = EXIT_LAB_SETUP;
 
         r = lab_parse(argc, argv, &a, test);
         if (r != 0) {
                 lab_args_done(&a);
                 return r > 0 ? EXIT_OK : EXIT_USAGE;
         }
-
-        if (a.ephemeral) {
-                /* An empty dir the tmpfs mounts of the namespace sit on;
-                 * removed at the end. */
-                r = ephemeral_dir(&tmp);
-                if (r < 0) {
-                        log_error_errno(r, "cannot create a temporary data dir: %m");
-                        goto out;
-                }
-                data = strdup(tmp);
-        } else {
-                _cleanup_close_ int fd = -1;
-                _cleanup_free_ char *merr = NULL;
-
-                data = realpath(a.data, NULL);
-                if (!data) {
-                        log_error_errno(errno, "cannot open the data dir '%s': %m", a.data);
-                        goto out;
-                }
-                /* Scratch space for mounting the base on its own when the
-                 * data dir lies inside it (see machine_options.base_scratch). */
-                r = ephemeral_dir(&tmp);
-                if (r < 0) {
-                        log_error_errno(r, "cannot create a scratch dir: %m");
-                        goto out;
-                }
-                if (asprintf(&isolate, "%s/isolate", tmp) < 0) {
-                        log_oom();
-                        goto out;
-                }
-                fd = open(data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fd < 0) {
-                        log_error_errno(errno, "cannot open the data dir '%s': %m", data);
-                        goto out;
-                }
-                r = layerstore_ensure_layout(fd);
-                if (r < 0) {
-                        log_error_errno(r, "cannot create the layout of the data dir '%s': %m",
-                                        data);
-                        goto out;
-                }
-                /* One machine per data dir: its scratch upper is not shared. */
-                r = lock_acquire_at(fd, MACHINE_LOCK, test ? "strata lab test" : "strata lab run",
-                                    LOCK_NONBLOCK, &lock_fd, &holder);
-                if (r == -EWOULDBLOCK) {
-                        log_error("the machine of '%s' is running (pid %d, %s); try again later",
-                                  data, (int)holder.pid, holder.purpose);
-                        ret = EXIT_TEMPFAIL;
-                        goto out;
-                }
-                if (r < 0) {
-                        log_error_errno(r, "cannot lock '%s/%s': %m", data, MACHINE_LOCK);
-                        goto out;
-                }
-                /* Layers are tied to the base they were built over. */
-                {
-                        _cleanup_free_ char *berr = NULL;
-                        _cleanup_close_ int bfd =
-                            open(a.base ? a.base : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-                        r = bfd < 0 ? -errno : base_identity_check(fd, bfd, NULL, &berr);
-                        if (r == -EMEDIUMTYPE && !a.force) {
-                                log_error("cannot boot '%s': %s", data, berr);
-                                ret = 125;
-                                goto out;
-                        }
-                        if (r == -EMEDIUMTYPE)
-                                log_warning("%s (--force: booting anyway)", berr);
-                        else if (r < 0) {
-                                log_error_errno(r, "cannot check the base of '%s': %s%m", data,
-                                                berr ? berr : "");
-                                goto out;
-                        }
-                }
-                r = layer_metadata_load(fd, &m, &merr);
-                if (r < 0) {
-                        if (merr)
-                                log_error("cannot load the metadata of '%s': %s", data, merr);
-                        else
-                                log_error_errno(r, "cannot load the metadata of '%s': %m", data);
-                        goto out;
-                }
-        }
-        if (!data) {
-                log_oom();
-                goto out;
-        }
-
-        o = (struct machine_options){
-            .data_dir = data,
-            .base = a.base,
-            .base_scratch = isolate,
-            .system_tmpfs = a.ephemeral,
-            .state_tmpfs = a.ephemeral,
-            .bind_data = true,
-            /* A fresh /tmp, as a throwaway machine has: also what lets
-             * programs in it use /tmp for overlay upper dirs (an overlay
-             * root cannot be an upper). */
-            .tmp_tmpfs = true,
-            .dev = a.dev,
-            .binds = a.binds,
-            .n_binds = a.n_binds,
-        };
-        r = machine_root_plan(&o, &m, &plan);
-        if (r == -E2BIG) {
-                log_error("cannot build the root of '%s': %zu layers, an overlay stacks at most "
-                          "%d; squash them",
-                          data, m.n_layers, MOUNT_PLAN_OVERLAY_MAX_LOWER - 1);
-                goto out;
-        }
-        if (r < 0) {
-                log_error_errno(r, "cannot build the root plan of '%s': %m", data);
-                goto out;
-        }
-        if (test && add_test_runner(plan, &a, &m, data) < 0)
-                goto out;
-        /* The machine's /etc/hostname says its hostname: a file on its /run
-         * bound over the root's, so nothing is written into its layers. */
-        {
-                _cleanup_free_ char *line = NULL;
-
-                if (asprintf(&line, "%s\n", a.hostname) < 0) {
-                        log_oom();
-                        goto out;
-                }
-                r = mount_plan_add_write_file(plan, "/run/strata-lab/hostname", line, strlen(line),
-                                              0644, 0);
-                if (r >= 0)
-                        r = mount_plan_add_bind(plan, "/run/strata-lab/hostname", "/etc/hostname",
-                                                MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_CREATE_DEST);
-                if (r < 0) {
-                        log_error_errno(r, "cannot build the hostname plan: %m");
-                        goto out;
-                }
-        }
-
-        if (a.dry_run) {
-                if (a.json) {
-                        json_t *j = NULL;
-                        _cleanup_free_ char *s = NULL;
-
-                        r = mount_plan_to_json(plan, &j);
-                        if (r >= 0) {
-                                s = json_dumps(j, JSON_INDENT(2));
-                                json_decref(j);
-                        }
-                        if (!s) {
-                                log_oom();
-                                goto out;
-                        }
-                        puts(s);
-                } else
-                        mount_plan_describe(plan, stdout);
-                ret = EXIT_OK;
-                goto out;
-        }
-
-        sc = (struct sandbox_config){
-            .flags = SANDBOX_UTS | SANDBOX_IPC | (a.net_none ? SANDBOX_NET : 0),
-            .plan = plan,
-            .hostname = a.hostname,
-            .argv = test ? svscan : a.argv,
-            .cwd = test ? NULL : a.chdir,
-            .timeout_usec = a.timeout_usec,
-        };
-        fflush(stdout);
-        r = sandbox_run(&sc, &status, &error);
-        if (r < 0) {
-                log_error_errno(r, "cannot %s: %m", error ? error : "run the machine");
-                ret = error && startswith(error, "execute ")
-                          ? (r == -ENOENT ? SANDBOX_EXIT_EXEC : 126)
-                          : EXIT_LAB_SETUP;
-                goto out;
-        }
-        ret = status;
-out:
-        if (tmp) {
-                r = rm_rf_at(AT_FDCWD, tmp, RM_ROOT | RM_MISSING_OK);
-                if (r < 0)
-                        log_warning_errno(r, "cannot remove the temporary data dir '%s': %m", tmp);
-        }
-        layer_metadata_done(&m);
+        if (a.ephemeral)
+                r = lab_open_ephemeral(&lm) < 0 ? EXIT_LAB_SETUP : 0;
+        else
+                r = lab_open_data_dir(&a, test, &lm);
+        if (r != 0)
+                ret = r;
+        else if (lab_build_plan(&a, test, &lm) >= 0)
+                ret = a.dry_run ? lab_dry_run(lm.plan, a.json) : lab_boot(&a, test, lm.plan);
+        lab_machine_done(&lm);
         lab_args_done(&a);
         return ret;
 }

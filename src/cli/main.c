@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,9 @@ static const struct command commands[] = {
     {"doctor", cmd_doctor, "check what this machine offers strata", help_doctor},
     {"lab", cmd_lab, "run a throwaway machine: lab run / lab test", help_lab},
     {"mounts", cmd_mounts, "list the mounts under a path, in unmount order", help_mounts},
+    {"image", cmd_image, "an OCI image of a base and the layers, booted by overlayfs-init",
+     help_oci_image},
+    {"layer", cmd_layer, "layers as OCI image layers: export, import, push, pull", help_layer},
     {"migrate", cmd_migrate, "migrations as overlayfs layers (same as system-migrate)",
      help_migrate},
     {"pkg", cmd_pkg, "install and run packages as containers (orchestrator policy)", help_pkg},
@@ -135,6 +140,21 @@ int main(int argc, char **argv)
         return c->handler(argc, argv);
 }
 
+int timeout_parse(const char *value, uint64_t *ret_usec)
+{
+        char *end;
+        double t;
+
+        errno = 0;
+        t = strtod(value, &end);
+        if (errno || end == value || *end || !(t > 0) || t > 1e9) {
+                log_error("invalid --timeout '%s': a positive number of seconds", value);
+                return -EINVAL;
+        }
+        *ret_usec = (uint64_t)(t * 1e6);
+        return 0;
+}
+
 int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only)
 {
         char *dst, *mode;
@@ -160,4 +180,21 @@ int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_on
         *ret_dst = dst;
         *ret_read_only = mode && streq(mode, "ro");
         return 0;
+}
+
+int command_fail(bool json, int r, const char *error, const char *what, int status)
+{
+        if (json) {
+                json_t *j = json_pack("{s:s}", "error", error ? error : strerror(-r));
+                _cleanup_free_ char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+                json_decref(j);
+                if (s)
+                        puts(s);
+        }
+        if (error)
+                log_error("%s", error);
+        else
+                log_error_errno(r, "%s: %m", what);
+        return status;
 }

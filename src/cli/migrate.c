@@ -15,11 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auditlog.h"
 #include "changes.h"
 #include "cleanup.h"
 #include "config.h"
 #include "strata-version.h"
 #include "json.h"
+#include "progress.h"
 #include "log.h"
 #include "macro.h"
 #include "migrate.h"
@@ -43,6 +45,9 @@ struct migrate_args {
         bool content;
         bool out_of_order;
         bool force;
+        bool audit;
+        bool why;
+        const char *audit_config;
         const char *base_id;
         uint64_t timeout_usec;
         size_t max_layers;
@@ -63,6 +68,7 @@ static int exit_for(int r)
         case -EBADMSG: /* a corrupt metadata or record file: a problem found */
         case -EUCLEAN:
         case -EMEDIUMTYPE:
+        case -EOPNOTSUPP: /* --audit where audit is not usable; no package manager */
                 return EXIT_FAILURE_;
         case -EINVAL:
         case -ENOENT:
@@ -101,7 +107,7 @@ _printf_(1, 2) static void fail_msg(const char *format, ...)
 static int report(int r, const char *error)
 {
         if (r == -EPROTO || r == -EWOULDBLOCK || r == -EINVAL || r == -ENOENT || r == -EUCLEAN ||
-            r == -EINTR || r == -EMEDIUMTYPE || (r == -EBADMSG && error))
+            r == -EINTR || r == -EMEDIUMTYPE || r == -EOPNOTSUPP || (r == -EBADMSG && error))
                 fail_msg("%s", error ? error : "failed");
         else
                 fail_msg("%s: %s", error ? error : "failed", strerror(-r));
@@ -157,11 +163,13 @@ static void on_event(const struct migrate_event *e, void *userdata)
 
         switch (e->type) {
         case MIGRATE_EVENT_APPLYING:
-                /* progress: through the logger, so -q silences it */
+                /* progress: a live line on a terminal, else through the
+                 * logger; -q silences both */
                 if (!json)
-                        log_notice("applying %s", e->id);
+                        progress_step("applying", e->index, e->total, e->id);
                 break;
         case MIGRATE_EVENT_APPLIED:
+                progress_hide();
                 if (json) {
                         json_t *a = json_object();
                         json_object_set_new(a, "id", json_string(e->id));
@@ -229,7 +237,7 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .migrations_dir = a->dir,
             .timeout_usec = a->timeout_usec,
             .max_layers = a->max_layers,
-            .output_fd = a->json ? STDERR_FILENO : STDOUT_FILENO,
+            .output_fd = a->json ? STDERR_FILENO : progress_output(STDOUT_FILENO),
             .event = on_event,
             .userdata = sink,
             .no_repair = a->rebuild,
@@ -237,6 +245,8 @@ static void options_from_args(struct migrate_args *a, struct event_sink *sink,
             .base_id = a->base_id,
             .force = a->force,
             .out_of_order = a->out_of_order,
+            .audit = a->audit,
+            .audit_config = a->audit_config,
         };
 }
 
@@ -445,6 +455,11 @@ static int run_status(struct migrate_args *a)
                 json_array_foreach(json_object_get(j, "rolled_back"), i, v)
                     printf("  %s\n", json_string_value(json_object_get(v, "id")));
         }
+        v = json_object_get(j, "scratch_upper");
+        printf("scratch upper: %lld path%s in %s (runtime edits, above every layer)\n",
+               (long long)json_integer_value(json_object_get(v, "paths")),
+               json_integer_value(json_object_get(v, "paths")) == 1 ? "" : "s",
+               json_string_value(json_object_get(v, "path")));
         json_decref(j);
         return EXIT_OK;
 }
@@ -471,6 +486,53 @@ static char *squashed_into(struct migrate *m, const char *id)
         return ret;
 }
 
+/* diff --why: each change with the programs audit.list names for it. */
+static int print_why(struct migrate *m, const struct change_list *l, const char *id, bool json)
+{
+        _cleanup_(audit_list_done) struct audit_list al = {};
+        _cleanup_free_ char *error = NULL;
+        _cleanup_free_ size_t *idx = NULL;
+        json_t *j = NULL, *arr = NULL;
+        int r;
+
+        r = migrate_audit_list(m, id, &al, &error);
+        if (r < 0)
+                return report(r, error);
+        r = audit_list_by_path(&al, &idx);
+        if (r < 0)
+                return report(r, "cannot sort the audit list");
+        if (json) {
+                j = json_object();
+                arr = json_array();
+                json_object_set_new(j, "id", json_string(id));
+                json_object_set_new(j, "changes", arr);
+        }
+        for (size_t i = 0; i < l->n; i++) {
+                _cleanup_free_ char *why = NULL;
+                const struct change *c = &l->items[i];
+
+                r = audit_list_why(&al, idx, c->path, &why);
+                if (r < 0) {
+                        json_decref(j);
+                        return report(r, "cannot attribute the changes");
+                }
+                if (j) {
+                        char k[2] = {change_kind_to_char(c->kind), 0};
+
+                        json_array_append_new(arr,
+                                              json_pack("{s:s, s:s, s:b, s:s}", "kind", k, "path",
+                                                        c->path, "state", c->state, "why", why));
+                } else
+                        printf("%s%c %s\tby %s\n", c->state ? "S" : "",
+                               change_kind_to_char(c->kind), c->path, why);
+        }
+        if (j) {
+                print_json(j);
+                json_decref(j);
+        }
+        return EXIT_OK;
+}
+
 static int run_diff(struct migrate_args *a)
 {
         _cleanup_(migrate_freep) struct migrate *m = NULL;
@@ -488,6 +550,8 @@ static int run_diff(struct migrate_args *a)
         if (r < 0)
                 return report(r, error);
         squashed = squashed_into(m, a->positional[1]);
+        if (a->why)
+                return print_why(m, &l, a->positional[1], a->json);
         if (a->json) {
                 json_t *j = json_object(), *arr = json_array();
 
@@ -701,10 +765,11 @@ static int run_gc(struct migrate_args *a)
 static const struct migrate_command migrate_commands[] = {
     {"new", "LABEL", "scaffold the next migration for today", run_new},
     {"status", "", "applied, pending and rolled-back migrations", run_status},
-    {"up", "[--to ID] [--dry-run] [--out-of-order]",
+    {"up", "[--to ID] [--dry-run] [--out-of-order] [--audit]",
      "apply pending migrations in order, one layer each", run_up},
-    {"install", "PKG...", "create and apply a migration installing packages", run_install},
-    {"diff", "ID", "the change list of a migration's layer", run_diff},
+    {"install", "[--audit] PKG...", "create and apply a migration installing packages",
+     run_install},
+    {"diff", "[--why] ID", "the change list of a migration's layer", run_diff},
     {"show", "ID", "one migration: its status, record and log", run_show},
     {"rollback", "--to ID | --last | --all [--state]",
      "deactivate the layers above ID (the last one, or all)", run_rollback},
@@ -758,6 +823,12 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "                        newest applied one\n"
                    "      --force           up/install: apply over a base other than the one\n"
                    "                        the layers were built over\n"
+                   "      --audit           up/install: record which program (pid, exe) changed\n"
+                   "                        which path, in the record's audit.list (auditd)\n"
+                   "      --audit-config DIR  up/install --audit: the config dir auditd is\n"
+                   "                        started with when none runs (default /etc/audit)\n"
+                   "      --why             diff: show the programs beside each changed path\n"
+                   "                        (from audit.list)\n"
                    "      --max-layers N    squash the oldest layers when more than N would\n"
                    "                        stack (default 499, the kernel's limit)\n"
                    "  -v, --verbose         more output;  -q, --quiet: errors only\n"
@@ -766,7 +837,8 @@ static void migrate_usage(FILE *f, const char *prog, const struct migrate_comman
                    "  -V, --version         print the version\n"
                    "\n"
                    "Exit status: 0 success, 1 a migration failed and was rolled back (or verify\n"
-                   "found a problem it cannot repair), 2 usage error, 70 internal error,\n"
+                   "found a problem it cannot repair, or --audit finds audit unusable here),\n"
+                   "2 usage error, 70 internal error,\n"
                    "75 another migration holds the lock.\n");
 }
 
@@ -799,28 +871,191 @@ static int absolute(const char **path, char **storage)
         return 0;
 }
 
+/* The long options without a short letter (getopt_long values). */
+enum {
+        ARG_DATA = 0x100,
+        ARG_BASE,
+        ARG_DIR,
+        ARG_JSON,
+        ARG_TO,
+        ARG_FROM,
+        ARG_LAST,
+        ARG_DRY_RUN,
+        ARG_TIMEOUT,
+        ARG_MAX_LAYERS,
+        ARG_LOG_LEVEL,
+        ARG_ALL,
+        ARG_REBUILD,
+        ARG_STATE,
+        ARG_BASE_ID,
+        ARG_FORCE,
+        ARG_CONTENT,
+        ARG_OUT_OF_ORDER,
+        ARG_AUDIT,
+        ARG_AUDIT_CONFIG,
+        ARG_WHY,
+};
+
+/* The number options: --timeout and --max-layers. -1 to go on, or the
+ * exit status of a usage error. */
+static int parse_number_option(int opt, const char *arg, struct migrate_args *a)
+{
+        uint64_t v;
+
+        if (opt == ARG_TIMEOUT) {
+                if (parse_uint(arg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {
+                        log_error("invalid --timeout '%s': a positive number of seconds", arg);
+                        return EXIT_USAGE;
+                }
+                a->timeout_usec = v * 1000000;
+                return -1;
+        }
+        if (parse_uint(arg, MIGRATE_MAX_LAYERS, &v) < 0 || v < 2) {
+                log_error("invalid --max-layers '%s': 2 to %d", arg, MIGRATE_MAX_LAYERS);
+                return EXIT_USAGE;
+        }
+        a->max_layers = (size_t)v;
+        return -1;
+}
+
+/* One option (getopt_long's opt, with optarg) into a, the positional
+ * arguments, help and version. -1 to go on, or an exit status. */
+static int parse_option(int opt, struct migrate_args *a, char ***positional, bool *help,
+                        bool *version)
+{
+        int level;
+
+        switch (opt) {
+        case 1:
+                if (strv_extend(positional, optarg) < 0)
+                        return log_oom(), EXIT_SOFTWARE;
+                break;
+        case 'h':
+                *help = true;
+                break;
+        case 'V':
+                *version = true;
+                break;
+        case 'v':
+                log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
+                break;
+        case 'q':
+                log_set_max_level(LOG_ERR);
+                break;
+        case ARG_LOG_LEVEL:
+                level = log_level_from_string(optarg);
+                if (level < 0) {
+                        log_error("invalid log level '%s'", optarg);
+                        return EXIT_USAGE;
+                }
+                log_set_max_level(level);
+                break;
+        case ARG_DATA:
+                a->data_dir = optarg;
+                break;
+        case ARG_BASE:
+                a->base = optarg;
+                break;
+        case ARG_DIR:
+                a->dir = optarg;
+                break;
+        case ARG_JSON:
+                a->json = true;
+                break;
+        case ARG_TO:
+                a->to = optarg;
+                break;
+        case ARG_FROM:
+                a->from = optarg;
+                break;
+        case ARG_LAST:
+                a->last = true;
+                break;
+        case ARG_ALL:
+                a->all = true;
+                break;
+        case ARG_DRY_RUN:
+                a->dry_run = true;
+                break;
+        case ARG_REBUILD:
+                a->rebuild = true;
+                break;
+        case ARG_STATE:
+                a->state = true;
+                break;
+        case ARG_BASE_ID:
+                a->base_id = optarg;
+                break;
+        case ARG_FORCE:
+                a->force = true;
+                break;
+        case ARG_CONTENT:
+                a->content = true;
+                break;
+        case ARG_OUT_OF_ORDER:
+                a->out_of_order = true;
+                break;
+        case ARG_AUDIT:
+                a->audit = true;
+                break;
+        case ARG_AUDIT_CONFIG:
+                a->audit_config = optarg;
+                break;
+        case ARG_WHY:
+                a->why = true;
+                break;
+        case ARG_TIMEOUT:
+        case ARG_MAX_LAYERS:
+                return parse_number_option(opt, optarg, a);
+        case '?':
+                return EXIT_USAGE;
+        default:
+                return EXIT_SOFTWARE;
+        }
+        return -1;
+}
+
+/* The command named by the first positional argument: *ret (NULL when
+ * there is none). -1 to go on, or the exit status of a usage error. */
+static int find_command(char *const *positional, const char *prog,
+                        const struct migrate_command **ret)
+{
+        *ret = NULL;
+        if (!positional)
+                return -1;
+        for (size_t i = 0; i < ELEMENTSOF(migrate_commands); i++)
+                if (streq(migrate_commands[i].name, positional[0]))
+                        *ret = &migrate_commands[i];
+        if (*ret)
+                return -1;
+        log_error("unknown command '%s'; run '%s --help' for the list", positional[0], prog);
+        return EXIT_USAGE;
+}
+
+/* Runs the command with the data dir and base made absolute; with --json
+ * a failure is one object with its error too. */
+static int run_command(const struct migrate_command *c, struct migrate_args *a, const char *prog)
+{
+        _cleanup_free_ char *data_abs = NULL, *base_abs = NULL;
+        int ret;
+
+        if (absolute(&a->data_dir, &data_abs) < 0 || absolute(&a->base, &base_abs) < 0)
+                return log_oom(), EXIT_SOFTWARE;
+        progress_init(prog, a->json);
+        ret = c->run(a);
+        progress_end();
+        if (a->json && ret != EXIT_OK && !json_printed) {
+                json_t *j = json_pack("{s:s}", "error", last_error ? last_error : "failed");
+                print_json(j);
+                json_decref(j);
+        }
+        free(last_error);
+        last_error = NULL;
+        return ret;
+}
+
 int migrate_main(int argc, char **argv, const char *prog)
 {
-        enum {
-                ARG_DATA = 0x100,
-                ARG_BASE,
-                ARG_DIR,
-                ARG_JSON,
-                ARG_TO,
-                ARG_FROM,
-                ARG_LAST,
-                ARG_DRY_RUN,
-                ARG_TIMEOUT,
-                ARG_MAX_LAYERS,
-                ARG_LOG_LEVEL,
-                ARG_ALL,
-                ARG_REBUILD,
-                ARG_STATE,
-                ARG_BASE_ID,
-                ARG_FORCE,
-                ARG_CONTENT,
-                ARG_OUT_OF_ORDER,
-        };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
             {"version", no_argument, NULL, 'V'},
@@ -844,113 +1079,26 @@ int migrate_main(int argc, char **argv, const char *prog)
             {"force", no_argument, NULL, ARG_FORCE},
             {"content", no_argument, NULL, ARG_CONTENT},
             {"out-of-order", no_argument, NULL, ARG_OUT_OF_ORDER},
+            {"audit", no_argument, NULL, ARG_AUDIT},
+            {"audit-config", required_argument, NULL, ARG_AUDIT_CONFIG},
+            {"why", no_argument, NULL, ARG_WHY},
             {},
         };
         _cleanup_strv_ char **positional = NULL;
         const struct migrate_command *c = NULL;
         struct migrate_args a = {.prog = prog, .data_dir = "/data", .base = "/"};
         bool help = false, version = false;
-        uint64_t v;
-        int opt, level, ret;
+        int opt, ret;
 
         /* Options may come before or after the command; getopt's messages
          * start with argv[0]. */
         argv[0] = (char *)prog;
         optind = 0;
         while ((opt = getopt_long(argc, argv, "-hVvq", options, NULL)) >= 0) {
-                switch (opt) {
-                case 1:
-                        if (strv_extend(&positional, optarg) < 0)
-                                return log_oom(), EXIT_SOFTWARE;
-                        break;
-                case 'h':
-                        help = true;
-                        break;
-                case 'V':
-                        version = true;
-                        break;
-                case 'v':
-                        log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
-                        break;
-                case 'q':
-                        log_set_max_level(LOG_ERR);
-                        break;
-                case ARG_LOG_LEVEL:
-                        level = log_level_from_string(optarg);
-                        if (level < 0) {
-                                log_error("invalid log level '%s'", optarg);
-                                return EXIT_USAGE;
-                        }
-                        log_set_max_level(level);
-                        break;
-                case ARG_DATA:
-                        a.data_dir = optarg;
-                        break;
-                case ARG_BASE:
-                        a.base = optarg;
-                        break;
-                case ARG_DIR:
-                        a.dir = optarg;
-                        break;
-                case ARG_JSON:
-                        a.json = true;
-                        break;
-                case ARG_TO:
-                        a.to = optarg;
-                        break;
-                case ARG_FROM:
-                        a.from = optarg;
-                        break;
-                case ARG_LAST:
-                        a.last = true;
-                        break;
-                case ARG_ALL:
-                        a.all = true;
-                        break;
-                case ARG_DRY_RUN:
-                        a.dry_run = true;
-                        break;
-                case ARG_REBUILD:
-                        a.rebuild = true;
-                        break;
-                case ARG_STATE:
-                        a.state = true;
-                        break;
-                case ARG_BASE_ID:
-                        a.base_id = optarg;
-                        break;
-                case ARG_FORCE:
-                        a.force = true;
-                        break;
-                case ARG_CONTENT:
-                        a.content = true;
-                        break;
-                case ARG_OUT_OF_ORDER:
-                        a.out_of_order = true;
-                        break;
-                case ARG_TIMEOUT:
-                        if (parse_uint(optarg, UINT64_MAX / 1000000, &v) < 0 || v == 0) {
-                                log_error("invalid --timeout '%s': a positive number of seconds",
-                                          optarg);
-                                return EXIT_USAGE;
-                        }
-                        a.timeout_usec = v * 1000000;
-                        break;
-                case ARG_MAX_LAYERS:
-                        if (parse_uint(optarg, MIGRATE_MAX_LAYERS, &v) < 0 || v < 2) {
-                                log_error("invalid --max-layers '%s': 2 to %d", optarg,
-                                          MIGRATE_MAX_LAYERS);
-                                return EXIT_USAGE;
-                        }
-                        a.max_layers = (size_t)v;
-                        break;
-                case '?':
-                        return EXIT_USAGE;
-                default:
-                        return EXIT_SOFTWARE;
-                }
+                ret = parse_option(opt, &a, &positional, &help, &version);
+                if (ret >= 0)
+                        return ret;
         }
-
         if (version) {
                 if (positional) {
                         log_error("--version takes no arguments; unexpected '%s'", positional[0]);
@@ -959,16 +1107,9 @@ int migrate_main(int argc, char **argv, const char *prog)
                 printf("%s %s\n", prog, STRATA_VERSION);
                 return EXIT_OK;
         }
-        if (positional) {
-                for (size_t i = 0; i < ELEMENTSOF(migrate_commands); i++)
-                        if (streq(migrate_commands[i].name, positional[0]))
-                                c = &migrate_commands[i];
-                if (!c) {
-                        log_error("unknown command '%s'; run '%s --help' for the list",
-                                  positional[0], prog);
-                        return EXIT_USAGE;
-                }
-        }
+        ret = find_command(positional, prog, &c);
+        if (ret >= 0)
+                return ret;
         if (help) {
                 migrate_usage(stdout, prog, c);
                 return EXIT_OK;
@@ -978,22 +1119,7 @@ int migrate_main(int argc, char **argv, const char *prog)
                 return EXIT_USAGE;
         }
         a.positional = positional;
-        {
-                _cleanup_free_ char *data_abs = NULL, *base_abs = NULL;
-
-                if (absolute(&a.data_dir, &data_abs) < 0 || absolute(&a.base, &base_abs) < 0)
-                        return log_oom(), EXIT_SOFTWARE;
-                ret = c->run(&a);
-                /* --json: a failure is one object with its error too */
-                if (a.json && ret != EXIT_OK && !json_printed) {
-                        json_t *j = json_pack("{s:s}", "error", last_error ? last_error : "failed");
-                        print_json(j);
-                        json_decref(j);
-                }
-                free(last_error);
-                last_error = NULL;
-                return ret;
-        }
+        return run_command(c, &a, prog);
 }
 
 int cmd_migrate(int argc, char **argv)

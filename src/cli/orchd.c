@@ -30,6 +30,7 @@
 #include "podman.h"
 #include "policy.h"
 #include "rpc.h"
+#include "orch-args.h"
 #include "strata.h"
 
 /* `strata orchd`: the orchestrator as a service. The engine (src/lib/orch)
@@ -37,27 +38,21 @@
  * libmicrohttpd on a loopback TCP port and a unix socket, with crash
  * recovery at start and the health monitor every interval. */
 
-#define DEFAULT_STATE_DIR "/data/state/orchestrator"
-#define DEFAULT_LISTEN    "127.0.0.1:7390"
-#define DEFAULT_SOCKET    "/run/strata/orchd.sock"
-#define RPC_PATH          "/rpc/v1"
-#define BODY_MAX          ((size_t)1024 * 1024)
-#define CONNECTIONS_MAX   64
-#define IDLE_TIMEOUT_S    30
-#define ADDRESS_FILE      "orchd.address"
-#define TOKEN_MAX         4096
+#define DEFAULT_LISTEN  "127.0.0.1:7390"
+#define DEFAULT_SOCKET  "/run/strata/orchd.sock"
+#define RPC_PATH        "/rpc/v1"
+#define BODY_MAX        ((size_t)1024 * 1024)
+#define CONNECTIONS_MAX 64
+#define IDLE_TIMEOUT_S  30
+#define ADDRESS_FILE    "orchd.address"
+#define TOKEN_MAX       4096
 
-static const char *arg_state_dir;
-static const char *arg_config;
+static struct orch_args arg_orch;
 static const char *arg_listen = DEFAULT_LISTEN;
 static const char *arg_socket = DEFAULT_SOCKET;
 static const char *arg_token_file;
 static const char *arg_scan_dir;
 static double arg_interval = 30;
-static const char *arg_podman = "podman";
-static const char *arg_podman_root;
-static const char *arg_podman_runroot;
-static const char *arg_podman_runtime;
 
 void help_orchd(void)
 {
@@ -71,7 +66,7 @@ void help_orchd(void)
                "\n"
                "Options:\n"
                "      --state-dir DIR      state (tracker, user-stopped set, snapshot, PID file)\n"
-               "                           [$STRATA_ORCH_STATE_DIR or " DEFAULT_STATE_DIR "]\n"
+               "                           [$STRATA_ORCH_STATE_DIR or " ORCH_DEFAULT_STATE_DIR "]\n"
                "      --config FILE        policy config (JSON) [STATE_DIR/config.json if it "
                "exists];\n"
                "                           re-read on SIGHUP\n"
@@ -278,19 +273,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         log_info("http: %s", buf);
 }
 
-static int parse_seconds(const char *s, double min, double *ret)
-{
-        char *end;
-        double d;
-
-        errno = 0;
-        d = strtod(s, &end);
-        if (errno != 0 || end == s || *end != '\0' || d < min || d > 86400)
-                return -EINVAL;
-        *ret = d;
-        return 0;
-}
-
 /* "HOST:PORT" (IPv4) or "[HOST]:PORT" (IPv6) into an address. */
 static int parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len,
                         bool *ret_loopback)
@@ -435,49 +417,6 @@ static int read_token(const char *path, char **ret)
         return 0;
 }
 
-static int load_policy(struct policy *ret)
-{
-        _cleanup_free_ char *error = NULL, *path = NULL;
-        int r;
-
-        if (arg_config)
-                path = strdup(arg_config);
-        else if (asprintf(&path, "%s/config.json", arg_state_dir) < 0)
-                path = NULL;
-        if (!path)
-                return log_oom();
-        r = policy_load_at(AT_FDCWD, path, ret, &error);
-        if (r == -ENOENT && !arg_config)
-                return policy_init_default(ret);
-        if (r == -ENOENT)
-                return log_error_errno(r, "cannot read the config '%s': %m", path);
-        if (r < 0)
-                return log_error_errno(r, "invalid config: %s", error ?: strerror(-r));
-        return 0;
-}
-
-static int podman_open(struct podman **ret)
-{
-        const char *argv[16];
-        size_t n = 0;
-
-        argv[n++] = arg_podman;
-        if (arg_podman_root) {
-                argv[n++] = "--root";
-                argv[n++] = arg_podman_root;
-        }
-        if (arg_podman_runroot) {
-                argv[n++] = "--runroot";
-                argv[n++] = arg_podman_runroot;
-        }
-        if (arg_podman_runtime && *arg_podman_runtime) {
-                argv[n++] = "--runtime";
-                argv[n++] = arg_podman_runtime;
-        }
-        argv[n] = NULL;
-        return podman_new(executor_real(), argv, ret);
-}
-
 static void log_recovery(const struct recovery_plan *p, bool crashed, struct podman *pm)
 {
         if (!crashed) {
@@ -533,7 +472,7 @@ static bool reload(struct server *srv, struct policy *policy)
         struct policy p = {};
         int r;
 
-        if (load_policy(&p) < 0) {
+        if (orch_args_policy(&arg_orch, &p) < 0) {
                 log_warning("config not reloaded: keeping the one in force");
                 return true;
         }
@@ -546,69 +485,54 @@ static bool reload(struct server *srv, struct policy *policy)
         return true;
 }
 
-int cmd_orchd(int argc, char **argv)
+/* Everything one run of the daemon holds, released by daemon_done(). */
+struct daemon {
+        struct server srv;
+        struct policy policy;
+        struct podman *pm;
+        struct services *sv;
+        struct orch *o;
+        struct MHD_Daemon *http_tcp, *http_unix;
+        struct sockaddr_storage addr;
+        socklen_t addr_len;
+        char *bound; /* the TCP address bound, NULL: none */
+        int sig_fd;
+        bool rpc_ready;
+};
+
+/* The options into arg_* and d's address: -1 to go on, else the exit
+ * status. */
+static int parse_args(int argc, char **argv, struct daemon *d)
 {
         enum {
-                ARG_STATE_DIR = 0x100,
-                ARG_CONFIG,
-                ARG_LISTEN,
+                ARG_LISTEN = 0x100,
                 ARG_SOCKET,
                 ARG_TOKEN_FILE,
                 ARG_INTERVAL,
                 ARG_SCAN_DIR,
-                ARG_PODMAN,
-                ARG_PODMAN_ROOT,
-                ARG_PODMAN_RUNROOT,
-                ARG_PODMAN_RUNTIME,
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
-            {"state-dir", required_argument, NULL, ARG_STATE_DIR},
-            {"config", required_argument, NULL, ARG_CONFIG},
+            ORCH_ARGS_OPTIONS,
             {"listen", required_argument, NULL, ARG_LISTEN},
             {"socket", required_argument, NULL, ARG_SOCKET},
             {"token-file", required_argument, NULL, ARG_TOKEN_FILE},
             {"interval", required_argument, NULL, ARG_INTERVAL},
             {"scan-dir", required_argument, NULL, ARG_SCAN_DIR},
-            {"podman", required_argument, NULL, ARG_PODMAN},
-            {"podman-root", required_argument, NULL, ARG_PODMAN_ROOT},
-            {"podman-runroot", required_argument, NULL, ARG_PODMAN_RUNROOT},
-            {"podman-runtime", required_argument, NULL, ARG_PODMAN_RUNTIME},
             {},
         };
-        struct server srv = {};
-        struct policy policy = {};
-        _cleanup_(podman_freep) struct podman *pm = NULL;
-        _cleanup_(services_freep) struct services *sv = NULL;
-        _cleanup_free_ char *error = NULL, *bound = NULL, *address = NULL;
-        struct orch *o = NULL;
-        struct MHD_Daemon *http_tcp = NULL, *http_unix = NULL;
-        struct sockaddr_storage addr;
-        socklen_t addr_len = 0;
-        bool loopback = true, crashed = false, reload_pending = false, rpc_ready = false;
-        struct recovery_plan plan = {};
-        int tcp_fd = -1, unix_fd = -1, sig_fd = -1, opt, r, ret = EXIT_FAILURE_;
-        sigset_t mask;
-        usec_t next;
+        bool loopback = true;
+        int opt;
 
-        arg_state_dir = getenv("STRATA_ORCH_STATE_DIR") ?: DEFAULT_STATE_DIR;
-        arg_podman = getenv("STRATA_PODMAN") ?: "podman";
-        arg_podman_root = getenv("STRATA_PODMAN_ROOT");
-        arg_podman_runroot = getenv("STRATA_PODMAN_RUNROOT");
-        arg_podman_runtime = getenv("STRATA_PODMAN_RUNTIME");
+        orch_args_init(&arg_orch);
         arg_scan_dir = getenv("STRATA_S6_SCAN_DIR");
-
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (orch_args_parse(&arg_orch, opt, optarg))
+                        continue;
                 switch (opt) {
                 case 'h':
                         help_orchd();
                         return EXIT_OK;
-                case ARG_STATE_DIR:
-                        arg_state_dir = optarg;
-                        break;
-                case ARG_CONFIG:
-                        arg_config = optarg;
-                        break;
                 case ARG_LISTEN:
                         arg_listen = optarg;
                         break;
@@ -619,25 +543,13 @@ int cmd_orchd(int argc, char **argv)
                         arg_token_file = optarg;
                         break;
                 case ARG_INTERVAL:
-                        if (parse_seconds(optarg, 0.1, &arg_interval) < 0) {
+                        if (orch_args_seconds(optarg, 0.1, &arg_interval) < 0) {
                                 log_error("invalid --interval '%s': seconds, 0.1 to 86400", optarg);
                                 return EXIT_USAGE;
                         }
                         break;
                 case ARG_SCAN_DIR:
                         arg_scan_dir = optarg;
-                        break;
-                case ARG_PODMAN:
-                        arg_podman = optarg;
-                        break;
-                case ARG_PODMAN_ROOT:
-                        arg_podman_root = optarg;
-                        break;
-                case ARG_PODMAN_RUNROOT:
-                        arg_podman_runroot = optarg;
-                        break;
-                case ARG_PODMAN_RUNTIME:
-                        arg_podman_runtime = optarg;
                         break;
                 case '?':
                         return EXIT_USAGE;
@@ -657,53 +569,48 @@ int cmd_orchd(int argc, char **argv)
                 log_error("--listen none and --socket none: nothing to serve on");
                 return EXIT_USAGE;
         }
-        if (arg_listen) {
-                r = parse_listen(arg_listen, &addr, &addr_len, &loopback);
-                if (r < 0) {
-                        log_error("invalid --listen '%s': HOST:PORT or [HOST]:PORT with a numeric "
-                                  "address",
-                                  arg_listen);
-                        return EXIT_USAGE;
-                }
-                if (!loopback && !arg_token_file) {
-                        log_error("refusing to listen on '%s' beyond loopback without "
-                                  "--token-file",
-                                  arg_listen);
-                        return EXIT_USAGE;
-                }
+        if (arg_listen && parse_listen(arg_listen, &d->addr, &d->addr_len, &loopback) < 0) {
+                log_error("invalid --listen '%s': HOST:PORT or [HOST]:PORT with a numeric address",
+                          arg_listen);
+                return EXIT_USAGE;
         }
-
-        log_set_sink(log_sink, NULL);
-        if (log_get_max_level() < LOG_INFO)
-                log_set_max_level(LOG_INFO);
-
-        if (arg_token_file && read_token(arg_token_file, &srv.token) < 0)
-                return EXIT_FAILURE_;
-        if (load_policy(&policy) < 0)
-                return EXIT_FAILURE_;
-        if (podman_open(&pm) < 0) {
-                policy_done(&policy);
-                return log_oom(), EXIT_FAILURE_;
+        if (!loopback && !arg_token_file) {
+                log_error("refusing to listen on '%s' beyond loopback without --token-file",
+                          arg_listen);
+                return EXIT_USAGE;
         }
-        pm->timeout_ms = policy.command_timeout_usec / USEC_PER_MSEC;
-        pm->pull_timeout_ms = policy.pull_timeout_usec / USEC_PER_MSEC;
+        return -1;
+}
 
-        r = orch_open(arg_state_dir, pm, &policy, clock_real(), true, &o, &error);
+/* The token, the policy, podman, the state dir (locked), the s6 services
+ * and the signalfd: 0, or the exit status (logged). */
+static int daemon_open(struct daemon *d)
+{
+        _cleanup_free_ char *error = NULL;
+        sigset_t mask;
+        int r;
+
+        if (arg_token_file && read_token(arg_token_file, &d->srv.token) < 0)
+                return EXIT_FAILURE_;
+        if (orch_args_policy(&arg_orch, &d->policy) < 0)
+                return EXIT_FAILURE_;
+        if (orch_args_podman(&arg_orch, &d->policy, &d->pm) < 0)
+                return EXIT_FAILURE_;
+        r = orch_open(arg_orch.state_dir, d->pm, &d->policy, clock_real(), true, &d->o, &error);
         if (r < 0) {
                 log_error_errno(r, "%s", error ?: strerror(-r));
-                ret = r == -EWOULDBLOCK ? EXIT_TEMPFAIL : EXIT_FAILURE_;
-                goto finish;
+                return r == -EWOULDBLOCK ? EXIT_TEMPFAIL : EXIT_FAILURE_;
         }
         if (arg_scan_dir && *arg_scan_dir) {
-                r = services_new(executor_real(), clock_real(), arg_scan_dir, &sv);
+                r = services_new(executor_real(), clock_real(), arg_scan_dir, &d->sv);
                 if (r < 0) {
                         log_error_errno(r, "cannot open the s6 scan dir '%s': %m", arg_scan_dir);
-                        goto finish;
+                        return EXIT_FAILURE_;
                 }
-                o->services = sv;
+                d->o->services = d->sv;
         }
-        for (size_t i = 0; i < o->n_warnings; i++)
-                log_warning("%s", o->warnings[i]);
+        for (size_t i = 0; i < d->o->n_warnings; i++)
+                log_warning("%s", d->o->warnings[i]);
 
         /* Signals arrive through a signalfd; blocked before any thread starts,
          * so that the HTTP threads inherit the mask. */
@@ -713,102 +620,120 @@ int cmd_orchd(int argc, char **argv)
         sigaddset(&mask, SIGHUP);
         sigaddset(&mask, SIGPIPE);
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
-        sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-        if (sig_fd < 0) {
+        d->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+        if (d->sig_fd < 0) {
                 log_error_errno(errno, "cannot create a signalfd: %m");
-                goto finish;
+                return EXIT_FAILURE_;
         }
+        return 0;
+}
 
-        r = orch_recover(o, false, &crashed, &plan, &error);
+/* Crash recovery (what a dead orchd ran is started again): 0, or the exit
+ * status (logged). */
+static int daemon_recover(struct daemon *d)
+{
+        _cleanup_free_ char *error = NULL;
+        struct recovery_plan plan = {};
+        bool crashed = false;
+        int r;
+
+        r = orch_recover(d->o, false, &crashed, &plan, &error);
         if (r < 0) {
                 log_error_errno(r, "crash recovery failed: %s", error ?: strerror(-r));
-                ret = r == -EBUSY ? EXIT_TEMPFAIL : EXIT_FAILURE_;
-                goto finish;
+                return r == -EBUSY ? EXIT_TEMPFAIL : EXIT_FAILURE_;
         }
-        log_recovery(&plan, crashed, pm);
+        log_recovery(&plan, crashed, d->pm);
         recovery_plan_done(&plan);
+        return 0;
+}
 
-        r = rpc_server_init(&srv.rpc, o, STRATA_VERSION, arg_state_dir, (int64_t)arg_interval);
-        if (r < 0) {
-                log_error_errno(r, "cannot set up the RPC server: %m");
-                goto stop;
-        }
-        rpc_ready = true;
+/* The RPC server on the TCP address and the unix socket, and the address
+ * file: 0 or -errno (logged). */
+static int daemon_serve(struct daemon *d)
+{
+        _cleanup_free_ char *address = NULL;
+        int fd, r;
 
+        r = rpc_server_init(&d->srv.rpc, d->o, STRATA_VERSION, arg_orch.state_dir,
+                            (int64_t)arg_interval);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the RPC server: %m");
+        d->rpc_ready = true;
         if (arg_listen) {
-                tcp_fd = listen_tcp(&addr, addr_len, &bound);
-                if (tcp_fd < 0) {
-                        log_error_errno(tcp_fd, "cannot listen on '%s': %m", arg_listen);
-                        goto stop;
+                fd = listen_tcp(&d->addr, d->addr_len, &d->bound);
+                if (fd < 0)
+                        return log_error_errno(fd, "cannot listen on '%s': %m", arg_listen);
+                d->http_tcp = start_http(&d->srv, fd); /* MHD's fd now */
+                if (!d->http_tcp) {
+                        safe_close(fd);
+                        return log_error_errno(EIO, "cannot start the HTTP server on '%s'",
+                                               d->bound);
                 }
-                http_tcp = start_http(&srv, tcp_fd);
-                if (!http_tcp) {
-                        log_error("cannot start the HTTP server on '%s'", bound);
-                        goto stop;
-                }
-                tcp_fd = -1; /* MHD's now */
-                log_notice("serving POST " RPC_PATH " on http://%s%s", bound,
-                           srv.token ? " (bearer token required)" : "");
+                log_notice("serving POST " RPC_PATH " on http://%s%s", d->bound,
+                           d->srv.token ? " (bearer token required)" : "");
         }
         if (arg_socket) {
-                unix_fd = listen_unix(arg_socket);
-                if (unix_fd < 0) {
-                        log_error_errno(unix_fd, "cannot listen on the unix socket '%s': %m",
-                                        arg_socket);
-                        goto stop;
+                fd = listen_unix(arg_socket);
+                if (fd < 0)
+                        return log_error_errno(fd, "cannot listen on the unix socket '%s': %m",
+                                               arg_socket);
+                d->http_unix = start_http(&d->srv, fd);
+                if (!d->http_unix) {
+                        safe_close(fd);
+                        (void)unlink(arg_socket);
+                        return log_error_errno(EIO, "cannot start the HTTP server on '%s'",
+                                               arg_socket);
                 }
-                http_unix = start_http(&srv, unix_fd);
-                if (!http_unix) {
-                        log_error("cannot start the HTTP server on '%s'", arg_socket);
-                        goto stop;
-                }
-                unix_fd = -1;
                 log_notice("serving POST " RPC_PATH " on unix:%s", arg_socket);
         }
-        if (asprintf(&address, "%s\n", bound ?: "none") < 0) {
-                log_oom();
-                goto stop;
-        }
-        r = write_file_atomic_at(o->state_fd, ADDRESS_FILE, address, strlen(address), 0644);
-        if (r < 0) {
-                log_error_errno(r, "cannot write '%s/%s': %m", arg_state_dir, ADDRESS_FILE);
-                goto stop;
-        }
+        if (asprintf(&address, "%s\n", d->bound ?: "none") < 0)
+                return log_oom();
+        r = write_file_atomic_at(d->o->state_fd, ADDRESS_FILE, address, strlen(address), 0644);
+        if (r < 0)
+                return log_error_errno(r, "cannot write '%s/%s': %m", arg_orch.state_dir,
+                                       ADDRESS_FILE);
         log_notice("orchd %s running (pid %d, state dir '%s', health every %.1f s%s%s)",
-                   STRATA_VERSION, (int)getpid(), arg_state_dir, arg_interval,
-                   sv ? ", s6 services in " : "", sv ? arg_scan_dir : "");
+                   STRATA_VERSION, (int)getpid(), arg_orch.state_dir, arg_interval,
+                   d->sv ? ", s6 services in " : "", d->sv ? arg_scan_dir : "");
+        return 0;
+}
 
-        next = clock_monotonic(clock_real()) + (usec_t)(arg_interval * USEC_PER_SEC);
+/* The health monitor at a fixed rate and the signals, until SIGTERM or
+ * SIGINT: returns the exit status. */
+static int daemon_loop(struct daemon *d)
+{
+        usec_t period = (usec_t)(arg_interval * USEC_PER_SEC);
+        usec_t next = clock_monotonic(clock_real()) + period;
+        bool reload_pending = false;
+
         for (;;) {
                 usec_t now = clock_monotonic(clock_real());
-                struct pollfd p = {.fd = sig_fd, .events = POLLIN};
+                struct pollfd p = {.fd = d->sig_fd, .events = POLLIN};
                 int timeout_ms = now >= next ? 0 : (int)((next - now + 999) / 1000);
+                int r;
 
                 if (reload_pending && timeout_ms > 1000)
                         timeout_ms = 1000;
                 r = poll(&p, 1, timeout_ms);
                 if (r < 0 && errno != EINTR) {
                         log_error_errno(errno, "poll failed: %m");
-                        goto stop;
+                        return EXIT_FAILURE_;
                 }
                 if (r > 0) {
                         struct signalfd_siginfo si;
-                        if (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+                        if (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
                                 if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
                                         log_notice("stopping on %s", strsignal((int)si.ssi_signo));
-                                        ret = EXIT_OK;
-                                        goto stop;
+                                        return EXIT_OK;
                                 }
                                 if (si.ssi_signo == SIGHUP)
                                         reload_pending = true;
                         }
                 }
                 if (reload_pending)
-                        reload_pending = !reload(&srv, &policy);
+                        reload_pending = !reload(&d->srv, &d->policy);
                 if (clock_monotonic(clock_real()) >= next) {
-                        usec_t period = (usec_t)(arg_interval * USEC_PER_SEC);
-
-                        health_tick(&srv);
+                        health_tick(&d->srv);
                         /* a fixed rate: a pass's own time does not stretch
                          * the period (one that overran skips ahead) */
                         next += period;
@@ -816,37 +741,70 @@ int cmd_orchd(int argc, char **argv)
                                 next = clock_monotonic(clock_real()) + period;
                 }
         }
+}
 
-stop:
-        /* Serve nothing more, let the calls under way finish, then leave
-         * the packages running, with a snapshot of them. */
-        if (http_tcp)
-                MHD_stop_daemon(http_tcp);
-        if (http_unix)
-                MHD_stop_daemon(http_unix);
-        if (arg_socket && (http_unix || unix_fd >= 0))
+/* Serve nothing more, let the calls under way finish, then leave the
+ * packages running, with a snapshot of them: returns ret, or
+ * EXIT_FAILURE_ when the state could not be saved. */
+static int daemon_stop(struct daemon *d, int ret)
+{
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        if (d->http_tcp)
+                MHD_stop_daemon(d->http_tcp);
+        if (d->http_unix) {
+                MHD_stop_daemon(d->http_unix);
                 (void)unlink(arg_socket);
-        safe_close(tcp_fd);
-        safe_close(unix_fd);
-        r = orch_snapshot(o, &error);
+        }
+        d->http_tcp = d->http_unix = NULL;
+        r = orch_snapshot(d->o, &error);
         if (r < 0) {
                 log_error_errno(r, "cannot save the snapshot: %s", error ?: strerror(-r));
                 ret = EXIT_FAILURE_;
         }
-        (void)unlinkat(o->state_fd, ADDRESS_FILE, 0);
-        r = orch_shutdown(o);
+        (void)unlinkat(d->o->state_fd, ADDRESS_FILE, 0);
+        r = orch_shutdown(d->o);
         if (r < 0) {
                 log_error_errno(r, "cannot remove the PID file: %m");
                 ret = EXIT_FAILURE_;
         }
         if (ret == EXIT_OK)
                 log_notice("stopped cleanly; packages left running");
-finish:
-        if (rpc_ready)
-                rpc_server_done(&srv.rpc);
-        safe_close(sig_fd);
-        free(srv.token);
-        orch_free(o);
-        policy_done(&policy);
         return ret;
+}
+
+static void daemon_done(struct daemon *d)
+{
+        if (d->rpc_ready)
+                rpc_server_done(&d->srv.rpc);
+        safe_close(d->sig_fd);
+        free(d->srv.token);
+        free(d->bound);
+        orch_free(d->o);
+        services_free(d->sv);
+        podman_free(d->pm);
+        policy_done(&d->policy);
+}
+
+int cmd_orchd(int argc, char **argv)
+{
+        struct daemon d = {.sig_fd = -1};
+        int r;
+
+        r = parse_args(argc, argv, &d);
+        if (r >= 0)
+                return r;
+
+        log_set_sink(log_sink, NULL);
+        if (log_get_max_level() < LOG_INFO)
+                log_set_max_level(LOG_INFO);
+
+        r = daemon_open(&d);
+        if (r == 0)
+                r = daemon_recover(&d);
+        if (r == 0)
+                r = daemon_stop(&d, daemon_serve(&d) < 0 ? EXIT_FAILURE_ : daemon_loop(&d));
+        daemon_done(&d);
+        return r;
 }

@@ -18,21 +18,15 @@
 #include "orch.h"
 #include "podman.h"
 #include "policy.h"
+#include "orch-args.h"
 #include "strata.h"
 
 /* `strata pkg`: packages as podman containers, driven by the orchestrator
  * engine (src/lib/orch/orch.h) without a daemon. */
 
-#define DEFAULT_STATE_DIR "/data/state/orchestrator"
-
 enum pull_mode { PULL_MISSING, PULL_ALWAYS, PULL_NEVER };
 
-static const char *arg_state_dir;
-static const char *arg_config;
-static const char *arg_podman = "podman";
-static const char *arg_podman_root;
-static const char *arg_podman_runroot;
-static const char *arg_podman_runtime;
+static struct orch_args arg_orch;
 static bool arg_json;
 static bool arg_apply;
 static bool arg_force;
@@ -69,7 +63,7 @@ void help_pkg(void)
             "\n"
             "Options:\n"
             "      --state-dir DIR     state (tracker, user-stopped set, snapshot)\n"
-            "                          [$STRATA_ORCH_STATE_DIR or " DEFAULT_STATE_DIR "]\n"
+            "                          [$STRATA_ORCH_STATE_DIR or " ORCH_DEFAULT_STATE_DIR "]\n"
             "      --config FILE       policy config (JSON) [STATE_DIR/config.json if it exists]\n"
             "      --podman PATH       the podman binary [$STRATA_PODMAN or podman]\n"
             "      --podman-root DIR   podman --root [$STRATA_PODMAN_ROOT]\n"
@@ -94,62 +88,6 @@ void help_pkg(void)
             "  install: watch 10 s after start, keep the last 20 log lines on failure\n"
             "\n"
             "Exit status: 0 success, 1 failure, 2 usage error, 75 state dir busy.\n");
-}
-
-static int parse_seconds(const char *s, double *ret)
-{
-        char *end;
-        double d;
-
-        errno = 0;
-        d = strtod(s, &end);
-        if (errno != 0 || end == s || *end != '\0' || d < 0 || d > 86400)
-                return -EINVAL;
-        *ret = d;
-        return 0;
-}
-
-static int podman_open(struct podman **ret)
-{
-        const char *argv[16];
-        size_t n = 0;
-
-        argv[n++] = arg_podman;
-        if (arg_podman_root) {
-                argv[n++] = "--root";
-                argv[n++] = arg_podman_root;
-        }
-        if (arg_podman_runroot) {
-                argv[n++] = "--runroot";
-                argv[n++] = arg_podman_runroot;
-        }
-        if (arg_podman_runtime) {
-                argv[n++] = "--runtime";
-                argv[n++] = arg_podman_runtime;
-        }
-        argv[n] = NULL;
-        return podman_new(executor_real(), argv, ret);
-}
-
-static int policy_open(struct policy *ret)
-{
-        _cleanup_free_ char *error = NULL, *path = NULL;
-        int r;
-
-        if (arg_config)
-                path = strdup(arg_config);
-        else if (asprintf(&path, "%s/config.json", arg_state_dir) < 0)
-                path = NULL;
-        if (!path)
-                return log_oom();
-        r = policy_load_at(AT_FDCWD, path, ret, &error);
-        if (r == -ENOENT && !arg_config)
-                return policy_init_default(ret);
-        if (r == -ENOENT)
-                return log_error_errno(r, "cannot read the config '%s': %m", path);
-        if (r < 0)
-                return log_error_errno(r, "invalid config: %s", error ?: strerror(-r));
-        return 0;
 }
 
 static json_t *container_json(const struct orch *o, const struct container *c)
@@ -372,16 +310,11 @@ static int do_install(struct orch *o, const char *id, const char *const *command
         return 0;
 }
 
-int cmd_pkg(int argc, char **argv)
+/* The options into arg_*: 0 to go on, else the exit status. */
+static int parse_args(int argc, char **argv)
 {
         enum {
-                ARG_STATE_DIR = 0x100,
-                ARG_CONFIG,
-                ARG_PODMAN,
-                ARG_PODMAN_ROOT,
-                ARG_PODMAN_RUNROOT,
-                ARG_PODMAN_RUNTIME,
-                ARG_JSON,
+                ARG_JSON = 0x100,
                 ARG_APPLY,
                 ARG_FORCE,
                 ARG_IMAGE,
@@ -393,12 +326,7 @@ int cmd_pkg(int argc, char **argv)
         };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
-            {"state-dir", required_argument, NULL, ARG_STATE_DIR},
-            {"config", required_argument, NULL, ARG_CONFIG},
-            {"podman", required_argument, NULL, ARG_PODMAN},
-            {"podman-root", required_argument, NULL, ARG_PODMAN_ROOT},
-            {"podman-runroot", required_argument, NULL, ARG_PODMAN_RUNROOT},
-            {"podman-runtime", required_argument, NULL, ARG_PODMAN_RUNTIME},
+            ORCH_ARGS_OPTIONS,
             {"json", no_argument, NULL, ARG_JSON},
             {"apply", no_argument, NULL, ARG_APPLY},
             {"force", no_argument, NULL, ARG_FORCE},
@@ -410,46 +338,17 @@ int cmd_pkg(int argc, char **argv)
             {"watch", required_argument, NULL, ARG_WATCH},
             {},
         };
-        _cleanup_(podman_freep) struct podman *pm = NULL;
-        struct orch *o = NULL;
-        struct policy policy = {};
-        _cleanup_free_ char *error = NULL;
-        const char *sub, *id = NULL;
-        const char *const *command = NULL;
-        char **pos;
-        size_t n_pos;
         double d;
-        int opt, r;
+        int opt;
 
-        arg_state_dir = getenv("STRATA_ORCH_STATE_DIR") ?: DEFAULT_STATE_DIR;
-        arg_podman = getenv("STRATA_PODMAN") ?: "podman";
-        arg_podman_root = getenv("STRATA_PODMAN_ROOT");
-        arg_podman_runroot = getenv("STRATA_PODMAN_RUNROOT");
-        arg_podman_runtime = getenv("STRATA_PODMAN_RUNTIME");
-
+        orch_args_init(&arg_orch);
         while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                if (orch_args_parse(&arg_orch, opt, optarg))
+                        continue;
                 switch (opt) {
                 case 'h':
                         help_pkg();
                         return EXIT_OK;
-                case ARG_STATE_DIR:
-                        arg_state_dir = optarg;
-                        break;
-                case ARG_CONFIG:
-                        arg_config = optarg;
-                        break;
-                case ARG_PODMAN:
-                        arg_podman = optarg;
-                        break;
-                case ARG_PODMAN_ROOT:
-                        arg_podman_root = optarg;
-                        break;
-                case ARG_PODMAN_RUNROOT:
-                        arg_podman_runroot = optarg;
-                        break;
-                case ARG_PODMAN_RUNTIME:
-                        arg_podman_runtime = optarg;
-                        break;
                 case ARG_JSON:
                         arg_json = true;
                         break;
@@ -470,7 +369,7 @@ int cmd_pkg(int argc, char **argv)
                         }
                         break;
                 case ARG_GRACE:
-                        if (parse_seconds(optarg, &d) < 0 || d != (double)(int64_t)d) {
+                        if (orch_args_seconds(optarg, 0, &d) < 0 || d != (double)(int64_t)d) {
                                 log_error("invalid --grace '%s': whole seconds, 0 to 86400",
                                           optarg);
                                 return EXIT_USAGE;
@@ -493,7 +392,7 @@ int cmd_pkg(int argc, char **argv)
                         }
                         break;
                 case ARG_WATCH:
-                        if (parse_seconds(optarg, &arg_watch) < 0) {
+                        if (orch_args_seconds(optarg, 0, &arg_watch) < 0) {
                                 log_error("invalid --watch '%s': seconds, 0 to 86400", optarg);
                                 return EXIT_USAGE;
                         }
@@ -504,73 +403,133 @@ int cmd_pkg(int argc, char **argv)
                         return EXIT_SOFTWARE;
                 }
         }
+        return -1;
+}
 
-        pos = argv + optind;
-        n_pos = (size_t)(argc - optind);
+static bool one_of(const char *s, const char *const *l)
+{
+        for (; *l; l++)
+                if (streq(s, *l))
+                        return true;
+        return false;
+}
+
+struct pkg_command {
+        const char *sub;
+        const char *id;             /* NULL: none given */
+        const char *const *command; /* install's -- COMMAND..., NULL: none */
+};
+
+/* The positional arguments into *ret, checked against what each command
+ * takes: 0 to go on, else the exit status. */
+static int parse_command(char **pos, size_t n_pos, struct pkg_command *ret)
+{
+        struct pkg_command c = {};
+
         if (n_pos == 0) {
                 log_error("missing command; run 'strata pkg --help'");
                 return EXIT_USAGE;
         }
-        sub = pos[0];
+        c.sub = pos[0];
         if (n_pos > 1 && !streq(pos[1], "--"))
-                id = pos[1];
+                c.id = pos[1];
         if (n_pos > 2) {
-                command = (const char *const *)pos + 2;
-                if (streq(command[0], "--"))
-                        command++;
+                c.command = (const char *const *)pos + 2;
+                if (streq(c.command[0], "--"))
+                        c.command++;
         }
 
-        if (streq(sub, "install") || streq(sub, "start") || streq(sub, "stop") ||
-            streq(sub, "restart") || streq(sub, "uninstall")) {
-                if (!id) {
-                        log_error("'strata pkg %s' needs a package ID", sub);
+        if (one_of(c.sub, (const char *const[]){"install", "start", "stop", "restart", "uninstall",
+                                                NULL})) {
+                if (!c.id) {
+                        log_error("'strata pkg %s' needs a package ID", c.sub);
                         return EXIT_USAGE;
                 }
-                if (!package_id_valid(id)) {
+                if (!package_id_valid(c.id)) {
                         log_error("invalid package id '%s': 1 to 64 letters, digits, '_', '.' and "
                                   "'-', starting with a letter or digit",
-                                  id);
+                                  c.id);
                         return EXIT_USAGE;
                 }
-                if (!streq(sub, "install") && command) {
-                        log_error("unexpected argument '%s'", command[0]);
+                if (!streq(c.sub, "install") && c.command) {
+                        log_error("unexpected argument '%s'", c.command[0]);
                         return EXIT_USAGE;
                 }
-                if (streq(sub, "install") && !arg_image) {
+                if (streq(c.sub, "install") && !arg_image) {
                         log_error("'strata pkg install' needs --image IMAGE");
                         return EXIT_USAGE;
                 }
-        } else if (streq(sub, "list") || streq(sub, "health") || streq(sub, "recover") ||
-                   streq(sub, "config")) {
-                if (id) {
-                        log_error("unexpected argument '%s'", id);
+        } else if (one_of(c.sub,
+                          (const char *const[]){"list", "health", "recover", "config", NULL})) {
+                if (c.id) {
+                        log_error("unexpected argument '%s'", c.id);
                         return EXIT_USAGE;
                 }
         } else {
-                log_error("unknown pkg command '%s'; run 'strata pkg --help'", sub);
+                log_error("unknown pkg command '%s'; run 'strata pkg --help'", c.sub);
                 return EXIT_USAGE;
         }
+        *ret = c;
+        return 0;
+}
 
-        r = policy_open(&policy);
+/* One command against the opened engine; logs its failure. */
+static int run_command(struct orch *o, const struct pkg_command *c, struct policy *policy)
+{
+        _cleanup_free_ char *error = NULL;
+        int (*op)(struct orch *, const char *, char **);
+        int r;
+
+        if (streq(c->sub, "install"))
+                return do_install(o, c->id, c->command, policy);
+        if (streq(c->sub, "list"))
+                return do_list(o);
+        if (streq(c->sub, "health"))
+                return do_health(o);
+        if (streq(c->sub, "recover"))
+                return do_recover(o);
+        op = streq(c->sub, "start")     ? orch_start
+             : streq(c->sub, "stop")    ? orch_stop
+             : streq(c->sub, "restart") ? orch_restart
+                                        : orch_uninstall;
+        r = op(o, c->id, &error);
         if (r < 0)
+                log_error_errno(r, "cannot %s '%s': %s", c->sub, c->id, error ?: strerror(-r));
+        return r;
+}
+
+int cmd_pkg(int argc, char **argv)
+{
+        _cleanup_(podman_freep) struct podman *pm = NULL;
+        _cleanup_free_ char *error = NULL;
+        struct pkg_command c;
+        struct policy policy = {};
+        struct orch *o = NULL;
+        int r;
+
+        r = parse_args(argc, argv);
+        if (r >= 0)
+                return r;
+        r = parse_command(argv + optind, (size_t)(argc - optind), &c);
+        if (r > 0)
+                return r;
+
+        if (orch_args_policy(&arg_orch, &policy) < 0)
                 return EXIT_FAILURE_;
-        if (streq(sub, "config")) {
+        if (streq(c.sub, "config")) {
                 r = print_json(policy_to_json(&policy));
                 policy_done(&policy);
                 return r < 0 ? EXIT_FAILURE_ : EXIT_OK;
         }
-
-        r = podman_open(&pm);
-        if (r < 0) {
+        if (orch_args_podman(&arg_orch, &policy, &pm) < 0) {
                 policy_done(&policy);
-                return log_oom(), EXIT_FAILURE_;
+                return EXIT_FAILURE_;
         }
-        pm->timeout_ms = policy.command_timeout_usec / USEC_PER_MSEC;
-        pm->pull_timeout_ms = policy.pull_timeout_usec / USEC_PER_MSEC;
 
         /* list and health without --apply only read */
-        r = orch_open(arg_state_dir, pm, &policy, clock_real(),
-                      !(streq(sub, "list") || (streq(sub, "health") && !arg_apply)), &o, &error);
+        r = orch_open(arg_orch.state_dir, pm, &policy, clock_real(),
+                      !(streq(c.sub, "list") || (streq(c.sub, "health") && !arg_apply)), &o,
+                      &error);
         if (r < 0) {
                 policy_done(&policy);
                 log_error_errno(r, "%s", error ?: strerror(-r));
@@ -579,25 +538,7 @@ int cmd_pkg(int argc, char **argv)
         for (size_t i = 0; i < o->n_warnings; i++)
                 log_warning("%s", o->warnings[i]);
 
-        if (streq(sub, "install"))
-                r = do_install(o, id, command, &policy);
-        else if (streq(sub, "list"))
-                r = do_list(o);
-        else if (streq(sub, "health"))
-                r = do_health(o);
-        else if (streq(sub, "recover"))
-                r = do_recover(o);
-        else {
-                int (*op)(struct orch *, const char *, char **) = streq(sub, "start")  ? orch_start
-                                                                  : streq(sub, "stop") ? orch_stop
-                                                                  : streq(sub, "restart")
-                                                                      ? orch_restart
-                                                                      : orch_uninstall;
-                r = op(o, id, &error);
-                if (r < 0)
-                        log_error_errno(r, "cannot %s '%s': %s", sub, id, error ?: strerror(-r));
-        }
-
+        r = run_command(o, &c, &policy);
         orch_free(o);
         policy_done(&policy);
         return r < 0 ? EXIT_FAILURE_ : EXIT_OK;

@@ -10,6 +10,7 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum {
@@ -37,6 +38,14 @@ void strata_usage(FILE *f);
  * returns -EINVAL naming spec when it is malformed. */
 int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only);
 
+/* Parses --timeout SECONDS (a positive number, fractions allowed) into
+ * *ret_usec. Logs and returns -EINVAL naming the value when it is not. */
+int timeout_parse(const char *value, uint64_t *ret_usec);
+
+/* Logs a failure once (error, or what with r's errno text), prints
+ * {"error": ...} on stdout when json, and returns status. */
+int command_fail(bool json, int r, const char *error, const char *what, int status);
+
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
@@ -49,6 +58,8 @@ int cmd_pkg(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_orchd(int argc, char **argv);
+int cmd_layer(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 
 void help_help(void);
 void help_version(void);
@@ -65,3 +76,5 @@ void help_pkg(void);
 void help_vm(void);
 void help_worker(void);
 void help_orchd(void);
+void help_layer(void);
+void help_oci_image(void);

@@ -27,6 +27,7 @@
 #include "lock.h"
 #include "log.h"
 #include "macro.h"
+#include "progress.h"
 #include "strata.h"
 #include "strv.h"
 #include "vm.h"
@@ -494,8 +495,12 @@ static void progress(const char *stage, double elapsed, const char *detail, void
 {
         const char *name = ud;
 
-        fprintf(stderr, "strata vm image build %s: [%6.1fs] %s%s%s\n", name, elapsed, stage,
-                detail ? ": " : "", detail ? detail : "");
+        /* on a terminal, one line redrawn in place; elsewhere a line each */
+        if (progress_drawn())
+                progress_step(stage, 0, 0, detail);
+        else
+                fprintf(stderr, "strata vm image build %s: [%6.1fs] %s%s%s\n", name, elapsed, stage,
+                        detail ? ": " : "", detail ? detail : "");
 }
 
 static int vm_image(int argc, char **argv)
@@ -555,7 +560,9 @@ static int vm_image(int argc, char **argv)
         }
         c.guest_dir = guest_dir();
         c.init_binary = init_binary();
+        progress_init("strata vm image build", false);
         r = vm_image_build(&c, progress, (void *)name, &was_cached, &error);
+        progress_end();
         if (r == -EWOULDBLOCK) {
                 log_error("%s", error);
                 return EXIT_BUSY;

@@ -138,20 +138,87 @@ static int parse_uint(const char *opt, const char *s, long max, long *ret)
 }
 
 /* Returns 1 for --help, 0, or -EINVAL (logged). */
+enum {
+        ARG_ROOT = 0x100,
+        ARG_PLAN,
+        ARG_SLOT,
+        ARG_BIND,
+        ARG_TIMEOUT,
+        ARG_WORKERS,
+        ARG_JOBS,
+        ARG_JSON,
+        ARG_ALL,
+        ARG_DEFAULT,
+};
+
+/* Whether the word name is in the space separated list takes. */
+static bool option_taken(const char *takes, const char *name)
+{
+        size_t l = strlen(name);
+
+        for (const char *p = takes; p && (p = strstr(p, name)); p += l)
+                if ((p == takes || p[-1] == ' ') && (p[l] == ' ' || p[l] == '\0'))
+                        return true;
+        return false;
+}
+
+/* One option and its value. Returns 0, 1 after --help, or -EINVAL
+ * (logged). */
+static int parse_option(int opt, const char *arg, struct worker_args *a)
+{
+        long v;
+
+        switch (opt) {
+        case 'h':
+                help_worker();
+                return 1;
+        case ARG_ROOT:
+                if (arg[0] != '/') {
+                        log_error("invalid --root '%s': an absolute path", arg);
+                        return -EINVAL;
+                }
+                a->root = arg;
+                return 0;
+        case ARG_PLAN:
+                a->plan = arg;
+                return 0;
+        case ARG_SLOT:
+                if (parse_uint("--slot", arg, WORKER_SLOT_MAX - 1, &v) < 0)
+                        return -EINVAL;
+                a->slot = (int)v;
+                return 0;
+        case ARG_BIND:
+                return parse_bind(arg, a) < 0 ? -EINVAL : 0;
+        case ARG_TIMEOUT:
+                return timeout_parse(arg, &a->timeout_usec);
+        case ARG_WORKERS:
+                if (parse_uint("--workers", arg, 256, &v) < 0)
+                        return -EINVAL;
+                if (v < 1) {
+                        log_error("invalid --workers '%s': at least 1", arg);
+                        return -EINVAL;
+                }
+                a->workers = (unsigned)v;
+                return 0;
+        case ARG_JOBS:
+                a->jobs = arg;
+                return 0;
+        case ARG_JSON:
+                a->json = true;
+                return 0;
+        case ARG_ALL:
+                a->all = true;
+                return 0;
+        case ARG_DEFAULT:
+                a->dflt = true;
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
 static int parse(int argc, char **argv, const char *verb, struct worker_args *a)
 {
-        enum {
-                ARG_ROOT = 0x100,
-                ARG_PLAN,
-                ARG_SLOT,
-                ARG_BIND,
-                ARG_TIMEOUT,
-                ARG_WORKERS,
-                ARG_JOBS,
-                ARG_JSON,
-                ARG_ALL,
-                ARG_DEFAULT,
-        };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
             {"root", required_argument, NULL, ARG_ROOT},
@@ -178,8 +245,7 @@ static int parse(int argc, char **argv, const char *verb, struct worker_args *a)
             {"plan", "root slot default"},
         };
         const char *takes = NULL;
-        int opt, idx;
-        long v;
+        int opt, idx, r;
 
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 if (streq(verbs[i].verb, verb))
@@ -192,78 +258,14 @@ static int parse(int argc, char **argv, const char *verb, struct worker_args *a)
         /* run and pool: '+', CMD's own options are not ours. */
         bool cmd = streq(verb, "run") || streq(verb, "pool");
         while ((opt = getopt_long(argc, argv, cmd ? "+h" : "h", options, &idx)) >= 0) {
-                if (opt >= 0x100) {
-                        const char *name = options[idx].name;
-                        const char *p = strstr(takes, name);
-                        size_t l = strlen(name);
-                        if (!p || (p[l] != ' ' && p[l] != '\0') || (p != takes && p[-1] != ' ')) {
-                                log_error("--%s is not an option of 'strata worker %s'", name,
-                                          verb);
-                                return -EINVAL;
-                        }
-                }
-                switch (opt) {
-                case 'h':
-                        help_worker();
-                        return 1;
-                case ARG_ROOT:
-                        if (optarg[0] != '/') {
-                                log_error("invalid --root '%s': an absolute path", optarg);
-                                return -EINVAL;
-                        }
-                        a->root = optarg;
-                        break;
-                case ARG_PLAN:
-                        a->plan = optarg;
-                        break;
-                case ARG_SLOT:
-                        if (parse_uint("--slot", optarg, WORKER_SLOT_MAX - 1, &v) < 0)
-                                return -EINVAL;
-                        a->slot = (int)v;
-                        break;
-                case ARG_BIND:
-                        if (parse_bind(optarg, a) < 0)
-                                return -EINVAL;
-                        break;
-                case ARG_TIMEOUT: {
-                        char *end;
-                        double t;
-
-                        errno = 0;
-                        t = strtod(optarg, &end);
-                        if (errno || end == optarg || *end || !(t > 0) || t > 1e9) {
-                                log_error("invalid --timeout '%s': a positive number of seconds",
-                                          optarg);
-                                return -EINVAL;
-                        }
-                        a->timeout_usec = (uint64_t)(t * 1e6);
-                        break;
-                }
-                case ARG_WORKERS:
-                        if (parse_uint("--workers", optarg, 256, &v) < 0)
-                                return -EINVAL;
-                        if (v < 1) {
-                                log_error("invalid --workers '%s': at least 1", optarg);
-                                return -EINVAL;
-                        }
-                        a->workers = (unsigned)v;
-                        break;
-                case ARG_JOBS:
-                        a->jobs = optarg;
-                        break;
-                case ARG_JSON:
-                        a->json = true;
-                        break;
-                case ARG_ALL:
-                        a->all = true;
-                        break;
-                case ARG_DEFAULT:
-                        a->dflt = true;
-                        break;
-                case '?':
-                default:
+                if (opt >= 0x100 && !option_taken(takes, options[idx].name)) {
+                        log_error("--%s is not an option of 'strata worker %s'", options[idx].name,
+                                  verb);
                         return -EINVAL;
                 }
+                r = parse_option(opt, optarg, a);
+                if (r != 0)
+                        return r;
         }
         a->argv = argv + optind;
         a->n_args = argc - optind;

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "baseid.h"
 #include "cleanup.h"
 #include "config.h"
 #include "fs.h"
@@ -58,11 +59,14 @@ static void help(void)
                "                    alone (the tmpfs hides the layers)\n"
                "  --state-tmpfs     a tmpfs on DIR/state\n"
                "  --dry-run         print the mount plan and exit\n"
+               "  --force           boot the layers over a base other than the one they\n"
+               "                    were built over (system/base.json)\n"
                "  -h, --help        show this help\n"
                "\n"
                "Not PID 1, it runs the machine in new mount and pid namespaces. Exit status:\n"
                "CMD's, 128+N when CMD was killed by signal N, 1 when the root cannot be\n"
-               "assembled (the message names the step and the path), 127 when CMD cannot be\n"
+               "assembled (the message names the step and the path) or the base is not the\n"
+               "one the layers were built over, 127 when CMD cannot be\n"
                "executed, 75 when the data dir's machine is already running, 2 for a usage\n"
                "error.\n");
 }
@@ -113,14 +117,21 @@ static int finish_init(int status)
 /* What the command line asks for. */
 struct init_args {
         const char *data, *base;
-        bool system_tmpfs, state_tmpfs, dry_run;
+        bool system_tmpfs, state_tmpfs, dry_run, force;
         char *const *cmd;
 };
 
 /* Parses argv into *a. Returns 1 to go on, 0 after --help, or EXIT_USAGE. */
 static int parse_args(int argc, char **argv, struct init_args *a)
 {
-        enum { ARG_DATA = 0x100, ARG_BASE, ARG_SYSTEM_TMPFS, ARG_STATE_TMPFS, ARG_DRY_RUN };
+        enum {
+                ARG_DATA = 0x100,
+                ARG_BASE,
+                ARG_SYSTEM_TMPFS,
+                ARG_STATE_TMPFS,
+                ARG_DRY_RUN,
+                ARG_FORCE,
+        };
         static const struct option options[] = {
             {"help", no_argument, NULL, 'h'},
             {"data", required_argument, NULL, ARG_DATA},
@@ -128,6 +139,7 @@ static int parse_args(int argc, char **argv, struct init_args *a)
             {"system-tmpfs", no_argument, NULL, ARG_SYSTEM_TMPFS},
             {"state-tmpfs", no_argument, NULL, ARG_STATE_TMPFS},
             {"dry-run", no_argument, NULL, ARG_DRY_RUN},
+            {"force", no_argument, NULL, ARG_FORCE},
             {},
         };
         static char *const default_cmd[] = {(char *)"s6-svscan", (char *)"/etc/s6", NULL};
@@ -153,6 +165,9 @@ static int parse_args(int argc, char **argv, struct init_args *a)
                         break;
                 case ARG_DRY_RUN:
                         a->dry_run = true;
+                        break;
+                case ARG_FORCE:
+                        a->force = true;
                         break;
                 case '?':
                         return EXIT_USAGE;
@@ -228,6 +243,38 @@ static int open_data_dir(const struct init_args *a, struct boot *b)
                                         MACHINE_LOCK);
                         return EXIT_SETUP;
                 }
+        }
+        return 0;
+}
+
+/* Step 3 begins with the base: layers are only valid over the base they
+ * were built over (system/base.json, recorded by the first `up`), so
+ * another one is refused unless --force. Logs and returns an exit status,
+ * or 0 to go on. */
+static int check_base(const struct init_args *a, const struct boot *b)
+{
+        _cleanup_free_ char *error = NULL;
+        _cleanup_close_ int base_fd = -1;
+        int r;
+
+        base_fd = open(b->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (base_fd < 0) {
+                log_error_errno(errno, "step 3: cannot open the base '%s': %m", b->base);
+                return EXIT_SETUP;
+        }
+        r = base_identity_check(b->data_fd, base_fd, NULL, &error);
+        if (r == -EMEDIUMTYPE && a->force) {
+                log_warning("step 3: %s (--force: booting anyway)", error);
+                return 0;
+        }
+        if (r == -EMEDIUMTYPE) {
+                log_error("step 3: cannot boot '%s' over '%s': %s", b->data, b->base, error);
+                return EXIT_SETUP;
+        }
+        if (r < 0) {
+                log_error_errno(r, "step 3: cannot check the base of '%s' against '%s/%s': %s%m",
+                                b->data, b->data, BASE_ID_FILE, error ? error : "");
+                return EXIT_SETUP;
         }
         return 0;
 }
@@ -350,6 +397,8 @@ static int init_main(int argc, char **argv)
                 return EXIT_SETUP;
 
         r = open_data_dir(&a, &b);
+        if (r == 0 && !a.system_tmpfs)
+                r = check_base(&a, &b);
         if (r == 0)
                 r = plan_root(&a, pid1, &b);
         if (r == 0) {

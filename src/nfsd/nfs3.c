@@ -241,10 +241,18 @@ static nfsstat3 check_name(const char *name, bool creating)
 
 /* Opens o for IO with the caller's credentials; the owner of a file may
  * always read and write it (as with a local fd opened before a chmod), as
- * NFS servers traditionally allow. */
+ * NFS servers traditionally allow. A regular file is opened O_NONBLOCK
+ * (no effect on its IO): a lease another process holds on it is broken
+ * without waiting, -EAGAIN (NFS3ERR_JUKEBOX: the client tries again)
+ * instead of holding the worker until the holder lets go, as kernel nfsd
+ * does. */
 static int reopen(const struct fsobj *o, const struct cred *cred, int flags)
 {
-        int fd = cred->uid == 0 ? fsobj_reopen_root(o, flags) : fsobj_reopen(o, flags);
+        int fd;
+
+        if (S_ISREG(o->st.st_mode))
+                flags |= O_NONBLOCK;
+        fd = cred->uid == 0 ? fsobj_reopen_root(o, flags) : fsobj_reopen(o, flags);
 
         if (fd == -EACCES && o->st.st_uid == cred->uid && S_ISREG(o->st.st_mode)) {
                 cred_leave();
@@ -300,15 +308,26 @@ static int check_sattr(mode_t type, const sattr3 *a)
         return 0;
 }
 
+/* truncate(2) of path (a regular file), through an O_NONBLOCK open so a
+ * lease on the file is broken without waiting (-EAGAIN, see reopen()). */
+static int truncate_nonblock(const char *path, off_t len)
+{
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+        if (fd < 0)
+                return negative_errno();
+        return ftruncate(fd, len) < 0 ? negative_errno() : 0;
+}
+
 /* truncate() with the owner override reopen() has: the owner of a file
  * may always change its size (WRITE may extend it as well). */
 static int truncate_as(const char *path, const struct stat *st, const struct cred *cred, off_t len)
 {
-        int r = truncate(path, len) < 0 ? negative_errno() : 0;
+        int r = truncate_nonblock(path, len);
 
         if (r == -EACCES && cred && st->st_uid == cred->uid) {
                 cred_leave();
-                r = truncate(path, len) < 0 ? negative_errno() : 0;
+                r = truncate_nonblock(path, len);
                 if (cred_enter(cred) < 0)
                         return -EPERM;
         }

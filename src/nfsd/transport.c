@@ -49,6 +49,7 @@
 #define TICK_MS         500                /* idle reaping, paused reads, listen backoff */
 #define WORKER_OUT_SIZE (TRANSPORT_MAX_RECORD + 4)
 #define WORKER_SCRATCH  (1024 * 1024)
+#define POOL_MIN        (256 * 1024) /* record buffers this large are kept for reuse */
 
 /*
  * Memory: a connection's request bytes (the record being assembled, bytes
@@ -60,6 +61,14 @@
  * the budget (a client that lets more pile up is dropped). Buffers grow
  * with the bytes that really arrived, not with what a record mark
  * announces.
+ *
+ * The buffers of large records (WRITEs) are kept for reuse when the call is
+ * done, at most one per worker: a connection whose record announces as
+ * much takes one, counted at its full size while it holds it; back in the
+ * pool it is the server's own memory (given back with the rest once the
+ * queues drain after a burst). A stream of 1 MiB WRITEs so reuses
+ * buffers whose pages are already there instead of mapping, faulting in
+ * and unmapping 1 MiB per call.
  */
 
 /* Epoll events carry no pointers: a worker may dequeue an event for a
@@ -87,13 +96,16 @@ struct conn {
         struct conn *prev, *next;    /* t->conns, under t->lock */
         _Atomic int64_t last_active; /* monotonic ms of the last bytes in or out */
         _Atomic size_t mem;          /* request bytes held, see above */
+        /* Calls queued or running: raised by the owner of the read side
+         * without the lock, lowered under it (where a paused read side
+         * is resumed). */
+        _Atomic unsigned inflight;
+        _Atomic bool dead; /* no more replies; set under lock, read anywhere */
 
         pthread_mutex_t lock; /* everything below but record assembly */
-        unsigned inflight;
-        bool read_paused; /* the read side is left disarmed (too much in flight) */
-        bool write_armed; /* EPOLLOUT is armed on wfd */
-        bool closed;      /* removed from epoll */
-        bool dead;        /* no more replies */
+        bool read_paused;     /* the read side is left disarmed (too much in flight) */
+        bool write_armed;     /* EPOLLOUT is armed on wfd */
+        bool closed;          /* removed from epoll */
         struct outbuf *out_head, *out_tail;
         size_t out_bytes;
 
@@ -151,6 +163,13 @@ struct transport {
         size_t mem_peak; /* since the last trim (tick only) */
         struct job *head, *tail;
 
+        pthread_mutex_t pool_lock;
+        struct {
+                void *buf;
+                size_t cap;
+        } * pool; /* free record buffers of POOL_MIN or more, at most n_workers */
+        unsigned n_pool;
+
         int reserve_fd;            /* closed to accept-and-close when out of fds */
         atomic_bool listen_paused; /* the listen fd is left disarmed until the next tick */
 
@@ -164,6 +183,45 @@ struct worker {
         void *scratch;
         uint8_t *buf;
 };
+
+/* A kept record buffer (its capacity in *ret_cap), or NULL. */
+static void *pool_get(struct transport *t, size_t *ret_cap)
+{
+        void *b = NULL;
+
+        pthread_mutex_lock(&t->pool_lock);
+        if (t->n_pool > 0) {
+                t->n_pool--;
+                b = t->pool[t->n_pool].buf;
+                *ret_cap = t->pool[t->n_pool].cap;
+        }
+        pthread_mutex_unlock(&t->pool_lock);
+        return b;
+}
+
+/* Frees a record buffer of capacity cap, or keeps it in the pool. */
+static void rec_free(struct transport *t, void *b, size_t cap)
+{
+        if (b && cap >= POOL_MIN) {
+                pthread_mutex_lock(&t->pool_lock);
+                if (t->n_pool < t->n_workers) {
+                        t->pool[t->n_pool].buf = b;
+                        t->pool[t->n_pool].cap = cap;
+                        t->n_pool++;
+                        b = NULL;
+                }
+                pthread_mutex_unlock(&t->pool_lock);
+        }
+        free(b);
+}
+
+static void pool_drop(struct transport *t)
+{
+        pthread_mutex_lock(&t->pool_lock);
+        while (t->n_pool > 0)
+                free(t->pool[--t->n_pool].buf);
+        pthread_mutex_unlock(&t->pool_lock);
+}
 
 static void conn_unref(struct conn *c)
 {
@@ -179,7 +237,7 @@ static void conn_unref(struct conn *c)
         }
         pthread_mutex_destroy(&c->lock);
         atomic_fetch_sub(&c->t->mem, c->rec_cap + c->stash_len);
-        free(c->rec);
+        rec_free(c->t, c->rec, c->rec_cap);
         free(c->stash);
         free(c);
 }
@@ -200,8 +258,8 @@ static void job_free(struct job *j)
 {
         if (j->rec)
                 mem_sub(j->conn, j->cap);
+        rec_free(j->conn->t, j->rec, j->cap);
         conn_unref(j->conn);
-        free(j->rec);
         free(j);
 }
 
@@ -402,6 +460,18 @@ static int conn_flush(struct conn *c)
         return 0;
 }
 
+/* A call of c is answered (the reply, if any, about to be sent): it no
+ * longer counts against the window. Called with c->lock held. */
+static void call_done_locked(struct conn *c)
+{
+        atomic_fetch_sub(&c->inflight, 1);
+        conn_maybe_resume(c);
+}
+
+/* Sends the reply of a call of c and counts the call done, under one
+ * hold of c->lock: the client may send its next call as soon as the
+ * reply leaves, and the worker that reads it should not wait for this
+ * one to finish its bookkeeping. */
 static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
 {
         static const uint8_t zeros[4];
@@ -422,6 +492,7 @@ static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
         out[2] = mark >> 8;
         out[3] = mark;
         pthread_mutex_lock(&c->lock);
+        call_done_locked(c);
         if (c->dead)
                 goto out;
         /* Straight from the worker's buffers when nothing is queued before. */
@@ -496,14 +567,6 @@ out:
         pthread_mutex_unlock(&c->lock);
 }
 
-static void call_done(struct conn *c)
-{
-        pthread_mutex_lock(&c->lock);
-        c->inflight--;
-        conn_maybe_resume(c);
-        pthread_mutex_unlock(&c->lock);
-}
-
 static void conn_read_event(struct worker *w, struct conn *c, uint32_t events);
 
 static void run_job(struct worker *w, struct job *j)
@@ -519,18 +582,20 @@ static void run_job(struct worker *w, struct job *j)
         }
         n = rpc_handle(w->t->server, &j->conn->peer, j->rec, j->len, w->out + 4,
                        WORKER_OUT_SIZE - 4, w->scratch, WORKER_SCRATCH, &rep);
+        /* The reply is encoded and holds nothing of the request: its memory
+         * goes first, so the connection may read again. */
+        mem_sub(j->conn, j->cap);
+        rec_free(w->t, j->rec, j->cap);
+        j->rec = NULL;
         if (n > 0)
                 reply(j->conn, w->out, &rep);
-        else if (n < 0) {
+        else {
                 pthread_mutex_lock(&j->conn->lock);
-                conn_fail(j->conn, n);
+                if (n < 0)
+                        conn_fail(j->conn, n);
+                call_done_locked(j->conn);
                 pthread_mutex_unlock(&j->conn->lock);
         }
-        /* The request's memory first, so the connection may read again. */
-        mem_sub(j->conn, j->cap);
-        free(j->rec);
-        j->rec = NULL;
-        call_done(j->conn);
         job_free(j);
 }
 
@@ -549,11 +614,7 @@ static int record_done(struct transport *t, struct conn *c, struct job **first)
         *j = (struct job){.conn = c, .rec = c->rec, .len = c->rec_len, .cap = c->rec_cap};
         c->rec = NULL;
         c->rec_len = c->rec_cap = 0;
-
-        pthread_mutex_lock(&c->lock);
-        c->inflight++;
-        full = c->inflight >= MAX_INFLIGHT;
-        pthread_mutex_unlock(&c->lock);
+        full = atomic_fetch_add(&c->inflight, 1) + 1 >= MAX_INFLIGHT;
 
         if (!*first)
                 *first = j;
@@ -571,6 +632,19 @@ static int rec_grow(struct conn *c, size_t need)
 
         if (need <= c->rec_cap)
                 return 0;
+        if (end >= POOL_MIN && c->rec_cap < POOL_MIN) {
+                n = pool_get(c->t, &cap);
+                if (n) {
+                        if (c->rec_len > 0)
+                                memcpy(n, c->rec, c->rec_len);
+                        free(c->rec);
+                        mem_add(c, cap - c->rec_cap);
+                        c->rec = n;
+                        c->rec_cap = cap;
+                        if (need <= cap)
+                                return 0;
+                }
+        }
         cap = MAX(MAX(c->rec_cap * 2, (size_t)512), need);
         cap = MIN(cap, MAX(end, need));
         n = realloc(c->rec, cap);
@@ -766,12 +840,8 @@ static void conn_write_event(struct conn *c)
 static void conn_read_event(struct worker *w, struct conn *c, uint32_t events)
 {
         struct job *first = NULL;
-        bool dead;
+        bool dead = atomic_load(&c->dead);
         int r = 0;
-
-        pthread_mutex_lock(&c->lock);
-        dead = c->dead;
-        pthread_mutex_unlock(&c->lock);
 
         if (!dead)
                 r = conn_read(w, c, &first);
@@ -1027,6 +1097,8 @@ int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers,
         t->listen_fd = listen_fd;
         t->stop_fd = t->jobs_fd = -1;
         pthread_mutex_init(&t->lock, NULL);
+        pthread_mutex_init(&t->pool_lock, NULL);
+        t->pool = calloc(MAX(n_workers, 1u), sizeof(*t->pool));
         t->max_conns = MAX(limits->max_connections, 1u);
         t->idle_ms = (int64_t)limits->idle_timeout * 1000;
         /* A quarter of the budget for every connection's floor, half shared,
@@ -1037,7 +1109,7 @@ int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers,
         t->out_limit = MIN((size_t)OUT_LIMIT, MAX(t->out_limit_all / 2, (size_t)4 * 1024 * 1024));
         t->slots = calloc(t->max_conns, sizeof(*t->slots));
         t->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (!t->slots) {
+        if (!t->slots || !t->pool) {
                 transport_free(t);
                 return -ENOMEM;
         }
@@ -1122,6 +1194,7 @@ static void transport_tick(struct transport *t)
          * queues have drained. */
         t->mem_peak = MAX(t->mem_peak, held);
         if (t->mem_peak > 8 * 1024 * 1024 && held < 1024 * 1024) {
+                pool_drop(t);
                 malloc_trim(0);
                 t->mem_peak = held;
         }
@@ -1172,6 +1245,9 @@ struct transport *transport_free(struct transport *t)
         safe_close(t->jobs_fd);
         safe_close(t->reserve_fd);
         free(t->slots);
+        pool_drop(t);
+        free(t->pool);
+        pthread_mutex_destroy(&t->pool_lock);
         pthread_mutex_destroy(&t->lock);
         free(t);
         return NULL;

@@ -18,42 +18,9 @@ SCANDIR=${SCANDIR:-/etc/s6}
 # Which container run of `scripts/test-image run` this is: 1, then 2 with
 # the same /data/state volume.
 STRATA_IMAGE_RUN=${STRATA_IMAGE_RUN:-1}
-T_N=0
-T_FAILED=0
-T_CURRENT=""
-
-t_skip_all() {
-    echo "1..0 # SKIP $*"
-    exit 77
-}
-
-t_begin() {
-    T_N=$((T_N + 1))
-    T_CURRENT="$*"
-}
-
-t_ok() {
-    echo "ok $T_N - $T_CURRENT"
-}
-
-t_fail() {
-    echo "not ok $T_N - $T_CURRENT"
-    [ $# -gt 0 ] && printf '%s\n' "$*" | sed 's/^/# /'
-    T_FAILED=$((T_FAILED + 1))
-}
-
-t_check() {
-    if out=$("$@" 2>&1); then
-        t_ok
-    else
-        t_fail "command failed: $* -> $(echo "$out" | tail -5)"
-    fi
-}
-
-t_done() {
-    echo "1..$T_N"
-    [ "$T_FAILED" -eq 0 ]
-}
+# The TAP helpers (t_begin, t_ok, t_fail, t_check, t_done, t_skip_all),
+# shared with the integration tests.
+. /app/tests/tap.sh
 
 # create_service NAME BODY: writes $SCANDIR/NAME/run (BODY after "#!/bin/sh")
 # and a "down" file: the service exists, s6 does not start it yet.

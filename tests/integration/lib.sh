@@ -12,15 +12,9 @@
 # STRATA (the strata binary) and STRATA_BUILD_ROOT come from meson.
 
 set -u
-T_N=0
-T_FAILED=0
-T_CURRENT=""
+# The TAP helpers (t_begin, t_ok, t_fail, t_check, t_done, t_skip_all).
+. "${STRATA_SOURCE_ROOT:-$(dirname "$0")/../..}/tests/tap.sh"
 T_TMP=""
-
-t_skip_all() {
-    echo "1..0 # SKIP $*"
-    exit 77
-}
 
 need_root() {
     [ "$(id -u)" -eq 0 ] || t_skip_all "needs root (mounts and namespaces)"
@@ -30,6 +24,20 @@ need_root() {
 need_program() {
     command -v "$1" >/dev/null 2>&1 ||
         t_skip_all "'$1' is not installed${2:+ (Debian package $2)}"
+}
+
+# need_debian_base: sets BASE to the shared debootstrap'ed Debian root
+# ($STRATA_BUILD_ROOT/debian-base, built once by scripts/debian-base), or
+# skips saying why it cannot be built here.
+need_debian_base() {
+    need_program debootstrap debootstrap
+    BASE=${STRATA_BUILD_ROOT:?}/debian-base
+    ndb_out=$("${STRATA_SOURCE_ROOT:?}/scripts/debian-base" "$BASE" 2>&1)
+    case $? in
+    0) ;;
+    77) t_skip_all "$ndb_out" ;;
+    *) t_skip_all "cannot build a Debian base (is the archive reachable?): $(echo "$ndb_out" | tail -n 2 | tr '\n' ' ')" ;;
+    esac
 }
 
 t_cleanup() {
@@ -46,35 +54,4 @@ t_tmpdir() {
     T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/strata-it.XXXXXX")
     trap 't_cleanup' EXIT
     trap 't_cleanup; exit 130' INT TERM
-}
-
-t_begin() {
-    T_N=$((T_N + 1))
-    T_CURRENT="$*"
-}
-
-t_ok() {
-    echo "ok $T_N - $T_CURRENT"
-}
-
-t_fail() {
-    echo "not ok $T_N - $T_CURRENT"
-    # Every line of the reason as a TAP comment, so multi-line output
-    # (JSON, command errors) does not break the TAP stream.
-    [ $# -gt 0 ] && printf '%s\n' "$*" | sed 's/^/# /'
-    T_FAILED=$((T_FAILED + 1))
-}
-
-# t_check CMD...: ok if CMD succeeds, not ok (with its output) otherwise.
-t_check() {
-    if out=$("$@" 2>&1); then
-        t_ok
-    else
-        t_fail "command failed: $* -> $(echo "$out" | tail -5)"
-    fi
-}
-
-t_done() {
-    echo "1..$T_N"
-    [ "$T_FAILED" -eq 0 ]
 }

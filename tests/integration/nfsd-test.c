@@ -46,6 +46,18 @@ void tap_diag(const char *fmt, ...)
         fflush(stdout);
 }
 
+void tap_skip(const char *fmt, ...)
+{
+        va_list ap;
+
+        printf("ok %d - # SKIP ", ++tap_n);
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        printf("\n");
+        fflush(stdout);
+}
+
 void tap_skip_all(const char *reason)
 {
         printf("1..0 # SKIP %s\n", reason);

@@ -21,6 +21,8 @@ bool_t rpc_xdr_void(XDR *x, void *p);
 /* TAP */
 void tap_ok(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One point skipped, with the reason (what this machine lacks). */
+void tap_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tap_skip_all(const char *reason) __attribute__((noreturn));
 /* Prints the plan; returns the exit code (0 when every test passed). */
 int tap_done(void);

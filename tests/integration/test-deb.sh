@@ -8,15 +8,8 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 need_program dpkg-buildpackage dpkg-dev
-need_program debootstrap debootstrap
 SRC=${STRATA_SOURCE_ROOT:?}
-BASE=${STRATA_BUILD_ROOT:?}/debian-base
-out=$("$SRC/scripts/debian-base" "$BASE" 2>&1)
-case $? in
-0) ;;
-77) t_skip_all "$out" ;;
-*) t_skip_all "cannot build a Debian base (is the archive reachable?): $(echo "$out" | tail -n 2 | tr '\n' ' ')" ;;
-esac
+need_debian_base
 t_tmpdir
 
 t_begin "scripts/deb builds a package lintian finds no error in"

@@ -28,7 +28,9 @@ usr/sbin/system-migrate
 usr/share/bash-completion/completions/strata
 usr/share/bash-completion/completions/system-migrate
 usr/share/man/man1/strata-doctor.1
+usr/share/man/man1/strata-image.1
 usr/share/man/man1/strata-lab.1
+usr/share/man/man1/strata-layer.1
 usr/share/man/man1/strata-mounts.1
 usr/share/man/man1/strata-orchd.1
 usr/share/man/man1/strata-pkg.1

@@ -191,6 +191,14 @@ out=$("$STRATA" lab run --net none -- sh -c 'tail -n +3 /proc/net/dev | cut -d: 
 [ "$(echo "$out" | head -1)" = lo ] && [ "$(echo "$out" | wc -l)" -eq 3 ] &&
     [ $(($(echo "$out" | tail -1) & 1)) -eq 1 ] && t_ok || t_fail "$out"
 
+t_begin "lab run: /sys/fs/cgroup has no mount unless --cgroup host, then the host's trees"
+cg='$5 ~ "^/sys/fs/cgroup(/|$)" { n++ } END { print n + 0 }'
+host_cg=$(awk "$cg" /proc/self/mountinfo)
+none=$("$STRATA" lab run -- awk "$cg" /proc/self/mountinfo)
+with=$("$STRATA" lab run --cgroup host -- awk "$cg" /proc/self/mountinfo)
+[ "$none" = 0 ] && [ "$with" = "$host_cg" ] && same_host && t_ok ||
+    t_fail "without: $none, with --cgroup host: $with, the host: $host_cg"
+
 t_begin "lab run: a missing command exits 127 and names it"
 err=$("$STRATA" lab run -- no-such-command-$M 2>&1); rc=$?
 [ $rc -eq 127 ] && echo "$err" | grep -q "cannot execute 'no-such-command-$M'" && same_host &&
@@ -204,7 +212,8 @@ err=$("$STRATA" lab run --base /nonexistent-$M -- true 2>&1); rc=$?
 t_begin "lab run: usage errors exit 2"
 ok=1
 for args in "--data /x --ephemeral -- true" "--" "--bind nocolon -- true" \
-    "--timeout -1 -- true" "--net bogus -- true" "--bind /tmp:rel -- true"; do
+    "--timeout -1 -- true" "--net bogus -- true" "--bind /tmp:rel -- true" \
+    "--cgroup bogus -- true"; do
     # shellcheck disable=SC2086
     "$STRATA" lab run $args >/dev/null 2>&1
     rc=$?

@@ -9,16 +9,9 @@
 # layer below); two `strata lab test` boots keep a row.
 . "$(dirname "$0")/lib.sh"
 need_root
-need_program debootstrap debootstrap
 need_program python3
 SM=${SYSTEM_MIGRATE:?SYSTEM_MIGRATE is not set}
-BASE=${STRATA_BUILD_ROOT:?}/debian-base
-out=$("$STRATA_SOURCE_ROOT/scripts/debian-base" "$BASE" 2>&1)
-case $? in
-0) ;;
-77) t_skip_all "$out" ;;
-*) t_skip_all "cannot build a Debian base (is the archive reachable?): $(echo "$out" | tail -n 2 | tr '\n' ' ')" ;;
-esac
+need_debian_base
 t_tmpdir
 D=$T_TMP/data
 M=$T_TMP/migrations

@@ -2,16 +2,22 @@
 /* What a peer may hold of strata-nfsd: calls padded with garbage, idle
  * connections, a full connection table, peers no export allows, running
  * out of file descriptors, and hundreds of hostile connections against
- * the memory budget while a normal client is still served. The bounds
- * asserted are memory (the server's resident size) and CPU time burnt,
- * never how fast something is. */
+ * the memory budget while a normal client is still served, and how many
+ * calls of one pipelining connection the server takes in while every
+ * worker is held. The bounds asserted are memory (the server's resident
+ * size, the bytes it took off a socket) and CPU time burnt, never how fast
+ * something is. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -278,6 +284,310 @@ static size_t push(int fd, const void *p, size_t n)
         return done;
 }
 
+/* Bytes waiting in the receive queue of the server's end of the loopback
+ * connection from local port cport (/proc/net/tcp), or -1. */
+static long server_rx_queue(int sport, int cport)
+{
+        char line[512];
+        long v = -1;
+        FILE *f = fopen("/proc/net/tcp", "re");
+
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f)) {
+                unsigned lp, rp, st;
+                unsigned long tx, rx;
+
+                if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx", &lp, &rp, &st, &tx, &rx) == 5 &&
+                    (int)lp == sport && (int)rp == cport)
+                        v = (long)rx;
+        }
+        fclose(f);
+        return v;
+}
+
+#define N_PIPELINED 4000
+#define WINDOW      32    /* calls of one connection the server may hold */
+#define READ_BYTES  65536 /* what one read of a socket takes at most */
+
+/* Answers every pending permission event with FAN_ALLOW; returns how many. */
+static int allow_opens(int fan)
+{
+        char buf[4096];
+        int k = 0;
+        ssize_t n;
+
+        while ((n = read(fan, buf, sizeof(buf))) > 0) {
+                for (struct fanotify_event_metadata *m = (void *)buf; FAN_EVENT_OK(m, n);
+                     m = FAN_EVENT_NEXT(m, n)) {
+                        struct fanotify_response r = {.fd = m->fd, .response = FAN_ALLOW};
+
+                        if (write(fan, &r, sizeof(r)) < 0)
+                                exit(1);
+                        close(m->fd);
+                        k++;
+                }
+        }
+        return k;
+}
+
+/* Pushes what is left of buf and collects replies (answering the opens
+ * they wait for) until all n calls are answered or nothing moves for 20 s.
+ * Returns how many replies were NFS3_OK; *ret_replies how many arrived. */
+static int drain(struct rc *c, int fan, const uint8_t *buf, size_t len, size_t *sent, int n,
+                 int *ret_replies)
+{
+        static uint8_t in[256 * 1024];
+        size_t have = 0;
+        int replies = 0, ok = 0;
+
+        while (replies < n) {
+                struct pollfd p[2] = {{.fd = c->fd, .events = POLLIN},
+                                      {.fd = fan, .events = POLLIN}};
+                ssize_t k;
+
+                if (*sent < len)
+                        p[0].events |= POLLOUT;
+                if (poll(p, 2, 20000) <= 0)
+                        break;
+                if (p[1].revents & POLLIN)
+                        allow_opens(fan);
+                if (p[0].revents & POLLOUT)
+                        *sent += push(c->fd, buf + *sent, len - *sent);
+                if (!(p[0].revents & POLLIN))
+                        continue;
+                k = recv(c->fd, in + have, sizeof(in) - have, MSG_DONTWAIT);
+                if (k <= 0)
+                        break;
+                have += (size_t)k;
+                /* Whole records: mark, xid, REPLY, MSG_ACCEPTED, verifier, accept_stat, status. */
+                for (;;) {
+                        uint32_t mark, w[7];
+                        size_t rl;
+
+                        if (have < 4)
+                                break;
+                        memcpy(&mark, in, 4);
+                        rl = ntohl(mark) & 0x7fffffffu;
+                        if (rl > sizeof(in) - 4)
+                                return -1;
+                        if (have < 4 + rl)
+                                break;
+                        if (rl >= sizeof(w)) {
+                                memcpy(w, in + 4, sizeof(w));
+                                ok += ntohl(w[5]) == SUCCESS && ntohl(w[6]) == NFS3_OK;
+                        }
+                        replies++;
+                        memmove(in, in + 4 + rl, have - 4 - rl);
+                        have -= 4 + rl;
+                }
+        }
+        *ret_replies = replies;
+        return ok;
+}
+
+/* One connection pipelines thousands of READs in one burst while every
+ * worker is held (in the open of the file, by a fanotify permission event
+ * this test answers): the server takes in at most its in-flight window of
+ * whole records (then one socket read's worth, kept for later), not
+ * everything one event's reads bring in. Then every call is answered. */
+static void inflight(struct tmp *t)
+{
+        char path[4200];
+        struct server srv;
+        const char *args[] = {"--state-dir", t->state, "--threads", "2", t->export, NULL};
+        struct rc c = {.fd = -1};
+        struct sockaddr_in me;
+        socklen_t me_len = sizeof(me);
+        struct fh root, slow;
+        uint8_t *buf;
+        size_t rec_len = 0, len = 0, sent = 0;
+        long rx = -1;
+        int outq = -1, fan, held = 0, held_fd[2], replies = 0, ok, fd;
+
+        snprintf(path, sizeof(path), "%s/slow", t->export);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || ftruncate(fd, 4096) < 0)
+                exit(1);
+        close(fd);
+        fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_CLOEXEC);
+        if (fan < 0 || fanotify_mark(fan, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, path) < 0) {
+                /* The other parts still run; this one cannot hold a worker. */
+                tap_skip("in-flight window: no fanotify permission events here (%s)",
+                         strerror(errno));
+                if (fan >= 0)
+                        close(fan);
+                return;
+        }
+
+        server_start(&srv, args);
+        port = srv.port;
+        rc_connect(&c, port);
+        CHECK(mnt(&c, "/", &root) == 0 && lookup(&c, &root, "slow", &slow, NULL) == 0,
+              "LOOKUP of the file every READ will wait on");
+        getsockname(c.fd, (struct sockaddr *)&me, &me_len);
+
+        buf = malloc((size_t)N_PIPELINED * 512);
+        if (!buf)
+                exit(1);
+        for (int i = 0; i < N_PIPELINED; i++) {
+                READ3args a = {.file = fh_arg(&slow), .count = 512};
+                size_t n = rc_build_call(&c, NFS3_PROGRAM, NFS3_VERSION, 6, X(READ3args), &a,
+                                         buf + len + 4, 508);
+                uint32_t mark = htonl(0x80000000u | (uint32_t)n);
+
+                memcpy(buf + len, &mark, 4);
+                len += n + 4;
+                rec_len = n + 4;
+        }
+        sent = push(c.fd, buf, len);
+
+        /* Both workers in the open of the file: nothing else runs. */
+        for (int i = 0; i < 100 && held < 2; i++) {
+                struct pollfd p = {.fd = fan, .events = POLLIN};
+                char ev[4096];
+                ssize_t n;
+
+                if (poll(&p, 1, 100) <= 0)
+                        continue;
+                n = read(fan, ev, sizeof(ev));
+                for (struct fanotify_event_metadata *m = (void *)ev; n > 0 && FAN_EVENT_OK(m, n);
+                     m = FAN_EVENT_NEXT(m, n)) {
+                        struct fanotify_response r = {.fd = m->fd, .response = FAN_ALLOW};
+
+                        if (held < 2) {
+                                held_fd[held++] = m->fd; /* left unanswered for now */
+                                continue;
+                        }
+                        if (write(fan, &r, sizeof(r)) < 0)
+                                exit(1);
+                        close(m->fd);
+                }
+        }
+        CHECK(held == 2, "both workers wait in the open of the file (%d)", held);
+        usleep(200 * 1000);
+        if (ioctl(c.fd, SIOCOUTQ, &outq) < 0)
+                outq = -1;
+        rx = server_rx_queue(srv.port, ntohs(me.sin_port));
+        {
+                long taken = (long)sent - outq - rx;
+                long bound = WINDOW * (long)rec_len + READ_BYTES;
+
+                tap_diag("pushed %zu of %zu bytes (%zu-byte calls); %d unsent here, %ld unread "
+                         "there: the server took %ld",
+                         sent, len, rec_len, outq, rx, taken);
+                CHECK(outq >= 0 && rx >= 0 && taken >= WINDOW * (long)rec_len && taken <= bound,
+                      "the server took in %ld bytes of %zu-byte calls: its window of %d calls and "
+                      "at most one %d-byte read (%ld), not everything one event reads",
+                      taken, rec_len, WINDOW, READ_BYTES, bound);
+        }
+
+        /* Let the held opens and every later one through. */
+        for (int i = 0; i < held; i++) {
+                struct fanotify_response r = {.fd = held_fd[i], .response = FAN_ALLOW};
+
+                if (write(fan, &r, sizeof(r)) < 0)
+                        exit(1);
+                close(held_fd[i]);
+        }
+        ok = drain(&c, fan, buf, len, &sent, N_PIPELINED, &replies);
+        CHECK(replies == N_PIPELINED && ok == N_PIPELINED,
+              "once the opens go through, all %d calls are answered, NFS3_OK (%d replies, %d OK)",
+              N_PIPELINED, replies, ok);
+        CHECK(null_call(&c) == 0, "the connection still serves");
+        close(fan);
+        free(buf);
+        rc_close(&c);
+        server_stop(&srv);
+}
+
+/* The status of a READ, WRITE or SETATTR(size) of f. */
+static int io_status(struct rc *c, struct fh *f, int proc)
+{
+        char data[4] = "abc";
+        int r;
+
+        if (proc == 6) {
+                READ3args a = {.file = fh_arg(f), .count = 4};
+                READ3res res = {};
+                r = nfs_call(c, 6, X(READ3args), &a, X(READ3res), &res);
+                r = r == 0 ? (int)res.status : -1000 - r;
+                rc_free(X(READ3res), &res);
+        } else if (proc == 7) {
+                WRITE3args a = {.file = fh_arg(f), .count = 3, .stable = UNSTABLE};
+                WRITE3res res = {};
+                a.data.data_len = 3;
+                a.data.data_val = data;
+                r = nfs_call(c, 7, X(WRITE3args), &a, X(WRITE3res), &res);
+                r = r == 0 ? (int)res.status : -1000 - r;
+                rc_free(X(WRITE3res), &res);
+        } else {
+                SETATTR3args a = {.object = fh_arg(f)};
+                SETATTR3res res = {};
+                a.new_attributes.size.set_it = TRUE;
+                a.new_attributes.size.set_size3_u.size = 2;
+                r = nfs_call(c, 2, X(SETATTR3args), &a, X(SETATTR3res), &res);
+                r = r == 0 ? (int)res.status : -1000 - r;
+                rc_free(X(SETATTR3res), &res);
+        }
+        return r;
+}
+
+/* A local process holding a lease on a file in the export does not hold
+ * a worker until it lets go (or the kernel's lease-break-time, 45 s by
+ * default, runs out): a call that would break it is NFS3ERR_JUKEBOX at
+ * once, the client tries again, and once the lease is gone it succeeds. */
+static void leases(struct tmp *t)
+{
+        char path[4200];
+        struct server srv;
+        const char *args[] = {"--state-dir", t->state, "--threads", "1", t->export, NULL};
+        struct rc c = {.fd = -1};
+        struct fh root, f;
+        int fd, wr, rd, sz, lease;
+
+        snprintf(path, sizeof(path), "%s/leased", t->export);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, "0123", 4) != 4)
+                exit(1);
+        close(fd);
+        server_start(&srv, args);
+        rc_connect(&c, srv.port);
+        CHECK(mnt(&c, "/", &root) == 0 && lookup(&c, &root, "leased", &f, NULL) == 0,
+              "LOOKUP of the file to lease");
+
+        /* The lease breaker's signal would end this process. */
+        signal(SIGIO, SIG_IGN);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        lease = fd >= 0 ? fcntl(fd, F_SETLEASE, F_RDLCK) : -1;
+        if (lease < 0) {
+                tap_skip("leases: no read lease here (%s)", strerror(errno));
+                tap_skip("leases");
+                tap_skip("leases");
+        } else {
+                rd = io_status(&c, &f, 6);
+                wr = io_status(&c, &f, 7);
+                sz = io_status(&c, &f, 2);
+                CHECK(rd == NFS3_OK, "a READ of a file under a read lease is served (%d)", rd);
+                CHECK(wr == NFS3ERR_JUKEBOX && sz == NFS3ERR_JUKEBOX,
+                      "a WRITE and a SETATTR(size), which break the lease, are NFS3ERR_JUKEBOX "
+                      "at once (%d, %d), with the only worker not held",
+                      wr, sz);
+                CHECK(fcntl(fd, F_GETLEASE) == F_UNLCK,
+                      "the lease is being broken: its holder is told to let go");
+                fcntl(fd, F_SETLEASE, F_UNLCK);
+        }
+        if (fd >= 0)
+                close(fd);
+        wr = io_status(&c, &f, 7);
+        sz = io_status(&c, &f, 2);
+        CHECK(wr == NFS3_OK && sz == NFS3_OK,
+              "once the lease is gone the retried WRITE and SETATTR succeed (%d, %d)", wr, sz);
+        rc_close(&c);
+        server_stop(&srv);
+        signal(SIGIO, SIG_DFL);
+}
+
 #define N_PARTIAL  300
 #define N_PIPELINE 40
 #define BUDGET_MIB 64
@@ -407,5 +717,7 @@ int main(void)
         unauthorized(&t);
         descriptors(&t);
         memory(&t);
+        inflight(&t);
+        leases(&t);
         return tap_done();
 }

@@ -91,7 +91,7 @@ SCAN_PID=$!
 PIDS="$PIDS $SCAN_PID"
 
 t_begin "orchd starts with native services in a live s6 scan dir"
-if start_orchd && grep -q "s6 services in $SCAN" "$LOG"; then t_ok; else t_fail "$(cat "$LOG")"; fi
+if start_orchd && wait_for 50 grep -q "s6 services in $SCAN" "$LOG"; then t_ok; else t_fail "$(cat "$LOG")"; fi
 
 t_begin "install a service: running under s6, tier and grace as asked, timeout-kill set"
 st=$(call "$(req package.install "{\"id\":\"good\",\"service\":\"$T_TMP/src/good\",\"tier\":\"database\",\"grace\":2}")")
@@ -150,6 +150,53 @@ else
     t_fail "up $(svstat stubborn up), signal $(svstat stubborn signal), stop took $ms ms"
 fi
 
+# call_bg NAME BODY: the call in the background, its body in $T_TMP/NAME
+call_bg() {
+    curl -s -o "$T_TMP/$1" --unix-socket "$SOCK" -X POST --data-binary "$2" \
+        http://orchd/rpc/v1 &
+    BG=$!
+}
+stopping() { call "$(req server.info)" >/dev/null && [ "$(jpath 'r["result"]["stopping"]')" = "['$1']" ]; }
+
+# The grace period of a stop or restart is spent without the engine's
+# lock: while one waits out its grace, other calls are answered (and a
+# second call for the same package, made after them, is told it is busy:
+# so the first was still under way when they were answered).
+for op in stop restart; do
+    t_begin "$op waits out its grace (5 s) without holding the daemon: other calls answered meanwhile"
+    if [ $op = stop ]; then
+        call "$(req package.install "{\"id\":\"slow\",\"service\":\"$T_TMP/src/stubborn\",\"grace\":5}")" >/dev/null
+    else
+        call "$(req package.start '{"id":"slow"}')" >/dev/null
+    fi
+    call_bg "$op.out" "$(req package.$op '{"id":"slow"}')"
+    if ! wait_for 100 stopping slow; then
+        t_fail "server.info never showed 'slow' stopping: $(cat "$T_TMP/resp")"
+        wait "$BG"
+        continue
+    fi
+    list_st=$(call "$(req container.list)")
+    names=$(jpath 'sorted(c["name"] for c in r["result"])')
+    busy_st=$(call "$(req package.stop '{"id":"slow"}')")
+    busy=$(jpath 'r["error"]["code"], "being stopped" in r["error"]["message"]')
+    wait "$BG"
+    cp "$T_TMP/$op.out" "$T_TMP/resp"
+    got=$(jpath 'r["result"]["state"]')
+    if [ $op = stop ]; then
+        [ "$got" = exited ] && [ "$(svstat slow signal)" = SIGKILL ] && [ "$(svstat slow up)" = false ]
+    else
+        [ "$got" = running ] && [ "$(svstat slow up)" = true ]
+    fi
+    end=$?
+    if [ "$list_st" = 200 ] && [ "$names" = "['good', 'slow', 'stubborn']" ] && [ "$busy_st" = 200 ] &&
+        [ "$busy" = "(-32001, True)" ] && [ $end -eq 0 ]; then
+        t_ok
+    else
+        t_fail "list $list_st $names; second stop $busy_st $busy; $op: $got; $(cat "$T_TMP/resp")"
+    fi
+done
+call "$(req package.uninstall '{"id":"slow"}')" >/dev/null
+
 t_begin "SIGKILL of orchd; a restarted one recovers the service that ran"
 kill -KILL "$ORCHD_PID"
 wait "$ORCHD_PID" 2>/dev/null
@@ -157,6 +204,8 @@ s6-svc -d "$SCAN/good"
 s6-svwait -D -t 5000 "$SCAN/good"
 start_orchd
 wait_for 30 sh -c "[ \"\$(s6-svstat -o up '$SCAN/good')\" = true ]"
+# the log line comes once the start is done (the service is seen up sooner)
+wait_for 20 grep -q "recovery: started 'good'" "$LOG"
 if [ "$(svstat good up)" = true ] && grep -q "recovery: started 'good'" "$LOG"; then
     t_ok
 else

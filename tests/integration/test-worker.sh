@@ -103,12 +103,6 @@ expected="/ tmpfs rw
 /construction tmpfs rw
 /proc proc rw
 /dev tmpfs rw
-/dev/null * rw
-/dev/zero * rw
-/dev/full * rw
-/dev/random * rw
-/dev/urandom * rw
-/dev/tty * rw
 /dev/pts devpts rw
 /dev/shm tmpfs rw
 /sys sysfs ro
@@ -129,6 +123,11 @@ n_exp=$(echo "$expected" | wc -l)
 n_got=$(echo "$out" | wc -l)
 [ $rc -eq 0 ] && [ ! -s "$T_TMP/missing" ] && [ "$n_got" -eq "$n_exp" ] && same_host &&
     t_ok || t_fail "rc=$rc, $n_got mounts of $n_exp: $(cat "$T_TMP/missing") $out"
+
+t_begin "run: /dev has null zero full random urandom tty as the host has them (type, numbers, mode, owner)"
+devs='for d in null zero full random urandom tty; do stat -c "%n %F %t:%T %a %u:%g" /dev/$d; done'
+out=$("$STRATA" worker run -- sh -c "$devs" 2>&1); rc=$?
+[ $rc -eq 0 ] && [ "$out" = "$(sh -c "$devs")" ] && same_host && t_ok || t_fail "rc=$rc: $out"
 
 t_begin "run: read-only binds refuse writes with EROFS"
 out=$("$STRATA" worker run -- sh -c '

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 #include "fs.h"
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 
 int mkdir_p_at(int dirfd, const char *path, mode_t mode)
 {
@@ -806,5 +808,32 @@ int mkdtemp_malloc(const char *prefix, char **ret)
                 return r;
         }
         *ret = p;
+        return 0;
+}
+
+int dir_list_fd(int dirfd, char ***ret)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        _cleanup_strv_ char **l = NULL;
+        struct dirent *de;
+        int fd;
+
+        fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        d = fdopendir(fd);
+        if (!d) {
+                close(fd);
+                return -errno;
+        }
+        rewinddir(d); /* a dup shares its offset with earlier reads */
+        while ((errno = 0, de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
+                    strv_extend(&l, de->d_name) < 0)
+                        return -ENOMEM;
+        if (errno != 0)
+                return -errno;
+        strv_sort(l);
+        *ret = TAKE_PTR(l);
         return 0;
 }

@@ -31,6 +31,11 @@ int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t l
  * NUL-terminated and owned by the caller; *ret_len may be NULL. */
 int read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);
 
+/* The names in the open directory dirfd ("." and ".." left out), in
+ * strcmp order, NULL-terminated (NULL for an empty dir); dirfd's offset
+ * is not moved. */
+int dir_list_fd(int dirfd, char ***ret);
+
 /* fsync()s the directory at path. */
 int fsync_dir_at(int dirfd, const char *path);
 

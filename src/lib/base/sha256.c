@@ -125,22 +125,40 @@ void sha256_hex(const void *data, size_t len, char ret[SHA256_HEX_SIZE])
         hex(d, ret);
 }
 
+int sha256_fd_hex(int fd, int64_t size, char ret[SHA256_HEX_SIZE])
+{
+        struct sha256_ctx c;
+        uint8_t d[SHA256_DIGEST_SIZE], buf[65536];
+        uint64_t total = 0;
+        ssize_t n;
+
+        sha256_init(&c);
+        for (;;) {
+                size_t want = sizeof(buf);
+
+                /* One byte more than the rest of a known size: a short
+                 * read is then the end, without a read that returns 0. */
+                if (size >= 0 && total <= (uint64_t)size && (uint64_t)size - total < want)
+                        want = (size_t)((uint64_t)size - total) + 1;
+                n = RETRY_EINTR(read(fd, buf, want));
+                if (n < 0)
+                        return negative_errno();
+                sha256_update(&c, buf, (size_t)n);
+                total += (uint64_t)n;
+                if (n == 0 || (size >= 0 && (size_t)n < want && total >= (uint64_t)size))
+                        break;
+        }
+        sha256_final(&c, d);
+        hex(d, ret);
+        return 0;
+}
+
 int sha256_file_hex_at(int dirfd, const char *path, char ret[SHA256_HEX_SIZE])
 {
         _cleanup_close_ int fd = -1;
-        struct sha256_ctx c;
-        uint8_t d[SHA256_DIGEST_SIZE], buf[65536];
-        ssize_t n;
 
         fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
-        sha256_init(&c);
-        while ((n = RETRY_EINTR(read(fd, buf, sizeof(buf)))) > 0)
-                sha256_update(&c, buf, (size_t)n);
-        if (n < 0)
-                return negative_errno();
-        sha256_final(&c, d);
-        hex(d, ret);
-        return 0;
+        return sha256_fd_hex(fd, -1, ret);
 }

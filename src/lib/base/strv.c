@@ -76,5 +76,29 @@ static int cmp(const void *a, const void *b)
 
 void strv_sort(char **l)
 {
+        if (!l)
+                return; /* qsort wants a pointer even for nothing */
         qsort(l, strv_length(l), sizeof(char *), cmp);
+}
+
+char *strv_join(char *const *l, const char *sep)
+{
+        size_t len = 1, n = 0;
+        char *s;
+
+        STRV_FOREACH (p, l)
+                len += strlen(*p) + strlen(sep);
+        s = malloc(len);
+        if (!s)
+                return NULL;
+        STRV_FOREACH (p, l) {
+                if (n > 0) {
+                        memcpy(s + n, sep, strlen(sep));
+                        n += strlen(sep);
+                }
+                memcpy(s + n, *p, strlen(*p));
+                n += strlen(*p);
+        }
+        s[n] = 0;
+        return s;
 }

@@ -16,5 +16,8 @@ int strv_extend(char ***l, const char *s);
 int strv_copy(char *const *l, char ***ret);
 /* Sorts in strcmp order. */
 void strv_sort(char **l);
+/* The strings of l joined by sep, in a new string ("" for an empty or
+ * NULL l); NULL when out of memory. */
+char *strv_join(char *const *l, const char *sep);
 
 #define STRV_FOREACH(s, l) for (char *const *s = (l); s && *s; s++)

@@ -219,6 +219,8 @@ struct capture {
         const int *lower_fds;
         size_t n_lowers;
         char *const *prune;
+        changes_visit_fn visit;
+        void *userdata;
         struct change_list *list;
 };
 
@@ -245,6 +247,11 @@ static int capture_dir(struct capture *c, int fd, const char *prefix, bool below
                         return -errno;
                 if (asprintf(&path, "%s/%s", prefix, de->d_name) < 0)
                         return -ENOMEM;
+                if (c->visit) {
+                        r = c->visit(dirfd(d), de->d_name, path, &st, c->userdata);
+                        if (r < 0)
+                                return r;
+                }
 
                 if (changes_is_whiteout_at(dirfd(d), de->d_name, &st)) {
                         r = change_list_add(c->list, CHANGE_DELETED, TAKE_PTR(path));
@@ -311,8 +318,15 @@ void changes_sort(struct change_list *l)
 int changes_capture_at(int dirfd, const char *upper, const int *lower_fds, size_t n_lowers,
                        char *const *prune, struct change_list *ret)
 {
+        return changes_capture_visit_at(dirfd, upper, lower_fds, n_lowers, prune, NULL, NULL, ret);
+}
+
+int changes_capture_visit_at(int dirfd, const char *upper, const int *lower_fds, size_t n_lowers,
+                             char *const *prune, changes_visit_fn visit, void *userdata,
+                             struct change_list *ret)
+{
         _cleanup_(change_list_done) struct change_list l = {};
-        struct capture c = {lower_fds, n_lowers, prune, &l};
+        struct capture c = {lower_fds, n_lowers, prune, visit, userdata, &l};
         int fd, r;
 
         fd = openat(dirfd, upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -342,6 +356,11 @@ int changes_format(const struct change_list *l, char **ret)
                         fputc('S', f);
                 fputc(change_kind_to_char(l->items[i].kind), f);
                 fputc(' ', f);
+                if (!strpbrk(l->items[i].path, "\n\\")) {
+                        fputs(l->items[i].path, f);
+                        fputc('\n', f);
+                        continue;
+                }
                 for (const char *p = l->items[i].path; *p; p++) {
                         if (*p == '\n')
                                 fputs("\\n", f);

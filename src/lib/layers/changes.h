@@ -69,6 +69,18 @@ bool changes_path_in_lowers(const int *lower_fds, size_t n_lowers, const char *p
 int changes_capture_at(int dirfd, const char *upper, const int *lower_fds, size_t n_lowers,
                        char *const *prune, struct change_list *ret);
 
+/* Called by the capture once for each entry of the upper it looks at
+ * (name in the open dir dirfd, its absolute path and lstat), so that one
+ * walk of the tree serves more than the change list (manifest_add_at). A
+ * negative return stops the capture with it. */
+typedef int (*changes_visit_fn)(int dirfd, const char *name, const char *path,
+                                const struct stat *st, void *userdata);
+
+/* changes_capture_at, calling visit (may be NULL) for each entry. */
+int changes_capture_visit_at(int dirfd, const char *upper, const int *lower_fds, size_t n_lowers,
+                             char *const *prune, changes_visit_fn visit, void *userdata,
+                             struct change_list *ret);
+
 /* Adds a change (path is copied); the list is sorted by changes_sort. */
 int changes_add(struct change_list *l, enum change_kind k, bool state, const char *path);
 void changes_sort(struct change_list *l);

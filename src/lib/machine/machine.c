@@ -96,6 +96,80 @@ static int add_isolated_base(struct mount_plan *p, const char *scratch, char **l
         return 0;
 }
 
+/* /dev, /proc, /sys (and the host's cgroup trees), /run, /tmp and /data. */
+static int add_kernel_and_scratch(struct mount_plan *p, const struct machine_options *o)
+{
+        int r;
+
+        if (o->dev == MACHINE_DEV_MINIMAL)
+                r = mount_plan_add_dev_minimal(p, "/dev", MOUNT_PLAN_CREATE_DEST);
+        else
+                r = mount_plan_add_dev(p, "/dev", MOUNT_PLAN_CREATE_DEST);
+        if (r >= 0)
+                r = mount_plan_add_proc(p, "/proc", MOUNT_PLAN_CREATE_DEST);
+        if (r >= 0 && o->read_only_kernel)
+                r = mount_plan_add_bind(p, "/proc/sys", "/proc/sys",
+                                        MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_REC | MOUNT_PLAN_RO);
+        if (r >= 0 && o->read_only_kernel)
+                r = mount_plan_add_bind(p, "/proc/sysrq-trigger", "/proc/sysrq-trigger",
+                                        MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_RO |
+                                            MOUNT_PLAN_OPTIONAL);
+        if (r >= 0)
+                r = mount_plan_add_sysfs(
+                    p, "/sys", MOUNT_PLAN_CREATE_DEST | (o->read_only_kernel ? MOUNT_PLAN_RO : 0));
+        if (r >= 0 && o->cgroup == MACHINE_CGROUP_HOST)
+                r = mount_plan_add_bind(p, "/sys/fs/cgroup", "/sys/fs/cgroup",
+                                        MOUNT_PLAN_REC | MOUNT_PLAN_OPTIONAL |
+                                            (o->read_only_kernel ? MOUNT_PLAN_RO : 0));
+        if (r >= 0)
+                r = mount_plan_add_tmpfs(p, "/run", "mode=0755",
+                                         MOUNT_PLAN_CREATE_DEST | MOUNT_PLAN_NOSUID |
+                                             MOUNT_PLAN_NODEV);
+        if (r >= 0 && o->tmp_tmpfs)
+                r = mount_plan_add_tmpfs(p, "/tmp", "mode=1777",
+                                         MOUNT_PLAN_CREATE_DEST | MOUNT_PLAN_NOSUID |
+                                             MOUNT_PLAN_NODEV);
+        if (r >= 0 && o->bind_data)
+                r = mount_plan_add_bind(p, o->data_dir, "/data",
+                                        MOUNT_PLAN_REC | MOUNT_PLAN_CREATE_DEST);
+        return r;
+}
+
+/* Each state path: a bind of <data>/state/<path>, or with state_scratch
+ * an overlay over it whose upper and work dirs are created here. */
+static int add_state_paths(struct mount_plan *p, const struct machine_options *o,
+                           const struct layer_metadata *m, const char *state)
+{
+        int r;
+
+        for (size_t i = 0; m->state_paths && m->state_paths[i]; i++) {
+                const char *sp = m->state_paths[i];
+                _cleanup_free_ char *src = NULL;
+
+                r = path_join(state, sp, &src);
+                if (r < 0)
+                        return r;
+                if (o->state_scratch) {
+                        _cleanup_free_ char *su = NULL, *sw = NULL;
+                        char *lower[] = {src, NULL};
+
+                        if (asprintf(&su, "%s/%zu/upper", o->state_scratch, i) < 0 ||
+                            asprintf(&sw, "%s/%zu/work", o->state_scratch, i) < 0)
+                                return -ENOMEM;
+                        r = mkdir_p_at(AT_FDCWD, su, 0755);
+                        if (r >= 0)
+                                r = mkdir_p_at(AT_FDCWD, sw, 0755);
+                        if (r < 0)
+                                return r;
+                        r = mount_plan_add_overlay(p, sp, lower, su, sw, MOUNT_PLAN_CREATE_DEST);
+                } else
+                        r = mount_plan_add_bind(p, src, sp, MOUNT_PLAN_CREATE_DEST);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int machine_root_plan(const struct machine_options *o, const struct layer_metadata *m,
                       struct mount_plan **ret)
 {
@@ -173,65 +247,11 @@ int machine_root_plan(const struct machine_options *o, const struct layer_metada
         if (r < 0)
                 return r;
 
-        if (o->dev == MACHINE_DEV_MINIMAL)
-                r = mount_plan_add_dev_minimal(p, "/dev", MOUNT_PLAN_CREATE_DEST);
-        else
-                r = mount_plan_add_dev(p, "/dev", MOUNT_PLAN_CREATE_DEST);
+        r = add_kernel_and_scratch(p, o);
         if (r >= 0)
-                r = mount_plan_add_proc(p, "/proc", MOUNT_PLAN_CREATE_DEST);
-        if (r >= 0 && o->read_only_kernel)
-                r = mount_plan_add_bind(p, "/proc/sys", "/proc/sys",
-                                        MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_REC | MOUNT_PLAN_RO);
-        if (r >= 0 && o->read_only_kernel)
-                r = mount_plan_add_bind(p, "/proc/sysrq-trigger", "/proc/sysrq-trigger",
-                                        MOUNT_PLAN_SRC_IN_ROOT | MOUNT_PLAN_RO |
-                                            MOUNT_PLAN_OPTIONAL);
-        if (r >= 0)
-                r = mount_plan_add_sysfs(
-                    p, "/sys", MOUNT_PLAN_CREATE_DEST | (o->read_only_kernel ? MOUNT_PLAN_RO : 0));
-        if (r >= 0)
-                r = mount_plan_add_bind(p, "/sys/fs/cgroup", "/sys/fs/cgroup",
-                                        MOUNT_PLAN_REC | MOUNT_PLAN_OPTIONAL |
-                                            (o->read_only_kernel ? MOUNT_PLAN_RO : 0));
-        if (r >= 0)
-                r = mount_plan_add_tmpfs(p, "/run", "mode=0755",
-                                         MOUNT_PLAN_CREATE_DEST | MOUNT_PLAN_NOSUID |
-                                             MOUNT_PLAN_NODEV);
-        if (r >= 0 && o->tmp_tmpfs)
-                r = mount_plan_add_tmpfs(p, "/tmp", "mode=1777",
-                                         MOUNT_PLAN_CREATE_DEST | MOUNT_PLAN_NOSUID |
-                                             MOUNT_PLAN_NODEV);
-        if (r >= 0 && o->bind_data)
-                r = mount_plan_add_bind(p, o->data_dir, "/data",
-                                        MOUNT_PLAN_REC | MOUNT_PLAN_CREATE_DEST);
+                r = add_state_paths(p, o, m, state);
         if (r < 0)
                 return r;
-
-        for (size_t i = 0; m->state_paths && m->state_paths[i]; i++) {
-                const char *sp = m->state_paths[i];
-                _cleanup_free_ char *src = NULL;
-
-                r = path_join(state, sp, &src);
-                if (r < 0)
-                        return r;
-                if (o->state_scratch) {
-                        _cleanup_free_ char *su = NULL, *sw = NULL;
-                        char *lower[] = {src, NULL};
-
-                        if (asprintf(&su, "%s/%zu/upper", o->state_scratch, i) < 0 ||
-                            asprintf(&sw, "%s/%zu/work", o->state_scratch, i) < 0)
-                                return -ENOMEM;
-                        r = mkdir_p_at(AT_FDCWD, su, 0755);
-                        if (r >= 0)
-                                r = mkdir_p_at(AT_FDCWD, sw, 0755);
-                        if (r < 0)
-                                return r;
-                        r = mount_plan_add_overlay(p, sp, lower, su, sw, MOUNT_PLAN_CREATE_DEST);
-                } else
-                        r = mount_plan_add_bind(p, src, sp, MOUNT_PLAN_CREATE_DEST);
-                if (r < 0)
-                        return r;
-        }
 
         if (o->policy_rc_d) {
                 r = mount_plan_add_write_file(p, "/usr/sbin/policy-rc.d", o->policy_rc_d,

@@ -10,7 +10,8 @@
  *                 upper/work = <data>/system/{upper,work} (or the caller's)
  *   /dev          host /dev (recursive bind) or a minimal one
  *   /proc         fresh procfs
- *   /sys          fresh sysfs, then /sys/fs/cgroup (recursive bind, optional)
+ *   /sys          fresh sysfs, then /sys/fs/cgroup (recursive bind of the
+ *                 host's, optional; not with MACHINE_CGROUP_NONE)
  *   /run          tmpfs
  *   /tmp          tmpfs (tmp_tmpfs)
  *   /data         bind of <data> (bind_data)
@@ -39,6 +40,11 @@
 enum machine_dev {
         MACHINE_DEV_HOST,    /* recursive bind of the host's /dev */
         MACHINE_DEV_MINIMAL, /* null zero full random urandom tty, pts, shm */
+};
+
+enum machine_cgroup {
+        MACHINE_CGROUP_HOST, /* recursive bind of the host's /sys/fs/cgroup */
+        MACHINE_CGROUP_NONE, /* the fresh sysfs's own (empty) /sys/fs/cgroup */
 };
 
 struct machine_bind {
@@ -75,6 +81,11 @@ struct machine_options {
         bool bind_data; /* bind <data> to /data (read-write) */
         bool tmp_tmpfs; /* /tmp as tmpfs */
         enum machine_dev dev;
+        /* The host's cgroup trees are what podman, runc or systemd in the
+         * machine need; binding them copies every cgroup mount (a dozen
+         * on a v1 or hybrid host), so the lab leaves them out unless
+         * asked. */
+        enum machine_cgroup cgroup;
         const char *policy_rc_d; /* content of /usr/sbin/policy-rc.d, or NULL */
         /* A migration's sandbox rather than a machine: /sys, the host's
          * cgroup trees and /proc/sys (and /proc/sysrq-trigger) read-only. */

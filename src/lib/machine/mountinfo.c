@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <stdio.h>
-#include <libmount.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -9,21 +8,6 @@
 #include "cleanup.h"
 #include "log.h"
 #include "mountinfo.h"
-
-static struct libmnt_table *mnt_unref_table_null(struct libmnt_table *t)
-{
-        mnt_unref_table(t);
-        return NULL;
-}
-
-static struct libmnt_iter *mnt_free_iter_null(struct libmnt_iter *i)
-{
-        mnt_free_iter(i);
-        return NULL;
-}
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table_null)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_iter *, mnt_free_iter_null)
 
 /* True if target equals prefix or lies below it ("/a" covers "/a/b", not "/ab"). */
 static bool path_is_under(const char *target, const char *prefix)
@@ -52,11 +36,6 @@ void mount_list_done(struct mount_list *l)
         free(l->entries);
         l->entries = NULL;
         l->n = 0;
-}
-
-static char *strdup_or_empty(const char *s)
-{
-        return strdup(s ? s : "");
 }
 
 static bool mountinfo_line_ok(const char *line)
@@ -116,74 +95,165 @@ int mountinfo_check_file(const char *file, unsigned *ret_line)
         return 0;
 }
 
+/* Undoes the kernel's octal escapes ("\040" for a space, "\134" for a
+ * backslash...) of a mountinfo field, in place. */
+static void unescape(char *s)
+{
+        char *w = s;
+
+        for (char *r = s; *r; r++) {
+                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+                    r[3] >= '0' && r[3] <= '7') {
+                        *w++ = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+                        r += 3;
+                } else
+                        *w++ = *r;
+        }
+        *w = '\0';
+}
+
+/* Removes the option name (a whole one) from the comma separated list s,
+ * in place; returns whether it was there. */
+static bool option_remove(char *s, const char *name)
+{
+        size_t l = strlen(name);
+
+        for (char *p = s; *p;) {
+                char *e = strchrnul(p, ',');
+                if ((size_t)(e - p) == l && strncmp(p, name, l) == 0) {
+                        memmove(p, *e ? e + 1 : e, strlen(*e ? e + 1 : e) + 1);
+                        if (!*p && p > s)
+                                p[-1] = '\0'; /* it was the last one: no trailing comma */
+                        return true;
+                }
+                p = *e ? e + 1 : e;
+        }
+        return false;
+}
+
+/* The per-mount and superblock options as one list: "ro," or "rw," first
+ * (read-only if either says so), then the others of both, in order. */
+static char *merge_options(const char *vfs, const char *fs)
+{
+        _cleanup_free_ char *both = NULL;
+        bool ro;
+        char *res;
+
+        if (asprintf(&both, "%s,%s", vfs, fs) < 0)
+                return NULL;
+        ro = false;
+        while (option_remove(both, "ro"))
+                ro = true;
+        while (option_remove(both, "rw"))
+                ;
+        if (asprintf(&res, "%s%s%s", ro ? "ro" : "rw", *both ? "," : "", both) < 0)
+                return NULL;
+        return res;
+}
+
+/* Parses one line (checked by mountinfo_line_ok) into *e. */
+static int parse_line(char *line, struct mount_entry *e)
+{
+        char *f[6], *save = NULL, *t, *type, *source, *super;
+
+        line[strcspn(line, "\n")] = '\0';
+        for (size_t i = 0; i < 6; i++) {
+                f[i] = strtok_r(i == 0 ? line : NULL, " ", &save);
+                if (!f[i])
+                        return -EBADMSG;
+        }
+        /* the optional fields, up to "-" */
+        while ((t = strtok_r(NULL, " ", &save)) && !streq(t, "-"))
+                ;
+        if (!t || !save)
+                return -EBADMSG;
+        /* type, source (empty for "mount -t tmpfs '' dir": two spaces) and
+         * super options, one space each */
+        type = strsep(&save, " ");
+        source = strsep(&save, " ");
+        super = strsep(&save, " ");
+        if (!type || !source)
+                return -EBADMSG;
+        if (!super) { /* an empty source and no super options */
+                super = source;
+                source = (char *)"";
+        }
+        unescape(f[3]);
+        unescape(f[4]);
+        unescape(type);
+        unescape(source);
+        *e = (struct mount_entry){
+            .id = atoi(f[0]),
+            .parent_id = atoi(f[1]),
+            .target = strdup(f[4]),
+            .source = strdup(source),
+            .fstype = strdup(type),
+            .options = merge_options(f[5], super),
+            .root = strdup(f[3]),
+        };
+        if (!e->target || !e->source || !e->fstype || !e->options || !e->root)
+                return -ENOMEM;
+        return 0;
+}
+
 int mountinfo_read(const char *file, const char *under, struct mount_list *ret)
 {
-        _cleanup_(mnt_unref_table_nullp) struct libmnt_table *tb = NULL;
-        _cleanup_(mnt_free_iter_nullp) struct libmnt_iter *it = NULL;
+        const char *path = file ? file : "/proc/self/mountinfo";
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *line = NULL;
         struct mount_list l = {};
-        struct libmnt_fs *fs;
-        size_t cap = 0;
-        int r;
+        size_t cap = 0, lcap = 0;
+        unsigned n = 0;
+        int r = 0;
 
-        tb = mnt_new_table();
-        it = mnt_new_iter(MNT_ITER_BACKWARD);
-        if (!tb || !it)
-                return -ENOMEM;
-
-        if (file) {
-                unsigned line = 0;
-
-                r = mountinfo_check_file(file, &line);
-                if (r == -EBADMSG)
-                        return log_debug_errno(r, "'%s' line %u is not in mountinfo format", file,
-                                               line);
-                if (r < 0)
-                        return r;
-        }
-        r = mnt_table_parse_file(tb, file ? file : "/proc/self/mountinfo");
-        if (r < 0)
-                return log_debug_errno(r == -1 ? EINVAL : r, "cannot parse mount table '%s': %m",
-                                       file ? file : "/proc/self/mountinfo");
-
-        /* mountinfo lists mounts in the order they were made; walking it
-         * backwards visits every mount before whatever it covers. */
-        while (mnt_table_next_fs(tb, it, &fs) == 0) {
-                const char *target = mnt_fs_get_target(fs);
-                _cleanup_free_ char *options = NULL;
-                struct mount_entry *e;
-
-                if (!target || !path_is_under(target, under))
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        while (getline(&line, &lcap, f) >= 0) {
+                n++;
+                if (line[strspn(line, " \t\n")] == '\0')
                         continue;
-
+                if (!mountinfo_line_ok(line)) {
+                        mount_list_done(&l);
+                        return log_debug_errno(-EBADMSG, "'%s' line %u is not in mountinfo format",
+                                               path, n);
+                }
                 if (l.n == cap) {
                         size_t ncap = cap ? cap * 2 : 32;
-                        e = reallocarray(l.entries, ncap, sizeof(*e));
+                        struct mount_entry *e = reallocarray(l.entries, ncap, sizeof(*e));
                         if (!e) {
-                                mount_list_done(&l);
-                                return -ENOMEM;
+                                r = -ENOMEM;
+                                break;
                         }
                         l.entries = e;
                         cap = ncap;
                 }
-
-                options = mnt_fs_strdup_options(fs);
-                e = &l.entries[l.n];
-                *e = (struct mount_entry){
-                    .id = mnt_fs_get_id(fs),
-                    .parent_id = mnt_fs_get_parent_id(fs),
-                    .target = strdup(target),
-                    .source = strdup_or_empty(mnt_fs_get_source(fs)),
-                    .fstype = strdup_or_empty(mnt_fs_get_fstype(fs)),
-                    .options = strdup_or_empty(options),
-                    .root = strdup_or_empty(mnt_fs_get_root(fs)),
-                };
+                r = parse_line(line, &l.entries[l.n]);
                 l.n++;
-                if (!e->target || !e->source || !e->fstype || !e->options || !e->root) {
-                        mount_list_done(&l);
-                        return -ENOMEM;
+                if (r < 0)
+                        break;
+                if (!path_is_under(l.entries[l.n - 1].target, under)) {
+                        l.n--;
+                        free(l.entries[l.n].target);
+                        free(l.entries[l.n].source);
+                        free(l.entries[l.n].fstype);
+                        free(l.entries[l.n].options);
+                        free(l.entries[l.n].root);
                 }
         }
-
+        if (r >= 0 && ferror(f))
+                r = -EIO;
+        if (r < 0) {
+                mount_list_done(&l);
+                return r;
+        }
+        /* mountinfo lists mounts in the order they were made; backwards,
+         * every mount comes before whatever it covers. */
+        for (size_t i = 0; i < l.n / 2; i++) {
+                struct mount_entry t = l.entries[i];
+                l.entries[i] = l.entries[l.n - 1 - i];
+                l.entries[l.n - 1 - i] = t;
+        }
         *ret = l;
         return 0;
 }

@@ -2,8 +2,9 @@
 #pragma once
 
 /*
- * The mount table, read through libmount from /proc/self/mountinfo (or any
- * file in that format, for tests).
+ * The mount table, parsed from /proc/self/mountinfo (or any file in that
+ * format, for tests). No libmount: linked, it and the three libraries it
+ * needs cost every strata command about 0.8 ms of CPU at start.
  */
 
 #include <stddef.h>
@@ -27,14 +28,16 @@ struct mount_list {
  * *ret in unmount order: a mount always comes before the mounts it covers
  * or sits on, so unmounting in list order never hits EBUSY for children.
  * Only mounts at or below `under` are kept (NULL or "/": all).
+ * Paths and names have the kernel's octal escapes undone; options are the
+ * per-mount and superblock ones in one list, "ro," or "rw," first.
  * Returns 0, or -errno (-EBADMSG for a file that is not in mountinfo
- * format, see mountinfo_check_file; -EINVAL if libmount cannot parse it). */
+ * format, see mountinfo_check_file). */
 int mountinfo_read(const char *file, const char *under, struct mount_list *ret);
 
 /* Checks that every non-empty line of `file` has the mountinfo format of
  * proc(5): "ID PARENT MAJ:MIN ROOT TARGET OPTIONS [FIELDS...] - TYPE SOURCE
- * SUPEROPTIONS" (libmount would otherwise read other tables, e.g. fstab, or
- * any text, as one). Returns 0; -EBADMSG with *ret_line (1-based, may be
+ * SUPEROPTIONS" (other tables, e.g. fstab, or any text, are not one).
+ * Returns 0; -EBADMSG with *ret_line (1-based, may be
  * NULL) set to the first line that is not; -errno if it cannot be read. */
 int mountinfo_check_file(const char *file, unsigned *ret_line);
 

@@ -778,11 +778,14 @@ static int overlay_legacy(struct apply_ctx *c, const struct mount_op *op, char *
         return r;
 }
 
-static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
+/* The overlay's dirs as paths to mount from: *ret_lowers (n of them,
+ * those missing left out with MOUNT_PLAN_LOWER_OPTIONAL), upper and work
+ * (NULL for a read-only overlay). */
+static int overlay_paths(struct apply_ctx *c, const struct mount_op *op, char ***ret_lowers,
+                         size_t *ret_n, char **ret_upper, char **ret_work)
 {
         _cleanup_strv_ char **lowers = NULL;
         _cleanup_free_ char *upper = NULL, *work = NULL;
-        _cleanup_close_ int target = -1, fsfd = -1;
         size_t n = 0;
         int r;
 
@@ -823,22 +826,26 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                 }
                 lowers[k] = NULL;
                 n = k;
-                if (n == 0) {
-                        r = open_target(dest_base(c, op), op->dest,
-                                        op->flags & MOUNT_PLAN_CREATE_DEST, true, &target);
-                        if (r < 0)
-                                return r;
-                        return mount_fs(c, "tmpfs", "mode=0755", op->flags, target);
-                }
         }
+        *ret_lowers = TAKE_PTR(lowers);
+        *ret_n = n;
+        *ret_upper = TAKE_PTR(upper);
+        *ret_work = TAKE_PTR(work);
+        return 0;
+}
 
-        /* Name the missing dir: the kernel only says ENOENT. */
+/* Names the missing (or not a directory) dir of the overlay in
+ * c->kernel_msg: the kernel only says ENOENT. */
+static int overlay_check_dirs(struct apply_ctx *c, const struct mount_op *op, char **lowers,
+                              size_t n, const char *upper, const char *work)
+{
         for (size_t i = 0; i <= n + 1; i++) {
                 const char *full = i < n ? lowers[i] : i == n ? upper : work;
                 const char *shown = i < n    ? lowers[i] + prefix_len(c, op->flags)
                                     : i == n ? op->upperdir
                                              : op->workdir;
                 struct stat st;
+                int r;
 
                 if (!full)
                         continue;
@@ -848,16 +855,54 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                         r = -ENOTDIR;
                 else
                         continue;
-                {
-                        snprintf(c->kernel_msg, sizeof(c->kernel_msg), "%s dir '%s'",
-                                 i < n    ? "lower"
-                                 : i == n ? "upper"
-                                          : "work",
-                                 shown);
+                snprintf(c->kernel_msg, sizeof(c->kernel_msg), "%s dir '%s'",
+                         i < n    ? "lower"
+                         : i == n ? "upper"
+                                  : "work",
+                         shown);
+                return r;
+        }
+        return 0;
+}
+
+/* Passes the lower dirs one at a time ("lowerdir+"). -EINVAL with
+ * c->kernel_msg naming "lowerdir+" on a kernel without it. */
+static int overlay_set_lowers(struct apply_ctx *c, int fsfd, char **lowers, size_t n)
+{
+        if (mount_plan_force_legacy_overlay)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0) {
+                        int r = -errno;
+                        save_kernel_msg(c, fsfd);
                         return r;
                 }
-        }
+        return 0;
+}
 
+static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
+{
+        _cleanup_strv_ char **lowers = NULL;
+        _cleanup_free_ char *upper = NULL, *work = NULL;
+        _cleanup_close_ int target = -1, fsfd = -1;
+        size_t n = 0;
+        int r;
+
+        r = overlay_paths(c, op, &lowers, &n, &upper, &work);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                /* LOWER_OPTIONAL and none there: what an overlay of nothing
+                 * with a fresh upper would show. */
+                r = open_target(dest_base(c, op), op->dest, op->flags & MOUNT_PLAN_CREATE_DEST,
+                                true, &target);
+                if (r < 0)
+                        return r;
+                return mount_fs(c, "tmpfs", "mode=0755", op->flags, target);
+        }
+        r = overlay_check_dirs(c, op, lowers, n, upper, work);
+        if (r < 0)
+                return r;
         r = open_target(dest_base(c, op), op->dest, op->flags & MOUNT_PLAN_CREATE_DEST, true,
                         &target);
         if (r < 0)
@@ -866,18 +911,7 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
         fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
         if (fsfd < 0)
                 return -errno;
-
-        r = -EINVAL;
-        if (!mount_plan_force_legacy_overlay)
-                for (size_t i = 0; i < n; i++) {
-                        r = fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0
-                                ? -errno
-                                : 0;
-                        if (r < 0) {
-                                save_kernel_msg(c, fsfd);
-                                break;
-                        }
-                }
+        r = overlay_set_lowers(c, fsfd, lowers, n);
         if (r == -EINVAL &&
             (mount_plan_force_legacy_overlay || strstr(c->kernel_msg, "lowerdir+"))) {
                 /* An older kernel that does not know "lowerdir+". */
@@ -913,6 +947,45 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
         return r;
 }
 
+/* /dev/NAME of the host as a node of dev: a character device made with the
+ * host's node's numbers (one mknod, no mount), or where mknod is refused (no
+ * CAP_MKNOD, a device cgroup) a bind of the host's node, as bubblewrap does
+ * without privileges. */
+static int add_dev_node(struct apply_ctx *c, int dev, const char *name)
+{
+        _cleanup_free_ char *src = NULL, *full = NULL;
+        _cleanup_close_ int node = -1;
+        struct stat st;
+        int fd, r;
+
+        if (asprintf(&src, "/dev/%s", name) < 0)
+                return -ENOMEM;
+        r = host_path(c, 0, src, &full);
+        if (r < 0)
+                return r;
+        if (stat(full, &st) < 0)
+                return -errno;
+        if (!S_ISCHR(st.st_mode))
+                return -ENODEV;
+        if (mknodat(dev, name, S_IFCHR | (st.st_mode & 0777), st.st_rdev) == 0) {
+                /* the host node's mode (not the umask's) and owner (tty: group tty) */
+                if (fchmodat(dev, name, st.st_mode & 0777, 0) < 0 ||
+                    fchownat(dev, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                return 0;
+        }
+        if (errno != EPERM && errno != EACCES)
+                return -errno;
+        fd = openat(dev, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0)
+                return -errno;
+        close(fd);
+        node = openat(dev, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        if (node < 0)
+                return -errno;
+        return bind_tree(c, src, 0, node);
+}
+
 static int apply_dev_minimal(struct apply_ctx *c, const struct mount_op *op)
 {
         static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
@@ -937,20 +1010,7 @@ static int apply_dev_minimal(struct apply_ctx *c, const struct mount_op *op)
                 return r;
 
         for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
-                _cleanup_free_ char *src = NULL;
-                _cleanup_close_ int node = -1;
-                int fd;
-
-                fd = openat(dev, nodes[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-                if (fd < 0)
-                        return -errno;
-                close(fd);
-                node = openat(dev, nodes[i], O_PATH | O_CLOEXEC | O_NOFOLLOW);
-                if (node < 0)
-                        return -errno;
-                if (asprintf(&src, "/dev/%s", nodes[i]) < 0)
-                        return -ENOMEM;
-                r = bind_tree(c, src, 0, node);
+                r = add_dev_node(c, dev, nodes[i]);
                 if (r < 0)
                         return r;
         }
@@ -1400,25 +1460,13 @@ static int get_field(const json_t *o, const char *key, size_t i, bool must_be_pa
         return 0;
 }
 
-static int parse_op(struct mount_plan *p, const json_t *o, size_t i, char **ret_error)
+/* Every field of operation i (of type t) is one of op_fields and applies
+ * to the type. */
+static int check_op_fields(const json_t *o, size_t i, int t, const char *type, char **ret_error)
 {
-        const char *type, *dest, *src, *upper, *work, *options, *target, *key;
-        const json_t *fl, *f, *v;
-        unsigned flags = 0;
-        mode_t mode = 0;
-        size_t k;
-        int r, t;
+        const char *key;
+        const json_t *v;
 
-        if (!json_is_object(o))
-                return fail_json(ret_error, i, NULL, "%s", "not an object");
-        r = get_field(o, "type", i, false, &type, ret_error);
-        if (r < 0)
-                return r;
-        if (!type)
-                return fail_json(ret_error, i, "type", "%s", "missing");
-        t = mount_op_type_from_string(type);
-        if (t < 0)
-                return fail_json(ret_error, i, "type", "unknown type '%s'", type);
         json_object_foreach((json_t *)o, key, v)
         {
                 size_t n;
@@ -1431,12 +1479,15 @@ static int parse_op(struct mount_plan *p, const json_t *o, size_t i, char **ret_
                         return fail_json(ret_error, i, key, "does not apply to a %s operation",
                                          type);
         }
+        return 0;
+}
 
-        r = get_field(o, "dest", i, true, &dest, ret_error);
-        if (r < 0)
-                return r;
-        if (!dest)
-                return fail_json(ret_error, i, "dest", "%s", "missing");
+/* The "flags" array of operation i as MOUNT_PLAN_* bits. */
+static int parse_op_flags(const json_t *o, size_t i, unsigned *ret_flags, char **ret_error)
+{
+        const json_t *fl, *f;
+        unsigned flags = 0;
+        size_t k;
 
         fl = json_object_get(o, "flags");
         if (fl && !json_is_array(fl))
@@ -1452,6 +1503,74 @@ static int parse_op(struct mount_plan *p, const json_t *o, size_t i, char **ret_
                                          json_is_string(f) ? json_string_value(f) : "?");
                 flags |= flag_names[n].flag;
         }
+        *ret_flags = flags;
+        return 0;
+}
+
+/* An overlay operation: its "lowerdirs" checked, then added. */
+static int parse_overlay(struct mount_plan *p, const json_t *o, size_t i, const char *dest,
+                         const char *upper, const char *work, const char *options, unsigned flags,
+                         char **ret_error)
+{
+        const json_t *l = json_object_get(o, "lowerdirs"), *e;
+        _cleanup_free_ char **lowers = NULL;
+        size_t n;
+        int r;
+
+        if (!l)
+                return fail_json(ret_error, i, "lowerdirs", "%s", "missing");
+        if (!json_is_array(l) || json_array_size(l) == 0)
+                return fail_json(ret_error, i, "lowerdirs", "%s", "not a non-empty array of paths");
+        if (!upper != !work)
+                return fail_json(ret_error, i, upper ? "workdir" : "upperdir", "%s",
+                                 "missing (upperdir and workdir go together)");
+        lowers = calloc(json_array_size(l) + 1, sizeof(char *));
+        if (!lowers)
+                return -ENOMEM;
+        json_array_foreach(l, n, e)
+        {
+                if (!json_is_string(e) || !path_ok(json_string_value(e)))
+                        return fail_json(ret_error, i, "lowerdirs",
+                                         "entry %zu is not an absolute path", n + 1);
+                lowers[n] = (char *)json_string_value(e);
+        }
+        r = mount_plan_add_overlay(p, dest, lowers, upper, work, flags);
+        if (r >= 0)
+                r = plan_last_set_options(p, options);
+        return r;
+}
+
+static int parse_op(struct mount_plan *p, const json_t *o, size_t i, char **ret_error)
+{
+        const char *type, *dest, *src, *upper, *work, *options, *target;
+        const json_t *v;
+        unsigned flags = 0;
+        mode_t mode = 0;
+        int r, t;
+
+        if (!json_is_object(o))
+                return fail_json(ret_error, i, NULL, "%s", "not an object");
+        r = get_field(o, "type", i, false, &type, ret_error);
+        if (r < 0)
+                return r;
+        if (!type)
+                return fail_json(ret_error, i, "type", "%s", "missing");
+        t = mount_op_type_from_string(type);
+        if (t < 0)
+                return fail_json(ret_error, i, "type", "unknown type '%s'", type);
+        r = check_op_fields(o, i, t, type, ret_error);
+        if (r < 0)
+                return r;
+
+        r = get_field(o, "dest", i, true, &dest, ret_error);
+        if (r < 0)
+                return r;
+        if (!dest)
+                return fail_json(ret_error, i, "dest", "%s", "missing");
+
+        r = parse_op_flags(o, i, &flags, ret_error);
+        if (r < 0)
+                return r;
 
         v = json_object_get(o, "mode");
         if (v) {
@@ -1478,34 +1597,8 @@ static int parse_op(struct mount_plan *p, const json_t *o, size_t i, char **ret_
         case MOUNT_OP_TMPFS:
                 r = mount_plan_add_tmpfs(p, dest, options, flags);
                 break;
-        case MOUNT_OP_OVERLAY: {
-                const json_t *l = json_object_get(o, "lowerdirs"), *e;
-                _cleanup_free_ char **lowers = NULL;
-                size_t n;
-
-                if (!l)
-                        return fail_json(ret_error, i, "lowerdirs", "%s", "missing");
-                if (!json_is_array(l) || json_array_size(l) == 0)
-                        return fail_json(ret_error, i, "lowerdirs", "%s",
-                                         "not a non-empty array of paths");
-                if (!upper != !work)
-                        return fail_json(ret_error, i, upper ? "workdir" : "upperdir", "%s",
-                                         "missing (upperdir and workdir go together)");
-                lowers = calloc(json_array_size(l) + 1, sizeof(char *));
-                if (!lowers)
-                        return -ENOMEM;
-                json_array_foreach(l, n, e)
-                {
-                        if (!json_is_string(e) || !path_ok(json_string_value(e)))
-                                return fail_json(ret_error, i, "lowerdirs",
-                                                 "entry %zu is not an absolute path", n + 1);
-                        lowers[n] = (char *)json_string_value(e);
-                }
-                r = mount_plan_add_overlay(p, dest, lowers, upper, work, flags);
-                if (r >= 0)
-                        r = plan_last_set_options(p, options);
-                break;
-        }
+        case MOUNT_OP_OVERLAY:
+                return parse_overlay(p, o, i, dest, upper, work, options, flags, ret_error);
         case MOUNT_OP_BIND:
                 if (!src)
                         return fail_json(ret_error, i, "src", "%s", "missing");
@@ -1815,6 +1908,24 @@ static int depth_cmp(const void *a, const void *b)
         return y->id - x->id;
 }
 
+/* With pol->namespace_ends: whether entry i can be left to the end of the
+ * namespace: its parent is a kept mount at under, and the kernel finds it
+ * unused (MNT_EXPIRE answers EAGAIN only for a mount nobody holds and with
+ * nothing mounted on it; it unmounts nothing on a first call). */
+static bool teardown_can_leave(const struct mount_list *l, size_t i, const char *under,
+                               bool keep_under, const struct mount_teardown_policy *pol)
+{
+        int (*um)(const char *, int) = pol->umount ? pol->umount : sys_umount;
+        bool parent_kept = false;
+
+        if (!pol->namespace_ends || !keep_under)
+                return false;
+        for (size_t k = 0; k < l->n && !parent_kept; k++)
+                parent_kept = l->entries[k].id == l->entries[i].parent_id &&
+                              streq(l->entries[k].target, under);
+        return parent_kept && um(l->entries[i].target, UMOUNT_NOFOLLOW | MNT_EXPIRE) == -EAGAIN;
+}
+
 int mount_teardown_under(const char *under, bool keep_under,
                          const struct mount_teardown_policy *pol, struct mount_teardown_result *res)
 {
@@ -1829,6 +1940,10 @@ int mount_teardown_under(const char *under, bool keep_under,
         for (size_t i = 0; i < l.n; i++) {
                 if (keep_under && streq(l.entries[i].target, under))
                         continue;
+                if (teardown_can_leave(&l, i, under, keep_under, pol)) {
+                        res->unmounted++;
+                        continue;
+                }
                 r = mount_teardown_one(l.entries[i].target, pol, res);
                 if (r < 0 && first == 0)
                         first = r;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "audit.h"
 #include "layerstore.h"
 #include "migrate.h"
 #include "migration.h"
@@ -27,6 +28,11 @@
  * metadata commit has adopted yet: only such dirs (and .tmp-*) are ever
  * removed as leftovers. */
 #define UNCOMMITTED "uncommitted"
+/* up --audit: the rules' key prefix, the record's list, and the pid and
+ * start time of an auditd up started (removed when up stops it). */
+#define MIGRATE_AUDIT_PREFIX "strata-"
+#define MIGRATE_AUDIT_LIST   "audit.list"
+#define MIGRATE_AUDIT_DAEMON "system/audit-daemon"
 
 struct migrate {
         struct migrate_options o;
@@ -41,7 +47,9 @@ struct migrate {
         bool no_failed_log;  /* install: a failed migration keeps no failed-*.log */
         struct layer_metadata md;
         struct clock_source *clock;
-        unsigned problems; /* what the repair in migrate_open could not repair */
+        unsigned problems;             /* what the repair in migrate_open could not repair */
+        unsigned run_index, run_total; /* up: the migration being applied (1-based), of how many */
+        struct audit_daemon *audit;    /* up --audit: the daemon used (started or found) */
 };
 
 /* Calls the caller's event hook, if any. */
@@ -144,3 +152,19 @@ int migrate_state_restore(struct migrate *m, const char *id, char **ret_error);
  * overlay marks dropped). Returns 1 when it seeded something, else 0. */
 int migrate_state_seed(struct migrate *m, const int *lower_fds, size_t n_lowers, const char *path,
                        int dst_fd, const char *dst, char **ret_error);
+
+/* migrate-audit.c: up --audit. Finds or starts auditd (recording one it
+ * starts in MIGRATE_AUDIT_DAEMON); migrate_audit_stop stops it again. */
+int migrate_audit_start(struct migrate *m, char **ret_error);
+void migrate_audit_stop(struct migrate *m);
+/* The rules of one migration's session, keyed MIGRATE_AUDIT_PREFIX<id>. */
+int migrate_audit_begin(struct migrate *m, const char *id, struct audit_session *ret,
+                        char **ret_error);
+/* Ends the session and writes record/audit.list into the layer's tmp dir
+ * tfd: the events of every process of the session but ours (this process
+ * and the sandbox's init), paths under state_paths marked as state. */
+int migrate_audit_finish(struct migrate *m, struct audit_session *s, pid_t init_pid,
+                         char *const *state_paths, int tfd, const char *tmp_abs, char **ret_error);
+/* verify's repair: rules of runs that are gone, and an auditd such a run
+ * started (REPAIRED events). */
+int migrate_audit_repair(struct migrate *m);

@@ -62,111 +62,169 @@ static int prune_whiteouts(int fd, const char *path, const struct migrate_lowers
         return errno ? -errno : 0;
 }
 
-int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_error)
+/* A squash of the active layers from..to into one, in its steps. */
+struct squash {
+        struct migrate *m;
+        size_t from, to;
+        char *id, *dir, *tmp;
+        char **migrations, **state_paths;
+        int64_t duration;
+        int tfd;
+        struct change_list changes;
+};
+
+static void squash_done(struct squash *q)
 {
-        _cleanup_(layer_metadata_done) struct layer_metadata md = {};
-        _cleanup_(change_list_done) struct change_list changes = {};
-        _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
-        _cleanup_free_ char *id = NULL, *dir = NULL, *tmp = NULL, *fs = NULL;
-        _cleanup_strv_ char **migrations = NULL, **state_paths = NULL;
-        _cleanup_close_ int tfd = -1;
-        struct layer_entry e = {};
-        int64_t duration = 0;
+        free(q->id);
+        free(q->dir);
+        free(q->tmp);
+        strv_free(q->migrations);
+        strv_free(q->state_paths);
+        safe_close(q->tfd);
+        change_list_done(&q->changes);
+}
+
+/* The merged layer's migrations, duration and name: "<last id>+<how many
+ * before it>", which does not grow with the range (an id is at most 13 +
+ * MIGRATION_LABEL_MAX), so it and ".tmp-"/".old-" + it stay far under
+ * NAME_MAX. */
+static int squash_name(struct squash *q, char **ret_error)
+{
+        struct migrate *m = q->m;
         int r;
 
-        if (from >= to || to >= m->md.n_layers)
-                return set_error_message(ret_error, -EINVAL, "nothing to squash");
-
-        for (size_t i = from; i <= to; i++) {
+        for (size_t i = q->from; i <= q->to; i++) {
                 STRV_FOREACH (s, m->md.layers[i].migrations) {
-                        r = strv_extend(&migrations, *s);
+                        r = strv_extend(&q->migrations, *s);
                         if (r < 0)
                                 return r;
                 }
-                duration += m->md.layers[i].duration_ms;
+                q->duration += m->md.layers[i].duration_ms;
         }
-        /* "<last id>+<how many before it>": the name does not grow with the
-         * range (an id is at most 13 + MIGRATION_LABEL_MAX), so it and
-         * ".tmp-"/".old-" + it stay far under NAME_MAX */
-        if (asprintf(&id, "%s+%zu", migrations[strv_length(migrations) - 1],
-                     strv_length(migrations) - 1) < 0)
+        if (asprintf(&q->id, "%s+%zu", q->migrations[strv_length(q->migrations) - 1],
+                     strv_length(q->migrations) - 1) < 0)
                 return -ENOMEM;
-        r = migrate_layer_dir_name(m, id, &dir);
+        r = migrate_layer_dir_name(m, q->id, &q->dir);
         if (r < 0)
-                return set_error_message(ret_error, r, "cannot name the squashed layer '%s'", id);
-        if (asprintf(&tmp, TMP_PREFIX "%s", dir) < 0 || asprintf(&fs, "%s/fs", tmp) < 0)
+                return set_error_message(ret_error, r, "cannot name the squashed layer '%s'",
+                                         q->id);
+        if (asprintf(&q->tmp, TMP_PREFIX "%s", q->dir) < 0)
                 return -ENOMEM;
+        return 0;
+}
 
-        r = rm_rf_at(m->layers_fd, tmp, RM_ROOT | RM_MISSING_OK);
-        if (r >= 0 && mkdirat(m->layers_fd, tmp, 0755) < 0)
+/* .tmp-<dir> with its uncommitted marker, then the layers merged into its
+ * fs/ oldest first, without the whiteouts of paths no layer below has. */
+static int squash_merge(struct squash *q, char **ret_error)
+{
+        struct migrate *m = q->m;
+        _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        r = rm_rf_at(m->layers_fd, q->tmp, RM_ROOT | RM_MISSING_OK);
+        if (r >= 0 && mkdirat(m->layers_fd, q->tmp, 0755) < 0)
                 r = negative_errno();
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot create '%s/%s/%s'", m->data_dir,
-                                         MIGRATE_LAYERS, tmp);
-        tfd = migrate_open_dir_at(m->layers_fd, tmp);
-        if (tfd < 0)
-                return set_error_message(ret_error, tfd, "cannot open '%s/%s/%s'", m->data_dir,
-                                         MIGRATE_LAYERS, tmp);
-        r = migrate_write_uncommitted(tfd, ".");
+                                         MIGRATE_LAYERS, q->tmp);
+        q->tfd = migrate_open_dir_at(m->layers_fd, q->tmp);
+        if (q->tfd < 0)
+                return set_error_message(ret_error, q->tfd, "cannot open '%s/%s/%s'", m->data_dir,
+                                         MIGRATE_LAYERS, q->tmp);
+        r = migrate_write_uncommitted(q->tfd, ".");
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot write '%s/%s/%s/%s'", m->data_dir,
-                                         MIGRATE_LAYERS, tmp, UNCOMMITTED);
-
-        for (size_t i = from; i <= to; i++) {
+                                         MIGRATE_LAYERS, q->tmp, UNCOMMITTED);
+        for (size_t i = q->from; i <= q->to; i++) {
                 _cleanup_free_ char *src = NULL;
 
                 if (asprintf(&src, "%s/fs", m->md.layers[i].dir) < 0)
                         return -ENOMEM;
-                r = i == from ? squash_start_at(m->layers_fd, src, tfd, "fs")
-                              : squash_apply_at(m->layers_fd, src, tfd, "fs");
+                r = i == q->from ? squash_start_at(m->layers_fd, src, q->tfd, "fs")
+                                 : squash_apply_at(m->layers_fd, src, q->tfd, "fs");
                 if (r < 0)
                         return set_error_message(ret_error, r,
                                                  "cannot merge the layer '%s/%s/%s' into '%s'",
-                                                 m->data_dir, MIGRATE_LAYERS, src, tmp);
+                                                 m->data_dir, MIGRATE_LAYERS, src, q->tmp);
         }
-
-        r = migrate_lowers_open(m, from, &lowers, ret_error);
+        r = migrate_lowers_open(m, q->from, &lowers, ret_error);
         if (r < 0)
                 return r;
-        {
-                _cleanup_close_ int fd = openat(tfd, "fs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(q->tfd, "fs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        r = fd < 0 ? -errno : prune_whiteouts(fd, "", &lowers);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot drop the whiteouts of '%s/%s/%s'",
+                                         m->data_dir, MIGRATE_LAYERS, q->tmp);
+        return 0;
+}
 
-                r = fd < 0 ? -errno : prune_whiteouts(fd, "", &lowers);
-                if (r < 0)
-                        return set_error_message(ret_error, r,
-                                                 "cannot drop the whiteouts of '%s/%s/%s'",
-                                                 m->data_dir, MIGRATE_LAYERS, tmp);
+/* The merged layer's change list and manifest (one walk; what lies below
+ * a state path, not walked by the capture, rescanned), its state paths,
+ * layer files, and one syncfs. */
+static int squash_write(struct squash *q, char **ret_error)
+{
+        struct migrate *m = q->m;
+        _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
+        _cleanup_(manifest_freep) struct manifest *mf = manifest_new();
+        int r;
+
+        if (!mf)
+                return -ENOMEM;
+        r = migrate_lowers_open(m, q->from, &lowers, ret_error);
+        if (r < 0)
+                return r;
+        r = changes_capture_visit_at(q->tfd, "fs", lowers.fds, lowers.n, m->md.state_paths,
+                                     manifest_add_at, mf, &q->changes);
+        STRV_FOREACH (p, m->md.state_paths) {
+                _cleanup_free_ char *rel = NULL;
+
+                if (r >= 0 && asprintf(&rel, "fs%s", *p) < 0)
+                        r = -ENOMEM;
+                if (r >= 0)
+                        r = manifest_rescan_at(mf, q->tfd, rel, *p);
         }
-        r = manifest_write_at(tfd, "fs", tfd, MANIFEST_FILE);
+        if (r >= 0)
+                r = manifest_save_at(mf, q->tfd, MANIFEST_FILE);
         if (r < 0)
-                return set_error_message(ret_error, r, "cannot write the manifest of '%s/%s/%s'",
-                                         m->data_dir, MIGRATE_LAYERS, tmp);
-        r = changes_capture_at(tfd, "fs", lowers.fds, lowers.n, m->md.state_paths, &changes);
-        if (r < 0)
-                return set_error_message(ret_error, r, "cannot compute the changes of '%s/%s/%s'",
-                                         m->data_dir, MIGRATE_LAYERS, tmp);
-        for (size_t i = from; i <= to; i++) {
+                return set_error_message(ret_error, r,
+                                         "cannot compute the changes and the manifest of "
+                                         "'%s/%s/%s'",
+                                         m->data_dir, MIGRATE_LAYERS, q->tmp);
+        for (size_t i = q->from; i <= q->to; i++) {
                 _cleanup_strv_ char **sp = NULL;
 
                 r = migrate_layer_state_paths(m, &m->md.layers[i], &sp);
                 if (r >= 0)
-                        r = state_path_merge(&state_paths, sp);
+                        r = state_path_merge(&q->state_paths, sp);
                 if (r < 0)
                         return set_error_message(ret_error, r,
                                                  "cannot read the state paths of '%s/%s/%s'",
                                                  m->data_dir, MIGRATE_LAYERS, m->md.layers[i].dir);
         }
-        r = migrate_write_layer_files(m, tfd, id, from > 0 ? m->md.layers[from - 1].id : NULL,
-                                      migrations, NULL, &changes, NULL, state_paths, ret_error);
+        r = migrate_write_layer_files(
+            m, q->tfd, q->id, q->from > 0 ? m->md.layers[q->from - 1].id : NULL, q->migrations,
+            NULL, &q->changes, NULL, q->state_paths, ret_error);
         if (r < 0)
                 return r;
-        if (syncfs(tfd) < 0)
+        if (syncfs(q->tfd) < 0)
                 return set_error_message(ret_error, -errno, "cannot sync '%s'", m->data_dir);
+        return 0;
+}
 
-        if (renameat(m->layers_fd, tmp, m->layers_fd, dir) < 0)
+/* The merged layer takes its name, the old ones move aside, and metadata
+ * lists the one layer instead of the range (the commit point). */
+static int squash_commit(struct squash *q, char **ret_error)
+{
+        struct migrate *m = q->m;
+        _cleanup_(layer_metadata_done) struct layer_metadata md = {};
+        struct layer_entry e = {};
+        int r;
+
+        if (renameat(m->layers_fd, q->tmp, m->layers_fd, q->dir) < 0)
                 return set_error_message(ret_error, -errno, "cannot rename '%s' to '%s' in '%s/%s'",
-                                         tmp, dir, m->data_dir, MIGRATE_LAYERS);
-        r = migrate_move_layers_aside(m, from, to + 1, ret_error);
+                                         q->tmp, q->dir, m->data_dir, MIGRATE_LAYERS);
+        r = migrate_move_layers_aside(m, q->from, q->to + 1, ret_error);
         if (r < 0)
                 return r;
         migrate_test_kill_point("squash-renamed");
@@ -174,19 +232,35 @@ int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_e
         r = migrate_metadata_copy(&m->md, &md);
         if (r < 0)
                 return r;
-        e.id = TAKE_PTR(id);
-        e.dir = TAKE_PTR(dir);
-        e.migrations = TAKE_PTR(migrations);
-        e.applied_at = md.layers[to].applied_at;
-        e.duration_ms = duration;
-        memcpy(e.changes, changes.counts, sizeof(e.changes));
-        for (size_t i = from; i <= to; i++)
+        e.id = TAKE_PTR(q->id);
+        e.dir = TAKE_PTR(q->dir);
+        e.migrations = TAKE_PTR(q->migrations);
+        e.applied_at = md.layers[q->to].applied_at;
+        e.duration_ms = q->duration;
+        memcpy(e.changes, q->changes.counts, sizeof(e.changes));
+        for (size_t i = q->from; i <= q->to; i++)
                 migrate_layer_entry_free(&md.layers[i]);
-        md.layers[from] = e;
-        memmove(&md.layers[from + 1], &md.layers[to + 1],
-                (md.n_layers - to - 1) * sizeof(struct layer_entry));
-        md.n_layers -= to - from;
-        r = migrate_commit(m, &md, ret_error);
+        md.layers[q->from] = e;
+        memmove(&md.layers[q->from + 1], &md.layers[q->to + 1],
+                (md.n_layers - q->to - 1) * sizeof(struct layer_entry));
+        md.n_layers -= q->to - q->from;
+        return migrate_commit(m, &md, ret_error);
+}
+
+int migrate_squash_range(struct migrate *m, size_t from, size_t to, char **ret_error)
+{
+        _cleanup_(squash_done) struct squash q = {.m = m, .from = from, .to = to, .tfd = -1};
+        int r;
+
+        if (from >= to || to >= m->md.n_layers)
+                return set_error_message(ret_error, -EINVAL, "nothing to squash");
+        r = squash_name(&q, ret_error);
+        if (r >= 0)
+                r = squash_merge(&q, ret_error);
+        if (r >= 0)
+                r = squash_write(&q, ret_error);
+        if (r >= 0)
+                r = squash_commit(&q, ret_error);
         if (r < 0)
                 return r;
         r = migrate_finish_layer(m, &m->md.layers[from], ret_error);

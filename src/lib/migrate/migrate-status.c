@@ -13,6 +13,7 @@
 #include "sha256.h"
 #include "migrate-internal.h"
 #include "migrate.h"
+#include "scratch.h"
 #include "strv.h"
 
 /* Whether the script of an applied migration changed since it ran: its
@@ -31,6 +32,30 @@ static json_t *script_changed(struct migrate *m, const struct migration_set *set
             sha256_file_hex_at(AT_FDCWD, cur, b) < 0)
                 return json_null();
         return json_boolean(!streq(a, b));
+}
+
+/* "scratch_upper": {"path", "paths"}: how many paths the machine's
+ * scratch upper holds, the runtime edits that hide every layer's. */
+static int status_scratch(struct migrate *m, json_t *j)
+{
+        _cleanup_free_ char *path = NULL;
+        json_t *s;
+        uint64_t n;
+        int r;
+
+        /* no data dir yet (a read-only status opens none): nothing */
+        n = 0;
+        r = m->data_fd < 0 ? 0 : scratch_count_at(m->data_fd, SCRATCH_UPPER, &n);
+        if (r < 0)
+                return r;
+        if (asprintf(&path, "%s/%s", m->data_dir, SCRATCH_UPPER) < 0)
+                return -ENOMEM;
+        s = json_object();
+        if (!s || json_object_set_new(j, "scratch_upper", s) < 0)
+                return -ENOMEM;
+        json_object_set_new(s, "path", json_string(path));
+        json_object_set_new(s, "paths", json_integer((json_int_t)n));
+        return 0;
 }
 
 int migrate_status(struct migrate *m, json_t **ret, char **ret_error)
@@ -96,6 +121,12 @@ int migrate_status(struct migrate *m, json_t **ret, char **ret_error)
                 p = json_object();
                 json_object_set_new(p, "id", json_string(*s));
                 json_array_append_new(rolled, p);
+        }
+        r = status_scratch(m, j);
+        if (r < 0) {
+                json_decref(j);
+                return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
+                                         SCRATCH_UPPER);
         }
         *ret = j;
         return 0;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "changes.h"
+#include "audit.h"
 #include "baseid.h"
 #include "cleanup.h"
 #include "fs.h"
@@ -25,6 +26,7 @@
 #include "migrate.h"
 #include "migration.h"
 #include "sandbox.h"
+#include "scratch.h"
 #include "sha256.h"
 #include "statepath.h"
 #include "strv.h"
@@ -63,7 +65,20 @@ struct inside {
         const struct migration *migration;
         char *const *envp;
         int result_fd;
+        bool audit;     /* parent: leave the audit session once the init runs */
+        pid_t init_pid; /* parent: the sandbox's init, as we see it */
 };
+
+/* In the parent, once the sandbox's init runs: with --audit, the init (and
+ * all it starts) keeps the audited session, and we move to a new one. */
+static void inside_started(pid_t init_pid, void *userdata)
+{
+        struct inside *in = userdata;
+
+        in->init_pid = init_pid;
+        if (in->audit)
+                audit_session_detach();
+}
 
 struct inside_result {
         int status; /* the script's, 128+N for a signal */
@@ -225,6 +240,7 @@ struct apply {
         char sha[SHA256_HEX_SIZE];
         usec_t start, now;
         struct change_list changes;
+        struct manifest *manifest; /* of fs/, built by the capture's walk */
 };
 
 static void apply_done(struct apply *a)
@@ -244,6 +260,7 @@ static void apply_done(struct apply *a)
         safe_close(a->log_fd);
         safe_close(a->state_fd);
         change_list_done(&a->changes);
+        manifest_free(a->manifest);
         *a = (struct apply){.tfd = -1, .log_fd = -1, .state_fd = -1};
 }
 
@@ -515,6 +532,7 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         struct layer_metadata sandbox_md = m->md;
         struct inside_result res = {};
         struct inside in;
+        _cleanup_(audit_session_done) struct audit_session session = {};
         struct tee tee;
         pthread_t tee_tid;
         bool got_result;
@@ -570,8 +588,18 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         }
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot start the log thread");
-        in = (struct inside){a->mi, envp, res_w};
+        in = (struct inside){a->mi, envp, res_w, m->audit != NULL, 0};
         devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (m->audit) {
+                /* last before the sandbox: the session's rules see only
+                 * what starts from here (the log thread is not in it) */
+                r = migrate_audit_begin(m, a->mi->id, &session, ret_error);
+                if (r < 0) {
+                        out_w = safe_close(out_w);
+                        pthread_join(tee_tid, NULL);
+                        return r;
+                }
+        }
         {
                 struct sandbox_config sc = {
                     .flags = SANDBOX_UTS | SANDBOX_IPC,
@@ -587,6 +615,7 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
                     .close_fds = (const int[]){m->lock_fd, m->machine_lock_fd},
                     .n_close_fds = 2,
                     .ret_forwarded_signal = &forwarded,
+                    .started = inside_started,
                 };
 
                 r = sandbox_run(&sc, &status, &error);
@@ -594,6 +623,13 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         out_w = safe_close(out_w);
         res_w = safe_close(res_w);
         pthread_join(tee_tid, NULL);
+        if (m->audit) {
+                /* even for a failed script: the rules go now */
+                int k = migrate_audit_finish(m, &session, in.init_pid, a->state_paths, a->tfd,
+                                             a->tmp_abs, r < 0 ? NULL : ret_error);
+                if (k < 0 && r >= 0)
+                        return k;
+        }
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot %s: %m",
                                          error ? error : "run the sandbox");
@@ -613,7 +649,8 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
 
 /* Step "captured": takes the policy-rc.d the plan wrote back out of the
  * upper and computes the change list of the upper against the lowers
- * (paths under state paths are not changes of the layer). */
+ * (paths under state paths are not changes of the layer); the same walk
+ * builds the layer's manifest (one getdents + fstatat pass over the tree). */
 static int apply_capture_changes(struct apply *a, char **ret_error)
 {
         _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
@@ -626,7 +663,11 @@ static int apply_capture_changes(struct apply *a, char **ret_error)
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot remove '%s/usr/sbin/policy-rc.d'",
                                          a->upper);
-        r = changes_capture_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths, &a->changes);
+        a->manifest = manifest_new();
+        if (!a->manifest)
+                return -ENOMEM;
+        r = changes_capture_visit_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths,
+                                     manifest_add_at, a->manifest, &a->changes);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot compute the changes in '%s'",
                                          a->upper);
@@ -691,6 +732,10 @@ static int apply_split_state(struct apply *a, char **ret_error)
                                 return set_error_message(ret_error, r,
                                                          "cannot keep the state '%s' of '%s'", *p,
                                                          a->mi->id);
+                        /* what stays in the layer's tree (whiteouts) */
+                        r = manifest_rescan_at(a->manifest, a->tfd, lp, *p);
+                        if (r < 0)
+                                return r;
                 }
         }
         if (fclose(TAKE_PTR(f)) != 0)
@@ -728,7 +773,7 @@ static int apply_write_layer(struct apply *a, char **ret_error)
                                       a->mi->services, a->own_state, ret_error);
         if (r < 0)
                 return r;
-        r = manifest_write_at(a->tfd, "fs", a->tfd, MANIFEST_FILE);
+        r = manifest_save_at(a->manifest, a->tfd, MANIFEST_FILE);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot write the manifest of '%s'",
                                          a->tmp_abs);
@@ -915,6 +960,45 @@ static void apply_fail(struct apply *a, int r, char **ret_error)
                              0, NULL);
 }
 
+/* After the commit: the paths of the new layer that the machine's scratch
+ * upper overrides (runtime edits hide the layer's versions), said as a
+ * notice naming the first of them. Only a warning: the layer is in. */
+static void apply_warn_overrides(struct apply *a)
+{
+        struct migrate *m = a->m;
+        const struct layer_entry *e = &m->md.layers[m->md.n_layers - 1];
+        _cleanup_strv_ char **paths = NULL;
+        _cleanup_free_ char *fs = NULL, *list = NULL, *msg = NULL;
+        size_t size = 0;
+        FILE *f;
+        int n;
+
+        if (asprintf(&fs, "%s/fs", e->dir) < 0)
+                return;
+        n = scratch_overrides_at(m->data_fd, SCRATCH_UPPER, m->layers_fd, fs, &a->changes, 10,
+                                 &paths);
+        if (n < 0)
+                log_debug_errno(n, "cannot compare '%s/%s' with the layer: %m", m->data_dir,
+                                SCRATCH_UPPER);
+        if (n <= 0)
+                return;
+        f = open_memstream(&list, &size);
+        if (!f)
+                return;
+        STRV_FOREACH (p, paths)
+                fprintf(f, "%s%s", p == paths ? "" : ", ", *p);
+        if ((size_t)n > strv_length(paths))
+                fprintf(f, " and %zu more", (size_t)n - strv_length(paths));
+        if (fclose(f) != 0)
+                return;
+        if (asprintf(&msg,
+                     "%s: the machine's scratch upper '%s/%s' overrides %d path%s this layer "
+                     "changes (runtime edits hide its version): %s",
+                     a->mi->id, m->data_dir, SCRATCH_UPPER, n, n == 1 ? "" : "s", list) < 0)
+                return;
+        migrate_emit(m, MIGRATE_EVENT_NOTICE, a->mi->id, msg, 0, NULL);
+}
+
 static int apply_one(struct migrate *m, const struct migration *mi, char **ret_error)
 {
         static int (*const before_rename[])(struct apply *, char **) = {
@@ -957,12 +1041,16 @@ static int apply_one(struct migrate *m, const struct migration *mi, char **ret_e
         r = apply_finish(&a, ret_error);
         if (r < 0)
                 return r;
+        apply_warn_overrides(&a);
 
         e = &m->md.layers[m->md.n_layers - 1];
         if (m->o.event) {
                 struct migrate_event ev = {
                     MIGRATE_EVENT_APPLIED, mi->id,     NULL,
                     e->duration_ms,        e->changes, a.changes.state_counts};
+
+                ev.index = m->run_index;
+                ev.total = m->run_total;
 
                 m->o.event(&ev, m->o.userdata);
         }
@@ -1061,6 +1149,54 @@ static int check_base(struct migrate *m, char **ret_error)
         return 0;
 }
 
+/* How many of set up would apply (up to and including to). */
+static unsigned count_pending(struct migrate *m, const struct migration_set *set, const char *to)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < set->n; i++) {
+                if (to && strcmp(set->items[i].id, to) > 0)
+                        break;
+                if (!migrate_is_applied(&m->md, set->items[i].id))
+                        n++;
+        }
+        return n;
+}
+
+/* Applies (or, dry run, reports) the pending migrations of set up to to. */
+static int up_pending(struct migrate *m, const struct migration_set *set, const char *to,
+                      bool dry_run, char **ret_error)
+{
+        int r, n = 0;
+
+        for (size_t i = 0; i < set->n; i++) {
+                const struct migration *mi = &set->items[i];
+
+                if (to && strcmp(mi->id, to) > 0)
+                        break;
+                if (migrate_is_applied(&m->md, mi->id))
+                        continue;
+                if (dry_run) {
+                        migrate_emit(m, MIGRATE_EVENT_WOULD_APPLY, mi->id, NULL, 0, NULL);
+                        n++;
+                        continue;
+                }
+                if (migrate_interrupted())
+                        return set_error_message(ret_error, -EINTR,
+                                                 "interrupted (SIG%s) before '%s'",
+                                                 sigabbrev_np(migrate_interrupted()), mi->id);
+                r = migrate_auto_squash(m, ret_error);
+                if (r < 0)
+                        return r;
+                m->run_index = (unsigned)n + 1;
+                r = apply_one(m, mi, ret_error);
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        return n;
+}
+
 int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error)
 {
         _cleanup_(migration_set_done) struct migration_set set = {};
@@ -1087,29 +1223,20 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
                     "listed above; 'verify' says the same): nothing was applied",
                     m->data_dir, m->problems, m->problems == 1 ? "" : "s");
 
-        for (size_t i = 0; i < set.n; i++) {
-                const struct migration *mi = &set.items[i];
-
-                if (to && strcmp(mi->id, to) > 0)
-                        break;
-                if (migrate_is_applied(&m->md, mi->id))
-                        continue;
-                if (dry_run) {
-                        migrate_emit(m, MIGRATE_EVENT_WOULD_APPLY, mi->id, NULL, 0, NULL);
-                        n++;
-                        continue;
-                }
-                if (migrate_interrupted())
-                        return set_error_message(ret_error, -EINTR,
-                                                 "interrupted (SIG%s) before '%s'",
-                                                 sigabbrev_np(migrate_interrupted()), mi->id);
-                r = migrate_auto_squash(m, ret_error);
-                if (r < 0)
-                        return r;
-                r = apply_one(m, mi, ret_error);
-                if (r < 0)
-                        return r;
-                n++;
+        m->run_index = 0;
+        m->run_total = dry_run ? 0 : count_pending(m, &set, to);
+        if (dry_run || !m->o.audit) {
+                n = up_pending(m, &set, to, dry_run, ret_error);
+                m->run_index = m->run_total = 0;
+                return n;
         }
+        /* the daemon (started if none runs) serves every migration of this
+         * run, and is stopped again when we started it */
+        r = migrate_audit_start(m, ret_error);
+        if (r < 0)
+                return r;
+        n = up_pending(m, &set, to, dry_run, ret_error);
+        migrate_audit_stop(m);
+        m->run_index = m->run_total = 0;
         return n;
 }

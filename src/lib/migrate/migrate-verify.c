@@ -2,6 +2,7 @@
 /* verify (and its repair) and gc: what the crash protocol can leave. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,26 +49,6 @@ static bool record_leftover(struct migrate *m, const char *name)
                (migration_id_valid(name) && strv_contains(m->md.rolled_back, name));
 }
 
-static int list_dir(int fd, char ***ret)
-{
-        _cleanup_closedir_ DIR *d = NULL;
-        _cleanup_strv_ char **l = NULL;
-        struct dirent *de;
-
-        d = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return -errno;
-        rewinddir(d); /* a dup shares its offset with earlier reads */
-        while ((errno = 0, de = readdir(d)))
-                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
-                    strv_extend(&l, de->d_name) < 0)
-                        return -ENOMEM;
-        if (errno != 0)
-                return -errno;
-        *ret = TAKE_PTR(l);
-        return 0;
-}
-
 /* Committed layers and records that metadata.json does not list: a lost
  * or older metadata.json, never a crash (metadata is only replaced by
  * rename). */
@@ -77,7 +58,7 @@ static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_rec
         _cleanup_strv_ char **names = NULL, **layers = NULL, **records = NULL;
         int r;
 
-        r = list_dir(m->layers_fd, &names);
+        r = dir_list_fd(m->layers_fd, &names);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
                                          MIGRATE_LAYERS);
@@ -88,7 +69,7 @@ static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_rec
                         return -ENOMEM;
         }
         strv_free(TAKE_PTR(names));
-        r = list_dir(m->records_fd, &names);
+        r = dir_list_fd(m->records_fd, &names);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
                                          MIGRATE_RECORDS);
@@ -107,24 +88,6 @@ static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_rec
         *ret_layers = TAKE_PTR(layers);
         *ret_records = TAKE_PTR(records);
         return 0;
-}
-
-static char *join(char *const *l)
-{
-        size_t len = 1;
-        char *s;
-
-        STRV_FOREACH (p, l)
-                len += strlen(*p) + 2;
-        s = calloc(len, 1);
-        if (!s)
-                return NULL;
-        STRV_FOREACH (p, l) {
-                if (*s)
-                        strcat(s, ", ");
-                strcat(s, *p);
-        }
-        return s;
 }
 
 /* Refuses (-EUCLEAN) when committed layers or records are not in
@@ -161,8 +124,8 @@ static int refuse_untracked(struct migrate *m, char **ret_error)
                 migrate_emit(m, MIGRATE_EVENT_PROBLEM, NULL, msg, 0, NULL);
         }
         missing = fstatat(m->data_fd, LAYERSTORE_METADATA, &st, 0) < 0;
-        ll = join(layers);
-        lr = join(records);
+        ll = strv_join(layers, ", ");
+        lr = strv_join(records, ", ");
         if (!ll || !lr)
                 return -ENOMEM;
         return set_error_message(
@@ -175,119 +138,113 @@ static int refuse_untracked(struct migrate *m, char **ret_error)
             *ll ? ll : "none", *lr ? lr : "none");
 }
 
-int migrate_verify(struct migrate *m, bool repair, char **ret_error)
+/* Emits a PROBLEM (or, with repaired, REPAIRED) event of id: the message
+ * formatted from fmt. Returns 1 for a problem, 0 for a repair, or -ENOMEM. */
+static int verify_say(struct migrate *m, bool repaired, const char *id, const char *fmt, ...)
+    _printf_(4, 5);
+static int verify_say(struct migrate *m, bool repaired, const char *id, const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        migrate_emit(m, repaired ? MIGRATE_EVENT_REPAIRED : MIGRATE_EVENT_PROBLEM, id, msg, 0,
+                     NULL);
+        return repaired ? 0 : 1;
+}
+
+/* An active layer's dir is there; an interrupted rollback or squash may
+ * have moved it aside (.old-<dir>) before its commit point, which repair
+ * undoes. 0 when present (or restored), 1 for a problem. */
+static int verify_layer_present(struct migrate *m, const struct layer_entry *e, bool repair)
+{
+        _cleanup_free_ char *old = NULL;
+        struct stat st;
+
+        if (fstatat(m->layers_fd, e->dir, &st, AT_SYMLINK_NOFOLLOW) >= 0)
+                return 0;
+        if (asprintf(&old, OLD_PREFIX "%s", e->dir) < 0)
+                return -ENOMEM;
+        if (repair && fstatat(m->layers_fd, old, &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
+            renameat(m->layers_fd, old, m->layers_fd, e->dir) >= 0)
+                return verify_say(m, true, e->id,
+                                  "restored the layer dir '%s/%s/%s' moved aside by an "
+                                  "interrupted run",
+                                  m->data_dir, MIGRATE_LAYERS, e->dir);
+        return verify_say(m, false, e->id,
+                          "the layer dir '%s/%s/%s' of the active layer '%s' is missing",
+                          m->data_dir, MIGRATE_LAYERS, e->dir, e->id);
+}
+
+/* An active layer is whole: fs/ and layer.json. 0 or 1 for a problem. */
+static int verify_layer_whole(struct migrate *m, const struct layer_entry *e)
+{
+        _cleanup_free_ char *fs = NULL, *lj = NULL;
+        struct stat st;
+
+        if (asprintf(&fs, "%s/fs", e->dir) < 0 || asprintf(&lj, "%s/layer.json", e->dir) < 0)
+                return -ENOMEM;
+        if (fstatat(m->layers_fd, fs, &st, 0) >= 0 && S_ISDIR(st.st_mode) &&
+            fstatat(m->layers_fd, lj, &st, 0) >= 0)
+                return 0;
+        return verify_say(m, false, e->id, "the layer '%s/%s/%s' lacks fs/ or layer.json",
+                          m->data_dir, MIGRATE_LAYERS, e->dir);
+}
+
+/* A committed layer whose finish step (its pending state moved to
+ * <data>/state, the markers removed) was interrupted: repair finishes it.
+ * 0, 1 for a problem (without repair), or negative. */
+static int verify_layer_finished(struct migrate *m, const struct layer_entry *e, bool repair,
+                                 char **ret_error)
+{
+        _cleanup_free_ char *pending = NULL;
+        struct stat st;
+        bool marked, has_pending;
+        int r;
+
+        if (asprintf(&pending, "%s/" PENDING_STATE, e->dir) < 0)
+                return -ENOMEM;
+        marked = migrate_layer_uncommitted(m, e->dir);
+        STRV_FOREACH (id, e->migrations)
+                marked = marked || migrate_record_uncommitted(m, *id);
+        has_pending = fstatat(m->layers_fd, pending, &st, AT_SYMLINK_NOFOLLOW) >= 0;
+        if (!has_pending && !marked)
+                return 0;
+        if (!repair)
+                return has_pending ? verify_say(m, false, e->id,
+                                                "the state of '%s' is not yet in '%s/state'", e->id,
+                                                m->data_dir)
+                                   : 0;
+        r = migrate_finish_layer(m, e, ret_error);
+        if (r < 0)
+                return r;
+        /* only markers left: nothing worth saying */
+        return has_pending
+                   ? verify_say(m, true, e->id, "finished moving the state of '%s' to '%s/state'",
+                                e->id, m->data_dir)
+                   : 0;
+}
+
+/* Layer dirs nobody references: .tmp-* (an interrupted apply or squash)
+ * and plain names (renamed but not committed); .old-* are kept aside for
+ * gc. Repair removes them. Returns the number of problems or negative. */
+static int verify_leftover_layers(struct migrate *m, bool repair, char **ret_error)
 {
         _cleanup_closedir_ DIR *d = NULL;
         struct dirent *de;
         int problems = 0, r;
-        bool changed = false;
 
-        r = refuse_untracked(m, ret_error);
-        if (r < 0)
-                return r;
-
-        /* Active layers: present and whole. An interrupted rollback or
-         * squash may have moved them aside before its commit point. */
-        for (size_t i = 0; i < m->md.n_layers; i++) {
-                const struct layer_entry *e = &m->md.layers[i];
-                _cleanup_free_ char *old = NULL, *msg = NULL;
-                struct stat st;
-
-                if (asprintf(&old, OLD_PREFIX "%s", e->dir) < 0)
-                        return -ENOMEM;
-                if (fstatat(m->layers_fd, e->dir, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        if (repair && fstatat(m->layers_fd, old, &st, AT_SYMLINK_NOFOLLOW) >= 0 &&
-                            renameat(m->layers_fd, old, m->layers_fd, e->dir) >= 0) {
-                                if (asprintf(&msg,
-                                             "restored the layer dir '%s/%s/%s' moved aside "
-                                             "by an interrupted run",
-                                             m->data_dir, MIGRATE_LAYERS, e->dir) < 0)
-                                        return -ENOMEM;
-                                migrate_emit(m, MIGRATE_EVENT_REPAIRED, e->id, msg, 0, NULL);
-                                changed = true;
-                        } else {
-                                if (asprintf(&msg,
-                                             "the layer dir '%s/%s/%s' of the active layer "
-                                             "'%s' is missing",
-                                             m->data_dir, MIGRATE_LAYERS, e->dir, e->id) < 0)
-                                        return -ENOMEM;
-                                migrate_emit(m, MIGRATE_EVENT_PROBLEM, e->id, msg, 0, NULL);
-                                problems++;
-                                continue;
-                        }
-                }
-                {
-                        _cleanup_free_ char *fs = NULL, *lj = NULL;
-
-                        if (asprintf(&fs, "%s/fs", e->dir) < 0 ||
-                            asprintf(&lj, "%s/layer.json", e->dir) < 0)
-                                return -ENOMEM;
-                        if (fstatat(m->layers_fd, fs, &st, 0) < 0 || !S_ISDIR(st.st_mode) ||
-                            fstatat(m->layers_fd, lj, &st, 0) < 0) {
-                                free(msg);
-                                if (asprintf(&msg, "the layer '%s/%s/%s' lacks fs/ or layer.json",
-                                             m->data_dir, MIGRATE_LAYERS, e->dir) < 0)
-                                        return -ENOMEM;
-                                migrate_emit(m, MIGRATE_EVENT_PROBLEM, e->id, msg, 0, NULL);
-                                problems++;
-                                continue;
-                        }
-                }
-                {
-                        _cleanup_free_ char *pending = NULL;
-
-                        if (asprintf(&pending, "%s/" PENDING_STATE, e->dir) < 0)
-                                return -ENOMEM;
-                        bool marked = migrate_layer_uncommitted(m, e->dir);
-
-                        STRV_FOREACH (id, e->migrations)
-                                marked = marked || migrate_record_uncommitted(m, *id);
-                        if (fstatat(m->layers_fd, pending, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
-                            marked) {
-                                /* Committed, finish not done: only markers. */
-                                if (repair) {
-                                        r = migrate_finish_layer(m, e, ret_error);
-                                        if (r < 0)
-                                                return r;
-                                }
-                        } else if (fstatat(m->layers_fd, pending, &st, AT_SYMLINK_NOFOLLOW) >= 0) {
-                                free(msg);
-                                msg = NULL;
-                                if (repair) {
-                                        r = migrate_finish_layer(m, e, ret_error);
-                                        if (r < 0)
-                                                return r;
-                                        if (asprintf(&msg,
-                                                     "finished moving the state of '%s' "
-                                                     "to '%s/state'",
-                                                     e->id, m->data_dir) < 0)
-                                                return -ENOMEM;
-                                        migrate_emit(m, MIGRATE_EVENT_REPAIRED, e->id, msg, 0,
-                                                     NULL);
-                                } else {
-                                        if (asprintf(&msg,
-                                                     "the state of '%s' is not yet in "
-                                                     "'%s/state'",
-                                                     e->id, m->data_dir) < 0)
-                                                return -ENOMEM;
-                                        migrate_emit(m, MIGRATE_EVENT_PROBLEM, e->id, msg, 0, NULL);
-                                        problems++;
-                                }
-                        }
-                }
-        }
-        (void)changed;
-
-        /* Layer dirs nobody references: .tmp-* (an interrupted apply or
-         * squash) and plain names (renamed but not committed). .old-* are
-         * kept aside for gc. */
         d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
                                          MIGRATE_LAYERS);
         rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
-                _cleanup_free_ char *msg = NULL;
                 bool active = false;
 
                 if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
@@ -299,11 +256,12 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
                 if (active || !layer_leftover(m, de->d_name))
                         continue;
                 if (!repair) {
-                        if (asprintf(&msg, "'%s/%s/%s' is a leftover of an interrupted run",
-                                     m->data_dir, MIGRATE_LAYERS, de->d_name) < 0)
-                                return -ENOMEM;
-                        migrate_emit(m, MIGRATE_EVENT_PROBLEM, NULL, msg, 0, NULL);
-                        problems++;
+                        r = verify_say(m, false, NULL,
+                                       "'%s/%s/%s' is a leftover of an interrupted run",
+                                       m->data_dir, MIGRATE_LAYERS, de->d_name);
+                        if (r < 0)
+                                return r;
+                        problems += r;
                         continue;
                 }
                 r = rm_rf_at(m->layers_fd, de->d_name, RM_ROOT | RM_MISSING_OK);
@@ -311,21 +269,29 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
                         return set_error_message(ret_error, r,
                                                  "cannot remove the leftover '%s/%s/%s'",
                                                  m->data_dir, MIGRATE_LAYERS, de->d_name);
-                if (asprintf(&msg, "removed the leftover '%s/%s/%s' of an interrupted run",
-                             m->data_dir, MIGRATE_LAYERS, de->d_name) < 0)
-                        return -ENOMEM;
-                migrate_emit(m, MIGRATE_EVENT_REPAIRED, NULL, msg, 0, NULL);
+                r = verify_say(m, true, NULL,
+                               "removed the leftover '%s/%s/%s' of an interrupted run", m->data_dir,
+                               MIGRATE_LAYERS, de->d_name);
+                if (r < 0)
+                        return r;
         }
-        closedir(TAKE_PTR(d));
+        return problems;
+}
 
-        /* Migration records: only for applied migrations. */
+/* Migration records exist only for applied migrations: repair removes
+ * the others. Returns the number of problems or negative. */
+static int verify_leftover_records(struct migrate *m, bool repair, char **ret_error)
+{
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
+        int problems = 0, r;
+
         d = fdopendir(fcntl(m->records_fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
                                          MIGRATE_RECORDS);
         rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
-                _cleanup_free_ char *msg = NULL;
                 struct stat st;
 
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
@@ -337,22 +303,61 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
                     !record_leftover(m, de->d_name))
                         continue;
                 if (!repair) {
-                        if (asprintf(&msg, "'%s/%s/%s' records a migration that is not applied",
-                                     m->data_dir, MIGRATE_RECORDS, de->d_name) < 0)
-                                return -ENOMEM;
-                        migrate_emit(m, MIGRATE_EVENT_PROBLEM, NULL, msg, 0, NULL);
-                        problems++;
+                        r = verify_say(m, false, NULL,
+                                       "'%s/%s/%s' records a migration that is not applied",
+                                       m->data_dir, MIGRATE_RECORDS, de->d_name);
+                        if (r < 0)
+                                return r;
+                        problems += r;
                         continue;
                 }
                 r = rm_rf_at(m->records_fd, de->d_name, RM_ROOT | RM_MISSING_OK);
                 if (r < 0)
                         return set_error_message(ret_error, r, "cannot remove '%s/%s/%s'",
                                                  m->data_dir, MIGRATE_RECORDS, de->d_name);
-                if (asprintf(&msg, "removed '%s/%s/%s' (no applied migration)", m->data_dir,
-                             MIGRATE_RECORDS, de->d_name) < 0)
-                        return -ENOMEM;
-                migrate_emit(m, MIGRATE_EVENT_REPAIRED, NULL, msg, 0, NULL);
+                r = verify_say(m, true, NULL, "removed '%s/%s/%s' (no applied migration)",
+                               m->data_dir, MIGRATE_RECORDS, de->d_name);
+                if (r < 0)
+                        return r;
         }
+        return problems;
+}
+
+int migrate_verify(struct migrate *m, bool repair, char **ret_error)
+{
+        int problems = 0, r;
+
+        r = refuse_untracked(m, ret_error);
+        if (r < 0)
+                return r;
+        if (repair) {
+                r = migrate_audit_repair(m);
+                if (r < 0)
+                        return r;
+        }
+
+        /* Active layers: present, whole and finished, checked in that
+         * order (a layer that fails one is not looked at further). */
+        for (size_t i = 0; i < m->md.n_layers; i++) {
+                const struct layer_entry *e = &m->md.layers[i];
+
+                r = verify_layer_present(m, e, repair);
+                if (r == 0)
+                        r = verify_layer_whole(m, e);
+                if (r == 0)
+                        r = verify_layer_finished(m, e, repair, ret_error);
+                if (r < 0)
+                        return r;
+                problems += r;
+        }
+        r = verify_leftover_layers(m, repair, ret_error);
+        if (r < 0)
+                return r;
+        problems += r;
+        r = verify_leftover_records(m, repair, ret_error);
+        if (r < 0)
+                return r;
+        problems += r;
         if (repair && (fsync(m->layers_fd) < 0 || fsync(m->records_fd) < 0))
                 return set_error_message(ret_error, -errno, "cannot sync '%s/system'", m->data_dir);
         return problems;
@@ -485,7 +490,7 @@ int migrate_rebuild(struct migrate *m, bool dry_run, char **ret_error)
         size_t n = 0;
         int r;
 
-        r = list_dir(m->layers_fd, &names);
+        r = dir_list_fd(m->layers_fd, &names);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
                                          MIGRATE_LAYERS);
@@ -555,7 +560,7 @@ int migrate_rebuild(struct migrate *m, bool dry_run, char **ret_error)
                 goto out;
 
         for (size_t i = 0; i < md.n_layers; i++) {
-                _cleanup_free_ char *msg = NULL, *list = join(md.layers[i].migrations);
+                _cleanup_free_ char *msg = NULL, *list = strv_join(md.layers[i].migrations, ", ");
 
                 if (!list ||
                     asprintf(&msg, "%s layer %zu: '%s' (dir '%s', parent '%s', migrations %s)",

@@ -34,6 +34,9 @@ void migrate_emit(struct migrate *m, enum migrate_event_type type, const char *i
 {
         struct migrate_event e = {type, id, detail, duration_ms, changes};
 
+        e.index = m->run_index;
+        e.total = m->run_total;
+
         if (m->o.event)
                 m->o.event(&e, m->o.userdata);
 }
@@ -72,6 +75,7 @@ struct migrate *migrate_free(struct migrate *m)
 {
         if (!m)
                 return NULL;
+        migrate_audit_stop(m);
         if (m->lock_fd >= 0)
                 lock_release(m->lock_fd);
         if (m->machine_lock_fd >= 0)

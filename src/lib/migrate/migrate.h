@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "auditlog.h"
 #include "changes.h"
 #include "cleanup.h"
 #include "clock.h"
@@ -62,6 +63,8 @@ struct migrate_event {
         int64_t duration_ms;
         const unsigned *changes;       /* [4]: A, M, D, R */
         const unsigned *state_changes; /* APPLIED: [4] changes to existing state, or NULL */
+        unsigned index, total;         /* up: this migration is the index-th (1-based) of total to
+                                        * apply in this run; 0 outside up */
 };
 
 struct migrate_options {
@@ -74,11 +77,13 @@ struct migrate_options {
         struct clock_source *clock; /* NULL: the real clock */
         void (*event)(const struct migrate_event *e, void *userdata);
         void *userdata;
-        bool no_repair;      /* migrate_open with lock: do not repair (for migrate_rebuild) */
-        bool restore_state;  /* migrate_rollback: put back the state the migrations changed */
-        const char *base_id; /* up: the base's id instead of the computed one (baseid.h) */
-        bool force;          /* up: apply over a base other than the recorded one */
-        bool out_of_order;   /* up: apply pending migrations older than the newest applied */
+        bool no_repair;           /* migrate_open with lock: do not repair (for migrate_rebuild) */
+        bool restore_state;       /* migrate_rollback: put back the state the migrations changed */
+        const char *base_id;      /* up: the base's id instead of the computed one (baseid.h) */
+        bool force;               /* up: apply over a base other than the recorded one */
+        bool out_of_order;        /* up: apply pending migrations older than the newest applied */
+        bool audit;               /* up: attribute each change to its program (audit.list) */
+        const char *audit_config; /* up --audit: auditd's config dir when it must be started */
 };
 
 struct migrate;
@@ -99,6 +104,11 @@ int migrate_up(struct migrate *m, const char *to, bool dry_run, char **ret_error
 /* {"applied":[{"id","applied_at","duration_ms","changes":{...},"layer"}],
  *  "pending":[{"id"}],"rolled_back":[{"id"}]}; applied_at is RFC 3339 UTC. */
 int migrate_status(struct migrate *m, json_t **ret, char **ret_error);
+
+/* up --audit: the audit.list of each migration (in its record,
+ * system/migrations/<id>/audit.list, auditlog.h) of the layer holding id,
+ * in order. -EOPNOTSUPP when none of them was applied with --audit. */
+int migrate_audit_list(struct migrate *m, const char *id, struct audit_list *ret, char **ret_error);
 
 /* The change list of the layer holding migration id. */
 int migrate_diff(struct migrate *m, const char *id, struct change_list *ret, char **ret_error);
@@ -171,3 +181,38 @@ int migrate_interrupted(void);
  * up: locked prepared ran captured written synced recorded renamed
  * committed finished; squash-renamed; rollback-renamed. */
 void migrate_test_kill_point(const char *step);
+
+/* The ids of the active layers, oldest first (NULL-terminated; the
+ * strings point into m and live until its next change). */
+int migrate_layer_ids(struct migrate *m, char ***ret);
+
+/* One layer to adopt into the store (strata layer import and pull). */
+struct migrate_adopt_layer {
+        const char *id;
+        char *const *migrations;  /* NULL-terminated, at least one */
+        const json_t *layer_json; /* written as the layer's layer.json; NULL: made from the rest */
+        const char *changes;      /* its changes.list text (may be NULL: none) */
+};
+
+struct migrate_adopt {
+        const struct migrate_adopt_layer *layers;
+        size_t n_layers;
+        const char *parent;       /* the active layer the first sits on (NULL: the base) */
+        char *const *state_paths; /* merged into metadata's state paths */
+        const char *base_json;    /* the base.json text the layers were built over, or NULL */
+        const char *origin;       /* where they come from, written into each record */
+        /* Fills (dirfd, tree), an empty directory, with layer i's files. */
+        int (*fill)(size_t i, int dirfd, const char *tree, void *userdata, char **ret_error);
+        void *userdata;
+};
+
+/* Adds layers made elsewhere on top of the active stack through the same
+ * crash protocol and commit point as up: each is staged in .tmp-<id>
+ * (filled, layer.json, changes.list, manifest, records), synced, renamed
+ * with its uncommitted markers, and metadata.json gains them all in one
+ * commit, so an interruption at any point leaves the stack as it was (what
+ * it left, verify removes). -EUCLEAN when parent is not the top of the
+ * stack, when a migration is already applied, or when the stack is broken;
+ * -EMEDIUMTYPE when the data dir's recorded base is not base_json's
+ * (unless o.force). Returns the number of layers added. */
+int migrate_adopt(struct migrate *m, const struct migrate_adopt *a, char **ret_error);

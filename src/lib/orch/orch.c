@@ -313,97 +313,122 @@ int orch_start(struct orch *o, const char *name, char **ret_error)
         return orch_snapshot(o, ret_error);
 }
 
-/* The stop grace period of a managed container; fails for other ones. */
-static int managed_grace(struct orch *o, const char *name, int64_t *ret, char **ret_error)
+static int runtime_stop(struct podman *pm, struct services *sv, bool native, const char *name,
+                        int64_t grace, char **ret_error)
 {
-        struct container c = {};
-        int r;
-
-        r = inspect_managed(o, name, &c, ret_error);
-        if (r < 0)
-                return r;
-        *ret = orch_grace_for(o, &c);
-        container_done(&c);
-        return 0;
-}
-
-static int stop_with_grace(struct orch *o, const char *name, int64_t grace, char **ret_error)
-{
-        bool native = is_service(o, name);
-        int r =
-            native ? services_stop(o->services, name, grace) : podman_stop(o->podman, name, grace);
+        int r = native ? services_stop(sv, name, grace) : podman_stop(pm, name, grace);
 
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot stop '%s': %s", name,
-                                         last_error(o, native));
+                                         native ? services_last_error(sv) : podman_last_error(pm));
         return 0;
 }
 
-int orch_stop(struct orch *o, const char *name, char **ret_error)
+void orch_stopping_done(struct orch_stopping *s)
 {
-        int64_t grace;
-        int r;
-
-        r = managed_grace(o, name, &grace, ret_error);
-        if (r < 0)
-                return r;
-        /* Mark it first: a monitor pass during the stop must not restart it. */
-        r = nameset_add(&o->user_stopped, name);
-        if (r < 0)
-                return r;
-        r = save_state(o, ret_error);
-        if (r < 0)
-                return r;
-        r = stop_with_grace(o, name, grace, ret_error);
-        if (r < 0)
-                return r;
-        return orch_snapshot(o, ret_error);
+        free(s->name);
+        *s = (struct orch_stopping){};
 }
 
-int orch_restart(struct orch *o, const char *name, char **ret_error)
-{
-        int64_t grace;
-        int r;
-
-        r = managed_grace(o, name, &grace, ret_error);
-        if (r < 0)
-                return r;
-        r = stop_with_grace(o, name, grace, ret_error);
-        if (r < 0)
-                return r;
-        return orch_start(o, name, ret_error);
-}
-
-int orch_uninstall(struct orch *o, const char *name, char **ret_error)
+int orch_stop_begin(struct orch *o, enum orch_stop_kind kind, const char *name,
+                    struct orch_stopping *ret, char **ret_error)
 {
         struct container c = {};
+        struct orch_stopping s = {.kind = kind};
         int r;
 
         r = inspect_managed(o, name, &c, ret_error);
         if (r < 0)
                 return r;
-        if (c.state == CONTAINER_RUNNING) {
-                /* shut it down cleanly with its grace period before removing */
-                r = stop_with_grace(o, name, orch_grace_for(o, &c), ret_error);
+        s.grace = orch_grace_for(o, &c);
+        s.native = c.native;
+        s.running = kind != ORCH_UNINSTALL || c.state == CONTAINER_RUNNING;
+        container_done(&c);
+        s.name = strdup(name);
+        if (!s.name)
+                return -ENOMEM;
+        if (kind == ORCH_STOP) {
+                /* Mark it first: a monitor pass during the stop must not
+                 * restart it. */
+                r = nameset_add(&o->user_stopped, name);
+                if (r >= 0)
+                        r = save_state(o, ret_error);
                 if (r < 0) {
-                        container_done(&c);
+                        orch_stopping_done(&s);
                         return r;
                 }
         }
-        r = c.native ? services_remove(o->services, name) : podman_rm(o->podman, name);
-        if (r < 0) {
-                set_error_message(ret_error, r, "cannot remove '%s': %s", name,
-                                  last_error(o, c.native));
-                container_done(&c);
-                return r;
-        }
-        container_done(&c);
+        *ret = s;
+        return 0;
+}
+
+int orch_stop_wait(const struct orch_stopping *s, struct podman *pm, struct services *sv,
+                   char **ret_error)
+{
+        if (!s->running)
+                return 0;
+        return runtime_stop(pm, sv, s->native, s->name, s->grace, ret_error);
+}
+
+static int uninstall_end(struct orch *o, const char *name, bool native, char **ret_error)
+{
+        int r;
+
+        r = native ? services_remove(o->services, name) : podman_rm(o->podman, name);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot remove '%s': %s", name,
+                                         last_error(o, native));
         tracker_forget(&o->tracker, name);
         nameset_remove(&o->user_stopped, name);
         r = save_state(o, ret_error);
         if (r < 0)
                 return r;
         return orch_snapshot(o, ret_error);
+}
+
+int orch_stop_end(struct orch *o, const struct orch_stopping *s, char **ret_error)
+{
+        switch (s->kind) {
+        case ORCH_STOP:
+                return orch_snapshot(o, ret_error);
+        case ORCH_RESTART:
+                return orch_start(o, s->name, ret_error);
+        case ORCH_UNINSTALL:
+                return uninstall_end(o, s->name, s->native, ret_error);
+        default:
+                return -EINVAL;
+        }
+}
+
+/* The three steps in one, for a caller that holds the engine throughout. */
+static int stop_kind(struct orch *o, enum orch_stop_kind kind, const char *name, char **ret_error)
+{
+        struct orch_stopping s = {};
+        int r;
+
+        r = orch_stop_begin(o, kind, name, &s, ret_error);
+        if (r < 0)
+                return r;
+        r = orch_stop_wait(&s, o->podman, o->services, ret_error);
+        if (r >= 0)
+                r = orch_stop_end(o, &s, ret_error);
+        orch_stopping_done(&s);
+        return r;
+}
+
+int orch_stop(struct orch *o, const char *name, char **ret_error)
+{
+        return stop_kind(o, ORCH_STOP, name, ret_error);
+}
+
+int orch_restart(struct orch *o, const char *name, char **ret_error)
+{
+        return stop_kind(o, ORCH_RESTART, name, ret_error);
+}
+
+int orch_uninstall(struct orch *o, const char *name, char **ret_error)
+{
+        return stop_kind(o, ORCH_UNINSTALL, name, ret_error);
 }
 
 int orch_list(struct orch *o, struct container_list *ret, char **ret_error)

@@ -79,6 +79,30 @@ int orch_stop(struct orch *o, const char *name, char **ret_error);
 int orch_restart(struct orch *o, const char *name, char **ret_error);
 /* Stops (grace period) and removes it, and forgets its state. */
 int orch_uninstall(struct orch *o, const char *name, char **ret_error);
+
+/* orch_stop, orch_restart and orch_uninstall in three steps, so that a
+ * caller serializing calls into the engine can let other calls in during
+ * the grace period: orch_stop_begin (checks it is ours, notes what the
+ * stop needs; a stop marks it user-stopped) and orch_stop_end (the state
+ * after the stop: snapshot; the start of a restart; the removal of an
+ * uninstall) touch the engine; orch_stop_wait between them touches only
+ * the runtime, through a podman and services of the caller's own (their
+ * last errors are per object). The caller keeps the health monitor and
+ * other calls for the same name away meanwhile. */
+enum orch_stop_kind { ORCH_STOP, ORCH_RESTART, ORCH_UNINSTALL };
+struct orch_stopping {
+        enum orch_stop_kind kind;
+        char *name;
+        int64_t grace; /* seconds */
+        bool native;   /* an s6 service */
+        bool running;  /* false: an uninstall of a stopped one, no stop to wait for */
+};
+int orch_stop_begin(struct orch *o, enum orch_stop_kind kind, const char *name,
+                    struct orch_stopping *ret, char **ret_error);
+int orch_stop_wait(const struct orch_stopping *s, struct podman *pm, struct services *sv,
+                   char **ret_error);
+int orch_stop_end(struct orch *o, const struct orch_stopping *s, char **ret_error);
+void orch_stopping_done(struct orch_stopping *s);
 /* The managed containers. */
 int orch_list(struct orch *o, struct container_list *ret, char **ret_error);
 /* The grace period for a container: its label, else the policy's. */

@@ -126,17 +126,51 @@ static int get_id(const json_t *params, struct rpc_error *e, const char **ret)
         return 0;
 }
 
-/* Under the lock: is id being installed right now? */
-static bool installing(struct rpc_server *s, const char *id)
+/* Adds id to the busy list *l of *n ids (NULL-terminated). */
+static int busy_add(char ***l, size_t *n, const char *id)
 {
-        return s->installing && strv_contains(s->installing, id);
+        char **m = realloc(*l, (*n + 2) * sizeof(char *));
+
+        if (!m)
+                return -ENOMEM;
+        *l = m;
+        m[*n] = strdup(id);
+        if (!m[*n])
+                return -ENOMEM;
+        m[++*n] = NULL;
+        return 0;
 }
 
+static void busy_remove(char **l, size_t *n, const char *id)
+{
+        for (size_t i = 0; i < *n; i++)
+                if (streq(l[i], id)) {
+                        free(l[i]);
+                        memmove(l + i, l + i + 1, (*n - i) * sizeof(char *));
+                        (*n)--;
+                        return;
+                }
+}
+
+static int add_installing(struct rpc_server *s, const char *id)
+{
+        return busy_add(&s->installing, &s->n_installing, id);
+}
+
+static void remove_installing(struct rpc_server *s, const char *id)
+{
+        busy_remove(s->installing, &s->n_installing, id);
+}
+
+/* Under the lock: is id being installed or stopped right now? */
 static int check_not_installing(struct rpc_server *s, const char *id, struct rpc_error *e)
 {
-        if (installing(s, id))
+        if (s->installing && strv_contains(s->installing, id))
                 return rpc_error_set(e, RPC_ERROR_BUSY, json_pack("{s:s}", "errno", "EBUSY"),
                                      "'%s' is being installed; try again when that is done", id);
+        if (s->stopping && strv_contains(s->stopping, id))
+                return rpc_error_set(e, RPC_ERROR_BUSY, json_pack("{s:s}", "errno", "EBUSY"),
+                                     "'%s' is being stopped; try again when that is done", id);
         return 0;
 }
 
@@ -210,7 +244,7 @@ static int m_container_health(struct rpc_server *s, json_t *params, json_t **ret
 static int m_server_info(struct rpc_server *s, json_t *params, json_t **ret, struct rpc_error *e)
 {
         usec_t now = clock_now(s->orch->clock);
-        json_t *warnings, *inst;
+        json_t *warnings, *inst, *stopping;
         int r;
 
         r = check_fields(params, (const char *const[]){NULL}, e);
@@ -218,18 +252,21 @@ static int m_server_info(struct rpc_server *s, json_t *params, json_t **ret, str
                 return r;
         warnings = json_array();
         inst = json_array();
+        stopping = json_array();
         for (size_t i = 0; warnings && i < s->orch->n_warnings; i++)
                 json_array_append_new(warnings, json_string(s->orch->warnings[i]));
         for (size_t i = 0; inst && i < s->n_installing; i++)
                 json_array_append_new(inst, json_string(s->installing[i]));
-        *ret = json_pack("{s:s,s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:I,s:I,s:o,s:o,s:o*}", "name",
+        for (size_t i = 0; stopping && i < s->n_stopping; i++)
+                json_array_append_new(stopping, json_string(s->stopping[i]));
+        *ret = json_pack("{s:s,s:s,s:i,s:s,s:I,s:I,s:I,s:i,s:I,s:I,s:o,s:o,s:o,s:o*}", "name",
                          "strata orchd", "version", s->version ?: "", "pid", (int)getpid(),
                          "state_dir", s->state_dir ?: "", "started_usec", (json_int_t)s->started_at,
                          "uptime_seconds", (json_int_t)((now - s->started_at) / USEC_PER_SEC),
                          "interval_seconds", (json_int_t)s->interval_s, "health_passes",
                          (int)s->health_passes, "last_health_usec", (json_int_t)s->last_health_at,
-                         "requests", (json_int_t)s->requests, "installing", inst, "warnings",
-                         warnings, "policy", policy_to_json(s->orch->policy));
+                         "requests", (json_int_t)s->requests, "installing", inst, "stopping",
+                         stopping, "warnings", warnings, "policy", policy_to_json(s->orch->policy));
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -256,8 +293,62 @@ static int container_state_json(struct rpc_server *s, const char *id, json_t **r
         return *ret ? 0 : -ENOMEM;
 }
 
+/* A podman and s6 services of the caller's own, like the engine's (their
+ * last errors are per object). */
+static int runtime_copy(struct orch *o, struct podman **ret_pm, struct services **ret_sv)
+{
+        _cleanup_(podman_freep) struct podman *pm = NULL;
+        _cleanup_(services_freep) struct services *sv = NULL;
+        int r;
+
+        r = podman_new(o->podman->executor, (const char *const *)o->podman->command, &pm);
+        if (r < 0)
+                return r;
+        pm->timeout_ms = o->podman->timeout_ms;
+        pm->pull_timeout_ms = o->podman->pull_timeout_ms;
+        if (o->services) {
+                r = services_new(o->services->executor, o->clock, o->services->scan_dir, &sv);
+                if (r < 0)
+                        return r;
+                sv->timeout_ms = o->services->timeout_ms;
+        }
+        *ret_pm = TAKE_PTR(pm);
+        *ret_sv = TAKE_PTR(sv);
+        return 0;
+}
+
+/* Called with the lock held; drops it for the grace period (the stop
+ * itself), with id on the stopping list meanwhile. */
+static int stop_op(struct rpc_server *s, enum orch_stop_kind kind, const char *id, char **ret_error)
+{
+        _cleanup_(podman_freep) struct podman *pm = NULL;
+        _cleanup_(services_freep) struct services *sv = NULL;
+        struct orch_stopping st = {};
+        int r;
+
+        r = runtime_copy(s->orch, &pm, &sv);
+        if (r < 0)
+                return r;
+        r = orch_stop_begin(s->orch, kind, id, &st, ret_error);
+        if (r < 0)
+                return r;
+        r = busy_add(&s->stopping, &s->n_stopping, id);
+        if (r < 0) {
+                orch_stopping_done(&st);
+                return r;
+        }
+        pthread_mutex_unlock(&s->lock);
+        r = orch_stop_wait(&st, pm, sv, ret_error);
+        pthread_mutex_lock(&s->lock);
+        busy_remove(s->stopping, &s->n_stopping, id);
+        if (r >= 0)
+                r = orch_stop_end(s->orch, &st, ret_error);
+        orch_stopping_done(&st);
+        return r;
+}
+
 static int package_op(struct rpc_server *s, json_t *params, json_t **ret, struct rpc_error *e,
-                      int (*op)(struct orch *, const char *, char **))
+                      int kind)
 {
         _cleanup_free_ char *error = NULL;
         const char *id;
@@ -272,7 +363,7 @@ static int package_op(struct rpc_server *s, json_t *params, json_t **ret, struct
         r = check_not_installing(s, id, e);
         if (r < 0)
                 return r;
-        r = op(s->orch, id, &error);
+        r = kind < 0 ? orch_start(s->orch, id, &error) : stop_op(s, kind, id, &error);
         if (r < 0)
                 return engine_error(e, r, error);
         return container_state_json(s, id, ret);
@@ -280,24 +371,24 @@ static int package_op(struct rpc_server *s, json_t *params, json_t **ret, struct
 
 static int m_package_start(struct rpc_server *s, json_t *params, json_t **ret, struct rpc_error *e)
 {
-        return package_op(s, params, ret, e, orch_start);
+        return package_op(s, params, ret, e, -1);
 }
 
 static int m_package_stop(struct rpc_server *s, json_t *params, json_t **ret, struct rpc_error *e)
 {
-        return package_op(s, params, ret, e, orch_stop);
+        return package_op(s, params, ret, e, ORCH_STOP);
 }
 
 static int m_package_restart(struct rpc_server *s, json_t *params, json_t **ret,
                              struct rpc_error *e)
 {
-        return package_op(s, params, ret, e, orch_restart);
+        return package_op(s, params, ret, e, ORCH_RESTART);
 }
 
 static int m_package_uninstall(struct rpc_server *s, json_t *params, json_t **ret,
                                struct rpc_error *e)
 {
-        return package_op(s, params, ret, e, orch_uninstall);
+        return package_op(s, params, ret, e, ORCH_UNINSTALL);
 }
 
 enum pull_mode { PULL_MISSING, PULL_ALWAYS, PULL_NEVER };
@@ -431,38 +522,13 @@ static int parse_install(const json_t *params, struct install_params *p, struct 
         return 0;
 }
 
-static int add_installing(struct rpc_server *s, const char *id)
-{
-        char **l = realloc(s->installing, (s->n_installing + 2) * sizeof(char *));
-
-        if (!l)
-                return -ENOMEM;
-        s->installing = l;
-        l[s->n_installing] = strdup(id);
-        if (!l[s->n_installing])
-                return -ENOMEM;
-        l[++s->n_installing] = NULL;
-        return 0;
-}
-
-static void remove_installing(struct rpc_server *s, const char *id)
-{
-        for (size_t i = 0; i < s->n_installing; i++)
-                if (streq(s->installing[i], id)) {
-                        free(s->installing[i]);
-                        memmove(s->installing + i, s->installing + i + 1,
-                                (s->n_installing - i) * sizeof(char *));
-                        s->n_installing--;
-                        return;
-                }
-}
-
 /* Called with the lock held; drops it around the slow part. */
 static int m_package_install(struct rpc_server *s, json_t *params, json_t **ret,
                              struct rpc_error *e)
 {
         _cleanup_free_ char *error = NULL;
         _cleanup_(podman_freep) struct podman *pm = NULL;
+        _cleanup_(services_freep) struct services *sv = NULL;
         struct install_params p;
         struct orch *o = s->orch;
         struct container c = {};
@@ -500,28 +566,19 @@ static int m_package_install(struct rpc_server *s, json_t *params, json_t **ret,
         }
 
         /* A podman of its own: podman_last_error() is per podman. */
-        r = podman_new(o->podman->executor, (const char *const *)o->podman->command, &pm);
+        r = runtime_copy(o, &pm, &sv);
         if (r < 0)
                 goto out;
-        pm->timeout_ms = o->podman->timeout_ms;
-        pm->pull_timeout_ms = o->podman->pull_timeout_ms;
         r = add_installing(s, p.id);
         if (r < 0)
                 goto out;
 
         if (p.service) {
-                _cleanup_(services_freep) struct services *sv = NULL;
                 const char *name = p.id;
                 int tier = p.tier >= 0 ? p.tier : policy_tier_for(o->policy, name, name);
                 int64_t grace =
                     p.grace_s >= 0 ? p.grace_s : policy_grace_for(o->policy, name, name);
 
-                r = services_new(o->services->executor, o->clock, o->services->scan_dir, &sv);
-                if (r < 0) {
-                        remove_installing(s, p.id);
-                        goto out;
-                }
-                sv->timeout_ms = o->services->timeout_ms;
                 pthread_mutex_unlock(&s->lock);
                 r = services_install(sv, o->policy, name, p.service, tier, grace, &error);
                 pthread_mutex_lock(&s->lock);
@@ -608,6 +665,7 @@ void rpc_server_done(struct rpc_server *s)
 {
         pthread_mutex_destroy(&s->lock);
         strv_free(s->installing);
+        strv_free(s->stopping);
         free(s->last_health_error);
         *s = (struct rpc_server){};
 }
@@ -766,10 +824,10 @@ int rpc_health_pass(struct rpc_server *s, struct health_plan *ret, char **ret_er
         int r;
 
         pthread_mutex_lock(&s->lock);
-        if (s->n_installing > 0) {
+        if (s->n_installing > 0 || s->n_stopping > 0) {
                 pthread_mutex_unlock(&s->lock);
-                return set_error_message(ret_error, -EBUSY,
-                                         "an install is under way: health pass postponed");
+                return set_error_message(ret_error, -EBUSY, "%s under way: health pass postponed",
+                                         s->n_installing > 0 ? "an install is" : "a stop is");
         }
         r = orch_health(s->orch, true, &p, &error);
         s->health_passes++;

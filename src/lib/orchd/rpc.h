@@ -15,13 +15,15 @@
  * not a request, -32601 no such method, -32602 invalid params (data.field
  * names the field), RPC_ERROR_FAILED when the engine failed (the message
  * is the engine's, with podman's own words; data.errno its errno name),
- * RPC_ERROR_BUSY when the package is being installed by another call.
+ * RPC_ERROR_BUSY when the package is being installed or stopped by another
+ * call.
  *
  * Thread safety: rpc_handle() may be called from any number of threads at
  * once. Calls into the engine are serialized by the server's lock, except
- * the slow part of an install (pull with retries, create, start, watch),
- * which runs on a podman of its own without it, so that a slow install
- * does not hold up other calls.
+ * the slow parts of an install (pull with retries, create, start, watch)
+ * and of a stop, restart or uninstall (the grace period), which run on a
+ * podman (and s6 services) of their own without it, so that they do not
+ * hold up other calls. The health monitor waits until they are done.
  */
 
 #include <jansson.h>
@@ -54,6 +56,8 @@ struct rpc_server {
         /* under lock: */
         char **installing; /* ids with an install under way, NULL-terminated */
         size_t n_installing;
+        char **stopping; /* ids with a stop (restart, uninstall) under way */
+        size_t n_stopping;
         unsigned health_passes;
         usec_t last_health_at;
         char *last_health_error;
@@ -75,7 +79,8 @@ int rpc_handle(struct rpc_server *s, const char *body, size_t len, char **ret_re
  * reference to the response, or NULL for a notification. */
 json_t *rpc_handle_json(struct rpc_server *s, json_t *request);
 
-/* One pass of the health monitor, applied (orch_health), under the lock.
+/* One pass of the health monitor, applied (orch_health), under the lock;
+ * -EBUSY while an install or a stop is under way.
  * -EBUSY (nothing done) while an install is under way: its container is
  * not the monitor's yet. *ret may be NULL. */
 int rpc_health_pass(struct rpc_server *s, struct health_plan *ret, char **ret_error);

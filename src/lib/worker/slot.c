@@ -66,8 +66,12 @@ static int write_marker(struct worker_slot *s, pid_t init, int64_t init_start)
                 return -ENOMEM;
         len = strlen(text);
         text[len] = '\n';
-        /* In place, not renamed over: the lock is on this inode. */
-        if (ftruncate(s->fd, 0) < 0 || pwrite(s->fd, text, len + 1, 0) != (ssize_t)(len + 1))
+        /* In place, not renamed over: the lock is on this inode. Written,
+         * then cut to its length, not truncated to 0 first: on ext4 a
+         * truncate to 0 starts the writeback of what the file held and
+         * waits for it (its auto_da_alloc), a disk write of each marker. */
+        if (pwrite(s->fd, text, len + 1, 0) != (ssize_t)(len + 1) ||
+            ftruncate(s->fd, (off_t)(len + 1)) < 0)
                 return -errno;
         return 0;
 }

@@ -293,6 +293,9 @@ static void teardown(void *userdata)
         struct mount_teardown_policy pol = MOUNT_TEARDOWN_POLICY_DEFAULT;
         struct mount_list l = {};
 
+        /* This init is the last process of the worker's mount namespace:
+         * the unused mounts go with it, the busy ones are retried. */
+        pol.namespace_ends = true;
         if (mountinfo_read(NULL, "/", &l) >= 0) {
                 c->report->mounts = (unsigned)l.n;
                 mount_list_done(&l);

@@ -71,6 +71,35 @@ static void test_under_filters_by_path_component(void **state)
         free(path);
 }
 
+/* What the kernel escapes comes back as it was; an empty source stays
+ * empty; the options are the per-mount and superblock ones, "ro" or "rw"
+ * first (read-only if either is). */
+static void test_fields_unescaped_options_merged(void **state)
+{
+        char *path =
+            write_table("20 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro\n"
+                        "30 20 0:40 /sub\\134dir /mnt/a\\040b ro,nosuid master:2 - tmpfs  "
+                        "rw,size=4k\n");
+        struct mount_list l = {};
+
+        assert_int_equal(mountinfo_read(path, NULL, &l), 0);
+        assert_int_equal(l.n, 2);
+        assert_string_equal(l.entries[0].target, "/mnt/a b");
+        assert_string_equal(l.entries[0].root, "/sub\\dir");
+        assert_string_equal(l.entries[0].source, "");
+        assert_string_equal(l.entries[0].fstype, "tmpfs");
+        assert_string_equal(l.entries[0].options, "ro,nosuid,size=4k");
+        assert_int_equal(l.entries[0].parent_id, 20);
+        assert_string_equal(l.entries[1].source, "/dev/sda1");
+        assert_string_equal(l.entries[1].options, "rw,relatime,errors=remount-ro");
+        mount_list_done(&l);
+        assert_int_equal(mountinfo_read(path, "/mnt/a b", &l), 0);
+        assert_int_equal(l.n, 1);
+        mount_list_done(&l);
+        unlink(path);
+        free(path);
+}
+
 static void test_missing_file_is_error(void **state)
 {
         struct mount_list l = {};
@@ -136,6 +165,7 @@ static void test_live_table_has_root(void **state)
 
 TEST_MAIN(cmocka_unit_test(test_read_all_in_unmount_order),
           cmocka_unit_test(test_under_filters_by_path_component),
+          cmocka_unit_test(test_fields_unescaped_options_merged),
           cmocka_unit_test(test_missing_file_is_error),
           cmocka_unit_test(test_other_formats_are_rejected),
           cmocka_unit_test(test_live_table_has_root))

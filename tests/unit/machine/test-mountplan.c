@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "fs.h"
 #include "macro.h"
+#include "mountinfo.h"
 #include "mountplan.h"
 #include "tests.h"
 
@@ -444,6 +445,53 @@ static void test_apply_basic(void **state)
         assert_int_equal(rm_rf_at(AT_FDCWD, d, RM_ROOT), 0);
 }
 
+static void no_sleep(uint64_t usec)
+{
+}
+
+/* namespace_ends: of three mounts on a kept one, the unused leaf is left
+ * for the namespace's end (counted unmounted, still mounted), the one a
+ * process holds is retried and detached, the one with a mount on it loses
+ * that (unmounted first, being deeper) and is then left too. */
+static int teardown_namespace_ends(const char *dir)
+{
+        struct mount_teardown_policy pol = MOUNT_TEARDOWN_POLICY_DEFAULT;
+        struct mount_teardown_result res = {};
+        _cleanup_free_ char *free_m = NULL, *held = NULL, *parent = NULL, *child = NULL;
+        _cleanup_close_ int hold = -1;
+
+        if (mount("t", dir, "tmpfs", 0, NULL) < 0 || asprintf(&free_m, "%s/free", dir) < 0 ||
+            asprintf(&held, "%s/held", dir) < 0 || asprintf(&parent, "%s/parent", dir) < 0 ||
+            asprintf(&child, "%s/parent/child", dir) < 0)
+                return 90;
+        if (mkdir(free_m, 0755) < 0 || mkdir(held, 0755) < 0 || mkdir(parent, 0755) < 0 ||
+            mount("t", free_m, "tmpfs", 0, NULL) < 0 || mount("t", held, "tmpfs", 0, NULL) < 0 ||
+            mount("t", parent, "tmpfs", 0, NULL) < 0 || mkdir(child, 0755) < 0 ||
+            mount("t", child, "tmpfs", 0, NULL) < 0)
+                return 91;
+        hold = open(held, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(1, hold >= 0);
+        pol.tries = 2;
+        pol.sleep = no_sleep;
+        pol.namespace_ends = true;
+        CHECK(2, mount_teardown_under(dir, true, &pol, &res) == 0);
+        CHECK(3, res.unmounted == 3 && res.detached == 1 && res.failed == 0);
+        CHECK(4, streq(res.first_detached, held));
+        CHECK(5, mountinfo_is_mountpoint(free_m) == 1 && mountinfo_is_mountpoint(parent) == 1);
+        CHECK(6, mountinfo_is_mountpoint(child) == 0 && mountinfo_is_mountpoint(held) == 0);
+        return 0;
+}
+
+static void test_teardown_namespace_ends(void **state)
+{
+        _cleanup_free_ char *d = NULL;
+
+        need_root();
+        d = tmpdir();
+        assert_int_equal(in_mount_ns(teardown_namespace_ends, d), 0);
+        assert_int_equal(rm_rf_at(AT_FDCWD, d, RM_ROOT), 0);
+}
+
 static int apply_missing_source(const char *dir)
 {
         _cleanup_(mount_plan_freep) struct mount_plan *p = NULL;
@@ -561,7 +609,7 @@ TEST_MAIN(cmocka_unit_test(test_builders_reject_bad_input), cmocka_unit_test(tes
           cmocka_unit_test(test_json_errors_name_the_field),
           cmocka_unit_test(test_substitute_string), cmocka_unit_test(test_load_file),
           cmocka_unit_test(test_teardown_backoff), cmocka_unit_test(test_describe),
-          cmocka_unit_test(test_apply_basic), cmocka_unit_test(test_apply_error_names_step),
-          cmocka_unit_test(test_overlay_many_layers),
+          cmocka_unit_test(test_apply_basic), cmocka_unit_test(test_teardown_namespace_ends),
+          cmocka_unit_test(test_apply_error_names_step), cmocka_unit_test(test_overlay_many_layers),
           cmocka_unit_test(test_overlay_too_many_layers),
           cmocka_unit_test(test_overlay_legacy_relative_paths))

@@ -252,9 +252,54 @@ static void test_notifications_are_bounded(void **state)
         json_decref(j);
 }
 
+/* A stop in three steps: the mark is on disk before the wait, the wait
+ * touches only the runtime it is given, the end records the result. */
+static void test_stop_in_steps(void **state)
+{
+        struct fixture *f = *state;
+        struct orch_stopping st = {};
+        char *error = NULL;
+
+        fixture_install(f, "electrs", TIER_APP);
+        fixture_install(f, "lnd", TIER_APP);
+        assert_int_equal(orch_stop_begin(f->orch, ORCH_STOP, "electrs", &st, &error), 0);
+        assert_true(st.running);
+        assert_false(st.native);
+        assert_int_equal(st.grace, policy_grace_for(&f->policy, "electrs", "localhost/electrs:1"));
+        assert_int_equal(mock_podman_find(&f->mock, "electrs")->state, CONTAINER_RUNNING);
+        fixture_orch(f); /* what a monitor pass during the wait would load */
+        assert_true(nameset_contains(&f->orch->user_stopped, "electrs"));
+        assert_int_equal(orch_stop_wait(&st, f->pm, NULL, &error), 0);
+        assert_int_equal(mock_podman_find(&f->mock, "electrs")->state, CONTAINER_STOPPED);
+        assert_int_equal(orch_stop_end(f->orch, &st, &error), 0);
+        orch_stopping_done(&st);
+
+        /* an uninstall of a stopped one has no stop to wait for */
+        assert_int_equal(orch_stop_begin(f->orch, ORCH_UNINSTALL, "electrs", &st, &error), 0);
+        assert_false(st.running);
+        assert_int_equal(orch_stop_wait(&st, f->pm, NULL, &error), 0);
+        assert_int_equal(orch_stop_end(f->orch, &st, &error), 0);
+        orch_stopping_done(&st);
+        assert_null(mock_podman_find(&f->mock, "electrs"));
+        assert_false(nameset_contains(&f->orch->user_stopped, "electrs"));
+
+        /* a restart ends running, not user-stopped */
+        assert_int_equal(orch_stop_begin(f->orch, ORCH_RESTART, "lnd", &st, &error), 0);
+        assert_int_equal(orch_stop_wait(&st, f->pm, NULL, &error), 0);
+        assert_int_equal(mock_podman_find(&f->mock, "lnd")->state, CONTAINER_STOPPED);
+        assert_int_equal(orch_stop_end(f->orch, &st, &error), 0);
+        orch_stopping_done(&st);
+        assert_int_equal(mock_podman_find(&f->mock, "lnd")->state, CONTAINER_RUNNING);
+
+        /* not ours, or not there: refused before anything happens */
+        assert_int_equal(orch_stop_begin(f->orch, ORCH_STOP, "nothing", &st, &error), -ENOENT);
+        assert_non_null(strstr(error, "no package 'nothing'"));
+        free(error);
+}
+
 TEST_MAIN(cmocka_unit_test(test_health_monitor_tier_ordering),
           FIXTURE_TEST(test_notifications_are_bounded),
           FIXTURE_TEST(test_health_monitor_tier_ordering_through_podman),
-          FIXTURE_TEST(test_health_monitor_skips_user_stopped),
+          FIXTURE_TEST(test_health_monitor_skips_user_stopped), FIXTURE_TEST(test_stop_in_steps),
           FIXTURE_TEST(test_health_monitor_max_attempts),
           FIXTURE_TEST(test_health_monitor_stable_run_clears))
