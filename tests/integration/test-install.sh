@@ -66,6 +66,7 @@ usr/share/strata/vm-guest/etc/s6/ready/run
 usr/share/strata/vm-guest/etc/s6/sshd/run
 usr/share/strata/vm-guest/etc/s6/strata-run/run
 usr/share/strata/vm-guest/etc/ssh/sshd_config.d/strata.conf
+usr/share/strata/vm-guest/usr/lib/strata/initrd-init
 usr/share/strata/vm-guest/usr/lib/strata/vm-init
 usr/share/strata/vm-guest/usr/lib/strata/vm-run'
 echo "$expected" | LC_ALL=C sort >"$T_TMP/expected"

@@ -14,6 +14,9 @@ need_program debootstrap debootstrap
 need_program ssh openssh-client
 need_program rsync rsync
 need_program genisoimage genisoimage
+need_program busybox busybox-static
+need_program make make
+need_program cc gcc
 ls /boot/vmlinuz-* >/dev/null 2>&1 || t_skip_all "no kernel in /boot (Debian package linux-image-amd64)"
 
 CACHE=${STRATA_VM_CACHE:-$STRATA_BUILD_ROOT/vm-lab}
@@ -32,9 +35,20 @@ vm_cleanup() {
     t_cleanup
 }
 trap 'vm_cleanup' EXIT
-trap 'vm_cleanup; exit 130' INT TERM
+trap 'vm_cleanup; exit 130' INT
+trap 'vm_cleanup; exit 143' TERM
+# meson stops a test with SIGTERM to its process group and SIGKILL half a
+# second later, while this shell may still wait for a foreground command
+# (its trap runs only after that). The daemonized QEMU of `vm start` is in
+# a session of its own and outlives both: a reaper outside the group,
+# with no fd of meson's, kills this run's qemus once this shell is gone.
+setsid sh -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
+for p in $(pgrep -f -- "$2/"); do kill -KILL "$p"; done
+rm -rf "$2"' vm-reaper $$ "$T_TMP" </dev/null >/dev/null 2>&1 &
 
 vm() { "$STRATA" vm --vm-dir "$VMDIR" "$@"; }
+# The Makefile's targets on this run's vm dir, image and build.
+mk() { make -s -C "$STRATA_SOURCE_ROOT" BUILD="$STRATA_BUILD_ROOT" VM_DIR="$VMDIR" VM_NAME="$IMG" "$@"; }
 qemus() { pgrep -f -- "$T_TMP/" | grep -vx $$ | wc -l; }
 
 t_begin "image build makes a qcow2 base with the recorded host key"
@@ -83,20 +97,70 @@ echo '{"kernel": ' >"$VMDIR/x/images/broken/image.json"
 out=$("$STRATA" vm run --vm-dir "$VMDIR/x" broken -- true 2>&1); rc=$?
 if [ $rc -eq 1 ] && echo "$out" | grep -q "damaged image 'broken'"; then t_ok; else t_fail "rc=$rc: $out"; fi
 
-# Exit codes through the result port: one fresh guest each.
-for pair in "1:false" "3:sh -c 'exit 3'" "77:sh -c 'exit 77'" "137:sh -c 'kill -KILL \$\$'"; do
-    want=${pair%%:*}
-    cmd=${pair#*:}
-    t_begin "vm run -- $cmd exits $want"
-    start=$(date +%s.%N)
-    eval "vm run \"\$IMG\" -- $cmd" >"$T_TMP/out" 2>"$T_TMP/err"
-    rc=$?
-    echo "# boot to exit: $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $start }") s"
-    if [ $rc -eq "$want" ]; then t_ok; else t_fail "rc=$rc: $(tail -5 "$T_TMP/err")"; fi
+t_begin "a long build step says every few seconds that it runs (stage, seconds, its last line)"
+# A debootstrap that takes 3 s and fails: the periodic lines, then the
+# failure naming the tool and its last words. Nothing of it is cached.
+mkdir -p "$T_TMP/fakebin" "$T_TMP/prog"
+printf '#!/bin/sh\necho "I: Retrieving InRelease"\nsleep 1.5\necho "I: Validating Packages"\nsleep 1.5\necho "E: no archive here" >&2\nexit 1\n' >"$T_TMP/fakebin/debootstrap"
+chmod +x "$T_TMP/fakebin/debootstrap"
+out=$(PATH="$T_TMP/fakebin:$PATH" STRATA_VM_PROGRESS_SEC=1 "$STRATA" vm image build --vm-dir "$T_TMP/prog" slow 2>&1); rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -Eq '\[ *[0-9.]+s\] debootstrap: running for [0-9]+ s: I: (Retrieving|Validating)' &&
+    [ "$(echo "$out" | grep -c 'debootstrap: running for')" -ge 2 ] &&
+    echo "$out" | grep -q "'debootstrap .*' failed (status 1): " && echo "$out" | grep -q "E: no archive here" &&
+    [ ! -e "$T_TMP/prog/images/slow/rootfs" ]; then
+    t_ok
+else
+    t_fail "rc=$rc: $out"
+fi
+
+# The image's own init (--init image): a busybox root whose /sbin/init
+# says who it is and powers off. Its own vm dir: the cache stays the suite's.
+OWN=$T_TMP/own
+mkdir -p "$OWN" "$T_TMP/ownroot/bin" "$T_TMP/ownroot/sbin"
+for d in dev proc sys run tmp; do mkdir -p "$T_TMP/ownroot/$d"; done
+cp "$(command -v busybox)" "$T_TMP/ownroot/bin/busybox"
+printf '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\necho "own init: pid $$, $0" >/dev/console\n/bin/busybox poweroff -f\n' >"$T_TMP/ownroot/sbin/init"
+chmod +x "$T_TMP/ownroot/sbin/init"
+cp "$CACHE/id_ed25519" "$CACHE/id_ed25519.pub" "$OWN/"
+[ -d "$CACHE/kvm-probe" ] && cp -r "$CACHE/kvm-probe" "$OWN/"
+own_built=0
+"$STRATA" vm image build --vm-dir "$OWN" own --rootfs "$T_TMP/ownroot" --init image --size 64M \
+    >"$T_TMP/own-build" 2>&1 && own_built=1
+
+# Exit codes through the result port, one fresh guest each, all at once
+# (with the own-init guest): the suite boots as few rounds as it can.
+set -- "1:false" "3:sh -c 'exit 3'" "77:sh -c 'exit 77'" "137:sh -c 'kill -KILL \$\$'"
+k=0
+for pair; do
+    k=$((k + 1))
+    eval "vm run \"\$IMG\" -- ${pair#*:}" >"$T_TMP/rc$k.out" 2>"$T_TMP/rc$k.err" &
+    eval "pid$k=\$!"
 done
+[ $own_built = 1 ] && "$STRATA" vm run --vm-dir "$OWN" own -- true >/dev/null 2>"$T_TMP/own.err" &
+ownpid=$!
+start=$(date +%s)
+k=0
+for pair; do
+    k=$((k + 1))
+    eval "wait \$pid$k"
+    rc=$?
+    t_begin "vm run -- ${pair#*:} exits ${pair%%:*}"
+    if [ $rc -eq "${pair%%:*}" ]; then t_ok; else t_fail "rc=$rc: $(tail -5 "$T_TMP/rc$k.err")"; fi
+done
+wait $ownpid
+ownrc=$?
+echo "# four guests and the own-init one at once: $(( $(date +%s) - start )) s"
+
+t_begin "--init image boots the image's own /sbin/init as PID 1 (no result channel: 255)"
+if [ $own_built = 1 ] && [ $ownrc -eq 255 ] && grep -q "own init: pid 1, /sbin/init" "$T_TMP/own.err" &&
+    ! grep -q "init=" "$OWN/images/own/image.json"; then
+    t_ok
+else
+    t_fail "built=$own_built rc=$ownrc: $(tail -5 "$T_TMP/own-build") $(tail -8 "$T_TMP/own.err" 2>/dev/null)"
+fi
 
 # A NoCloud seed (an ISO labelled cidata) and a scratch drive ride along
-# on the same boot: /dev/vdc and /dev/vdd after the two disks.
+# on one boot: /dev/vdc and /dev/vdd after the two disks.
 mkdir -p "$T_TMP/seed"
 printf 'instance-id: strata-test\nlocal-hostname: seeded\n' >"$T_TMP/seed/meta-data"
 printf '#cloud-config\n' >"$T_TMP/seed/user-data"
@@ -115,19 +179,39 @@ else
     t_fail "rc=$rc $out / rc2=$rc2 $out2 / rc3=$rc3 $out3"
 fi
 
-t_begin "vm run exits 0, the command's stdout and stderr come back apart"
+# The second round, at once: exit 0 with the drives, a panic, a timeout,
+# --sync of a binary built here.
+mkdir -p "$T_TMP/src/.git" "$T_TMP/src/build"
+echo secret >"$T_TMP/src/.git/HEAD"
+echo junk >"$T_TMP/src/build/junk"
+printf '#include <stdio.h>\nint main(void) { puts("built on the host"); return 42; }\n' >"$T_TMP/src/hello.c"
+cc -o "$T_TMP/src/hello" "$T_TMP/src/hello.c" || echo "# cc failed"
 # shellcheck disable=SC2016
 vm run "$IMG" --seed "$T_TMP/seed.iso" --drive "$T_TMP/scratch.img" -- sh -c '
 echo to-stdout; echo to-stderr >&2; uname -r
 echo "seed: $(blkid -s LABEL -o value /dev/vdc) $(blkid -s TYPE -o value /dev/vdc)"
 dd if=/dev/zero of=/dev/vdc bs=512 count=1 2>/dev/null && echo "seed: writable"
-echo from-the-guest | dd of=/dev/vdd conv=notrunc 2>/dev/null; sync' >"$T_TMP/out" 2>"$T_TMP/err"
-rc=$?
-if [ $rc -eq 0 ] && grep -qx to-stdout "$T_TMP/out" && grep -qx to-stderr "$T_TMP/err" &&
+echo from-the-guest | dd of=/dev/vdd conv=notrunc 2>/dev/null; sync' >"$T_TMP/out" 2>"$T_TMP/err" &
+p0=$!
+vm run "$IMG" -- sh -c 'echo c >/proc/sysrq-trigger' >/dev/null 2>"$T_TMP/panic.err" &
+pp=$!
+vm run "$IMG" --timeout 4 -- sleep 600 >/dev/null 2>"$T_TMP/timeout.err" &
+pt=$!
+vm run "$IMG" --sync "$T_TMP/src" -- sh -c './hello; s=$?; ls -a; exit $s' >"$T_TMP/sync.out" 2>"$T_TMP/sync.err" &
+psy=$!
+start=$(date +%s)
+wait $p0; rc0=$?
+wait $pp; rcp=$?
+wait $pt; rct=$?
+wait $psy; rcs=$?
+echo "# four guests at once: $(( $(date +%s) - start )) s"
+
+t_begin "vm run exits 0, the command's stdout and stderr come back apart"
+if [ $rc0 -eq 0 ] && grep -qx to-stdout "$T_TMP/out" && grep -qx to-stderr "$T_TMP/err" &&
     ! grep -q to-stderr "$T_TMP/out" && grep -qx "$(basename /boot/vmlinuz-* | sed 's/vmlinuz-//' | sort -V | tail -1)" "$T_TMP/out"; then
     t_ok
 else
-    t_fail "rc=$rc out=$(cat "$T_TMP/out") err=$(tail -3 "$T_TMP/err")"
+    t_fail "rc=$rc0 out=$(cat "$T_TMP/out") err=$(tail -3 "$T_TMP/err")"
 fi
 
 t_begin "the guest sees the --seed read-only with its label, the --drive writable"
@@ -139,46 +223,48 @@ else
 fi
 
 t_begin "a guest panic gives 255 with the console's last lines"
-vm run "$IMG" -- sh -c 'echo c >/proc/sysrq-trigger' >/dev/null 2>"$T_TMP/err"
-rc=$?
-if [ $rc -eq 255 ] && grep -q "Kernel panic" "$T_TMP/err"; then t_ok; else t_fail "rc=$rc: $(tail -5 "$T_TMP/err")"; fi
+if [ $rcp -eq 255 ] && grep -q "Kernel panic" "$T_TMP/panic.err"; then t_ok; else t_fail "rc=$rcp: $(tail -5 "$T_TMP/panic.err")"; fi
 
-t_begin "--timeout gives 124, the console shown, no qemu and no instance left"
-vm run "$IMG" --timeout 4 -- sleep 600 >/dev/null 2>"$T_TMP/err"
-rc=$?
-if [ $rc -eq 124 ] && grep -q "timeout" "$T_TMP/err" && [ "$(qemus)" -eq 0 ] &&
+t_begin "--timeout gives 124, the console shown; after the round no qemu and no instance left"
+if [ $rct -eq 124 ] && grep -q "timeout" "$T_TMP/timeout.err" && [ "$(qemus)" -eq 0 ] &&
     [ -z "$(ls "$VMDIR/runs")" ]; then
     t_ok
 else
-    t_fail "rc=$rc qemus=$(qemus) runs=$(ls "$VMDIR/runs"): $(tail -5 "$T_TMP/err")"
+    t_fail "rc=$rct qemus=$(qemus) runs=$(ls "$VMDIR/runs"): $(tail -5 "$T_TMP/timeout.err")"
 fi
 
 t_begin "vm run --sync copies a dir (not .git) and runs a binary built here"
-mkdir -p "$T_TMP/src/.git" "$T_TMP/src/build"
-echo secret >"$T_TMP/src/.git/HEAD"
-echo junk >"$T_TMP/src/build/junk"
-printf '#include <stdio.h>\nint main(void) { puts("built on the host"); return 42; }\n' >"$T_TMP/src/hello.c"
-if cc -o "$T_TMP/src/hello" "$T_TMP/src/hello.c"; then
-    vm run "$IMG" --sync "$T_TMP/src" -- sh -c './hello; s=$?; ls -a; exit $s' >"$T_TMP/out" 2>"$T_TMP/err"
-    rc=$?
-    if [ $rc -eq 42 ] && grep -qx "built on the host" "$T_TMP/out" && ! grep -qx ".git" "$T_TMP/out" &&
-        ! grep -qx build "$T_TMP/out" && grep -qx hello.c "$T_TMP/out"; then
-        t_ok
-    else
-        t_fail "rc=$rc out=$(cat "$T_TMP/out") err=$(tail -5 "$T_TMP/err")"
-    fi
+if [ $rcs -eq 42 ] && grep -qx "built on the host" "$T_TMP/sync.out" && ! grep -qx ".git" "$T_TMP/sync.out" &&
+    ! grep -qx build "$T_TMP/sync.out" && grep -qx hello.c "$T_TMP/sync.out"; then
+    t_ok
 else
-    t_fail "cc failed"
+    t_fail "rc=$rcs out=$(cat "$T_TMP/sync.out") err=$(tail -5 "$T_TMP/sync.err")"
 fi
 
-t_begin "two instances start at once, each with its own port"
-vm start "$IMG" --instance a >"$T_TMP/a.out" 2>&1 &
+# Instance a through the Makefile's targets, b through strata vm; the
+# integration suite's short subset runs in a third guest meanwhile.
+t_begin "make vm-setup finds the image cached"
+out=$(mk vm-setup 2>&1); rc=$?
+if [ $rc -eq 0 ] && echo "$out" | grep -q "(cached)"; then t_ok; else t_fail "rc=$rc: $(echo "$out" | tail -5)"; fi
+
+mk vm-test-integration VM_IT_NAME="$IMG" VM_IT_PACKAGES= VM_TESTS=cli VM_IT_MEM=1024 \
+    VM_IT_TIMEOUT=1200 >"$T_TMP/it.out" 2>&1 &
+pit=$!
+# One make at a time in the build dir: the next once this one boots.
+i=0
+while kill -0 $pit 2>/dev/null && ! grep -q "booting a guest" "$T_TMP/it.out" && [ $i -lt 600 ]; do
+    sleep 0.5
+    i=$((i + 1))
+done
+t_begin "two instances start at once (make vm-start, vm start), each with its own port"
+mk vm-start VM_INSTANCE=a >"$T_TMP/a.out" 2>&1 &
 pa=$!
 vm start "$IMG" --instance b >"$T_TMP/b.out" 2>&1 &
 pb=$!
 wait $pa; ra=$?
 wait $pb; rb=$?
-vm status --json >"$T_TMP/status.json"
+# (make's own lines first: the JSON array from its "[" on.)
+mk vm-status 2>/dev/null | sed -n '/^\[$/,$p' >"$T_TMP/status.json"
 ports=$(python3 -c 'import json,sys; print(" ".join(str(i["ssh_port"]) for i in json.load(open(sys.argv[1])) if i["state"] == "running"))' "$T_TMP/status.json")
 set -- $ports
 if [ $ra -eq 0 ] && [ $rb -eq 0 ] && [ $# -eq 2 ] && [ "$1" != "$2" ]; then
@@ -187,9 +273,9 @@ else
     t_fail "a=$ra b=$rb ports=$ports: $(cat "$T_TMP/a.out" "$T_TMP/b.out" | tail -8)"
 fi
 
-t_begin "ssh checks the recorded host key and reaches the guest"
-if out=$(vm ssh "$IMG" --instance a -- sh -c 'echo "$(hostname) $(id -u)"; cat /proc/1/comm' 2>&1) &&
-    echo "$out" | grep -qx "strata-vm 0" && echo "$out" | grep -qx overlayfs-init &&
+t_begin "make vm-ssh checks the recorded host key and reaches the guest"
+if out=$(mk vm-ssh VM_INSTANCE=a CMD='hostname; id -u; cat /proc/1/comm' 2>&1) &&
+    [ "$(echo "$out" | tail -3 | tr '\n' ' ')" = "strata-vm 0 overlayfs-init " ] &&
     grep -q "StrictHostKeyChecking yes" "$(vm ssh-config "$IMG" --instance a)"; then
     t_ok
 else
@@ -219,8 +305,19 @@ else
     t_fail "$out $(tail -3 "$T_TMP/err")"
 fi
 
-t_begin "stop powers the guest down (ACPI) and leaves no process or socket"
-out=$(vm stop "$IMG" --instance a --grace 60 2>&1); rc=$?
+t_begin "make vm-sync puts the source tree (no .git) into the instance"
+mk vm-sync VM_INSTANCE=a VM_SYNC_DEST=/work/tree >"$T_TMP/mksync" 2>&1
+rc=$?
+out=$(vm ssh "$IMG" --instance a -- sh -c 'ls /work/tree/Makefile /work/tree/src/cli/vm.c; ls -a /work/tree' 2>&1)
+rc2=$?
+if [ $rc -eq 0 ] && [ $rc2 -eq 0 ] && echo "$out" | grep -qx /work/tree/Makefile && ! echo "$out" | grep -qx ".git"; then
+    t_ok
+else
+    t_fail "make rc=$rc: $(tail -5 "$T_TMP/mksync"); ssh rc=$rc2: $(echo "$out" | head -5)"
+fi
+
+t_begin "make vm-stop powers the guest down (ACPI) and leaves no process or socket"
+out=$(mk vm-stop VM_INSTANCE=a VM_GRACE=60 2>&1); rc=$?
 pa=$(ls "$VMDIR/instances/$IMG/a/")
 if [ $rc -eq 0 ] && ! echo "$out" | grep -q killed && ! echo "$pa" | grep -q "qmp.sock" &&
     [ "$(pgrep -f -- "$VMDIR/instances/$IMG/a/" | wc -l)" -eq 0 ]; then
@@ -229,15 +326,15 @@ else
     t_fail "rc=$rc $out; files: $pa"
 fi
 
-t_begin "snapshot, write, restore: the file from before is back, the one after gone"
+t_begin "make vm-snapshot, write, make vm-restore: the file from before is back, the one after gone"
 ok=1
-vm snapshot "$IMG" s1 --instance a >/dev/null || ok=0
+mk vm-snapshot VM_INSTANCE=a VM_SNAPSHOT=s1 >/dev/null || ok=0
 vm snapshot --list "$IMG" --instance a | grep -qx s1 || ok=0
-vm start "$IMG" --instance a >/dev/null 2>&1 || ok=0
+mk vm-start VM_INSTANCE=a >/dev/null 2>&1 || ok=0
 vm ssh "$IMG" --instance a -- sh -c 'echo late >/root/after-s1' || ok=0
-vm stop "$IMG" --instance a --grace 0 >/dev/null || ok=0
-vm restore "$IMG" s1 --instance a >/dev/null || ok=0
-vm start "$IMG" --instance a >/dev/null 2>&1 || ok=0
+mk vm-stop VM_INSTANCE=a VM_GRACE=0 >/dev/null || ok=0
+mk vm-restore VM_INSTANCE=a VM_SNAPSHOT=s1 >/dev/null || ok=0
+mk vm-start VM_INSTANCE=a >/dev/null 2>&1 || ok=0
 out=$(vm ssh "$IMG" --instance a -- sh -c 'ls /root/only-in-a /root/after-s1 2>&1')
 if [ $ok -eq 1 ] && echo "$out" | grep -qx /root/only-in-a && echo "$out" | grep -q "after-s1.*No such file"; then
     t_ok
@@ -245,9 +342,20 @@ else
     t_fail "ok=$ok: $out"
 fi
 
-t_begin "destroy --yes kills and removes both instances: no process, socket or file left"
+t_begin "make vm-test-integration runs the integration suite (VM_TESTS=cli) on the guest's kernel"
+wait $pit
+rc=$?
+grep -E "^(not )?ok|^vm-test-integration" "$T_TMP/it.out" | sed 's/^/# /'
+if [ $rc -eq 0 ] && grep -q "^ok 1 - cli (" "$T_TMP/it.out" &&
+    grep -q "vm-test-integration: 1 passed, 0 failed, 0 skipped (kernel $(basename /boot/vmlinuz-* | sed 's/vmlinuz-//' | sort -V | tail -1))" "$T_TMP/it.out"; then
+    t_ok
+else
+    t_fail "rc=$rc: $(tail -15 "$T_TMP/it.out")"
+fi
+
+t_begin "make vm-destroy and vm destroy --yes kill and remove both instances: no process, socket or file left"
 vm destroy "$IMG" --instance a </dev/null >/dev/null 2>&1; r0=$?
-vm destroy "$IMG" --instance a --yes >/dev/null 2>&1; r1=$?
+mk vm-destroy VM_INSTANCE=a >/dev/null 2>&1; r1=$?
 vm destroy "$IMG" --instance b --yes >/dev/null 2>&1; r2=$?
 if [ $r0 -eq 2 ] && [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ ! -e "$VMDIR/instances/$IMG" ] && [ "$(qemus)" -eq 0 ]; then
     t_ok

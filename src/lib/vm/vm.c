@@ -450,6 +450,10 @@ int vm_qemu_argv(const struct vm_boot *b, char ***ret)
                 PUSH("-serial");
                 PUSH("file:%s", con);
         }
+        /* Entropy from the host: without it the guest's getrandom() waits
+         * for the kernel's own (seconds under TCG). */
+        PUSH("-device");
+        PUSH("virtio-rng-pci");
         PUSH("-device");
         PUSH("virtio-serial-pci,id=vser0");
         {
@@ -513,7 +517,7 @@ int vm_kernel_append(bool own_init, char **ret)
 
         if (asprintf(&s,
                      "root=/dev/vda ro rootfstype=ext4 console=ttyS0 panic=-1 net.ifnames=0 "
-                     "quiet loglevel=3%s%s",
+                     "no_timer_check quiet loglevel=3%s%s",
                      own_init ? "" : " init=", own_init ? "" : VM_GUEST_INIT) < 0)
                 return -ENOMEM;
         *ret = s;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "strv.h"
 #include "vm.h"
 #include "vmimage.h"
+#include "vminitrd.h"
 #include "vmrun.h"
 
 /* The modules the image carries in /usr/lib/strata/modules, Debian's
@@ -211,6 +213,7 @@ struct build {
         char *rootfs_key; /* what the debootstrap root depends on */
         char *key;        /* what the whole image depends on */
         char **packages;
+        char *busybox; /* set: the lab's initrd (b->initrd) is made with it */
 };
 
 static void build_done(struct build *b)
@@ -225,6 +228,7 @@ static void build_done(struct build *b)
         free(b->kversion);
         free(b->rootfs_key);
         free(b->key);
+        free(b->busybox);
         strv_free(b->packages);
 }
 
@@ -232,6 +236,132 @@ static void stage(struct build *b, const char *name, const char *detail)
 {
         if (b->progress)
                 b->progress(name, (double)(vm_now_usec() - b->start) / 1e6, detail, b->ud);
+}
+
+/* Seconds between two "still running" lines of a long step
+ * ($STRATA_VM_PROGRESS_SEC, 1..3600; default 10). */
+static int64_t progress_every_usec(void)
+{
+        const char *e = getenv("STRATA_VM_PROGRESS_SEC");
+        char *end;
+        long v = e ? strtol(e, &end, 10) : 0;
+
+        if (!e || end == e || *end || v < 1 || v > 3600)
+                v = 10;
+        return (int64_t)v * 1000000;
+}
+
+/* Says which step runs, how long it has, and the log's last line
+ * (debootstrap's "I: Retrieving ...", "I: Unpacking ..."). */
+static void stage_running(struct build *b, const char *name, int64_t since)
+{
+        _cleanup_free_ char *text = NULL, *detail = NULL;
+        size_t len = 0;
+        const char *last = "";
+
+        if (vm_read_tail(b->log, 4096, &text, &len) == 0 && len > 0) {
+                while (len > 0 && text[len - 1] == '\n')
+                        text[--len] = '\0';
+                last = vm_text_tail(text, len, 1);
+        }
+        if (asprintf(&detail, "running for %.0f s%s%.*s", (double)(vm_now_usec() - since) / 1e6,
+                     *last ? ": " : "", 160, last) < 0)
+                return;
+        stage(b, name, detail);
+}
+
+/* Runs a long step's tool with its output going to the build log as it
+ * comes, saying every few seconds that it still runs. 0 when it exits 0;
+ * else -EIO and "ARGV failed (status N): LAST LINES" in *ret_error. */
+static int build_tool(struct build *b, const char *name, const char *const *argv, char **ret_error)
+{
+        _cleanup_free_ char *line = exec_argv_to_string(argv);
+        int64_t every = progress_every_usec(), since = vm_now_usec(), next = since + every;
+        pid_t pid;
+        int ws = 0, r;
+
+        {
+                _cleanup_close_ int fd =
+                    open(b->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (fd >= 0)
+                        dprintf(fd, "$ %s\n", line ? line : argv[0]);
+        }
+        r = vm_spawn((char *const *)argv, b->log, -1, true, &pid);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot run '%s': %m",
+                                         line ? line : argv[0]);
+        for (;;) {
+                pid_t w = waitpid(pid, &ws, WNOHANG);
+                if (w == pid)
+                        break;
+                if (w < 0 && errno != EINTR) {
+                        r = -errno;
+                        vm_kill(pid);
+                        return set_error_message(ret_error, r, "cannot wait for '%s': %m", argv[0]);
+                }
+                if (vm_now_usec() >= next) {
+                        stage_running(b, name, since);
+                        next += every;
+                }
+                (void)usleep(100 * 1000);
+        }
+        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                const char *tail = "";
+
+                if (vm_read_tail(b->log, 4096, &text, &len) == 0 && len > 0) {
+                        while (len > 0 && text[len - 1] == '\n')
+                                text[--len] = '\0';
+                        tail = vm_text_tail(text, len, 3);
+                }
+                return set_error_message(ret_error, EIO, "'%s' failed (status %d)%s%s (log: %s)",
+                                         line ? line : argv[0],
+                                         WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws),
+                                         *tail ? ": " : "", tail, b->log);
+        }
+        return 0;
+}
+
+/* Without --initrd, the lab's own initrd (vminitrd.h) when a static
+ * busybox, the guest files' initrd-init and the kernel's modules.dep are
+ * there; else the kernel's own initrd. */
+static int pick_initrd(struct build *b)
+{
+        static const char *const busyboxes[] = {"/usr/bin/busybox", "/bin/busybox"};
+        _cleanup_free_ char *init = NULL, *dep = NULL, *path = NULL;
+
+        if (b->c->initrd || !b->kversion || !*b->kversion)
+                return 0;
+        if (asprintf(&init, "%s/usr/lib/strata/initrd-init", b->c->guest_dir) < 0 ||
+            asprintf(&dep, "/lib/modules/%s/modules.dep", b->kversion) < 0 ||
+            asprintf(&path, "%s/initrd.cpio", b->dir) < 0)
+                return -ENOMEM;
+        if (access(init, R_OK) < 0 || access(dep, R_OK) < 0)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(busyboxes); i++)
+                if (vm_elf_is_static(busyboxes[i])) {
+                        b->busybox = strdup(busyboxes[i]);
+                        if (!b->busybox)
+                                return -ENOMEM;
+                        free(b->initrd);
+                        b->initrd = TAKE_PTR(path);
+                        return 0;
+                }
+        return 0;
+}
+
+static int make_initrd(struct build *b, char **ret_error)
+{
+        _cleanup_free_ char *init = NULL, *moddir = NULL;
+
+        if (!b->busybox)
+                return 0;
+        if (asprintf(&init, "%s/usr/lib/strata/initrd-init", b->c->guest_dir) < 0 ||
+            asprintf(&moddir, "/lib/modules/%s", b->kversion) < 0)
+                return -ENOMEM;
+        stage(b, "initrd", b->initrd);
+        return vm_initrd_write(b->initrd, b->busybox, init, moddir, ret_error);
 }
 
 static int build_inputs(struct build *b, char **ret_error)
@@ -269,11 +399,20 @@ static int build_inputs(struct build *b, char **ret_error)
                                 return -ENOMEM;
                 }
         }
+        r = pick_initrd(b);
+        if (r < 0)
+                return r;
         r = file_id(b->kernel, &kid);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read the kernel '%s': %m",
                                          b->kernel);
-        if (b->initrd) {
+        if (b->busybox) {
+                /* Made from busybox, the kernel's modules (the kernel's id
+                 * covers them) and the guest files' initrd-init. */
+                r = file_id(b->busybox, &iid);
+                if (r < 0)
+                        return set_error_message(ret_error, r, "cannot read '%s': %m", b->busybox);
+        } else if (b->initrd) {
                 r = file_id(b->initrd, &iid);
                 if (r < 0)
                         return set_error_message(ret_error, r, "cannot read the initrd '%s': %m",
@@ -348,6 +487,16 @@ static int build_inputs(struct build *b, char **ret_error)
         sha256_update(&h, &c->size, sizeof(c->size));
         for (size_t i = 0; i < ELEMENTSOF(guest_modules); i++)
                 sha256_update(&h, guest_modules[i], strlen(guest_modules[i]) + 1);
+        {
+                /* The command line goes into image.json at build. */
+                _cleanup_free_ char *append = NULL;
+                r = vm_kernel_append(c->own_init, &append);
+                if (r < 0)
+                        return r;
+                sha256_update(&h, append, strlen(append) + 1);
+        }
+        for (size_t i = 0; b->busybox && vm_initrd_modules[i]; i++)
+                sha256_update(&h, vm_initrd_modules[i], strlen(vm_initrd_modules[i]) + 1);
         r = hash_tree(&h, c->guest_dir, "");
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot read the guest files in '%s': %m",
@@ -374,7 +523,7 @@ static bool cached(struct build *b)
                 _cleanup_free_ char *base = NULL, *data = NULL;
                 hit = asprintf(&base, "%s/base.qcow2", b->dir) >= 0 &&
                       asprintf(&data, "%s/data.qcow2", b->dir) >= 0 && access(base, R_OK) == 0 &&
-                      access(data, R_OK) == 0;
+                      access(data, R_OK) == 0 && (!b->busybox || access(b->initrd, R_OK) == 0);
         }
         json_decref(j);
         return hit;
@@ -426,7 +575,7 @@ static int make_rootfs(struct build *b, char **ret_error)
                 if (asprintf(&detail, "debootstrap %s from %s", b->suite, b->mirror) < 0)
                         return -ENOMEM;
                 stage(b, "debootstrap", detail);
-                r = vm_run_tool(argv, b->log, ret_error);
+                r = build_tool(b, "debootstrap", argv, ret_error);
                 if (r < 0) {
                         (void)rm_rf_at(AT_FDCWD, tmp, RM_ROOT | RM_MISSING_OK);
                         return r;
@@ -603,12 +752,12 @@ static int make_disk(struct build *b, const char *label, const char *src, uint64
                                           "-d",        src,  raw,  sz,   NULL};
                 const char *empty[] = {"mkfs.ext4", "-q", "-F", "-L", label, raw, sz, NULL};
                 stage(b, "mkfs", label);
-                r = vm_run_tool(src ? with_dir : empty, b->log, ret_error);
+                r = build_tool(b, "mkfs", src ? with_dir : empty, ret_error);
         }
         if (r >= 0) {
                 const char *argv[] = {"qemu-img", "convert", "-O", "qcow2", raw, tmp, NULL};
                 stage(b, "convert", label);
-                r = vm_run_tool(argv, b->log, ret_error);
+                r = build_tool(b, "convert", argv, ret_error);
         }
         (void)unlink(raw);
         if (r >= 0 && rename(tmp, qcow2) < 0)
@@ -704,6 +853,9 @@ int vm_image_build(const struct vm_image_config *c, vm_progress_fn progress, voi
         if (r < 0)
                 return r;
         r = configure_root(&b, ret_error);
+        if (r < 0)
+                return r;
+        r = make_initrd(&b, ret_error);
         if (r < 0)
                 return r;
         r = make_disk(&b, "strata-root", b.rootfs, c->size ? c->size : VM_IMAGE_SIZE_DEFAULT, base,

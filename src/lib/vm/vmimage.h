@@ -28,7 +28,7 @@ struct vm_image_config {
         char *const *packages;   /* extra packages (may be NULL) */
         uint64_t size;           /* of the root filesystem; 0: default */
         const char *kernel;      /* NULL: the newest /boot/vmlinuz-* */
-        const char *initrd;      /* NULL: the kernel's /boot/initrd.img-* */
+        const char *initrd;      /* NULL: the lab's (vminitrd.h), else /boot/initrd.img-* */
         const char *rootfs;      /* a root dir to copy instead of debootstrap */
         bool own_init;           /* boot the image's /sbin/init, not vm-init */
         const char *guest_dir;   /* the lab's guest tree (src/vm-guest) */
@@ -37,7 +37,9 @@ struct vm_image_config {
 };
 
 /* Called at the start and the end of each stage with the seconds since
- * the build began; detail may be NULL. */
+ * the build began, and every $STRATA_VM_PROGRESS_SEC (default 10) seconds
+ * while a long step (debootstrap, mkfs, convert) runs, with how long it
+ * has run and its output's last line as detail; detail may be NULL. */
 typedef void (*vm_progress_fn)(const char *stage, double elapsed, const char *detail, void *ud);
 
 /* Builds (or finds cached) the image. 0 and *ret_cached, or -errno with a

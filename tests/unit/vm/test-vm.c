@@ -11,6 +11,7 @@
 #include "macro.h"
 #include "tests.h"
 #include "vm.h"
+#include "vminitrd.h"
 
 static void test_name_valid(void **state)
 {
@@ -324,6 +325,43 @@ static void test_drive_probe(void **state)
         assert_false(vm_label_is_seed(NULL));
 }
 
+static void test_modules_order(void **state)
+{
+        static const char dep[] =
+            "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko "
+            "kernel/fs/jbd2/jbd2.ko\n"
+            "kernel/fs/jbd2/jbd2.ko:\n"
+            "kernel/lib/crc16.ko:\n"
+            "kernel/fs/mbcache.ko:\n"
+            "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko "
+            "kernel/drivers/virtio/virtio_ring.ko\n"
+            "kernel/drivers/virtio/virtio_ring.ko:\n"
+            "kernel/drivers/virtio/virtio.ko:\n"
+            "kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_ring.ko "
+            "kernel/drivers/virtio/virtio.ko\n"
+            "kernel/crypto/crc32c_generic.ko:\n";
+        const char *want[] = {"virtio_pci", "virtio-blk", "ext4", "crc32c_generic", NULL};
+        const char *bad[] = {"ext4", "nosuch", NULL};
+        _cleanup_strv_ char **l = NULL;
+        _cleanup_free_ char *missing = NULL;
+        size_t n = 0;
+
+        assert_int_equal(vm_modules_order(dep, want, &l, NULL), 0);
+        for (n = 0; l[n]; n++)
+                ;
+        /* Each once, every module after what it needs. */
+        assert_int_equal(n, 9);
+        assert_string_equal(l[0], "kernel/drivers/virtio/virtio_ring.ko");
+        assert_string_equal(l[1], "kernel/drivers/virtio/virtio.ko");
+        assert_string_equal(l[2], "kernel/drivers/virtio/virtio_pci.ko");
+        assert_string_equal(l[3], "kernel/drivers/block/virtio_blk.ko");
+        assert_string_equal(l[7], "kernel/fs/ext4/ext4.ko");
+        assert_string_equal(l[8], "kernel/crypto/crc32c_generic.ko");
+        assert_int_equal(vm_modules_order(dep, bad, &l, &missing), -ENOENT);
+        assert_string_equal(missing, "nosuch");
+        assert_false(vm_elf_is_static("/nonexistent"));
+}
+
 static void test_kernel_append(void **state)
 {
         _cleanup_free_ char *a = NULL, *b = NULL;
@@ -342,4 +380,5 @@ TEST_MAIN(cmocka_unit_test(test_name_valid), cmocka_unit_test(test_dir_pick),
           cmocka_unit_test(test_packages_parse), cmocka_unit_test(test_apt_source_parse),
           cmocka_unit_test(test_kernel_find), cmocka_unit_test(test_text_tail),
           cmocka_unit_test(test_qemu_argv), cmocka_unit_test(test_kernel_append),
-          cmocka_unit_test(test_drive_parse), cmocka_unit_test(test_drive_probe))
+          cmocka_unit_test(test_drive_parse), cmocka_unit_test(test_drive_probe),
+          cmocka_unit_test(test_modules_order))
