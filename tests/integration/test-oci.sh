@@ -14,6 +14,10 @@ need_program docker-registry docker-registry
 need_program curl curl
 SM=${SYSTEM_MIGRATE:?SYSTEM_MIGRATE is not set}
 t_tmpdir
+# strata's own temp dirs (an OCI layout per push or pull) go below ours, so
+# that the ones a killed pull leaves go with it
+export TMPDIR="$T_TMP/tmp"
+mkdir -p "$TMPDIR"
 M=$T_TMP/migrations
 A=$T_TMP/a
 REG_PID=""
