@@ -247,7 +247,9 @@ t_begin "make vm-setup finds the image cached"
 out=$(mk vm-setup 2>&1); rc=$?
 if [ $rc -eq 0 ] && echo "$out" | grep -q "(cached)"; then t_ok; else t_fail "rc=$rc: $(echo "$out" | tail -5)"; fi
 
-mk vm-test-integration VM_IT_NAME="$IMG" VM_IT_PACKAGES= VM_TESTS=cli VM_IT_MEM=1024 \
+# the suite's own image and packages: found cached, never rebuilt under the
+# guests booting from it meanwhile
+mk vm-test-integration VM_IT_NAME="$IMG" VM_IT_PACKAGES="$PACKAGES" VM_TESTS=cli VM_IT_MEM=1024 \
     VM_IT_TIMEOUT=1200 >"$T_TMP/it.out" 2>&1 &
 pit=$!
 # One make at a time in the build dir: the next once this one boots.
