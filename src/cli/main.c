@@ -76,32 +76,23 @@ int main(int argc, char **argv)
         _cleanup_free_ char *name = NULL;
         const struct command *c;
         bool version = false;
-        int opt, level;
+        int opt, status;
 
         log_set_program_name("strata");
 
         /* '+': stop at the first non-option, the command name. */
         while ((opt = getopt_long(argc, argv, "+hVvq", options, NULL)) >= 0) {
+                if (log_option(opt, ARG_LOG_LEVEL, optarg, &status)) {
+                        if (status >= 0)
+                                return status;
+                        continue;
+                }
                 switch (opt) {
                 case 'h':
                         strata_usage(stdout);
                         return EXIT_OK;
                 case 'V':
                         version = true;
-                        break;
-                case 'v':
-                        log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
-                        break;
-                case 'q':
-                        log_set_max_level(LOG_ERR);
-                        break;
-                case ARG_LOG_LEVEL:
-                        level = log_level_from_string(optarg);
-                        if (level < 0) {
-                                log_error("invalid log level '%s'", optarg);
-                                return EXIT_USAGE;
-                        }
-                        log_set_max_level(level);
                         break;
                 case '?':
                         return EXIT_USAGE;

@@ -923,7 +923,10 @@ static int parse_number_option(int opt, const char *arg, struct migrate_args *a)
 static int parse_option(int opt, struct migrate_args *a, char ***positional, bool *help,
                         bool *version)
 {
-        int level;
+        int status;
+
+        if (log_option(opt, ARG_LOG_LEVEL, optarg, &status))
+                return status;
 
         switch (opt) {
         case 1:
@@ -935,20 +938,6 @@ static int parse_option(int opt, struct migrate_args *a, char ***positional, boo
                 break;
         case 'V':
                 *version = true;
-                break;
-        case 'v':
-                log_set_max_level(log_get_max_level() < LOG_INFO ? LOG_INFO : LOG_DEBUG);
-                break;
-        case 'q':
-                log_set_max_level(LOG_ERR);
-                break;
-        case ARG_LOG_LEVEL:
-                level = log_level_from_string(optarg);
-                if (level < 0) {
-                        log_error("invalid log level '%s'", optarg);
-                        return EXIT_USAGE;
-                }
-                log_set_max_level(level);
                 break;
         case ARG_DATA:
                 a->data_dir = optarg;

@@ -42,6 +42,12 @@ int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_on
  * *ret_usec. Logs and returns -EINVAL naming the value when it is not. */
 int timeout_parse(const char *value, uint64_t *ret_usec);
 
+/* Applies -v (info, twice debug), -q (errors only) or --log-level=LVL
+ * (log_level_opt is the caller's getopt value for it). Returns false when
+ * opt is none of them; else true with *ret_status -1 to go on, or
+ * EXIT_USAGE for an unknown level (logged). */
+bool log_option(int opt, int log_level_opt, const char *arg, int *ret_status);
+
 /* Logs a failure once (error, or what with r's errno text), prints
  * {"error": ...} on stdout when json, and returns status. */
 int command_fail(bool json, int r, const char *error, const char *what, int status);

@@ -203,6 +203,7 @@ if [ "$(id -u)" -eq 0 ]; then
     t_begin "a label of the longest length applies"
     rm -rf "$MD" "$T_TMP/data"; mkdir -p "$MD"
     max=$(printf 'b%.0s' $(seq 1 120))
+    out= st=
     smd() { "$SYSTEM_MIGRATE" --data "$T_TMP/data" --dir "$MD" --base / "$@"; }
     script=$(smd new "$max") && echo 'echo long >/etc/strata-long-label' >"$script" &&
         out=$(smd up 2>&1) && st=$(smd status --json) &&
