@@ -91,19 +91,22 @@ done
 t_begin "strata-migrate(8) is system-migrate(8)"
 t_check test "$(readlink "$D/usr/share/man/man8/strata-migrate.8")" = system-migrate.8
 
-t_begin "the bash completion completes commands, migration ids and options"
+t_begin "the bash completion completes commands, migration ids, layer ids and options"
 if command -v bash >/dev/null 2>&1; then
-    mkdir -p "$T_TMP/m/20260101-001_one" "$T_TMP/m/20260101-002_two"
+    mkdir -p "$T_TMP/m/20260101-001_one" "$T_TMP/m/20260101-002_two" \
+        "$T_TMP/cd/system/layers/20260101-003_three"
     out=$(bash -c '
         . "$1"
         PATH=$2:$PATH
         COMP_WORDS=(strata mi); COMP_CWORD=1; _strata; echo "cmds: ${COMPREPLY[*]}"
         COMP_WORDS=(system-migrate --dir "$3" diff ""); COMP_CWORD=4; _system_migrate
         echo "ids: ${COMPREPLY[*]}"
+        COMP_WORDS=(system-migrate --data "$4" --dir "$3" down --to ""); COMP_CWORD=7
+        _system_migrate; echo "layers: ${COMPREPLY[*]}"
         COMP_WORDS=(strata lab run --e); COMP_CWORD=3; _strata; echo "opts: ${COMPREPLY[*]}"
-    ' sh "$D/usr/share/bash-completion/completions/strata" "$B/src/cli" "$T_TMP/m" 2>&1)
+    ' sh "$D/usr/share/bash-completion/completions/strata" "$B/src/cli" "$T_TMP/m" "$T_TMP/cd" 2>&1)
     case $out in
-    *"cmds: migrate"*"ids: 20260101-001_one 20260101-002_two"*"opts: --ephemeral"*) t_ok ;;
+    *"cmds: migrate"*"ids: 20260101-001_one 20260101-002_two"*"layers: 20260101-001_one 20260101-002_two 20260101-003_three"*"opts: --ephemeral"*) t_ok ;;
     *) t_fail "$out" ;;
     esac
 else
