@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +41,7 @@
 #define STOP_GRACE_DEFAULT    30
 #define KVM_PROBE_TIMEOUT_MS  8000
 #define INSTANCE_DEFAULT      "default"
+#define RUN_KEPT              "kept" /* in a run's dir: --keep kept it */
 
 static volatile sig_atomic_t arg_stop;
 
@@ -1017,6 +1019,7 @@ struct run {
         char *dir, *cmdfile, *result, *out, *err, *host;
         uint16_t port;
         pid_t pid;
+        int lock_fd; /* the instance's lock, held by this process and QEMU */
         int64_t deadline;
         struct vm_watch w;
 };
@@ -1026,10 +1029,15 @@ static void run_done(struct run *x)
 {
         if (x->pid > 0)
                 vm_kill(x->pid);
-        if (x->dir && x->a->keep)
+        if (x->dir && x->a->keep) {
+                _cleanup_free_ char *kept = NULL;
+                /* A kept dir is not a stale one (runs_sweep). */
+                if (asprintf(&kept, "%s/" RUN_KEPT, x->dir) >= 0)
+                        (void)write_file_atomic_at(AT_FDCWD, kept, "", 0, 0644);
                 fprintf(stderr, "strata vm: kept the instance in '%s'\n", x->dir);
-        else if (x->dir)
+        } else if (x->dir)
                 (void)rm_rf_at(AT_FDCWD, x->dir, RM_ROOT | RM_MISSING_OK);
+        x->lock_fd = safe_close(x->lock_fd);
         vm_image_done(&x->img);
         instance_done(&x->i);
         free(x->dir);
@@ -1040,6 +1048,70 @@ static void run_done(struct run *x)
         free(x->host);
 }
 
+/* VM-DIR/runs (created when create), locked: an flock on the directory
+ * itself, held while stale instances are swept and while a run creates its
+ * dir and takes the lock in it, so a sweep never finds a live run's dir
+ * without its lock. The fd (closing it unlocks) or -errno; *ret_runs is
+ * the path. */
+static int runs_lock(const char *vm_dir, bool create, char **ret_runs)
+{
+        _cleanup_free_ char *runs = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        if (asprintf(&runs, "%s/runs", vm_dir) < 0)
+                return -ENOMEM;
+        if (create && (r = mkdir_p_at(AT_FDCWD, runs, 0755)) < 0)
+                return r;
+        fd = open(runs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        if (RETRY_EINTR(flock(fd, LOCK_EX)) < 0)
+                return -errno;
+        *ret_runs = TAKE_PTR(runs);
+        return TAKE_FD(fd);
+}
+
+/* Removes the instances in VM-DIR/runs whose run is gone. A `vm run` holds
+ * the lock in its instance dir, and its QEMU inherits it, for as long as
+ * either lives; killed with SIGKILL, strata cannot remove the dir, but its
+ * QEMU dies with it (PR_SET_PDEATHSIG) and the lock comes free. So a dir
+ * whose lock can be taken is stale, unless the run kept it (--keep). */
+static void runs_sweep(const char *vm_dir)
+{
+        _cleanup_free_ char *runs = NULL;
+        _cleanup_close_ int fd = -1;
+        DIR *d;
+        struct dirent *de;
+
+        fd = runs_lock(vm_dir, false, &runs);
+        if (fd < 0) {
+                if (fd != -ENOENT)
+                        log_warning_errno(fd, "cannot lock '%s/runs' to sweep it: %m", vm_dir);
+                return;
+        }
+        d = opendir(runs);
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *lock = NULL, *kept = NULL;
+                _cleanup_close_ int lock_fd = -1;
+
+                if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+                        continue;
+                if (asprintf(&lock, "%s/lock", de->d_name) < 0 ||
+                    asprintf(&kept, "%s/" RUN_KEPT, de->d_name) < 0)
+                        break;
+                if (faccessat(fd, kept, F_OK, 0) == 0 ||
+                    lock_acquire_at(fd, lock, "strata vm run (sweep)", LOCK_NONBLOCK, &lock_fd,
+                                    NULL) < 0)
+                        continue;
+                log_info("removing '%s/%s': its vm run is gone", runs, de->d_name);
+                (void)rm_rf_at(fd, de->d_name, RM_ROOT | RM_MISSING_OK);
+        }
+        closedir(d);
+}
+
 /* The instance: a temp dir in VM-DIR/runs with disks over the image, the
  * command, the ports' empty files, a free ssh port (and its ssh_config
  * for --sync). */
@@ -1047,17 +1119,26 @@ static int run_prepare(struct run *x)
 {
         _cleanup_free_ char *runs = NULL, *dir = NULL, *quoted = NULL, *script = NULL,
                             *error = NULL;
+        _cleanup_close_ int runs_fd = -1;
         int r;
 
-        if (asprintf(&runs, "%s/runs", x->a->c.vm_dir) < 0 ||
-            asprintf(&dir, "%s/%s-XXXXXX", runs, x->name) < 0)
+        runs_fd = runs_lock(x->a->c.vm_dir, true, &runs);
+        if (runs_fd < 0)
+                return runs_fd == -ENOMEM
+                           ? log_oom()
+                           : log_error_errno(runs_fd, "cannot lock '%s/runs': %m", x->a->c.vm_dir);
+        if (asprintf(&dir, "%s/%s-XXXXXX", runs, x->name) < 0)
                 return log_oom();
-        r = mkdir_p_at(AT_FDCWD, runs, 0755);
-        if (r < 0 || !mkdtemp(dir))
-                return log_error_errno(r < 0 ? r : errno,
-                                       "cannot create an instance dir in '%s': %m", runs);
+        if (!mkdtemp(dir))
+                return log_error_errno(errno, "cannot create an instance dir in '%s': %m", runs);
         x->dir = TAKE_PTR(dir);
-        if (instance_paths(x->dir, &x->i) < 0 || asprintf(&x->cmdfile, "%s/command", x->dir) < 0 ||
+        if (instance_paths(x->dir, &x->i) < 0)
+                return log_oom();
+        r = lock_acquire_at(AT_FDCWD, x->i.lock, "strata vm run", LOCK_NONBLOCK, &x->lock_fd, NULL);
+        if (r < 0)
+                return log_error_errno(r, "cannot lock '%s': %m", x->i.lock);
+        runs_fd = safe_close(runs_fd);
+        if (asprintf(&x->cmdfile, "%s/command", x->dir) < 0 ||
             asprintf(&x->result, "%s/result", x->dir) < 0 ||
             asprintf(&x->out, "%s/stdout", x->dir) < 0 ||
             asprintf(&x->err, "%s/stderr", x->dir) < 0 ||
@@ -1101,7 +1182,7 @@ static int run_boot(struct run *x)
         b.err = x->err;
         b.command = x->cmdfile;
         b.wait_sync = x->a->sync != NULL;
-        return boot_spawn(&b, x->i.log, -1, true, &x->pid);
+        return boot_spawn(&b, x->i.log, x->lock_fd, true, &x->pid);
 }
 
 /* With --sync: waits for the marker, syncs, lets the command go. Then
@@ -1163,7 +1244,7 @@ static int run_status(struct run *x, int ev)
 static int vm_run(int argc, char **argv)
 {
         _cleanup_(args_done) struct args a = {};
-        _cleanup_(run_done) struct run x = {.a = &a};
+        _cleanup_(run_done) struct run x = {.a = &a, .lock_fd = -1};
         int r;
 
         PARSE(help_run, ARG_SYNC, ARG_TIMEOUT, ARG_MEM, ARG_CPUS, ARG_KEEP, ARG_SEED, ARG_DRIVE);
@@ -1173,6 +1254,7 @@ static int vm_run(int argc, char **argv)
                 log_error("vm run: missing CMD after '--'; see --help");
                 return EXIT_USAGE;
         }
+        runs_sweep(a.c.vm_dir);
         if (a.sync && access(a.sync, R_OK | X_OK) < 0) {
                 log_error_errno(errno, "cannot read the --sync dir '%s': %m", a.sync);
                 return EXIT_FAILURE_;
@@ -1488,11 +1570,19 @@ static int instance_stop(const struct instance *i, unsigned grace, bool *ret_for
         }
         r = state_load(i, &s);
         json_decref(s.forwards);
-        if (r < 0 || !pid_is_instance(s.pid, i))
-                return log_error_errno(r < 0 ? r : -ESRCH,
-                                       "the instance in '%s' runs but its state.json does not "
-                                       "name its qemu; not stopping it",
-                                       i->dir);
+        if (r < 0 || !pid_is_instance(s.pid, i)) {
+                /* A `vm start` killed before it wrote state.json: QEMU's
+                 * own pid file names it. */
+                _cleanup_free_ char *text = NULL;
+                if (read_file_at(AT_FDCWD, i->pidfile, 64, &text, NULL) == 0)
+                        s.pid = (pid_t)strtol(text, NULL, 10);
+                if (!pid_is_instance(s.pid, i))
+                        return log_error_errno(r < 0 ? r : -ESRCH,
+                                               "the instance in '%s' runs but neither its "
+                                               "state.json nor qemu.pid names its qemu; not "
+                                               "stopping it",
+                                               i->dir);
+        }
         if (grace > 0) {
                 r = vm_qmp_execute(i->qmp, "system_powerdown", 5000);
                 if (r < 0)

@@ -21,3 +21,27 @@ vm_kill_started() {
         [ "$p" != $$ ] && kill -KILL "$p" 2>/dev/null
     done
 }
+
+# vm_guard DIR CLEANUP: CLEANUP (the caller's function: kill what the test
+# started, then remove DIR) runs on exit, and on SIGINT and SIGTERM with
+# the exit status 130 and 143. meson stops a test on timeout with SIGTERM
+# to its process group and SIGKILL half a second later, while the shell may
+# still wait for a foreground command (a trap runs only after it ends); the
+# daemonized QEMU of `vm start` is in a session of its own and outlives
+# both. So a reaper outside the group, holding no fd of meson's, kills the
+# processes whose command line names DIR once this shell is gone, unmounts
+# what is left below DIR and removes it. tests/vm/test-vm-kill.sh kills a
+# guarded shell both ways.
+vm_guard() {
+    # shellcheck disable=SC2064
+    trap "$2" EXIT
+    # shellcheck disable=SC2064
+    trap "$2; exit 130" INT
+    # shellcheck disable=SC2064
+    trap "$2; exit 143" TERM
+    # shellcheck disable=SC2016
+    setsid sh -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
+for p in $(pgrep -f -- "$2/"); do kill -KILL "$p"; done
+grep -o " $2/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+rm -rf "$2"' vm-reaper $$ "$1" </dev/null >/dev/null 2>&1 &
+}

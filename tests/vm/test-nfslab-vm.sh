@@ -43,15 +43,15 @@ pm() {
 }
 
 # Kills what this run started and make stop-test-env did not stop (qemu
-# processes whose command line names the temp dir), then removes it.
+# processes whose command line names the temp dir), then removes it; on
+# exit, on a signal, and by the reaper when this shell is killed (vm_guard).
 vm_cleanup() {
     $MK stop-test-env >/dev/null 2>&1
     [ -d "$W/podman/root" ] && pm rmi -a -f >/dev/null 2>&1
     vm_kill_started "$T_TMP"
     t_cleanup
 }
-trap 'vm_cleanup' EXIT
-trap 'vm_cleanup; exit 130' INT TERM
+vm_guard "$T_TMP" vm_cleanup
 
 # logged NAME CMD...: runs CMD, its output streamed as TAP comments and
 # kept in $T_TMP/NAME; sets rc.

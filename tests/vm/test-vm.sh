@@ -29,22 +29,13 @@ VMDIR=$T_TMP/vm
 mkdir -p "$CACHE" "$VMDIR"
 
 # Kills what this run started (qemu processes whose command line names
-# the temp dir), then removes the temp dir.
+# the temp dir), then removes the temp dir; on exit, on a signal, and by
+# the reaper when this shell is killed (vm_guard).
 vm_cleanup() {
     vm_kill_started "$T_TMP"
     t_cleanup
 }
-trap 'vm_cleanup' EXIT
-trap 'vm_cleanup; exit 130' INT
-trap 'vm_cleanup; exit 143' TERM
-# meson stops a test with SIGTERM to its process group and SIGKILL half a
-# second later, while this shell may still wait for a foreground command
-# (its trap runs only after that). The daemonized QEMU of `vm start` is in
-# a session of its own and outlives both: a reaper outside the group,
-# with no fd of meson's, kills this run's qemus once this shell is gone.
-setsid sh -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
-for p in $(pgrep -f -- "$2/"); do kill -KILL "$p"; done
-rm -rf "$2"' vm-reaper $$ "$T_TMP" </dev/null >/dev/null 2>&1 &
+vm_guard "$T_TMP" vm_cleanup
 
 vm() { "$STRATA" vm --vm-dir "$VMDIR" "$@"; }
 # The Makefile's targets on this run's vm dir, image and build.
