@@ -770,19 +770,27 @@ static int make_disk(struct build *b, const char *label, const char *src, uint64
 static int write_image_json(struct build *b, char **ret_error)
 {
         _cleanup_free_ char *append = NULL, *p = NULL;
+        const char *initrd = b->initrd;
         json_t *j, *pk;
         int r;
 
         r = vm_kernel_append(b->c->own_init, &append);
         if (r < 0)
                 return r;
+        /* The lab's initrd is in the image dir: recorded relative to it, so
+         * a vm dir that is copied or moved boots its own. */
+        if (b->busybox && b->initrd) {
+                const char *rel = startswith(b->initrd, b->dir);
+                if (rel && rel[0] == '/')
+                        initrd = rel + 1;
+        }
         pk = json_array();
         for (size_t i = 0; pk && b->packages[i]; i++)
                 json_array_append_new(pk, json_string(b->packages[i]));
         j = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:b, s:s?, s:s?, s:o, s:I, s:I, s:f}",
-                      "name", b->c->name, "inputs", b->key, "kernel", b->kernel, "initrd",
-                      b->initrd, "append", append, "host_alias", "", "own_init", b->c->own_init,
-                      "suite", b->suite, "rootfs", b->c->rootfs, "packages", pk, "size",
+                      "name", b->c->name, "inputs", b->key, "kernel", b->kernel, "initrd", initrd,
+                      "append", append, "host_alias", "", "own_init", b->c->own_init, "suite",
+                      b->suite, "rootfs", b->c->rootfs, "packages", pk, "size",
                       (json_int_t)(b->c->size ? b->c->size : VM_IMAGE_SIZE_DEFAULT), "built",
                       (json_int_t)time(NULL), "build_seconds",
                       (double)(vm_now_usec() - b->start) / 1e6);
@@ -924,7 +932,12 @@ int vm_image_load(const char *vm_dir, const char *name, struct vm_image *ret, ch
         i.kernel = strdup(kernel);
         i.append = strdup(append);
         i.host_alias = strdup(alias);
-        i.initrd = initrd ? strdup(initrd) : NULL;
+        if (initrd && initrd[0] != '/') {
+                /* relative: in the image dir (the lab's initrd) */
+                if (asprintf(&i.initrd, "%s/%s", i.dir, initrd) < 0)
+                        i.initrd = NULL;
+        } else
+                i.initrd = initrd ? strdup(initrd) : NULL;
         json_decref(j);
         if (!i.kernel || !i.append || !i.host_alias || (initrd && !i.initrd))
                 return -ENOMEM;

@@ -11,6 +11,7 @@
 #include "macro.h"
 #include "tests.h"
 #include "vm.h"
+#include "vmimage.h"
 #include "vminitrd.h"
 
 static void test_name_valid(void **state)
@@ -160,6 +161,40 @@ static void test_kernel_find(void **state)
         assert_string_equal(v, "6.1.0-10-amd64");
         assert_non_null(strstr(k, "/vmlinuz-6.1.0-10-amd64"));
         assert_non_null(strstr(i, "/initrd.img-6.1.0-10-amd64"));
+        test_tmpdir_remove(dir);
+}
+
+static void test_image_load_initrd(void **state)
+{
+        char *dir = test_tmpdir();
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *want = NULL, *error = NULL;
+        struct vm_image img = {};
+
+        /* The lab's initrd, recorded relative to the image dir, is the one
+         * of the vm dir it is loaded from (a copied vm dir boots its own). */
+        assert_int_equal(mkdir_p_at(fd, "images/x", 0755), 0);
+        test_write(fd, "images/x/base.qcow2", "b");
+        test_write(fd, "images/x/data.qcow2", "d");
+        test_write(fd, "images/x/known_hosts", "k");
+        test_write(fd, "images/x/initrd.cpio", "i");
+        test_write(fd, "vmlinuz", "k");
+        {
+                _cleanup_free_ char *json = NULL;
+                assert_true(asprintf(&json,
+                                     "{\"kernel\": \"%s/vmlinuz\", \"initrd\": \"initrd.cpio\", "
+                                     "\"append\": \"quiet\", \"host_alias\": \"strata-vm-x\"}",
+                                     dir) > 0);
+                test_write(fd, "images/x/image.json", json);
+        }
+        assert_int_equal(vm_image_load(dir, "x", &img, &error), 0);
+        assert_true(asprintf(&want, "%s/images/x/initrd.cpio", dir) > 0);
+        assert_string_equal(img.initrd, want);
+        vm_image_done(&img);
+        /* a relative initrd that is not there: the image is incomplete */
+        assert_int_equal(unlinkat(fd, "images/x/initrd.cpio", 0), 0);
+        assert_int_equal(vm_image_load(dir, "x", &img, &error), -EBADMSG);
+        assert_non_null(strstr(error, "initrd.cpio"));
         test_tmpdir_remove(dir);
 }
 
@@ -378,7 +413,7 @@ TEST_MAIN(cmocka_unit_test(test_name_valid), cmocka_unit_test(test_dir_pick),
           cmocka_unit_test(test_shell_quote), cmocka_unit_test(test_result_parse),
           cmocka_unit_test(test_forward_parse), cmocka_unit_test(test_size_parse),
           cmocka_unit_test(test_packages_parse), cmocka_unit_test(test_apt_source_parse),
-          cmocka_unit_test(test_kernel_find), cmocka_unit_test(test_text_tail),
-          cmocka_unit_test(test_qemu_argv), cmocka_unit_test(test_kernel_append),
-          cmocka_unit_test(test_drive_parse), cmocka_unit_test(test_drive_probe),
-          cmocka_unit_test(test_modules_order))
+          cmocka_unit_test(test_kernel_find), cmocka_unit_test(test_image_load_initrd),
+          cmocka_unit_test(test_text_tail), cmocka_unit_test(test_qemu_argv),
+          cmocka_unit_test(test_kernel_append), cmocka_unit_test(test_drive_parse),
+          cmocka_unit_test(test_drive_probe), cmocka_unit_test(test_modules_order))
