@@ -4,7 +4,9 @@
 #   the floor: qemu-system-x86_64 booting the same kernel with a busybox
 #   initramfs whose init powers off at once (same machine type, memory,
 #   acceleration, -no-reboot)
-# Prints each median and the ratio; the goal is at most 1.3x the floor.
+# Runs alternate; prints each median (wall clock, and user CPU time, QEMU's
+# included, steadier on a loaded machine) and the ratios; the goal is at
+# most 1.3x the floor.
 #
 #   bench/vm.sh [BUILD_DIR]     (default: $BUILD, else build)
 # RUNS (default 3) runs each; the image is the vm suite's cached one
@@ -25,7 +27,10 @@ command -v busybox >/dev/null || { echo "vm: install busybox-static" >&2; exit 1
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-vm.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
-"$STRATA" vm image build --vm-dir "$VM_DIR" "$NAME" >/dev/null
+# The suite's image: its packages too (the NFS lab client's), or the build
+# would not be the cached one.
+PACKAGES=${VM_BENCH_PACKAGES:-$(grep -v '^#' tests/nfslab/vm-packages | tr -d ' \n')}
+"$STRATA" vm image build --vm-dir "$VM_DIR" --packages "$PACKAGES" "$NAME" >/dev/null
 kernel=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kernel"])' "$VM_DIR/images/$NAME/image.json")
 accel=$("$STRATA" vm accel --vm-dir "$VM_DIR" --kernel "$kernel" | cut -d' ' -f1)
 
@@ -49,23 +54,43 @@ strata_run() {
     "$STRATA" vm run --vm-dir "$VM_DIR" "$NAME" -- true
 }
 
-# Median of RUNS wall-clock times (seconds) of a shell function.
-median() {
-    i=0
-    : >"$tmp/times"
-    while [ $i -lt "$RUNS" ]; do
-        s=$(date +%s.%N)
-        "$1" || { echo "vm: '$1' failed" >&2; exit 1; }
-        e=$(date +%s.%N)
-        awk "BEGIN { print $e - $s }" >>"$tmp/times"
-        i=$((i + 1))
-    done
-    sort -n "$tmp/times" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+# The user CPU seconds of this shell's finished children (QEMU's own
+# included: strata waits for it) between two `times` outputs (their second
+# line): the children's user CPU time of the command that ran in between.
+cpu_delta() {
+    awk 'FNR == 2 { split($1, a, "m"); v[++n] = a[1] * 60 + a[2] } END { print v[2] - v[1] }' "$1" "$2"
 }
 
-f=$(median floor)
-s=$(median strata_run)
-echo "vm: accel $accel, kernel $kernel, $RUNS runs each (medians)"
-printf 'vm: floor (qemu + busybox initramfs, power off)  %6.2f s\n' "$f"
-printf 'vm: strata vm run %s -- true       %6.2f s\n' "$NAME" "$s"
-awk "BEGIN { printf \"vm: ratio strata/floor %.2fx (goal <= 1.3x)\n\", $s / $f }"
+# once FN: runs the shell function once, appending its wall clock time to
+# $tmp/FN.walls and its user CPU time to $tmp/FN.cpus.
+once() {
+    times >"$tmp/cpu0"
+    s=$(date +%s.%N)
+    "$1" || { echo "vm: '$1' failed" >&2; exit 1; }
+    e=$(date +%s.%N)
+    times >"$tmp/cpu1"
+    awk "BEGIN { print $e - $s }" >>"$tmp/$1.walls"
+    cpu_delta "$tmp/cpu0" "$tmp/cpu1" >>"$tmp/$1.cpus"
+}
+# median FILE: the median of its numbers.
+median() {
+    sort -n "$1" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
+# Alternating, so both sides see the same load as it drifts.
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+for f in floor.walls floor.cpus strata_run.walls strata_run.cpus; do : >"$tmp/$f"; done
+i=0
+while [ $i -lt "$RUNS" ]; do
+    once floor
+    once strata_run
+    i=$((i + 1))
+done
+f=$(median "$tmp/floor.walls")
+s=$(median "$tmp/strata_run.walls")
+fc=$(median "$tmp/floor.cpus")
+sc=$(median "$tmp/strata_run.cpus")
+echo "vm: accel $accel, kernel $kernel, $RUNS runs each (medians), load $load0 -> $(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'vm: floor (qemu + busybox initramfs, power off)  %6.2f s  (user CPU %6.2f s)\n' "$f" "$fc"
+printf 'vm: strata vm run %s -- true       %6.2f s  (user CPU %6.2f s)\n' "$NAME" "$s" "$sc"
+awk "BEGIN { printf \"vm: ratio strata/floor %.2fx (goal <= 1.3x); user CPU %.2fx\\n\", $s / $f, $fc > 0 ? $sc / $fc : 0 }"
