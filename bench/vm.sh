@@ -93,4 +93,4 @@ sc=$(median "$tmp/strata_run.cpus")
 echo "vm: accel $accel, kernel $kernel, $RUNS runs each (medians), load $load0 -> $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'vm: floor (qemu + busybox initramfs, power off)  %6.2f s  (user CPU %6.2f s)\n' "$f" "$fc"
 printf 'vm: strata vm run %s -- true       %6.2f s  (user CPU %6.2f s)\n' "$NAME" "$s" "$sc"
-awk "BEGIN { printf \"vm: ratio strata/floor %.2fx (goal <= 1.3x); user CPU %.2fx\\n\", $s / $f, $fc > 0 ? $sc / $fc : 0 }"
+awk "BEGIN { printf \"vm: ratio strata/floor %.2fx (goal <= 1.3x); user CPU %.2fx\\n\", $s / $f, ($fc > 0 ? $sc / $fc : 0) }"
