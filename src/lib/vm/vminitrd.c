@@ -17,8 +17,7 @@
 
 const char *const vm_initrd_modules[] = {
     "virtio_pci", "virtio_rng",     "virtio_blk",  "crc32c_generic", "ext4",  "virtio_net",
-    "overlay",    "virtio_console", "qemu_fw_cfg", "button",         "evdev", "isofs",
-    NULL,
+    "overlay",    "virtio_console", "qemu_fw_cfg", "button",         "evdev", NULL,
 };
 
 /* The module's name of a modules.dep path: "kernel/fs/ext4/ext4.ko" is ext4. */

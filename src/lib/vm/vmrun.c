@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -213,10 +214,33 @@ static void copy_ports(struct vm_watch *w)
         (void)copy_new(w->err, &w->err_off, w->err_fd);
 }
 
+/* A pidfd of pid (readable once it exits), or -1 where the kernel has
+ * none: the watcher then just sleeps between its polls. */
+static int pidfd_of(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+        return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+        return -1;
+#endif
+}
+
+/* Whether the process of pidfd has exited (a zombie not reaped yet too). */
+static bool pidfd_exited(int pidfd)
+{
+        struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+        return pidfd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
 int vm_watch_run(struct vm_watch *w, enum vm_wait_for what, int64_t deadline_usec,
                  volatile sig_atomic_t *stop)
 {
+        /* QEMU's exit ends the wait at once, not at the next poll. */
+        _cleanup_close_ int pidfd = w->pid > 0 ? pidfd_of(w->pid) : -1;
+
         for (;;) {
+                struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
                 int st, r;
 
                 copy_ports(w);
@@ -237,7 +261,7 @@ int vm_watch_run(struct vm_watch *w, enum vm_wait_for what, int64_t deadline_use
                                 copy_ports(w);
                                 return VM_EVENT_EXITED;
                         }
-                } else if (kill(w->pid, 0) < 0 && errno == ESRCH) {
+                } else if ((kill(w->pid, 0) < 0 && errno == ESRCH) || pidfd_exited(pidfd)) {
                         w->status = 0;
                         copy_ports(w);
                         return VM_EVENT_EXITED;
@@ -246,7 +270,10 @@ int vm_watch_run(struct vm_watch *w, enum vm_wait_for what, int64_t deadline_use
                         return VM_EVENT_INTERRUPTED;
                 if (deadline_usec > 0 && vm_now_usec() >= deadline_usec)
                         return VM_EVENT_TIMEOUT;
-                poll(NULL, 0, POLL_MS);
+                if (pidfd >= 0)
+                        (void)poll(&pfd, 1, POLL_MS);
+                else
+                        (void)poll(NULL, 0, POLL_MS);
         }
 }
 
