@@ -12,6 +12,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "archive-lazy.h"
 #include "changes.h"
 #include "cleanup.h"
 #include "fs.h"
@@ -314,6 +315,9 @@ int oci_tar_write_at(int dirfd, const char *tree, int out_fd, struct oci_blob_in
         if (fd < 0)
                 return set_error_message(ret_error, -errno, "cannot open the layer tree '%s'",
                                          tree);
+        r = archive_lazy_load(ret_error);
+        if (r < 0)
+                return r;
         a = archive_write_new();
         if (!a)
                 return -ENOMEM;
@@ -653,6 +657,9 @@ int oci_tar_extract_at(int in_fd, int dirfd, const char *tree, const char *expec
         t->shown = tree;
         t->ret_error = ret_error;
         sha256_init(&t->sha);
+        r = archive_lazy_load(ret_error);
+        if (r < 0)
+                return r;
         t->root_fd = openat(dirfd, tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (t->root_fd < 0)
                 return set_error_message(ret_error, -errno, "cannot open '%s'", tree);
