@@ -31,10 +31,12 @@ VM_TIMEOUT ?= 1200
 VM_SYNC_DEST ?= /work/strata
 # vm-test-integration: the image the integration suite runs in (built with
 # the packages its tests drive), its tests (meson names; empty: all), the
-# guest's memory (MB) and the whole run's timeout (s).
+# guest's memory (MB) and the whole run's timeout (s). debootstrap does not
+# resolve virtual packages: podman's container-network-stack is named by its
+# provider, containernetworking-plugins (the host's podman uses it too).
 VM_IT_NAME ?= strata-it
-VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc debootstrap curl python3-yaml \
-	attr libcap2-bin procps util-linux libnfs-utils e2fsprogs
+VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc containernetworking-plugins debootstrap \
+	curl python3-yaml attr libcap2-bin procps util-linux libnfs-utils e2fsprogs
 VM_TESTS ?=
 VM_IT_MEM ?= 2048
 VM_IT_TIMEOUT ?= 7200
