@@ -64,13 +64,15 @@ set -e
 rm /etc/oci-t-motd /opt/oci-t/link
 rm -rf /opt/oci-t/gone-dir
 echo second > /opt/oci-t/second
-ln -s /etc/hostname /opt/oci-t/link'
+ln -s /etc/hostname /opt/oci-t/link
+setfattr -h -n trusted.strata -v own-link /opt/oci-t/link'
 
 # The view from inside a data dir's machine: listings with modes, owners,
 # times and link targets, checksums, xattrs, what is absent.
 VIEW='for p in /opt/oci-t /etc/skel; do find $p -printf "%p %y %m %U:%G %T@ %l %s\n" | sort; done
 find /opt/oci-t /etc/skel -type f | sort | xargs sha256sum
 getfattr -R -d -m - --absolute-names /opt/oci-t 2>/dev/null | grep -v "^$"
+echo "own xattrs of the link:"; getfattr -h -d -m - --absolute-names /opt/oci-t/link 2>/dev/null | grep -v "^$"
 for f in /etc/oci-t-motd /opt/oci-t/gone-dir /etc/skel/.profile /etc/skel/.bashrc; do
     if [ -e $f ]; then echo "$f present"; else echo "$f absent"; fi; done'
 view() { "$STRATA" lab run --data "$1" --base / -- sh -c "$VIEW" 2>&1; }
@@ -80,6 +82,8 @@ notime() { sed -E 's/ [0-9]+\.[0-9]+ / /'; }
 
 sm "$A" up >"$T_TMP/up.log" 2>&1 || { cat "$T_TMP/up.log"; t_skip_all "the migrations do not apply here"; }
 VIEW_A=$(view "$A")
+# what the comparisons below must carry: a symlink's own xattr
+link_xattr() { echo "$1" | sed -n '/^own xattrs of the link:/,$p' | grep -q '^trusted.strata="own-link"'; }
 
 # ---------------------------------------------------------------------------
 t_begin "export --tar: the same layer gives the same bytes twice (two processes)"
@@ -116,11 +120,12 @@ m2=$(layer push "oci:$T_TMP/layout2:v1" --data "$A" --json 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["manifest"])')
 [ -n "$m1" ] && [ "$m1" = "$m2" ] && t_ok || t_fail "'$m1' and '$m2'"
 
-t_begin "import of the layout into an empty data dir: its machine shows the same root"
+t_begin "import of the layout into an empty data dir: its machine shows the same root, a symlink's own xattrs too"
 B=$T_TMP/b
 if out=$(layer import "$T_TMP/layout1" --tag v1 --data "$B" 2>&1); then
     VIEW_B=$(view "$B")
-    if [ "$VIEW_A" = "$VIEW_B" ] && echo "$VIEW_B" | grep -q '/etc/oci-t-motd absent'; then
+    if [ "$VIEW_A" = "$VIEW_B" ] && echo "$VIEW_B" | grep -q '/etc/oci-t-motd absent' &&
+        link_xattr "$VIEW_B"; then
         t_ok
     else
         t_fail "$(printf '%s\n' "$VIEW_A" >"$T_TMP/va"; printf '%s\n' "$VIEW_B" >"$T_TMP/vb"; diff "$T_TMP/va" "$T_TMP/vb")"
@@ -211,11 +216,11 @@ until curl -s -m 1 "http://127.0.0.1:$PORT/v2/" >/dev/null; do
 done
 REF=127.0.0.1:$PORT/strata/machine:v1
 
-t_begin "push from data dir A to the registry, pull into an empty data dir B2: the same root"
+t_begin "push from data dir A to the registry, pull into an empty data dir B2: the same root, a symlink's own xattrs too"
 B2=$T_TMP/b2
 if out=$(layer push "$REF" --data "$A" 2>&1) && out=$(layer pull "$REF" --data "$B2" 2>&1); then
     VIEW_B2=$(view "$B2")
-    [ "$VIEW_A" = "$VIEW_B2" ] && t_ok ||
+    [ "$VIEW_A" = "$VIEW_B2" ] && link_xattr "$VIEW_B2" && t_ok ||
         t_fail "$(printf '%s\n' "$VIEW_A" >"$T_TMP/va"; printf '%s\n' "$VIEW_B2" >"$T_TMP/vb"; diff "$T_TMP/va" "$T_TMP/vb")"
 else
     t_fail "$out $(tail -3 "$T_TMP/registry.log")"

@@ -40,35 +40,39 @@ static void digest_format(struct sha256_ctx *c, char ret[7 + SHA256_HEX_SIZE])
                 snprintf(ret + 7 + 2 * i, 3, "%02x", d[i]);
 }
 
-/* The xattrs of the object open at fd (an O_PATH fd is read through
- * /proc/self/fd), in name order, that the format carries. */
-static int entry_add_xattrs(struct archive_entry *e, int fd, bool o_path)
+/* The xattrs that the format carries of the entry name in dfd, in name
+ * order: read through fd when it is open (a file or a directory), else
+ * through the path /proc/self/fd/DFD/NAME, whose last component is not
+ * followed (a symlink's own xattrs, a device's, a fifo's). */
+static int entry_add_xattrs(struct archive_entry *e, int fd, int dfd, const char *name)
 {
-        _cleanup_free_ char *names = NULL;
+        _cleanup_free_ char *names = NULL, *v = NULL;
         _cleanup_strv_ char **l = NULL;
-        char proc[64];
+        _cleanup_free_ char *path = NULL;
         ssize_t n;
 
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        if (fd < 0 && asprintf(&path, "/proc/self/fd/%d/%s", dfd, name) < 0)
+                return -ENOMEM;
         names = malloc(XATTR_LIST_MAX_);
         if (!names)
                 return -ENOMEM;
-        n = o_path ? listxattr(proc, names, XATTR_LIST_MAX_)
-                   : flistxattr(fd, names, XATTR_LIST_MAX_);
+        n = fd >= 0 ? flistxattr(fd, names, XATTR_LIST_MAX_)
+                    : llistxattr(path, names, XATTR_LIST_MAX_);
         if (n < 0)
                 return errno == ENOTSUP ? 0 : -errno;
         for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
                 if (oci_xattr_exported(names + i) && strv_extend(&l, names + i) < 0)
                         return -ENOMEM;
+        if (!l)
+                return 0;
         strv_sort(l);
+        v = malloc(XATTR_LIST_MAX_);
+        if (!v)
+                return -ENOMEM;
         STRV_FOREACH (s, l) {
-                _cleanup_free_ char *v = malloc(XATTR_LIST_MAX_);
-                ssize_t len;
+                ssize_t len = fd >= 0 ? fgetxattr(fd, *s, v, XATTR_LIST_MAX_)
+                                      : lgetxattr(path, *s, v, XATTR_LIST_MAX_);
 
-                if (!v)
-                        return -ENOMEM;
-                len = o_path ? getxattr(proc, *s, v, XATTR_LIST_MAX_)
-                             : fgetxattr(fd, *s, v, XATTR_LIST_MAX_);
                 if (len < 0)
                         return -errno;
                 archive_entry_xattr_add_entry(e, *s, v, (size_t)len);
@@ -229,14 +233,14 @@ static int tar_put_one(struct tar_writer *w, int dfd, const char *name, const ch
                 l[w->n_links++].ino = st.st_ino;
         }
 
-        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
                 fd = openat(dfd, name,
                             O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
                                 (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
-        else if (!S_ISLNK(st.st_mode))
-                fd = openat(dfd, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-        if (!S_ISLNK(st.st_mode) && fd < 0)
-                return set_error_message(w->ret_error, -errno, "cannot open '%s/%s'", shown, path);
+                if (fd < 0)
+                        return set_error_message(w->ret_error, -errno, "cannot open '%s/%s'", shown,
+                                                 path);
+        }
 
         e = entry_new(path, st.st_mode, &st);
         if (!e)
@@ -254,12 +258,12 @@ static int tar_put_one(struct tar_writer *w, int dfd, const char *name, const ch
                 if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
                         archive_entry_set_rdev(e, st.st_rdev);
                 archive_entry_set_size(e, S_ISREG(st.st_mode) ? st.st_size : 0);
-                r = entry_add_xattrs(e, fd, !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
-                if (r < 0) {
-                        archive_entry_free(e);
-                        return set_error_message(w->ret_error, r,
-                                                 "cannot read the xattrs of '%s/%s'", shown, path);
-                }
+        }
+        r = entry_add_xattrs(e, fd, dfd, name);
+        if (r < 0) {
+                archive_entry_free(e);
+                return set_error_message(w->ret_error, r, "cannot read the xattrs of '%s/%s'",
+                                         shown, path);
         }
         r = tar_put(w, e, path);
         archive_entry_free(e);
@@ -413,27 +417,30 @@ static int open_parent(struct tar_reader *t, char *path, const char **ret_base)
         return TAKE_FD(cur);
 }
 
+/* The entry's xattrs on base in pfd: through an fd for a file or a
+ * directory, else through /proc/self/fd/PFD/BASE without following its
+ * last component (a symlink's own xattrs, trusted.* as overlay layers
+ * have them; the kernel allows no user.* there). */
 static int extract_xattrs(struct archive_entry *e, int pfd, const char *base, mode_t type)
 {
+        _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
         const char *name;
         const void *value;
         size_t size;
-        char proc[64];
 
-        if (archive_entry_xattr_reset(e) == 0 || S_ISLNK(type))
+        if (archive_entry_xattr_reset(e) == 0)
                 return 0;
-        fd = openat(pfd, base,
-                    (S_ISDIR(type) || S_ISREG(type) ? O_RDONLY : O_PATH) | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-                int k = (S_ISDIR(type) || S_ISREG(type)) ? fsetxattr(fd, name, value, size, 0)
-                                                         : setxattr(proc, name, value, size, 0);
-                if (k < 0)
+        if (S_ISDIR(type) || S_ISREG(type)) {
+                fd = openat(pfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
                         return -errno;
-        }
+        } else if (asprintf(&path, "/proc/self/fd/%d/%s", pfd, base) < 0)
+                return -ENOMEM;
+        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+                if ((fd >= 0 ? fsetxattr(fd, name, value, size, 0)
+                             : lsetxattr(path, name, value, size, 0)) < 0)
+                        return -errno;
         return 0;
 }
 
