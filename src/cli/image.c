@@ -160,7 +160,9 @@ static int build(const char *ref, int data_fd, const struct layer_metadata *md, 
         r = find_init(&init);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot find overlayfs-init (--init FILE)");
-        lfd = oci_layout_open_at(AT_FDCWD, layout, true, ret_error);
+        /* the layout is a temp one, read once by skopeo */
+        lfd =
+            oci_layout_open_at(AT_FDCWD, layout, OCI_LAYOUT_CREATE | OCI_LAYOUT_SCRATCH, ret_error);
         if (lfd < 0)
                 return lfd;
         r = add_base(&img, lfd, tmp, &base_fd, ret_error);
@@ -183,7 +185,7 @@ static int build(const char *ref, int data_fd, const struct layer_metadata *md, 
              strv_extend(&img.env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
                                    "/usr/bin:/sbin:/bin") < 0))
                 return -ENOMEM;
-        r = oci_layout_write_image(lfd, &img, "image", &m, ret_error);
+        r = oci_layout_write_image(lfd, &img, "image", OCI_LAYOUT_SCRATCH, &m, ret_error);
         if (r < 0)
                 return r;
         log_notice("copying the image (%zu layers) to %s", img.n_layers, dst);

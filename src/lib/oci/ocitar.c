@@ -21,8 +21,6 @@
 #include "ocitar.h"
 #include "strv.h"
 
-#define XATTR_LIST_MAX_ (64 * 1024)
-
 static void archive_freep(struct archive **a)
 {
         if (*a)
@@ -43,38 +41,54 @@ static void digest_format(struct sha256_ctx *c, char ret[7 + SHA256_HEX_SIZE])
 /* The xattrs that the format carries of the entry name in dfd, in name
  * order: read through fd when it is open (a file or a directory), else
  * through the path /proc/self/fd/DFD/NAME, whose last component is not
- * followed (a symlink's own xattrs, a device's, a fifo's). */
+ * followed (a symlink's own xattrs, a device's, a fifo's). Sizes are
+ * asked first: most entries have none, and the kernel allocates a buffer
+ * as large as the one it is given. */
 static int entry_add_xattrs(struct archive_entry *e, int fd, int dfd, const char *name)
 {
-        _cleanup_free_ char *names = NULL, *v = NULL;
+        _cleanup_free_ char *names = NULL, *path = NULL;
         _cleanup_strv_ char **l = NULL;
-        _cleanup_free_ char *path = NULL;
         ssize_t n;
 
         if (fd < 0 && asprintf(&path, "/proc/self/fd/%d/%s", dfd, name) < 0)
                 return -ENOMEM;
-        names = malloc(XATTR_LIST_MAX_);
-        if (!names)
-                return -ENOMEM;
-        n = fd >= 0 ? flistxattr(fd, names, XATTR_LIST_MAX_)
-                    : llistxattr(path, names, XATTR_LIST_MAX_);
-        if (n < 0)
-                return errno == ENOTSUP ? 0 : -errno;
+        for (;;) {
+                n = fd >= 0 ? flistxattr(fd, NULL, 0) : llistxattr(path, NULL, 0);
+                if (n <= 0)
+                        return n == 0 || errno == ENOTSUP ? 0 : -errno;
+                free(names);
+                names = malloc((size_t)n);
+                if (!names)
+                        return -ENOMEM;
+                n = fd >= 0 ? flistxattr(fd, names, (size_t)n) : llistxattr(path, names, (size_t)n);
+                if (n >= 0)
+                        break;
+                if (errno != ERANGE) /* ERANGE: one was added since */
+                        return -errno;
+        }
         for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
                 if (oci_xattr_exported(names + i) && strv_extend(&l, names + i) < 0)
                         return -ENOMEM;
-        if (!l)
-                return 0;
         strv_sort(l);
-        v = malloc(XATTR_LIST_MAX_);
-        if (!v)
-                return -ENOMEM;
         STRV_FOREACH (s, l) {
-                ssize_t len = fd >= 0 ? fgetxattr(fd, *s, v, XATTR_LIST_MAX_)
-                                      : lgetxattr(path, *s, v, XATTR_LIST_MAX_);
+                _cleanup_free_ char *v = NULL;
+                ssize_t len;
 
-                if (len < 0)
-                        return -errno;
+                for (;;) {
+                        len = fd >= 0 ? fgetxattr(fd, *s, NULL, 0) : lgetxattr(path, *s, NULL, 0);
+                        if (len < 0)
+                                return -errno;
+                        free(v);
+                        v = malloc((size_t)len + 1);
+                        if (!v)
+                                return -ENOMEM;
+                        len = fd >= 0 ? fgetxattr(fd, *s, v, (size_t)len)
+                                      : lgetxattr(path, *s, v, (size_t)len);
+                        if (len >= 0)
+                                break;
+                        if (errno != ERANGE)
+                                return -errno;
+                }
                 archive_entry_xattr_add_entry(e, *s, v, (size_t)len);
         }
         return 0;
@@ -159,23 +173,37 @@ static int tar_put_marker(struct tar_writer *w, const char *dir, const char *nam
         return r;
 }
 
-static int tar_put_content(struct tar_writer *w, int fd, const char *path)
+/* The content of the file open at fd, size bytes as its entry says. Each
+ * read asks for one byte more than is left, so that a short read ends the
+ * file without a read of its end, and a file that grew is seen. */
+static int tar_put_content(struct tar_writer *w, int fd, uint64_t size, const char *path)
 {
         char buf[65536];
+        uint64_t left = size;
         ssize_t n;
 
-        while ((n = read(fd, buf, sizeof(buf))) != 0) {
+        for (;;) {
+                size_t want = left < sizeof(buf) ? (size_t)left + 1 : sizeof(buf);
+
+                n = read(fd, buf, want);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         return set_error_message(w->ret_error, -errno, "cannot read '%s'", path);
                 }
+                if (n == 0)
+                        return 0;
+                if ((uint64_t)n > left)
+                        return set_error_message(w->ret_error, -EIO,
+                                                 "'%s' grew while it was packed", path);
                 if (archive_write_data(w->a, buf, (size_t)n) != n)
                         return set_error_message(w->ret_error, w->error ? w->error : -EIO,
                                                  "cannot write the content of '%s': %s", path,
                                                  archive_error_string(w->a));
+                left -= (uint64_t)n;
+                if ((size_t)n < want)
+                        return 0;
         }
-        return 0;
 }
 
 static int tar_walk(struct tar_writer *w, int dfd, const char *prefix, const char *shown);
@@ -270,7 +298,7 @@ static int tar_put_one(struct tar_writer *w, int dfd, const char *name, const ch
         if (r < 0)
                 return r;
         if (S_ISREG(st.st_mode))
-                return tar_put_content(w, fd, path);
+                return tar_put_content(w, fd, (uint64_t)st.st_size, path);
         if (!S_ISDIR(st.st_mode))
                 return 0;
         if (changes_is_opaque_fd(fd)) {
@@ -329,7 +357,12 @@ int oci_tar_write_at(int dirfd, const char *tree, int out_fd, struct oci_blob_in
         if (archive_write_set_format_pax(a) != ARCHIVE_OK ||
             archive_write_set_format_option(a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
             archive_write_add_filter_none(a) != ARCHIVE_OK ||
-            archive_write_set_bytes_per_block(a, 10240) != ARCHIVE_OK ||
+            /* written in blocks of 640 KiB, the last one padded to a
+             * multiple of 10240 bytes: the bytes of blocks of 10240 (the
+             * tar default, which the digests of earlier layers have), in
+             * 64 times fewer writes */
+            archive_write_set_bytes_per_block(a, 64 * 10240) != ARCHIVE_OK ||
+            archive_write_set_bytes_in_last_block(a, 10240) != ARCHIVE_OK ||
             archive_write_open(a, &w, NULL, tar_write_cb, NULL) != ARCHIVE_OK)
                 return set_error_message(ret_error, -EIO, "cannot start the tar: %s",
                                          archive_error_string(a));
