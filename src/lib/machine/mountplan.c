@@ -355,20 +355,16 @@ static int resolve_in(int dirfd, const char *path, int flags, int *ret)
         return 0;
 }
 
-/* Opens the directory path under dirfd, creating it and its missing parents
- * (0755) first; a directory it creates gets exactly mode. Existing parts
- * cost one lookup: the walk back only happens for missing ones. */
-static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
+static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd);
+
+/* mkdir_p_in_fd() for a path a lookup has just found missing. */
+static int mkdir_missing_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
 {
         _cleanup_free_ char *parent = NULL;
         _cleanup_close_ int pfd = -1;
         const char *name;
         size_t l;
         int r, fd;
-
-        r = resolve_in(dirfd, path, O_PATH | O_DIRECTORY, ret_fd);
-        if (r != -ENOENT)
-                return r;
 
         l = strlen(path);
         while (l > 0 && path[l - 1] == '/')
@@ -405,6 +401,16 @@ static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
         }
         *ret_fd = fd;
         return 0;
+}
+
+/* Opens the directory path under dirfd, creating it and its missing parents
+ * (0755) first; a directory it creates gets exactly mode. Existing parts
+ * cost one lookup: the walk back only happens for missing ones. */
+static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
+{
+        int r = resolve_in(dirfd, path, O_PATH | O_DIRECTORY, ret_fd);
+
+        return r == -ENOENT ? mkdir_missing_in_fd(dirfd, path, mode, ret_fd) : r;
 }
 
 static int mkdir_p_in(int dirfd, const char *path, mode_t mode)
@@ -452,7 +458,7 @@ static int open_target(int dirfd, const char *dest, bool create, bool dir, int *
         if (r != -ENOENT || !create)
                 return r;
         if (dir)
-                return mkdir_p_in_fd(dirfd, dest, 0755, ret);
+                return mkdir_missing_in_fd(dirfd, dest, 0755, ret);
         else {
                 _cleanup_close_ int parent = -1;
                 const char *name;
@@ -1935,6 +1941,7 @@ int mount_teardown_under(const char *under, bool keep_under,
         r = mountinfo_read(NULL, under, &l);
         if (r < 0)
                 return r;
+        res->found += (unsigned)l.n;
         if (l.n > 1)
                 qsort(l.entries, l.n, sizeof(l.entries[0]), depth_cmp);
         for (size_t i = 0; i < l.n; i++) {

@@ -254,6 +254,7 @@ struct mount_teardown_policy {
         }
 
 struct mount_teardown_result {
+        unsigned found;     /* mounts at or below under when it began (a kept one too) */
         unsigned unmounted; /* cleanly */
         unsigned detached;  /* still busy after every try: MNT_DETACH */
         unsigned retries;   /* EBUSY retries, in all */
