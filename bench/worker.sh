@@ -6,15 +6,23 @@
 #      --proc / --dev, the same namespaces); the ratio is printed
 #      (goal: at most 1.0x bwrap and under 20 ms). bwrap 0.8 has no overlay,
 #      so /etc is a read-only bind there (a private overlay in the worker).
+#      bwrap returns as soon as its command exits (its pid 1 reports the
+#      status through an eventfd, then exits and drops its namespaces after
+#      bwrap is gone); strata returns once its worker is gone, teardown
+#      included. The CPU times (hyperfine) are of the processes each waited
+#      for: bwrap's pid 1 is not one of them.
 #   2. the leak count after CYCLES (1,000) setup/run/teardown cycles: mounts
 #      added to the mount table and processes left (goal: 0 and 0).
 #   3. the wall time of 8 workers at once (`strata worker pool --workers 8`)
 #      against 8 bwraps at once.
 #
 #   bench/worker.sh [BUILD_DIR]     (default: $BUILD, else build)
-# Uses hyperfine when installed (medians of many runs), else a shell loop.
+# Uses hyperfine when installed (medians of many runs, and the CPU time of
+# each side), else a shell loop (bench/lib/times.sh).
 set -eu
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib/times.sh
+. bench/lib/times.sh
 BUILD=${1:-${BUILD:-build}}
 STRATA=$(pwd)/$BUILD/src/cli/strata
 RUNS=${RUNS:-200}
@@ -49,28 +57,7 @@ B=$(echo "$B" | tr '\n' ' ')
 
 echo "== 1. setup + true + teardown: strata worker run vs bwrap (same mounts)"
 medians=$tmp/medians
-if command -v hyperfine >/dev/null 2>&1; then
-    hyperfine -N -w 10 -r "$RUNS" --export-json "$tmp/h.json" -n "strata worker run" "$S" \
-        -n "bwrap" "$B"
-    python3 - "$tmp/h.json" >"$medians" <<'PY'
-import json, sys
-for r in json.load(open(sys.argv[1]))["results"]:
-    print(r["command"].split()[0], r["median"] * 1000)
-PY
-else
-    median() {
-        i=0
-        while [ $i -lt "$2" ]; do
-            a=$(date +%s%N)
-            sh -c "$1" >/dev/null 2>&1
-            b=$(date +%s%N)
-            echo $(((b - a) / 1000))
-            i=$((i + 1))
-        done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] / 1000 }'
-    }
-    echo "strata $(median "$S" "$RUNS")" >>"$medians"
-    echo "bwrap $(median "$B" "$RUNS")" >>"$medians"
-fi
+bench_times "$medians" 10 "$RUNS" strata "$S" bwrap "$B"
 
 echo "== 2. $CYCLES cycles: leaks"
 # Every process but this script's subshells and helpers; helpers are left
@@ -119,6 +106,10 @@ s, b = m["strata"], m["bwrap"]
 print()
 print(f"median: strata worker run {s:.2f} ms, bwrap (same mounts) {b:.2f} ms")
 print(f"strata / bwrap = {s / b:.2f}x (goal <= 1.0x, and under 20 ms)")
+if "strata.cpu" in m:
+    sc, bc = m["strata.cpu"], m["bwrap.cpu"]
+    print(f"CPU time (user + system, mean): strata {sc:.2f} ms, bwrap {bc:.2f} ms, "
+          f"strata / bwrap = {sc / bc:.2f}x")
 print(f"{cycles} cycles: {fails} failed, {ml} mounts left, {pl} processes left, {sl} slots left (goal: 0)")
 print(f"8 at once: strata worker pool {s8} ms wall, 8 bwraps {b8} ms wall")
 PY
