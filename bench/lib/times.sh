@@ -12,6 +12,12 @@
 #                            "NAME.cpu MS": its mean CPU time (user + system
 #                            of the command and of every process it waited
 #                            for), steadier than wall time on a shared machine
+#   bench_cgroup_cpu RUNS CMD
+#                            "CPU WALL": ms of CPU per run of CMD, counted
+#                            by a cgroup v2 of its own (every process of
+#                            CMD, those reparented away from it too), and ms
+#                            of wall time per run until the cgroup is empty;
+#                            "n/a n/a" where no cgroup v2 can be made
 # CMDs are split at spaces (hyperfine -N: no shell in between).
 
 bench_median() {
@@ -55,4 +61,23 @@ for r in json.load(open(sys.argv[1]))["results"]:
     print(r["command"] + ".cpu", (r["user"] + r["system"]) * 1000)
 PY
     rm -f "$_bt_json"
+}
+
+bench_cgroup_cpu() {
+    _bc_v2=$(sed -n 's/^[^ ]* [^ ]* [^ ]* [^ ]* \([^ ]*\) .* - cgroup2 .*/\1/p' /proc/self/mountinfo |
+        head -n 1)
+    _bc_cg=${_bc_v2:-/nonexistent}/strata-bench.$$
+    if [ -z "$_bc_v2" ] || ! mkdir "$_bc_cg" 2>/dev/null; then
+        echo "n/a n/a"
+        return 0
+    fi
+    _bc_a=$(date +%s%N)
+    # shellcheck disable=SC2016
+    sh -c 'echo $$ >"$1/cgroup.procs" && i=0 &&
+        while [ $i -lt "$0" ]; do $2 >/dev/null 2>&1; i=$((i + 1)); done' "$1" "$_bc_cg" "$2"
+    while grep -q "populated 1" "$_bc_cg/cgroup.events"; do sleep 0.01; done
+    _bc_b=$(date +%s%N)
+    awk -v n="$1" -v d=$((_bc_b - _bc_a)) '/^usage_usec/ { printf "%.2f %.2f\n", $2 / n / 1000, d / n / 1e6 }' \
+        "$_bc_cg/cpu.stat"
+    rmdir "$_bc_cg"
 }
