@@ -243,7 +243,12 @@ struct mount_teardown_policy {
          * period, a namespace's end waits for one: 26 mounts cost ~26 of
          * them otherwise. The kernel says which are unused without unmounting
          * them (umount2 MNT_EXPIRE: EAGAIN); the others are unmounted as
-         * always, retried and detached when busy. */
+         * always, retried and detached when busy. An unused mount on
+         * another mount (/dev/pts on /dev) is moved onto a new directory
+         * ".strata-teardown-PID.N" of the kept one and left there: then
+         * the mount it was on has nothing on it, and the kernel can say
+         * whether that one is used (a move waits for no grace period).
+         * Where the kept mount takes no new directory, it is unmounted. */
         bool namespace_ends;
 };
 
@@ -254,6 +259,7 @@ struct mount_teardown_policy {
         }
 
 struct mount_teardown_result {
+        unsigned found;     /* mounts at or below under when it began (a kept one too) */
         unsigned unmounted; /* cleanly */
         unsigned detached;  /* still busy after every try: MNT_DETACH */
         unsigned retries;   /* EBUSY retries, in all */

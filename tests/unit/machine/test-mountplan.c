@@ -452,13 +452,18 @@ static void no_sleep(uint64_t usec)
 /* namespace_ends: of three mounts on a kept one, the unused leaf is left
  * for the namespace's end (counted unmounted, still mounted), the one a
  * process holds is retried and detached, the one with a mount on it loses
- * that (unmounted first, being deeper) and is then left too. */
+ * that (moved onto the kept one first, being deeper, and left there: no
+ * umount2) and is then left too; a held mount on a mount is retried and
+ * detached, and the mount it was on left. */
 static int teardown_namespace_ends(const char *dir)
 {
         struct mount_teardown_policy pol = MOUNT_TEARDOWN_POLICY_DEFAULT;
         struct mount_teardown_result res = {};
-        _cleanup_free_ char *free_m = NULL, *held = NULL, *parent = NULL, *child = NULL;
-        _cleanup_close_ int hold = -1;
+        _cleanup_free_ char *free_m = NULL, *held = NULL, *parent = NULL, *child = NULL,
+                            *other = NULL, *held2 = NULL;
+        _cleanup_close_ int hold = -1, hold2 = -1;
+        struct mount_list l = {};
+        unsigned moved = 0;
 
         if (mount("t", dir, "tmpfs", 0, NULL) < 0 || asprintf(&free_m, "%s/free", dir) < 0 ||
             asprintf(&held, "%s/held", dir) < 0 || asprintf(&parent, "%s/parent", dir) < 0 ||
@@ -467,18 +472,31 @@ static int teardown_namespace_ends(const char *dir)
         if (mkdir(free_m, 0755) < 0 || mkdir(held, 0755) < 0 || mkdir(parent, 0755) < 0 ||
             mount("t", free_m, "tmpfs", 0, NULL) < 0 || mount("t", held, "tmpfs", 0, NULL) < 0 ||
             mount("t", parent, "tmpfs", 0, NULL) < 0 || mkdir(child, 0755) < 0 ||
-            mount("t", child, "tmpfs", 0, NULL) < 0)
+            mount("t", child, "tmpfs", 0, NULL) < 0 || asprintf(&other, "%s/other", dir) < 0 ||
+            asprintf(&held2, "%s/other/held", dir) < 0 || mkdir(other, 0755) < 0 ||
+            mount("t", other, "tmpfs", 0, NULL) < 0 || mkdir(held2, 0755) < 0 ||
+            mount("t", held2, "tmpfs", 0, NULL) < 0)
                 return 91;
         hold = open(held, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        CHECK(1, hold >= 0);
+        hold2 = open(held2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(1, hold >= 0 && hold2 >= 0);
         pol.tries = 2;
         pol.sleep = no_sleep;
         pol.namespace_ends = true;
         CHECK(2, mount_teardown_under(dir, true, &pol, &res) == 0);
-        CHECK(3, res.unmounted == 3 && res.detached == 1 && res.failed == 0);
-        CHECK(4, streq(res.first_detached, held));
-        CHECK(5, mountinfo_is_mountpoint(free_m) == 1 && mountinfo_is_mountpoint(parent) == 1);
-        CHECK(6, mountinfo_is_mountpoint(child) == 0 && mountinfo_is_mountpoint(held) == 0);
+        /* free, child, parent, other left; held and other/held detached */
+        CHECK(3, res.found == 7 && res.unmounted == 4 && res.detached == 2 && res.failed == 0);
+        CHECK(4, streq(res.first_detached, held2)); /* the deeper one first */
+        CHECK(5, mountinfo_is_mountpoint(free_m) == 1 && mountinfo_is_mountpoint(parent) == 1 &&
+                     mountinfo_is_mountpoint(other) == 1);
+        CHECK(6, mountinfo_is_mountpoint(child) == 0 && mountinfo_is_mountpoint(held) == 0 &&
+                     mountinfo_is_mountpoint(held2) == 0);
+        /* the child sits on the kept mount now, still mounted */
+        CHECK(7, mountinfo_read(NULL, dir, &l) == 0);
+        for (size_t i = 0; i < l.n; i++)
+                moved += strstr(l.entries[i].target, "/.strata-teardown-") != NULL;
+        CHECK(8, l.n == 5 && moved == 1);
+        mount_list_done(&l);
         return 0;
 }
 
