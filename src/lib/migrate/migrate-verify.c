@@ -26,6 +26,22 @@
 
 static bool layer_active(const struct migrate *m, const char *dir)
 {
+        size_t lo = 0, hi = m->md.n_layers;
+
+        /* Layer dirs are named after ids, applied in id order: a binary
+         * search finds one in the usual stack, the scan below in any
+         * other (out-of-order applies, id~N names). */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(m->md.layers[mid].dir, dir);
+
+                if (c == 0)
+                        return true;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
         for (size_t i = 0; i < m->md.n_layers; i++)
                 if (streq(m->md.layers[i].dir, dir))
                         return true;
@@ -260,15 +276,10 @@ static int verify_leftover_layers(struct migrate *m, bool repair, char **ret_err
                                          MIGRATE_LAYERS);
         rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
-                bool active = false;
-
                 if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
                     startswith(de->d_name, OLD_PREFIX))
                         continue;
-                for (size_t i = 0; i < m->md.n_layers; i++)
-                        if (streq(m->md.layers[i].dir, de->d_name))
-                                active = true;
-                if (active || !layer_leftover(m, de->d_name))
+                if (layer_active(m, de->d_name) || !layer_leftover(m, de->d_name))
                         continue;
                 if (!repair) {
                         r = verify_say(m, false, NULL,
