@@ -324,7 +324,10 @@ static int list_dir_sorted(int fd, bool dirs_only, bool skip_hidden, char ***ret
         return 0;
 }
 
-int migration_load_at(int dirfd, const char *path, struct migration *ret, char **ret_error)
+/* migration_load_at, with the dir looked up as name under dirfd and known
+ * as path (its messages, m.path). */
+static int load_in(int dirfd, const char *name, const char *path, struct migration *ret,
+                   char **ret_error)
 {
         _cleanup_(migration_done) struct migration m = {};
         _cleanup_close_ int fd = -1, sfd = -1;
@@ -346,12 +349,12 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
                                          "(YYYYMMDD)",
                                          path, base);
         /* What is hashed, recorded and run must be one file: no link. */
-        if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
                 return set_error_message(ret_error, -EINVAL,
                                          "migration '%s' is a symlink: a migration must be a real "
                                          "directory (copy it into the migrations dir)",
                                          path);
-        fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return set_error_message(ret_error, -errno, "cannot open migration '%s': %m", path);
         /* one lstat says it all for a regular file, the usual case */
@@ -434,6 +437,11 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
         return 0;
 }
 
+int migration_load_at(int dirfd, const char *path, struct migration *ret, char **ret_error)
+{
+        return load_in(dirfd, path, path, ret, ret_error);
+}
+
 int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret, char **ret_error)
 {
         _cleanup_(migration_set_done) struct migration_set s = {};
@@ -459,7 +467,8 @@ int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret,
 
                 if (asprintf(&p, "%s/%s", dir, *name) < 0)
                         return -ENOMEM;
-                r = migration_load_at(dirfd, p, &s.items[s.n], ret_error);
+                /* looked up at the dir's fd: one component, not the path */
+                r = load_in(fd, *name, p, &s.items[s.n], ret_error);
                 if (r < 0)
                         return r;
                 /* sorted: two ids with one date and number are neighbours */
