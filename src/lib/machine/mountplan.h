@@ -152,6 +152,11 @@ int mount_plan_add_symlink(struct mount_plan *p, const char *target, const char 
                            unsigned flags);
 int mount_plan_add_remount_ro(struct mount_plan *p, const char *dest, unsigned flags);
 
+/* Sets the extra options of the last operation (an overlay's "volatile",
+ * a tmpfs's "size=64m"), replacing any it had. Returns 0, -EINVAL on an
+ * empty plan, or -ENOMEM. */
+int mount_plan_set_options(struct mount_plan *p, const char *options);
+
 /*
  * Applies the operations in order onto root (an existing directory; the
  * caller usually runs this in a private mount namespace). host_prefix (NULL
