@@ -31,10 +31,12 @@ VM_TIMEOUT ?= 1200
 VM_SYNC_DEST ?= /work/strata
 # vm-test-integration: the image the integration suite runs in (built with
 # the packages its tests drive), its tests (meson names; empty: all), the
-# guest's memory (MB) and the whole run's timeout (s).
+# guest's memory (MB) and the whole run's timeout (s). debootstrap does not
+# resolve virtual packages: podman's container-network-stack is named by its
+# provider, containernetworking-plugins (the host's podman uses it too).
 VM_IT_NAME ?= strata-it
-VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc debootstrap curl python3-yaml \
-	attr libcap2-bin procps util-linux libnfs-utils e2fsprogs
+VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc containernetworking-plugins debootstrap \
+	curl python3-yaml attr libcap2-bin procps util-linux libnfs-utils e2fsprogs
 VM_TESTS ?=
 VM_IT_MEM ?= 2048
 VM_IT_TIMEOUT ?= 7200
@@ -48,7 +50,7 @@ endif
 .PHONY: all deps build demo check format fuzz bench install deb test-image image-test clean \
 	vm-help vm-setup vm-build vm-start vm-stop vm-status vm-ssh vm-snapshot vm-restore \
 	vm-destroy vm-sync vm-test-unit vm-test-integration vm-test-all vm-quick \
-	start-test-env nfstest stop-test-env
+	start-test-env nfstest stop-test-env dev-loop
 
 all: build
 
@@ -63,6 +65,22 @@ build: deps $(BUILD)/build.ninja
 
 demo: build
 	@scripts/demo $(BUILD)
+
+# The orchd dev loop (scripts/dev-container-test.sh, docs/orchd.md):
+# DEV_TARGET=HOST (DEV_SSH_CONFIG=FILE) for an ssh host; else the local
+# target: the VM lab's instance VM_NAME/VM_INSTANCE in VM_DIR when it runs
+# (make vm-start), otherwise a lab machine; DEV_LOCAL=vm|lab to choose.
+# DEV_ARGS: more options (--once: one round).
+DEV_TARGET ?=
+DEV_SSH_CONFIG ?=
+DEV_LOCAL ?=
+DEV_ARGS ?=
+dev-loop: build
+	STRATA_BUILD_ROOT=$(abspath $(BUILD)) STRATA=$(abspath $(BUILD))/src/cli/strata \
+	scripts/dev-container-test.sh $(if $(DEV_TARGET),--target $(DEV_TARGET)) \
+		$(if $(DEV_SSH_CONFIG),--ssh-config $(DEV_SSH_CONFIG)) \
+		$(if $(DEV_TARGET),,$(if $(DEV_LOCAL),--local $(DEV_LOCAL)) --vm-dir $(VM_DIR) \
+		--vm-name $(VM_NAME) --vm-instance $(VM_INSTANCE)) $(DEV_ARGS)
 
 check:
 	@scripts/check
@@ -128,6 +146,7 @@ vm-help:
 	@echo "                       (VM_TESTS='cli lab' runs those; exit status: the suite's)"
 	@echo "  vm-test-all          both"
 	@echo "  vm-quick             boot a throwaway guest and print its kernel and PID 1"
+	@echo "  dev-loop             the orchd dev loop, on the instance when it runs (DEV_ARGS=--once)"
 
 vm-setup: build vm-build
 

@@ -18,6 +18,8 @@
 # Uses hyperfine when installed (medians of many runs), else a shell loop.
 set -eu
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib/times.sh
+. bench/lib/times.sh
 BUILD=${1:-${BUILD:-build}}
 STRATA=$(pwd)/$BUILD/src/cli/strata
 RUNS=${RUNS:-200}
@@ -90,33 +92,12 @@ start_hogs() {
 load() { cut -d' ' -f1 /proc/loadavg; }
 
 medians=$tmp/medians
-# ms per run, median of $2 runs, one run at a time (without hyperfine).
-median() {
-    i=0
-    while [ $i -lt "$2" ]; do
-        a=$(date +%s%N)
-        sh -c "$1" >/dev/null 2>&1
-        b=$(date +%s%N)
-        echo $(((b - a) / 1000))
-        i=$((i + 1))
-    done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] / 1000 }'
-}
 # One side-by-side run of strata and bwrap: "LABEL.strata MS", "LABEL.bwrap MS"
-# and "LABEL.load LOAD" (the 1-minute load average at the end of the run) in
+# (with hyperfine also their CPU times, "LABEL.strata.cpu MS"...) and
+# "LABEL.load LOAD" (the 1-minute load average at the end of the run) in
 # $medians.
 pair() {
-    if command -v hyperfine >/dev/null 2>&1; then
-        hyperfine -N -w 10 -r "$2" --export-json "$tmp/$1.json" \
-            -n "$1.strata" "$S" -n "$1.bwrap" "$B"
-        python3 - "$tmp/$1.json" >>"$medians" <<'PY'
-import json, sys
-for r in json.load(open(sys.argv[1]))["results"]:
-    print(r["command"], r["median"] * 1000)
-PY
-    else
-        echo "$1.strata $(median "$S" "$2")" >>"$medians"
-        echo "$1.bwrap $(median "$B" "$2")" >>"$medians"
-    fi
+    bench_times "$medians" 10 "$2" "$1.strata" "$S" "$1.bwrap" "$B"
     echo "load.$1 $(load)" >>"$medians"
 }
 
@@ -129,16 +110,7 @@ pair loaded "$LOADED_RUNS"
 stop_hogs
 if [ $podman_ok = 1 ]; then
     echo "== podman (load $(load))"
-    if command -v hyperfine >/dev/null 2>&1; then
-        hyperfine -N -w 2 -r "$PODMAN_RUNS" --export-json "$tmp/podman.json" -n "podman" "$D"
-        python3 - "$tmp/podman.json" >>"$medians" <<'PY'
-import json, sys
-for r in json.load(open(sys.argv[1]))["results"]:
-    print(r["command"], r["median"] * 1000)
-PY
-    else
-        echo "podman $(median "$D" "$PODMAN_RUNS")" >>"$medians"
-    fi
+    bench_times "$medians" 2 "$PODMAN_RUNS" podman "$D"
 fi
 
 python3 - "$medians" <<'PY'

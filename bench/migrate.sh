@@ -8,7 +8,9 @@
 #      1,000 dirs of 100 files, each run (a) plainly on the host, (b) as a
 #      migration, and (d) plainly in a bare overlayfs mount over / (the
 #      kernel's own cost of writing through an overlay: the floor of (b));
-#      at 10,000 files also (c) as `podman run` + `podman commit` (runc, a
+#      and "1000s": 1,000 files each fsynced by sync(1), as dpkg syncs
+#      what it unpacks (the sandbox's upper is volatile: synced once, at
+#      the end); at 10,000 files also (c) as `podman run` + `podman commit` (runc, a
 #      temp --root/--runroot, lowered ulimits, an image imported from a
 #      busybox-static rootfs); the ratios b/a, d/a and c/b per size. On a
 #      tmpfs (/dev/shm) and on an ext4 file system (a loop-mounted image
@@ -16,7 +18,7 @@
 #   The engine's phase timings (sandbox, capture, layer written, synced,
 #   committed) are in its debug log: system-migrate --log-level=debug up.
 # Usage: bench/migrate.sh [BUILD_DIR]   (root; the host is left unchanged)
-# SIZES (default "10000 100000 1000x100") picks the sizes.
+# SIZES (default "10000 100000 1000x100 1000s") picks the sizes.
 set -eu
 BUILD=${1:-${BUILD:-build}}
 SM=$(cd "$BUILD" && pwd)/src/cli/system-migrate
@@ -91,6 +93,10 @@ echo "no-op migration: median ${whole} ms per 'system-migrate up' process, ${eng
 # under "$1".
 script_for() {
     case $1 in
+    *s)
+        # each file fsynced (sync(1) of one file), as dpkg does
+        printf '%s' 'mkdir -p "$1"; i=0; while [ $i -lt '"${1%s}"' ]; do echo "file $i" > "$1/f$i"; sync "$1/f$i"; i=$((i + 1)); done'
+        ;;
     *x*)
         printf '%s' 'd=0; while [ $d -lt '"${1%x*}"' ]; do mkdir -p "$1/d$d"; i=0;' \
             ' while [ $i -lt '"${1#*x}"' ]; do echo "file $i" > "$1/d$d/f$i"; i=$((i + 1)); done;' \
@@ -183,7 +189,7 @@ files_bench() {
 }
 
 echo "load: $(uptime)"
-SIZES=${SIZES:-10000 100000 1000x100}
+SIZES=${SIZES:-10000 100000 1000x100 1000s}
 if command -v mkfs.ext4 >/dev/null 2>&1 && truncate -s 6G "$T/ext4.img" &&
     mkfs.ext4 -q -N 1200000 "$T/ext4.img" && mkdir -p "$T/ext4" &&
     mount -o loop "$T/ext4.img" "$T/ext4"; then

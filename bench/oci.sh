@@ -7,7 +7,9 @@
 # run) and pulled into an empty data dir; the same image, loaded into a
 # private podman store, is pushed with `podman push` and pulled back with
 # `podman pull` after `podman rmi`. Medians of RUNS runs (default 3) and
-# the ratios strata/podman are printed.
+# the ratios strata/podman are printed. With BEFORE=/path/to/strata (an
+# older build of it), that strata is timed too, in the same runs, and its
+# figures and its ratios to podman's are printed beside.
 # Usage: bench/oci.sh [BUILD_DIR]   (root; the host is left unchanged)
 set -eu
 BUILD=${1:-${BUILD:-build}}
@@ -18,7 +20,9 @@ STRATA=$B/src/cli/strata
 RUNS=${RUNS:-3}
 LAYERS=${LAYERS:-20}
 FILES=${FILES:-10000}
+BEFORE=${BEFORE:-}
 [ -x "$SM" ] && [ -x "$STRATA" ] || { echo "bench: build first" >&2; exit 1; }
+[ -z "$BEFORE" ] || [ -x "$BEFORE" ] || { echo "bench: BEFORE='$BEFORE' is not a program" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
 for p in skopeo docker-registry podman curl python3; do
     command -v $p >/dev/null 2>&1 || { echo "bench: $p is not installed" >&2; exit 1; }
@@ -99,6 +103,8 @@ echo "bench: $(du -sh "$T/a/system/layers" | cut -f1) of layers"
 : >"$T/sl"
 : >"$T/pp"
 : >"$T/pl"
+: >"$T/bp"
+: >"$T/bl"
 # timed FILE CMD...: appends the wall time of CMD in us to FILE.
 timed() {
     f=$1
@@ -114,6 +120,12 @@ while [ $r -lt "$RUNS" ]; do
     timed "$T/sp" "$STRATA" layer push "$REF" --data "$T/a"
     rm -rf "$T/b"
     timed "$T/sl" "$STRATA" layer pull "$REF" --data "$T/b"
+    if [ -n "$BEFORE" ]; then
+        fresh_registry
+        timed "$T/bp" "$BEFORE" layer push "$REF" --data "$T/a"
+        rm -rf "$T/b"
+        timed "$T/bl" "$BEFORE" layer pull "$REF" --data "$T/b"
+    fi
     # the same image in podman's store, pushed to an empty registry and
     # pulled back after it is removed
     pm pull -q "$REF" >"$T/id" 2>&1 || { echo "bench: podman pull failed" >&2; exit 1; }
@@ -135,3 +147,10 @@ printf '%-28s %8s ms %8s ms %8s\n' push "$sp" "$pp" "$(awk -v a="$sp" -v b="$pp"
 printf '%-28s %8s ms %8s ms %8s\n' pull "$sl" "$pl" "$(awk -v a="$sl" -v b="$pl" 'BEGIN { printf "%.2f", a / b }')"
 printf '%-28s %8s ms %8s ms %8s\n' "push + pull" $((sp + sl)) $((pp + pl)) \
     "$(awk -v a=$((sp + sl)) -v b=$((pp + pl)) 'BEGIN { printf "%.2f", a / b }')"
+if [ -n "$BEFORE" ]; then
+    bp=$(ms "$T/bp")
+    bl=$(ms "$T/bl")
+    printf '%-28s %8s ms %8s ms %8s\n' "push (BEFORE)" "$bp" "$pp" "$(awk -v a="$bp" -v b="$pp" 'BEGIN { printf "%.2f", a / b }')"
+    printf '%-28s %8s ms %8s ms %8s\n' "pull (BEFORE)" "$bl" "$pl" "$(awk -v a="$bl" -v b="$pl" 'BEGIN { printf "%.2f", a / b }')"
+    echo "BEFORE: $BEFORE"
+fi

@@ -6,19 +6,31 @@
 #      --proc / --dev, the same namespaces); the ratio is printed
 #      (goal: at most 1.0x bwrap and under 20 ms). bwrap 0.8 has no overlay,
 #      so /etc is a read-only bind there (a private overlay in the worker).
+#      bwrap returns as soon as its command exits (its pid 1 reports the
+#      status through an eventfd, then exits and drops its namespaces after
+#      bwrap is gone); strata returns once its worker is gone, teardown
+#      included. hyperfine's CPU times would leave bwrap's pid 1 out too
+#      (it counts the processes a command waited for): the CPU time, and a
+#      wall time that counts both teardowns, come from a cgroup v2 of each
+#      side's own, CPU_RUNS (50) runs one at a time, each side until its
+#      cgroup is empty (bench/lib/times.sh bench_cgroup_cpu).
 #   2. the leak count after CYCLES (1,000) setup/run/teardown cycles: mounts
 #      added to the mount table and processes left (goal: 0 and 0).
 #   3. the wall time of 8 workers at once (`strata worker pool --workers 8`)
 #      against 8 bwraps at once.
 #
 #   bench/worker.sh [BUILD_DIR]     (default: $BUILD, else build)
-# Uses hyperfine when installed (medians of many runs), else a shell loop.
+# Uses hyperfine when installed (medians of many runs), else a shell loop
+# (bench/lib/times.sh).
 set -eu
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib/times.sh
+. bench/lib/times.sh
 BUILD=${1:-${BUILD:-build}}
 STRATA=$(pwd)/$BUILD/src/cli/strata
 RUNS=${RUNS:-200}
 CYCLES=${CYCLES:-1000}
+CPU_RUNS=${CPU_RUNS:-50}
 
 [ -x "$STRATA" ] || { echo "worker: build first: '$STRATA' is missing" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || { echo "worker: needs root (namespaces and mounts)" >&2; exit 1; }
@@ -49,28 +61,11 @@ B=$(echo "$B" | tr '\n' ' ')
 
 echo "== 1. setup + true + teardown: strata worker run vs bwrap (same mounts)"
 medians=$tmp/medians
-if command -v hyperfine >/dev/null 2>&1; then
-    hyperfine -N -w 10 -r "$RUNS" --export-json "$tmp/h.json" -n "strata worker run" "$S" \
-        -n "bwrap" "$B"
-    python3 - "$tmp/h.json" >"$medians" <<'PY'
-import json, sys
-for r in json.load(open(sys.argv[1]))["results"]:
-    print(r["command"].split()[0], r["median"] * 1000)
-PY
-else
-    median() {
-        i=0
-        while [ $i -lt "$2" ]; do
-            a=$(date +%s%N)
-            sh -c "$1" >/dev/null 2>&1
-            b=$(date +%s%N)
-            echo $(((b - a) / 1000))
-            i=$((i + 1))
-        done | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f\n", v[int((NR + 1) / 2)] / 1000 }'
-    }
-    echo "strata $(median "$S" "$RUNS")" >>"$medians"
-    echo "bwrap $(median "$B" "$RUNS")" >>"$medians"
-fi
+bench_times "$medians" 10 "$RUNS" strata "$S" bwrap "$B"
+# The same two, counted whole: each in a cgroup of its own, bwrap's pid 1
+# and its teardown included.
+echo "strata.cg $(bench_cgroup_cpu "$CPU_RUNS" "$S")" >>"$medians"
+echo "bwrap.cg $(bench_cgroup_cpu "$CPU_RUNS" "$B")" >>"$medians"
 
 echo "== 2. $CYCLES cycles: leaks"
 # Every process but this script's subshells and helpers; helpers are left
@@ -110,15 +105,23 @@ b8=$(t8 "for k in 1 2 3 4 5 6 7 8; do $B & done; wait")
 
 python3 - "$medians" "$CYCLES" "$fails" "$mounts_left" "$procs_left" "$slots_left" "$s8" "$b8" <<'PY'
 import sys
-m = {}
+m, cg = {}, {}
 for line in open(sys.argv[1]):
-    k, v = line.split()
-    m[k] = float(v)
+    k, *v = line.split()
+    if k.endswith(".cg"):
+        cg[k[:-3]] = v
+    else:
+        m[k] = float(v[0])
 cycles, fails, ml, pl, sl, s8, b8 = sys.argv[2:9]
 s, b = m["strata"], m["bwrap"]
 print()
 print(f"median: strata worker run {s:.2f} ms, bwrap (same mounts) {b:.2f} ms")
 print(f"strata / bwrap = {s / b:.2f}x (goal <= 1.0x, and under 20 ms)")
+if "n/a" not in cg["strata"] + cg["bwrap"]:
+    (sc, sw), (bc, bw) = [map(float, cg[k]) for k in ("strata", "bwrap")]
+    print(f"whole, in a cgroup each (every process, until it is empty): CPU strata {sc:.2f} ms, "
+          f"bwrap {bc:.2f} ms = {sc / bc:.2f}x; wall strata {sw:.2f} ms, bwrap {bw:.2f} ms = "
+          f"{sw / bw:.2f}x")
 print(f"{cycles} cycles: {fails} failed, {ml} mounts left, {pl} processes left, {sl} slots left (goal: 0)")
 print(f"8 at once: strata worker pool {s8} ms wall, 8 bwraps {b8} ms wall")
 PY

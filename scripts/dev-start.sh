@@ -7,21 +7,22 @@
 #   scripts/dev-start.sh --list     print the entries and their commands
 #
 # loop is scripts/dev-container-test.sh (DEV_TARGET=HOST for an ssh target,
-# DEV_SSH_CONFIG=FILE for its ssh config; without one, a local lab machine).
+# DEV_SSH_CONFIG=FILE for its ssh config; without one, the local target: the
+# VM lab's instance when it runs, else a lab machine; DEV_LOCAL=vm|lab).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 entries="build|make build|build strata (meson + ninja, dependencies first)
 test|make check|every suite: unit, integration, format, docs, sanitizers
 demo|make demo|the demo: a throwaway machine, migrations, the orchestrator daemon
-loop|scripts/dev-container-test.sh \${DEV_TARGET:+--target \$DEV_TARGET} \${DEV_SSH_CONFIG:+--ssh-config \$DEV_SSH_CONFIG}|the orchd dev loop: sync, build, restart, smoke tests, again on Enter"
+loop|scripts/dev-container-test.sh \${DEV_TARGET:+--target \$DEV_TARGET} \${DEV_SSH_CONFIG:+--ssh-config \$DEV_SSH_CONFIG} \${DEV_LOCAL:+--local \$DEV_LOCAL}|the orchd dev loop: sync, build, restart, smoke tests, again on Enter"
 
 command_of() {
     printf '%s\n' "$entries" | awk -F'|' -v k="$1" '$1 == k { print $2 }'
 }
 
 case "${1:-}" in
--h | --help) sed -n '3,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+-h | --help) sed -n '3,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
 --list) printf '%s\n' "$entries" | awk -F'|' '{ printf "%-6s %-40s %s\n", $1, $2, $3 }'; exit 0 ;;
 "")
     printf '%s\n' "$entries" | awk -F'|' '{ printf "  %d) %-6s %s\n", NR, $1, $3 }'

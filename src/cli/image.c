@@ -106,7 +106,7 @@ static int skopeo_name(const char *ref, char **ret)
 static int add_base(struct oci_image *img, int lfd, const char *tmp, int *ret_base_fd,
                     char **ret_error)
 {
-        _cleanup_free_ char *src = NULL, *dst = NULL;
+        _cleanup_free_ char *src = NULL, *dst = NULL, *error = NULL;
         int r;
 
         *ret_base_fd = -1;
@@ -125,10 +125,21 @@ static int add_base(struct oci_image *img, int lfd, const char *tmp, int *ret_ba
         if (asprintf(&dst, "oci:%s/layout:base", tmp) < 0)
                 return -ENOMEM;
         log_notice("fetching the base image %s", src);
-        r = oci_registry_copy(executor_real(), src, dst, true, ret_error);
+        r = oci_registry_copy(executor_real(), src, dst, true, &error);
+        if (r >= 0)
+                r = oci_layout_read_base_image(lfd, "base", img, &error);
         if (r < 0)
-                return r;
-        return oci_layout_read_base_image(lfd, "base", img, ret_error);
+                return set_error_message(ret_error, r, "cannot use the base image '%s': %s",
+                                         arg_base_image, error ? error : strerror(-r));
+        return 0;
+}
+
+static bool env_has_path(char *const *env)
+{
+        STRV_FOREACH (e, env)
+                if (startswith(*e, "PATH="))
+                        return true;
+        return false;
 }
 
 static int build(const char *ref, int data_fd, const struct layer_metadata *md, const char *tmp,
@@ -149,7 +160,9 @@ static int build(const char *ref, int data_fd, const struct layer_metadata *md, 
         r = find_init(&init);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot find overlayfs-init (--init FILE)");
-        lfd = oci_layout_open_at(AT_FDCWD, layout, true, ret_error);
+        /* the layout is a temp one, read once by skopeo */
+        lfd =
+            oci_layout_open_at(AT_FDCWD, layout, OCI_LAYOUT_CREATE | OCI_LAYOUT_SCRATCH, ret_error);
         if (lfd < 0)
                 return lfd;
         r = add_base(&img, lfd, tmp, &base_fd, ret_error);
@@ -165,11 +178,14 @@ static int build(const char *ref, int data_fd, const struct layer_metadata *md, 
                                         NULL, ret_error);
         if (r < 0)
                 return r;
+        /* the base image's Env stays; PATH is added when it has none,
+         * for overlayfs-init to find s6-svscan */
         if (strv_extend(&img.entrypoint, "/" OCI_INIT_PATH) < 0 ||
-            (!img.env && strv_extend(&img.env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
-                                               "/usr/bin:/sbin:/bin") < 0))
+            (!env_has_path(img.env) &&
+             strv_extend(&img.env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+                                   "/usr/bin:/sbin:/bin") < 0))
                 return -ENOMEM;
-        r = oci_layout_write_image(lfd, &img, "image", &m, ret_error);
+        r = oci_layout_write_image(lfd, &img, "image", OCI_LAYOUT_SCRATCH, &m, ret_error);
         if (r < 0)
                 return r;
         log_notice("copying the image (%zu layers) to %s", img.n_layers, dst);
@@ -193,6 +209,13 @@ static int do_build(const char *ref)
         if (skopeo_name(ref, &s) < 0) {
                 log_error("invalid image reference '%s': expected HOST/REPO[:TAG] or oci:DIR[:TAG]",
                           ref);
+                return EXIT_USAGE;
+        }
+        free(s);
+        s = NULL;
+        if (arg_base_image && skopeo_name(arg_base_image, &s) < 0) {
+                log_error("invalid --base-image '%s': expected HOST/REPO[:TAG] or oci:DIR[:TAG]",
+                          arg_base_image);
                 return EXIT_USAGE;
         }
         free(s);

@@ -160,22 +160,22 @@ static int export_tar(int data_fd, const struct layer_entry *e, struct oci_blob_
 }
 
 /* Writes layers [from, from + n) of the data dir as an image tagged tag
- * in the layout dir. */
+ * in the layout dir (flags: OCI_LAYOUT_SCRATCH for a temp one). */
 static int export_layout(int data_fd, const struct layer_metadata *md, size_t from, size_t n,
-                         const char *dir, const char *tag, struct oci_image *img,
+                         const char *dir, const char *tag, unsigned flags, struct oci_image *img,
                          struct oci_blob_info *ret_manifest, char **ret_error)
 {
         _cleanup_close_ int lfd = -1;
         int r;
 
-        lfd = oci_layout_open_at(AT_FDCWD, dir, true, ret_error);
+        lfd = oci_layout_open_at(AT_FDCWD, dir, OCI_LAYOUT_CREATE | flags, ret_error);
         if (lfd < 0)
                 return lfd;
         r = oci_image_add_stack(img, lfd, data_fd, arg_data, md, from, n, progress, NULL,
                                 ret_error);
         if (r < 0)
                 return r;
-        return oci_layout_write_image(lfd, img, tag, ret_manifest, ret_error);
+        return oci_layout_write_image(lfd, img, tag, flags, ret_manifest, ret_error);
 }
 
 static json_t *layers_json(const struct oci_image *img)
@@ -223,7 +223,7 @@ static int do_export(const char *id)
                         printf("%s %s\n", b.digest, arg_tar);
                 return EXIT_OK;
         }
-        r = export_layout(data_fd, &md, (size_t)i, 1, arg_oci, arg_tag ? arg_tag : DEFAULT_TAG,
+        r = export_layout(data_fd, &md, (size_t)i, 1, arg_oci, arg_tag ? arg_tag : DEFAULT_TAG, 0,
                           &img, &m, &error);
         if (r < 0)
                 return fail(r, error, "cannot export the layer");
@@ -406,7 +406,7 @@ static int do_import(const char *path)
         }
         if (!S_ISDIR(st.st_mode))
                 return import_tar(path);
-        lfd = oci_layout_open_at(AT_FDCWD, path, false, &error);
+        lfd = oci_layout_open_at(AT_FDCWD, path, 0, &error);
         if (lfd < 0)
                 return fail(lfd, error, "cannot import");
         return pull_layout(lfd, arg_tag, path);
@@ -461,8 +461,12 @@ static int do_push(const char *ref)
         }
         if (transport && make_tmp(&tmp) < 0)
                 return EXIT_FAILURE_;
+        /* the temp layout of a push to a registry is read once by skopeo
+         * and removed: syncing it buys nothing (the registry's copy is
+         * what counts); a layout that is the destination is synced */
         r = export_layout(data_fd, &md, 0, md.n_layers, transport ? tmp : dir,
-                          transport ? "push" : tag, &img, &m, &error);
+                          transport ? "push" : tag, transport ? OCI_LAYOUT_SCRATCH : 0, &img, &m,
+                          &error);
         if (r < 0)
                 return fail(r, error, "cannot push");
         if (transport) {
@@ -502,7 +506,7 @@ static int do_pull(const char *ref)
                 if (r < 0)
                         return fail(r, error, "cannot pull");
         }
-        lfd = oci_layout_open_at(AT_FDCWD, transport ? tmp : dir, false, &error);
+        lfd = oci_layout_open_at(AT_FDCWD, transport ? tmp : dir, 0, &error);
         if (lfd < 0)
                 return fail(lfd, error, "cannot pull");
         return pull_layout(lfd, transport ? "pull" : tag, ref);

@@ -707,7 +707,9 @@ static int run_verify(struct migrate_args *a)
                                a->data_dir, r, r == 1 ? "" : "s");
         }
         if (ret == 0 && !(a->rebuild && a->dry_run)) {
-                r = migrate_verify(m, true, &error);
+                /* Opening did the same pass unless it rebuilt: a second
+                 * would stat every layer again to say it all twice. */
+                r = a->rebuild ? migrate_verify(m, true, &error) : 0;
                 if (r >= 0 && a->content)
                         r = migrate_verify_content(m, &error);
                 if (r < 0)

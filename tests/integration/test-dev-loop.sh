@@ -6,7 +6,8 @@
 # (a wrong one is refused); scripts/dev-container-test.sh --once --target
 # syncs, builds strata, restarts orchd and runs the smoke tests over ssh;
 # afterwards no daemon, server or machine process is left and the host's
-# /root is untouched.
+# /root is untouched. (The vm target, a started strata vm instance, is
+# tested through a booted guest in the vm suite, tests/vm/test-vm.sh.)
 . "$(dirname "$0")/lib.sh"
 
 need_root
@@ -68,10 +69,25 @@ rc3=$?
 rc4=$?
 "$SRC/scripts/dev-container-test.sh" --target x --ssh-config "$T_TMP/missing" >/dev/null 2>&1
 rc5=$?
-if [ "$rc1 $rc2 $rc3 $rc4 $rc5" = "1 2 2 2 2" ] && grep -q "runs already" "$T_TMP/err"; then
+"$SRC/scripts/dev-container-test.sh" --local bogus >/dev/null 2>&1
+rc6=$?
+"$SRC/scripts/dev-container-test.sh" --local vm --target x >/dev/null 2>&1
+rc7=$?
+if [ "$rc1 $rc2 $rc3 $rc4 $rc5 $rc6 $rc7" = "1 2 2 2 2 2 2" ] && grep -q "runs already" "$T_TMP/err"; then
     t_ok
 else
-    t_fail "exit statuses $rc1 $rc2 $rc3 $rc4 $rc5 (want 1 2 2 2 2): $(cat "$T_TMP/err")"
+    t_fail "exit statuses $rc1 $rc2 $rc3 $rc4 $rc5 $rc6 $rc7 (want 1 2 2 2 2 2 2): $(cat "$T_TMP/err")"
+fi
+
+t_begin "--local vm with no running instance is an error naming it (exit 1), nothing started"
+out=$(STRATA="$STRATA" "$SRC/scripts/dev-container-test.sh" --once --local vm --vm-dir "$T_TMP/novm" \
+    --vm-name strata-test --vm-instance dev 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && echo "$out" | grep -q "no running instance 'dev' of 'strata-test' in '$T_TMP/novm'" &&
+    ! echo "$out" | grep -q "^== sync"; then
+    t_ok
+else
+    t_fail "rc $rc: $out"
 fi
 
 t_begin "dev-container-test.sh --once --target: sync, build, orchd, smoke tests over ssh"

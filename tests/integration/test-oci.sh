@@ -64,13 +64,15 @@ set -e
 rm /etc/oci-t-motd /opt/oci-t/link
 rm -rf /opt/oci-t/gone-dir
 echo second > /opt/oci-t/second
-ln -s /etc/hostname /opt/oci-t/link'
+ln -s /etc/hostname /opt/oci-t/link
+setfattr -h -n trusted.strata -v own-link /opt/oci-t/link'
 
 # The view from inside a data dir's machine: listings with modes, owners,
 # times and link targets, checksums, xattrs, what is absent.
 VIEW='for p in /opt/oci-t /etc/skel; do find $p -printf "%p %y %m %U:%G %T@ %l %s\n" | sort; done
 find /opt/oci-t /etc/skel -type f | sort | xargs sha256sum
 getfattr -R -d -m - --absolute-names /opt/oci-t 2>/dev/null | grep -v "^$"
+echo "own xattrs of the link:"; getfattr -h -d -m - --absolute-names /opt/oci-t/link 2>/dev/null | grep -v "^$"
 for f in /etc/oci-t-motd /opt/oci-t/gone-dir /etc/skel/.profile /etc/skel/.bashrc; do
     if [ -e $f ]; then echo "$f present"; else echo "$f absent"; fi; done'
 view() { "$STRATA" lab run --data "$1" --base / -- sh -c "$VIEW" 2>&1; }
@@ -80,6 +82,8 @@ notime() { sed -E 's/ [0-9]+\.[0-9]+ / /'; }
 
 sm "$A" up >"$T_TMP/up.log" 2>&1 || { cat "$T_TMP/up.log"; t_skip_all "the migrations do not apply here"; }
 VIEW_A=$(view "$A")
+# what the comparisons below must carry: a symlink's own xattr
+link_xattr() { echo "$1" | sed -n '/^own xattrs of the link:/,$p' | grep -q '^trusted.strata="own-link"'; }
 
 # ---------------------------------------------------------------------------
 t_begin "export --tar: the same layer gives the same bytes twice (two processes)"
@@ -116,11 +120,12 @@ m2=$(layer push "oci:$T_TMP/layout2:v1" --data "$A" --json 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["manifest"])')
 [ -n "$m1" ] && [ "$m1" = "$m2" ] && t_ok || t_fail "'$m1' and '$m2'"
 
-t_begin "import of the layout into an empty data dir: its machine shows the same root"
+t_begin "import of the layout into an empty data dir: its machine shows the same root, a symlink's own xattrs too"
 B=$T_TMP/b
 if out=$(layer import "$T_TMP/layout1" --tag v1 --data "$B" 2>&1); then
     VIEW_B=$(view "$B")
-    if [ "$VIEW_A" = "$VIEW_B" ] && echo "$VIEW_B" | grep -q '/etc/oci-t-motd absent'; then
+    if [ "$VIEW_A" = "$VIEW_B" ] && echo "$VIEW_B" | grep -q '/etc/oci-t-motd absent' &&
+        link_xattr "$VIEW_B"; then
         t_ok
     else
         t_fail "$(printf '%s\n' "$VIEW_A" >"$T_TMP/va"; printf '%s\n' "$VIEW_B" >"$T_TMP/vb"; diff "$T_TMP/va" "$T_TMP/vb")"
@@ -211,11 +216,11 @@ until curl -s -m 1 "http://127.0.0.1:$PORT/v2/" >/dev/null; do
 done
 REF=127.0.0.1:$PORT/strata/machine:v1
 
-t_begin "push from data dir A to the registry, pull into an empty data dir B2: the same root"
+t_begin "push from data dir A to the registry, pull into an empty data dir B2: the same root, a symlink's own xattrs too"
 B2=$T_TMP/b2
 if out=$(layer push "$REF" --data "$A" 2>&1) && out=$(layer pull "$REF" --data "$B2" 2>&1); then
     VIEW_B2=$(view "$B2")
-    [ "$VIEW_A" = "$VIEW_B2" ] && t_ok ||
+    [ "$VIEW_A" = "$VIEW_B2" ] && link_xattr "$VIEW_B2" && t_ok ||
         t_fail "$(printf '%s\n' "$VIEW_A" >"$T_TMP/va"; printf '%s\n' "$VIEW_B2" >"$T_TMP/vb"; diff "$T_TMP/va" "$T_TMP/vb")"
 else
     t_fail "$out $(tail -3 "$T_TMP/registry.log")"
@@ -358,28 +363,128 @@ if command -v podman >/dev/null 2>&1 && command -v s6-svscan >/dev/null 2>&1 &&
         >"$MM/20260201-001_app/services/hello/run"
     chmod +x "$MM/20260201-001_app/services/hello/run"
 
+    # boot ID NAME: runs the image ID as a container (its /data a tmpfs),
+    # waits for its hello service and sets hello, marker (/etc/base-marker,
+    # or "none"), svc and pid1 from inside it
+    boot() {
+        c=strata-oci-$$-$2
+        hello="" marker="" svc="" pid1=""
+        out=$(pm run -d --privileged --network none --tmpfs /data --name "$c" "$1" 2>&1) || return 1
+        i=0
+        while ! pm exec "$c" cat /run/hello-up >/dev/null 2>&1 && [ $i -lt 100 ]; do
+            i=$((i + 1))
+            sleep 0.1
+        done
+        hello=$(pm exec "$c" cat /opt/app/hello 2>&1)
+        marker=$(pm exec "$c" sh -c 'cat /etc/base-marker 2>/dev/null || echo none' 2>&1)
+        svc=$(pm exec "$c" s6-svstat /etc/s6/hello 2>&1)
+        pid1=$(pm exec "$c" cat /proc/1/cmdline 2>&1 | tr '\0' ' ')
+        out="$(pm logs "$c" 2>&1 | tail -3)"
+        pm rm -f -t 0 "$c" >/dev/null 2>&1
+        return 0
+    }
+    # What a container of the image boots: the migrated files, the service up, PID 1.
+    booted_ok() {
+        [ "$hello" = migrated ] && echo "$svc" | grep -q '^up ' && echo "$pid1" | grep -q overlayfs-init
+    }
+    booted() { echo "hello: $hello; base marker: $marker; hello service: $svc; pid 1: $pid1; $out"; }
+    # The config of the image ID as "Entrypoint|Cmd|Env" (JSON lists).
+    config_of() {
+        pm image inspect --format '{{json .Config.Entrypoint}}|{{json .Config.Cmd}}|{{json .Config.Env}}' "$1" 2>&1
+    }
+    # strata's temp dirs left in $TMPDIR
+    leftovers() { find "$TMPDIR" -mindepth 1 -maxdepth 1 -name 'strata-*' | sort; }
+
     IMGREF=127.0.0.1:$PORT/strata/image:v1
     t_begin "image build, pushed to the registry: podman run of it boots the migrated machine: its files, its s6 service up"
     if out=$("$SM" --data "$I" --dir "$MM" --base "$MINI" up 2>&1) &&
         out=$("$STRATA" image build --data "$I" --base "$MINI" "$IMGREF" 2>&1) &&
-        out=$(pm pull -q "$IMGREF" 2>&1) && id=$(echo "$out" | tail -1) &&
-        out=$(pm run -d --privileged --network none --tmpfs /data --name "strata-oci-$$" "$id" 2>&1); then
-        i=0
-        while ! pm exec "strata-oci-$$" cat /run/hello-up >/dev/null 2>&1 && [ $i -lt 100 ]; do
-            i=$((i + 1))
-            sleep 0.1
-        done
-        hello=$(pm exec "strata-oci-$$" cat /opt/app/hello 2>&1)
-        svc=$(pm exec "strata-oci-$$" s6-svstat /etc/s6/hello 2>&1)
-        pid1=$(pm exec "strata-oci-$$" cat /proc/1/cmdline 2>&1 | tr '\0' ' ')
-        if [ "$hello" = migrated ] && echo "$svc" | grep -q '^up ' && echo "$pid1" | grep -q overlayfs-init; then
-            t_ok
-        else
-            t_fail "hello: $hello; hello service: $svc; pid 1: $pid1; $(pm logs "strata-oci-$$" 2>&1 | tail -3)"
-        fi
-        pm rm -f -t 0 "strata-oci-$$" >/dev/null 2>&1
+        out=$(pm pull -q "$IMGREF" 2>&1) && id=$(echo "$out" | tail -1) && boot "$id" dir; then
+        booted_ok && [ "$marker" = none ] && t_ok || t_fail "$(booted)"
     else
         t_fail "$out"
+    fi
+
+    # A base image of another origin: the mini root and a file only it
+    # has, imported by podman with an Env and a Cmd of its own, pushed to
+    # the registry (podman compresses its layer) and to an OCI layout.
+    MINIB=$T_TMP/minib
+    BASEREF=127.0.0.1:$PORT/strata/base:v1
+    cp -a "$MINI" "$MINIB"
+    echo from-base >"$MINIB/etc/base-marker"
+    base_ok=0
+    if tar -C "$MINIB" -cf - . | pm import --change 'ENV STRATA_BASE=mini' --change 'CMD ["/bin/sh"]' - \
+        localhost/strata-base:v1 >"$T_TMP/base.log" 2>&1 &&
+        pm push -q localhost/strata-base:v1 "docker://$BASEREF" >>"$T_TMP/base.log" 2>&1 &&
+        pm push -q localhost/strata-base:v1 "oci:$T_TMP/base-layout:b" >>"$T_TMP/base.log" 2>&1; then
+        base_ok=1
+    fi
+
+    ONREF=127.0.0.1:$PORT/strata/on-base:v1
+    t_begin "image build --base-image REF (a registry): podman run shows the base's files and the migrated machine; entrypoint overlayfs-init, the base's Env kept, not its Cmd"
+    if [ $base_ok = 1 ] && before=$(leftovers) &&
+        out=$("$STRATA" image build --data "$I" --base-image "$BASEREF" "$ONREF" 2>&1) &&
+        out=$(pm pull -q "$ONREF" 2>&1) && id=$(echo "$out" | tail -1) && boot "$id" reg; then
+        cfg=$(config_of "$id")
+        if booted_ok && [ "$marker" = from-base ] && [ "$(leftovers)" = "$before" ] &&
+            [ "${cfg%%|*}" = '["/usr/local/sbin/overlayfs-init"]' ] &&
+            echo "$cfg" | cut -d'|' -f2 | grep -qx 'null' &&
+            echo "$cfg" | cut -d'|' -f3 | grep -q '"STRATA_BASE=mini"' &&
+            echo "$cfg" | cut -d'|' -f3 | grep -q '"PATH='; then
+            t_ok
+        else
+            t_fail "$(booted); config $cfg; left: $(leftovers)"
+        fi
+    else
+        t_fail "$out $(cat "$T_TMP/base.log")"
+    fi
+
+    # (podman names an image pulled from oci:DIR after DIR, which must be
+    # lowercase: the layout goes through the registry to podman)
+    t_begin "image build --base-image oci:DIR:TAG into oci:DIR: the base's layers first, byte for byte, then the init and strata layers; it boots"
+    if [ $base_ok = 1 ] &&
+        out=$("$STRATA" image build --data "$I" --base-image "oci:$T_TMP/base-layout:b" \
+            "oci:$T_TMP/on-base-layout:v1" 2>&1) &&
+        layers=$(python3 - "$T_TMP/base-layout" "$T_TMP/on-base-layout" <<'EOF'
+import json, sys
+def image(d):
+    idx = json.load(open(d + "/index.json"))
+    m = json.load(open(d + "/blobs/sha256/" + idx["manifests"][0]["digest"][7:]))
+    c = json.load(open(d + "/blobs/sha256/" + m["config"]["digest"][7:]))
+    return [l["digest"] for l in m["layers"]], c
+base, _ = image(sys.argv[1])
+built, c = image(sys.argv[2])
+ok = (built[:len(base)] == base and len(built) == len(base) + 2 and
+      c["strata"]["base_layers"] == len(base) + 1 and
+      c["config"]["Entrypoint"] == ["/usr/local/sbin/overlayfs-init"])
+print("ok" if ok else "base %s, built %s, config %s" % (base, built, c["config"]))
+EOF
+        ) && [ "$layers" = ok ] &&
+        out=$(skopeo --registries-conf "$CONTAINERS_REGISTRIES_CONF" copy -q \
+            "oci:$T_TMP/on-base-layout:v1" "docker://$ONREF-oci" 2>&1) &&
+        out=$(pm pull -q "$ONREF-oci" 2>&1) && id=$(echo "$out" | tail -1) &&
+        boot "$id" oci && booted_ok && [ "$marker" = from-base ]; then
+        t_ok
+    else
+        t_fail "${layers:-} $out $(booted)"
+    fi
+
+    t_begin "image build with a bad --base-image: a clear error, nothing pushed or written, no temp dir left"
+    before=$(leftovers)
+    e1=$("$STRATA" image build --data "$I" --base-image "not a ref" "oci:$T_TMP/bad1:v1" 2>&1); r1=$?
+    e2=$("$STRATA" image build --data "$I" --base-image "127.0.0.1:$PORT/strata/nope:v1" \
+        "127.0.0.1:$PORT/strata/bad:v1" 2>&1); r2=$?
+    e3=$("$STRATA" image build --data "$I" --base-image "oci:$T_TMP/no-layout:b" \
+        "oci:$T_TMP/bad3:v1" 2>&1); r3=$?
+    bad=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/strata/bad/manifests/v1")
+    if [ $r1 = 2 ] && echo "$e1" | grep -q "invalid --base-image 'not a ref'" &&
+        [ $r2 = 1 ] && echo "$e2" | grep -q "cannot use the base image '127.0.0.1:$PORT/strata/nope:v1'" &&
+        [ $r3 = 1 ] && echo "$e3" | grep -q "cannot use the base image 'oci:$T_TMP/no-layout:b'" &&
+        [ ! -e "$T_TMP/bad1" ] && [ ! -e "$T_TMP/bad3" ] && [ ! -e "$T_TMP/no-layout" ] &&
+        [ "$bad" = 404 ] && [ "$(leftovers)" = "$before" ]; then
+        t_ok
+    else
+        t_fail "exit $r1 $r2 $r3 (registry: $bad): $e1 / $e2 / $e3; left: $(leftovers)"
     fi
 
     t_begin "the built image's strata layers pull into an empty data dir (its base layers are skipped)"

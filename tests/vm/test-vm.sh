@@ -298,6 +298,47 @@ else
     t_fail "$out $(tail -3 "$T_TMP/err")"
 fi
 
+# The orchd dev loop with instance b running: `make dev-loop` takes it as
+# its local target (no boot of its own). The image has no toolchain, so
+# strata is built here and copied with the libraries the guest lacks; the
+# smoke tests run in the guest (skipped, 77, when its image has no podman,
+# as the suite's shared one has not).
+t_begin "make dev-loop targets the running instance: tree synced, strata copied, orchd in the guest answers"
+D=/var/tmp/strata-dev
+mk dev-loop VM_INSTANCE=b DEV_ARGS=--once >"$T_TMP/dev.out" 2>&1
+mk_rc=$?
+# (make says 2 for any failing recipe: the loop's own status is its last line)
+rc=$(sed -n 's/^round done (exit \([0-9]*\))$/\1/p' "$T_TMP/dev.out")
+if [ "$(vm ssh "$IMG" --instance b -- sh -c 'command -v podman || echo none')" = none ]; then
+    want=77 smoke="run-container-tests: 'podman' is not installed" list="cannot execute 'podman'"
+else
+    want=0 smoke='"failed": 0' list='"result"'
+fi
+guest=$(vm ssh "$IMG" --instance b -- sh -c "test -f $D/Makefile && test ! -e $D/.git && test ! -e $D/.dev &&
+    ls $D/build/.libs && for p in /proc/[0-9]*; do tr '\\0' ' ' <\$p/cmdline; echo; done 2>/dev/null |
+    grep -c '[s]trata orchd --state-dir'" 2>&1)
+if [ "$rc" = $want ] && { [ $want -eq 0 ] || [ $mk_rc -ne 0 ]; } &&
+    grep -q "^== the local target: the strata vm instance $IMG/b of $VMDIR" "$T_TMP/dev.out" &&
+    grep -qx "ssh -F $VMDIR/instances/$IMG/b/ssh_config strata-vm-$IMG-b" "$T_TMP/dev.out" &&
+    grep -qx "== sync: $STRATA_SOURCE_ROOT -> strata-vm-$IMG-b:$D" "$T_TMP/dev.out" &&
+    grep -q "^== build strata here" "$T_TMP/dev.out" &&
+    grep -q "^copy build/src/cli/strata to strata-vm-$IMG-b, with what it lacks: .*libmicrohttpd.so.12" "$T_TMP/dev.out" &&
+    grep -qx "orchd answers on $D/.dev/orchd.sock" "$T_TMP/dev.out" && grep -q "$smoke" "$T_TMP/dev.out" &&
+    sed -n '/^== packages/,$p' "$T_TMP/dev.out" | grep -q "$list" &&
+    echo "$guest" | grep -qx libmicrohttpd.so.12 && [ "$(echo "$guest" | tail -1)" = 0 ]; then
+    t_ok
+else
+    t_fail "exit $rc, make $mk_rc (want $want): $(tail -25 "$T_TMP/dev.out"); guest: $guest"
+fi
+
+t_begin "the loop's ssh to the instance holds the guest to its recorded host key: another is refused"
+ssh-keygen -q -t ed25519 -N '' -C other -f "$T_TMP/other_key"
+printf 'strata-vm-%s %s\n' "$IMG" "$(cut -d' ' -f1,2 "$T_TMP/other_key.pub")" >"$T_TMP/wrong_known_hosts"
+out=$(ssh -F "$VMDIR/instances/$IMG/b/ssh_config" -o UserKnownHostsFile="$T_TMP/wrong_known_hosts" \
+    "strata-vm-$IMG-b" true </dev/null 2>&1)
+rc=$?
+if [ $rc -eq 255 ] && echo "$out" | grep -qi "host key"; then t_ok; else t_fail "rc $rc: $out"; fi
+
 t_begin "make vm-sync puts the source tree (no .git) into the instance"
 mk vm-sync VM_INSTANCE=a VM_SYNC_DEST=/work/tree >"$T_TMP/mksync" 2>&1
 rc=$?

@@ -30,6 +30,13 @@ int mkdir_p_at(int dirfd, const char *path, mode_t mode)
                 return -ENOMEM;
         if (!*p)
                 return -EINVAL;
+        /* Most calls find the whole path there, or only its last part
+         * missing: a lookup or a mkdir, not a mkdir and a stat of each of
+         * its parts. */
+        if (fstatat(dirfd, p, &st, 0) == 0 && S_ISDIR(st.st_mode))
+                return 0;
+        if (mkdirat(dirfd, p, mode) == 0)
+                return 0;
 
         /* Walk the prefixes "a", "a/b", "a/b/c" (skipping repeated slashes). */
         s = p;

@@ -316,8 +316,38 @@ int layer_metadata_lowerdirs(const struct layer_metadata *m, const char *data_di
         return 0;
 }
 
+/* Whether layer i holds id. */
+static bool layer_holds(const struct layer_metadata *m, size_t i, const char *id)
+{
+        for (char **s = m->layers[i].migrations; s && *s; s++)
+                if (streq(*s, id))
+                        return true;
+        return false;
+}
+
 int layer_metadata_find_migration(const struct layer_metadata *m, const char *id)
 {
+        size_t lo = 0, hi = m->n_layers;
+
+        /* Layers are applied in id order (unless "up --out-of-order"), the
+         * migrations of a squashed one too: a binary search on each
+         * layer's first migration finds id in the usual stack, and the
+         * plain scan below in any other. */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                const char *first = m->layers[mid].migrations ? m->layers[mid].migrations[0] : NULL;
+                int c;
+
+                if (!first)
+                        break;
+                c = strcmp(first, id);
+                if (c <= 0 && layer_holds(m, mid, id))
+                        return (int)mid;
+                if (c <= 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
         for (size_t i = 0; i < m->n_layers; i++)
                 for (char **s = m->layers[i].migrations; s && *s; s++)
                         if (streq(*s, id))

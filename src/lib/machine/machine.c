@@ -162,6 +162,8 @@ static int add_state_paths(struct mount_plan *p, const struct machine_options *o
                         if (r < 0)
                                 return r;
                         r = mount_plan_add_overlay(p, sp, lower, su, sw, MOUNT_PLAN_CREATE_DEST);
+                        if (r >= 0 && o->volatile_upper)
+                                r = mount_plan_set_options(p, "volatile");
                 } else
                         r = mount_plan_add_bind(p, src, sp, MOUNT_PLAN_CREATE_DEST);
                 if (r < 0)
@@ -244,6 +246,8 @@ int machine_root_plan(const struct machine_options *o, const struct layer_metada
         }
 
         r = mount_plan_add_overlay(p, "/", lowers, upper, work, 0);
+        if (r >= 0 && o->volatile_upper)
+                r = mount_plan_set_options(p, "volatile");
         if (r < 0)
                 return r;
 

@@ -78,6 +78,14 @@ struct machine_options {
          * created by machine_root_plan. NULL: plain rw binds. */
         const char *state_scratch;
 
+        /* The root's upper (and the state_scratch uppers) are thrown away
+         * after a crash and synced by the caller (syncfs) before it keeps
+         * anything: their overlays are mounted "volatile", so the kernel
+         * skips every sync to them (a script's fsync of each file it
+         * writes, as dpkg does, costs nothing). For a migration's
+         * .tmp-<id>, never for a machine's own upper. */
+        bool volatile_upper;
+
         bool bind_data; /* bind <data> to /data (read-write) */
         bool tmp_tmpfs; /* /tmp as tmpfs */
         enum machine_dev dev;

@@ -208,6 +208,13 @@ static int plan_last_set_options(struct mount_plan *p, const char *options)
         return 0;
 }
 
+int mount_plan_set_options(struct mount_plan *p, const char *options)
+{
+        if (!p || p->n_ops == 0)
+                return -EINVAL;
+        return plan_last_set_options(p, options);
+}
+
 int mount_plan_add_bind(struct mount_plan *p, const char *src, const char *dest, unsigned flags)
 {
         struct mount_op op;
@@ -355,20 +362,16 @@ static int resolve_in(int dirfd, const char *path, int flags, int *ret)
         return 0;
 }
 
-/* Opens the directory path under dirfd, creating it and its missing parents
- * (0755) first; a directory it creates gets exactly mode. Existing parts
- * cost one lookup: the walk back only happens for missing ones. */
-static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
+static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd);
+
+/* mkdir_p_in_fd() for a path a lookup has just found missing. */
+static int mkdir_missing_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
 {
         _cleanup_free_ char *parent = NULL;
         _cleanup_close_ int pfd = -1;
         const char *name;
         size_t l;
         int r, fd;
-
-        r = resolve_in(dirfd, path, O_PATH | O_DIRECTORY, ret_fd);
-        if (r != -ENOENT)
-                return r;
 
         l = strlen(path);
         while (l > 0 && path[l - 1] == '/')
@@ -405,6 +408,16 @@ static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
         }
         *ret_fd = fd;
         return 0;
+}
+
+/* Opens the directory path under dirfd, creating it and its missing parents
+ * (0755) first; a directory it creates gets exactly mode. Existing parts
+ * cost one lookup: the walk back only happens for missing ones. */
+static int mkdir_p_in_fd(int dirfd, const char *path, mode_t mode, int *ret_fd)
+{
+        int r = resolve_in(dirfd, path, O_PATH | O_DIRECTORY, ret_fd);
+
+        return r == -ENOENT ? mkdir_missing_in_fd(dirfd, path, mode, ret_fd) : r;
 }
 
 static int mkdir_p_in(int dirfd, const char *path, mode_t mode)
@@ -452,7 +465,7 @@ static int open_target(int dirfd, const char *dest, bool create, bool dir, int *
         if (r != -ENOENT || !create)
                 return r;
         if (dir)
-                return mkdir_p_in_fd(dirfd, dest, 0755, ret);
+                return mkdir_missing_in_fd(dirfd, dest, 0755, ret);
         else {
                 _cleanup_close_ int parent = -1;
                 const char *name;
@@ -865,19 +878,93 @@ static int overlay_check_dirs(struct apply_ctx *c, const struct mount_op *op, ch
         return 0;
 }
 
-/* Passes the lower dirs one at a time ("lowerdir+"). -EINVAL with
- * c->kernel_msg naming "lowerdir+" on a kernel without it. */
-static int overlay_set_lowers(struct apply_ctx *c, int fsfd, char **lowers, size_t n)
+#define LOWER_OPEN_FLAGS (O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+
+/* Opens the lower dirs as fds into fds (n of them, -1 where not opened;
+ * O_DIRECTORY checks that each is a directory), or names the one that is
+ * not in c->kernel_msg (the kernel only says ENOENT). The layers of a data dir
+ * are opened relative to their common dir: one short lookup each, where a
+ * path string is looked up in full twice (the check, then the kernel). */
+static int overlay_open_lowers(struct apply_ctx *c, const struct mount_op *op, char **lowers,
+                               size_t n, int *fds)
 {
-        if (mount_plan_force_legacy_overlay)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++)
-                if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0) {
+        _cleanup_free_ char *common = NULL;
+        _cleanup_close_ int cfd = -1;
+        size_t cl = 0;
+
+        if (n > 2) {
+                /* the base (the last) lies elsewhere */
+                char *last = lowers[n - 1];
+
+                lowers[n - 1] = NULL;
+                cl = common_dir_len(lowers);
+                lowers[n - 1] = last;
+        }
+        if (cl > 1) {
+                common = strndup(lowers[0], cl);
+                if (!common)
+                        return -ENOMEM;
+                cfd = open(common, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
+        for (size_t i = 0; i < n; i++) {
+                bool rel = cfd >= 0 && strncmp(lowers[i], common, cl) == 0 && lowers[i][cl] == '/';
+
+                /* not O_PATH: fsconfig(FSCONFIG_SET_FD) takes no such fd */
+                fds[i] = rel ? openat(cfd, lowers[i] + cl + 1, LOWER_OPEN_FLAGS)
+                             : open(lowers[i], LOWER_OPEN_FLAGS);
+                if (fds[i] < 0) {
                         int r = -errno;
-                        save_kernel_msg(c, fsfd);
+
+                        snprintf(c->kernel_msg, sizeof(c->kernel_msg), "lower dir '%s'",
+                                 lowers[i] + prefix_len(c, op->flags));
                         return r;
                 }
+        }
         return 0;
+}
+
+/* Passes the lower dirs one at a time ("lowerdir+"): as fds where the
+ * kernel takes them (6.13 on), else as paths, in a fresh context *fsfd (so
+ * that no message of the refused fd is left in it). -EINVAL with
+ * c->kernel_msg naming "lowerdir+" on a kernel without it. */
+static int overlay_set_lowers(struct apply_ctx *c, int *fsfd, char **lowers, const int *fds,
+                              size_t n)
+{
+        bool by_fd = true;
+
+        if (mount_plan_force_legacy_overlay)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                int r;
+
+                if (by_fd) {
+                        if (fsconfig(*fsfd, FSCONFIG_SET_FD, "lowerdir+", NULL, fds[i]) >= 0)
+                                continue;
+                        r = -errno;
+                        if (i > 0 || r != -EINVAL) {
+                                save_kernel_msg(c, *fsfd);
+                                return r;
+                        }
+                        by_fd = false;
+                        safe_close(*fsfd);
+                        *fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
+                        if (*fsfd < 0)
+                                return -errno;
+                }
+                if (fsconfig(*fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0) {
+                        r = -errno;
+                        save_kernel_msg(c, *fsfd);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+        for (size_t i = 0; fds && i < n; i++)
+                safe_close(fds[i]);
+        free(fds);
 }
 
 static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
@@ -885,6 +972,7 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
         _cleanup_strv_ char **lowers = NULL;
         _cleanup_free_ char *upper = NULL, *work = NULL;
         _cleanup_close_ int target = -1, fsfd = -1;
+        int *fds = NULL;
         size_t n = 0;
         int r;
 
@@ -900,18 +988,22 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                         return r;
                 return mount_fs(c, "tmpfs", "mode=0755", op->flags, target);
         }
-        r = overlay_check_dirs(c, op, lowers, n, upper, work);
-        if (r < 0)
-                return r;
-        r = open_target(dest_base(c, op), op->dest, op->flags & MOUNT_PLAN_CREATE_DEST, true,
-                        &target);
-        if (r < 0)
-                return r;
-
-        fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
-        if (fsfd < 0)
-                return -errno;
-        r = overlay_set_lowers(c, fsfd, lowers, n);
+        fds = malloc(n * sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                fds[i] = -1;
+        r = overlay_open_lowers(c, op, lowers, n, fds);
+        if (r >= 0)
+                r = overlay_check_dirs(c, op, lowers, 0, upper, work);
+        if (r >= 0)
+                r = open_target(dest_base(c, op), op->dest, op->flags & MOUNT_PLAN_CREATE_DEST,
+                                true, &target);
+        if (r >= 0) {
+                fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
+                r = fsfd < 0 ? -errno : overlay_set_lowers(c, &fsfd, lowers, fds, n);
+        }
+        close_fds(fds, n);
         if (r == -EINVAL &&
             (mount_plan_force_legacy_overlay || strstr(c->kernel_msg, "lowerdir+"))) {
                 /* An older kernel that does not know "lowerdir+". */
@@ -1908,39 +2000,86 @@ static int depth_cmp(const void *a, const void *b)
         return y->id - x->id;
 }
 
-/* With pol->namespace_ends: whether entry i can be left to the end of the
- * namespace: its parent is a kept mount at under, and the kernel finds it
- * unused (MNT_EXPIRE answers EAGAIN only for a mount nobody holds and with
- * nothing mounted on it; it unmounts nothing on a first call). */
-static bool teardown_can_leave(const struct mount_list *l, size_t i, const char *under,
-                               bool keep_under, const struct mount_teardown_policy *pol)
+/* Whether the parent of entry i is the mount at under. */
+static bool teardown_parent_is(const struct mount_list *l, size_t i, const char *under)
+{
+        for (size_t k = 0; k < l->n; k++)
+                if (l->entries[k].id == l->entries[i].parent_id)
+                        return streq(l->entries[k].target, under);
+        return false;
+}
+
+/* Whether the kernel finds the mount at path unused: MNT_EXPIRE answers
+ * EAGAIN only for a mount nobody holds and with nothing mounted on it (it
+ * unmounts nothing on a first call). */
+static bool teardown_unused(const char *path, const struct mount_teardown_policy *pol)
 {
         int (*um)(const char *, int) = pol->umount ? pol->umount : sys_umount;
-        bool parent_kept = false;
 
-        if (!pol->namespace_ends || !keep_under)
+        return um(path, UMOUNT_NOFOLLOW | MNT_EXPIRE) == -EAGAIN;
+}
+
+/* For a mount on a mount (/dev/pts on /dev) that is unused (its own
+ * children went first): moves it onto a new directory of the kept mount
+ * under_fd, where it is left for the end of the namespace as well. Its
+ * parent then has one mount less on it, so the kernel can tell whether
+ * that one is used too (a mount with a mount on it always looks used). A
+ * move waits for no RCU grace period; an unmount waits for one. Returns
+ * true when moved; false leaves it to be unmounted as any other (one in
+ * use, a read-only kept mount, a mount of a file, a test's fake umount). */
+static bool teardown_move_to_kept(const char *path, int under_fd,
+                                  const struct mount_teardown_policy *pol, unsigned *n_moved)
+{
+        char name[64];
+
+        if (under_fd < 0 || pol->umount || !teardown_unused(path, pol))
                 return false;
-        for (size_t k = 0; k < l->n && !parent_kept; k++)
-                parent_kept = l->entries[k].id == l->entries[i].parent_id &&
-                              streq(l->entries[k].target, under);
-        return parent_kept && um(l->entries[i].target, UMOUNT_NOFOLLOW | MNT_EXPIRE) == -EAGAIN;
+        snprintf(name, sizeof(name), ".strata-teardown-%d.%u", (int)getpid(), (*n_moved)++);
+        if (mkdirat(under_fd, name, 0700) < 0)
+                return false;
+        if (move_mount(AT_FDCWD, path, under_fd, name, 0) < 0) {
+                log_debug_errno(errno, "cannot move '%s' for the end of its namespace: %m", path);
+                (void)unlinkat(under_fd, name, AT_REMOVEDIR);
+                return false;
+        }
+        return true;
+}
+
+/* With pol->namespace_ends: whether entry i can be left to the end of the
+ * namespace, unused, on the kept mount at under (moved onto it if it was
+ * on another mount). */
+static bool teardown_can_leave(const struct mount_list *l, size_t i, const char *under,
+                               int under_fd, const struct mount_teardown_policy *pol,
+                               unsigned *n_moved)
+{
+        const char *path = l->entries[i].target;
+
+        if (teardown_parent_is(l, i, under))
+                return teardown_unused(path, pol);
+        return teardown_move_to_kept(path, under_fd, pol, n_moved);
 }
 
 int mount_teardown_under(const char *under, bool keep_under,
                          const struct mount_teardown_policy *pol, struct mount_teardown_result *res)
 {
+        _cleanup_close_ int under_fd = -1;
+        bool leave = pol->namespace_ends && keep_under;
         struct mount_list l = {};
+        unsigned n_moved = 0;
         int r, first = 0;
 
         r = mountinfo_read(NULL, under, &l);
         if (r < 0)
                 return r;
+        res->found += (unsigned)l.n;
         if (l.n > 1)
                 qsort(l.entries, l.n, sizeof(l.entries[0]), depth_cmp);
+        if (leave)
+                under_fd = open(under, O_PATH | O_DIRECTORY | O_CLOEXEC);
         for (size_t i = 0; i < l.n; i++) {
                 if (keep_under && streq(l.entries[i].target, under))
                         continue;
-                if (teardown_can_leave(&l, i, under, keep_under, pol)) {
+                if (leave && teardown_can_leave(&l, i, under, under_fd, pol, &n_moved)) {
                         res->unmounted++;
                         continue;
                 }

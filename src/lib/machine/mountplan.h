@@ -152,6 +152,11 @@ int mount_plan_add_symlink(struct mount_plan *p, const char *target, const char 
                            unsigned flags);
 int mount_plan_add_remount_ro(struct mount_plan *p, const char *dest, unsigned flags);
 
+/* Sets the extra options of the last operation (an overlay's "volatile",
+ * a tmpfs's "size=64m"), replacing any it had. Returns 0, -EINVAL on an
+ * empty plan, or -ENOMEM. */
+int mount_plan_set_options(struct mount_plan *p, const char *options);
+
 /*
  * Applies the operations in order onto root (an existing directory; the
  * caller usually runs this in a private mount namespace). host_prefix (NULL
@@ -243,7 +248,12 @@ struct mount_teardown_policy {
          * period, a namespace's end waits for one: 26 mounts cost ~26 of
          * them otherwise. The kernel says which are unused without unmounting
          * them (umount2 MNT_EXPIRE: EAGAIN); the others are unmounted as
-         * always, retried and detached when busy. */
+         * always, retried and detached when busy. An unused mount on
+         * another mount (/dev/pts on /dev) is moved onto a new directory
+         * ".strata-teardown-PID.N" of the kept one and left there: then
+         * the mount it was on has nothing on it, and the kernel can say
+         * whether that one is used (a move waits for no grace period).
+         * Where the kept mount takes no new directory, it is unmounted. */
         bool namespace_ends;
 };
 
@@ -254,6 +264,7 @@ struct mount_teardown_policy {
         }
 
 struct mount_teardown_result {
+        unsigned found;     /* mounts at or below under when it began (a kept one too) */
         unsigned unmounted; /* cleanly */
         unsigned detached;  /* still busy after every try: MNT_DETACH */
         unsigned retries;   /* EBUSY retries, in all */

@@ -551,6 +551,9 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
                     .dev = MACHINE_DEV_MINIMAL,
                     .policy_rc_d = base_is_debian_like(m->base) ? policy_rc_d : NULL,
                     .read_only_kernel = true,
+                    /* .tmp-<id> goes after a crash, and apply_sync_layer
+                     * syncs it before the rename and the commit */
+                    .volatile_upper = true,
                     .binds = &bind,
                     .n_binds = 1,
                 };

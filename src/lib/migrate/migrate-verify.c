@@ -26,6 +26,22 @@
 
 static bool layer_active(const struct migrate *m, const char *dir)
 {
+        size_t lo = 0, hi = m->md.n_layers;
+
+        /* Layer dirs are named after ids, applied in id order: a binary
+         * search finds one in the usual stack, the scan below in any
+         * other (out-of-order applies, id~N names). */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(m->md.layers[mid].dir, dir);
+
+                if (c == 0)
+                        return true;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
         for (size_t i = 0; i < m->md.n_layers; i++)
                 if (streq(m->md.layers[i].dir, dir))
                         return true;
@@ -56,6 +72,8 @@ static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_rec
                           char **ret_error)
 {
         _cleanup_strv_ char **names = NULL, **layers = NULL, **records = NULL;
+        _cleanup_closedir_ DIR *d = NULL;
+        struct dirent *de;
         int r;
 
         r = dir_list_fd(m->layers_fd, &names);
@@ -68,23 +86,33 @@ static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_rec
                 if (strv_extend(&layers, *n) < 0)
                         return -ENOMEM;
         }
-        strv_free(TAKE_PTR(names));
-        r = dir_list_fd(m->records_fd, &names);
-        if (r < 0)
-                return set_error_message(ret_error, r, "cannot read '%s/%s'", m->data_dir,
+        d = fdopendir(fcntl(m->records_fd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
                                          MIGRATE_RECORDS);
-        STRV_FOREACH (n, names) {
+        rewinddir(d); /* a dup shares its offset with earlier reads */
+        while ((errno = 0, de = readdir(d))) {
                 struct stat st;
 
-                if (fstatat(m->records_fd, *n, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    !S_ISDIR(st.st_mode))
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if ((migration_id_valid(*n) && migrate_is_applied(&m->md, *n)) ||
-                    record_leftover(m, *n))
+                /* the entry's type where the file system gives it */
+                if (de->d_type != DT_DIR &&
+                    (de->d_type != DT_UNKNOWN ||
+                     fstatat(m->records_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                     !S_ISDIR(st.st_mode)))
                         continue;
-                if (strv_extend(&records, *n) < 0)
+                if ((migration_id_valid(de->d_name) && migrate_is_applied(&m->md, de->d_name)) ||
+                    record_leftover(m, de->d_name))
+                        continue;
+                if (strv_extend(&records, de->d_name) < 0)
                         return -ENOMEM;
         }
+        if (errno)
+                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
+                                         MIGRATE_RECORDS);
+        if (records)
+                strv_sort(records);
         *ret_layers = TAKE_PTR(layers);
         *ret_records = TAKE_PTR(records);
         return 0;
@@ -181,7 +209,8 @@ static int verify_layer_present(struct migrate *m, const struct layer_entry *e, 
                           m->data_dir, MIGRATE_LAYERS, e->dir, e->id);
 }
 
-/* An active layer is whole: fs/ and layer.json. 0 or 1 for a problem. */
+/* An active layer is whole: fs/ and layer.json. 0, 1 for a problem, or
+ * -ENOENT when the layer dir itself may be missing (nothing said). */
 static int verify_layer_whole(struct migrate *m, const struct layer_entry *e)
 {
         _cleanup_free_ char *fs = NULL, *lj = NULL;
@@ -189,8 +218,10 @@ static int verify_layer_whole(struct migrate *m, const struct layer_entry *e)
 
         if (asprintf(&fs, "%s/fs", e->dir) < 0 || asprintf(&lj, "%s/layer.json", e->dir) < 0)
                 return -ENOMEM;
-        if (fstatat(m->layers_fd, fs, &st, 0) >= 0 && S_ISDIR(st.st_mode) &&
-            fstatat(m->layers_fd, lj, &st, 0) >= 0)
+        if (fstatat(m->layers_fd, fs, &st, 0) < 0) {
+                if (errno == ENOENT && fstatat(m->layers_fd, e->dir, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -ENOENT;
+        } else if (S_ISDIR(st.st_mode) && fstatat(m->layers_fd, lj, &st, 0) >= 0)
                 return 0;
         return verify_say(m, false, e->id, "the layer '%s/%s/%s' lacks fs/ or layer.json",
                           m->data_dir, MIGRATE_LAYERS, e->dir);
@@ -245,15 +276,10 @@ static int verify_leftover_layers(struct migrate *m, bool repair, char **ret_err
                                          MIGRATE_LAYERS);
         rewinddir(d); /* a dup shares its offset with earlier reads */
         while ((errno = 0, de = readdir(d))) {
-                bool active = false;
-
                 if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
                     startswith(de->d_name, OLD_PREFIX))
                         continue;
-                for (size_t i = 0; i < m->md.n_layers; i++)
-                        if (streq(m->md.layers[i].dir, de->d_name))
-                                active = true;
-                if (active || !layer_leftover(m, de->d_name))
+                if (layer_active(m, de->d_name) || !layer_leftover(m, de->d_name))
                         continue;
                 if (!repair) {
                         r = verify_say(m, false, NULL,
@@ -296,8 +322,11 @@ static int verify_leftover_records(struct migrate *m, bool repair, char **ret_er
 
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    !S_ISDIR(st.st_mode))
+                /* the entry's type where the file system gives it */
+                if (de->d_type != DT_DIR &&
+                    (de->d_type != DT_UNKNOWN ||
+                     fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                     !S_ISDIR(st.st_mode)))
                         continue;
                 if ((migration_id_valid(de->d_name) && migrate_is_applied(&m->md, de->d_name)) ||
                     !record_leftover(m, de->d_name))
@@ -341,9 +370,17 @@ int migrate_verify(struct migrate *m, bool repair, char **ret_error)
         for (size_t i = 0; i < m->md.n_layers; i++) {
                 const struct layer_entry *e = &m->md.layers[i];
 
-                r = verify_layer_present(m, e, repair);
-                if (r == 0)
-                        r = verify_layer_whole(m, e);
+                /* whole (fs/ there) says present in one stat */
+                r = verify_layer_whole(m, e);
+                if (r == -ENOENT) {
+                        r = verify_layer_present(m, e, repair);
+                        if (r == 0)
+                                r = verify_layer_whole(m, e);
+                        if (r == -ENOENT)
+                                r = verify_say(m, false, e->id,
+                                               "the layer '%s/%s/%s' lacks fs/ or layer.json",
+                                               m->data_dir, MIGRATE_LAYERS, e->dir);
+                }
                 if (r == 0)
                         r = verify_layer_finished(m, e, repair, ret_error);
                 if (r < 0)

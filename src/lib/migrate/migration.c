@@ -108,6 +108,21 @@ void migration_set_done(struct migration_set *s)
 
 int migration_set_find(const struct migration_set *s, const char *id)
 {
+        size_t lo = 0, hi = s->n;
+
+        /* A loaded set is sorted by id: a binary search, with a plain scan
+         * as the fallback for a set built in another order. */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(s->items[mid].id, id);
+
+                if (c == 0)
+                        return (int)mid;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
         for (size_t i = 0; i < s->n; i++)
                 if (streq(s->items[i].id, id))
                         return (int)i;
@@ -287,7 +302,11 @@ static int list_dir_sorted(int fd, bool dirs_only, bool skip_hidden, char ***ret
                         continue;
                 if (skip_hidden && de->d_name[0] == '.')
                         continue;
-                if (dirs_only) {
+                /* the entry's type where the file system gives it (a
+                 * symlink is followed, as stat would) */
+                if (dirs_only && de->d_type != DT_DIR) {
+                        if (de->d_type != DT_UNKNOWN && de->d_type != DT_LNK)
+                                continue;
                         if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
                                 return -errno;
                         if (!S_ISDIR(st.st_mode))
@@ -305,7 +324,10 @@ static int list_dir_sorted(int fd, bool dirs_only, bool skip_hidden, char ***ret
         return 0;
 }
 
-int migration_load_at(int dirfd, const char *path, struct migration *ret, char **ret_error)
+/* migration_load_at, with the dir looked up as name under dirfd and known
+ * as path (its messages, m.path). */
+static int load_in(int dirfd, const char *name, const char *path, struct migration *ret,
+                   char **ret_error)
 {
         _cleanup_(migration_done) struct migration m = {};
         _cleanup_close_ int fd = -1, sfd = -1;
@@ -313,6 +335,7 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
         _cleanup_strv_ char **services = NULL;
         const char *base = strrchr(path, '/');
         struct stat st;
+        bool script_ok;
         int r;
 
         base = base ? base + 1 : path;
@@ -326,15 +349,17 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
                                          "(YYYYMMDD)",
                                          path, base);
         /* What is hashed, recorded and run must be one file: no link. */
-        if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode))
                 return set_error_message(ret_error, -EINVAL,
                                          "migration '%s' is a symlink: a migration must be a real "
                                          "directory (copy it into the migrations dir)",
                                          path);
-        fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return set_error_message(ret_error, -errno, "cannot open migration '%s': %m", path);
-        if (fstatat(fd, MIGRATION_SCRIPT, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISLNK(st.st_mode)) {
+        /* one lstat says it all for a regular file, the usual case */
+        script_ok = fstatat(fd, MIGRATION_SCRIPT, &st, AT_SYMLINK_NOFOLLOW) >= 0;
+        if (script_ok && S_ISLNK(st.st_mode)) {
                 char target[PATH_MAX];
                 ssize_t n = readlinkat(fd, MIGRATION_SCRIPT, target, sizeof(target) - 1);
 
@@ -350,7 +375,7 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
                                          "one file)",
                                          path, MIGRATION_SCRIPT);
         }
-        if (fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0) {
+        if (!(script_ok && S_ISREG(st.st_mode)) && fstatat(fd, MIGRATION_SCRIPT, &st, 0) < 0) {
                 int e = errno;
 
                 if (e == ENOENT)
@@ -412,6 +437,11 @@ int migration_load_at(int dirfd, const char *path, struct migration *ret, char *
         return 0;
 }
 
+int migration_load_at(int dirfd, const char *path, struct migration *ret, char **ret_error)
+{
+        return load_in(dirfd, path, path, ret, ret_error);
+}
+
 int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret, char **ret_error)
 {
         _cleanup_(migration_set_done) struct migration_set s = {};
@@ -437,7 +467,8 @@ int migration_set_load_at(int dirfd, const char *dir, struct migration_set *ret,
 
                 if (asprintf(&p, "%s/%s", dir, *name) < 0)
                         return -ENOMEM;
-                r = migration_load_at(dirfd, p, &s.items[s.n], ret_error);
+                /* looked up at the dir's fd: one component, not the path */
+                r = load_in(fd, *name, p, &s.items[s.n], ret_error);
                 if (r < 0)
                         return r;
                 /* sorted: two ids with one date and number are neighbours */

@@ -20,8 +20,35 @@
 #define JSON_MAX    (64 * 1024 * 1024)
 #define LAYOUT_TEXT "{\"imageLayoutVersion\":\"1.0.0\"}"
 
-int oci_layout_open_at(int dirfd, const char *dir, bool create, char **ret_error)
+/* Writes data as path in the layout: through write_file_atomic_at (synced)
+ * or, in a scratch layout, plainly (no sync, no temp name: a scratch
+ * layout half written is thrown away as a whole). */
+static int layout_write_file(int layout_fd, const char *path, const void *data, size_t len,
+                             unsigned flags)
 {
+        _cleanup_close_ int fd = -1;
+
+        if (!(flags & OCI_LAYOUT_SCRATCH))
+                return write_file_atomic_at(layout_fd, path, data, len, 0644);
+        fd = openat(layout_fd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -errno;
+        for (size_t done = 0; done < len;) {
+                ssize_t n = write(fd, (const char *)data + done, len - done);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                done += (size_t)n;
+        }
+        return 0;
+}
+
+int oci_layout_open_at(int dirfd, const char *dir, unsigned flags, char **ret_error)
+{
+        bool create = flags & OCI_LAYOUT_CREATE;
         _cleanup_close_ int fd = -1;
         struct stat st;
         int r;
@@ -38,8 +65,8 @@ int oci_layout_open_at(int dirfd, const char *dir, bool create, char **ret_error
         if (create) {
                 r = mkdir_p_at(fd, BLOBS, 0755);
                 if (r >= 0 && fstatat(fd, "oci-layout", &st, 0) < 0)
-                        r = write_file_atomic_at(fd, "oci-layout", LAYOUT_TEXT, strlen(LAYOUT_TEXT),
-                                                 0644);
+                        r = layout_write_file(fd, "oci-layout", LAYOUT_TEXT, strlen(LAYOUT_TEXT),
+                                              flags);
                 if (r < 0)
                         return set_error_message(ret_error, r, "cannot set up the OCI layout '%s'",
                                                  dir);
@@ -88,9 +115,6 @@ int oci_layout_add_tree(int layout_fd, int dirfd, const char *tree, struct oci_b
         if (fd < 0)
                 return set_error_message(ret_error, -errno, "cannot create a blob in the layout");
         r = oci_tar_write_at(dirfd, tree, fd, &info, ret_error);
-        if (r >= 0 && fsync(fd) < 0)
-                r = set_error_message(ret_error, -errno, "cannot sync the layer blob of '%s'",
-                                      tree);
         if (r < 0) {
                 (void)unlinkat(layout_fd, tmp, 0);
                 return r;
@@ -102,7 +126,7 @@ int oci_layout_add_tree(int layout_fd, int dirfd, const char *tree, struct oci_b
         return 0;
 }
 
-int oci_layout_add_json(int layout_fd, const json_t *j, struct oci_blob_info *ret)
+int oci_layout_add_json(int layout_fd, const json_t *j, unsigned flags, struct oci_blob_info *ret)
 {
         _cleanup_free_ char *text = NULL, *path = NULL;
         char hex[SHA256_HEX_SIZE];
@@ -119,7 +143,32 @@ int oci_layout_add_json(int layout_fd, const json_t *j, struct oci_blob_info *re
         r = blob_path(ret->digest, &path);
         if (r < 0)
                 return r;
-        return write_file_atomic_at(layout_fd, path, text, len, 0644);
+        return layout_write_file(layout_fd, path, text, len, flags);
+}
+
+/* Makes the layer blobs of img durable (and their names: the blobs dir)
+ * before an index names them. */
+static int sync_layers(int layout_fd, const struct oci_image *img, char **ret_error)
+{
+        int r;
+
+        for (size_t i = 0; i < img->n_layers; i++) {
+                _cleanup_free_ char *path = NULL;
+                _cleanup_close_ int fd = -1;
+
+                r = blob_path(img->layers[i].digest, &path);
+                if (r < 0)
+                        return set_error_message(ret_error, -EBADMSG, "'%s' is not a sha256 digest",
+                                                 img->layers[i].digest);
+                fd = openat(layout_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0 || fsync(fd) < 0)
+                        return set_error_message(ret_error, -errno, "cannot sync the blob %s",
+                                                 img->layers[i].digest);
+        }
+        r = fsync_dir_at(layout_fd, BLOBS);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot sync the layout's " BLOBS);
+        return 0;
 }
 
 static int index_with(int layout_fd, const struct oci_blob_info *m, const char *tag, json_t **ret)
@@ -165,23 +214,34 @@ static int index_with(int layout_fd, const struct oci_blob_info *m, const char *
 }
 
 int oci_layout_write_image(int layout_fd, const struct oci_image *img, const char *tag,
-                           struct oci_blob_info *ret_manifest, char **ret_error)
+                           unsigned flags, struct oci_blob_info *ret_manifest, char **ret_error)
 {
+        _cleanup_free_ char *text = NULL;
         struct oci_blob_info c, m;
         json_t *config = NULL, *manifest = NULL, *idx = NULL;
         int r;
 
+        if (!(flags & OCI_LAYOUT_SCRATCH)) {
+                r = sync_layers(layout_fd, img, ret_error);
+                if (r < 0)
+                        return r;
+        }
         r = oci_config_build(img, &config);
         if (r >= 0)
-                r = oci_layout_add_json(layout_fd, config, &c);
+                r = oci_layout_add_json(layout_fd, config, flags, &c);
         if (r >= 0)
                 r = oci_manifest_build(img, c.digest, c.size, &manifest);
         if (r >= 0)
-                r = oci_layout_add_json(layout_fd, manifest, &m);
+                r = oci_layout_add_json(layout_fd, manifest, flags, &m);
         if (r >= 0)
                 r = index_with(layout_fd, &m, tag, &idx);
-        if (r >= 0)
+        if (r >= 0 && !(flags & OCI_LAYOUT_SCRATCH))
                 r = json_save_at(layout_fd, "index.json", idx, 0644);
+        else if (r >= 0) {
+                text = json_dumps(idx, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                r = text ? layout_write_file(layout_fd, "index.json", text, strlen(text), flags)
+                         : -ENOMEM;
+        }
         json_decref(config);
         json_decref(manifest);
         json_decref(idx);

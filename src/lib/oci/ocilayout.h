@@ -20,22 +20,35 @@
 #include "ociimage.h"
 #include "ocitar.h"
 
-/* Opens the layout DIR (dirfd, dir); with create, makes it (and its
- * blobs/sha256, oci-layout) when missing. Returns the fd. */
-int oci_layout_open_at(int dirfd, const char *dir, bool create, char **ret_error);
+enum {
+        OCI_LAYOUT_CREATE = 1 << 0, /* make the layout (blobs/sha256, oci-layout) when missing */
+        /* a temp layout that is thrown away once copied (to a registry):
+         * nothing written to it is synced, which buys nothing there */
+        OCI_LAYOUT_SCRATCH = 1 << 1,
+};
 
-/* Writes the tree (dirfd, tree) as a layer tar blob (oci_tar_write_at). */
+/* Opens the layout DIR (dirfd, dir); with OCI_LAYOUT_CREATE, makes it
+ * when missing. Returns the fd. */
+int oci_layout_open_at(int dirfd, const char *dir, unsigned flags, char **ret_error);
+
+/* Writes the tree (dirfd, tree) as a layer tar blob (oci_tar_write_at),
+ * named by its digest once whole. Not synced: oci_layout_write_image
+ * syncs the blobs of the image it writes. */
 int oci_layout_add_tree(int layout_fd, int dirfd, const char *tree, struct oci_blob_info *ret,
                         char **ret_error);
 
-/* Writes j (compact, keys sorted) as a blob. */
-int oci_layout_add_json(int layout_fd, const json_t *j, struct oci_blob_info *ret);
+/* Writes j (compact, keys sorted) as a blob; synced unless
+ * OCI_LAYOUT_SCRATCH is in flags. */
+int oci_layout_add_json(int layout_fd, const json_t *j, unsigned flags, struct oci_blob_info *ret);
 
 /* Writes img's config and manifest and makes index.json list the
  * manifest as tag (replacing a manifest of that tag); *ret_manifest (may
- * be NULL) gets the manifest's digest and size. */
+ * be NULL) gets the manifest's digest and size. Unless flags has
+ * OCI_LAYOUT_SCRATCH, every layer blob of img, the config and the
+ * manifest are synced before index.json names them, and index.json
+ * after. */
 int oci_layout_write_image(int layout_fd, const struct oci_image *img, const char *tag,
-                           struct oci_blob_info *ret_manifest, char **ret_error);
+                           unsigned flags, struct oci_blob_info *ret_manifest, char **ret_error);
 
 /* Reads the image tagged tag (NULL: the only one) and checks the digests
  * of its manifest and config. */

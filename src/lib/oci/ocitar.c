@@ -12,6 +12,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "archive-lazy.h"
 #include "changes.h"
 #include "cleanup.h"
 #include "fs.h"
@@ -20,8 +21,6 @@
 #include "ocimap.h"
 #include "ocitar.h"
 #include "strv.h"
-
-#define XATTR_LIST_MAX_ (64 * 1024)
 
 static void archive_freep(struct archive **a)
 {
@@ -40,37 +39,57 @@ static void digest_format(struct sha256_ctx *c, char ret[7 + SHA256_HEX_SIZE])
                 snprintf(ret + 7 + 2 * i, 3, "%02x", d[i]);
 }
 
-/* The xattrs of the object open at fd (an O_PATH fd is read through
- * /proc/self/fd), in name order, that the format carries. */
-static int entry_add_xattrs(struct archive_entry *e, int fd, bool o_path)
+/* The xattrs that the format carries of the entry name in dfd, in name
+ * order: read through fd when it is open (a file or a directory), else
+ * through the path /proc/self/fd/DFD/NAME, whose last component is not
+ * followed (a symlink's own xattrs, a device's, a fifo's). Sizes are
+ * asked first: most entries have none, and the kernel allocates a buffer
+ * as large as the one it is given. */
+static int entry_add_xattrs(struct archive_entry *e, int fd, int dfd, const char *name)
 {
-        _cleanup_free_ char *names = NULL;
+        _cleanup_free_ char *names = NULL, *path = NULL;
         _cleanup_strv_ char **l = NULL;
-        char proc[64];
         ssize_t n;
 
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        names = malloc(XATTR_LIST_MAX_);
-        if (!names)
+        if (fd < 0 && asprintf(&path, "/proc/self/fd/%d/%s", dfd, name) < 0)
                 return -ENOMEM;
-        n = o_path ? listxattr(proc, names, XATTR_LIST_MAX_)
-                   : flistxattr(fd, names, XATTR_LIST_MAX_);
-        if (n < 0)
-                return errno == ENOTSUP ? 0 : -errno;
+        for (;;) {
+                n = fd >= 0 ? flistxattr(fd, NULL, 0) : llistxattr(path, NULL, 0);
+                if (n <= 0)
+                        return n == 0 || errno == ENOTSUP ? 0 : -errno;
+                free(names);
+                names = malloc((size_t)n);
+                if (!names)
+                        return -ENOMEM;
+                n = fd >= 0 ? flistxattr(fd, names, (size_t)n) : llistxattr(path, names, (size_t)n);
+                if (n >= 0)
+                        break;
+                if (errno != ERANGE) /* ERANGE: one was added since */
+                        return -errno;
+        }
         for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
                 if (oci_xattr_exported(names + i) && strv_extend(&l, names + i) < 0)
                         return -ENOMEM;
         strv_sort(l);
         STRV_FOREACH (s, l) {
-                _cleanup_free_ char *v = malloc(XATTR_LIST_MAX_);
+                _cleanup_free_ char *v = NULL;
                 ssize_t len;
 
-                if (!v)
-                        return -ENOMEM;
-                len = o_path ? getxattr(proc, *s, v, XATTR_LIST_MAX_)
-                             : fgetxattr(fd, *s, v, XATTR_LIST_MAX_);
-                if (len < 0)
-                        return -errno;
+                for (;;) {
+                        len = fd >= 0 ? fgetxattr(fd, *s, NULL, 0) : lgetxattr(path, *s, NULL, 0);
+                        if (len < 0)
+                                return -errno;
+                        free(v);
+                        v = malloc((size_t)len + 1);
+                        if (!v)
+                                return -ENOMEM;
+                        len = fd >= 0 ? fgetxattr(fd, *s, v, (size_t)len)
+                                      : lgetxattr(path, *s, v, (size_t)len);
+                        if (len >= 0)
+                                break;
+                        if (errno != ERANGE)
+                                return -errno;
+                }
                 archive_entry_xattr_add_entry(e, *s, v, (size_t)len);
         }
         return 0;
@@ -155,23 +174,37 @@ static int tar_put_marker(struct tar_writer *w, const char *dir, const char *nam
         return r;
 }
 
-static int tar_put_content(struct tar_writer *w, int fd, const char *path)
+/* The content of the file open at fd, size bytes as its entry says. Each
+ * read asks for one byte more than is left, so that a short read ends the
+ * file without a read of its end, and a file that grew is seen. */
+static int tar_put_content(struct tar_writer *w, int fd, uint64_t size, const char *path)
 {
         char buf[65536];
+        uint64_t left = size;
         ssize_t n;
 
-        while ((n = read(fd, buf, sizeof(buf))) != 0) {
+        for (;;) {
+                size_t want = left < sizeof(buf) ? (size_t)left + 1 : sizeof(buf);
+
+                n = read(fd, buf, want);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         return set_error_message(w->ret_error, -errno, "cannot read '%s'", path);
                 }
+                if (n == 0)
+                        return 0;
+                if ((uint64_t)n > left)
+                        return set_error_message(w->ret_error, -EIO,
+                                                 "'%s' grew while it was packed", path);
                 if (archive_write_data(w->a, buf, (size_t)n) != n)
                         return set_error_message(w->ret_error, w->error ? w->error : -EIO,
                                                  "cannot write the content of '%s': %s", path,
                                                  archive_error_string(w->a));
+                left -= (uint64_t)n;
+                if ((size_t)n < want)
+                        return 0;
         }
-        return 0;
 }
 
 static int tar_walk(struct tar_writer *w, int dfd, const char *prefix, const char *shown);
@@ -229,14 +262,14 @@ static int tar_put_one(struct tar_writer *w, int dfd, const char *name, const ch
                 l[w->n_links++].ino = st.st_ino;
         }
 
-        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
                 fd = openat(dfd, name,
                             O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
                                 (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
-        else if (!S_ISLNK(st.st_mode))
-                fd = openat(dfd, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-        if (!S_ISLNK(st.st_mode) && fd < 0)
-                return set_error_message(w->ret_error, -errno, "cannot open '%s/%s'", shown, path);
+                if (fd < 0)
+                        return set_error_message(w->ret_error, -errno, "cannot open '%s/%s'", shown,
+                                                 path);
+        }
 
         e = entry_new(path, st.st_mode, &st);
         if (!e)
@@ -254,19 +287,19 @@ static int tar_put_one(struct tar_writer *w, int dfd, const char *name, const ch
                 if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
                         archive_entry_set_rdev(e, st.st_rdev);
                 archive_entry_set_size(e, S_ISREG(st.st_mode) ? st.st_size : 0);
-                r = entry_add_xattrs(e, fd, !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
-                if (r < 0) {
-                        archive_entry_free(e);
-                        return set_error_message(w->ret_error, r,
-                                                 "cannot read the xattrs of '%s/%s'", shown, path);
-                }
+        }
+        r = entry_add_xattrs(e, fd, dfd, name);
+        if (r < 0) {
+                archive_entry_free(e);
+                return set_error_message(w->ret_error, r, "cannot read the xattrs of '%s/%s'",
+                                         shown, path);
         }
         r = tar_put(w, e, path);
         archive_entry_free(e);
         if (r < 0)
                 return r;
         if (S_ISREG(st.st_mode))
-                return tar_put_content(w, fd, path);
+                return tar_put_content(w, fd, (uint64_t)st.st_size, path);
         if (!S_ISDIR(st.st_mode))
                 return 0;
         if (changes_is_opaque_fd(fd)) {
@@ -314,6 +347,9 @@ int oci_tar_write_at(int dirfd, const char *tree, int out_fd, struct oci_blob_in
         if (fd < 0)
                 return set_error_message(ret_error, -errno, "cannot open the layer tree '%s'",
                                          tree);
+        r = archive_lazy_load(ret_error);
+        if (r < 0)
+                return r;
         a = archive_write_new();
         if (!a)
                 return -ENOMEM;
@@ -325,7 +361,12 @@ int oci_tar_write_at(int dirfd, const char *tree, int out_fd, struct oci_blob_in
         if (archive_write_set_format_pax(a) != ARCHIVE_OK ||
             archive_write_set_format_option(a, "pax", "xattrheader", "SCHILY") != ARCHIVE_OK ||
             archive_write_add_filter_none(a) != ARCHIVE_OK ||
-            archive_write_set_bytes_per_block(a, 10240) != ARCHIVE_OK ||
+            /* written in blocks of 640 KiB, the last one padded to a
+             * multiple of 10240 bytes: the bytes of blocks of 10240 (the
+             * tar default, which the digests of earlier layers have), in
+             * 64 times fewer writes */
+            archive_write_set_bytes_per_block(a, 64 * 10240) != ARCHIVE_OK ||
+            archive_write_set_bytes_in_last_block(a, 10240) != ARCHIVE_OK ||
             archive_write_open(a, &w, NULL, tar_write_cb, NULL) != ARCHIVE_OK)
                 return set_error_message(ret_error, -EIO, "cannot start the tar: %s",
                                          archive_error_string(a));
@@ -413,27 +454,30 @@ static int open_parent(struct tar_reader *t, char *path, const char **ret_base)
         return TAKE_FD(cur);
 }
 
+/* The entry's xattrs on base in pfd: through an fd for a file or a
+ * directory, else through /proc/self/fd/PFD/BASE without following its
+ * last component (a symlink's own xattrs, trusted.* as overlay layers
+ * have them; the kernel allows no user.* there). */
 static int extract_xattrs(struct archive_entry *e, int pfd, const char *base, mode_t type)
 {
+        _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
         const char *name;
         const void *value;
         size_t size;
-        char proc[64];
 
-        if (archive_entry_xattr_reset(e) == 0 || S_ISLNK(type))
+        if (archive_entry_xattr_reset(e) == 0)
                 return 0;
-        fd = openat(pfd, base,
-                    (S_ISDIR(type) || S_ISREG(type) ? O_RDONLY : O_PATH) | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-                int k = (S_ISDIR(type) || S_ISREG(type)) ? fsetxattr(fd, name, value, size, 0)
-                                                         : setxattr(proc, name, value, size, 0);
-                if (k < 0)
+        if (S_ISDIR(type) || S_ISREG(type)) {
+                fd = openat(pfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
                         return -errno;
-        }
+        } else if (asprintf(&path, "/proc/self/fd/%d/%s", pfd, base) < 0)
+                return -ENOMEM;
+        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
+                if ((fd >= 0 ? fsetxattr(fd, name, value, size, 0)
+                             : lsetxattr(path, name, value, size, 0)) < 0)
+                        return -errno;
         return 0;
 }
 
@@ -653,6 +697,9 @@ int oci_tar_extract_at(int in_fd, int dirfd, const char *tree, const char *expec
         t->shown = tree;
         t->ret_error = ret_error;
         sha256_init(&t->sha);
+        r = archive_lazy_load(ret_error);
+        if (r < 0)
+                return r;
         t->root_fd = openat(dirfd, tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (t->root_fd < 0)
                 return set_error_message(ret_error, -errno, "cannot open '%s'", tree);

@@ -405,9 +405,132 @@ struct install_params {
         const char *service; /* a native s6 service dir instead of an image */
 };
 
+/* What the package runs: 'service' (a native s6 service dir, which rules
+ * out the image-only fields) or else 'dockerImage', which is then needed. */
+static int parse_install_source(const json_t *params, struct install_params *p, struct rpc_error *e)
+{
+        static const char *const image_only[] = {"dockerImage", "command", "network", "pull"};
+        _cleanup_free_ char *why = NULL;
+        json_t *v;
+
+        v = json_object_get(params, "service");
+        if (v) {
+                if (!json_is_string(v))
+                        return invalid_param(e, "service", "must be a string (a service dir)");
+                for (size_t i = 0; i < ELEMENTSOF(image_only); i++)
+                        if (json_object_get(params, image_only[i]))
+                                return invalid_param(e, image_only[i],
+                                                     "is for images, not with 'service'");
+                if (services_check_source(json_string_value(v), &why) < 0)
+                        return rpc_error_set(
+                            e, RPC_INVALID_PARAMS, json_pack("{s:s}", "field", "service"),
+                            "invalid params: 'service': %s", why ?: "is not a service dir");
+                p->service = json_string_value(v);
+                return 0;
+        }
+
+        v = json_object_get(params, "dockerImage");
+        if (!v)
+                return invalid_param(e, "dockerImage", "is missing (or give 'service')");
+        if (!json_is_string(v))
+                return invalid_param(e, "dockerImage", "must be a string");
+        if (!image_valid(json_string_value(v)))
+                return invalid_param(e, "dockerImage",
+                                     "must be an image reference of at most 255 letters, "
+                                     "digits and '_.-/:@', not starting with '-'");
+        p->image = json_string_value(v);
+        return 0;
+}
+
+static int parse_install_tier(const json_t *v, struct install_params *p, struct rpc_error *e)
+{
+        if (!json_is_string(v))
+                return invalid_param(e, "tier", "must be a string");
+        p->tier = tier_from_string(json_string_value(v));
+        if (p->tier < 0)
+                return invalid_param(e, "tier", "must be 'database', 'infra' or 'app'");
+        return 0;
+}
+
+static int parse_install_grace(const json_t *v, struct install_params *p, struct rpc_error *e)
+{
+        if (!json_is_integer(v))
+                return invalid_param(e, "grace", "must be an integer (seconds)");
+        if (json_integer_value(v) < 0 || json_integer_value(v) > 86400)
+                return invalid_param(e, "grace", "must be 0 to 86400 seconds");
+        p->grace_s = json_integer_value(v);
+        return 0;
+}
+
+static int parse_install_network(const json_t *v, struct install_params *p, struct rpc_error *e)
+{
+        const char *n = json_is_string(v) ? json_string_value(v) : NULL;
+
+        if (!n || !*n || strlen(n) > NETWORK_MAX || n[0] == '-' ||
+            strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                strlen(n))
+                return invalid_param(e, "network",
+                                     "must be a network name (letters, digits, '_.-')");
+        p->network = n;
+        return 0;
+}
+
+static int parse_install_pull(const json_t *v, struct install_params *p, struct rpc_error *e)
+{
+        const char *m = json_is_string(v) ? json_string_value(v) : "";
+
+        if (streq(m, "missing"))
+                p->pull = PULL_MISSING;
+        else if (streq(m, "always"))
+                p->pull = PULL_ALWAYS;
+        else if (streq(m, "never"))
+                p->pull = PULL_NEVER;
+        else
+                return invalid_param(e, "pull", "must be 'missing', 'always' or 'never'");
+        return 0;
+}
+
+/* p->command becomes an array the caller frees (its strings borrowed). */
+static int parse_install_command(const json_t *v, struct install_params *p, struct rpc_error *e)
+{
+        size_t n;
+
+        if (!json_is_array(v))
+                return invalid_param(e, "command", "must be an array of strings");
+        n = json_array_size(v);
+        if (n == 0 || n > COMMAND_MAX)
+                return invalid_param(e, "command", "must have 1 to 64 elements");
+        for (size_t i = 0; i < n; i++) {
+                json_t *a = json_array_get(v, i);
+                if (!json_is_string(a))
+                        return invalid_param(e, "command", "must be an array of strings");
+                if (json_string_length(a) > COMMAND_ARG_MAX)
+                        return invalid_param(e, "command", "has an element longer than 4096 bytes");
+        }
+        p->command = calloc(n + 1, sizeof(char *));
+        if (!p->command)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                p->command[i] = json_string_value(json_array_get(v, i));
+        return 0;
+}
+
+/* The optional fields of package.install, checked in this order when given
+ * (the first bad one is the one reported; command, which allocates, last). */
+static const struct {
+        const char *name;
+        int (*parse)(const json_t *v, struct install_params *p, struct rpc_error *e);
+} install_options[] = {
+    {"tier", parse_install_tier},       {"grace", parse_install_grace},
+    {"network", parse_install_network}, {"pull", parse_install_pull},
+    {"command", parse_install_command},
+};
+
+/* Validates package.install's params into *p (strings borrowed from
+ * params; p->command owned by the caller, also on failure): 0, or a
+ * negative errno with e set for the client. */
 static int parse_install(const json_t *params, struct install_params *p, struct rpc_error *e)
 {
-        json_t *v;
         int r;
 
         *p = (struct install_params){.tier = -1, .grace_s = -1};
@@ -420,104 +543,17 @@ static int parse_install(const json_t *params, struct install_params *p, struct 
         r = get_id(params, e, &p->id);
         if (r < 0)
                 return r;
+        r = parse_install_source(params, p, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(install_options); i++) {
+                json_t *v = json_object_get(params, install_options[i].name);
 
-        v = json_object_get(params, "service");
-        if (v) {
-                _cleanup_free_ char *why = NULL;
-                static const char *const image_only[] = {"dockerImage", "command", "network",
-                                                         "pull"};
-
-                if (!json_is_string(v))
-                        return invalid_param(e, "service", "must be a string (a service dir)");
-                for (size_t i = 0; i < ELEMENTSOF(image_only); i++)
-                        if (json_object_get(params, image_only[i]))
-                                return invalid_param(e, image_only[i],
-                                                     "is for images, not with 'service'");
-                r = services_check_source(json_string_value(v), &why);
-                if (r < 0)
-                        return rpc_error_set(
-                            e, RPC_INVALID_PARAMS, json_pack("{s:s}", "field", "service"),
-                            "invalid params: 'service': %s", why ?: "is not a service dir");
-                p->service = json_string_value(v);
-        }
-
-        if (!p->service) {
-                v = json_object_get(params, "dockerImage");
-                if (!v)
-                        return invalid_param(e, "dockerImage", "is missing (or give 'service')");
-                if (!json_is_string(v))
-                        return invalid_param(e, "dockerImage", "must be a string");
-                if (!image_valid(json_string_value(v)))
-                        return invalid_param(e, "dockerImage",
-                                             "must be an image reference of at most 255 letters, "
-                                             "digits and '_.-/:@', not starting with '-'");
-                p->image = json_string_value(v);
-        }
-
-        v = json_object_get(params, "tier");
-        if (v) {
-                if (!json_is_string(v))
-                        return invalid_param(e, "tier", "must be a string");
-                p->tier = tier_from_string(json_string_value(v));
-                if (p->tier < 0)
-                        return invalid_param(e, "tier", "must be 'database', 'infra' or 'app'");
-        }
-
-        v = json_object_get(params, "grace");
-        if (v) {
-                if (!json_is_integer(v))
-                        return invalid_param(e, "grace", "must be an integer (seconds)");
-                if (json_integer_value(v) < 0 || json_integer_value(v) > 86400)
-                        return invalid_param(e, "grace", "must be 0 to 86400 seconds");
-                p->grace_s = json_integer_value(v);
-        }
-
-        v = json_object_get(params, "network");
-        if (v) {
-                const char *n = json_is_string(v) ? json_string_value(v) : NULL;
-                if (!n || !*n || strlen(n) > NETWORK_MAX || n[0] == '-' ||
-                    strspn(n,
-                           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-                        strlen(n))
-                        return invalid_param(e, "network",
-                                             "must be a network name (letters, digits, '_.-')");
-                p->network = n;
-        }
-
-        v = json_object_get(params, "pull");
-        if (v) {
-                const char *m = json_is_string(v) ? json_string_value(v) : "";
-                if (streq(m, "missing"))
-                        p->pull = PULL_MISSING;
-                else if (streq(m, "always"))
-                        p->pull = PULL_ALWAYS;
-                else if (streq(m, "never"))
-                        p->pull = PULL_NEVER;
-                else
-                        return invalid_param(e, "pull", "must be 'missing', 'always' or 'never'");
-        }
-
-        v = json_object_get(params, "command");
-        if (v) {
-                size_t n;
-                if (!json_is_array(v))
-                        return invalid_param(e, "command", "must be an array of strings");
-                n = json_array_size(v);
-                if (n == 0 || n > COMMAND_MAX)
-                        return invalid_param(e, "command", "must have 1 to 64 elements");
-                for (size_t i = 0; i < n; i++) {
-                        json_t *a = json_array_get(v, i);
-                        if (!json_is_string(a))
-                                return invalid_param(e, "command", "must be an array of strings");
-                        if (json_string_length(a) > COMMAND_ARG_MAX)
-                                return invalid_param(e, "command",
-                                                     "has an element longer than 4096 bytes");
+                if (v) {
+                        r = install_options[i].parse(v, p, e);
+                        if (r < 0)
+                                return r;
                 }
-                p->command = calloc(n + 1, sizeof(char *));
-                if (!p->command)
-                        return -ENOMEM;
-                for (size_t i = 0; i < n; i++)
-                        p->command[i] = json_string_value(json_array_get(v, i));
         }
         return 0;
 }

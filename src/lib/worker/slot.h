@@ -32,20 +32,23 @@ struct worker_slot {
         int fd; /* the marker, locked */
         char *dir;
         char *marker;
+        char *free_dir; /* ROOT/free-slots/N, where it goes when released */
         char *plan;
         int64_t started;
 };
 
 /* Takes slot (or, with slot < 0, the lowest free one) under root, creating
- * ROOT/slots/N, and writes the marker. -EBUSY when that slot is in use (or
- * all are), -EINVAL for a slot out of range. */
+ * ROOT/slots/N (or renaming ROOT/free-slots/N back), and writes the marker.
+ * -EBUSY when that slot is in use (or all are), -EINVAL for a slot out of
+ * range. */
 int worker_slot_acquire(const char *root, int slot, const char *plan, struct worker_slot **ret);
 
 /* Records the pid of the worker's init (and its start time) in the marker. */
 int worker_slot_set_init(struct worker_slot *s, pid_t init);
 
-/* Removes the marker (while still holding its lock), then the slot dir
- * when empty, and frees s. Accepts NULL, returns NULL. */
+/* Renames the slot dir to ROOT/free-slots/N (while still holding the
+ * marker's lock), or where that cannot be done removes the marker, then
+ * the slot dir when empty; frees s. Accepts NULL, returns NULL. */
 struct worker_slot *worker_slot_release(struct worker_slot *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct worker_slot *, worker_slot_release)
 

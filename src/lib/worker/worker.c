@@ -16,7 +16,6 @@
 #include "json.h"
 #include "log.h"
 #include "macro.h"
-#include "mountinfo.h"
 #include "mountplan.h"
 #include "sandbox.h"
 #include "slot.h"
@@ -291,16 +290,12 @@ static void teardown(void *userdata)
 {
         struct run_ctx *c = userdata;
         struct mount_teardown_policy pol = MOUNT_TEARDOWN_POLICY_DEFAULT;
-        struct mount_list l = {};
 
         /* This init is the last process of the worker's mount namespace:
          * the unused mounts go with it, the busy ones are retried. */
         pol.namespace_ends = true;
-        if (mountinfo_read(NULL, "/", &l) >= 0) {
-                c->report->mounts = (unsigned)l.n;
-                mount_list_done(&l);
-        }
         (void)mount_teardown_under("/", true, &pol, &c->report->teardown);
+        c->report->mounts = c->report->teardown.found;
         c->report->torn_down = true;
 }
 

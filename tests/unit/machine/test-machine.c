@@ -64,6 +64,8 @@ static void test_machine_plan(void **state)
         assert_null(p->ops[0].lowerdirs[3]);
         assert_string_equal(p->ops[0].upperdir, "/d/system/upper");
         assert_string_equal(p->ops[0].workdir, "/d/system/work");
+        /* a machine's own upper is kept: never volatile */
+        assert_null(p->ops[0].options);
         assert_non_null(find_op(p, MOUNT_OP_DEV, "/dev"));
         assert_non_null(find_op(p, MOUNT_OP_PROC, "/proc"));
         assert_non_null(find_op(p, MOUNT_OP_SYSFS, "/sys"));
@@ -97,6 +99,7 @@ static void test_migrate_variant(void **state)
                                     .upper_dir = "/d/system/layers/.tmp-x/fs",
                                     .work_dir = "/d/system/layers/.tmp-x/work",
                                     .tmp_tmpfs = true,
+                                    .volatile_upper = true,
                                     .dev = MACHINE_DEV_MINIMAL};
         struct layer_metadata m;
         const struct mount_op *op;
@@ -108,12 +111,15 @@ static void test_migrate_variant(void **state)
         assert_int_equal(machine_root_plan(&o, &m, &p), 0);
         assert_string_equal(p->ops[0].upperdir, "/d/system/layers/.tmp-x/fs");
         assert_string_equal(p->ops[0].lowerdirs[0], "/");
+        /* thrown away after a crash, synced by migrate before its commit */
+        assert_string_equal(p->ops[0].options, "volatile");
         assert_non_null(find_op(p, MOUNT_OP_DEV_MINIMAL, "/dev"));
         assert_non_null(find_op(p, MOUNT_OP_TMPFS, "/tmp"));
         assert_null(find_op(p, MOUNT_OP_BIND, "/data"));
         op = find_op(p, MOUNT_OP_OVERLAY, "/srv/b");
         assert_non_null(op);
         assert_string_equal(op->lowerdirs[0], "/d/state/srv/b");
+        assert_string_equal(op->options, "volatile");
         assert_true(asprintf(&d, "%s/1/upper", scratch) > 0);
         assert_string_equal(op->upperdir, d);
         assert_int_equal(stat(d, &st), 0);

@@ -452,13 +452,18 @@ static void no_sleep(uint64_t usec)
 /* namespace_ends: of three mounts on a kept one, the unused leaf is left
  * for the namespace's end (counted unmounted, still mounted), the one a
  * process holds is retried and detached, the one with a mount on it loses
- * that (unmounted first, being deeper) and is then left too. */
+ * that (moved onto the kept one first, being deeper, and left there: no
+ * umount2) and is then left too; a held mount on a mount is retried and
+ * detached, and the mount it was on left. */
 static int teardown_namespace_ends(const char *dir)
 {
         struct mount_teardown_policy pol = MOUNT_TEARDOWN_POLICY_DEFAULT;
         struct mount_teardown_result res = {};
-        _cleanup_free_ char *free_m = NULL, *held = NULL, *parent = NULL, *child = NULL;
-        _cleanup_close_ int hold = -1;
+        _cleanup_free_ char *free_m = NULL, *held = NULL, *parent = NULL, *child = NULL,
+                            *other = NULL, *held2 = NULL;
+        _cleanup_close_ int hold = -1, hold2 = -1;
+        struct mount_list l = {};
+        unsigned moved = 0;
 
         if (mount("t", dir, "tmpfs", 0, NULL) < 0 || asprintf(&free_m, "%s/free", dir) < 0 ||
             asprintf(&held, "%s/held", dir) < 0 || asprintf(&parent, "%s/parent", dir) < 0 ||
@@ -467,18 +472,31 @@ static int teardown_namespace_ends(const char *dir)
         if (mkdir(free_m, 0755) < 0 || mkdir(held, 0755) < 0 || mkdir(parent, 0755) < 0 ||
             mount("t", free_m, "tmpfs", 0, NULL) < 0 || mount("t", held, "tmpfs", 0, NULL) < 0 ||
             mount("t", parent, "tmpfs", 0, NULL) < 0 || mkdir(child, 0755) < 0 ||
-            mount("t", child, "tmpfs", 0, NULL) < 0)
+            mount("t", child, "tmpfs", 0, NULL) < 0 || asprintf(&other, "%s/other", dir) < 0 ||
+            asprintf(&held2, "%s/other/held", dir) < 0 || mkdir(other, 0755) < 0 ||
+            mount("t", other, "tmpfs", 0, NULL) < 0 || mkdir(held2, 0755) < 0 ||
+            mount("t", held2, "tmpfs", 0, NULL) < 0)
                 return 91;
         hold = open(held, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        CHECK(1, hold >= 0);
+        hold2 = open(held2, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(1, hold >= 0 && hold2 >= 0);
         pol.tries = 2;
         pol.sleep = no_sleep;
         pol.namespace_ends = true;
         CHECK(2, mount_teardown_under(dir, true, &pol, &res) == 0);
-        CHECK(3, res.unmounted == 3 && res.detached == 1 && res.failed == 0);
-        CHECK(4, streq(res.first_detached, held));
-        CHECK(5, mountinfo_is_mountpoint(free_m) == 1 && mountinfo_is_mountpoint(parent) == 1);
-        CHECK(6, mountinfo_is_mountpoint(child) == 0 && mountinfo_is_mountpoint(held) == 0);
+        /* free, child, parent, other left; held and other/held detached */
+        CHECK(3, res.found == 7 && res.unmounted == 4 && res.detached == 2 && res.failed == 0);
+        CHECK(4, streq(res.first_detached, held2)); /* the deeper one first */
+        CHECK(5, mountinfo_is_mountpoint(free_m) == 1 && mountinfo_is_mountpoint(parent) == 1 &&
+                     mountinfo_is_mountpoint(other) == 1);
+        CHECK(6, mountinfo_is_mountpoint(child) == 0 && mountinfo_is_mountpoint(held) == 0 &&
+                     mountinfo_is_mountpoint(held2) == 0);
+        /* the child sits on the kept mount now, still mounted */
+        CHECK(7, mountinfo_read(NULL, dir, &l) == 0);
+        for (size_t i = 0; i < l.n; i++)
+                moved += strstr(l.entries[i].target, "/.strata-teardown-") != NULL;
+        CHECK(8, l.n == 5 && moved == 1);
+        mount_list_done(&l);
         return 0;
 }
 
@@ -598,6 +616,40 @@ static void test_overlay_too_many_layers(void **state)
         run_layers(600, false);
 }
 
+/* A lower dir missing among many (opened relative to their common dir):
+ * the error names it. */
+static int apply_missing_layer(const char *dir)
+{
+        _cleanup_(mount_plan_freep) struct mount_plan *p = NULL;
+        _cleanup_free_ char *err = NULL, *root = NULL;
+        _cleanup_strv_ char **l = NULL;
+        int r;
+
+        if (asprintf(&root, "%s/root", dir) < 0 || mkdir(root, 0755) < 0)
+                return 90;
+        if (make_layers(dir, 10, &l) < 0 || rm_rf_at(AT_FDCWD, l[5], RM_ROOT) < 0)
+                return 91;
+        if (mount_plan_new(&p) < 0 || mount_plan_add_overlay(p, "/", l, NULL, NULL, 0) < 0)
+                return 92;
+        r = mount_plan_apply(p, root, NULL, &err);
+        CHECK(1, r == -ENOENT);
+        if (!err || !strstr(err, "lower dir '") || !strstr(err, "layer-number-0005/fs'")) {
+                fprintf(stderr, "# error: %s\n", err ? err : "(none)");
+                return 2;
+        }
+        return 0;
+}
+
+static void test_overlay_missing_layer_named(void **state)
+{
+        _cleanup_free_ char *d = NULL;
+
+        need_root();
+        d = tmpdir();
+        assert_int_equal(in_mount_ns(apply_missing_layer, d), 0);
+        assert_int_equal(rm_rf_at(AT_FDCWD, d, RM_ROOT), 0);
+}
+
 /* Without "lowerdir+", the paths relative to their common parent fit. */
 static void test_overlay_legacy_relative_paths(void **state)
 {
@@ -612,4 +664,5 @@ TEST_MAIN(cmocka_unit_test(test_builders_reject_bad_input), cmocka_unit_test(tes
           cmocka_unit_test(test_apply_basic), cmocka_unit_test(test_teardown_namespace_ends),
           cmocka_unit_test(test_apply_error_names_step), cmocka_unit_test(test_overlay_many_layers),
           cmocka_unit_test(test_overlay_too_many_layers),
+          cmocka_unit_test(test_overlay_missing_layer_named),
           cmocka_unit_test(test_overlay_legacy_relative_paths))

@@ -59,6 +59,11 @@ static void make_tree(void)
                 assert_int_equal(fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0), 0);
                 assert_int_equal(fsetxattr(ffd, "user.note", "a note", 6, 0), 0);
         }
+        /* a symlink's own xattrs (trusted.*: the kernel allows no user.* on
+         * a symlink), beside its target's, and a fifo's */
+        assert_int_equal(lsetxattr("t/opt/app/link", "trusted.link", "own", 3, 0), 0);
+        assert_int_equal(mkfifoat(dfd, "t/opt/app/fifo", 0640), 0);
+        assert_int_equal(lsetxattr("t/opt/app/fifo", "trusted.fifo", "pipe", 4, 0), 0);
 }
 
 static char *tree_manifest(const char *tree)
@@ -122,6 +127,13 @@ static void test_round_trip(void **state)
         assert_memory_equal(v, "a note", 6);
         assert_int_equal(fstat(fd, &st), 0);
         assert_int_equal(st.st_nlink, 2);
+        n = lgetxattr("u/opt/app/link", "trusted.link", v, sizeof(v));
+        assert_int_equal(n, 3);
+        assert_memory_equal(v, "own", 3);
+        assert_int_equal(lgetxattr("u/opt/app/link", "user.note", v, sizeof(v)), -1);
+        n = lgetxattr("u/opt/app/fifo", "trusted.fifo", v, sizeof(v));
+        assert_int_equal(n, 4);
+        assert_memory_equal(v, "pipe", 4);
         /* and the unpacked tree packs to the same bytes */
         pack("u", "back.tar", &back);
         assert_string_equal(back.digest, one.digest);

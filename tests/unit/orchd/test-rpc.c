@@ -179,6 +179,13 @@ static void test_rpc_invalid_params(void **state)
             {"{\"id\": \"web\", \"dockerImage\": \"" IMAGE "\", \"network\": \"--x\"}", "network"},
             {"{\"id\": \"web\", \"dockerImage\": \"" IMAGE "\", \"pull\": \"sometimes\"}", "pull"},
             {"{\"id\": \"web\", \"dockerImage\": \"" IMAGE "\", \"image\": \"x\"}", "image"},
+            /* of two bad fields, the first in the checking order is named */
+            {"{\"id\": \"web\", \"dockerImage\": \"" IMAGE "\", \"grace\": -1, \"tier\": 0}",
+             "tier"},
+            {"{\"id\": \"web\", \"dockerImage\": 1, \"command\": [], \"pull\": \"x\"}",
+             "dockerImage"},
+            {"{\"id\": \"web\", \"dockerImage\": \"" IMAGE "\", \"command\": [], \"pull\": \"x\"}",
+             "pull"},
         };
         char body[1024];
 
