@@ -53,8 +53,9 @@ need_program() {
 # ($STRATA_BUILD_ROOT/debian-base, built once by scripts/debian-base), or
 # skips saying why it cannot be built here.
 need_debian_base() {
-    need_program debootstrap debootstrap
     BASE=${STRATA_BUILD_ROOT:?}/debian-base
+    # a finished one (the test image gets the host's) needs no debootstrap
+    [ -f "$BASE/.complete" ] || need_program debootstrap debootstrap
     ndb_out=$("${STRATA_SOURCE_ROOT:?}/scripts/debian-base" "$BASE" 2>&1)
     case $? in
     0) ;;
