@@ -98,13 +98,17 @@ bench: build
 	@set -e; for b in bench/*.sh; do echo "== $$b"; BUILD=$(BUILD) $$b; done
 
 # The test image (Dockerfile.test) in a podman store of its own under
-# $(BUILD)/test-image: built with cached layers reused, then its suite run in
-# two containers sharing one /data/state volume; the status is the suite's.
+# $(BUILD)/test-image: built with cached layers reused, then its suite (the
+# image's own tests and strata's integration suite, or the integration
+# tests IMAGE_TESTS names, e.g. IMAGE_TESTS="cli lab") run in it, and the
+# state test again in a second container on the same /data/state volume;
+# the status is the suite's.
+IMAGE_TESTS ?=
 test-image: build
 	@BUILD=$(BUILD) scripts/test-image build
 
 image-test:
-	@BUILD=$(BUILD) scripts/test-image run
+	@BUILD=$(BUILD) IMAGE_TESTS="$(IMAGE_TESTS)" scripts/test-image run
 
 # Installs binaries, man pages, completions, the s6 test-runner and the
 # example migrations in FHS places under PREFIX (DESTDIR honoured), from a

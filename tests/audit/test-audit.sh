@@ -22,6 +22,7 @@ if [ "${host_pid:-0}" != 0 ]; then
 fi
 enabled_before=$(echo "$st" | awk '$1 == "enabled" { print $2 }')
 
+need_program cc gcc
 need_debian_base
 
 t_tmpdir
@@ -184,6 +185,92 @@ else
     t_fail "rules before $before, after the kill $left, after verify: $(our_rules); verify: $v"
 fi
 rm -rf "$M/20260301-004_sleep"
+
+# Names relative to a directory fd (openat, unlinkat, renameat... on a dir
+# fd) are placed through the inodes the records give: rm -r removes a tree
+# an earlier layer made through the fds of its directories (fts), and a
+# small static C program works through a fd of a directory the script made
+# and one of /etc (a directory of the lower layers).
+cat >"$T_TMP/dirfd.c" <<'EOF'
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fail(const char *what)
+{
+        perror(what);
+        return 1;
+}
+
+int main(int argc, char **argv)
+{
+        int d, e, f;
+
+        if (argc != 2)
+                return 2;
+        d = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        e = open("/etc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d < 0 || e < 0)
+                return fail("open");
+        f = openat(d, "new", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (f < 0 || write(f, "n\n", 2) != 2 || close(f) < 0)
+                return fail("openat new");
+        if (unlinkat(d, "old", 0) < 0)
+                return fail("unlinkat old");
+        if (renameat(d, "a", d, "b") < 0)
+                return fail("renameat a b");
+        if (mkdirat(d, "sub", 0755) < 0)
+                return fail("mkdirat sub");
+        if (renameat(d, "b", e, "strata-dirfd-b") < 0)
+                return fail("renameat b /etc");
+        if (fchmodat(e, "strata-dirfd-mode", 0600, 0) < 0)
+                return fail("fchmodat");
+        return 0;
+}
+EOF
+mig 20260301-005_tree 'mkdir -p /etc/strata-tree/sub && echo 1 >/etc/strata-tree/f1 &&
+echo 2 >/etc/strata-tree/sub/f2 && echo m >/etc/strata-dirfd-mode'
+mig 20260301-006_dirfd 'set -e
+mkdir /etc/strata-dirfd
+echo o >/etc/strata-dirfd/old
+echo a >/etc/strata-dirfd/a
+/run/strata-migration/dirfd /etc/strata-dirfd
+rm -r /etc/strata-tree'
+t_begin "names relative to a directory fd are placed (openat, unlinkat, renameat, mkdirat, fchmodat; rm -r)"
+L=$R/20260301-006_dirfd/audit.list
+P=/run/strata-migration/dirfd
+if ! cc -static -O1 -o "$M/20260301-006_dirfd/dirfd" "$T_TMP/dirfd.c" >"$T_TMP/cc.log" 2>&1; then
+    t_fail "cc: $(cat "$T_TMP/cc.log")"
+elif ! sm up --to 20260301-005_tree >"$T_TMP/up5.log" 2>&1 ||
+    ! sm up --audit --audit-config "$C" >"$T_TMP/up6.log" 2>&1; then
+    t_fail "$(tail -n 15 "$T_TMP/up5.log" "$T_TMP/up6.log")"
+else
+    missing=""
+    # ACTION EXE PATH, with any pid
+    for want in "C $P /etc/strata-dirfd/new" "D $P /etc/strata-dirfd/old" \
+        "F $P /etc/strata-dirfd/a" "T $P /etc/strata-dirfd/b" "C $P /etc/strata-dirfd/sub" \
+        "F $P /etc/strata-dirfd/b" "T $P /etc/strata-dirfd-b" "M $P /etc/strata-dirfd-mode" \
+        "D /usr/bin/rm /etc/strata-tree/f1" "D /usr/bin/rm /etc/strata-tree/sub/f2" \
+        "D /usr/bin/rm /etc/strata-tree/sub" "D /usr/bin/rm /etc/strata-tree"; do
+        # shellcheck disable=SC2086
+        set -- $want
+        awk -F "$tab" -v a="$1" -v e="$2" -v p="$3" '$1 == a && $3 == e && $4 == p { f = 1 }
+            END { exit !f }' "$L" || missing="$missing
+$want"
+    done
+    if [ -z "$missing" ] && ! grep -q "$tab?/" "$L"; then
+        t_ok
+    else
+        t_fail "missing:$missing
+audit.list:
+$(cat "$L")"
+    fi
+fi
+
+t_begin "diff --why names the program that renamed a file into /etc through a directory fd"
+w=$(sm diff --why 20260301-006_dirfd 2>&1)
+echo "$w" | grep -q "^A /etc/strata-dirfd-b${tab}by $P\[[0-9]*\]:T\$" && t_ok || t_fail "$w"
 
 t_begin "install --audit of a package with apt-get attributes its files to dpkg"
 if sm install --audit --audit-config "$C" hello >"$T_TMP/install.log" 2>&1; then

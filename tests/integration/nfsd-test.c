@@ -86,13 +86,20 @@ static void tmp_cleanup(void)
 
 void tmp_setup(struct tmp *t)
 {
-        char tmpl[] = "/tmp/strata-nfsd-test.XXXXXX";
+        /* under TMPDIR: in the test image /tmp is on the overlay root,
+         * whose file handles are not persistent (strata-nfsd refuses it) */
+        const char *dir = getenv("TMPDIR");
+        char *tmpl = NULL;
 
+        if (asprintf(&tmpl, "%s/strata-nfsd-test.XXXXXX", dir && *dir ? dir : "/tmp") < 0) {
+                perror("asprintf");
+                exit(1);
+        }
         if (!mkdtemp(tmpl)) {
                 perror("mkdtemp");
                 exit(1);
         }
-        tmp_root = strdup(tmpl);
+        tmp_root = tmpl;
         tmp_owner = getpid();
         atexit(tmp_cleanup);
         t->root = tmp_root;

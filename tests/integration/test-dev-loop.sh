@@ -11,6 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 
 need_root
+not_in_image "it runs podman, and podman does not run nested in the container"
 need_program dropbear dropbear-bin
 need_program ssh openssh-client
 need_program rsync rsync

@@ -9,6 +9,7 @@
 # layer below); two `strata lab test` boots keep a row.
 . "$(dirname "$0")/lib.sh"
 need_root
+not_in_image "its migrations apt-get packages from the Debian archive, and the container has no network (podman run --network none)"
 need_program python3
 SM=${SYSTEM_MIGRATE:?SYSTEM_MIGRATE is not set}
 need_debian_base

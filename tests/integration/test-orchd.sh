@@ -9,6 +9,7 @@
 . "$(dirname "$0")/lib-podman.sh"
 
 need_root
+not_in_image "it runs podman, and podman does not run nested in the container"
 need_program podman podman
 need_program curl curl
 need_program python3 python3

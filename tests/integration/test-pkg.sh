@@ -12,6 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 
 need_root
+not_in_image "it runs podman, and podman does not run nested in the container"
 need_program podman podman
 need_program python3 python3
 BUSYBOX=/bin/busybox

@@ -555,7 +555,7 @@ static int read_log(const struct audit_session *s, char **ret, size_t *ret_len)
 }
 
 int audit_session_end(struct audit_session *s, const pid_t *skip, size_t n_skip,
-                      struct audit_list *l, char **ret_error)
+                      const struct audit_resolver *resolver, struct audit_list *l, char **ret_error)
 {
         _cleanup_free_ char *marker = NULL;
         int r;
@@ -578,7 +578,7 @@ int audit_session_end(struct audit_session *s, const pid_t *skip, size_t n_skip,
                         return set_error_message(ret_error, r, "cannot read the audit log '%s'",
                                                  s->log_file);
                 if (audit_log_has_marker(text, len, marker)) {
-                        r = audit_log_parse(text, len, s->key, skip, n_skip, l);
+                        r = audit_log_parse(text, len, s->key, skip, n_skip, resolver, l);
                         return r < 0 ? r : 0;
                 }
                 if (waited >= AUDIT_WAIT_MS)

@@ -85,9 +85,11 @@ int audit_session_begin(const struct audit_daemon *d, const char *key, struct au
 /* Async-signal-safe: a new session for the caller (errors are ignored:
  * audit_session_end leaves out the caller's pid anyway). */
 void audit_session_detach(void);
-/* Adds the session's events to l, leaving out the processes in skip. */
+/* Adds the session's events to l, leaving out the processes in skip;
+ * resolver (may be NULL) places names relative to directory fds. */
 int audit_session_end(struct audit_session *s, const pid_t *skip, size_t n_skip,
-                      struct audit_list *l, char **ret_error);
+                      const struct audit_resolver *resolver, struct audit_list *l,
+                      char **ret_error);
 /* Removes the rules if still there; frees s's fields. */
 void audit_session_done(struct audit_session *s);
 

@@ -350,8 +350,10 @@ static unsigned syscall_flags(uint32_t arch, uint64_t nr)
 /* ---- events ---- */
 
 struct ev_name {
-        char *name;
-        char type; /* first letter of nametype: C(REATE) D(ELETE) N(ORMAL) P(ARENT) U(NKNOWN) */
+        char *name; /* NULL for a record without one (an "anonymous" PARENT) */
+        char type;  /* first letter of nametype: C(REATE) D(ELETE) N(ORMAL) P(ARENT) U(NKNOWN) */
+        bool has_inode;
+        uint64_t ino, dev; /* dev: major << 32 | minor, as the record's "dev=MAJ:MIN" */
 };
 
 struct event {
@@ -359,7 +361,7 @@ struct event {
         pid_t pid;
         char *exe;
         unsigned flags;
-        bool relative_ok; /* every directory fd argument is AT_FDCWD */
+        uint32_t dirfd[3]; /* the directory fd arguments, AT_FDCWD_32 where none */
         char *cwd;
         struct ev_name *names;
         size_t n_names;
@@ -440,11 +442,8 @@ static int event_add_syscall(struct events *e, const struct record *r, const cha
             .pid = (pid_t)pid,
             .exe = field_string(r->body, r->end, "exe"),
             .flags = flags,
+            .dirfd = {(uint32_t)a[0], (uint32_t)a[1], (uint32_t)a[2]},
         };
-        v->relative_ok = true;
-        for (int i = 0; i < 3; i++)
-                if ((flags & (SC_DIRFD0 << i)) && (uint32_t)a[i] != AT_FDCWD_32)
-                        v->relative_ok = false;
         if (!v->id) {
                 free(v->exe);
                 return -ENOMEM;
@@ -453,70 +452,396 @@ static int event_add_syscall(struct events *e, const struct record *r, const cha
         return 0;
 }
 
+/* "MAJ:MIN" in hex, as PATH records write dev. */
+static bool field_dev(const char *p, const char *end, uint64_t *ret)
+{
+        const char *v;
+        size_t len;
+        bool quoted;
+        char buf[32], *e, *e2;
+        unsigned long maj, min;
+
+        if (!field_find(p, end, "dev", &v, &len, &quoted) || len == 0 || len >= sizeof(buf))
+                return false;
+        memcpy(buf, v, len);
+        buf[len] = 0;
+        errno = 0;
+        maj = strtoul(buf, &e, 16);
+        if (errno || e == buf || *e != ':')
+                return false;
+        min = strtoul(e + 1, &e2, 16);
+        if (errno || e2 == e + 1 || *e2)
+                return false;
+        *ret = (uint64_t)maj << 32 | (uint32_t)min;
+        return true;
+}
+
 static int event_add_path(struct event *v, const struct record *r)
 {
         const char *t;
         size_t len;
         bool quoted;
-        char *name;
+        struct ev_name n = {};
         struct ev_name *m;
 
         if (!field_find(r->body, r->end, "nametype", &t, &len, &quoted) || len == 0)
                 return 0;
-        name = field_string(r->body, r->end, "name");
-        if (!name)
+        n.type = t[0];
+        n.name = field_string(r->body, r->end, "name");
+        n.has_inode =
+            field_u64(r->body, r->end, "inode", 10, &n.ino) && field_dev(r->body, r->end, &n.dev);
+        /* a record with neither says nothing; an anonymous PARENT still
+         * gives its directory's inode, and keeps the records' order */
+        if (!n.name && !n.has_inode)
                 return 0;
         m = realloc(v->names, (v->n_names + 1) * sizeof(*m));
         if (!m) {
-                free(name);
+                free(n.name);
                 return -ENOMEM;
         }
         v->names = m;
-        v->names[v->n_names++] = (struct ev_name){name, t[0]};
+        v->names[v->n_names++] = n;
         return 0;
 }
 
-/* The machine path of a name of v, or NULL to leave it out. */
-static char *event_path(const struct event *v, const char *name)
+/* The PARENT records of v's path arguments: old, the first path's (the
+ * only one of most syscalls), new, a rename's or link's new name's (the
+ * same record when both are in one directory). Only named ones count:
+ * the nameless ones are the overlay's own operations on its upper dir. */
+struct event_parents {
+        ssize_t old, new;
+};
+
+/* What a name record of v refers to: the syscall argument holding the
+ * directory fd it is relative to (-1: the syscall takes none), and its
+ * PARENT record (-1: none). A rename's first DELETE is the old name, a
+ * later one the target it replaced, CREATE the new name; linkat's NORMAL
+ * is the old name, looked up without a parent. */
+struct name_ref {
+        int arg;
+        ssize_t parent;
+};
+
+static struct name_ref name_ref(const struct event *v, const struct event_parents *ps, size_t j)
+{
+        const struct ev_name *n = &v->names[j];
+        struct name_ref ref = {-1, -1};
+        ssize_t first_d = -1;
+        bool second = false;
+
+        for (size_t i = 0; i < v->n_names && first_d < 0; i++)
+                if (v->names[i].type == 'D')
+                        first_d = (ssize_t)i;
+        if (v->flags & SC_RENAME)
+                second = n->type == 'C' || (n->type == 'D' && (ssize_t)j != first_d) ||
+                         (n->type == 'P' && (ssize_t)j == ps->new && ps->new != ps->old);
+        else if (v->flags & SC_LINK)
+                second = n->type != 'N';
+        if (v->flags & SC_DIRFD1)
+                ref.arg = 1;
+        else if (v->flags & SC_DIRFD0)
+                ref.arg = second && (v->flags & SC_DIRFD2) ? 2 : 0;
+        if (n->type == 'P')
+                ref.parent = (ssize_t)j;
+        else if (!(n->type == 'N' && (v->flags & SC_LINK)))
+                ref.parent = second ? ps->new : ps->old;
+        return ref;
+}
+
+static bool name_at_cwd(const struct event *v, const struct name_ref *ref)
+{
+        return ref->arg < 0 || v->dirfd[ref->arg] == AT_FDCWD_32;
+}
+
+/* What the records placed so far: (dev, inode) -> machine path; a pair
+ * placed again takes the new path. Open addressing over items. Each is
+ * also kept under (DEV_ANY, inode): the overlay's operations on its upper
+ * dir rewrite some records with the upper's device, and where all layers
+ * share one file system the inode numbers are the same on both. */
+#define DEV_ANY UINT64_MAX
+
+struct inode_place {
+        uint64_t dev, ino;
+        char *path;
+};
+
+struct inode_map {
+        struct inode_place *items;
+        size_t n, allocated;
+        size_t *slots; /* index + 1; 0 is empty */
+        size_t mask;
+        const struct audit_resolver *resolver;
+};
+
+static void inode_map_done(struct inode_map *m)
+{
+        for (size_t i = 0; i < m->n; i++)
+                free(m->items[i].path);
+        free(m->items);
+        free(m->slots);
+}
+
+static size_t inode_slot(const struct inode_map *m, uint64_t dev, uint64_t ino)
+{
+        uint64_t h = (ino ^ (dev * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+        size_t i = (size_t)(h >> 17) & m->mask;
+
+        while (m->slots[i] != 0) {
+                const struct inode_place *x = &m->items[m->slots[i] - 1];
+
+                if (x->dev == dev && x->ino == ino)
+                        break;
+                i = (i + 1) & m->mask;
+        }
+        return i;
+}
+
+static const char *inode_map_get(const struct inode_map *m, uint64_t dev, uint64_t ino)
+{
+        size_t i;
+
+        if (!m->slots)
+                return NULL;
+        i = inode_slot(m, dev, ino);
+        return m->slots[i] ? m->items[m->slots[i] - 1].path : NULL;
+}
+
+static int inode_map_put_one(struct inode_map *m, uint64_t dev, uint64_t ino, const char *path)
+{
+        size_t i;
+        char *p;
+
+        if (m->n * 2 >= m->mask) {
+                size_t size = m->slots ? (m->mask + 1) * 2 : 256;
+                size_t *slots = calloc(size, sizeof(size_t));
+
+                if (!slots)
+                        return -ENOMEM;
+                free(m->slots);
+                m->slots = slots;
+                m->mask = size - 1;
+                for (size_t k = 0; k < m->n; k++)
+                        m->slots[inode_slot(m, m->items[k].dev, m->items[k].ino)] = k + 1;
+        }
+        i = inode_slot(m, dev, ino);
+        if (m->slots[i]) {
+                struct inode_place *x = &m->items[m->slots[i] - 1];
+
+                if (streq(x->path, path))
+                        return 0;
+                p = strdup(path);
+                if (!p)
+                        return -ENOMEM;
+                free(x->path);
+                x->path = p;
+                return 0;
+        }
+        if (m->n == m->allocated) {
+                size_t a = m->allocated ? m->allocated * 2 : 64;
+                struct inode_place *x = realloc(m->items, a * sizeof(*x));
+
+                if (!x)
+                        return -ENOMEM;
+                m->items = x;
+                m->allocated = a;
+        }
+        p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        m->items[m->n++] = (struct inode_place){dev, ino, p};
+        m->slots[i] = m->n;
+        return 0;
+}
+
+static int inode_map_put(struct inode_map *m, uint64_t dev, uint64_t ino, const char *path)
+{
+        int r = inode_map_put_one(m, dev, ino, path);
+
+        return r < 0 ? r : inode_map_put_one(m, DEV_ANY, ino, path);
+}
+
+/* The path of (dev, ino): what the records placed (on that device, else
+ * on any), else the resolver's answer (kept for the next look-up); NULL
+ * when unknown. */
+static const char *inode_map_find(struct inode_map *m, uint64_t dev, uint64_t ino)
+{
+        const char *have = inode_map_get(m, dev, ino);
+
+        if (!have)
+                have = inode_map_get(m, DEV_ANY, ino);
+        _cleanup_free_ char *p = NULL;
+
+        if (have || !m->resolver || !m->resolver->inode_path)
+                return have;
+        p = m->resolver->inode_path(ino, m->resolver->userdata);
+        if (!p || p[0] != '/' || inode_map_put(m, dev, ino, p) < 0)
+                return NULL;
+        return inode_map_get(m, dev, ino);
+}
+
+/* path/last component of name (trailing slashes dropped), normalized. */
+static char *path_join_last(const char *dir, const char *name)
 {
         _cleanup_free_ char *joined = NULL;
+        size_t len = strlen(name);
+        const char *last;
         char *p = NULL;
 
-        if (name[0] == '/')
-                (void)audit_path_normalize(name, &p);
-        else if (!v->relative_ok || !v->cwd || v->cwd[0] != '/')
-                (void)asprintf(&p, "?/%s", name);
-        else if (asprintf(&joined, "%s/%s", v->cwd, name) >= 0)
-                (void)audit_path_normalize(joined, &p);
-        if (p) {
-                static const char *const pseudo[] = {"/proc", "/sys", "/dev"};
+        while (len > 1 && name[len - 1] == '/')
+                len--;
+        last = name + len;
+        while (last > name && last[-1] != '/')
+                last--;
+        if (asprintf(&joined, "%s/%.*s", dir, (int)(name + len - last), last) < 0)
+                return NULL;
+        (void)audit_path_normalize(joined, &p);
+        return p;
+}
 
-                for (size_t i = 0; i < ELEMENTSOF(pseudo); i++) {
-                        size_t l = strlen(pseudo[i]);
+static const char *inode_map_find(struct inode_map *m, uint64_t dev, uint64_t ino);
 
-                        if (strncmp(p, pseudo[i], l) == 0 && (p[l] == 0 || p[l] == '/')) {
-                                free(p);
-                                return NULL;
+/* Whether name's directory part is dir (a PARENT record's name: the kernel
+ * writes the first part of the child's own name, up to its last '/'). */
+static bool name_in_dir(const char *name, const char *dir)
+{
+        size_t l = strlen(dir);
+        const char *slash = strrchr(name, '/');
+
+        return l > 0 && dir[l - 1] == '/' && slash && (size_t)(slash - name + 1) == l &&
+               strncmp(name, dir, l) == 0;
+}
+
+/* Which named PARENT record is the old name's and which the new name's.
+ * The kernel writes them in the order it took the names, which for
+ * rename is the compiler's order of evaluating the syscall's arguments
+ * (Debian's x86-64 kernel: the new name first); so they are told apart by
+ * what they name: a PARENT name that is the directory part of one child's
+ * name, or the directory the old name's object is known to be in (placed
+ * by an earlier record, or by the resolver); failing both, the kernel's
+ * order on x86-64. */
+static struct event_parents event_parents(const struct event *v, struct inode_map *map)
+{
+        struct event_parents ps = {-1, -1};
+        ssize_t named[2] = {-1, -1}, old_child = -1;
+        size_t n = 0;
+
+        for (size_t i = 0; i < v->n_names; i++) {
+                const struct ev_name *x = &v->names[i];
+
+                if (x->type == 'P' && x->name && n < 2)
+                        named[n++] = (ssize_t)i;
+                else if (x->type == 'D' && x->name && old_child < 0)
+                        old_child = (ssize_t)i;
+        }
+        ps.old = ps.new = named[0];
+        if (n < 2 || !(v->flags & SC_RENAME))
+                return ps;
+        /* x86-64: the new name's first */
+        ps.new = named[0];
+        ps.old = named[1];
+        if (old_child >= 0) {
+                const char *oname = v->names[old_child].name;
+                const char *a = v->names[named[0]].name, *b = v->names[named[1]].name;
+
+                if (!streq(a, b) && (name_in_dir(oname, a) || name_in_dir(oname, b))) {
+                        ps.old = name_in_dir(oname, a) ? named[0] : named[1];
+                        ps.new = ps.old == named[0] ? named[1] : named[0];
+                        return ps;
+                }
+        }
+        if (old_child >= 0 && v->names[old_child].has_inode) {
+                const struct ev_name *o = &v->names[old_child];
+                const char *where = inode_map_find(map, o->dev, o->ino);
+                const char *slash = where ? strrchr(where, '/') : NULL;
+
+                for (size_t k = 0; slash && k < 2; k++) {
+                        const struct ev_name *p = &v->names[named[k]];
+                        const char *dir = p->has_inode ? inode_map_find(map, p->dev, p->ino) : NULL;
+                        size_t dl = slash == where ? 1 : (size_t)(slash - where);
+
+                        if (dir && strlen(dir) == dl && strncmp(dir, where, dl) == 0) {
+                                ps.old = named[k];
+                                ps.new = named[1 - k];
+                                return ps;
                         }
                 }
         }
-        return p;
+        return ps;
+}
+
+/* The machine path names[j] of v stands for (for a PARENT record: its
+ * directory), or NULL when it cannot be placed. */
+static char *name_place(const struct event *v, const struct event_parents *ps, size_t j,
+                        struct inode_map *map)
+{
+        const struct ev_name *n = &v->names[j];
+        struct name_ref ref = name_ref(v, ps, j);
+        bool by_name = name_at_cwd(v, &ref);
+        _cleanup_free_ char *joined = NULL;
+        const char *dir;
+        char *p = NULL;
+
+        if (n->type == 'P' && !by_name) {
+                /* its name is no help (the kernel writes the cwd for a
+                 * plain name), unless a child's is absolute */
+                for (size_t i = 0; i < v->n_names; i++)
+                        if (i != j && v->names[i].type != 'P' && v->names[i].name &&
+                            v->names[i].name[0] == '/' && name_ref(v, ps, i).parent == (ssize_t)j)
+                                by_name = true;
+        } else if (n->name && n->name[0] == '/')
+                by_name = true;
+        if (by_name && n->name) {
+                if (n->name[0] == '/')
+                        (void)audit_path_normalize(n->name, &p);
+                else if (v->cwd && v->cwd[0] == '/' &&
+                         asprintf(&joined, "%s/%s", v->cwd, n->name) >= 0)
+                        (void)audit_path_normalize(joined, &p);
+                return p;
+        }
+        if (by_name)
+                return NULL;
+        /* relative to a directory fd: through its directory's inode, or
+         * the object's own */
+        if (n->type == 'P')
+                return n->has_inode && (dir = inode_map_find(map, n->dev, n->ino)) ? strdup(dir)
+                                                                                   : NULL;
+        if (ref.parent >= 0 && v->names[ref.parent].has_inode && n->name &&
+            (dir = inode_map_find(map, v->names[ref.parent].dev, v->names[ref.parent].ino)))
+                return path_join_last(dir, n->name);
+        if (n->type != 'C' && n->has_inode && (dir = inode_map_find(map, n->dev, n->ino)))
+                return strdup(dir);
+        return NULL;
+}
+
+static bool path_pseudo(const char *p)
+{
+        static const char *const pseudo[] = {"/proc", "/sys", "/dev"};
+
+        for (size_t i = 0; i < ELEMENTSOF(pseudo); i++) {
+                size_t l = strlen(pseudo[i]);
+
+                if (strncmp(p, pseudo[i], l) == 0 && (p[l] == 0 || p[l] == '/'))
+                        return true;
+        }
+        return false;
 }
 
 static char name_action(const struct event *v, size_t i)
 {
         const struct ev_name *n = &v->names[i];
 
+        if (!n->name)
+                return 0;
         switch (n->type) {
         case 'C':
                 return v->flags & SC_RENAME ? AUDIT_RENAMED_TO : AUDIT_CREATED;
         case 'D':
                 if (!(v->flags & SC_RENAME))
                         return AUDIT_REMOVED;
-                /* the target a rename replaced is the new name, not a
-                 * removal of its own */
-                for (size_t j = 0; j < v->n_names; j++)
-                        if (v->names[j].type == 'C' && streq(v->names[j].name, n->name))
+                /* the first is the old name; a later one the target the
+                 * rename replaced, the new name, not a removal of its own */
+                for (size_t j = 0; j < i; j++)
+                        if (v->names[j].type == 'D')
                                 return 0;
                 return AUDIT_RENAMED_FROM;
         case 'N':
@@ -562,8 +887,42 @@ static bool seen_add(struct seen *s, const struct audit_list *l, size_t idx, cha
         }
 }
 
-static int events_emit(const struct events *e, struct audit_list *l)
+/* Places v's names with map, and adds what they placed to it: the
+ * directories of PARENT records, the objects created, renamed to or
+ * opened; *ret_paths[j] (freed by the caller) is names[j]'s place. */
+static int event_place(const struct event *v, struct inode_map *map, char ***ret_paths)
 {
+        char **paths = calloc(v->n_names + 1, sizeof(char *));
+        struct event_parents ps;
+
+        if (!paths)
+                return -ENOMEM;
+        ps = event_parents(v, map);
+        /* the PARENT records first: the children are placed through them */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t j = 0; j < v->n_names; j++) {
+                        const struct ev_name *n = &v->names[j];
+
+                        /* a nameless PARENT is the overlay's own */
+                        if ((n->type == 'P') != (pass == 0) || !n->name)
+                                continue;
+                        paths[j] = name_place(v, &ps, j, map);
+                        if (paths[j] && n->has_inode && n->type != 'D' &&
+                            inode_map_put(map, n->dev, n->ino, paths[j]) < 0) {
+                                for (size_t k = 0; k < v->n_names; k++)
+                                        free(paths[k]);
+                                free(paths);
+                                return -ENOMEM;
+                        }
+                }
+        *ret_paths = paths;
+        return 0;
+}
+
+static int events_emit(const struct events *e, const struct audit_resolver *resolver,
+                       struct audit_list *l)
+{
+        struct inode_map map = {.resolver = resolver};
         struct seen s = {};
         size_t total = l->n, size = 64;
         int added = 0, r = 0;
@@ -580,26 +939,41 @@ static int events_emit(const struct events *e, struct audit_list *l)
                 (void)seen_add(&s, l, i, l->items[i].action, l->items[i].pid, l->items[i].path);
         for (size_t i = 0; i < e->n && r >= 0; i++) {
                 const struct event *v = &e->items[i];
+                char **paths = NULL;
 
+                r = event_place(v, &map, &paths);
                 for (size_t j = 0; j < v->n_names && r >= 0; j++) {
-                        _cleanup_free_ char *p = NULL;
+                        _cleanup_free_ char *unplaced = NULL;
+                        const char *p = paths[j];
                         char a = name_action(v, j);
 
-                        if (!a || !(p = event_path(v, v->names[j].name)))
+                        if (!a)
                                 continue;
-                        if (!seen_add(&s, l, l->n, a, v->pid, p))
+                        if (!p) {
+                                if (asprintf(&unplaced, "?/%s", v->names[j].name) < 0) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                p = unplaced;
+                        }
+                        if (path_pseudo(p) || !seen_add(&s, l, l->n, a, v->pid, p))
                                 continue;
                         r = audit_list_add(l, a, false, v->pid, v->exe, p);
                         if (r >= 0)
                                 added++;
                 }
+                if (paths)
+                        for (size_t j = 0; j < v->n_names; j++)
+                                free(paths[j]);
+                free(paths);
         }
         free(s.slots);
+        inode_map_done(&map);
         return r < 0 ? r : added;
 }
 
 int audit_log_parse(const char *text, size_t len, const char *key, const pid_t *skip, size_t n_skip,
-                    struct audit_list *l)
+                    const struct audit_resolver *resolver, struct audit_list *l)
 {
         struct events e = {};
         const char *end = text + len;
@@ -626,7 +1000,7 @@ int audit_log_parse(const char *text, size_t len, const char *key, const pid_t *
                 line = le + 1;
         }
         if (r >= 0)
-                r = events_emit(&e, l);
+                r = events_emit(&e, resolver, l);
         events_done(&e);
         return r;
 }

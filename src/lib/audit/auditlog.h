@@ -21,8 +21,16 @@
  * xattrs changed, D removed, F renamed from, T renamed to), with 'S' before
  * it when the path lies under a state path ("SC" a file created in state);
  * EXE and PATH are absolute paths inside the machine; a tab, newline or
- * backslash in them is written "\t", "\n", "\\". A name given relative to a
- * directory fd other than the cwd cannot be placed: its PATH is "?/NAME".
+ * backslash in them is written "\t", "\n", "\\".
+ *
+ * A name given relative to a directory fd other than the cwd (openat,
+ * unlinkat, renameat... on a dir fd) is placed through the inode the
+ * kernel's records give: the PARENT record's (the directory the name is
+ * in), or, without one, the named object's own. That inode is looked up
+ * among what earlier records of the same events placed (a directory the
+ * session created or named by a full path), then through the caller's
+ * audit_resolver (the inodes of the machine's trees). A name that neither
+ * places has the PATH "?/NAME".
  */
 
 #include <stdbool.h>
@@ -57,14 +65,24 @@ void audit_list_done(struct audit_list *l);
 int audit_list_add(struct audit_list *l, char action, bool state, pid_t pid, const char *exe,
                    const char *path);
 
+/* Places names relative to a directory fd: inode_path returns the machine
+ * path (absolute, malloc'd) of the file or directory whose inode number,
+ * as the kernel saw it inside the machine, is ino; NULL when it knows
+ * none (or on -ENOMEM). */
+struct audit_resolver {
+        char *(*inode_path)(uint64_t ino, void *userdata);
+        void *userdata;
+};
+
 /* Adds to l the file changes of the events in text (len bytes, a log or a
  * part of one) whose SYSCALL record has key and succeeded, leaving out the
  * processes in skip[n_skip] and paths of the kernel's pseudo file systems
  * (/proc, /sys, /dev). An (action, pid, path) already in l is not added
  * again. Lines that are not audit records, and records of other keys, are
- * ignored. Returns the number of entries added or -ENOMEM. */
+ * ignored. resolver (may be NULL) places the inodes the records themselves
+ * do not. Returns the number of entries added or -ENOMEM. */
 int audit_log_parse(const char *text, size_t len, const char *key, const pid_t *skip, size_t n_skip,
-                    struct audit_list *l);
+                    const struct audit_resolver *resolver, struct audit_list *l);
 
 /* Whether text holds the USER record `auditctl -m MARKER` makes. */
 bool audit_log_has_marker(const char *text, size_t len, const char *marker);

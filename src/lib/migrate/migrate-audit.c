@@ -2,6 +2,7 @@
 /* up --audit: which program changed which path, kept as the record's
  * audit.list; verify's repair of what a killed audited run left. */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,17 +75,185 @@ int migrate_audit_begin(struct migrate *m, const char *id, struct audit_session 
         return audit_session_begin(m->audit, key, ret, ret_error);
 }
 
+/* The inodes of the trees the sandbox's root was made of, for the names
+ * the audit records place only by inode (relative to a directory fd):
+ * built on the first look-up. The overlay shows a directory or file by
+ * the inode number of its lower origin or of its upper copy, unchanged
+ * when all its layers share one file system; on another file system than
+ * the upper's, xino puts the layer's number in the high bits (the low 32
+ * still the real inode's). Hard links: the first path found. */
+struct tree_inode {
+        uint64_t ino;
+        size_t order;
+        bool upper_fs; /* on the upper's file system */
+        char *path;
+};
+
+struct tree_index {
+        struct migrate *m;
+        const char *upper;
+        bool built;
+        struct tree_inode *items;
+        size_t n, allocated;
+};
+
+/* Deep enough for any real tree; a loop cannot happen (no symlinks are
+ * followed), this only bounds the recursion. */
+#define TREE_DEPTH_MAX 256
+
+static int tree_index_add(struct tree_index *x, uint64_t ino, bool upper_fs, char *path)
+{
+        if (x->n == x->allocated) {
+                size_t a = x->allocated ? x->allocated * 2 : 4096;
+                struct tree_inode *t = realloc(x->items, a * sizeof(*t));
+
+                if (!t) {
+                        free(path);
+                        return -ENOMEM;
+                }
+                x->items = t;
+                x->allocated = a;
+        }
+        x->items[x->n] = (struct tree_inode){ino, x->n, upper_fs, path};
+        x->n++;
+        return 0;
+}
+
+static int tree_index_walk(struct tree_index *x, int dfd, dev_t dev, const char *path,
+                           bool upper_fs, unsigned depth)
+{
+        _cleanup_strv_ char **names = NULL;
+        int r;
+
+        r = dir_list_fd(dfd, &names);
+        if (r < 0 || !names)
+                return r == -ENOMEM ? r : 0;
+        STRV_FOREACH (n, names) {
+                _cleanup_close_ int sub = -1;
+                struct stat st;
+                char *p;
+
+                if (fstatat(dfd, *n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (S_ISCHR(st.st_mode) && st.st_rdev == 0) /* a whiteout */
+                        continue;
+                if (asprintf(&p, "%s/%s", path, *n) < 0)
+                        return -ENOMEM;
+                r = tree_index_add(x, st.st_ino, upper_fs, p);
+                if (r < 0)
+                        return r;
+                if (!S_ISDIR(st.st_mode) || st.st_dev != dev || depth >= TREE_DEPTH_MAX)
+                        continue;
+                sub = openat(dfd, *n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0)
+                        continue;
+                r = tree_index_walk(x, sub, dev, x->items[x->n - 1].path, upper_fs, depth + 1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int tree_inode_cmp(const void *a, const void *b)
+{
+        const struct tree_inode *x = a, *y = b;
+
+        if (x->ino != y->ino)
+                return x->ino < y->ino ? -1 : 1;
+        return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int tree_index_build(struct tree_index *x)
+{
+        _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
+        _cleanup_close_ int ufd = -1;
+        struct stat ust;
+        int r;
+
+        x->built = true;
+        ufd = migrate_open_dir_at(AT_FDCWD, x->upper);
+        if (ufd < 0 || fstat(ufd, &ust) < 0)
+                return 0;
+        r = migrate_lowers_open(x->m, x->m->md.n_layers, &lowers, NULL);
+        if (r < 0)
+                return r == -ENOMEM ? r : 0;
+        for (size_t i = 0; i <= lowers.n; i++) {
+                int fd = i == 0 ? ufd : lowers.fds[i - 1];
+                struct stat st;
+                char *root;
+
+                if (fstat(fd, &st) < 0)
+                        continue;
+                root = strdup("/");
+                if (!root)
+                        return -ENOMEM;
+                r = tree_index_add(x, st.st_ino, st.st_dev == ust.st_dev, root);
+                if (r >= 0)
+                        r = tree_index_walk(x, fd, st.st_dev, "", st.st_dev == ust.st_dev, 0);
+                if (r < 0)
+                        return r;
+        }
+        qsort(x->items, x->n, sizeof(*x->items), tree_inode_cmp);
+        log_debug("audit: %zu inodes of '%s' and its %zu lower dirs indexed", x->n, x->upper,
+                  lowers.n);
+        return 0;
+}
+
+/* The first entry (in tree order) with inode ino and the given upper_fs;
+ * real is the inode to look for (ino, or its low 32 bits under xino). */
+static const struct tree_inode *tree_index_find(const struct tree_index *x, uint64_t real,
+                                                bool upper_fs)
+{
+        size_t lo = 0, hi = x->n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (x->items[mid].ino < real)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (; lo < x->n && x->items[lo].ino == real; lo++)
+                if (x->items[lo].upper_fs == upper_fs)
+                        return &x->items[lo];
+        return NULL;
+}
+
+static char *tree_inode_path(uint64_t ino, void *userdata)
+{
+        struct tree_index *x = userdata;
+        const struct tree_inode *t;
+
+        if (!x->built && tree_index_build(x) < 0)
+                return NULL;
+        t = tree_index_find(x, ino, true);
+        if (!t && (ino >> 32) != 0)
+                t = tree_index_find(x, ino & 0xffffffffu, false);
+        return t ? strdup(t->path[0] ? t->path : "/") : NULL;
+}
+
+static void tree_index_done(struct tree_index *x)
+{
+        for (size_t i = 0; i < x->n; i++)
+                free(x->items[i].path);
+        free(x->items);
+}
+
 int migrate_audit_finish(struct migrate *m, struct audit_session *s, pid_t init_pid,
-                         char *const *state_paths, int tfd, const char *tmp_abs, char **ret_error)
+                         char *const *state_paths, const char *upper, int tfd, const char *tmp_abs,
+                         char **ret_error)
 {
         _cleanup_(audit_list_done) struct audit_list l = {};
+        _cleanup_(tree_index_done) struct tree_index index = {.m = m, .upper = upper};
+        const struct audit_resolver resolver = {tree_inode_path, &index};
         _cleanup_free_ char *text = NULL;
         /* our own processes: this one (its log thread too) and the
          * sandbox's init, which builds the root before the script runs */
         const pid_t skip[] = {getpid(), init_pid};
         int r;
 
-        r = audit_session_end(s, skip, init_pid > 0 ? 2 : 1, &l, ret_error);
+        r = audit_session_end(s, skip, init_pid > 0 ? 2 : 1, &resolver, &l, ret_error);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < l.n; i++)

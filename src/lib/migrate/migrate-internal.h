@@ -162,9 +162,12 @@ int migrate_audit_begin(struct migrate *m, const char *id, struct audit_session 
                         char **ret_error);
 /* Ends the session and writes record/audit.list into the layer's tmp dir
  * tfd: the events of every process of the session but ours (this process
- * and the sandbox's init), paths under state_paths marked as state. */
+ * and the sandbox's init), paths under state_paths marked as state; names
+ * relative to a directory fd are placed through the inodes of the trees
+ * the sandbox's root was made of (upper, the layers, the base). */
 int migrate_audit_finish(struct migrate *m, struct audit_session *s, pid_t init_pid,
-                         char *const *state_paths, int tfd, const char *tmp_abs, char **ret_error);
+                         char *const *state_paths, const char *upper, int tfd, const char *tmp_abs,
+                         char **ret_error);
 /* verify's repair: rules of runs that are gone, and an auditd such a run
  * started (REPAIRED events). */
 int migrate_audit_repair(struct migrate *m);

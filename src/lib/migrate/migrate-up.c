@@ -628,8 +628,8 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         pthread_join(tee_tid, NULL);
         if (m->audit) {
                 /* even for a failed script: the rules go now */
-                int k = migrate_audit_finish(m, &session, in.init_pid, a->state_paths, a->tfd,
-                                             a->tmp_abs, r < 0 ? NULL : ret_error);
+                int k = migrate_audit_finish(m, &session, in.init_pid, a->state_paths, a->upper,
+                                             a->tfd, a->tmp_abs, r < 0 ? NULL : ret_error);
                 if (k < 0 && r >= 0)
                         return k;
         }

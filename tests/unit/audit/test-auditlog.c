@@ -5,6 +5,7 @@
 
 #include "auditlog.h"
 #include "cleanup.h"
+#include "macro.h"
 #include "tests.h"
 
 /* Records as the kernel writes them (fields trimmed to what matters, the
@@ -14,9 +15,11 @@
         " exit=0 a0=" a0 " a1=7ffe a2=" a2 " a3=0 items=2 ppid=1 pid=" pid                        \
         " auid=0 uid=0 ses=7 comm=\"x\" exe=" exe " key=" key "\n"
 #define CWD(id, dir) "type=CWD msg=audit(1796188399.060:" id "): cwd=" dir "\n"
-#define PATH(id, item, name, type)                                             \
-        "type=PATH msg=audit(1796188399.060:" id "): item=" item " name=" name \
-        " inode=5 dev=fe:00 mode=0100644 ouid=0 ogid=0 rdev=00:00 nametype=" type " cap_fp=0\n"
+/* Each record its own inode: the event's serial, then the item. */
+#define PATH(id, item, name, type) PATH_INO(id, item, name, type, id item)
+#define PATH_INO(id, item, name, type, ino)                                                  \
+        "type=PATH msg=audit(1796188399.060:" id "): item=" item " name=" name " inode=" ino \
+        " dev=fe:00 mode=0100644 ouid=0 ogid=0 rdev=00:00 nametype=" type " cap_fp=0\n"
 
 static const char log_text[] =
     /* sh: echo x > /etc/foo (openat O_CREAT) */
@@ -83,7 +86,7 @@ static void test_parse(void **state)
         };
         int r;
 
-        r = audit_log_parse(log_text, strlen(log_text), "strata-m1", skip, 1, &l);
+        r = audit_log_parse(log_text, strlen(log_text), "strata-m1", skip, 1, NULL, &l);
         assert_int_equal(r, (int)(sizeof(want) / sizeof(want[0])));
         assert_int_equal(l.n, sizeof(want) / sizeof(want[0]));
         for (size_t i = 0; i < l.n; i++) {
@@ -94,9 +97,103 @@ static void test_parse(void **state)
                 assert_false(l.items[i].state);
         }
         /* parsing the same text again adds nothing */
-        assert_int_equal(audit_log_parse(log_text, strlen(log_text), "strata-m1", skip, 1, &l), 0);
+        assert_int_equal(
+            audit_log_parse(log_text, strlen(log_text), "strata-m1", skip, 1, NULL, &l), 0);
         /* no key, no events */
-        assert_int_equal(audit_log_parse(log_text, strlen(log_text), "strata-m2", NULL, 0, &l), 0);
+        assert_int_equal(
+            audit_log_parse(log_text, strlen(log_text), "strata-m2", NULL, 0, NULL, &l), 0);
+}
+
+/* Names relative to directory fds (3: /etc/d, made by the session; 4: /srv,
+ * which only the resolver knows; 5: a directory nobody knows). For a plain
+ * name the kernel writes the cwd ("/") as the PARENT record's name. */
+static const char dirfd_text[] =
+    /* mkdir /etc/d */
+    SYSCALL("30", "83", "ffffff9c", "0", "600", "\"/usr/bin/mkdir\"", "\"k\"", "yes")
+        CWD("30", "\"/\"") PATH_INO("30", "0", "\"/etc/\"", "PARENT", "20")
+            PATH_INO("30", "1", "\"/etc/d\"", "CREATE", "300")
+    /* openat(3, "new", O_CREAT) */
+    SYSCALL("31", "257", "3", "241", "601", "\"/opt/dirfd\"", "\"k\"", "yes") CWD("31", "\"/\"")
+        PATH_INO("31", "0", "\"/\"", "PARENT", "300")
+            PATH_INO("31", "1", "\"new\"", "CREATE", "310")
+    /* unlinkat(3, "old") */
+    SYSCALL("32", "263", "3", "0", "601", "\"/opt/dirfd\"", "\"k\"", "yes") CWD("32", "\"/\"")
+        PATH_INO("32", "0", "\"/\"", "PARENT", "300")
+            PATH_INO("32", "1", "\"old\"", "DELETE", "320")
+    /* renameat(3, "a", 3, "b"): one PARENT for both */
+    SYSCALL("33", "264", "3", "3", "601", "\"/opt/dirfd\"", "\"k\"", "yes") CWD("33", "\"/\"")
+        PATH_INO("33", "0", "\"/\"", "PARENT", "300") PATH_INO("33", "1", "\"a\"", "DELETE", "330")
+            PATH_INO("33", "2", "\"b\"", "CREATE", "330")
+    /* renameat(3, "x", 4, "x"): the same name in another directory; the
+     * new name's PARENT first (x86-64), then a nameless one of the
+     * overlay's own rename in its upper dir */
+    SYSCALL("34", "264", "3", "4", "601", "\"/opt/dirfd\"", "\"k\"", "yes") CWD("34", "\"/\"")
+        PATH_INO("34", "0", "\"/\"", "PARENT", "40") PATH_INO("34", "1", "\"/\"", "PARENT", "300")
+            PATH_INO("34", "2", "\"x\"", "DELETE", "340")
+                PATH_INO("34", "3", "\"x\"", "CREATE", "340")
+                    PATH_INO("34", "4", "(null)", "PARENT", "41")
+    /* fchmodat(4, "sub/f"): no PARENT, the object's own inode */
+    SYSCALL("35", "268", "4", "0", "601", "\"/opt/dirfd\"", "\"k\"", "yes") CWD("35", "\"/\"")
+        PATH_INO("35", "0", "\"sub/f\"", "NORMAL", "41")
+    /* openat(3, "b", O_WRONLY): the file renamed to /etc/d/b above */
+    SYSCALL("36", "257", "3", "1", "601", "\"/opt/dirfd\"", "\"k\"", "yes") CWD("36", "\"/\"")
+        PATH_INO("36", "0", "\"b\"", "NORMAL", "330")
+    /* unlinkat(5, "gone"): nobody knows 50 */
+    SYSCALL("37", "263", "5", "0", "601", "\"/opt/dirfd\"", "\"k\"", "yes") CWD("37", "\"/\"")
+        PATH_INO("37", "0", "\"/\"", "PARENT", "50")
+            PATH_INO("37", "1", "\"gone\"", "DELETE", "370")
+    /* openat(5, "/etc/abs", O_CREAT): an absolute name ignores the fd */
+    SYSCALL("38", "257", "5", "241", "601", "\"/opt/dirfd\"", "\"k\"", "yes") CWD("38", "\"/\"")
+        PATH_INO("38", "0", "\"/etc/\"", "PARENT", "20")
+            PATH_INO("38", "1", "\"/etc/abs\"", "CREATE", "380")
+    /* renameat(3, "b", 4, "c"): told apart by where b is known to be */
+    SYSCALL("39", "264", "3", "4", "601", "\"/opt/dirfd\"", "\"k\"", "yes") CWD("39", "\"/\"")
+        PATH_INO("39", "0", "\"/\"", "PARENT", "300") PATH_INO("39", "1", "\"/\"", "PARENT", "40")
+            PATH_INO("39", "2", "\"b\"", "DELETE", "330")
+                PATH_INO("39", "3", "\"c\"", "CREATE", "330");
+
+static unsigned resolver_calls;
+
+static char *test_inode_path(uint64_t ino, void *userdata)
+{
+        assert_string_equal(userdata, "u");
+        resolver_calls++;
+        return ino == 40 ? strdup("/srv") : ino == 41 ? strdup("/srv/sub/f") : NULL;
+}
+
+static void test_parse_dirfd(void **state)
+{
+        _cleanup_(audit_list_done) struct audit_list l = {}, plain = {};
+        const struct audit_resolver resolver = {test_inode_path, (void *)"u"};
+        static const struct {
+                char action;
+                const char *path;
+        } want[] = {
+            {'C', "/etc/d"},   {'C', "/etc/d/new"}, {'D', "/etc/d/old"}, {'F', "/etc/d/a"},
+            {'T', "/etc/d/b"}, {'F', "/etc/d/x"},   {'T', "/srv/x"},     {'M', "/srv/sub/f"},
+            {'W', "/etc/d/b"}, {'D', "?/gone"},     {'C', "/etc/abs"},   {'F', "/etc/d/b"},
+            {'T', "/srv/c"},
+        };
+
+        assert_int_equal(
+            audit_log_parse(dirfd_text, strlen(dirfd_text), "k", NULL, 0, &resolver, &l),
+            (int)ELEMENTSOF(want));
+        for (size_t i = 0; i < l.n; i++) {
+                assert_int_equal(l.items[i].action, want[i].action);
+                assert_string_equal(l.items[i].path, want[i].path);
+        }
+        /* 340 (where the renamed x was: unknown), 40 once (then kept),
+         * 41; 50 (the PARENT, then again for the child) and 370 (the
+         * removed file's own), which it does not know */
+        assert_int_equal(resolver_calls, 6);
+        /* without a resolver, what the records alone place */
+        assert_int_equal(
+            audit_log_parse(dirfd_text, strlen(dirfd_text), "k", NULL, 0, NULL, &plain),
+            (int)ELEMENTSOF(want));
+        assert_string_equal(plain.items[6].path, "?/x");
+        assert_string_equal(plain.items[7].path, "?/sub/f");
+        assert_string_equal(plain.items[4].path, "/etc/d/b");
+        assert_string_equal(plain.items[8].path, "/etc/d/b");
 }
 
 static void test_marker(void **state)
@@ -239,7 +336,8 @@ static void test_why(void **state)
         assert_string_equal(c, "-");
 }
 
-TEST_MAIN(cmocka_unit_test(test_why), cmocka_unit_test(test_parse), cmocka_unit_test(test_marker),
+TEST_MAIN(cmocka_unit_test(test_why), cmocka_unit_test(test_parse),
+          cmocka_unit_test(test_parse_dirfd), cmocka_unit_test(test_marker),
           cmocka_unit_test(test_format_roundtrip), cmocka_unit_test(test_parse_bad),
           cmocka_unit_test(test_rule_parse), cmocka_unit_test(test_conf_parse),
           cmocka_unit_test(test_normalize))
