@@ -15,51 +15,55 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-/* Every libarchive function strata calls. */
-#define ARCHIVE_LAZY_FUNCS(X)                                                   \
-        X(archive_entry_free)                                                   \
-        X(archive_entry_gid)                                                    \
-        X(archive_entry_hardlink)                                               \
-        X(archive_entry_mode)                                                   \
-        X(archive_entry_mtime)                                                  \
-        X(archive_entry_mtime_nsec)                                             \
-        X(archive_entry_new)                                                    \
-        X(archive_entry_pathname)                                               \
-        X(archive_entry_rdev)                                                   \
-        X(archive_entry_set_gid)                                                \
-        X(archive_entry_set_hardlink)                                           \
-        X(archive_entry_set_mode)                                               \
-        X(archive_entry_set_mtime)                                              \
-        X(archive_entry_set_pathname)                                           \
-        X(archive_entry_set_rdev)                                               \
-        X(archive_entry_set_size)                                               \
-        X(archive_entry_set_symlink)                                            \
-        X(archive_entry_set_uid)                                                \
-        X(archive_entry_size)                                                   \
-        X(archive_entry_symlink)                                                \
-        X(archive_entry_uid)                                                    \
-        X(archive_entry_xattr_add_entry)                                        \
-        X(archive_entry_xattr_next)                                             \
-        X(archive_entry_xattr_reset)                                            \
-        X(archive_error_string)                                                 \
-        X(archive_free)                                                         \
-        X(archive_read_data_block)                                              \
-        X(archive_read_new)                                                     \
-        X(archive_read_next_header)                                             \
-        X(archive_read_open)                                                    \
-        X(archive_read_support_filter_gzip)                                     \
-        X(archive_read_support_filter_none)                                     \
-        X(archive_read_support_format_tar)                                      \
-        X(archive_set_error)                                                    \
-        X(archive_write_add_filter_none)                                        \
-        X(archive_write_close)                                                  \
-        X(archive_write_data)                                                   \
-        X(archive_write_header)                                                 \
-        X(archive_write_new)                                                    \
-        X(archive_write_open)                                                   \
-        X(archive_write_set_bytes_in_last_block)                                \
-        X(archive_write_set_bytes_per_block) X(archive_write_set_format_option) \
-            X(archive_write_set_format_pax)
+/* Every libarchive function strata calls (one missing here is a link error:
+ * the library is not linked). */
+/* clang-format off */
+#define ARCHIVE_LAZY_FUNCS(X)                    \
+        X(archive_entry_free)                    \
+        X(archive_entry_gid)                     \
+        X(archive_entry_hardlink)                \
+        X(archive_entry_mode)                    \
+        X(archive_entry_mtime)                   \
+        X(archive_entry_mtime_nsec)              \
+        X(archive_entry_new)                     \
+        X(archive_entry_pathname)                \
+        X(archive_entry_rdev)                    \
+        X(archive_entry_set_gid)                 \
+        X(archive_entry_set_hardlink)            \
+        X(archive_entry_set_mode)                \
+        X(archive_entry_set_mtime)               \
+        X(archive_entry_set_pathname)            \
+        X(archive_entry_set_rdev)                \
+        X(archive_entry_set_size)                \
+        X(archive_entry_set_symlink)             \
+        X(archive_entry_set_uid)                 \
+        X(archive_entry_size)                    \
+        X(archive_entry_symlink)                 \
+        X(archive_entry_uid)                     \
+        X(archive_entry_xattr_add_entry)         \
+        X(archive_entry_xattr_next)              \
+        X(archive_entry_xattr_reset)             \
+        X(archive_error_string)                  \
+        X(archive_free)                          \
+        X(archive_read_data_block)               \
+        X(archive_read_new)                      \
+        X(archive_read_next_header)              \
+        X(archive_read_open)                     \
+        X(archive_read_support_filter_gzip)      \
+        X(archive_read_support_filter_none)      \
+        X(archive_read_support_format_tar)       \
+        X(archive_set_error)                     \
+        X(archive_write_add_filter_none)         \
+        X(archive_write_close)                   \
+        X(archive_write_data)                    \
+        X(archive_write_header)                  \
+        X(archive_write_new)                     \
+        X(archive_write_open)                    \
+        X(archive_write_set_bytes_in_last_block) \
+        X(archive_write_set_bytes_per_block)     \
+        X(archive_write_set_format_option)       \
+        X(archive_write_set_format_pax)
+/* clang-format on */
 
 struct archive_lazy {
 #define ARCHIVE_LAZY_FIELD(fn) __typeof__(&fn) fn;
