@@ -878,93 +878,19 @@ static int overlay_check_dirs(struct apply_ctx *c, const struct mount_op *op, ch
         return 0;
 }
 
-#define LOWER_OPEN_FLAGS (O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-
-/* Opens the lower dirs as fds into fds (n of them, -1 where not opened;
- * O_DIRECTORY checks that each is a directory), or names the one that is
- * not in c->kernel_msg (the kernel only says ENOENT). The layers of a data dir
- * are opened relative to their common dir: one short lookup each, where a
- * path string is looked up in full twice (the check, then the kernel). */
-static int overlay_open_lowers(struct apply_ctx *c, const struct mount_op *op, char **lowers,
-                               size_t n, int *fds)
-{
-        _cleanup_free_ char *common = NULL;
-        _cleanup_close_ int cfd = -1;
-        size_t cl = 0;
-
-        if (n > 2) {
-                /* the base (the last) lies elsewhere */
-                char *last = lowers[n - 1];
-
-                lowers[n - 1] = NULL;
-                cl = common_dir_len(lowers);
-                lowers[n - 1] = last;
-        }
-        if (cl > 1) {
-                common = strndup(lowers[0], cl);
-                if (!common)
-                        return -ENOMEM;
-                cfd = open(common, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        }
-        for (size_t i = 0; i < n; i++) {
-                bool rel = cfd >= 0 && strncmp(lowers[i], common, cl) == 0 && lowers[i][cl] == '/';
-
-                /* not O_PATH: fsconfig(FSCONFIG_SET_FD) takes no such fd */
-                fds[i] = rel ? openat(cfd, lowers[i] + cl + 1, LOWER_OPEN_FLAGS)
-                             : open(lowers[i], LOWER_OPEN_FLAGS);
-                if (fds[i] < 0) {
-                        int r = -errno;
-
-                        snprintf(c->kernel_msg, sizeof(c->kernel_msg), "lower dir '%s'",
-                                 lowers[i] + prefix_len(c, op->flags));
-                        return r;
-                }
-        }
-        return 0;
-}
-
-/* Passes the lower dirs one at a time ("lowerdir+"): as fds where the
- * kernel takes them (6.13 on), else as paths, in a fresh context *fsfd (so
- * that no message of the refused fd is left in it). -EINVAL with
+/* Passes the lower dirs one at a time ("lowerdir+"). -EINVAL with
  * c->kernel_msg naming "lowerdir+" on a kernel without it. */
-static int overlay_set_lowers(struct apply_ctx *c, int *fsfd, char **lowers, const int *fds,
-                              size_t n)
+static int overlay_set_lowers(struct apply_ctx *c, int fsfd, char **lowers, size_t n)
 {
-        bool by_fd = true;
-
         if (mount_plan_force_legacy_overlay)
                 return -EINVAL;
-        for (size_t i = 0; i < n; i++) {
-                int r;
-
-                if (by_fd) {
-                        if (fsconfig(*fsfd, FSCONFIG_SET_FD, "lowerdir+", NULL, fds[i]) >= 0)
-                                continue;
-                        r = -errno;
-                        if (i > 0 || r != -EINVAL) {
-                                save_kernel_msg(c, *fsfd);
-                                return r;
-                        }
-                        by_fd = false;
-                        safe_close(*fsfd);
-                        *fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
-                        if (*fsfd < 0)
-                                return -errno;
-                }
-                if (fsconfig(*fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0) {
-                        r = -errno;
-                        save_kernel_msg(c, *fsfd);
+        for (size_t i = 0; i < n; i++)
+                if (fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", lowers[i], 0) < 0) {
+                        int r = -errno;
+                        save_kernel_msg(c, fsfd);
                         return r;
                 }
-        }
         return 0;
-}
-
-static void close_fds(int *fds, size_t n)
-{
-        for (size_t i = 0; fds && i < n; i++)
-                safe_close(fds[i]);
-        free(fds);
 }
 
 static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
@@ -972,7 +898,6 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
         _cleanup_strv_ char **lowers = NULL;
         _cleanup_free_ char *upper = NULL, *work = NULL;
         _cleanup_close_ int target = -1, fsfd = -1;
-        int *fds = NULL;
         size_t n = 0;
         int r;
 
@@ -988,22 +913,18 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                         return r;
                 return mount_fs(c, "tmpfs", "mode=0755", op->flags, target);
         }
-        fds = malloc(n * sizeof(int));
-        if (!fds)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                fds[i] = -1;
-        r = overlay_open_lowers(c, op, lowers, n, fds);
-        if (r >= 0)
-                r = overlay_check_dirs(c, op, lowers, 0, upper, work);
-        if (r >= 0)
-                r = open_target(dest_base(c, op), op->dest, op->flags & MOUNT_PLAN_CREATE_DEST,
-                                true, &target);
-        if (r >= 0) {
-                fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
-                r = fsfd < 0 ? -errno : overlay_set_lowers(c, &fsfd, lowers, fds, n);
-        }
-        close_fds(fds, n);
+        r = overlay_check_dirs(c, op, lowers, n, upper, work);
+        if (r < 0)
+                return r;
+        r = open_target(dest_base(c, op), op->dest, op->flags & MOUNT_PLAN_CREATE_DEST, true,
+                        &target);
+        if (r < 0)
+                return r;
+
+        fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
+        if (fsfd < 0)
+                return -errno;
+        r = overlay_set_lowers(c, fsfd, lowers, n);
         if (r == -EINVAL &&
             (mount_plan_force_legacy_overlay || strstr(c->kernel_msg, "lowerdir+"))) {
                 /* An older kernel that does not know "lowerdir+". */

@@ -616,40 +616,6 @@ static void test_overlay_too_many_layers(void **state)
         run_layers(600, false);
 }
 
-/* A lower dir missing among many (opened relative to their common dir):
- * the error names it. */
-static int apply_missing_layer(const char *dir)
-{
-        _cleanup_(mount_plan_freep) struct mount_plan *p = NULL;
-        _cleanup_free_ char *err = NULL, *root = NULL;
-        _cleanup_strv_ char **l = NULL;
-        int r;
-
-        if (asprintf(&root, "%s/root", dir) < 0 || mkdir(root, 0755) < 0)
-                return 90;
-        if (make_layers(dir, 10, &l) < 0 || rm_rf_at(AT_FDCWD, l[5], RM_ROOT) < 0)
-                return 91;
-        if (mount_plan_new(&p) < 0 || mount_plan_add_overlay(p, "/", l, NULL, NULL, 0) < 0)
-                return 92;
-        r = mount_plan_apply(p, root, NULL, &err);
-        CHECK(1, r == -ENOENT);
-        if (!err || !strstr(err, "lower dir '") || !strstr(err, "layer-number-0005/fs'")) {
-                fprintf(stderr, "# error: %s\n", err ? err : "(none)");
-                return 2;
-        }
-        return 0;
-}
-
-static void test_overlay_missing_layer_named(void **state)
-{
-        _cleanup_free_ char *d = NULL;
-
-        need_root();
-        d = tmpdir();
-        assert_int_equal(in_mount_ns(apply_missing_layer, d), 0);
-        assert_int_equal(rm_rf_at(AT_FDCWD, d, RM_ROOT), 0);
-}
-
 /* Without "lowerdir+", the paths relative to their common parent fit. */
 static void test_overlay_legacy_relative_paths(void **state)
 {
@@ -664,5 +630,4 @@ TEST_MAIN(cmocka_unit_test(test_builders_reject_bad_input), cmocka_unit_test(tes
           cmocka_unit_test(test_apply_basic), cmocka_unit_test(test_teardown_namespace_ends),
           cmocka_unit_test(test_apply_error_names_step), cmocka_unit_test(test_overlay_many_layers),
           cmocka_unit_test(test_overlay_too_many_layers),
-          cmocka_unit_test(test_overlay_missing_layer_named),
           cmocka_unit_test(test_overlay_legacy_relative_paths))
