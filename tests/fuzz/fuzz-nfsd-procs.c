@@ -503,7 +503,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (n == 0)
                         continue;
                 if (rpc_handle(&server, &peer, req, n, out, sizeof(out), scratch, sizeof(scratch),
-                               &rep) > 0)
+                               NULL, &rep) > 0)
                         harvest(out, rep.len);
         }
         check_outside();
