@@ -215,6 +215,29 @@ bool changes_path_in_lowers(const int *lower_fds, size_t n_lowers, const char *p
         return false;
 }
 
+int changes_next_entry(DIR *d, const char *prefix, struct dirent **ret_de, struct stat *ret_st,
+                       char **ret_path)
+{
+        struct dirent *de;
+        struct stat st;
+        char *path;
+
+        do {
+                errno = 0;
+                de = readdir(d);
+                if (!de)
+                        return errno ? -errno : 0;
+        } while (streq(de->d_name, ".") || streq(de->d_name, ".."));
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (asprintf(&path, "%s/%s", prefix, de->d_name) < 0)
+                return -ENOMEM;
+        *ret_de = de;
+        *ret_st = st;
+        *ret_path = path;
+        return 1;
+}
+
 struct capture {
         const int *lower_fds;
         size_t n_lowers;
@@ -235,18 +258,15 @@ static int capture_dir(struct capture *c, int fd, const char *prefix, bool below
                 safe_close(fd);
                 return -errno;
         }
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 _cleanup_free_ char *path = NULL;
                 enum change_kind k;
                 struct stat st;
                 bool is_new = below_new;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
-                if (asprintf(&path, "%s/%s", prefix, de->d_name) < 0)
-                        return -ENOMEM;
+                r = changes_next_entry(d, prefix, &de, &st, &path);
+                if (r <= 0)
+                        return r;
                 if (c->visit) {
                         r = c->visit(dirfd(d), de->d_name, path, &st, c->userdata);
                         if (r < 0)
@@ -301,7 +321,6 @@ static int capture_dir(struct capture *c, int fd, const char *prefix, bool below
                 if (r < 0)
                         return r;
         }
-        return errno ? -errno : 0;
 }
 
 static int change_cmp(const void *a, const void *b)

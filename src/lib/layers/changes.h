@@ -22,6 +22,7 @@
  * counted in state_counts, not in counts.
  */
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,6 +58,15 @@ int change_kind_from_char(char c);
 bool changes_is_whiteout_at(int dirfd, const char *name, const struct stat *st);
 /* Whether the directory fd is opaque ("y"). */
 bool changes_is_opaque_fd(int fd);
+
+/* Reads the next entry of d, the upper's dir at the absolute path prefix
+ * ("" for the upper itself), "." and ".." passed over: 1 with its dirent
+ * in *ret_de, its lstat in *ret_st and its path "PREFIX/NAME" in *ret_path
+ * (the caller's to free); 0 after the last entry; -errno. Each walk of an
+ * upper dir (the capture, the scratch upper's count and overrides) reads
+ * its dirs this way. */
+int changes_next_entry(DIR *d, const char *prefix, struct dirent **ret_de, struct stat *ret_st,
+                       char **ret_path);
 
 /* Whether the absolute path exists in the stack lower_fds (directory fds,
  * newest first, the base last), honouring whiteouts and opaque dirs of
