@@ -220,7 +220,7 @@ int changes_next_entry(DIR *d, const char *prefix, struct dirent **ret_de, struc
 {
         struct dirent *de;
         struct stat st;
-        char *path;
+        char *path = NULL;
 
         do {
                 errno = 0;
@@ -230,11 +230,12 @@ int changes_next_entry(DIR *d, const char *prefix, struct dirent **ret_de, struc
         } while (streq(de->d_name, ".") || streq(de->d_name, ".."));
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
-        if (asprintf(&path, "%s/%s", prefix, de->d_name) < 0)
+        if (ret_path && asprintf(&path, "%s/%s", prefix, de->d_name) < 0)
                 return -ENOMEM;
         *ret_de = de;
         *ret_st = st;
-        *ret_path = path;
+        if (ret_path)
+                *ret_path = path;
         return 1;
 }
 

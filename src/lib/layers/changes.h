@@ -61,9 +61,11 @@ bool changes_is_opaque_fd(int fd);
 
 /* Reads the next entry of d, the upper's dir at the absolute path prefix
  * ("" for the upper itself), "." and ".." passed over: 1 with its dirent
- * in *ret_de, its lstat in *ret_st and its path "PREFIX/NAME" in *ret_path
- * (the caller's to free); 0 after the last entry; -errno. Each walk of an
- * upper dir (the capture, the scratch upper's count and overrides) reads
+ * in *ret_de, its lstat in *ret_st and, unless ret_path is NULL, its path
+ * "PREFIX/NAME" in *ret_path (the caller's to free; without ret_path,
+ * prefix may be NULL); 0 after the last entry; -errno. Each walk of an
+ * upper dir or a layer (the capture, the scratch upper's count and
+ * overrides, a manifest, a squash, a state path's diff and move) reads
  * its dirs this way. */
 int changes_next_entry(DIR *d, const char *prefix, struct dirent **ret_de, struct stat *ret_st,
                        char **ret_path);

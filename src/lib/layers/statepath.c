@@ -204,13 +204,14 @@ static int move_dir(int sfd, int dfd)
                 safe_close(sfd);
                 return -errno;
         }
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 struct stat st, dst;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
+                r = changes_next_entry(d, NULL, &de, &st, NULL);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return moved;
                 if (changes_is_whiteout_at(dirfd(d), de->d_name, &st))
                         continue;
 
@@ -261,7 +262,6 @@ static int move_dir(int sfd, int dfd)
                         moved += r;
                 }
         }
-        return errno ? -errno : moved;
 }
 
 int state_path_move_at(int src_fd, const char *src, int dst_fd, const char *dst)
@@ -303,18 +303,15 @@ static int diff_dir(int ufd, int lfd, const char *path, struct change_list *l)
         d = fdopendir(fcntl(ufd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return -errno;
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 _cleanup_free_ char *child = NULL;
                 _cleanup_close_ int cu = -1, cl = -1;
                 struct stat st, lst;
                 bool in_lower;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
-                if (asprintf(&child, "%s/%s", path, de->d_name) < 0)
-                        return -ENOMEM;
+                r = changes_next_entry(d, path, &de, &st, &child);
+                if (r <= 0)
+                        return r;
                 in_lower = lfd >= 0 && fstatat(lfd, de->d_name, &lst, AT_SYMLINK_NOFOLLOW) >= 0;
                 if (changes_is_whiteout_at(dirfd(d), de->d_name, &st)) {
                         if (in_lower) {
@@ -355,7 +352,6 @@ static int diff_dir(int ufd, int lfd, const char *path, struct change_list *l)
                 if (r < 0)
                         return r;
         }
-        return errno ? -errno : 0;
 }
 
 int state_path_diff_at(int upper_fd, const char *upper, int lower_fd, const char *lower,

@@ -135,7 +135,7 @@ static void test_capture(void **state)
 }
 
 /* Every entry once, "." and ".." passed over, with its lstat and its path
- * below the prefix; then 0, and 0 again. */
+ * below the prefix; then 0, and 0 again; the same entries without a path. */
 static void test_next_entry(void **state)
 {
         _cleanup_close_ int fd = open_dir_at(AT_FDCWD, *state);
@@ -144,7 +144,7 @@ static void test_next_entry(void **state)
         struct dirent *de;
         struct stat st;
         char *path;
-        int r;
+        int n, r;
 
         assert_int_equal(mkdirat(fd, "etc", 0755), 0);
         assert_int_equal(mkdirat(fd, "etc/sub", 0755), 0);
@@ -170,6 +170,13 @@ static void test_next_entry(void **state)
         assert_int_equal(r, 0);
         assert_true(seen_file && seen_dir);
         assert_int_equal(changes_next_entry(d, "/etc", &de, &st, &path), 0);
+        /* without a path, and without a prefix */
+        rewinddir(d);
+        n = 0;
+        while ((r = changes_next_entry(d, NULL, &de, &st, NULL)) > 0)
+                n++;
+        assert_int_equal(r, 0);
+        assert_int_equal(n, 2);
 }
 
 static void test_lookup_honours_whiteouts(void **state)
