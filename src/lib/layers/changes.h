@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 enum change_kind {
@@ -96,6 +97,13 @@ int changes_capture_visit_at(int dirfd, const char *upper, const int *lower_fds,
 /* Adds a change (path is copied); the list is sorted by changes_sort. */
 int changes_add(struct change_list *l, enum change_kind k, bool state, const char *path);
 void changes_sort(struct change_list *l);
+
+/* Writes path to f as the changes.list format does: a newline in it as
+ * "\n", a backslash as "\\" (so that a line holds one path). */
+void changes_write_path(FILE *f, const char *path);
+/* Undoes changes_write_path for the len bytes at s: the path, NUL-ended,
+ * in ret (room for len + 1 bytes). */
+void changes_unescape_path(const char *s, size_t len, char *ret);
 
 /* Renders the list in the changes.list format. */
 int changes_format(const struct change_list *l, char **ret);

@@ -219,7 +219,31 @@ static void test_parse_roundtrip(void **state)
         assert_int_equal(changes_parse("A relative\n", &l, &line), -EBADMSG);
 }
 
+/* changes_unescape_path undoes changes_write_path; a backslash before
+ * anything else (or at the end) is kept as it is. */
+static void test_path_escapes(void **state)
+{
+        const char *path = "/a\nb\\c";
+        _cleanup_free_ char *buf = NULL;
+        char out[32];
+        size_t size = 0;
+        FILE *f;
+
+        (void)state;
+        f = open_memstream(&buf, &size);
+        assert_non_null(f);
+        changes_write_path(f, path);
+        assert_int_equal(fclose(f), 0);
+        assert_string_equal(buf, "/a\\nb\\\\c");
+        changes_unescape_path(buf, strlen(buf), out);
+        assert_string_equal(out, path);
+        changes_unescape_path("/x\\ty\\", 6, out);
+        assert_string_equal(out, "/x\\ty\\");
+        changes_unescape_path("/plainXX", 6, out);
+        assert_string_equal(out, "/plain");
+}
+
 TEST_MAIN(cmocka_unit_test_setup_teardown(test_capture, setup, teardown),
           cmocka_unit_test_setup_teardown(test_next_entry, setup, teardown),
           cmocka_unit_test_setup_teardown(test_lookup_honours_whiteouts, setup, teardown),
-          cmocka_unit_test(test_parse_roundtrip))
+          cmocka_unit_test(test_parse_roundtrip), cmocka_unit_test(test_path_escapes))
