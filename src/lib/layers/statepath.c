@@ -93,6 +93,30 @@ const char *state_path_refusal(const char *path)
         return NULL;
 }
 
+/* The next line of a state file's text at *p, which moves past it: 1 with
+ * a copy of the line, its leading blanks and trailing blanks (and CR) cut,
+ * in *ret (the caller's to free); 0 at the end; -ENOMEM. */
+static int state_file_next_line(const char **p, char **ret)
+{
+        const char *s = *p, *e;
+        size_t len = strcspn(s, "\n");
+        char *l;
+
+        if (!*s)
+                return 0;
+        *p = s + len + (s[len] == '\n');
+        e = s + len;
+        while (s < e && (*s == ' ' || *s == '\t'))
+                s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+                e--;
+        l = strndup(s, (size_t)(e - s));
+        if (!l)
+                return -ENOMEM;
+        *ret = l;
+        return 1;
+}
+
 int migration_state_parse(const char *name, const char *text, char ***ret, char **ret_error)
 {
         _cleanup_strv_ char **l = NULL;
@@ -101,25 +125,15 @@ int migration_state_parse(const char *name, const char *text, char ***ret, char 
         const char *p = text;
         int r;
 
-        while (p && *p) {
-                _cleanup_free_ char *raw = NULL, *norm = NULL;
-                size_t len = strcspn(p, "\n");
-                char *s, *e;
+        for (;;) {
+                _cleanup_free_ char *s = NULL, *norm = NULL;
 
+                r = p ? state_file_next_line(&p, &s) : 0;
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
                 line++;
-                raw = strndup(p, len);
-                if (!raw)
-                        return -ENOMEM;
-                p += len;
-                if (*p == '\n')
-                        p++;
-
-                s = raw;
-                while (*s == ' ' || *s == '\t')
-                        s++;
-                e = s + strlen(s);
-                while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-                        *--e = 0;
                 if (*s == 0 || *s == '#')
                         continue;
 
@@ -474,25 +488,14 @@ int state_path_file_line(int dirfd, const char *file, const char *path)
 
         if (read_file_at(dirfd, file, 1024 * 1024, &text, NULL) < 0)
                 return 0;
-        for (p = text; *p;) {
-                _cleanup_free_ char *raw = NULL, *norm = NULL;
-                size_t len = strcspn(p, "\n");
-                char *s, *e;
+        p = text;
+        for (;;) {
+                _cleanup_free_ char *s = NULL, *norm = NULL;
 
-                line++;
-                raw = strndup(p, len);
-                if (!raw)
+                if (state_file_next_line(&p, &s) <= 0)
                         return 0;
-                p += len;
-                if (*p == '\n')
-                        p++;
-                for (s = raw; *s == ' ' || *s == '\t'; s++)
-                        ;
-                e = s + strlen(s);
-                while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-                        *--e = 0;
+                line++;
                 if (migration_path_normalize(s, &norm) >= 0 && streq(norm, path))
                         return (int)line;
         }
-        return 0;
 }
