@@ -129,24 +129,6 @@ static int remove_name(uint32_t proc, struct fh *dir, const char *name, bool *re
         return s;
 }
 
-static int mkdir_name(struct fh *dir, const char *name, struct fh *ret)
-{
-        MKDIR3args a = {.where = {.dir = fh_arg(dir), .name = (char *)name}};
-        MKDIR3res res = {};
-        int r, s;
-
-        a.attributes.mode.set_it = TRUE;
-        a.attributes.mode.set_mode3_u.mode = 0755;
-        r = nfs_call(&c, 9, X(MKDIR3args), &a, X(MKDIR3res), &res);
-        if (r != 0)
-                return -1000 - r;
-        s = res.status;
-        if (s == NFS3_OK && ret)
-                fh_from(ret, &res.MKDIR3res_u.resok.obj.post_op_fh3_u.handle);
-        rc_free(X(MKDIR3res), &res);
-        return s;
-}
-
 static int symlink_name(struct fh *dir, const char *name, const char *target)
 {
         SYMLINK3args a = {.where = {.dir = fh_arg(dir), .name = (char *)name}};
@@ -414,8 +396,8 @@ static void test_fs_procedures(const char *export)
         }
 
         /* MKDIR, SYMLINK, READLINK, MKNOD */
-        CHECK(mkdir_name(&root, "dir", &d) == NFS3_OK, "MKDIR");
-        CHECK(mkdir_name(&root, "dir", NULL) == NFS3ERR_EXIST, "MKDIR of an existing name");
+        CHECK(rc_mkdir(&c, &root, "dir", &d) == NFS3_OK, "MKDIR");
+        CHECK(rc_mkdir(&c, &root, "dir", NULL) == NFS3ERR_EXIST, "MKDIR of an existing name");
         CHECK(symlink_name(&d, "link", "../a.txt") == NFS3_OK, "SYMLINK");
         r = lookup(&c, &d, "link", &lnk, &attr);
         CHECK(r == NFS3_OK && attr.type == NF3LNK, "LOOKUP of a symlink gives the symlink");
@@ -490,14 +472,14 @@ static void test_fs_procedures(const char *export)
         /* RMDIR */
         CHECK(remove_name(13, &root, "dir", NULL) == NFS3ERR_NOTEMPTY,
               "RMDIR of a non-empty directory is NFS3ERR_NOTEMPTY");
-        CHECK(mkdir_name(&root, "empty", &sub) == NFS3_OK &&
+        CHECK(rc_mkdir(&c, &root, "empty", &sub) == NFS3_OK &&
                   remove_name(13, &root, "empty", &wcc_ok) == NFS3_OK && wcc_ok,
               "RMDIR of an empty directory");
         CHECK(getattr(&c, &sub, NULL) == NFS3ERR_STALE,
               "the handle of a removed directory is NFS3ERR_STALE");
 
         /* READDIR with small pages, cookies, verifier */
-        CHECK(mkdir_name(&root, "many", &sub) == NFS3_OK, "MKDIR many");
+        CHECK(rc_mkdir(&c, &root, "many", &sub) == NFS3_OK, "MKDIR many");
         for (int i = 0; i < 300; i++) {
                 char name[64];
                 snprintf(name, sizeof(name), "file-with-a-longish-name-%03d", i);
@@ -621,7 +603,7 @@ static void test_confinement(const char *root_dir, const char *export)
         {
                 struct fh moving = {};
                 char from[4200], to[4200];
-                CHECK(mkdir_name(&root, "moving", &moving) == NFS3_OK &&
+                CHECK(rc_mkdir(&c, &root, "moving", &moving) == NFS3_OK &&
                           create_file(&moving, "inside", GUARDED, NULL, NULL) == NFS3_OK,
                       "a directory with a file");
                 snprintf(from, sizeof(from), "%s/moving", export);
@@ -642,10 +624,10 @@ static void test_confinement(const char *root_dir, const char *export)
         {
                 struct fh deep = {}, cur = root, next;
                 char from[4200], to[4200];
-                bool made = mkdir_name(&root, "deep", &deep) == NFS3_OK;
+                bool made = rc_mkdir(&c, &root, "deep", &deep) == NFS3_OK;
                 cur = deep;
                 for (int i = 0; made && i < 150; i++) {
-                        made = mkdir_name(&cur, "d", &next) == NFS3_OK;
+                        made = rc_mkdir(&c, &cur, "d", &next) == NFS3_OK;
                         cur = next;
                 }
                 CHECK(made && getattr(&c, &cur, NULL) == NFS3_OK &&
@@ -708,7 +690,7 @@ static void test_credentials(void)
         bool eof;
         int r;
 
-        CHECK(mkdir_name(&root, "pub", &pub) == NFS3_OK, "MKDIR pub as root");
+        CHECK(rc_mkdir(&c, &root, "pub", &pub) == NFS3_OK, "MKDIR pub as root");
         {
                 sattr3 s = no_attrs();
                 s.mode.set_it = TRUE;

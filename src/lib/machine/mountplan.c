@@ -1805,7 +1805,7 @@ static int substitute_value(json_t *v, char *const *vars, char **ret_unknown)
         return 0;
 }
 
-_printf_(3, 4) static int fail_file(char **ret_error, const char *name, const char *fmt, ...)
+int mount_plan_document_error(char **ret_error, const char *name, const char *fmt, ...)
 {
         if (ret_error) {
                 _cleanup_free_ char *m = NULL;
@@ -1832,7 +1832,8 @@ int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
         if (json_is_object(doc)) {
                 ops = json_object_get(doc, "mounts");
                 if (!ops)
-                        return fail_file(ret_error, name, "%s", "no \"mounts\" array");
+                        return mount_plan_document_error(ret_error, name, "%s",
+                                                         "no \"mounts\" array");
                 json_object_foreach(doc, key, v)
                 {
                         _cleanup_free_ char *unknown = NULL;
@@ -1840,17 +1841,18 @@ int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
                                 continue;
                         r = substitute_value(v, vars, &unknown);
                         if (r == -ENXIO)
-                                return fail_file(ret_error, name,
-                                                 "field \"%s\": unknown variable '%s'", key,
-                                                 unknown ? unknown : "?");
+                                return mount_plan_document_error(
+                                    ret_error, name, "field \"%s\": unknown variable '%s'", key,
+                                    unknown ? unknown : "?");
                         if (r < 0)
                                 return r;
                 }
         }
         if (!json_is_array(ops))
-                return fail_file(ret_error, name, "%s",
-                                 "a plan is a JSON array of operations or an object whose "
-                                 "\"mounts\" is one");
+                return mount_plan_document_error(
+                    ret_error, name, "%s",
+                    "a plan is a JSON array of operations or an object whose "
+                    "\"mounts\" is one");
         json_array_foreach(ops, i, o)
         {
                 if (!json_is_object(o))
@@ -1860,10 +1862,11 @@ int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
                         _cleanup_free_ char *unknown = NULL;
                         r = substitute_value(v, vars, &unknown);
                         if (r == -ENXIO)
-                                return fail_file(ret_error, name,
-                                                 "operation %zu, field \"%s\": unknown variable "
-                                                 "'%s'",
-                                                 i + 1, key, unknown ? unknown : "?");
+                                return mount_plan_document_error(
+                                    ret_error, name,
+                                    "operation %zu, field \"%s\": unknown variable "
+                                    "'%s'",
+                                    i + 1, key, unknown ? unknown : "?");
                         if (r < 0)
                                 return r;
                 }
@@ -1872,7 +1875,8 @@ int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
                 _cleanup_free_ char *err = NULL;
                 r = mount_plan_from_json(ops, ret, &err);
                 if (r == -EBADMSG)
-                        return fail_file(ret_error, name, "%s", err ? err : "invalid plan");
+                        return mount_plan_document_error(ret_error, name, "%s",
+                                                         err ? err : "invalid plan");
         }
         return r;
 }
