@@ -175,8 +175,11 @@ for kind in w r s; do
         awk -v s="$(median < "$R.s.cpu")" -v g="$(median < "$R.g.cpu")" -v kind="$kind" -v fs="$fs" \
             -v mib="$MIB" -v n="$NFILES" 'BEGIN {
             label = kind == "w" ? mib " MiB write" : kind == "r" ? mib " MiB read" : "create+stat of " n " files"
-            printf "%-34s %-6s %11.1f ms %11.1f ms %7.2fx\n", label, fs, s / 1e6, g / 1e6,
-                (s > 0 ? g / s : 0)
+            # the ratio apart: in a printf argument list ">" would redirect
+            ratio = 0
+            if (s > 0)
+                ratio = g / s
+            printf "%-34s %-6s %11.1f ms %11.1f ms %7.2fx\n", label, fs, s / 1e6, g / 1e6, ratio
         }'
     done
 done
