@@ -84,7 +84,18 @@ struct inside_result {
         int status; /* the script's, 128+N for a signal */
         int error;  /* errno installing services, 0 */
         char what[256];
+        /* CLOCK_MONOTONIC (shared by the namespaces), for the debug log's
+         * phases: when the sandbox's pid 2 started and the script ended */
+        uint64_t started_usec, script_done_usec;
 };
+
+static uint64_t monotonic_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
 
 static const int dropped_caps[] = {
     CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_WAKE_ALARM,
@@ -93,7 +104,7 @@ static const int dropped_caps[] = {
 static int inside_main(void *userdata)
 {
         struct inside *in = userdata;
-        struct inside_result res = {};
+        struct inside_result res = {.started_usec = monotonic_usec()};
         char *argv[] = {(char *)"/bin/sh", (char *)MIGRATE_MOUNT_DIR "/" MIGRATION_SCRIPT, NULL};
         pid_t pid;
         int st, r;
@@ -122,6 +133,7 @@ static int inside_main(void *userdata)
                         goto out;
                 }
         res.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        res.script_done_usec = monotonic_usec();
         if (res.status != 0)
                 goto out;
 
@@ -457,6 +469,7 @@ static int apply_prepare_upper(struct apply *a, char **ret_error)
         r = apply_seed_state(a, ret_error);
         if (r < 0)
                 return r;
+        log_debug("%s: prepared after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("prepared");
         return 0;
 }
@@ -536,6 +549,7 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         struct tee tee;
         pthread_t tee_tid;
         bool got_result;
+        uint64_t run_start, run_end;
         int status = 0, forwarded = 0, r;
 
         sandbox_md.state_paths = a->state_paths;
@@ -621,7 +635,9 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
                     .started = inside_started,
                 };
 
+                run_start = monotonic_usec();
                 r = sandbox_run(&sc, &status, &error);
+                run_end = monotonic_usec();
         }
         out_w = safe_close(out_w);
         res_w = safe_close(res_w);
@@ -645,6 +661,13 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         got_result = RETRY_EINTR(read(res_r, &res, sizeof(res))) == (ssize_t)sizeof(res);
         if (!got_result)
                 res = (struct inside_result){.status = status};
+        if (got_result && res.started_usec >= run_start &&
+            res.script_done_usec >= res.started_usec && run_end >= res.script_done_usec)
+                log_debug("%s: sandbox set up in %.1f ms, script ran %.1f ms, sandbox gone %.1f ms "
+                          "later",
+                          a->mi->id, (double)(res.started_usec - run_start) / 1000.0,
+                          (double)(res.script_done_usec - res.started_usec) / 1000.0,
+                          (double)(run_end - res.script_done_usec) / 1000.0);
         log_debug("%s: sandbox done after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("ran");
         return apply_check_result(a, status, got_result, &res, ret_error);
@@ -755,6 +778,7 @@ static int apply_split_state(struct apply *a, char **ret_error)
                 r = rm_rf_at(a->tfd, "isolate", RM_ROOT | RM_MISSING_OK);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot clean up '%s'", a->tmp_abs);
+        log_debug("%s: state split after %lld ms", a->mi->id, apply_elapsed_ms(a));
         return 0;
 }
 
@@ -898,6 +922,7 @@ static int apply_finish(struct apply *a, char **ret_error)
         r = migrate_finish_layer(a->m, &a->m->md.layers[a->m->md.n_layers - 1], ret_error);
         if (r < 0)
                 return r;
+        log_debug("%s: finished after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("finished");
         return 0;
 }
