@@ -693,7 +693,7 @@ static int apply_capture_changes(struct apply *a, char **ret_error)
         if (!a->manifest)
                 return -ENOMEM;
         r = changes_capture_visit_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths,
-                                     manifest_add_at, a->manifest, &a->changes);
+                                     manifest_visit, a->manifest, &a->changes);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot compute the changes in '%s'",
                                          a->upper);
