@@ -885,11 +885,12 @@ static int apply_write_layer(struct apply *a, char **ret_error)
         return 0;
 }
 
-/* Step "synced": the log and the whole .tmp-<id> reach the disk (one
- * syncfs) before anything is renamed into place. */
+/* Step "synced": the whole .tmp-<id>, the log (record/log) with it,
+ * reaches the disk (one syncfs, no fsync of its own for the log) before
+ * anything is renamed into place. */
 static int apply_sync_layer(struct apply *a, char **ret_error)
 {
-        if (fsync(a->log_fd) < 0 || syncfs(a->tfd) < 0)
+        if (syncfs(a->tfd) < 0)
                 return set_error_message(ret_error, -errno, "cannot sync '%s'", a->tmp_abs);
         log_debug("%s: synced after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("synced");
