@@ -15,8 +15,10 @@
 #      busybox-static rootfs); the ratios b/a, d/a and c/b per size. On a
 #      tmpfs (/dev/shm) and on an ext4 file system (a loop-mounted image
 #      in the temp dir; the temp dir's own file system without losetup).
-#   The engine's phase timings (sandbox, capture, layer written, synced,
-#   committed) are in its debug log: system-migrate --log-level=debug up.
+#   The engine's phase timings (lock and checks, sandbox setup, script,
+#   sandbox teardown, capture, state split, layer written, synced,
+#   committed, finished) are in its debug log: system-migrate
+#   --log-level=debug up.
 # Usage: bench/migrate.sh [BUILD_DIR]   (root; the host is left unchanged)
 # SIZES (default "10000 100000 1000x100 1000s") picks the sizes.
 set -eu
