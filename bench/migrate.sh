@@ -15,10 +15,16 @@
 #      busybox-static rootfs); the ratios b/a, d/a and c/b per size. On a
 #      tmpfs (/dev/shm) and on an ext4 file system (a loop-mounted image
 #      in the temp dir; the temp dir's own file system without losetup).
-#   The engine's phase timings (sandbox, capture, layer written, synced,
-#   committed) are in its debug log: system-migrate --log-level=debug up.
+#   The engine's phase timings (lock and checks, sandbox setup, script,
+#   sandbox teardown, capture, state split, layer written, synced,
+#   committed, finished) are in its debug log: system-migrate
+#   --log-level=debug up.
 # Usage: bench/migrate.sh [BUILD_DIR]   (root; the host is left unchanged)
-# SIZES (default "10000 100000 1000x100 1000s") picks the sizes.
+#   and "10000u": 10,000 files written into /usr/lib, a dir the base has
+#   (the migration's and the bare overlay's; the plain script's dir is new),
+#   as a package install writes into /usr: each of them is a path the
+#   capture looks up in the layers below.
+# SIZES (default "10000 100000 1000x100 1000s 10000u") picks the sizes.
 set -eu
 BUILD=${1:-${BUILD:-build}}
 SM=$(cd "$BUILD" && pwd)/src/cli/system-migrate
@@ -102,6 +108,7 @@ script_for() {
             ' while [ $i -lt '"${1#*x}"' ]; do echo "file $i" > "$1/d$d/f$i"; i=$((i + 1)); done;' \
             ' d=$((d + 1)); done'
         ;;
+    *u) printf '%s' 'mkdir -p "$1"; i=0; while [ $i -lt '"${1%u}"' ]; do echo "file $i" > "$1/strata-bench-f$i"; i=$((i + 1)); done' ;;
     *) printf '%s' 'mkdir -p "$1"; i=0; while [ $i -lt '"$1"' ]; do echo "file $i" > "$1/f$i"; i=$((i + 1)); done' ;;
     esac
 }
@@ -143,6 +150,8 @@ files_bench() {
     W=$1 SIZE=$2
     fs=$(stat -f -c %T "$W")
     SCRIPT=$(script_for "$SIZE")
+    # where the migration (and the bare overlay) write
+    case $SIZE in *u) DEST=/usr/lib ;; *) DEST=/opt/strata-bench ;; esac
     mkdir -p "$W/plain"
     timed sh -c "$SCRIPT"'; sync -f "$1"' sh "$W/plain/out"
     plain=$T_WALL plain_cpu=$T_CPU
@@ -150,7 +159,7 @@ files_bench() {
 
     M=$W/files
     mkdir -p "$M/20260202-001_files"
-    printf '%s\n' "set -- /opt/strata-bench; $SCRIPT" >"$M/20260202-001_files/install_script.sh"
+    printf '%s\n' "set -- $DEST; $SCRIPT" >"$M/20260202-001_files/install_script.sh"
     timed "$SM" --data "$W/files-data" --dir "$M" --base / up >/dev/null 2>&1
     mig=$T_WALL mig_cpu=$T_CPU
     n=$("$SM" --data "$W/files-data" --dir "$M" status --json | sed -n 's/.*"A": \([0-9]*\).*/\1/p')
@@ -161,8 +170,8 @@ files_bench() {
     mkdir -p "$W/ov/upper" "$W/ov/work" "$W/ov/root"
     if (timed unshare -m sh -c 'mount --make-rprivate / &&
         mount -t overlay overlay -o "lowerdir=/,upperdir=$1/upper,workdir=$1/work" "$1/root" &&
-        chroot "$1/root" /bin/sh -c "$2" sh /opt/strata-bench && sync -f "$1/upper"' \
-        sh "$W/ov" "$SCRIPT" && echo "$T_WALL $T_CPU" >"$T/ov.out") 2>/dev/null; then
+        chroot "$1/root" /bin/sh -c "$2" sh "$3" && sync -f "$1/upper"' \
+        sh "$W/ov" "$SCRIPT" "$DEST" && echo "$T_WALL $T_CPU" >"$T/ov.out") 2>/dev/null; then
         read -r ov ov_cpu <"$T/ov.out"
     else
         ov="n/a" ov_cpu="n/a"
@@ -189,7 +198,7 @@ files_bench() {
 }
 
 echo "load: $(uptime)"
-SIZES=${SIZES:-10000 100000 1000x100 1000s}
+SIZES=${SIZES:-10000 100000 1000x100 1000s 10000u}
 if command -v mkfs.ext4 >/dev/null 2>&1 && truncate -s 6G "$T/ext4.img" &&
     mkfs.ext4 -q -N 1200000 "$T/ext4.img" && mkdir -p "$T/ext4" &&
     mount -o loop "$T/ext4.img" "$T/ext4"; then

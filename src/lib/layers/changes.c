@@ -239,6 +239,19 @@ int changes_next_entry(DIR *d, const char *prefix, struct dirent **ret_de, struc
         return 1;
 }
 
+/* The lower dirs of one upper dir being walked: for each lower layer
+ * (newest first) the same directory, open, or -1 where that layer has no
+ * such dir or a layer above hides it. NULL fds: too many are open, and
+ * membership is asked by path (changes_path_in_lowers). */
+struct lower_dirs {
+        int *fds;
+        size_t n_open;
+};
+
+/* Lower fds kept open at once by a walk, over all its depths; past it a
+ * subtree asks by path (a deep tree over hundreds of layers). */
+#define CAPTURE_LOWER_FDS_MAX 256
+
 struct capture {
         const int *lower_fds;
         size_t n_lowers;
@@ -246,11 +259,167 @@ struct capture {
         changes_visit_fn visit;
         void *userdata;
         struct change_list *list;
+        size_t n_open; /* lower fds held by all levels */
 };
 
-static int capture_dir(struct capture *c, int fd, const char *prefix, bool below_new)
+static void lower_dirs_done(struct capture *c, struct lower_dirs *l)
+{
+        if (!l->fds)
+                return;
+        for (size_t i = 0; i < c->n_lowers; i++)
+                safe_close(l->fds[i]);
+        c->n_open -= l->n_open;
+        free(l->fds);
+        *l = (struct lower_dirs){};
+}
+
+/* A level's lower dirs with the walk they count in, for _cleanup_. */
+struct lower_dirs_holder {
+        struct capture *c;
+        struct lower_dirs l;
+};
+
+static void lower_dirs_holder_done(struct lower_dirs_holder *h)
+{
+        lower_dirs_done(h->c, &h->l);
+}
+
+/* Whether name (an entry of the upper dir whose lowers are l) exists in
+ * the stack below: one fstatat per layer that has the dir, at its fd. */
+static bool in_lower_dirs(const struct capture *c, const struct lower_dirs *l, const char *name)
+{
+        for (size_t i = 0; i < c->n_lowers; i++) {
+                struct stat st;
+
+                if (l->fds[i] < 0 || fstatat(l->fds[i], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                return !changes_is_whiteout_at(l->fds[i], name, &st);
+        }
+        return false;
+}
+
+/* Whether the entry name (at path) of an upper dir whose lowers are l
+ * exists in the stack below; never below a new dir (l NULL). */
+static bool entry_in_lowers(const struct capture *c, const struct lower_dirs *l, const char *name,
+                            const char *path)
+{
+        if (!l)
+                return false;
+        if (!l->fds)
+                return changes_path_in_lowers(c->lower_fds, c->n_lowers, path);
+        return in_lower_dirs(c, l, name);
+}
+
+/* The lower dirs of the subdir name of a dir whose lowers are parent (as
+ * changes_path_in_lowers sees them: a non-directory hides the layers
+ * below it, an opaque dir the layers below it). ret->fds NULL when the
+ * budget of open fds is spent. */
+static int lower_dirs_child(struct capture *c, const struct lower_dirs *parent, const char *name,
+                            struct lower_dirs *ret)
+{
+        struct lower_dirs l = {};
+        bool hidden = false;
+        size_t want = 0;
+
+        *ret = (struct lower_dirs){};
+        if (!parent->fds)
+                return 0;
+        for (size_t i = 0; i < c->n_lowers; i++)
+                want += parent->fds[i] >= 0;
+        if (c->n_open + want > CAPTURE_LOWER_FDS_MAX)
+                return 0;
+        l.fds = malloc(c->n_lowers * sizeof(int));
+        if (!l.fds)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_lowers; i++) {
+                int fd;
+
+                l.fds[i] = -1;
+                if (hidden || parent->fds[i] < 0)
+                        continue;
+                fd = openat(parent->fds[i], name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0) {
+                        /* a file, a whiteout or a symlink there hides the
+                         * path in the layers below; missing says nothing */
+                        if (errno == ENOTDIR || errno == ELOOP)
+                                hidden = true;
+                        continue;
+                }
+                l.fds[i] = fd;
+                l.n_open++;
+                if (changes_is_opaque_fd(fd))
+                        hidden = true;
+        }
+        c->n_open += l.n_open;
+        *ret = l;
+        return 0;
+}
+
+/* The entry de of the dir dfd: its lstat in *st and, for a dir (and with
+ * files, a regular file) as getdents says, an fd of it opened for reading
+ * in *ret_fd, else -1: one lookup for what is read anyway. */
+static int open_entry(int dfd, const struct dirent *de, bool files, struct stat *st, int *ret_fd)
+{
+        int fd, flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+
+        *ret_fd = -1;
+        if ((files && de->d_type == DT_REG) || de->d_type == DT_DIR) {
+                /* O_NOATIME: a read must not dirty every inode of the layer
+                 * (relatime updates the atime of a file read after its
+                 * write) right before the layer is synced */
+                if (de->d_type == DT_DIR)
+                        flags |= O_DIRECTORY;
+                fd = openat(dfd, de->d_name, flags | O_NOATIME);
+                if (fd < 0 && errno == EPERM)
+                        fd = openat(dfd, de->d_name, flags);
+                if (fd >= 0) {
+                        if (fstat(fd, st) < 0) {
+                                safe_close(fd);
+                                return -errno;
+                        }
+                        if (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)) {
+                                *ret_fd = fd;
+                                return 0;
+                        }
+                        safe_close(fd);
+                }
+        }
+        if (fstatat(dfd, de->d_name, st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        return 0;
+}
+
+/* prefix + "/" + name, malloc'd. */
+static char *child_path(const char *prefix, size_t plen, const char *name)
+{
+        size_t nlen = strlen(name);
+        char *p = malloc(plen + 1 + nlen + 1);
+
+        if (!p)
+                return NULL;
+        memcpy(p, prefix, plen);
+        p[plen] = '/';
+        memcpy(p + plen + 1, name, nlen + 1);
+        return p;
+}
+
+static bool is_whiteout_fd(int dfd, const char *name, int fd, const struct stat *st)
+{
+        char v[8];
+
+        if (fd < 0 || !S_ISREG(st->st_mode))
+                return changes_is_whiteout_at(dfd, name, st);
+        return st->st_size == 0 && (fgetxattr(fd, "trusted.overlay.whiteout", v, sizeof(v)) >= 0 ||
+                                    fgetxattr(fd, "user.overlay.whiteout", v, sizeof(v)) >= 0);
+}
+
+/* Walks the upper dir fd (taken) at prefix; lowers are its dirs in the
+ * stack (NULL below a new dir, where nothing is looked up). */
+static int capture_dir(struct capture *c, int fd, const char *prefix,
+                       const struct lower_dirs *lowers)
 {
         _cleanup_closedir_ DIR *d = NULL;
+        size_t plen = strlen(prefix);
         struct dirent *de;
         int r;
 
@@ -259,22 +428,28 @@ static int capture_dir(struct capture *c, int fd, const char *prefix, bool below
                 safe_close(fd);
                 return -errno;
         }
-        for (;;) {
+        while ((errno = 0, de = readdir(d))) {
                 _cleanup_free_ char *path = NULL;
+                _cleanup_close_ int efd = -1;
                 enum change_kind k;
                 struct stat st;
-                bool is_new = below_new;
 
-                r = changes_next_entry(d, prefix, &de, &st, &path);
-                if (r <= 0)
+                if (de->d_name[0] == '.' &&
+                    (de->d_name[1] == 0 || (de->d_name[1] == '.' && de->d_name[2] == 0)))
+                        continue;
+                r = open_entry(dirfd(d), de, c->visit != NULL, &st, &efd);
+                if (r < 0)
                         return r;
+                path = child_path(prefix, plen, de->d_name);
+                if (!path)
+                        return -ENOMEM;
                 if (c->visit) {
-                        r = c->visit(dirfd(d), de->d_name, path, &st, c->userdata);
+                        r = c->visit(dirfd(d), de->d_name, efd, path, &st, c->userdata);
                         if (r < 0)
                                 return r;
                 }
 
-                if (changes_is_whiteout_at(dirfd(d), de->d_name, &st)) {
+                if (is_whiteout_fd(dirfd(d), de->d_name, efd, &st)) {
                         r = change_list_add(c->list, CHANGE_DELETED, TAKE_PTR(path));
                         if (r < 0)
                                 return r;
@@ -282,21 +457,23 @@ static int capture_dir(struct capture *c, int fd, const char *prefix, bool below
                 }
 
                 if (S_ISDIR(st.st_mode)) {
-                        int cfd = openat(dirfd(d), de->d_name,
-                                         O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-                        bool prune = strv_contains(c->prune, path);
+                        _cleanup_(lower_dirs_holder_done) struct lower_dirs_holder child = {c, {}};
+                        const struct lower_dirs *below = NULL;
+                        bool prune = c->prune && strv_contains(c->prune, path);
+                        int cfd = TAKE_FD(efd);
 
-                        if (cfd < 0)
-                                return -errno;
-                        if (!below_new && changes_is_opaque_fd(cfd)) {
+                        if (cfd < 0) {
+                                cfd = openat(dirfd(d), de->d_name,
+                                             O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                                if (cfd < 0)
+                                        return -errno;
+                        }
+                        if (lowers && changes_is_opaque_fd(cfd))
                                 k = CHANGE_REPLACED;
-                                is_new = true;
-                        } else if (below_new ||
-                                   !changes_path_in_lowers(c->lower_fds, c->n_lowers, path)) {
-                                k = CHANGE_ADDED;
-                                is_new = true;
-                        } else
+                        else if (entry_in_lowers(c, lowers, de->d_name, path))
                                 k = CHANGE_MODIFIED;
+                        else
+                                k = CHANGE_ADDED;
 
                         r = change_list_add(c->list, k, strdup(path));
                         if (r < 0) {
@@ -307,7 +484,15 @@ static int capture_dir(struct capture *c, int fd, const char *prefix, bool below
                                 close(cfd);
                                 continue;
                         }
-                        r = capture_dir(c, cfd, path, is_new);
+                        if (k == CHANGE_MODIFIED) {
+                                r = lower_dirs_child(c, lowers, de->d_name, &child.l);
+                                if (r < 0) {
+                                        close(cfd);
+                                        return r;
+                                }
+                                below = &child.l;
+                        }
+                        r = capture_dir(c, cfd, path, below);
                         if (r < 0)
                                 return r;
                         continue;
@@ -315,13 +500,12 @@ static int capture_dir(struct capture *c, int fd, const char *prefix, bool below
 
                 if (S_ISREG(st.st_mode))
                         c->list->bytes += (uint64_t)st.st_size;
-                k = !below_new && changes_path_in_lowers(c->lower_fds, c->n_lowers, path)
-                        ? CHANGE_MODIFIED
-                        : CHANGE_ADDED;
+                k = entry_in_lowers(c, lowers, de->d_name, path) ? CHANGE_MODIFIED : CHANGE_ADDED;
                 r = change_list_add(c->list, k, TAKE_PTR(path));
                 if (r < 0)
                         return r;
         }
+        return errno ? -errno : 0;
 }
 
 static int change_cmp(const void *a, const void *b)
@@ -346,13 +530,15 @@ int changes_capture_visit_at(int dirfd, const char *upper, const int *lower_fds,
                              struct change_list *ret)
 {
         _cleanup_(change_list_done) struct change_list l = {};
-        struct capture c = {lower_fds, n_lowers, prune, visit, userdata, &l};
+        struct capture c = {lower_fds, n_lowers, prune, visit, userdata, &l, 0};
+        /* the root's lowers are the caller's (not ours to close) */
+        struct lower_dirs root = {(int *)lower_fds, 0};
         int fd, r;
 
         fd = openat(dirfd, upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        r = capture_dir(&c, fd, "", false);
+        r = capture_dir(&c, fd, "", &root);
         if (r < 0)
                 return r;
         if (l.n > 0)

@@ -78,15 +78,19 @@ bool changes_path_in_lowers(const int *lower_fds, size_t n_lowers, const char *p
 
 /* Captures the changes of the upper dir at (dirfd, upper) over the stack
  * lower_fds (newest first, base last; may be empty). Paths in prune
- * (absolute, normalized; may be NULL) are listed but not descended. */
+ * (absolute, normalized; may be NULL) are listed but not descended. One
+ * walk: getdents, one fstatat (or openat + fstat) per entry at its dir's
+ * fd, and, below a dir the stack has, one fstatat per layer holding that
+ * dir, at the layer's fd of it (opened once per dir). */
 int changes_capture_at(int dirfd, const char *upper, const int *lower_fds, size_t n_lowers,
                        char *const *prune, struct change_list *ret);
 
 /* Called by the capture once for each entry of the upper it looks at
- * (name in the open dir dirfd, its absolute path and lstat), so that one
- * walk of the tree serves more than the change list (manifest_add_at). A
- * negative return stops the capture with it. */
-typedef int (*changes_visit_fn)(int dirfd, const char *name, const char *path,
+ * (name in the open dir dirfd, its absolute path and lstat; fd the entry
+ * opened for reading, at offset 0, for a regular file or a dir, else -1),
+ * so that one walk of the tree serves more than the change list
+ * (manifest_visit). A negative return stops the capture with it. */
+typedef int (*changes_visit_fn)(int dirfd, const char *name, int fd, const char *path,
                                 const struct stat *st, void *userdata);
 
 /* changes_capture_at, calling visit (may be NULL) for each entry. */

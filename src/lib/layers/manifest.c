@@ -48,7 +48,10 @@ static int file_sha256_at(int dfd, const char *name, const struct stat *st,
 {
         _cleanup_close_ int fd = -1;
 
-        fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+        /* O_NOATIME: hashing a tree must not dirty each of its inodes */
+        fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NOATIME);
+        if (fd < 0 && errno == EPERM)
+                fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
         return sha256_fd_hex(fd, (int64_t)st->st_size, ret);
@@ -115,8 +118,9 @@ static void entries_done(struct entries *e)
         *e = (struct entries){};
 }
 
-/* Appends the manifest line of (dfd, name) at path. */
-static int entries_add(struct entries *e, int dfd, const char *name, const char *path,
+/* Appends the manifest line of (dfd, name) at path; fd (or -1) the file
+ * opened for reading at offset 0, read instead of opening it again. */
+static int entries_add(struct entries *e, int dfd, const char *name, int fd, const char *path,
                        const struct stat *st)
 {
         char sha[SHA256_HEX_SIZE] = "-";
@@ -124,7 +128,8 @@ static int entries_add(struct entries *e, int dfd, const char *name, const char 
         int r, prefix = 0;
 
         if (S_ISREG(st->st_mode)) {
-                r = file_sha256_at(dfd, name, st, sha);
+                r = fd >= 0 ? sha256_fd_hex(fd, (int64_t)st->st_size, sha)
+                            : file_sha256_at(dfd, name, st, sha);
                 if (r < 0)
                         return r;
         } else if (S_ISLNK(st->st_mode)) {
@@ -168,7 +173,7 @@ static int walk(int dfd, const char *path, struct entries *e)
                 r = changes_next_entry(d, path, &de, &st, &child);
                 if (r <= 0)
                         return r;
-                r = entries_add(e, dirfd(d), de->d_name, child, &st);
+                r = entries_add(e, dirfd(d), de->d_name, -1, child, &st);
                 if (r < 0)
                         return r;
                 if (S_ISDIR(st.st_mode)) {
@@ -285,7 +290,15 @@ int manifest_add_at(int dirfd, const char *name, const char *path, const struct 
 {
         struct manifest *mf = userdata;
 
-        return entries_add(&mf->e, dirfd, name, path, st);
+        return entries_add(&mf->e, dirfd, name, -1, path, st);
+}
+
+int manifest_visit(int dirfd, const char *name, int fd, const char *path, const struct stat *st,
+                   void *userdata)
+{
+        struct manifest *mf = userdata;
+
+        return entries_add(&mf->e, dirfd, name, fd, path, st);
 }
 
 int manifest_drop(struct manifest *mf, const char *path)
@@ -344,7 +357,7 @@ int manifest_rescan_at(struct manifest *mf, int dirfd, const char *rel, const ch
         }
         if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return errno == ENOENT ? 0 : -errno;
-        r = entries_add(&mf->e, pfd, name, path, &st);
+        r = entries_add(&mf->e, pfd, name, -1, path, &st);
         if (r < 0 || !S_ISDIR(st.st_mode))
                 return r;
         cfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);

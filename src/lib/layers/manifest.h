@@ -35,10 +35,14 @@ static inline void manifest_freep(struct manifest **mf)
 }
 
 /* Adds the entry name of the open dir dirfd, at path (absolute, as in the
- * machine) with its lstat st; userdata is the struct manifest (the
- * signature of changes_visit_fn). Reads a regular file to hash it. */
+ * machine) with its lstat st; userdata is the struct manifest. Reads a
+ * regular file to hash it. */
 int manifest_add_at(int dirfd, const char *name, const char *path, const struct stat *st,
                     void *userdata);
+/* manifest_add_at as a changes_visit_fn: a regular file is hashed from fd
+ * (opened by the walk) when it is not -1. */
+int manifest_visit(int dirfd, const char *name, int fd, const char *path, const struct stat *st,
+                   void *userdata);
 
 /* Drops path and everything below it (a subtree moved out of the tree
  * after it was visited). */

@@ -337,7 +337,7 @@ static int dup_stdio(const struct sandbox_config *c)
         return 0;
 }
 
-_noreturn_ static void child_main(const struct sandbox_config *c, int err_fd)
+_noreturn_ static void child_main(const struct sandbox_config *c, int err_fd, int empty_fd)
 {
         _cleanup_free_ char *error = NULL;
         pid_t main_pid;
@@ -406,6 +406,10 @@ _noreturn_ static void child_main(const struct sandbox_config *c, int err_fd)
         r = sandbox_reap(main_pid);
         if (c->teardown)
                 c->teardown(c->userdata);
+        /* only the init is left: tell the caller before the exit that
+         * takes the mounts down */
+        if (empty_fd >= 0)
+                (void)!write(empty_fd, "", 1);
         _exit(r < 0 ? 255 : r);
 }
 
@@ -427,11 +431,11 @@ static int pidfd_signal(int pidfd, int sig)
  * refers to it and *ret_err_fd is the read end of its error pipe; the
  * forwarded signals stay blocked (old has the mask to restore). */
 static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_err_fd,
-                      char **ret_error)
+                      int *ret_empty_fd, char **ret_error)
 {
         _cleanup_close_ int pidns = -1;
         unsigned long ns_flags = CLONE_NEWNS;
-        int errpipe[2], pidfd = -1, r;
+        int errpipe[2], emptypipe[2] = {-1, -1}, pidfd = -1, r;
         pid_t pid;
 
         if (c->flags & SANDBOX_UTS)
@@ -443,6 +447,12 @@ static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_e
 
         if (pipe2(errpipe, O_CLOEXEC) < 0)
                 return -errno;
+        if (c->emptied && pipe2(emptypipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+                r = -errno;
+                close(errpipe[0]);
+                close(errpipe[1]);
+                return r;
+        }
 
         /* glibc's fork(), not a raw clone: the caller may have threads, and
          * only fork() makes malloc and stdio safe to use in the child. The
@@ -454,6 +464,8 @@ static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_e
                 r = -errno;
                 close(errpipe[0]);
                 close(errpipe[1]);
+                safe_close(emptypipe[0]);
+                safe_close(emptypipe[1]);
                 set_error(ret_error, "create a pid namespace");
                 return r;
         }
@@ -461,19 +473,22 @@ static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_e
         if (pid == 0) {
                 /* first: what only the caller may hold (its locks) */
                 for (size_t i = 0; i < c->n_close_fds; i++)
-                        if (c->close_fds[i] >= 0 && c->close_fds[i] != errpipe[1])
+                        if (c->close_fds[i] >= 0 && c->close_fds[i] != errpipe[1] &&
+                            c->close_fds[i] != emptypipe[1])
                                 (void)close(c->close_fds[i]);
                 close(errpipe[0]);
+                safe_close(emptypipe[0]);
                 if (unshare((int)ns_flags) < 0) {
                         report(errpipe[1], -errno, "create the namespaces");
                         _exit(SANDBOX_EXIT_EXEC);
                 }
-                child_main(c, errpipe[1]);
+                child_main(c, errpipe[1], emptypipe[1]);
         }
         r = pid < 0 ? -errno : 0;
         if (setns(pidns, CLONE_NEWPID) < 0 && r >= 0)
                 r = -errno;
         close(errpipe[1]);
+        safe_close(emptypipe[1]);
         if (r >= 0) {
                 pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
                 if (pidfd < 0)
@@ -485,6 +500,7 @@ static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_e
                         (void)waitpid(pid, NULL, 0);
                 }
                 close(errpipe[0]);
+                safe_close(emptypipe[0]);
                 set_error(ret_error, "start the namespace's init");
                 return r;
         }
@@ -492,13 +508,14 @@ static int start_init(const struct sandbox_config *c, int *ret_pidfd, int *ret_e
                 c->started(pid, c->userdata);
         *ret_pidfd = pidfd;
         *ret_err_fd = errpipe[0];
+        *ret_empty_fd = emptypipe[0];
         return 0;
 }
 
 /* Waits for the namespace's init to exit, forwarding the signals of mask
  * to it and killing it at the timeout (counted from now). Returns its exit
  * status (128+N for a signal, SANDBOX_EXIT_TIMEOUT) or -errno. */
-static int wait_init(const struct sandbox_config *c, int pidfd, const sigset_t *mask)
+static int wait_init(const struct sandbox_config *c, int pidfd, int empty_fd, const sigset_t *mask)
 {
         _cleanup_close_ int sfd = -1;
         uint64_t deadline = 0;
@@ -509,14 +526,14 @@ static int wait_init(const struct sandbox_config *c, int pidfd, const sigset_t *
         sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
         for (;;) {
-                struct pollfd p[2] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+                struct pollfd p[3] = {{pidfd, POLLIN, 0}, {sfd, POLLIN, 0}, {empty_fd, POLLIN, 0}};
                 int timeout = -1, k;
 
                 if (deadline) {
                         uint64_t t = now_usec();
                         timeout = t >= deadline ? 0 : (int)((deadline - t + 999) / 1000);
                 }
-                k = poll(p, 2, timeout);
+                k = poll(p, 3, timeout);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k == 0) {
@@ -533,6 +550,18 @@ static int wait_init(const struct sandbox_config *c, int pidfd, const sigset_t *
                                         if (c->ret_forwarded_signal)
                                                 *c->ret_forwarded_signal = (int)si.ssi_signo;
                                 }
+                }
+                if (empty_fd >= 0 && p[2].revents) {
+                        char b;
+
+                        /* a byte: down to the init; hangup alone: it died
+                         * before (the pidfd says how) */
+                        if (read(empty_fd, &b, 1) == 1) {
+                                deadline = 0;
+                                c->emptied(c->userdata);
+                        }
+                        empty_fd = -1;
+                        continue;
                 }
                 if (p[0].revents & POLLIN) {
                         siginfo_t info = {};
@@ -577,7 +606,7 @@ static int read_setup_error(const struct sandbox_config *c, int err_fd, char **r
 
 int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_error)
 {
-        _cleanup_close_ int pidfd = -1, err_fd = -1;
+        _cleanup_close_ int pidfd = -1, err_fd = -1, empty_fd = -1;
         sigset_t mask, old;
         int r, status;
 
@@ -591,7 +620,7 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
         forwarded_signals(&mask);
         if (sigprocmask(SIG_BLOCK, &mask, &old) < 0)
                 return -errno;
-        r = start_init(c, &pidfd, &err_fd, ret_error);
+        r = start_init(c, &pidfd, &err_fd, &empty_fd, ret_error);
         if (r < 0) {
                 sigprocmask(SIG_SETMASK, &old, NULL);
                 return r;
@@ -599,7 +628,7 @@ int sandbox_run(const struct sandbox_config *c, int *ret_status, char **ret_erro
         /* Setup and exec errors go to the pipe, then the namespace's init
          * exits: the pipe is read once it is gone (we are woken once). The
          * timeout and the signals count from the start. */
-        status = wait_init(c, pidfd, &mask);
+        status = wait_init(c, pidfd, empty_fd, &mask);
         sigprocmask(SIG_SETMASK, &old, NULL);
 
         r = read_setup_error(c, err_fd, ret_error);

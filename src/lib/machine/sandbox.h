@@ -95,6 +95,15 @@ struct sandbox_config {
          * report how it went). Not called on timeout (the init is killed).
          * May be NULL. */
         void (*teardown)(void *userdata);
+        /* Called in the caller (from sandbox_run) once the namespace is down
+         * to its init: the command exited, what it left was killed and
+         * reaped (and teardown ran). What the command wrote is all written
+         * then, while the init's exit still takes the namespace's mounts
+         * down (for an overlay, the kernel frees a dentry and an inode per
+         * path it looked at); the caller can read it in the meantime. The
+         * timeout no longer counts from then. Not called when the init dies
+         * before (timeout, setup failure, a signal). May be NULL. */
+        void (*emptied)(void *userdata);
 };
 
 /*

@@ -171,7 +171,7 @@ static int squash_write(struct squash *q, char **ret_error)
         if (r < 0)
                 return r;
         r = changes_capture_visit_at(q->tfd, "fs", lowers.fds, lowers.n, m->md.state_paths,
-                                     manifest_add_at, mf, &q->changes);
+                                     manifest_visit, mf, &q->changes);
         STRV_FOREACH (p, m->md.state_paths) {
                 _cleanup_free_ char *rel = NULL;
 

@@ -61,12 +61,18 @@ static void *tee_thread(void *p)
 }
 
 /* What runs as pid 2 of the sandbox, in the new root. */
+struct apply;
+
 struct inside {
         const struct migration *migration;
         char *const *envp;
         int result_fd;
         bool audit;     /* parent: leave the audit session once the init runs */
         pid_t init_pid; /* parent: the sandbox's init, as we see it */
+        /* parent: the migration, and the read end of result_fd, for the
+         * capture while the sandbox goes (inside_emptied) */
+        struct apply *apply;
+        int result_read_fd;
 };
 
 /* In the parent, once the sandbox's init runs: with --audit, the init (and
@@ -84,7 +90,18 @@ struct inside_result {
         int status; /* the script's, 128+N for a signal */
         int error;  /* errno installing services, 0 */
         char what[256];
+        /* CLOCK_MONOTONIC (shared by the namespaces), for the debug log's
+         * phases: when the sandbox's pid 2 started and the script ended */
+        uint64_t started_usec, script_done_usec;
 };
+
+static uint64_t monotonic_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
 
 static const int dropped_caps[] = {
     CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_WAKE_ALARM,
@@ -93,7 +110,7 @@ static const int dropped_caps[] = {
 static int inside_main(void *userdata)
 {
         struct inside *in = userdata;
-        struct inside_result res = {};
+        struct inside_result res = {.started_usec = monotonic_usec()};
         char *argv[] = {(char *)"/bin/sh", (char *)MIGRATE_MOUNT_DIR "/" MIGRATION_SCRIPT, NULL};
         pid_t pid;
         int st, r;
@@ -122,6 +139,7 @@ static int inside_main(void *userdata)
                         goto out;
                 }
         res.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        res.script_done_usec = monotonic_usec();
         if (res.status != 0)
                 goto out;
 
@@ -241,6 +259,14 @@ struct apply {
         usec_t start, now;
         struct change_list changes;
         struct manifest *manifest; /* of fs/, built by the capture's walk */
+        /* the script's result, read while the sandbox went */
+        struct inside_result early_result;
+        bool got_early_result;
+        /* the capture, done while the sandbox went: its return value and
+         * error message */
+        bool captured;
+        int capture_r;
+        char *capture_error;
 };
 
 static void apply_done(struct apply *a)
@@ -261,6 +287,7 @@ static void apply_done(struct apply *a)
         safe_close(a->state_fd);
         change_list_done(&a->changes);
         manifest_free(a->manifest);
+        free(a->capture_error);
         *a = (struct apply){.tfd = -1, .log_fd = -1, .state_fd = -1};
 }
 
@@ -457,6 +484,7 @@ static int apply_prepare_upper(struct apply *a, char **ret_error)
         r = apply_seed_state(a, ret_error);
         if (r < 0)
                 return r;
+        log_debug("%s: prepared after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("prepared");
         return 0;
 }
@@ -514,6 +542,52 @@ static int apply_check_result(const struct apply *a, int status, bool got_result
                                  id, MIGRATION_SCRIPT, res->status ? res->status : status);
 }
 
+/* The capture: takes the policy-rc.d the plan wrote back out of the upper
+ * and computes the change list of the upper against the lowers (paths
+ * under state paths are not changes of the layer); the same walk builds
+ * the layer's manifest (one getdents + fstatat pass over the tree). */
+static int capture_changes(struct apply *a, char **ret_error)
+{
+        _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
+        int r;
+
+        r = migrate_lowers_open(a->m, a->m->md.n_layers, &lowers, ret_error);
+        if (r < 0)
+                return r;
+        r = strip_policy_rc_d(a->tfd, lowers.fds, lowers.n);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot remove '%s/usr/sbin/policy-rc.d'",
+                                         a->upper);
+        a->manifest = manifest_new();
+        if (!a->manifest)
+                return -ENOMEM;
+        r = changes_capture_visit_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths,
+                                     manifest_visit, a->manifest, &a->changes);
+        if (r < 0)
+                return set_error_message(ret_error, r, "cannot compute the changes in '%s'",
+                                         a->upper);
+        return 0;
+}
+
+/* In the parent, once the sandbox is down to its init (sandbox_config's
+ * emptied): pid 2 and everything the script left are gone, so the upper
+ * holds all it will; when the script succeeded, the capture runs now,
+ * while the init's exit takes the overlay down (a dentry and an inode
+ * freed per path: as long as the walk, on the other CPU). */
+static void inside_emptied(void *userdata)
+{
+        struct inside *in = userdata;
+        struct apply *a = in->apply;
+
+        a->got_early_result =
+            RETRY_EINTR(read(in->result_read_fd, &a->early_result, sizeof(a->early_result))) ==
+            (ssize_t)sizeof(a->early_result);
+        if (!a->got_early_result || a->early_result.status != 0 || a->early_result.error != 0)
+                return;
+        a->capture_r = capture_changes(a, &a->capture_error);
+        a->captured = true;
+}
+
 /* Step "ran": builds the sandbox (the machine's root plan with the upper,
  * the state scratch uppers and the migration's source bound read-only),
  * runs the script in it with its output teed to the log (and output_fd),
@@ -536,6 +610,7 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         struct tee tee;
         pthread_t tee_tid;
         bool got_result;
+        uint64_t run_start, run_end;
         int status = 0, forwarded = 0, r;
 
         sandbox_md.state_paths = a->state_paths;
@@ -574,6 +649,9 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         if (pipe2(p, O_CLOEXEC) < 0)
                 return set_error_message(ret_error, -errno, "cannot create a pipe");
         res_r = p[0], res_w = p[1];
+        /* read while pid 2 is gone but the init (a writer too) is not */
+        if (fcntl(res_r, F_SETFL, O_NONBLOCK) < 0)
+                return set_error_message(ret_error, -errno, "cannot set up a pipe");
         tee = (struct tee){out_r, {a->log_fd, m->o.output_fd}};
         {
                 /* The log thread never takes the signals the sandbox
@@ -591,7 +669,7 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
         }
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot start the log thread");
-        in = (struct inside){a->mi, envp, res_w, m->audit != NULL, 0};
+        in = (struct inside){a->mi, envp, res_w, m->audit != NULL, 0, a, res_r};
         devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (m->audit) {
                 /* last before the sandbox: the session's rules see only
@@ -619,9 +697,12 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
                     .n_close_fds = 2,
                     .ret_forwarded_signal = &forwarded,
                     .started = inside_started,
+                    .emptied = inside_emptied,
                 };
 
+                run_start = monotonic_usec();
                 r = sandbox_run(&sc, &status, &error);
+                run_end = monotonic_usec();
         }
         out_w = safe_close(out_w);
         res_w = safe_close(res_w);
@@ -642,40 +723,42 @@ static int apply_run_sandbox(struct apply *a, char **ret_error)
                                          "migration '%s' was interrupted (SIG%s) and rolled back",
                                          a->mi->id, sigabbrev_np(forwarded));
         }
-        got_result = RETRY_EINTR(read(res_r, &res, sizeof(res))) == (ssize_t)sizeof(res);
+        got_result = a->got_early_result;
+        if (got_result)
+                res = a->early_result;
+        else
+                got_result = RETRY_EINTR(read(res_r, &res, sizeof(res))) == (ssize_t)sizeof(res);
         if (!got_result)
                 res = (struct inside_result){.status = status};
+        if (got_result && res.started_usec >= run_start &&
+            res.script_done_usec >= res.started_usec && run_end >= res.script_done_usec)
+                log_debug("%s: sandbox set up in %.1f ms, script ran %.1f ms, sandbox gone %.1f ms "
+                          "later",
+                          a->mi->id, (double)(res.started_usec - run_start) / 1000.0,
+                          (double)(res.script_done_usec - res.started_usec) / 1000.0,
+                          (double)(run_end - res.script_done_usec) / 1000.0);
         log_debug("%s: sandbox done after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("ran");
         return apply_check_result(a, status, got_result, &res, ret_error);
 }
 
-/* Step "captured": takes the policy-rc.d the plan wrote back out of the
- * upper and computes the change list of the upper against the lowers
- * (paths under state paths are not changes of the layer); the same walk
- * builds the layer's manifest (one getdents + fstatat pass over the tree). */
+/* Step "captured": the capture (done while the sandbox went, or now). */
 static int apply_capture_changes(struct apply *a, char **ret_error)
 {
-        _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
         int r;
 
-        r = migrate_lowers_open(a->m, a->m->md.n_layers, &lowers, ret_error);
+        if (a->captured) {
+                r = a->capture_r;
+                if (r < 0 && ret_error) {
+                        free(*ret_error);
+                        *ret_error = TAKE_PTR(a->capture_error);
+                }
+        } else
+                r = capture_changes(a, ret_error);
         if (r < 0)
                 return r;
-        r = strip_policy_rc_d(a->tfd, lowers.fds, lowers.n);
-        if (r < 0)
-                return set_error_message(ret_error, r, "cannot remove '%s/usr/sbin/policy-rc.d'",
-                                         a->upper);
-        a->manifest = manifest_new();
-        if (!a->manifest)
-                return -ENOMEM;
-        r = changes_capture_visit_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths,
-                                     manifest_add_at, a->manifest, &a->changes);
-        if (r < 0)
-                return set_error_message(ret_error, r, "cannot compute the changes in '%s'",
-                                         a->upper);
-        log_debug("%s: %zu changes captured after %lld ms", a->mi->id, a->changes.n,
-                  apply_elapsed_ms(a));
+        log_debug("%s: %zu changes captured after %lld ms%s", a->mi->id, a->changes.n,
+                  apply_elapsed_ms(a), a->captured ? " (while the sandbox went)" : "");
         migrate_test_kill_point("captured");
         return 0;
 }
@@ -755,6 +838,7 @@ static int apply_split_state(struct apply *a, char **ret_error)
                 r = rm_rf_at(a->tfd, "isolate", RM_ROOT | RM_MISSING_OK);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot clean up '%s'", a->tmp_abs);
+        log_debug("%s: state split after %lld ms", a->mi->id, apply_elapsed_ms(a));
         return 0;
 }
 
@@ -801,11 +885,12 @@ static int apply_write_layer(struct apply *a, char **ret_error)
         return 0;
 }
 
-/* Step "synced": the log and the whole .tmp-<id> reach the disk (one
- * syncfs) before anything is renamed into place. */
+/* Step "synced": the whole .tmp-<id>, the log (record/log) with it,
+ * reaches the disk (one syncfs, no fsync of its own for the log) before
+ * anything is renamed into place. */
 static int apply_sync_layer(struct apply *a, char **ret_error)
 {
-        if (fsync(a->log_fd) < 0 || syncfs(a->tfd) < 0)
+        if (syncfs(a->tfd) < 0)
                 return set_error_message(ret_error, -errno, "cannot sync '%s'", a->tmp_abs);
         log_debug("%s: synced after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("synced");
@@ -898,6 +983,7 @@ static int apply_finish(struct apply *a, char **ret_error)
         r = migrate_finish_layer(a->m, &a->m->md.layers[a->m->md.n_layers - 1], ret_error);
         if (r < 0)
                 return r;
+        log_debug("%s: finished after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("finished");
         return 0;
 }

@@ -192,6 +192,7 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         _cleanup_free_ char *error = NULL;
         struct lock_holder holder = {};
         char purpose[64];
+        usec_t start;
         int r;
 
         if (!o->data_dir || o->data_dir[0] != '/')
@@ -208,6 +209,7 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
         m->o = *o;
         m->data_fd = m->layers_fd = m->records_fd = m->lock_fd = m->machine_lock_fd = -1;
         m->clock = o->clock ? o->clock : clock_real();
+        start = clock_monotonic(m->clock);
         r = migration_path_normalize(o->data_dir, &m->data_dir);
         if (r < 0)
                 return set_error_message(ret_error, -EINVAL,
@@ -294,6 +296,8 @@ int migrate_open(const struct migrate_options *o, bool lock, struct migrate **re
                 if (r < 0)
                         return r;
                 m->problems = (unsigned)r;
+                log_debug("'%s' locked, loaded and checked in %lld ms", m->data_dir,
+                          (long long)((clock_monotonic(m->clock) - start) / USEC_PER_MSEC));
         }
         *ret = TAKE_PTR(m);
         return 0;

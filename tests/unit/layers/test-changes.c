@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -199,6 +200,102 @@ static void test_lookup_honours_whiteouts(void **state)
         close(lowers[1]);
 }
 
+/* What hides a path below a dir the upper shares with the stack, looked up
+ * per dir (the capture's walk) as changes_path_in_lowers does per path:
+ *   base:   /a/b/{f1,f2}, /c (a file), /d/e/f, /h/x
+ *   lower:  /a/b/f1 whiteout, /d opaque (with /d/g), /h a file
+ *   upper:  /a/b/{f1,f2,f3}, /c/x, /d/e/f, /d/g, /h/x */
+static void test_capture_per_dir_lookups(void **state)
+{
+        _cleanup_close_ int fd = open_dir_at(AT_FDCWD, *state);
+        _cleanup_(change_list_done) struct change_list l = {};
+        _cleanup_free_ char *text = NULL;
+        int lowers[2];
+
+        assert_int_equal(mkdir_p_at(fd, "base/a/b", 0755), 0);
+        assert_int_equal(mkdir_p_at(fd, "base/d/e", 0755), 0);
+        assert_int_equal(mkdir_p_at(fd, "base/h", 0755), 0);
+        test_write(fd, "base/a/b/f1", "1");
+        test_write(fd, "base/a/b/f2", "2");
+        test_write(fd, "base/c", "file");
+        test_write(fd, "base/d/e/f", "f");
+        test_write(fd, "base/h/x", "x");
+        assert_int_equal(mkdir_p_at(fd, "lower/a/b", 0755), 0);
+        assert_int_equal(mkdir_p_at(fd, "lower/d", 0755), 0);
+        assert_int_equal(mknodat(fd, "lower/a/b/f1", S_IFCHR | 0, makedev(0, 0)), 0);
+        set_xattr(fd, "lower/d", "trusted.overlay.opaque", "y");
+        test_write(fd, "lower/d/g", "g");
+        test_write(fd, "lower/h", "file");
+        assert_int_equal(mkdir_p_at(fd, "upper/a/b", 0755), 0);
+        assert_int_equal(mkdir_p_at(fd, "upper/c", 0755), 0);
+        assert_int_equal(mkdir_p_at(fd, "upper/d/e", 0755), 0);
+        assert_int_equal(mkdir_p_at(fd, "upper/h", 0755), 0);
+        test_write(fd, "upper/a/b/f1", "new");
+        test_write(fd, "upper/a/b/f2", "new");
+        test_write(fd, "upper/a/b/f3", "new");
+        test_write(fd, "upper/c/x", "new");
+        test_write(fd, "upper/d/e/f", "new");
+        test_write(fd, "upper/d/g", "new");
+        test_write(fd, "upper/h/x", "new");
+        lowers[0] = open_dir_at(fd, "lower");
+        lowers[1] = open_dir_at(fd, "base");
+
+        assert_int_equal(changes_capture_at(fd, "upper", lowers, 2, NULL, &l), 0);
+        assert_int_equal(changes_format(&l, &text), 0);
+        assert_string_equal(text, "M /a\n"
+                                  "M /a/b\n"
+                                  "A /a/b/f1\n" /* the lower's whiteout hides the base's */
+                                  "M /a/b/f2\n"
+                                  "A /a/b/f3\n"
+                                  "M /c\n"
+                                  "A /c/x\n" /* below a file of the base */
+                                  "M /d\n"
+                                  "A /d/e\n" /* the lower's opaque /d hides the base's */
+                                  "A /d/e/f\n"
+                                  "M /d/g\n"
+                                  "M /h\n"
+                                  "A /h/x\n"); /* the lower's file /h hides the base's dir */
+        /* the same answers as the lookup by path (no dir is replaced) */
+        for (size_t i = 0; i < l.n; i++)
+                assert_int_equal(l.items[i].kind == CHANGE_MODIFIED,
+                                 changes_path_in_lowers(lowers, 2, l.items[i].path));
+        close(lowers[0]);
+        close(lowers[1]);
+}
+
+/* More layers than the walk keeps fds of at once: it asks by path, with
+ * the same answers. */
+static void test_capture_many_layers(void **state)
+{
+        enum { N = 300 };
+        _cleanup_close_ int fd = open_dir_at(AT_FDCWD, *state);
+        _cleanup_(change_list_done) struct change_list l = {};
+        _cleanup_free_ char *text = NULL;
+        int lowers[N];
+
+        for (int i = 0; i < N; i++) {
+                char p[64];
+
+                snprintf(p, sizeof(p), "l%d/a/b", i);
+                assert_int_equal(mkdir_p_at(fd, p, 0755), 0);
+        }
+        test_write(fd, "l299/a/b/old", "old");
+        assert_int_equal(mkdir_p_at(fd, "upper/a/b", 0755), 0);
+        test_write(fd, "upper/a/b/old", "new");
+        test_write(fd, "upper/a/b/new", "new");
+        for (int i = 0; i < N; i++) {
+                char p[64];
+
+                snprintf(p, sizeof(p), "l%d", i);
+                lowers[i] = open_dir_at(fd, p);
+        }
+        assert_int_equal(changes_capture_at(fd, "upper", lowers, N, NULL, &l), 0);
+        assert_int_equal(changes_format(&l, &text), 0);
+        assert_string_equal(text, "M /a\nM /a/b\nA /a/b/new\nM /a/b/old\n");
+        for (int i = 0; i < N; i++)
+                close(lowers[i]);
+}
+
 static void test_parse_roundtrip(void **state)
 {
         _cleanup_(change_list_done) struct change_list l = {};
@@ -246,4 +343,6 @@ static void test_path_escapes(void **state)
 TEST_MAIN(cmocka_unit_test_setup_teardown(test_capture, setup, teardown),
           cmocka_unit_test_setup_teardown(test_next_entry, setup, teardown),
           cmocka_unit_test_setup_teardown(test_lookup_honours_whiteouts, setup, teardown),
+          cmocka_unit_test_setup_teardown(test_capture_per_dir_lookups, setup, teardown),
+          cmocka_unit_test_setup_teardown(test_capture_many_layers, setup, teardown),
           cmocka_unit_test(test_parse_roundtrip), cmocka_unit_test(test_path_escapes))

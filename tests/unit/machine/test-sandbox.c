@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -306,10 +308,83 @@ static void test_hooks(void **state)
         munmap(h.shared, 2 * sizeof(int));
 }
 
+/* emptied: called in the caller once only the init is left in the
+ * namespace (what the command left behind killed too), never on timeout. */
+struct emptied {
+        pid_t init_pid;
+        ino_t pidns; /* the namespace's, read while its init runs */
+        int calls;   /* of emptied */
+        int others;  /* processes of the namespace but its init, then */
+        bool exited; /* the command's file is there, then */
+        const char *file;
+};
+
+static void emptied_started(pid_t pid, void *userdata)
+{
+        struct emptied *e = userdata;
+        char p[64];
+        struct stat st;
+
+        e->init_pid = pid;
+        snprintf(p, sizeof(p), "/proc/%d/ns/pid", (int)pid);
+        e->pidns = stat(p, &st) >= 0 ? st.st_ino : 0;
+}
+
+static void emptied_hook(void *userdata)
+{
+        struct emptied *e = userdata;
+        _cleanup_closedir_ DIR *d = opendir("/proc");
+        struct dirent *de;
+        struct stat st;
+
+        e->calls++;
+        e->exited = access(e->file, F_OK) == 0;
+        e->others = 0;
+        while (d && (de = readdir(d))) {
+                char p[300];
+                int pid = atoi(de->d_name);
+
+                if (pid <= 0 || pid == e->init_pid)
+                        continue;
+                snprintf(p, sizeof(p), "/proc/%d/ns/pid", pid);
+                if (stat(p, &st) >= 0 && st.st_ino == e->pidns)
+                        e->others++;
+        }
+}
+
+static void test_emptied(void **state)
+{
+        _cleanup_free_ char *dir = test_tmpdir(), *file = NULL, *script = NULL;
+        char *argv[] = {(char *)"sh", (char *)"-c", NULL, NULL};
+        char *slow[] = {(char *)"sleep", (char *)"30", NULL};
+        struct emptied e = {};
+        struct sandbox_config c = {
+            .argv = argv, .started = emptied_started, .emptied = emptied_hook, .userdata = &e};
+
+        need_root();
+        assert_true(asprintf(&file, "%s/done", dir) > 0);
+        assert_true(asprintf(&script, "sleep 100 & sleep 100 & echo > '%s'; exit 6", file) > 0);
+        argv[2] = script;
+        e.file = file;
+        assert_int_equal(run(&c, NULL), 6);
+        assert_true(e.pidns != 0);
+        assert_int_equal(e.calls, 1);
+        assert_true(e.exited);
+        assert_int_equal(e.others, 0);
+
+        e = (struct emptied){.file = file};
+        c.argv = slow;
+        c.timeout_usec = 200 * 1000;
+        assert_int_equal(run(&c, NULL), SANDBOX_EXIT_TIMEOUT);
+        assert_int_equal(e.calls, 0);
+        test_tmpdir_remove(TAKE_PTR(dir));
+}
+
 TEST_MAIN(cmocka_unit_test(test_callback_status_pid_hostname),
           cmocka_unit_test(test_exit_and_signal_status), cmocka_unit_test(test_timeout),
           cmocka_unit_test(test_exec_failure_named), cmocka_unit_test(test_plan_failure_named),
           cmocka_unit_test(test_root_is_the_plan), cmocka_unit_test(test_stdout_captured),
           cmocka_unit_test(test_caller_with_threads),
           cmocka_unit_test(test_close_fds_releases_a_lock),
-          cmocka_unit_test(test_forwarded_signal_reported), cmocka_unit_test(test_hooks))
+          cmocka_unit_test(test_forwarded_signal_reported), cmocka_unit_test(test_hooks),
+          cmocka_unit_test(test_emptied))
