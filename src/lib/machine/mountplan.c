@@ -21,6 +21,9 @@
 
 /* Set by tests to exercise the path for kernels without "lowerdir+". */
 bool mount_plan_force_legacy_overlay = false;
+/* Learnt from the first overlay this process mounts on a kernel without
+ * "lowerdir+" (before 6.8): the later ones go the legacy way at once. */
+static bool kernel_lacks_lowerdir_plus;
 
 static const char *const op_names[_MOUNT_OP_MAX] = {
     [MOUNT_OP_TMPFS] = "tmpfs",
@@ -764,7 +767,16 @@ static int overlay_legacy(struct apply_ctx *c, const struct mount_op *op, char *
 
         while (full_lowers[n])
                 n++;
-        proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        /* The host's /proc first: a sandbox mounts after its pivot, before
+         * its own /proc (the caller shows in the host's pid namespace). */
+        {
+                _cleanup_free_ char *hp = NULL;
+                if (host_path(c, 0, "/proc/self/fd", &hp) < 0)
+                        return -ENOMEM;
+                proc_fd = open(hp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (proc_fd < 0)
+                proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (proc_fd >= 0) {
                 fds = malloc(n * sizeof(int));
                 if (!fds)
@@ -972,6 +984,10 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
         if (r < 0)
                 return r;
 
+        if (kernel_lacks_lowerdir_plus && !mount_plan_force_legacy_overlay)
+                /* Known from an earlier overlay: no new attempt, no second
+                 * "unrecognized mount option" in the kernel's log. */
+                return overlay_legacy(c, op, lowers, upper, work);
         fsfd = fsopen("overlay", FSOPEN_CLOEXEC);
         if (fsfd < 0)
                 return -errno;
@@ -980,6 +996,8 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
             (mount_plan_force_legacy_overlay || strstr(c->kernel_msg, "lowerdir+"))) {
                 /* An older kernel that does not know "lowerdir+". */
                 c->kernel_msg[0] = '\0';
+                if (!mount_plan_force_legacy_overlay)
+                        kernel_lacks_lowerdir_plus = true;
                 return overlay_legacy(c, op, lowers, upper, work);
         }
         if (r < 0)
@@ -998,11 +1016,13 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                 return r;
         }
         r = fs_finish(c, fsfd, op->flags, target);
-        if (r == -EINVAL && !c->kernel_msg[0] && !mount_plan_force_legacy_overlay)
+        if (r == -EINVAL && !c->kernel_msg[0] && !mount_plan_force_legacy_overlay) {
                 /* Before 6.5 overlayfs took its options as one string: the
                  * fs context accepts "lowerdir+" and the kernel refuses it
                  * only here, saying why in its log alone. */
+                kernel_lacks_lowerdir_plus = true;
                 return overlay_legacy(c, op, lowers, upper, work);
+        }
         if (r == -ELOOP && !c->kernel_msg[0])
                 /* The kernel says why only in its log. */
                 snprintf(c->kernel_msg, sizeof(c->kernel_msg),
