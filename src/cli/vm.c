@@ -1187,8 +1187,23 @@ static int run_boot(struct run *x)
         return boot_spawn(&b, x->i.log, x->lock_fd, true, &x->pid);
 }
 
+/* Whether the guest is killed as soon as its status is on the result
+ * port: a throwaway instance needs no orderly power-off (its disks go),
+ * unless it is kept (--keep) or has a writable --drive, which the
+ * guest's power-off syncs. */
+static bool run_kill_at_result(const struct run *x)
+{
+        if (x->a->keep)
+                return false;
+        for (size_t k = 0; k < x->a->n_drives; k++)
+                if (!x->a->drives[k].readonly && !x->a->drives[k].seed)
+                        return false;
+        return true;
+}
+
 /* With --sync: waits for the marker, syncs, lets the command go. Then
- * until QEMU exits. A vm_event, or -errno (-ECANCELED: the sync failed,
+ * until QEMU exits, or until the result is in (run_kill_at_result: then
+ * QEMU is killed). A vm_event, or -errno (-ECANCELED: the sync failed,
  * said). */
 static int run_wait(struct run *x)
 {
@@ -1200,7 +1215,8 @@ static int run_wait(struct run *x)
                                  .out = x->out,
                                  .err = x->err,
                                  .out_fd = STDOUT_FILENO,
-                                 .err_fd = STDERR_FILENO};
+                                 .err_fd = STDERR_FILENO,
+                                 .result = run_kill_at_result(x) ? x->result : NULL};
         if (x->a->sync) {
                 ev = vm_watch_run(&x->w, VM_WAIT_READY, x->deadline, &arg_stop);
                 if (ev == VM_EVENT_READY &&
@@ -1210,6 +1226,10 @@ static int run_wait(struct run *x)
         }
         if (ev == VM_EVENT_READY)
                 ev = vm_watch_run(&x->w, VM_WAIT_EXIT, x->deadline, &arg_stop);
+        if (ev == VM_EVENT_RESULT) {
+                vm_kill(x->pid);
+                ev = VM_EVENT_EXITED;
+        }
         if (ev == VM_EVENT_EXITED)
                 x->pid = 0;
         return ev;
