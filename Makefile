@@ -27,6 +27,9 @@ VM_CPUS ?= 2
 VM_SNAPSHOT ?= clean
 VM_FORWARDS ?=
 VM_GRACE ?= 30
+# vm-start's wait for the ready marker (s); empty: strata's default (300 s,
+# stretched by the load per CPU above 1, at most 3600 s).
+VM_START_TIMEOUT ?=
 VM_TIMEOUT ?= 1200
 VM_SYNC_DEST ?= /work/strata
 # vm-test-integration: the image the integration suite runs in (built with
@@ -144,7 +147,8 @@ vm-help:
 	@echo "VM lab targets (VM_NAME=$(VM_NAME) VM_INSTANCE=$(VM_INSTANCE) VM_DIR=$(VM_DIR)):"
 	@echo "  vm-setup             install, build strata, build the image VM_NAME"
 	@echo "  vm-build             build (or find cached) the image (VM_PACKAGES=$(VM_PACKAGES))"
-	@echo "  vm-start             boot the instance (VM_MEM, VM_CPUS, VM_FORWARDS=HOST:GUEST...)"
+	@echo "  vm-start             boot the instance (VM_MEM, VM_CPUS, VM_FORWARDS=HOST:GUEST...,"
+	@echo "                       VM_START_TIMEOUT=S to wait for sshd)"
 	@echo "  vm-stop              power it down (kill after VM_GRACE=$(VM_GRACE) s)"
 	@echo "  vm-status            the instances, as JSON"
 	@echo "  vm-ssh               ssh into it (CMD='...' runs a command)"
@@ -165,7 +169,8 @@ vm-build: build
 	$(STRATA_VM) image build $(VM_NAME) --packages "$(VM_PACKAGES)"
 
 vm-start: build
-	$(STRATA_VM) start $(VM_I) --mem $(VM_MEM) --cpus $(VM_CPUS) $(foreach f,$(VM_FORWARDS),--forward $(f))
+	$(STRATA_VM) start $(VM_I) --mem $(VM_MEM) --cpus $(VM_CPUS) $(foreach f,$(VM_FORWARDS),--forward $(f)) \
+		$(if $(VM_START_TIMEOUT),--timeout $(VM_START_TIMEOUT))
 
 vm-stop: build
 	$(STRATA_VM) stop $(VM_I) --grace $(VM_GRACE)

@@ -37,7 +37,9 @@
 
 #define EXIT_BUSY             75
 #define CONSOLE_TAIL_LINES    20
-#define READY_TIMEOUT_DEFAULT 300
+#define READY_TIMEOUT_DEFAULT 300  /* s, on a machine with a CPU to spare */
+#define READY_TIMEOUT_MAX     3600 /* s, however loaded it is */
+#define READY_RECHECK_USEC    (10 * 1000000)
 #define STOP_GRACE_DEFAULT    30
 #define KVM_PROBE_TIMEOUT_MS  8000
 #define INSTANCE_DEFAULT      "default"
@@ -1185,8 +1187,23 @@ static int run_boot(struct run *x)
         return boot_spawn(&b, x->i.log, x->lock_fd, true, &x->pid);
 }
 
+/* Whether the guest is killed as soon as its status is on the result
+ * port: a throwaway instance needs no orderly power-off (its disks go),
+ * unless it is kept (--keep) or has a writable --drive, which the
+ * guest's power-off syncs. */
+static bool run_kill_at_result(const struct run *x)
+{
+        if (x->a->keep)
+                return false;
+        for (size_t k = 0; k < x->a->n_drives; k++)
+                if (!x->a->drives[k].readonly && !x->a->drives[k].seed)
+                        return false;
+        return true;
+}
+
 /* With --sync: waits for the marker, syncs, lets the command go. Then
- * until QEMU exits. A vm_event, or -errno (-ECANCELED: the sync failed,
+ * until QEMU exits, or until the result is in (run_kill_at_result: then
+ * QEMU is killed). A vm_event, or -errno (-ECANCELED: the sync failed,
  * said). */
 static int run_wait(struct run *x)
 {
@@ -1198,7 +1215,8 @@ static int run_wait(struct run *x)
                                  .out = x->out,
                                  .err = x->err,
                                  .out_fd = STDOUT_FILENO,
-                                 .err_fd = STDERR_FILENO};
+                                 .err_fd = STDERR_FILENO,
+                                 .result = run_kill_at_result(x) ? x->result : NULL};
         if (x->a->sync) {
                 ev = vm_watch_run(&x->w, VM_WAIT_READY, x->deadline, &arg_stop);
                 if (ev == VM_EVENT_READY &&
@@ -1208,6 +1226,10 @@ static int run_wait(struct run *x)
         }
         if (ev == VM_EVENT_READY)
                 ev = vm_watch_run(&x->w, VM_WAIT_EXIT, x->deadline, &arg_stop);
+        if (ev == VM_EVENT_RESULT) {
+                vm_kill(x->pid);
+                ev = VM_EVENT_EXITED;
+        }
         if (ev == VM_EVENT_EXITED)
                 x->pid = 0;
         return ev;
@@ -1356,7 +1378,9 @@ static void help_start(void)
                "                        first forward to guest port 22 is the ssh port\n"
                "                        (default: a free one); repeatable\n"
                "  --snapshot S          restore snapshot S first\n"
-               "  --timeout S           wait at most S seconds for the marker (default 300)\n"
+               "  --timeout S           wait at most S seconds for the marker (default 300,\n"
+               "                        times the load per CPU when it is above 1, at most\n"
+               "                        3600)\n"
                "  --seed FILE           attach FILE, a NoCloud seed (labelled cidata), read-only\n"
                "  --drive FILE[,ro]     attach FILE as a disk (raw or qcow2), writable unless\n"
                "                        ,ro; /dev/vdc, /dev/vdd... in order (repeatable)\n"
@@ -1468,24 +1492,72 @@ static int start_record(const struct args *a, const struct instance *i, pid_t pi
         return r;
 }
 
-/* Waits for the ready marker; kills the guest when it does not come. */
+/* The 1-minute load average, or -1 when /proc/loadavg cannot be read. */
+static double load_average(void)
+{
+        _cleanup_free_ char *text = NULL;
+        char *end;
+        double v;
+
+        if (read_file_at(AT_FDCWD, "/proc/loadavg", 4096, &text, NULL) < 0)
+                return -1;
+        v = strtod(text, &end);
+        return end == text ? -1 : v;
+}
+
+/* Waits for the ready marker; kills the guest when it does not come. The
+ * default wait stretches with the load (vm_ready_timeout), looked at
+ * again every few seconds while it lasts: the longest one seen counts. */
 static int start_wait(const struct args *a, const char *name, const struct instance *i, pid_t pid,
                       uint16_t ssh_port)
 {
         struct vm_watch w = {.pid = pid, .console = i->console, .out_fd = -1, .err_fd = -1};
-        int64_t timeout = a->timeout ? a->timeout : READY_TIMEOUT_DEFAULT;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        int64_t start = vm_now_usec(), timeout = a->timeout, end;
         bool dflt = streq(a->c.instance, INSTANCE_DEFAULT);
+        double load = 0;
         int ev;
 
-        ev = vm_watch_run(&w, VM_WAIT_READY, vm_now_usec() + timeout * 1000000, &arg_stop);
+        for (;;) {
+                if (!a->timeout) {
+                        double l = load_average();
+                        int64_t t =
+                            vm_ready_timeout(READY_TIMEOUT_DEFAULT, l, cpus, READY_TIMEOUT_MAX);
+                        if (t > timeout) {
+                                timeout = t;
+                                load = l;
+                        }
+                }
+                end = start + timeout * 1000000;
+                ev = vm_watch_run(&w, VM_WAIT_READY,
+                                  a->timeout ? end : MIN(end, vm_now_usec() + READY_RECHECK_USEC),
+                                  &arg_stop);
+                if (ev != VM_EVENT_TIMEOUT || vm_now_usec() >= end)
+                        break;
+        }
         if (ev == VM_EVENT_READY) {
                 printf("%s instance '%s' is ready: pid %d, ssh port %u (strata vm ssh %s%s%s)\n",
                        name, a->c.instance, (int)pid, ssh_port, name, dflt ? "" : " --instance ",
                        dflt ? "" : a->c.instance);
                 return EXIT_OK;
         }
-        report_event(ev, i, "the guest stopped before it was ready",
-                     "timeout: no ready marker; the guest was killed");
+        if (ev == VM_EVENT_TIMEOUT) {
+                _cleanup_free_ char *why = NULL;
+                int n = a->timeout ? asprintf(&why,
+                                              "timeout: no ready marker in %" PRId64
+                                              " s (--timeout); the guest was killed",
+                                              timeout)
+                                   : asprintf(&why,
+                                              "timeout: no ready marker in %" PRId64
+                                              " s (the default for a load of %.1f on %ld "
+                                              "CPUs; --timeout to change it); the guest was "
+                                              "killed",
+                                              timeout, load, cpus);
+                if (n < 0)
+                        why = NULL;
+                report_event(ev, i, NULL, why ? why : "timeout: no ready marker");
+        } else
+                report_event(ev, i, "the guest stopped before it was ready", NULL);
         if (pid_is_instance(pid, i))
                 vm_kill(pid);
         (void)vm_pid_wait_gone(pid, 5000);

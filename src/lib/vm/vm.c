@@ -76,6 +76,14 @@ int vm_shell_quote(char *const *argv, char **ret)
         return 0;
 }
 
+int64_t vm_ready_timeout(int64_t base, double load, long cpus, int64_t max)
+{
+        double per_cpu = cpus > 0 && load > 0 ? load / (double)cpus : 0;
+        double t = per_cpu > 1 ? (double)base * per_cpu : (double)base;
+
+        return t > (double)max ? max : (int64_t)t;
+}
+
 int vm_result_parse(const char *data, size_t len, int *ret_status)
 {
         const char *nl;

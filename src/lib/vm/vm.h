@@ -56,6 +56,12 @@ int vm_shell_quote(char *const *argv, char **ret);
  * guest died first), -EBADMSG when it is not a status. */
 int vm_result_parse(const char *data, size_t len, int *ret_status);
 
+/* The seconds `vm start` waits for the ready marker by default: base on
+ * a machine with a CPU to spare; above that, base times the load per CPU
+ * (load, the 1-minute load average, over cpus), as a TCG guest boots only
+ * as fast as it gets CPU time; at most max. */
+int64_t vm_ready_timeout(int64_t base, double load, long cpus, int64_t max);
+
 /* Parses "HOST:GUEST" TCP ports (1..65535 each). -EINVAL otherwise. */
 int vm_forward_parse(const char *s, uint16_t *ret_host, uint16_t *ret_guest);
 

@@ -154,20 +154,70 @@ static int cpio_file(FILE *f, unsigned ino, const char *name, unsigned mode, con
         return cpio_entry(f, ino, name, S_IFREG | mode, 0, 0, data, len);
 }
 
+/* The base name of a module path: "kernel/fs/ext4/ext4.ko" is "ext4.ko". */
+static const char *module_file(const char *path, size_t len, size_t *ret_len)
+{
+        const char *base = path;
+
+        for (size_t i = 0; i < len; i++)
+                if (path[i] == '/')
+                        base = path + i + 1;
+        *ret_len = len - (size_t)(base - path);
+        return base;
+}
+
+/* The initrd's modules.dep line of the module at path (its line in the
+ * kernel's modules.dep, every path cut to its base name): the initrd keeps
+ * its modules in one directory. */
+static void initrd_dep_line(FILE *o, const char *text, const char *path)
+{
+        const char *l = dep_line(text, NULL, path), *colon, *end, *p;
+        size_t n;
+
+        p = module_file(path, strlen(path), &n);
+        fprintf(o, "%.*s:", (int)n, p);
+        if (l) {
+                colon = strchr(l, ':');
+                end = strchr(l, '\n');
+                if (!end)
+                        end = l + strlen(l);
+                for (p = colon + 1; p < end;) {
+                        size_t w;
+                        while (p < end && (*p == ' ' || *p == '\t'))
+                                p++;
+                        w = strcspn(p, " \t\n");
+                        if (p + w > end)
+                                w = (size_t)(end - p);
+                        if (w) {
+                                const char *b = module_file(p, w, &n);
+                                fprintf(o, " %.*s", (int)n, b);
+                        }
+                        p += w;
+                }
+        }
+        fputc('\n', o);
+}
+
 int vm_initrd_write(const char *path, const char *busybox, const char *init_script,
                     const char *moddir, char **ret_error)
 {
         static const char *const dirs[] = {".",   "bin",  "dev", "proc",        "sys",
                                            "run", "root", "lib", "lib/modules", NULL};
         _cleanup_free_ char *dep = NULL, *dep_path = NULL, *tmp = NULL, *missing = NULL;
-        _cleanup_free_ char *order_text = NULL;
+        _cleanup_free_ char *order_text = NULL, *dep_text = NULL, *kdir = NULL;
         _cleanup_strv_ char **order = NULL;
         _cleanup_fclose_ FILE *f = NULL;
+        const char *version;
         unsigned ino = 1;
-        size_t olen = 0;
+        size_t olen = 0, dlen = 0;
         int r;
 
-        if (asprintf(&dep_path, "%s/modules.dep", moddir) < 0 || asprintf(&tmp, "%s.tmp", path) < 0)
+        /* moddir is /lib/modules/VERSION: busybox's modprobe looks in the
+         * initrd's /lib/modules/VERSION (uname -r) too. */
+        version = strrchr(moddir, '/');
+        version = version && version[1] ? version + 1 : moddir;
+        if (asprintf(&dep_path, "%s/modules.dep", moddir) < 0 ||
+            asprintf(&tmp, "%s.tmp", path) < 0 || asprintf(&kdir, "lib/modules/%s", version) < 0)
                 return -ENOMEM;
         r = read_file_at(AT_FDCWD, dep_path, 16 << 20, &dep, NULL);
         if (r < 0)
@@ -182,6 +232,8 @@ int vm_initrd_write(const char *path, const char *busybox, const char *init_scri
         for (size_t i = 0; dirs[i] && r >= 0; i++)
                 r = cpio_entry(f, ino++, dirs[i], S_IFDIR | 0755, 0, 0, NULL, 0);
         if (r >= 0)
+                r = cpio_entry(f, ino++, kdir, S_IFDIR | 0755, 0, 0, NULL, 0);
+        if (r >= 0)
                 r = cpio_entry(f, ino++, "dev/console", S_IFCHR | 0600, 5, 1, NULL, 0);
         if (r >= 0)
                 r = cpio_file(f, ino++, "init", 0755, init_script, ret_error);
@@ -189,25 +241,43 @@ int vm_initrd_write(const char *path, const char *busybox, const char *init_scri
                 r = cpio_file(f, ino++, "bin/busybox", 0755, busybox, ret_error);
         {
                 FILE *o = open_memstream(&order_text, &olen);
-                if (!o)
+                FILE *d = open_memstream(&dep_text, &dlen);
+                if (!o || !d) {
+                        if (o)
+                                fclose(o);
+                        if (d)
+                                fclose(d);
                         return -ENOMEM;
+                }
                 for (size_t i = 0; order[i] && r >= 0; i++) {
                         _cleanup_free_ char *src = NULL, *dst = NULL;
-                        const char *base = strrchr(order[i], '/');
-                        base = base ? base + 1 : order[i];
+                        size_t n;
+                        const char *base = module_file(order[i], strlen(order[i]), &n);
+                        const char *dot = memchr(base, '.', n);
+
                         if (asprintf(&src, "%s/%s", moddir, order[i]) < 0 ||
-                            asprintf(&dst, "lib/modules/%s", base) < 0)
+                            asprintf(&dst, "%s/%s", kdir, base) < 0)
                                 r = -ENOMEM;
                         else
                                 r = cpio_file(f, ino++, dst, 0644, src, ret_error);
-                        fprintf(o, "%s\n", base);
+                        fprintf(o, "%.*s\n", (int)(dot ? (size_t)(dot - base) : n), base);
+                        initrd_dep_line(d, dep, order[i]);
                 }
                 if (fclose(o) != 0)
+                        r = r < 0 ? r : -ENOMEM;
+                if (fclose(d) != 0)
                         r = r < 0 ? r : -ENOMEM;
         }
         if (r >= 0)
                 r = cpio_entry(f, ino++, "lib/modules/order", S_IFREG | 0644, 0, 0, order_text,
                                olen);
+        if (r >= 0) {
+                _cleanup_free_ char *p = NULL;
+                if (asprintf(&p, "%s/modules.dep", kdir) < 0)
+                        r = -ENOMEM;
+                else
+                        r = cpio_entry(f, ino++, p, S_IFREG | 0644, 0, 0, dep_text, dlen);
+        }
         if (r >= 0)
                 r = cpio_entry(f, 0, "TRAILER!!!", 0, 0, 0, NULL, 0);
         if (r >= 0 && fflush(f) != 0)

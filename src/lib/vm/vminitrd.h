@@ -4,8 +4,9 @@
 /*
  * The lab's own initrd: an uncompressed cpio with a static busybox, the
  * few kernel modules a lab guest needs (virtio, ext4, the ports, the
- * network, the entropy source, overlayfs, iso9660 for seeds) and an /init that loads them,
- * mounts /dev/vda read-only and switches to the image's init. It stands in
+ * network, the entropy source, overlayfs, the power button) and an /init
+ * that loads them, mounts /dev/vda read-only and switches to the image's
+ * init. It stands in
  * for the distribution's initrd (tens of MB that TCG has to unpack, a
  * udev that probes everything) on every boot.
  */
@@ -27,7 +28,10 @@ bool vm_elf_is_static(const char *path);
 
 /* Writes the initrd to path (atomically): /init from init_script,
  * /bin/busybox from busybox, the wanted modules of the kernel whose
- * module dir is moddir (/lib/modules/VERSION) and /lib/modules/order.
- * 0, or -errno with *ret_error naming what failed. */
+ * module dir is moddir (/lib/modules/VERSION), in the initrd's
+ * /lib/modules/VERSION with a modules.dep of their own (busybox's
+ * modprobe reads it), and /lib/modules/order, their names one a line,
+ * every module after its dependencies. 0, or -errno with *ret_error
+ * naming what failed. */
 int vm_initrd_write(const char *path, const char *busybox, const char *init_script,
                     const char *moddir, char **ret_error);

@@ -208,6 +208,19 @@ static int console_has_marker(const char *path, off_t *off)
         return memmem(buf, (size_t)n, VM_READY_MARKER, ml) != NULL;
 }
 
+/* Whether the result port's file holds a complete status line. */
+static bool has_result(const char *path)
+{
+        _cleanup_free_ char *text = NULL;
+        struct stat st;
+        size_t len = 0;
+        int s;
+
+        if (!path || stat(path, &st) < 0 || st.st_size == 0)
+                return false;
+        return vm_read_tail(path, 4096, &text, &len) == 0 && vm_result_parse(text, len, &s) == 0;
+}
+
 static void copy_ports(struct vm_watch *w)
 {
         (void)copy_new(w->out, &w->out_off, w->out_fd);
@@ -244,6 +257,10 @@ int vm_watch_run(struct vm_watch *w, enum vm_wait_for what, int64_t deadline_use
                 int st, r;
 
                 copy_ports(w);
+                if (what == VM_WAIT_EXIT && has_result(w->result)) {
+                        copy_ports(w);
+                        return VM_EVENT_RESULT;
+                }
                 if (what == VM_WAIT_READY && w->console) {
                         r = console_has_marker(w->console, &w->console_off);
                         if (r < 0)

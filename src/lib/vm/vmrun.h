@@ -53,6 +53,7 @@ enum vm_event {
         VM_EVENT_READY,       /* the marker was printed */
         VM_EVENT_TIMEOUT,     /* the deadline passed */
         VM_EVENT_INTERRUPTED, /* *stop became non-zero */
+        VM_EVENT_RESULT,      /* the result port holds a status (w->result) */
 };
 
 struct vm_watch {
@@ -62,6 +63,11 @@ struct vm_watch {
         const char *out;     /* the stdout port's file, copied to out_fd */
         const char *err;     /* the stderr port's file, copied to err_fd */
         int out_fd, err_fd;  /* -1: not copied */
+        /* with VM_WAIT_EXIT: the result port's file; once it holds a status
+         * line the wait ends (VM_EVENT_RESULT), the ports copied: the guest
+         * writes its command's output before its status. NULL: until
+         * QEMU exits. */
+        const char *result;
         /* state */
         off_t out_off, err_off, console_off;
         int status; /* QEMU's exit status (128+N for a signal) */

@@ -397,6 +397,122 @@ static void test_modules_order(void **state)
         assert_false(vm_elf_is_static("/nonexistent"));
 }
 
+/* The entry named name of a newc cpio (data, len): its content in
+ * *ret (not terminated) and length, or false. */
+static bool cpio_find(const char *data, size_t len, const char *name, const char **ret,
+                      size_t *ret_len)
+{
+        size_t off = 0;
+
+        while (off + 110 <= len && memcmp(data + off, "070701", 6) == 0) {
+                char field[9] = {};
+                size_t fsize, nsize, name_at = off + 110, data_at;
+
+                memcpy(field, data + off + 6 + 6 * 8, 8);
+                fsize = strtoul(field, NULL, 16);
+                memcpy(field, data + off + 6 + 11 * 8, 8);
+                nsize = strtoul(field, NULL, 16);
+                data_at = (name_at + nsize + 3) & ~(size_t)3;
+                if (streq(data + name_at, "TRAILER!!!"))
+                        return false;
+                if (streq(data + name_at, name)) {
+                        *ret = data + data_at;
+                        *ret_len = fsize;
+                        return true;
+                }
+                off = (data_at + fsize + 3) & ~(size_t)3;
+        }
+        return false;
+}
+
+static void test_initrd_write(void **state)
+{
+        char *dir = test_tmpdir();
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *moddir = NULL, *out = NULL, *bb = NULL, *init = NULL, *text = NULL,
+                            *error = NULL;
+        static const char dep[] =
+            "kernel/drivers/virtio/virtio_ring.ko:\n"
+            "kernel/drivers/virtio/virtio.ko:\n"
+            "kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_ring.ko "
+            "kernel/drivers/virtio/virtio.ko\n"
+            "kernel/drivers/char/hw_random/virtio-rng.ko: kernel/drivers/virtio/virtio.ko\n"
+            "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko\n"
+            "kernel/crypto/crc32c_generic.ko:\n"
+            "kernel/lib/crc16.ko:\n"
+            "kernel/fs/jbd2/jbd2.ko:\n"
+            "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko\n"
+            "kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio.ko\n"
+            "kernel/fs/overlayfs/overlay.ko:\n"
+            "kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko\n"
+            "kernel/drivers/firmware/qemu_fw_cfg.ko:\n"
+            "kernel/drivers/acpi/button.ko:\n"
+            "kernel/drivers/input/evdev.ko:\n"
+            "kernel/drivers/unused.ko:\n";
+        const char *p;
+        size_t len = 0, n;
+
+        assert_true(asprintf(&moddir, "%s/6.1.0-9-amd64", dir) > 0);
+        assert_true(asprintf(&out, "%s/initrd.cpio", dir) > 0);
+        assert_true(asprintf(&bb, "%s/busybox", dir) > 0);
+        assert_true(asprintf(&init, "%s/init", dir) > 0);
+        test_write(fd, "busybox", "BB");
+        test_write(fd, "init", "#!/bin/busybox sh\n");
+        test_write(fd, "6.1.0-9-amd64/modules.dep", dep);
+        for (const char *l = dep; *l; l = strchr(l, '\n') + 1) {
+                _cleanup_free_ char *path = NULL;
+                assert_true(asprintf(&path, "6.1.0-9-amd64/%.*s", (int)strcspn(l, ":"), l) > 0);
+                assert_int_equal(mkdir_parents_at(fd, path, 0755), 0);
+                test_write(fd, path, "ko");
+        }
+        assert_int_equal(vm_initrd_write(out, bb, init, moddir, &error), 0);
+        assert_int_equal(read_file_at(fd, "initrd.cpio", 1 << 20, &text, &len), 0);
+
+        /* The modules in lib/modules/VERSION, flat, with a modules.dep of
+         * base names (busybox's modprobe), and their names in order. */
+        assert_true(cpio_find(text, len, "init", &p, &n));
+        assert_true(cpio_find(text, len, "bin/busybox", &p, &n));
+        assert_true(n == 2 && memcmp(p, "BB", 2) == 0);
+        assert_true(cpio_find(text, len, "lib/modules/6.1.0-9-amd64/ext4.ko", &p, &n));
+        assert_true(n == 2 && memcmp(p, "ko", 2) == 0);
+        assert_true(cpio_find(text, len, "lib/modules/6.1.0-9-amd64/virtio-rng.ko", &p, &n));
+        assert_false(cpio_find(text, len, "lib/modules/6.1.0-9-amd64/unused.ko", &p, &n));
+        assert_true(cpio_find(text, len, "lib/modules/6.1.0-9-amd64/modules.dep", &p, &n));
+        {
+                _cleanup_free_ char *d = strndup(p, n);
+                assert_non_null(strstr(d, "\next4.ko: crc16.ko jbd2.ko\n"));
+                assert_non_null(strstr(d, "virtio_pci.ko: virtio_ring.ko virtio.ko\n"));
+                assert_non_null(strstr(d, "\noverlay.ko:\n"));
+                assert_null(strstr(d, "kernel/"));
+        }
+        assert_true(cpio_find(text, len, "lib/modules/order", &p, &n));
+        {
+                _cleanup_free_ char *o = strndup(p, n);
+                /* every module after what it needs */
+                assert_true(startswith(o, "virtio_ring\nvirtio\nvirtio_pci\nvirtio-rng\n"));
+                assert_true(strstr(o, "crc16\n") < strstr(o, "ext4\n"));
+                assert_true(strstr(o, "jbd2\n") < strstr(o, "ext4\n"));
+                assert_non_null(strstr(o, "\nevdev\n"));
+                assert_null(strstr(o, ".ko"));
+        }
+        test_tmpdir_remove(dir);
+}
+
+static void test_ready_timeout(void **state)
+{
+        (void)state;
+        /* a CPU to spare: the base */
+        assert_int_equal(vm_ready_timeout(300, 0.5, 2, 3600), 300);
+        assert_int_equal(vm_ready_timeout(300, 2.0, 2, 3600), 300);
+        /* load 20 on 2 CPUs: ten times the base, at most max */
+        assert_int_equal(vm_ready_timeout(300, 6.0, 2, 3600), 900);
+        assert_int_equal(vm_ready_timeout(300, 20.0, 2, 3600), 3000);
+        assert_int_equal(vm_ready_timeout(300, 40.0, 2, 3600), 3600);
+        /* no load average or no CPU count: the base */
+        assert_int_equal(vm_ready_timeout(300, -1, 2, 3600), 300);
+        assert_int_equal(vm_ready_timeout(300, 20.0, 0, 3600), 300);
+}
+
 static void test_kernel_append(void **state)
 {
         _cleanup_free_ char *a = NULL, *b = NULL;
@@ -416,4 +532,5 @@ TEST_MAIN(cmocka_unit_test(test_name_valid), cmocka_unit_test(test_dir_pick),
           cmocka_unit_test(test_kernel_find), cmocka_unit_test(test_image_load_initrd),
           cmocka_unit_test(test_text_tail), cmocka_unit_test(test_qemu_argv),
           cmocka_unit_test(test_kernel_append), cmocka_unit_test(test_drive_parse),
-          cmocka_unit_test(test_drive_probe), cmocka_unit_test(test_modules_order))
+          cmocka_unit_test(test_drive_probe), cmocka_unit_test(test_modules_order),
+          cmocka_unit_test(test_ready_timeout), cmocka_unit_test(test_initrd_write))
