@@ -993,8 +993,12 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                 return -errno;
         r = overlay_set_lowers(c, fsfd, lowers, n);
         if (r == -EINVAL &&
-            (mount_plan_force_legacy_overlay || strstr(c->kernel_msg, "lowerdir+"))) {
-                /* An older kernel that does not know "lowerdir+". */
+            (mount_plan_force_legacy_overlay || strstr(c->kernel_msg, "lowerdir+") ||
+             strstr(c->kernel_msg, "Legacy:"))) {
+                /* An older kernel that does not know "lowerdir+", or one
+                 * before 6.5 whose overlayfs takes the fs context's options
+                 * as one string ("VFS: Legacy: Cumulative options too
+                 * large" once they pass a page). */
                 c->kernel_msg[0] = '\0';
                 if (!mount_plan_force_legacy_overlay)
                         kernel_lacks_lowerdir_plus = true;
@@ -1007,13 +1011,13 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                     fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) < 0) {
                         r = -errno;
                         save_kernel_msg(c, fsfd);
-                        return r;
+                        goto legacy_full;
                 }
         }
         r = fs_set_options(fsfd, op->options);
         if (r < 0) {
                 save_kernel_msg(c, fsfd);
-                return r;
+                goto legacy_full;
         }
         r = fs_finish(c, fsfd, op->flags, target);
         if (r == -EINVAL && !c->kernel_msg[0] && !mount_plan_force_legacy_overlay) {
@@ -1028,6 +1032,16 @@ static int apply_overlay(struct apply_ctx *c, const struct mount_op *op)
                 snprintf(c->kernel_msg, sizeof(c->kernel_msg),
                          "overlapping layers: one dir lies inside another layer on the same "
                          "filesystem (a data dir under the base?)");
+        return r;
+
+legacy_full:
+        /* Before 6.5 the fs context of overlayfs is the legacy one, which
+         * takes every option into one page and says so when they pass it. */
+        if (r == -EINVAL && strstr(c->kernel_msg, "Legacy:")) {
+                c->kernel_msg[0] = '\0';
+                kernel_lacks_lowerdir_plus = true;
+                return overlay_legacy(c, op, lowers, upper, work);
+        }
         return r;
 }
 
