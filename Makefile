@@ -32,7 +32,7 @@ VM_TIMEOUT ?= 1200
 VM_SYNC_DEST ?= /work/strata
 # vm-test-integration: the image the integration suite runs in (built with
 # the packages its tests drive), its tests (meson names; empty: all), the
-# guest's memory (MB) and the whole run's timeout (s). debootstrap does not
+# guest's memory (MB), its CPUs and the whole run's timeout (s). debootstrap does not
 # resolve virtual packages: podman's container-network-stack is named by its
 # provider, containernetworking-plugins (the host's podman uses it too).
 VM_IT_NAME ?= strata-it
@@ -40,6 +40,7 @@ VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc containernetworking-p
 	curl python3-yaml attr libcap2-bin procps util-linux libnfs-utils e2fsprogs
 VM_TESTS ?=
 VM_IT_MEM ?= 2048
+VM_IT_CPUS ?= 2
 VM_IT_TIMEOUT ?= 7200
 
 # Root's tools (debootstrap, runc, pivot_root) live in the sbin dirs, which
@@ -191,7 +192,7 @@ vm-test-unit: vm-build
 # the lab machine `make check` runs it in); the exit status is the suite's.
 vm-test-integration: build
 	$(STRATA_VM) image build $(VM_IT_NAME) --packages "$(VM_IT_PACKAGES)"
-	VM_MEM=$(VM_IT_MEM) scripts/vm-test-integration "$(BUILD)" $(VM_DIR) $(VM_IT_NAME) \
+	VM_MEM=$(VM_IT_MEM) VM_CPUS=$(VM_IT_CPUS) scripts/vm-test-integration "$(BUILD)" $(VM_DIR) $(VM_IT_NAME) \
 		$(VM_IT_TIMEOUT) $(VM_TESTS)
 
 vm-test-all: vm-test-unit vm-test-integration

@@ -42,7 +42,7 @@ static void help(void)
                "\n"
                "Assembles the root of a strata machine from its data dir and runs CMD in it\n"
                "(default: s6-svscan /etc/s6):\n"
-               "  1. as PID 1, mounts /proc, /sys and /dev when they are missing\n"
+               "  1. as PID 1, mounts /proc, /sys, /dev, /dev/pts and /dev/shm when missing\n"
                "  2. creates the data dir layout (state/, system/...)\n"
                "  3. mounts the overlay: the active layers of\n"
                "     system/migrations/metadata.json, newest first, over the base, with\n"
@@ -71,23 +71,41 @@ static void help(void)
                "error.\n");
 }
 
-/* Step 1 of a real boot: the kernel filesystems the rest needs. */
+/* True when PATH is a directory on another file system than its parent's
+ * (a mount point), false when it is missing or is not. */
+static bool is_mount_point(const char *path, const char *parent)
+{
+        struct stat st, pst;
+
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode) && stat(parent, &pst) == 0 &&
+               st.st_dev != pst.st_dev;
+}
+
+/* Step 1 of a real boot: the kernel filesystems the rest needs, and the
+ * two a devtmpfs lacks that programs expect under /dev: the pseudo-terminals
+ * (sshd, script, anything that opens /dev/ptmx) and POSIX shared memory.
+ * The machine's /dev is a recursive bind of this one, so they go with it. */
 static int mount_kernel_fs(void)
 {
         static const struct {
-                const char *probe, *target, *fstype;
+                const char *probe, *target, *fstype, *options;
                 unsigned long flags;
+                mode_t mode;
         } fs[] = {
-            {"/proc/self", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC},
-            {"/sys/kernel", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC},
-            {"/dev/null", "/dev", "devtmpfs", MS_NOSUID},
+            {"/proc/self", "/proc", "proc", NULL, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0755},
+            {"/sys/kernel", "/sys", "sysfs", NULL, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0755},
+            {"/dev/null", "/dev", "devtmpfs", NULL, MS_NOSUID, 0755},
+            {"/dev/pts/ptmx", "/dev/pts", "devpts", "ptmxmode=0666,mode=0620,gid=5",
+             MS_NOSUID | MS_NOEXEC, 0755},
+            {NULL, "/dev/shm", "tmpfs", "mode=1777", MS_NOSUID | MS_NODEV, 01777},
         };
 
         for (size_t i = 0; i < ELEMENTSOF(fs); i++) {
-                if (access(fs[i].probe, F_OK) == 0)
+                if (fs[i].probe ? access(fs[i].probe, F_OK) == 0
+                                : is_mount_point(fs[i].target, "/dev"))
                         continue;
-                (void)mkdir(fs[i].target, 0755);
-                if (mount(fs[i].fstype, fs[i].target, fs[i].fstype, fs[i].flags, NULL) < 0)
+                (void)mkdir(fs[i].target, fs[i].mode);
+                if (mount(fs[i].fstype, fs[i].target, fs[i].fstype, fs[i].flags, fs[i].options) < 0)
                         return log_error_errno(errno, "step 1: cannot mount %s on '%s': %m",
                                                fs[i].fstype, fs[i].target);
         }

@@ -182,7 +182,10 @@ vm run "$IMG" --seed "$T_TMP/seed.iso" --drive "$T_TMP/scratch.img" -- sh -c '
 echo to-stdout; echo to-stderr >&2; uname -r
 echo "seed: $(blkid -s LABEL -o value /dev/vdc) $(blkid -s TYPE -o value /dev/vdc)"
 dd if=/dev/zero of=/dev/vdc bs=512 count=1 2>/dev/null && echo "seed: writable"
-echo from-the-guest | dd of=/dev/vdd conv=notrunc 2>/dev/null; sync' >"$T_TMP/out" 2>"$T_TMP/err" &
+echo from-the-guest | dd of=/dev/vdd conv=notrunc 2>/dev/null; sync
+python3 -c "import os; os.openpty()" && echo "pty: ok"
+python3 -c "from multiprocessing import shared_memory as m; m.SharedMemory(create=True, size=4096).unlink()" &&
+    echo "shm: ok"' >"$T_TMP/out" 2>"$T_TMP/err" &
 p0=$!
 vm run "$IMG" -- sh -c 'echo c >/proc/sysrq-trigger' >/dev/null 2>"$T_TMP/panic.err" &
 pp=$!
@@ -211,6 +214,13 @@ if grep -qx "seed: cidata iso9660" "$T_TMP/out" && ! grep -q "seed: writable" "$
     t_ok
 else
     t_fail "out=$(cat "$T_TMP/out") scratch=$(head -c 20 "$T_TMP/scratch.img" | od -c | head -2)"
+fi
+
+t_begin "the guest has pseudo-terminals (/dev/pts) and POSIX shared memory (/dev/shm)"
+if grep -qx "pty: ok" "$T_TMP/out" && grep -qx "shm: ok" "$T_TMP/out"; then
+    t_ok
+else
+    t_fail "out=$(cat "$T_TMP/out") err=$(tail -5 "$T_TMP/err")"
 fi
 
 t_begin "a guest panic gives 255 with the console's last lines"
