@@ -8,7 +8,7 @@
 #
 #   scripts/dev-container-test.sh [--once] [--target HOST] [--ssh-config FILE]
 #                                 [--dir DIR] [--local vm|lab] [--vm-dir DIR]
-#                                 [--vm-name NAME] [--vm-instance I]
+#                                 [--vm-name NAME] [--vm-instance I] [--timeout S]
 #
 #   --target HOST       an ssh host (ssh and rsync over it; root there, as
 #                       the daemon and podman need it). Without one the
@@ -30,6 +30,8 @@
 #   --vm-instance I     the instance [default]
 #   --once              one round, then stop everything; the exit status is
 #                       the smoke tests' (0 all passed, 77 skipped)
+#   --timeout S         the smoke tests' cap [theirs, 300 s]: more for a
+#                       slow target (a TCG guest takes five to seven minutes)
 #
 # A target without meson, ninja and cc (a vm image has none) gets strata
 # built here (build dir $STRATA_BUILD_ROOT, else build/) and copied with the
@@ -54,6 +56,7 @@ LOCAL=""
 VM_DIR=${STRATA_VM_DIR:-$SRC/build/vm-lab}
 VM_NAME=strata-test
 VM_INSTANCE=default
+SMOKE_CAP=""
 need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "dev-container-test: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -65,12 +68,14 @@ while [ $# -gt 0 ]; do
     --vm-dir) need_arg "$@"; VM_DIR=$2; shift ;;
     --vm-name) need_arg "$@"; VM_NAME=$2; shift ;;
     --vm-instance) need_arg "$@"; VM_INSTANCE=$2; shift ;;
-    -h | --help) sed -n '3,41s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --timeout) need_arg "$@"; SMOKE_CAP=$2; shift ;;
+    -h | --help) sed -n '3,43s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "dev-container-test: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
+case "$SMOKE_CAP" in *[!0-9]*) echo "dev-container-test: --timeout takes seconds" >&2; exit 2 ;; esac
 case "$DIR" in "" | /*) ;; *) echo "dev-container-test: --dir must be absolute" >&2; exit 2 ;; esac
 case "$LOCAL" in "" | vm | lab) ;; *) echo "dev-container-test: --local takes vm or lab, not '$LOCAL'" >&2; exit 2 ;; esac
 if [ -n "$TARGET" ] && [ -n "$LOCAL" ]; then
@@ -134,7 +139,7 @@ on_target() {
 ENV="{ [ ! -d build/.libs ] || export LD_LIBRARY_PATH='$DIR/build/.libs'; } &&
 . tests/integration/lib-podman.sh && podman_private '$DIR/.dev/pm' &&
 export CONTAINERS_REGISTRIES_CONF='$DIR/.dev/registries.conf'"
-POLICY='{"pull": {"attempts": 3, "delays_seconds": [3, 4]}, "install": {"watch_seconds": 2}}'
+POLICY='{"pull": {"attempts": 3, "delays_seconds": [3, 6]}, "install": {"watch_seconds": 2}}'
 ORCHD="build/src/cli/strata orchd --state-dir '$DIR/.dev/state' --socket '$DIR/.dev/orchd.sock' \
 --listen 127.0.0.1:0 --interval 2"
 
@@ -257,8 +262,9 @@ round() {
     say "restart orchd"
     stop_daemon
     # its policy: short pull delays and watch, as the smoke tests' own
-    # daemon has (run-container-tests.sh --start); a free port for their
-    # registry, trusted
+    # daemon has (run-container-tests.sh --start), the second delay longer
+    # (the test's registry starts in it, slowly on a TCG guest); a free
+    # port for their registry, trusted
     on_target "mkdir -p .dev/state && echo '$POLICY' >.dev/state/config.json &&
         python3 -c 'import socket; s = socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])' \
             >.dev/registry-port &&
@@ -277,7 +283,7 @@ round() {
 
     say "smoke tests"
     on_target "$ENV && STRATA=build/src/cli/strata scripts/run-container-tests.sh \
-        --socket .dev/orchd.sock --log .dev/orchd.log --interval 2 --registry-port \$(cat .dev/registry-port)"
+        --socket .dev/orchd.sock --log .dev/orchd.log --interval 2 --registry-port \$(cat .dev/registry-port)${SMOKE_CAP:+ --timeout $SMOKE_CAP}"
     rc=$?
 
     say "packages"

@@ -115,7 +115,10 @@ summary() {
         "$PASSED" "$FAILED" "$SKIPPED" "$secs" "${1:+, \"error\": \"$1\"}"
 }
 trap 'cleanup' EXIT
-trap 'FAILED=$((FAILED + 1)); summary "interrupted or over the ${CAP} s cap"; exit 1' INT TERM
+# (fd 3: the script's stdout, where the summary goes also when the cap
+# strikes while a test's output goes to its detail file)
+exec 3>&1
+trap 'FAILED=$((FAILED + 1)); summary "interrupted or over the ${CAP} s cap" >&3; exit 1' INT TERM
 ( sleep "$CAP" && kill -TERM $$ ) >/dev/null 2>&1 </dev/null &
 WATCHDOG=$!
 
@@ -376,7 +379,10 @@ EOF
 # that drops every connection and notes when), then the real registry
 # comes up and the third attempt pulls. podman itself retries a failed
 # pull a few times, 1 s apart: each of our attempts is one burst of
-# connections, and the gaps between the bursts are the policy's delays.
+# connections, and the gaps between the bursts are the policy's delays,
+# plus what an attempt takes to reach the registry (a new podman process:
+# up to the time the first one took from the request, on a slow machine
+# such as a TCG guest seconds).
 wait_registry() {
     i=0
     until curl -s -m 1 "http://127.0.0.1:$REG_PORT/v2/" >/dev/null; do
@@ -425,6 +431,7 @@ EOF
     down_pid=$!
     sleep 0.3
 
+    t_req=$(date +%s.%N)
     rpc package.install "{\"id\":\"$PULLED\",\"dockerImage\":\"$ref\",\"pull\":\"always\",\"grace\":1,\"network\":\"none\",\"command\":[\"/bin/sleep\",\"1000\"]}" \
         >"$T/pull-install.json" &
     install_pid=$!
@@ -439,7 +446,7 @@ EOF
     wait "$install_pid"
     out=$(cat "$T/pull-install.json")
     [ "$(echo "$out" | jq_ 'r["result"]["state"]')" = running ] || { echo "install: $out"; return 1; }
-    verdict=$(python3 "$T/verdict.py" "$T/down.json" "$T/registry.log" "$d1" "$d2")
+    verdict=$(python3 "$T/verdict.py" "$T/down.json" "$T/registry.log" "$d1" "$d2" "$t_req")
     [ $q_ms -lt 2000 ] || { echo "server.info took $q_ms ms during the install"; return 1; }
     echo "${verdict#*: }; server.info answered in ${q_ms} ms meanwhile"
     [ "${verdict%%:*}" = OK ]
@@ -481,6 +488,9 @@ for t in times[1:]:
         bursts[-1].append(t)
     else:
         bursts.append([t])
+# what the first attempt took from the install request to its first
+# connection: the slack a later attempt may need on top of its delay
+reach = max(0.0, times[0] - float(sys.argv[5]))
 first = None
 for line in open(sys.argv[2]):
     try:
@@ -496,10 +506,11 @@ if len(bursts) != 2 or first is None:
     print("FAIL: %d burst(s) while down, registry request at %s" % (len(bursts), first))
     sys.exit()
 g1, g2 = bursts[1][0] - bursts[0][-1], first - bursts[1][-1]
-ok = d1 - 0.3 <= g1 <= d1 + 1.5 and d2 - 0.3 <= g2 <= d2 + 1.5
+ok = d1 - 0.3 <= g1 <= d1 + 1.5 + reach and d2 - 0.3 <= g2 <= d2 + 1.5 + reach
 print("%s: attempt 1 (%d connections dropped), %.2f s, attempt 2 (%d dropped), %.2f s, "
-      "attempt 3 pulled; the policy's delays are %g s and %g s"
-      % ("OK" if ok else "FAIL", len(bursts[0]), g1, len(bursts[1]), g2, d1, d2))
+      "attempt 3 pulled; the policy's delays are %g s and %g s (the first attempt reached "
+      "the registry %.2f s after the request)"
+      % ("OK" if ok else "FAIL", len(bursts[0]), g1, len(bursts[1]), g2, d1, d2, reach))
 EOF
 }
 
