@@ -116,10 +116,11 @@ summary() {
 }
 trap 'cleanup' EXIT
 # (fd 3: the script's stdout, where the summary goes also when the cap
-# strikes while a test's output goes to its detail file)
+# strikes while a test's output goes to its detail file; closed for every
+# process started in the background, which would hold a caller's pipe)
 exec 3>&1
 trap 'FAILED=$((FAILED + 1)); summary "interrupted or over the ${CAP} s cap" >&3; exit 1' INT TERM
-( sleep "$CAP" && kill -TERM $$ ) >/dev/null 2>&1 </dev/null &
+( sleep "$CAP" && kill -TERM $$ ) >/dev/null 2>&1 </dev/null 3>&- &
 WATCHDOG=$!
 
 # rpc METHOD [PARAMS]: the response body on stdout (empty if none).
@@ -175,7 +176,7 @@ free_port() {
 
 start_orchd() {
     "$STRATA" orchd --state-dir "$STATE" --socket "$SOCK" --listen 127.0.0.1:0 \
-        --interval "$INTERVAL" >/dev/null 2>>"$DAEMON_LOG" </dev/null &
+        --interval "$INTERVAL" >/dev/null 2>>"$DAEMON_LOG" </dev/null 3>&- &
     ORCHD_PID=$!
     i=0
     while [ $i -lt 100 ]; do
@@ -409,7 +410,7 @@ http:
 EOF
     ref="127.0.0.1:$REG_PORT/strata-smoke/busybox:$TAG"
     # seed it with the image, then take it down
-    docker-registry serve "$T/registry.yml" >"$T/registry-seed.log" 2>&1 </dev/null &
+    docker-registry serve "$T/registry.yml" >"$T/registry-seed.log" 2>&1 </dev/null 3>&- &
     REG_PID=$!
     wait_registry "$T/registry-seed.log" || return 1
     pm push -q --tls-verify=false "$IMAGE" "$ref" >/dev/null 2>&1 || { echo "push failed"; return 1; }
@@ -427,13 +428,13 @@ EOF
         { echo "delays $d1, $d2 s: too close to podman's own 1 s retries to tell apart"; return 77; }
 
     # down: two bursts of dropped connections, then out of the way
-    python3 "$T/down.py" "$REG_PORT" "$T/down.json" &
+    python3 "$T/down.py" "$REG_PORT" "$T/down.json" 3>&- &
     down_pid=$!
     sleep 0.3
 
     t_req=$(date +%s.%N)
     rpc package.install "{\"id\":\"$PULLED\",\"dockerImage\":\"$ref\",\"pull\":\"always\",\"grace\":1,\"network\":\"none\",\"command\":[\"/bin/sleep\",\"1000\"]}" \
-        >"$T/pull-install.json" &
+        >"$T/pull-install.json" 3>&- &
     install_pid=$!
     sleep 0.5
     # meanwhile the API answers at once
@@ -441,13 +442,16 @@ EOF
     rpc server.info | grep -q '"installing":\["'"$PULLED"'"\]' || { echo "server.info does not show the install"; return 1; }
     q_ms=$(($(now_ms) - t_q))
     wait "$down_pid"
-    docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 </dev/null &
+    docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 </dev/null 3>&- &
     REG_PID=$!
     wait "$install_pid"
     out=$(cat "$T/pull-install.json")
     [ "$(echo "$out" | jq_ 'r["result"]["state"]')" = running ] || { echo "install: $out"; return 1; }
     verdict=$(python3 "$T/verdict.py" "$T/down.json" "$T/registry.log" "$d1" "$d2" "$t_req")
-    [ $q_ms -lt 2000 ] || { echo "server.info took $q_ms ms during the install"; return 1; }
+    # (blocked behind the install it would have waited for both delays:
+    # the bound leaves a slow machine its seconds per call)
+    q_max=$(python3 -c "print(int(($d1 + $d2 - 1) * 1000))")
+    [ $q_ms -lt "$q_max" ] || { echo "server.info took $q_ms ms during the install (over $q_max)"; return 1; }
     echo "${verdict#*: }; server.info answered in ${q_ms} ms meanwhile"
     [ "${verdict%%:*}" = OK ]
 }
