@@ -31,13 +31,19 @@ VM_GRACE ?= 30
 VM_TIMEOUT ?= 1200
 VM_SYNC_DEST ?= /work/strata
 # vm-test-integration: the image the integration suite runs in (built with
-# the packages its tests drive), its tests (meson names; empty: all), the
-# guest's memory (MB), its CPUs and the whole run's timeout (s). debootstrap does not
-# resolve virtual packages: podman's container-network-stack is named by its
+# the packages its tests drive: what scripts/install-deps installs on a
+# host, but the VM lab's own and auditd, whose suite is not in it), its root
+# size, its tests (meson names; empty: all), the guest's memory (MB), its
+# CPUs and the whole run's timeout (s). debootstrap does not resolve
+# virtual packages: podman's container-network-stack is named by its
 # provider, containernetworking-plugins (the host's podman uses it too).
 VM_IT_NAME ?= strata-it
 VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc containernetworking-plugins debootstrap \
-	curl python3-yaml attr libcap2-bin procps util-linux libnfs-utils e2fsprogs
+	curl python3-yaml attr libcap2-bin procps util-linux libnfs-utils e2fsprogs \
+	skopeo docker-registry dropbear-bin genisoimage make gcc clang libclang-rt-dev pkg-config \
+	meson ninja-build libjansson-dev libcmocka-dev libmicrohttpd-dev libarchive-dev \
+	rpcsvc-proto libtirpc-dev nettle-dev libnfs-dev go-md2man debhelper lintian fakeroot man-db
+VM_IT_SIZE ?= 8G
 VM_TESTS ?=
 VM_IT_MEM ?= 2048
 VM_IT_CPUS ?= 2
@@ -191,7 +197,7 @@ vm-test-unit: vm-build
 # strata's privileged integration suite on a guest's own kernel (the form of
 # the lab machine `make check` runs it in); the exit status is the suite's.
 vm-test-integration: build
-	$(STRATA_VM) image build $(VM_IT_NAME) --packages "$(VM_IT_PACKAGES)"
+	$(STRATA_VM) image build $(VM_IT_NAME) --size $(VM_IT_SIZE) --packages "$(VM_IT_PACKAGES)"
 	VM_MEM=$(VM_IT_MEM) VM_CPUS=$(VM_IT_CPUS) scripts/vm-test-integration "$(BUILD)" $(VM_DIR) $(VM_IT_NAME) \
 		$(VM_IT_TIMEOUT) $(VM_TESTS)
 

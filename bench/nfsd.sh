@@ -11,7 +11,10 @@
 # ext4 (a directory under TMPDIR, whatever file system that is; its type
 # is printed). Each figure is the median of RUNS runs (default 7); the two
 # servers take turns, run by run. Ratios are ganesha time / strata time:
-# above 1.0 means strata-nfsd is faster.
+# above 1.0 means strata-nfsd is faster. The server CPU each step cost (the
+# run time of the server's threads, from /proc/PID/task/*/schedstat) is
+# printed beside, as a median too: steadier than wall time on a busy
+# machine, where the client and other load set the pace.
 # Installs nfs-ganesha, nfs-ganesha-vfs and rpcbind through apt if missing
 # (ganesha registers with rpcbind), and starts rpcbind if it is not running
 # (bench/lib/nfs-servers.sh, shared with bench/nfs-lab.sh).
@@ -86,14 +89,25 @@ small_once() { # URL_DIR RUN
     echo "$secs" | awk '{ printf "%.0f\n", $1 * 1e9 }'
 }
 
+# server_cpu PID: ns the threads of PID have run.
+server_cpu() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+
+# one_side FUNCTION URL RUN RESULT_FILE PID: the step's time into
+# RESULT_FILE, the server's CPU for it into RESULT_FILE.cpu.
+one_side() {
+    c0=$(server_cpu "$5")
+    "$1" "$2" "$3" >> "$4"
+    echo $(($(server_cpu "$5") - c0)) >> "$4.cpu"
+}
+
 # Odd runs start with strata-nfsd, even runs with ganesha.
 pair() { # FUNCTION STRATA_URL GANESHA_URL RESULT_PREFIX RUN
     if [ $(($5 % 2)) -eq 1 ]; then
-        "$1" "$2" "$5" >> "$4.s"
-        "$1" "$3" "$5" >> "$4.g"
+        one_side "$1" "$2" "$5" "$4.s" "$NFSD_PID"
+        one_side "$1" "$3" "$5" "$4.g" "$GANESHA_PID"
     else
-        "$1" "$3" "$5" >> "$4.g"
-        "$1" "$2" "$5" >> "$4.s"
+        one_side "$1" "$3" "$5" "$4.g" "$GANESHA_PID"
+        one_side "$1" "$2" "$5" "$4.s" "$NFSD_PID"
     fi
 }
 
@@ -150,6 +164,22 @@ for kind in w r s; do
             else
                 printf "%-34s %-6s %12.0f/s %12.0f/s %7.2fx\n", "create+stat of " n " files", fs,
                     n / (s / 1e9), n / (g / 1e9), g / s
+        }'
+    done
+done
+echo
+printf '%-34s %-6s %14s %14s %8s\n' "server CPU per step (median)" "fs" "strata-nfsd" "nfs-ganesha" "ratio"
+for kind in w r s; do
+    for fs in $FS; do
+        R="$T/res-$fs-$kind"
+        awk -v s="$(median < "$R.s.cpu")" -v g="$(median < "$R.g.cpu")" -v kind="$kind" -v fs="$fs" \
+            -v mib="$MIB" -v n="$NFILES" 'BEGIN {
+            label = kind == "w" ? mib " MiB write" : kind == "r" ? mib " MiB read" : "create+stat of " n " files"
+            # the ratio apart: in a printf argument list ">" would redirect
+            ratio = 0
+            if (s > 0)
+                ratio = g / s
+            printf "%-34s %-6s %11.1f ms %11.1f ms %7.2fx\n", label, fs, s / 1e6, g / 1e6, ratio
         }'
     done
 done

@@ -5,6 +5,7 @@
 #
 #   t_begin "what is checked"; ... t_ok / t_fail "why" / t_check CMD...
 #   t_skip_all "reason"    the whole program skips (exit 77)
+#   t_skip "reason"        this point skips (ok ... # SKIP reason)
 #   t_done                 the plan; fails when a point failed
 
 T_N=0
@@ -23,6 +24,10 @@ t_begin() {
 
 t_ok() {
     echo "ok $T_N - $T_CURRENT"
+}
+
+t_skip() {
+    echo "ok $T_N - $T_CURRENT # SKIP $*"
 }
 
 t_fail() {

@@ -106,31 +106,23 @@ void help_lab(void)
 
 static int parse_bind(const char *spec, struct lab_args *a)
 {
-        _cleanup_free_ char *s = strdup(spec), *src = NULL;
-        char *dst;
+        _cleanup_free_ char *src = NULL, *dst = NULL;
+        struct machine_bind *b;
         bool read_only;
         int r;
-        struct machine_bind *b;
 
-        if (!s)
-                return log_oom();
-        r = bind_spec_split(s, spec, &dst, &read_only);
+        r = bind_spec_parse(spec, &src, &dst, &read_only);
         if (r < 0)
                 return r;
-        src = realpath(s, NULL);
-        if (!src)
-                return log_error_errno(errno, "cannot bind '%s': %m", s);
         b = reallocarray(a->binds, a->n_binds + 1, sizeof(*b));
         if (!b)
                 return log_oom();
         a->binds = b;
-        b[a->n_binds] = (struct machine_bind){
+        b[a->n_binds++] = (struct machine_bind){
             .src = TAKE_PTR(src),
-            .dest = strdup(dst),
+            .dest = TAKE_PTR(dst),
             .read_only = read_only,
         };
-        if (!b[a->n_binds++].dest)
-                return log_oom();
         return 0;
 }
 

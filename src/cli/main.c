@@ -146,7 +146,9 @@ int timeout_parse(const char *value, uint64_t *ret_usec)
         return 0;
 }
 
-int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only)
+/* Splits the writable copy s of spec in place: s becomes SRC, *ret_dst
+ * points at DST. */
+static int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only)
 {
         char *dst, *mode;
 
@@ -170,6 +172,31 @@ int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_on
         }
         *ret_dst = dst;
         *ret_read_only = mode && streq(mode, "ro");
+        return 0;
+}
+
+int bind_spec_parse(const char *spec, char **ret_src, char **ret_dst, bool *ret_read_only)
+{
+        _cleanup_free_ char *s = strdup(spec), *src = NULL, *dest = NULL;
+        char *dst;
+        bool read_only;
+        int r;
+
+        if (!s)
+                return log_oom();
+        r = bind_spec_split(s, spec, &dst, &read_only);
+        if (r < 0)
+                return r;
+        src = realpath(s, NULL);
+        if (!src)
+                return log_error_errno(errno, "invalid --bind '%s': cannot resolve '%s': %m", spec,
+                                       s);
+        dest = strdup(dst);
+        if (!dest)
+                return log_oom();
+        *ret_src = TAKE_PTR(src);
+        *ret_dst = TAKE_PTR(dest);
+        *ret_read_only = read_only;
         return 0;
 }
 

@@ -279,6 +279,17 @@ static int need_args(struct migrate_args *a, size_t min, size_t max)
         return 0;
 }
 
+/* The start of a command on the engine that takes n arguments: EXIT_USAGE
+ * (logged) for another number of them, else open_engine()'s: 0 with *ret
+ * open, or the exit status of the error it reported. */
+static int open_engine_for(struct migrate_args *a, size_t n, struct event_sink *sink, bool lock,
+                           struct migrate **ret)
+{
+        if (need_args(a, n, n) < 0)
+                return EXIT_USAGE;
+        return open_engine(a, sink, lock, ret);
+}
+
 static int run_new(struct migrate_args *a)
 {
         _cleanup_free_ char *error = NULL, *path = NULL;
@@ -348,9 +359,7 @@ static int run_up(struct migrate_args *a)
         int r, ret;
 
         catch_interrupts();
-        if (need_args(a, 0, 0) < 0)
-                ret = EXIT_USAGE;
-        else if ((ret = open_engine(a, &sink, !a->dry_run, &m)) == 0) {
+        if ((ret = open_engine_for(a, 0, &sink, !a->dry_run, &m)) == 0) {
                 r = migrate_up(m, a->to, a->dry_run, &error);
                 if (r < 0)
                         ret = report(r, error);
@@ -541,9 +550,7 @@ static int run_diff(struct migrate_args *a)
         struct event_sink sink = {a};
         int r;
 
-        if (need_args(a, 1, 1) < 0)
-                return EXIT_USAGE;
-        r = open_engine(a, &sink, false, &m);
+        r = open_engine_for(a, 1, &sink, false, &m);
         if (r != 0)
                 return r;
         r = migrate_diff(m, a->positional[1], &l, &error);
@@ -589,9 +596,7 @@ static int run_show(struct migrate_args *a)
         const char *log;
         int r;
 
-        if (need_args(a, 1, 1) < 0)
-                return EXIT_USAGE;
-        r = open_engine(a, &sink, false, &m);
+        r = open_engine_for(a, 1, &sink, false, &m);
         if (r != 0)
                 return r;
         r = migrate_show(m, a->positional[1], &j, &error);

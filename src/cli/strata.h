@@ -33,10 +33,11 @@ const struct command *command_find(const char *name);
 /* Prints the usage of strata with the table of commands. */
 void strata_usage(FILE *f);
 
-/* Splits the --bind SPEC held in the writable copy s ("SRC:DST[:ro|rw]")
- * in place: s becomes SRC, *ret_dst points at DST (absolute). Logs and
- * returns -EINVAL naming spec when it is malformed. */
-int bind_spec_split(char *s, const char *spec, char **ret_dst, bool *ret_read_only);
+/* Parses the --bind SPEC "SRC:DST[:ro|rw]" of strata lab and strata
+ * worker: *ret_src gets SRC's real path, *ret_dst DST (absolute), both the
+ * caller's to free. Logs and returns -EINVAL naming spec when it is
+ * malformed, SRC's -errno when it cannot be resolved, -ENOMEM. */
+int bind_spec_parse(const char *spec, char **ret_src, char **ret_dst, bool *ret_read_only);
 
 /* Parses --timeout SECONDS (a positive number, fractions allowed) into
  * *ret_usec. Logs and returns -EINVAL naming the value when it is not. */

@@ -96,29 +96,20 @@ static void args_done(struct worker_args *a)
 
 static int parse_bind(const char *spec, struct worker_args *a)
 {
-        _cleanup_free_ char *s = strdup(spec), *src = NULL;
+        _cleanup_free_ char *src = NULL, *dst = NULL;
         struct worker_bind *b;
-        char *dst;
         bool read_only;
         int r;
 
-        if (!s)
-                return log_oom();
-        r = bind_spec_split(s, spec, &dst, &read_only);
+        r = bind_spec_parse(spec, &src, &dst, &read_only);
         if (r < 0)
                 return r;
-        src = realpath(s, NULL);
-        if (!src)
-                return log_error_errno(errno, "invalid --bind '%s': cannot resolve '%s': %m", spec,
-                                       s);
         b = reallocarray(a->binds, a->n_binds + 1, sizeof(*b));
         if (!b)
                 return log_oom();
         a->binds = b;
-        b[a->n_binds] =
-            (struct worker_bind){.src = TAKE_PTR(src), .dest = strdup(dst), .read_only = read_only};
-        if (!b[a->n_binds++].dest)
-                return log_oom();
+        b[a->n_binds++] = (struct worker_bind){
+            .src = TAKE_PTR(src), .dest = TAKE_PTR(dst), .read_only = read_only};
         return 0;
 }
 

@@ -557,6 +557,34 @@ static nfsstat3 check_regular(const struct fsobj *o)
         return S_ISDIR(o->st.st_mode) ? NFS3ERR_ISDIR : NFS3ERR_INVAL;
 }
 
+/* Moves up to want bytes of fd at offset into the call's pipe (c->pipe_len
+ * says how many): page references, not copies, so they reach the socket
+ * without passing through user space. Stops at the end of the file, when
+ * the pipe is full (a read that does not start on a page boundary touches
+ * one page more than the pipe has slots for) or at the first error of a
+ * file that cannot be spliced; the caller reads the rest. Returns 0, or
+ * -errno for an error of the file itself. */
+static int read_spliced(struct nfsd_call *c, int fd, uint64_t offset, size_t want)
+{
+        loff_t off = (loff_t)offset;
+
+        while (c->pipe[1] >= 0 && c->pipe_len < want) {
+                ssize_t n =
+                    splice(fd, &off, c->pipe[1], NULL, want - c->pipe_len, SPLICE_F_NONBLOCK);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 &&
+                    (errno == EAGAIN || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP))
+                        return 0; /* pipe full, or no splice for this file */
+                if (n < 0)
+                        return negative_errno();
+                if (n == 0)
+                        return 0;
+                c->pipe_len += (size_t)n;
+        }
+        return 0;
+}
+
 static void nfs3_read(struct nfsd_call *c, void *args, void *res)
 {
         READ3args *a = args;
@@ -566,6 +594,7 @@ static void nfs3_read(struct nfsd_call *c, void *args, void *res)
         struct cred cred;
         size_t want, got = 0;
         struct stat st;
+        int r;
 
         out->status = begin(c, &a->file, &o, false, &cred);
         if (out->status == NFS3_OK)
@@ -579,8 +608,13 @@ static void nfs3_read(struct nfsd_call *c, void *args, void *res)
         }
         if (out->status == NFS3_OK) {
                 want = MIN((size_t)a->count, MIN((size_t)NFSD_MAXIO, c->scratch_size));
-                while (got < want) {
-                        ssize_t n = pread(fd, (char *)c->scratch + got, want - got,
+                r = read_spliced(c, fd, a->offset, want);
+                if (r < 0)
+                        out->status = errno_to_nfsstat(r);
+                got = c->pipe_len;
+                while (out->status == NFS3_OK && got < want) {
+                        /* What splice() did not take: into scratch, sent after it. */
+                        ssize_t n = pread(fd, (char *)c->scratch + got - c->pipe_len, want - got,
                                           (off_t)(a->offset + got));
                         if (n < 0 && errno == EINTR)
                                 continue;
@@ -596,10 +630,11 @@ static void nfs3_read(struct nfsd_call *c, void *args, void *res)
         if (out->status == NFS3_OK) {
                 READ3resok *ok = &out->READ3res_u.resok;
                 ok->count = (count3)got;
-                /* Sent from scratch after the encoded reply, not copied. */
+                /* Sent from the pipe and scratch after the encoded reply,
+                 * not copied. */
                 ok->data.data_len = 0;
                 c->tail = c->scratch;
-                c->tail_len = got;
+                c->tail_len = got - c->pipe_len;
                 if (fstat(fd, &st) == 0) {
                         ok->eof = a->offset + got >= (uint64)st.st_size;
                         post_attr_stat(&st, &ok->file_attributes);

@@ -234,23 +234,23 @@ bool_t rpc_xdr_WRITE3args_inplace(XDR *x, void *args)
 }
 
 int rpc_handle(struct nfsd_server *s, const struct nfsd_peer *peer, const void *req, size_t len,
-               void *out, size_t out_size, void *scratch, size_t scratch_size,
+               void *out, size_t out_size, void *scratch, size_t scratch_size, const int pipe[2],
                struct rpc_reply *ret)
 {
         struct rpc_request r;
         enum rpc_verdict v;
         void *res = NULL;
         const void *tail = NULL;
-        size_t tail_len = 0;
+        size_t tail_len = 0, pipe_len = 0, pipe_drop = 0;
         ssize_t n = 0;
         XDR x;
 
+        *ret = (struct rpc_reply){};
         v = rpc_request_decode(req, len, &r);
         if (v == RPC_DROP) {
                 rpc_request_done(&r);
                 return 0;
         }
-        *ret = (struct rpc_reply){};
         xdrmem_create(&x, out, (unsigned)out_size, XDR_ENCODE);
 
         if (v == RPC_OK) {
@@ -266,6 +266,7 @@ int rpc_handle(struct nfsd_server *s, const struct nfsd_peer *peer, const void *
                     .cred = r.cred,
                     .scratch = scratch,
                     .scratch_size = scratch_size,
+                    .pipe = {pipe ? pipe[0] : -1, pipe ? pipe[1] : -1},
                 };
 
                 res = calloc(1, MAX(r.p->res_size, 1u));
@@ -278,14 +279,19 @@ int rpc_handle(struct nfsd_server *s, const struct nfsd_peer *peer, const void *
                                 n = xdr_getpos(&x);
                                 if (c.tail && n >= 4) {
                                         uint8_t *w = (uint8_t *)out + n - 4;
-                                        w[0] = (uint8_t)(c.tail_len >> 24);
-                                        w[1] = (uint8_t)(c.tail_len >> 16);
-                                        w[2] = (uint8_t)(c.tail_len >> 8);
-                                        w[3] = (uint8_t)c.tail_len;
+                                        size_t bulk = c.pipe_len + c.tail_len;
+
+                                        w[0] = (uint8_t)(bulk >> 24);
+                                        w[1] = (uint8_t)(bulk >> 16);
+                                        w[2] = (uint8_t)(bulk >> 8);
+                                        w[3] = (uint8_t)bulk;
+                                        pipe_len = c.pipe_len;
                                         tail = c.tail;
                                         tail_len = c.tail_len;
-                                }
+                                } else
+                                        pipe_drop = c.pipe_len;
                         } else {
+                                pipe_drop = c.pipe_len;
                                 log_debug("cannot encode the reply of %s", r.p->name);
                                 n = -1;
                         }
@@ -305,11 +311,16 @@ int rpc_handle(struct nfsd_server *s, const struct nfsd_peer *peer, const void *
         if (v != RPC_OK) {
                 if (!encode_header(&x, &r, v)) {
                         rpc_request_done(&r);
+                        ret->pipe_drop = pipe_drop;
                         return -EPROTO;
                 }
                 n = xdr_getpos(&x);
         }
         rpc_request_done(&r);
-        *ret = (struct rpc_reply){.len = (size_t)n, .tail = tail, .tail_len = tail_len};
+        *ret = (struct rpc_reply){.len = (size_t)n,
+                                  .pipe_len = pipe_len,
+                                  .pipe_drop = pipe_drop,
+                                  .tail = tail,
+                                  .tail_len = tail_len};
         return 1;
 }

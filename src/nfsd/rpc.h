@@ -69,19 +69,25 @@ struct rpc_request {
 enum rpc_verdict rpc_request_decode(const void *buf, size_t len, struct rpc_request *ret);
 void rpc_request_done(struct rpc_request *r);
 
-/* A reply: len bytes encoded in the output buffer, then tail_len bytes at
- * tail (not copied; valid until the next call with the same scratch) and
- * zero padding to a multiple of 4. */
+/* A reply: len bytes encoded in the output buffer, then pipe_len bytes
+ * waiting in the pipe given to rpc_handle(), then tail_len bytes at tail
+ * (not copied; valid until the next call with the same scratch) and zero
+ * padding to a multiple of 4. pipe_drop bytes in the pipe belong to no
+ * reply (results that failed to encode after READ filled it): the caller
+ * discards them, whatever rpc_handle() returned. */
 struct rpc_reply {
         size_t len;
+        size_t pipe_len, pipe_drop;
         const void *tail;
         size_t tail_len;
 };
 
-/* Handles one call record: decode, run, encode the reply into out.
- * Returns 1 with *ret filled, 0 when nothing is to be sent, or -errno. */
+/* Handles one call record: decode, run, encode the reply into out. pipe
+ * is an empty pipe that can hold scratch_size bytes (see struct nfsd_call),
+ * or NULL. Returns 1 with *ret filled, 0 when nothing is to be sent, or
+ * -errno. */
 int rpc_handle(struct nfsd_server *s, const struct nfsd_peer *peer, const void *req, size_t len,
-               void *out, size_t out_size, void *scratch, size_t scratch_size,
+               void *out, size_t out_size, void *scratch, size_t scratch_size, const int pipe[2],
                struct rpc_reply *ret);
 
 /* WRITE3args decoder that leaves the data in the request buffer instead of

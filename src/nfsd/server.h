@@ -67,9 +67,17 @@ struct nfsd_call {
         void *scratch;
         size_t scratch_size;
 
+        /* A pipe (read end, write end) that can hold scratch_size bytes,
+         * or -1s: READ moves file data into it with splice(), so the data
+         * reaches the socket without being copied. */
+        int pipe[2];
+
         /* Bulk data sent after the encoded results without being copied
          * into them: the results end with an opaque<> encoded empty, whose
-         * length word becomes tail_len (READ). */
+         * length word becomes pipe_len + tail_len (READ): pipe_len bytes
+         * from the pipe, then tail_len bytes at tail. Without tail, what
+         * is in the pipe is discarded. */
+        size_t pipe_len;
         const void *tail;
         size_t tail_len;
 };

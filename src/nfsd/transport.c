@@ -182,6 +182,7 @@ struct worker {
         uint8_t *out;
         void *scratch;
         uint8_t *buf;
+        int pipe[2]; /* READ data, see reply() */
 };
 
 /* A kept record buffer (its capacity in *ret_cap), or NULL. */
@@ -468,22 +469,80 @@ static void call_done_locked(struct conn *c)
         conn_maybe_resume(c);
 }
 
+/* Opens the worker's pipe for READ data (struct nfsd_call), or leaves it
+ * at -1s when the system will not give a pipe of WORKER_SCRATCH bytes
+ * (pipe-max-size, pipe-user-pages-soft): READ then copies through scratch. */
+static void worker_pipe_open(struct worker *w)
+{
+        if (pipe2(w->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+                w->pipe[0] = w->pipe[1] = -1;
+                return;
+        }
+        if (fcntl(w->pipe[1], F_SETPIPE_SZ, WORKER_SCRATCH) < WORKER_SCRATCH) {
+                log_debug("no pipe of %d bytes, READ data is copied: %m", WORKER_SCRATCH);
+                w->pipe[0] = safe_close(w->pipe[0]);
+                w->pipe[1] = safe_close(w->pipe[1]);
+        }
+}
+
+/* Discards n bytes in the worker's pipe that no reply takes; a pipe that
+ * does not give them back is replaced, so the next READ finds it empty. */
+static void worker_pipe_drop(struct worker *w, size_t n)
+{
+        while (n > 0) {
+                ssize_t k = read(w->pipe[0], w->scratch, MIN(n, (size_t)WORKER_SCRATCH));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0) {
+                        w->pipe[0] = safe_close(w->pipe[0]);
+                        w->pipe[1] = safe_close(w->pipe[1]);
+                        worker_pipe_open(w);
+                        return;
+                }
+                n -= (size_t)k;
+        }
+}
+
+/* Reads n bytes from the worker's pipe into p. */
+static int worker_pipe_read(struct worker *w, uint8_t *p, size_t n)
+{
+        while (n > 0) {
+                ssize_t k = read(w->pipe[0], p, n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k < 0 ? negative_errno() : -EIO;
+                p += k;
+                n -= (size_t)k;
+        }
+        return 0;
+}
+
 /* Sends the reply of a call of c and counts the call done, under one
  * hold of c->lock: the client may send its next call as soon as the
  * reply leaves, and the worker that reads it should not wait for this
- * one to finish its bookkeeping. */
-static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
+ * one to finish its bookkeeping. The reply's pieces: the record mark and
+ * encoded results (w->out), the bytes waiting in the worker's pipe (moved
+ * to the socket with splice(), so READ data is never copied by the
+ * server), the tail, the padding. What the socket does not take at once
+ * is copied into the connection's queue, the pipe left empty. */
+static void reply(struct worker *w, struct conn *c, const struct rpc_reply *rep)
 {
         static const uint8_t zeros[4];
-        size_t pad = (4 - rep->tail_len % 4) % 4;
-        size_t body = rep->len + rep->tail_len + pad;
+        uint8_t *out = w->out;
+        size_t bulk = rep->pipe_len + rep->tail_len;
+        size_t pad = (4 - bulk % 4) % 4;
+        size_t body = rep->len + bulk + pad;
         uint32_t mark = 0x80000000u | (uint32_t)body;
-        struct iovec iov[3] = {
+        /* iov[1] stands for the pipe's bytes. */
+        struct iovec iov[4] = {
             {.iov_base = out, .iov_len = rep->len + 4},
+            {.iov_base = NULL, .iov_len = rep->pipe_len},
             {.iov_base = (void *)rep->tail, .iov_len = rep->tail_len},
             {.iov_base = (void *)zeros, .iov_len = pad},
         };
-        size_t total = body + 4, sent = 0;
+        size_t total = body + 4, sent = 0, in_pipe = rep->pipe_len;
+        size_t pipe_at = iov[0].iov_len, pipe_end = pipe_at + rep->pipe_len;
         struct outbuf *o;
         int r;
 
@@ -497,23 +556,39 @@ static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
                 goto out;
         /* Straight from the worker's buffers when nothing is queued before. */
         while (!c->out_head && sent < total) {
-                struct iovec v[3];
-                struct msghdr m = {.msg_iov = v};
-                size_t skip = sent;
                 ssize_t n;
 
-                for (size_t i = 0; i < 3; i++) {
-                        if (skip >= iov[i].iov_len) {
-                                skip -= iov[i].iov_len;
-                                continue;
+                if (sent >= pipe_at && sent < pipe_end) {
+                        n = splice(w->pipe[0], NULL, c->fd, NULL, pipe_end - sent,
+                                   SPLICE_F_NONBLOCK | (pipe_end < total ? SPLICE_F_MORE : 0));
+                        if (n < 0 && errno == EINVAL)
+                                break; /* a socket splice() cannot feed: copied below */
+                        if (n > 0)
+                                in_pipe -= (size_t)n;
+                } else {
+                        struct iovec v[3];
+                        struct msghdr m = {.msg_iov = v};
+                        size_t skip = sent;
+                        int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+
+                        for (size_t i = 0; i < 4; i++) {
+                                if (skip >= iov[i].iov_len) {
+                                        skip -= iov[i].iov_len;
+                                        continue;
+                                }
+                                if (i == 1) {
+                                        /* The pipe's bytes follow: one segment with them. */
+                                        flags |= MSG_MORE;
+                                        break;
+                                }
+                                v[m.msg_iovlen++] = (struct iovec){
+                                    .iov_base = (uint8_t *)iov[i].iov_base + skip,
+                                    .iov_len = iov[i].iov_len - skip,
+                                };
+                                skip = 0;
                         }
-                        v[m.msg_iovlen++] = (struct iovec){
-                            .iov_base = (uint8_t *)iov[i].iov_base + skip,
-                            .iov_len = iov[i].iov_len - skip,
-                        };
-                        skip = 0;
+                        n = sendmsg(c->fd, &m, flags);
                 }
-                n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
@@ -541,13 +616,22 @@ static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
                         goto out;
                 }
                 *o = (struct outbuf){.len = total - sent};
-                for (size_t i = 0; i < 3; i++) {
+                for (size_t i = 0; i < 4; i++) {
                         if (skip >= iov[i].iov_len) {
                                 skip -= iov[i].iov_len;
                                 continue;
                         }
-                        memcpy(o->data + at, (uint8_t *)iov[i].iov_base + skip,
-                               iov[i].iov_len - skip);
+                        if (i == 1) {
+                                r = worker_pipe_read(w, o->data + at, iov[i].iov_len - skip);
+                                if (r < 0) {
+                                        free(o);
+                                        conn_fail(c, r);
+                                        goto out;
+                                }
+                                in_pipe -= iov[i].iov_len - skip;
+                        } else
+                                memcpy(o->data + at, (uint8_t *)iov[i].iov_base + skip,
+                                       iov[i].iov_len - skip);
                         at += iov[i].iov_len - skip;
                         skip = 0;
                 }
@@ -565,6 +649,8 @@ static void reply(struct conn *c, uint8_t *out, const struct rpc_reply *rep)
         }
 out:
         pthread_mutex_unlock(&c->lock);
+        if (in_pipe > 0)
+                worker_pipe_drop(w, in_pipe);
 }
 
 static void conn_read_event(struct worker *w, struct conn *c, uint32_t events);
@@ -581,14 +667,17 @@ static void run_job(struct worker *w, struct job *j)
                 return;
         }
         n = rpc_handle(w->t->server, &j->conn->peer, j->rec, j->len, w->out + 4,
-                       WORKER_OUT_SIZE - 4, w->scratch, WORKER_SCRATCH, &rep);
+                       WORKER_OUT_SIZE - 4, w->scratch, WORKER_SCRATCH,
+                       w->pipe[0] >= 0 ? w->pipe : NULL, &rep);
+        if (rep.pipe_drop > 0)
+                worker_pipe_drop(w, rep.pipe_drop);
         /* The reply is encoded and holds nothing of the request: its memory
          * goes first, so the connection may read again. */
         mem_sub(j->conn, j->cap);
         rec_free(w->t, j->rec, j->cap);
         j->rec = NULL;
         if (n > 0)
-                reply(j->conn, w->out, &rep);
+                reply(w, j->conn, &rep);
         else {
                 pthread_mutex_lock(&j->conn->lock);
                 if (n < 0)
@@ -1013,6 +1102,7 @@ static void *worker_main(void *userdata)
         w.out = malloc(WORKER_OUT_SIZE);
         w.scratch = malloc(WORKER_SCRATCH);
         w.buf = malloc(READ_CHUNK);
+        worker_pipe_open(&w);
         if (!w.out || !w.scratch || !w.buf) {
                 log_error("worker: out of memory");
                 goto out;
@@ -1078,6 +1168,8 @@ out:
         free(w.out);
         free(w.scratch);
         free(w.buf);
+        safe_close(w.pipe[0]);
+        safe_close(w.pipe[1]);
         return NULL;
 }
 

@@ -65,6 +65,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)rpc_request_decode(data, size, &r);
         rpc_request_done(&r);
         (void)rpc_handle(&server, &peer, data, size, out, sizeof(out), scratch, sizeof(scratch),
-                         &rep);
+                         NULL, &rep);
         return 0;
 }

@@ -463,3 +463,21 @@ int getattr(struct rc *c, struct fh *f, fattr3 *ret)
                 *ret = res.GETATTR3res_u.resok.obj_attributes;
         return res.status;
 }
+
+int rc_mkdir(struct rc *c, struct fh *dir, const char *name, struct fh *ret)
+{
+        MKDIR3args a = {.where = {.dir = fh_arg(dir), .name = (char *)name}};
+        MKDIR3res res = {};
+        int r, s;
+
+        a.attributes.mode.set_it = TRUE;
+        a.attributes.mode.set_mode3_u.mode = 0755;
+        r = nfs_call(c, 9, (xdrproc_t)xdr_MKDIR3args, &a, (xdrproc_t)xdr_MKDIR3res, &res);
+        if (r != 0)
+                return -1000 - r;
+        s = res.status;
+        if (s == NFS3_OK && ret)
+                fh_from(ret, &res.MKDIR3res_u.resok.obj.post_op_fh3_u.handle);
+        rc_free((xdrproc_t)xdr_MKDIR3res, &res);
+        return s;
+}

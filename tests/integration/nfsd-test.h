@@ -99,3 +99,6 @@ int mnt(struct rc *c, const char *dir, struct fh *f);
 /* LOOKUP name in dir; returns the nfsstat3. */
 int lookup(struct rc *c, struct fh *dir, const char *name, struct fh *ret, fattr3 *ret_attr);
 int getattr(struct rc *c, struct fh *f, fattr3 *ret);
+/* MKDIR name in dir, mode 0755; returns the nfsstat3 (-1000 - the error of
+ * the call itself) and, when ret is not NULL, fills it with the new dir. */
+int rc_mkdir(struct rc *c, struct fh *dir, const char *name, struct fh *ret);

@@ -122,7 +122,9 @@ mkdir -p "$D/system/layers/.tmp-20260301-003_three/fs"
 STRATA_TEST_KILL_AT=renamed sm "$D" up >/dev/null 2>&1
 out=$(sm "$D" verify 2>&1)
 rc=$?
-if [ $rc -eq 0 ] && [ "$(layer_dirs "$D")" = "20260301-001_one 20260301-002_two | 20260301-001_one 20260301-002_two " ] &&
+if [ "${STRATA_TEST_HOOKS:-0}" != 1 ]; then
+    t_skip "system-migrate has no crash-test hooks (configure with -Dtest_hooks=true, as make check does)"
+elif [ $rc -eq 0 ] && [ "$(layer_dirs "$D")" = "20260301-001_one 20260301-002_two | 20260301-001_one 20260301-002_two " ] &&
     echo "$out" | grep -q "removed the leftover"; then
     t_ok
 else

@@ -3,6 +3,7 @@
  * export confinement, handle forgery, and handles across a restart. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,24 +126,6 @@ static int remove_name(uint32_t proc, struct fh *dir, const char *name, bool *re
                 *ret_wcc = res.REMOVE3res_u.resok.dir_wcc.before.attributes_follow &&
                            res.REMOVE3res_u.resok.dir_wcc.after.attributes_follow;
         rc_free(X(REMOVE3res), &res);
-        return s;
-}
-
-static int mkdir_name(struct fh *dir, const char *name, struct fh *ret)
-{
-        MKDIR3args a = {.where = {.dir = fh_arg(dir), .name = (char *)name}};
-        MKDIR3res res = {};
-        int r, s;
-
-        a.attributes.mode.set_it = TRUE;
-        a.attributes.mode.set_mode3_u.mode = 0755;
-        r = nfs_call(&c, 9, X(MKDIR3args), &a, X(MKDIR3res), &res);
-        if (r != 0)
-                return -1000 - r;
-        s = res.status;
-        if (s == NFS3_OK && ret)
-                fh_from(ret, &res.MKDIR3res_u.resok.obj.post_op_fh3_u.handle);
-        rc_free(X(MKDIR3res), &res);
         return s;
 }
 
@@ -413,8 +396,8 @@ static void test_fs_procedures(const char *export)
         }
 
         /* MKDIR, SYMLINK, READLINK, MKNOD */
-        CHECK(mkdir_name(&root, "dir", &d) == NFS3_OK, "MKDIR");
-        CHECK(mkdir_name(&root, "dir", NULL) == NFS3ERR_EXIST, "MKDIR of an existing name");
+        CHECK(rc_mkdir(&c, &root, "dir", &d) == NFS3_OK, "MKDIR");
+        CHECK(rc_mkdir(&c, &root, "dir", NULL) == NFS3ERR_EXIST, "MKDIR of an existing name");
         CHECK(symlink_name(&d, "link", "../a.txt") == NFS3_OK, "SYMLINK");
         r = lookup(&c, &d, "link", &lnk, &attr);
         CHECK(r == NFS3_OK && attr.type == NF3LNK, "LOOKUP of a symlink gives the symlink");
@@ -489,14 +472,14 @@ static void test_fs_procedures(const char *export)
         /* RMDIR */
         CHECK(remove_name(13, &root, "dir", NULL) == NFS3ERR_NOTEMPTY,
               "RMDIR of a non-empty directory is NFS3ERR_NOTEMPTY");
-        CHECK(mkdir_name(&root, "empty", &sub) == NFS3_OK &&
+        CHECK(rc_mkdir(&c, &root, "empty", &sub) == NFS3_OK &&
                   remove_name(13, &root, "empty", &wcc_ok) == NFS3_OK && wcc_ok,
               "RMDIR of an empty directory");
         CHECK(getattr(&c, &sub, NULL) == NFS3ERR_STALE,
               "the handle of a removed directory is NFS3ERR_STALE");
 
         /* READDIR with small pages, cookies, verifier */
-        CHECK(mkdir_name(&root, "many", &sub) == NFS3_OK, "MKDIR many");
+        CHECK(rc_mkdir(&c, &root, "many", &sub) == NFS3_OK, "MKDIR many");
         for (int i = 0; i < 300; i++) {
                 char name[64];
                 snprintf(name, sizeof(name), "file-with-a-longish-name-%03d", i);
@@ -620,7 +603,7 @@ static void test_confinement(const char *root_dir, const char *export)
         {
                 struct fh moving = {};
                 char from[4200], to[4200];
-                CHECK(mkdir_name(&root, "moving", &moving) == NFS3_OK &&
+                CHECK(rc_mkdir(&c, &root, "moving", &moving) == NFS3_OK &&
                           create_file(&moving, "inside", GUARDED, NULL, NULL) == NFS3_OK,
                       "a directory with a file");
                 snprintf(from, sizeof(from), "%s/moving", export);
@@ -641,10 +624,10 @@ static void test_confinement(const char *root_dir, const char *export)
         {
                 struct fh deep = {}, cur = root, next;
                 char from[4200], to[4200];
-                bool made = mkdir_name(&root, "deep", &deep) == NFS3_OK;
+                bool made = rc_mkdir(&c, &root, "deep", &deep) == NFS3_OK;
                 cur = deep;
                 for (int i = 0; made && i < 150; i++) {
-                        made = mkdir_name(&cur, "d", &next) == NFS3_OK;
+                        made = rc_mkdir(&c, &cur, "d", &next) == NFS3_OK;
                         cur = next;
                 }
                 CHECK(made && getattr(&c, &cur, NULL) == NFS3_OK &&
@@ -707,7 +690,7 @@ static void test_credentials(void)
         bool eof;
         int r;
 
-        CHECK(mkdir_name(&root, "pub", &pub) == NFS3_OK, "MKDIR pub as root");
+        CHECK(rc_mkdir(&c, &root, "pub", &pub) == NFS3_OK, "MKDIR pub as root");
         {
                 sattr3 s = no_attrs();
                 s.mode.set_it = TRUE;
@@ -753,6 +736,120 @@ static void test_credentials(void)
         c.gid = 0;
 }
 
+/* The byte at offset i of the file test_read_bulk() reads. */
+static uint8_t bulk_byte(size_t i)
+{
+        return (uint8_t)(i * 131 + (i >> 12) * 7 + (i >> 20));
+}
+
+/* READ data goes from the file to the socket through a pipe: ranges off a
+ * page boundary (one page more than the pipe holds), odd lengths, and
+ * replies a client lets pile up (copied out of the pipe into the queue)
+ * all carry the file's bytes. */
+static void test_read_bulk(const char *export, int port)
+{
+        enum { N_PIPELINED = 10 };
+        static const struct {
+                uint64_t off;
+                uint32_t count;
+        } ranges[] = {{0, 1 << 20},
+                      {1000, 1 << 20},
+                      {4095, (1 << 20) - 3},
+                      {3 << 20, 1 << 20},
+                      {(4 << 20) + 100, 1 << 20}};
+        const size_t size = (4 << 20) + 123;
+        uint8_t *data = malloc(size), *buf = malloc(1 << 20);
+        struct rc p = {.fd = -1};
+        struct fh f;
+        uint32_t xids[N_PIPELINED];
+        char path[4200];
+        bool ok = true;
+        int fd;
+
+        if (!data || !buf)
+                exit(1);
+        for (size_t i = 0; i < size; i++)
+                data[i] = bulk_byte(i);
+        snprintf(path, sizeof(path), "%s/bulk", export);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, data, size) != (ssize_t)size || close(fd) < 0)
+                exit(1);
+        CHECK(lookup(&c, &root, "bulk", &f, NULL) == NFS3_OK, "LOOKUP of a 4 MiB file");
+        for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
+                uint64_t off = ranges[k].off;
+                uint32_t want = off >= size                    ? 0
+                                : ranges[k].count < size - off ? ranges[k].count
+                                                               : (uint32_t)(size - off),
+                         len;
+                bool eof;
+                int r = read_file(&f, off, ranges[k].count, buf, &len, &eof);
+
+                CHECK(r == NFS3_OK && len == want && memcmp(buf, data + off, len) == 0 &&
+                          eof == (off + len >= size),
+                      "READ of %" PRIu32 " bytes at %" PRIu64 " returns %" PRIu32
+                      " bytes of the file",
+                      ranges[k].count, off, want);
+        }
+
+        /* Calls sent without reading a reply: the socket fills and the
+         * rest of the replies waits in the server's queue (less than the
+         * 16 MiB a client may let pile up). */
+        if (rc_connect(&p, port) < 0)
+                exit(1);
+        for (int k = 0; k < N_PIPELINED; k++) {
+                static uint8_t m[4096];
+                READ3args a = {.file = fh_arg(&f),
+                               .offset = (uint64_t)k * 333331 % size,
+                               .count = (1 << 20) - (uint32_t)k};
+                size_t n = rc_build_call(&p, NFS3_PROGRAM, NFS3_VERSION, 6, X(READ3args), &a, m,
+                                         sizeof(m));
+
+                xids[k] = p.xid;
+                ok = ok && rc_send_record(&p, m, n) == 0;
+        }
+        sleep(1);
+        for (int k = 0; k < N_PIPELINED && ok; k++) {
+                READ3res res = {};
+                struct rpc_msg msg = {
+                    .acpted_rply.ar_results = {.where = (caddr_t)&res, .proc = X(READ3res)}};
+                void *rep;
+                size_t rep_len;
+                int i;
+                XDR x;
+
+                if (rc_recv_record(&p, &rep, &rep_len) < 0) {
+                        ok = false;
+                        break;
+                }
+                xdrmem_create(&x, rep, (u_int)rep_len, XDR_DECODE);
+                ok = xdr_replymsg(&x, &msg) && msg.acpted_rply.ar_stat == SUCCESS &&
+                     res.status == NFS3_OK;
+                for (i = 0; ok && i < N_PIPELINED && xids[i] != msg.rm_xid; i++)
+                        ;
+                if (ok && i < N_PIPELINED) {
+                        uint64_t off = (uint64_t)i * 333331 % size;
+                        size_t want = (1 << 20) - (size_t)i;
+
+                        if (want > size - off)
+                                want = size - off;
+
+                        ok = res.READ3res_u.resok.data.data_len == want &&
+                             memcmp(res.READ3res_u.resok.data.data_val, data + off, want) == 0;
+                        xids[i] = 0;
+                } else
+                        ok = false;
+                rc_free(X(READ3res), &res);
+                free(rep);
+        }
+        CHECK(ok,
+              "%d pipelined 1 MiB READs, answered while the client was not reading, carry "
+              "the file's bytes",
+              N_PIPELINED);
+        rc_close(&p);
+        free(data);
+        free(buf);
+}
+
 static int exists(const char *root_dir, const char *name)
 {
         char path[4200];
@@ -782,6 +879,7 @@ int main(void)
         test_fs_procedures(t.export);
         test_confinement(t.root, t.export);
         test_credentials();
+        test_read_bulk(t.export, srv.port);
         CHECK(!exists(t.root, "x") && !exists(t.root, "secret2"), "nothing appeared outside");
 
         /* Restart: handles survive, the write verifier changes. */

@@ -362,23 +362,6 @@ static void test_stable_how(void)
         CHECK(write_data(&f, "x", FILE_SYNC) == NFS3_OK, "FILE_SYNC still works");
 }
 
-static int mkdir_in(struct fh *dir, const char *name, struct fh *ret)
-{
-        MKDIR3args a = {.where = {.dir = fh_arg(dir), .name = (char *)name}};
-        MKDIR3res res = {};
-        int r, s;
-
-        a.attributes = mode_attrs(0755);
-        r = nfs_call(&c, 9, X(MKDIR3args), &a, X(MKDIR3res), &res);
-        if (r != 0)
-                return -1000 - r;
-        s = res.status;
-        if (s == NFS3_OK && ret)
-                fh_from(ret, &res.MKDIR3res_u.resok.obj.post_op_fh3_u.handle);
-        rc_free(X(MKDIR3res), &res);
-        return s;
-}
-
 /* An fd of the directory `levels` levels of "d" below dirfd (made here on
  * the server when missing): paths that deep exceed PATH_MAX. */
 static int server_chain(int dirfd, int levels)
@@ -409,9 +392,9 @@ static void test_depth(void)
         int efd = open(export, O_PATH | O_DIRECTORY | O_CLOEXEC), top, mid, deep, made = 0, bad = 0;
         int r1, r2;
 
-        CHECK(mkdir_in(&root, "deep", &chain[0]) == NFS3_OK, "MKDIR deep");
+        CHECK(rc_mkdir(&c, &root, "deep", &chain[0]) == NFS3_OK, "MKDIR deep");
         for (int i = 1; i <= DEEP; i++) {
-                if (mkdir_in(&chain[i - 1], "d", &chain[i]) != NFS3_OK)
+                if (rc_mkdir(&c, &chain[i - 1], "d", &chain[i]) != NFS3_OK)
                         break;
                 made = i;
         }
@@ -455,13 +438,13 @@ static void test_depth(void)
 
         /* The limit: 8,192 levels are served; deeper is refused, never
          * handed out. */
-        CHECK(mkdir_in(&root, "x", &x) == NFS3_OK && mkdir_in(&x, "y", &y) == NFS3_OK,
+        CHECK(rc_mkdir(&c, &root, "x", &x) == NFS3_OK && rc_mkdir(&c, &x, "y", &y) == NFS3_OK,
               "directories x and x/y");
         deep = server_chain(efd, 8191);
         CHECK(deep >= 0 && renameat(efd, "x", deep, "x") == 0,
               "x moved 8,192 levels down (server)");
         CHECK(getattr(&c, &x, NULL) == NFS3_OK, "x is served at depth 8,192");
-        CHECK(mkdir_in(&x, "z", NULL) == NFS3ERR_NAMETOOLONG,
+        CHECK(rc_mkdir(&c, &x, "z", NULL) == NFS3ERR_NAMETOOLONG,
               "MKDIR below it is NFS3ERR_NAMETOOLONG (its handle would not resolve)");
         r1 = getattr(&c, &y, NULL);
         r2 = lookup(&c, &x, "y", NULL, NULL);

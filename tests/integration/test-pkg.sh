@@ -114,6 +114,33 @@ for c in json.load(sys.stdin):
         print(c[sys.argv[2]])' "$1" "$2"
 }
 
+# The cases that need no image (usage errors, --help): at the end, and
+# on their own when the image cannot be made.
+usage_cases() {
+    t_begin "usage errors exit 2 with a message"
+    ok=1
+    for args in "install x" "install x --image i --tier frontend" "install x --image i --grace -5" \
+        "install x --image i --grace 1.5" "install x --image i --pull sometimes" "frobnicate" \
+        "start" "list extra" "stop a b"; do
+        # shellcheck disable=SC2086
+        out=$("$STRATA" pkg $args 2>&1)
+        rc=$?
+        if [ $rc -ne 2 ] || [ -z "$out" ]; then
+            ok=0
+            t_fail "'strata pkg $args': rc $rc, '$out'"
+            break
+        fi
+    done
+    [ $ok -eq 1 ] && t_ok
+
+    t_begin "pkg --help documents the defaults"
+    if "$STRATA" pkg --help | grep -q "lnd 330 s" && "$STRATA" help pkg | grep -q "5 s then 15 s"; then
+        t_ok
+    else
+        t_fail "$("$STRATA" pkg --help 2>&1 | head -3)"
+    fi
+}
+
 t_begin "import a busybox image with podman import"
 mkdir -p "$T_TMP/rootfs/bin" "$T_TMP/rootfs/www"
 cp "$BUSYBOX" "$T_TMP/rootfs/bin/busybox"
@@ -123,30 +150,8 @@ if out=$(tar -C "$T_TMP/rootfs" -cf - . | pm import - "$IMAGE" 2>&1); then
     t_ok
 else
     t_fail "podman import failed: $(echo "$out" | tail -3)"
-    t_begin "usage errors exit 2 with a message"
-ok=1
-for args in "install x" "install x --image i --tier frontend" "install x --image i --grace -5" \
-    "install x --image i --grace 1.5" "install x --image i --pull sometimes" "frobnicate" \
-    "start" "list extra" "stop a b"; do
-    # shellcheck disable=SC2086
-    out=$("$STRATA" pkg $args 2>&1)
-    rc=$?
-    if [ $rc -ne 2 ] || [ -z "$out" ]; then
-        ok=0
-        t_fail "'strata pkg $args': rc $rc, '$out'"
-        break
-    fi
-done
-[ $ok -eq 1 ] && t_ok
-
-t_begin "pkg --help documents the defaults"
-if "$STRATA" pkg --help | grep -q "lnd 330 s" && "$STRATA" help pkg | grep -q "5 s then 15 s"; then
-    t_ok
-else
-    t_fail "$("$STRATA" pkg --help 2>&1 | head -3)"
-fi
-
-t_done
+    usage_cases
+    t_done
     exit 1
 fi
 
@@ -310,27 +315,6 @@ if [ $rc -eq 1 ] && echo "$out" | grep -q "tiers.apps.web: unknown tier 'fronten
     t_fail "rc $rc, output: $out"
 fi
 
-t_begin "usage errors exit 2 with a message"
-ok=1
-for args in "install x" "install x --image i --tier frontend" "install x --image i --grace -5" \
-    "install x --image i --grace 1.5" "install x --image i --pull sometimes" "frobnicate" \
-    "start" "list extra" "stop a b"; do
-    # shellcheck disable=SC2086
-    out=$("$STRATA" pkg $args 2>&1)
-    rc=$?
-    if [ $rc -ne 2 ] || [ -z "$out" ]; then
-        ok=0
-        t_fail "'strata pkg $args': rc $rc, '$out'"
-        break
-    fi
-done
-[ $ok -eq 1 ] && t_ok
-
-t_begin "pkg --help documents the defaults"
-if "$STRATA" pkg --help | grep -q "lnd 330 s" && "$STRATA" help pkg | grep -q "5 s then 15 s"; then
-    t_ok
-else
-    t_fail "$("$STRATA" pkg --help 2>&1 | head -3)"
-fi
+usage_cases
 
 t_done

@@ -3,16 +3,21 @@
 # create_service and enable_service (tests/services.sh) in the machine the
 # suite runs in: `strata lab test` for make check, the test image's
 # container for make image-test. Both run s6-svscan on /etc/s6 with the
-# test-runner service that runs this suite; a real service is created
-# there, started through s6-svscan's rescan, restarted by s6 after a
-# SIGKILL and stopped again. Outside such a machine (the suite run
-# directly) it skips: it would touch the host's scandir.
+# test-runner service that runs this suite; so does the throwaway guest of
+# `strata vm run` (make vm-test-integration), whose strata-run service
+# runs the command QEMU passed in. A real service is created there, started
+# through s6-svscan's rescan, restarted by s6 after a SIGKILL and stopped
+# again. Outside such a machine (the suite run directly) it skips: it
+# would touch the host's scandir.
 . "$(dirname "$0")/lib.sh"
 
 need_root
 need_program s6-svscan s6
-if ! have_scanner || [ ! -d "$SCANDIR/test-runner" ]; then
-    t_skip_all "not in a test machine: no s6-svscan with a test-runner on '$SCANDIR' (make check runs the suite in 'strata lab test', make image-test in the test image)"
+vm_run_guest() {
+    [ -d "$SCANDIR/strata-run" ] && [ -r /sys/firmware/qemu_fw_cfg/by_name/opt/strata/command/raw ]
+}
+if ! have_scanner || ! { [ -d "$SCANDIR/test-runner" ] || vm_run_guest; }; then
+    t_skip_all "not in a test machine: no s6-svscan with a test-runner on '$SCANDIR' (make check runs the suite in 'strata lab test', make image-test in the test image, make vm-test-integration in a vm run guest)"
 fi
 t_tmpdir
 name="it-service-$$"

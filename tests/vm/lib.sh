@@ -1,7 +1,30 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # shellcheck shell=sh
-# Shared by the vm suite's tests (and bench/nfs-lab.sh): a vm dir of a
-# test's own over the one cached image, and killing what a test started.
+# Shared by the vm suite's tests (and bench/nfs-lab.sh): what they need
+# and where the one cached image is, a vm dir of a test's own over it, and
+# killing what a test started.
+
+# vm_test_setup [PROGRAM PACKAGE]...: skips (77) unless this is root with
+# QEMU, qemu-img, debootstrap (the image build), each PROGRAM (from Debian's
+# PACKAGE) and a kernel in /boot for the guests. Sets CACHE (the suite's
+# vm dir of cached images: STRATA_VM_CACHE, else $STRATA_BUILD_ROOT/vm-lab),
+# IMG (the one image of the suite and of the NFS lab's test) and PACKAGES
+# (that image's packages: the NFS lab's client packages, nfs-common,
+# tcpdump, cloud-init..., from its list, comma-separated).
+vm_test_setup() {
+    need_root
+    need_program qemu-system-x86_64 qemu-system-x86
+    need_program qemu-img qemu-utils
+    need_program debootstrap debootstrap
+    while [ $# -ge 2 ]; do
+        need_program "$1" "$2"
+        shift 2
+    done
+    ls /boot/vmlinuz-* >/dev/null 2>&1 || t_skip_all "no kernel in /boot (Debian package linux-image-amd64)"
+    CACHE=${STRATA_VM_CACHE:-${STRATA_BUILD_ROOT:?}/vm-lab}
+    IMG=strata-test
+    PACKAGES=$(grep -v '^#' "${STRATA_SOURCE_ROOT:?}/tests/nfslab/vm-packages" | tr -d ' \n')
+}
 
 # vm_dir_over_cache CACHE DIR: DIR becomes a vm dir whose instances and
 # runs are its own, over CACHE's images, with CACHE's client key (the

@@ -11,19 +11,10 @@
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/lib.sh"
 
-need_root
-need_program make make
-need_program podman podman
-need_program qemu-system-x86_64 qemu-system-x86
-need_program qemu-img qemu-utils
-need_program debootstrap debootstrap
-need_program ssh openssh-client
-ls /boot/vmlinuz-* >/dev/null 2>&1 || t_skip_all "no kernel in /boot (Debian package linux-image-amd64)"
+vm_test_setup make make podman podman ssh openssh-client
 "$STRATA" vm --help >/dev/null 2>&1 || t_skip_all "'strata vm' (the VM lab) is not in this build"
 SRC=${STRATA_SOURCE_ROOT:?}
 BUILD=${STRATA_BUILD_ROOT:?}
-CACHE=${STRATA_VM_CACHE:-$BUILD/vm-lab}
-IMG=strata-test
 
 t_tmpdir
 W="$T_TMP/lab"

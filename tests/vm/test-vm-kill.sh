@@ -11,19 +11,7 @@
 # Each time: no qemu process, no instance file, socket or lock is left.
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/lib.sh"
-need_root
-need_program qemu-system-x86_64 qemu-system-x86
-need_program qemu-img qemu-utils
-need_program debootstrap debootstrap
-need_program python3 python3
-need_program setsid util-linux
-need_program flock util-linux
-need_program pgrep procps
-ls /boot/vmlinuz-* >/dev/null 2>&1 || t_skip_all "no kernel in /boot (Debian package linux-image-amd64)"
-
-CACHE=${STRATA_VM_CACHE:-$STRATA_BUILD_ROOT/vm-lab}
-IMG=strata-test
-PACKAGES=$(grep -v '^#' "$STRATA_SOURCE_ROOT/tests/nfslab/vm-packages" | tr -d ' \n')
+vm_test_setup python3 python3 setsid util-linux flock util-linux pgrep procps
 t_tmpdir
 drv_cleanup() {
     [ -n "${holder:-}" ] && kill "$holder" 2>/dev/null

@@ -7,23 +7,8 @@
 # and qemu; skips (77) without them.
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/lib.sh"
-need_root
-need_program qemu-system-x86_64 qemu-system-x86
-need_program qemu-img qemu-utils
-need_program debootstrap debootstrap
-need_program ssh openssh-client
-need_program rsync rsync
-need_program genisoimage genisoimage
-need_program busybox busybox-static
-need_program make make
-need_program cc gcc
-ls /boot/vmlinuz-* >/dev/null 2>&1 || t_skip_all "no kernel in /boot (Debian package linux-image-amd64)"
-
-CACHE=${STRATA_VM_CACHE:-$STRATA_BUILD_ROOT/vm-lab}
-IMG=strata-test
-# One image for the vm suite and the NFS lab's test (nfslab-vm): the lab's
-# client packages (nfs-common, tcpdump, cloud-init...), from its list.
-PACKAGES=$(grep -v '^#' "$STRATA_SOURCE_ROOT/tests/nfslab/vm-packages" | tr -d ' \n')
+vm_test_setup ssh openssh-client rsync rsync genisoimage genisoimage \
+    busybox busybox-static make make cc gcc
 t_tmpdir
 VMDIR=$T_TMP/vm
 mkdir -p "$CACHE" "$VMDIR"

@@ -215,6 +215,30 @@ bool changes_path_in_lowers(const int *lower_fds, size_t n_lowers, const char *p
         return false;
 }
 
+int changes_next_entry(DIR *d, const char *prefix, struct dirent **ret_de, struct stat *ret_st,
+                       char **ret_path)
+{
+        struct dirent *de;
+        struct stat st;
+        char *path = NULL;
+
+        do {
+                errno = 0;
+                de = readdir(d);
+                if (!de)
+                        return errno ? -errno : 0;
+        } while (streq(de->d_name, ".") || streq(de->d_name, ".."));
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (ret_path && asprintf(&path, "%s/%s", prefix, de->d_name) < 0)
+                return -ENOMEM;
+        *ret_de = de;
+        *ret_st = st;
+        if (ret_path)
+                *ret_path = path;
+        return 1;
+}
+
 struct capture {
         const int *lower_fds;
         size_t n_lowers;
@@ -235,18 +259,15 @@ static int capture_dir(struct capture *c, int fd, const char *prefix, bool below
                 safe_close(fd);
                 return -errno;
         }
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 _cleanup_free_ char *path = NULL;
                 enum change_kind k;
                 struct stat st;
                 bool is_new = below_new;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
-                if (asprintf(&path, "%s/%s", prefix, de->d_name) < 0)
-                        return -ENOMEM;
+                r = changes_next_entry(d, prefix, &de, &st, &path);
+                if (r <= 0)
+                        return r;
                 if (c->visit) {
                         r = c->visit(dirfd(d), de->d_name, path, &st, c->userdata);
                         if (r < 0)
@@ -301,7 +322,6 @@ static int capture_dir(struct capture *c, int fd, const char *prefix, bool below
                 if (r < 0)
                         return r;
         }
-        return errno ? -errno : 0;
 }
 
 static int change_cmp(const void *a, const void *b)
@@ -342,6 +362,36 @@ int changes_capture_visit_at(int dirfd, const char *upper, const int *lower_fds,
         return 0;
 }
 
+void changes_write_path(FILE *f, const char *path)
+{
+        if (!strpbrk(path, "\n\\")) {
+                fputs(path, f);
+                return;
+        }
+        for (const char *p = path; *p; p++) {
+                if (*p == '\n')
+                        fputs("\\n", f);
+                else if (*p == '\\')
+                        fputs("\\\\", f);
+                else
+                        fputc(*p, f);
+        }
+}
+
+void changes_unescape_path(const char *s, size_t len, char *ret)
+{
+        size_t o = 0;
+
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] == '\\' && i + 1 < len && (s[i + 1] == 'n' || s[i + 1] == '\\')) {
+                        ret[o++] = s[i + 1] == 'n' ? '\n' : '\\';
+                        i++;
+                } else
+                        ret[o++] = s[i];
+        }
+        ret[o] = 0;
+}
+
 int changes_format(const struct change_list *l, char **ret)
 {
         _cleanup_free_ char *buf = NULL;
@@ -356,19 +406,7 @@ int changes_format(const struct change_list *l, char **ret)
                         fputc('S', f);
                 fputc(change_kind_to_char(l->items[i].kind), f);
                 fputc(' ', f);
-                if (!strpbrk(l->items[i].path, "\n\\")) {
-                        fputs(l->items[i].path, f);
-                        fputc('\n', f);
-                        continue;
-                }
-                for (const char *p = l->items[i].path; *p; p++) {
-                        if (*p == '\n')
-                                fputs("\\n", f);
-                        else if (*p == '\\')
-                                fputs("\\\\", f);
-                        else
-                                fputc(*p, f);
-                }
+                changes_write_path(f, l->items[i].path);
                 fputc('\n', f);
         }
         if (fclose(f) != 0)
@@ -387,7 +425,6 @@ int changes_parse(const char *text, struct change_list *ret, unsigned *ret_line)
         while (*p) {
                 size_t len = strcspn(p, "\n");
                 _cleanup_free_ char *path = NULL;
-                size_t o = 0;
                 bool state;
                 int k;
 
@@ -406,14 +443,7 @@ int changes_parse(const char *text, struct change_list *ret, unsigned *ret_line)
                 path = malloc(len);
                 if (!path)
                         return -ENOMEM;
-                for (size_t i = 2; i < len; i++) {
-                        if (p[i] == '\\' && i + 1 < len && (p[i + 1] == 'n' || p[i + 1] == '\\')) {
-                                path[o++] = p[i + 1] == 'n' ? '\n' : '\\';
-                                i++;
-                        } else
-                                path[o++] = p[i];
-                }
-                path[o] = 0;
+                changes_unescape_path(p + 2, len - 2, path);
                 r = change_list_add(&l, (enum change_kind)k, TAKE_PTR(path));
                 if (r < 0)
                         return r;

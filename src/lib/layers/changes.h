@@ -22,9 +22,11 @@
  * counted in state_counts, not in counts.
  */
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 enum change_kind {
@@ -58,6 +60,17 @@ bool changes_is_whiteout_at(int dirfd, const char *name, const struct stat *st);
 /* Whether the directory fd is opaque ("y"). */
 bool changes_is_opaque_fd(int fd);
 
+/* Reads the next entry of d, the upper's dir at the absolute path prefix
+ * ("" for the upper itself), "." and ".." passed over: 1 with its dirent
+ * in *ret_de, its lstat in *ret_st and, unless ret_path is NULL, its path
+ * "PREFIX/NAME" in *ret_path (the caller's to free; without ret_path,
+ * prefix may be NULL); 0 after the last entry; -errno. Each walk of an
+ * upper dir or a layer (the capture, the scratch upper's count and
+ * overrides, a manifest, a squash, a state path's diff and move) reads
+ * its dirs this way. */
+int changes_next_entry(DIR *d, const char *prefix, struct dirent **ret_de, struct stat *ret_st,
+                       char **ret_path);
+
 /* Whether the absolute path exists in the stack lower_fds (directory fds,
  * newest first, the base last), honouring whiteouts and opaque dirs of
  * the layers above. */
@@ -84,6 +97,13 @@ int changes_capture_visit_at(int dirfd, const char *upper, const int *lower_fds,
 /* Adds a change (path is copied); the list is sorted by changes_sort. */
 int changes_add(struct change_list *l, enum change_kind k, bool state, const char *path);
 void changes_sort(struct change_list *l);
+
+/* Writes path to f as the changes.list format does: a newline in it as
+ * "\n", a backslash as "\\" (so that a line holds one path). */
+void changes_write_path(FILE *f, const char *path);
+/* Undoes changes_write_path for the len bytes at s: the path, NUL-ended,
+ * in ret (room for len + 1 bytes). */
+void changes_unescape_path(const char *s, size_t len, char *ret);
 
 /* Renders the list in the changes.list format. */
 int changes_format(const struct change_list *l, char **ret);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "changes.h"
 #include "cleanup.h"
 #include "fs.h"
 #include "macro.h"
@@ -160,16 +161,13 @@ static int walk(int dfd, const char *path, struct entries *e)
         d = fdopendir(fcntl(dfd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return -errno;
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 _cleanup_free_ char *child = NULL;
                 struct stat st;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
-                if (asprintf(&child, "%s/%s", path, de->d_name) < 0)
-                        return -ENOMEM;
+                r = changes_next_entry(d, path, &de, &st, &child);
+                if (r <= 0)
+                        return r;
                 r = entries_add(e, dirfd(d), de->d_name, child, &st);
                 if (r < 0)
                         return r;
@@ -184,7 +182,6 @@ static int walk(int dfd, const char *path, struct entries *e)
                                 return r;
                 }
         }
-        return errno ? -errno : 0;
 }
 
 /* The path part of a manifest line (after the sixth space). */

@@ -127,19 +127,16 @@ static int walk(struct overrides *o, int fd, const char *prefix, bool hidden)
                 safe_close(fd);
                 return -errno;
         }
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 _cleanup_free_ char *path = NULL;
                 _cleanup_close_ int cfd = -1;
                 bool hides = false;
                 struct stat st;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
+                r = changes_next_entry(d, prefix, &de, &st, &path);
+                if (r <= 0)
+                        return r;
                 o->entries++;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
-                if (asprintf(&path, "%s/%s", prefix, de->d_name) < 0)
-                        return -ENOMEM;
                 if (S_ISDIR(st.st_mode)) {
                         cfd = openat(dirfd(d), de->d_name,
                                      O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -157,7 +154,6 @@ static int walk(struct overrides *o, int fd, const char *prefix, bool hidden)
                                 return r;
                 }
         }
-        return errno ? -errno : 0;
 }
 
 int scratch_count_at(int dirfd, const char *upper, uint64_t *ret)

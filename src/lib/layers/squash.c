@@ -81,14 +81,13 @@ static int apply_dir(int sfd, int dfd)
                 safe_close(sfd);
                 return -errno;
         }
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 struct stat st, dst;
                 bool have_dst;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
+                r = changes_next_entry(d, NULL, &de, &st, NULL);
+                if (r <= 0)
+                        return r;
                 have_dst = fstatat(dfd, de->d_name, &dst, AT_SYMLINK_NOFOLLOW) >= 0;
                 if (!have_dst && errno != ENOENT)
                         return -errno;
@@ -143,7 +142,6 @@ static int apply_dir(int sfd, int dfd)
                 if (r < 0)
                         return r;
         }
-        return errno ? -errno : 0;
 }
 
 int squash_apply_at(int src_fd, const char *src, int dst_fd, const char *dst)

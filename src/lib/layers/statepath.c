@@ -93,6 +93,30 @@ const char *state_path_refusal(const char *path)
         return NULL;
 }
 
+/* The next line of a state file's text at *p, which moves past it: 1 with
+ * a copy of the line, its leading blanks and trailing blanks (and CR) cut,
+ * in *ret (the caller's to free); 0 at the end; -ENOMEM. */
+static int state_file_next_line(const char **p, char **ret)
+{
+        const char *s = *p, *e;
+        size_t len = strcspn(s, "\n");
+        char *l;
+
+        if (!*s)
+                return 0;
+        *p = s + len + (s[len] == '\n');
+        e = s + len;
+        while (s < e && (*s == ' ' || *s == '\t'))
+                s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+                e--;
+        l = strndup(s, (size_t)(e - s));
+        if (!l)
+                return -ENOMEM;
+        *ret = l;
+        return 1;
+}
+
 int migration_state_parse(const char *name, const char *text, char ***ret, char **ret_error)
 {
         _cleanup_strv_ char **l = NULL;
@@ -101,25 +125,15 @@ int migration_state_parse(const char *name, const char *text, char ***ret, char 
         const char *p = text;
         int r;
 
-        while (p && *p) {
-                _cleanup_free_ char *raw = NULL, *norm = NULL;
-                size_t len = strcspn(p, "\n");
-                char *s, *e;
+        for (;;) {
+                _cleanup_free_ char *s = NULL, *norm = NULL;
 
+                r = p ? state_file_next_line(&p, &s) : 0;
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
                 line++;
-                raw = strndup(p, len);
-                if (!raw)
-                        return -ENOMEM;
-                p += len;
-                if (*p == '\n')
-                        p++;
-
-                s = raw;
-                while (*s == ' ' || *s == '\t')
-                        s++;
-                e = s + strlen(s);
-                while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-                        *--e = 0;
                 if (*s == 0 || *s == '#')
                         continue;
 
@@ -204,13 +218,14 @@ static int move_dir(int sfd, int dfd)
                 safe_close(sfd);
                 return -errno;
         }
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 struct stat st, dst;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
+                r = changes_next_entry(d, NULL, &de, &st, NULL);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        return moved;
                 if (changes_is_whiteout_at(dirfd(d), de->d_name, &st))
                         continue;
 
@@ -261,7 +276,6 @@ static int move_dir(int sfd, int dfd)
                         moved += r;
                 }
         }
-        return errno ? -errno : moved;
 }
 
 int state_path_move_at(int src_fd, const char *src, int dst_fd, const char *dst)
@@ -303,18 +317,15 @@ static int diff_dir(int ufd, int lfd, const char *path, struct change_list *l)
         d = fdopendir(fcntl(ufd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return -errno;
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 _cleanup_free_ char *child = NULL;
                 _cleanup_close_ int cu = -1, cl = -1;
                 struct stat st, lst;
                 bool in_lower;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
-                if (asprintf(&child, "%s/%s", path, de->d_name) < 0)
-                        return -ENOMEM;
+                r = changes_next_entry(d, path, &de, &st, &child);
+                if (r <= 0)
+                        return r;
                 in_lower = lfd >= 0 && fstatat(lfd, de->d_name, &lst, AT_SYMLINK_NOFOLLOW) >= 0;
                 if (changes_is_whiteout_at(dirfd(d), de->d_name, &st)) {
                         if (in_lower) {
@@ -355,7 +366,6 @@ static int diff_dir(int ufd, int lfd, const char *path, struct change_list *l)
                 if (r < 0)
                         return r;
         }
-        return errno ? -errno : 0;
 }
 
 int state_path_diff_at(int upper_fd, const char *upper, int lower_fd, const char *lower,
@@ -478,25 +488,14 @@ int state_path_file_line(int dirfd, const char *file, const char *path)
 
         if (read_file_at(dirfd, file, 1024 * 1024, &text, NULL) < 0)
                 return 0;
-        for (p = text; *p;) {
-                _cleanup_free_ char *raw = NULL, *norm = NULL;
-                size_t len = strcspn(p, "\n");
-                char *s, *e;
+        p = text;
+        for (;;) {
+                _cleanup_free_ char *s = NULL, *norm = NULL;
 
-                line++;
-                raw = strndup(p, len);
-                if (!raw)
+                if (state_file_next_line(&p, &s) <= 0)
                         return 0;
-                p += len;
-                if (*p == '\n')
-                        p++;
-                for (s = raw; *s == ' ' || *s == '\t'; s++)
-                        ;
-                e = s + strlen(s);
-                while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-                        *--e = 0;
+                line++;
                 if (migration_path_normalize(s, &norm) >= 0 && streq(norm, path))
                         return (int)line;
         }
-        return 0;
 }

@@ -722,30 +722,71 @@ static size_t common_dir_len(char *const *dirs)
         }
 }
 
-/* The path for kernels without "lowerdir+": mount(2) with one page of
- * options, the lower dirs relative to their common parent, which is the cwd
- * while mounting. The target is reached by its path. */
+/* Appends the lower dirs to s: each by the number of an fd of it when fds
+ * is set (the cwd is then /proc/self/fd, so "12:13:14" names them in 500 x
+ * 4 bytes whatever their paths), else relative to their common parent of
+ * length cl (the cwd then). */
+static int append_lowers(char **s, size_t *len, size_t *cap, char **full_lowers, size_t cl,
+                         const int *fds)
+{
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && full_lowers[i]; i++) {
+                const char *rel = full_lowers[i] + (cl > 1 ? cl + 1 : 0);
+                char num[16];
+
+                if (i > 0)
+                        r = append_raw(s, len, cap, ":");
+                if (r >= 0 && fds) {
+                        snprintf(num, sizeof(num), "%d", fds[i]);
+                        r = append_raw(s, len, cap, num);
+                } else if (r >= 0)
+                        r = append_escaped(s, len, cap, *rel ? rel : ".");
+        }
+        return r;
+}
+
+/* The path for kernels without "lowerdir+" (before 6.8): mount(2) with one
+ * page of options. The lower dirs go as the numbers of fds opened on them,
+ * looked up from /proc/self/fd as the cwd while mounting (the kernel follows
+ * the links and keeps the dirs, not the names); without /proc, relative to
+ * their common parent as the cwd, which fits fewer. The target is reached by
+ * its path. */
 static int overlay_legacy(struct apply_ctx *c, const struct mount_op *op, char **full_lowers,
                           const char *upper, const char *work)
 {
         _cleanup_free_ char *s = NULL, *common = NULL, *target = NULL;
-        _cleanup_close_ int cwd = -1;
-        size_t len = 0, cap = 0, cl;
+        _cleanup_free_ int *fds = NULL;
+        _cleanup_close_ int cwd = -1, proc_fd = -1;
+        size_t len = 0, cap = 0, cl = 0, n = 0;
         unsigned long mflags = 0;
         int r;
 
-        cl = common_dir_len(full_lowers);
-        common = cl > 1 ? strndup(full_lowers[0], cl) : strdup("/");
-        if (!common)
-                return -ENOMEM;
-        r = append_raw(&s, &len, &cap, "lowerdir=");
-        for (size_t i = 0; r >= 0 && full_lowers[i]; i++) {
-                const char *rel = full_lowers[i] + (cl > 1 ? cl + 1 : 0);
-                if (i > 0)
-                        r = append_raw(&s, &len, &cap, ":");
-                if (r >= 0)
-                        r = append_escaped(&s, &len, &cap, *rel ? rel : ".");
+        while (full_lowers[n])
+                n++;
+        proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (proc_fd >= 0) {
+                fds = malloc(n * sizeof(int));
+                if (!fds)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++)
+                        fds[i] = -1;
+                for (size_t i = 0; i < n; i++) {
+                        fds[i] = open(full_lowers[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        if (fds[i] < 0) {
+                                r = -errno;
+                                goto out;
+                        }
+                }
+        } else {
+                cl = common_dir_len(full_lowers);
+                common = cl > 1 ? strndup(full_lowers[0], cl) : strdup("/");
+                if (!common)
+                        return -ENOMEM;
         }
+        r = append_raw(&s, &len, &cap, "lowerdir=");
+        if (r >= 0)
+                r = append_lowers(&s, &len, &cap, full_lowers, cl, fds);
         if (r >= 0 && upper) {
                 r = append_raw(&s, &len, &cap, ",upperdir=");
                 if (r >= 0)
@@ -761,16 +802,19 @@ static int overlay_legacy(struct apply_ctx *c, const struct mount_op *op, char *
                         r = append_raw(&s, &len, &cap, op->options);
         }
         if (r < 0)
-                return r;
+                goto out;
         if (len >= (size_t)sysconf(_SC_PAGESIZE)) {
                 snprintf(c->kernel_msg, sizeof(c->kernel_msg),
                          "%zu bytes of overlay options, the kernel takes one page; squash layers",
                          len);
-                return -E2BIG;
+                r = -E2BIG;
+                goto out;
         }
         if (asprintf(&target, "%s%s", (op->flags & MOUNT_PLAN_HOST) ? c->prefix : c->root_path,
-                     op->dest) < 0)
-                return -ENOMEM;
+                     op->dest) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
         if (op->flags & MOUNT_PLAN_RO)
                 mflags |= MS_RDONLY;
         if (op->flags & MOUNT_PLAN_NOSUID)
@@ -781,13 +825,20 @@ static int overlay_legacy(struct apply_ctx *c, const struct mount_op *op, char *
                 mflags |= MS_NOEXEC;
 
         cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (cwd < 0)
-                return -errno;
-        if (chdir(common) < 0)
-                return -errno;
+        if (cwd < 0) {
+                r = -errno;
+                goto out;
+        }
+        if (fds ? fchdir(proc_fd) < 0 : chdir(common) < 0) {
+                r = -errno;
+                goto out;
+        }
         r = mount("overlay", target, "overlay", mflags, s) < 0 ? -errno : 0;
         if (fchdir(cwd) < 0 && r >= 0)
                 r = -errno;
+out:
+        for (size_t i = 0; fds && i < n; i++)
+                safe_close(fds[i]);
         return r;
 }
 
@@ -1754,7 +1805,7 @@ static int substitute_value(json_t *v, char *const *vars, char **ret_unknown)
         return 0;
 }
 
-_printf_(3, 4) static int fail_file(char **ret_error, const char *name, const char *fmt, ...)
+int mount_plan_document_error(char **ret_error, const char *name, const char *fmt, ...)
 {
         if (ret_error) {
                 _cleanup_free_ char *m = NULL;
@@ -1781,7 +1832,8 @@ int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
         if (json_is_object(doc)) {
                 ops = json_object_get(doc, "mounts");
                 if (!ops)
-                        return fail_file(ret_error, name, "%s", "no \"mounts\" array");
+                        return mount_plan_document_error(ret_error, name, "%s",
+                                                         "no \"mounts\" array");
                 json_object_foreach(doc, key, v)
                 {
                         _cleanup_free_ char *unknown = NULL;
@@ -1789,17 +1841,18 @@ int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
                                 continue;
                         r = substitute_value(v, vars, &unknown);
                         if (r == -ENXIO)
-                                return fail_file(ret_error, name,
-                                                 "field \"%s\": unknown variable '%s'", key,
-                                                 unknown ? unknown : "?");
+                                return mount_plan_document_error(
+                                    ret_error, name, "field \"%s\": unknown variable '%s'", key,
+                                    unknown ? unknown : "?");
                         if (r < 0)
                                 return r;
                 }
         }
         if (!json_is_array(ops))
-                return fail_file(ret_error, name, "%s",
-                                 "a plan is a JSON array of operations or an object whose "
-                                 "\"mounts\" is one");
+                return mount_plan_document_error(
+                    ret_error, name, "%s",
+                    "a plan is a JSON array of operations or an object whose "
+                    "\"mounts\" is one");
         json_array_foreach(ops, i, o)
         {
                 if (!json_is_object(o))
@@ -1809,10 +1862,11 @@ int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
                         _cleanup_free_ char *unknown = NULL;
                         r = substitute_value(v, vars, &unknown);
                         if (r == -ENXIO)
-                                return fail_file(ret_error, name,
-                                                 "operation %zu, field \"%s\": unknown variable "
-                                                 "'%s'",
-                                                 i + 1, key, unknown ? unknown : "?");
+                                return mount_plan_document_error(
+                                    ret_error, name,
+                                    "operation %zu, field \"%s\": unknown variable "
+                                    "'%s'",
+                                    i + 1, key, unknown ? unknown : "?");
                         if (r < 0)
                                 return r;
                 }
@@ -1821,7 +1875,8 @@ int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
                 _cleanup_free_ char *err = NULL;
                 r = mount_plan_from_json(ops, ret, &err);
                 if (r == -EBADMSG)
-                        return fail_file(ret_error, name, "%s", err ? err : "invalid plan");
+                        return mount_plan_document_error(ret_error, name, "%s",
+                                                         err ? err : "invalid plan");
         }
         return r;
 }

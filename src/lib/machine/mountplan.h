@@ -52,6 +52,7 @@
 #include <jansson.h>
 
 #include "cleanup.h"
+#include "macro.h"
 
 #define MOUNT_PLAN_OVERLAY_MAX_LOWER 500
 
@@ -220,6 +221,12 @@ int mount_plan_substitute_string(const char *s, char *const *vars, char **ret, c
  * Nothing is mounted. */
 int mount_plan_from_document(const char *name, json_t *doc, char *const *vars,
                              struct mount_plan **ret, char **ret_error);
+
+/* An error in the plan document name, for its readers (the worker reads
+ * its own keys of the document too): -EBADMSG with "'NAME': MESSAGE" in
+ * *ret_error (unless ret_error is NULL; NULL without memory). */
+int mount_plan_document_error(char **ret_error, const char *name, const char *fmt, ...)
+    _printf_(3, 4);
 
 /* Reads the plan file at path, as mount_plan_from_document. *ret_doc (may
  * be NULL) gets the substituted document (a new reference). A file that

@@ -32,16 +32,13 @@ static int prune_whiteouts(int fd, const char *path, const struct migrate_lowers
         d = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
         if (!d)
                 return -errno;
-        while ((errno = 0, de = readdir(d))) {
+        for (;;) {
                 _cleanup_free_ char *child = NULL;
                 struct stat st;
 
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return -errno;
-                if (asprintf(&child, "%s/%s", path, de->d_name) < 0)
-                        return -ENOMEM;
+                r = changes_next_entry(d, path, &de, &st, &child);
+                if (r <= 0)
+                        return r;
                 if (changes_is_whiteout_at(dirfd(d), de->d_name, &st)) {
                         if (!changes_path_in_lowers(lowers->fds, lowers->n, child) &&
                             unlinkat(dirfd(d), de->d_name, 0) < 0)
@@ -59,7 +56,6 @@ static int prune_whiteouts(int fd, const char *path, const struct migrate_lowers
                                 return r;
                 }
         }
-        return errno ? -errno : 0;
 }
 
 /* A squash of the active layers from..to into one, in its steps. */

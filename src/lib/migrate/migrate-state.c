@@ -65,14 +65,7 @@ void migrate_state_list_line(FILE *f, const struct change *c, int dirfd, const c
         if (c->kind == CHANGE_MODIFIED && entry_sha(dirfd, upper, sha) < 0)
                 strcpy(sha, "-");
         fprintf(f, "%c %s ", change_kind_to_char(c->kind), sha);
-        for (const char *p = c->path; *p; p++) {
-                if (*p == '\n')
-                        fputs("\\n", f);
-                else if (*p == '\\')
-                        fputs("\\\\", f);
-                else
-                        fputc(*p, f);
-        }
+        changes_write_path(f, c->path);
         fputc('\n', f);
 }
 
@@ -116,7 +109,7 @@ static int state_ops_load(struct migrate *m, const char *id, struct state_op **r
         if (!ops)
                 return -ENOMEM;
         for (p = text; *p;) {
-                size_t len = strcspn(p, "\n"), o = 0;
+                size_t len = strcspn(p, "\n");
                 int k = len >= 5 && p[1] == ' ' ? change_kind_from_char(p[0]) : -EINVAL;
                 const char *sp = k >= 0 ? strchr(p + 2, ' ') : NULL;
                 char *rel;
@@ -132,14 +125,7 @@ static int state_ops_load(struct migrate *m, const char *id, struct state_op **r
                         state_ops_free(ops, n);
                         return -ENOMEM;
                 }
-                for (const char *q = sp + 2; q < p + len; q++) {
-                        if (*q == '\\' && q + 1 < p + len && (q[1] == 'n' || q[1] == '\\')) {
-                                rel[o++] = q[1] == 'n' ? '\n' : '\\';
-                                q++;
-                        } else
-                                rel[o++] = *q;
-                }
-                rel[o] = 0;
+                changes_unescape_path(sp + 2, (size_t)(p + len - (sp + 2)), rel);
                 ops[n].kind = (enum change_kind)k;
                 ops[n].rel = rel;
                 n++;

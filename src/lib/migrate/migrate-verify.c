@@ -65,6 +65,35 @@ static bool record_leftover(struct migrate *m, const char *name)
                (migration_id_valid(name) && strv_contains(m->md.rolled_back, name));
 }
 
+/* A DIR in *ret over the store's dir fd (its layers or records dir, name)
+ * that reads from the start; its own dup of fd. */
+static int open_store_dir(struct migrate *m, int fd, const char *name, DIR **ret, char **ret_error)
+{
+        DIR *d = fdopendir(fcntl(fd, F_DUPFD_CLOEXEC, 3));
+
+        if (!d)
+                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
+                                         name);
+        rewinddir(d); /* a dup shares its offset with earlier reads */
+        *ret = d;
+        return 0;
+}
+
+/* Whether the entry de of the records dir d is the record of a migration
+ * that is not applied (a dir: its type where the file system gives it). */
+static bool record_unapplied(struct migrate *m, DIR *d, const struct dirent *de)
+{
+        struct stat st;
+
+        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                return false;
+        if (de->d_type != DT_DIR &&
+            (de->d_type != DT_UNKNOWN ||
+             fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode)))
+                return false;
+        return !migration_id_valid(de->d_name) || !migrate_is_applied(&m->md, de->d_name);
+}
+
 /* Committed layers and records that metadata.json does not list: a lost
  * or older metadata.json, never a crash (metadata is only replaced by
  * rename). */
@@ -86,24 +115,11 @@ static int find_untracked(struct migrate *m, char ***ret_layers, char ***ret_rec
                 if (strv_extend(&layers, *n) < 0)
                         return -ENOMEM;
         }
-        d = fdopendir(fcntl(m->records_fd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
-                                         MIGRATE_RECORDS);
-        rewinddir(d); /* a dup shares its offset with earlier reads */
+        r = open_store_dir(m, m->records_fd, MIGRATE_RECORDS, &d, ret_error);
+        if (r < 0)
+                return r;
         while ((errno = 0, de = readdir(d))) {
-                struct stat st;
-
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                /* the entry's type where the file system gives it */
-                if (de->d_type != DT_DIR &&
-                    (de->d_type != DT_UNKNOWN ||
-                     fstatat(m->records_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                     !S_ISDIR(st.st_mode)))
-                        continue;
-                if ((migration_id_valid(de->d_name) && migrate_is_applied(&m->md, de->d_name)) ||
-                    record_leftover(m, de->d_name))
+                if (!record_unapplied(m, d, de) || record_leftover(m, de->d_name))
                         continue;
                 if (strv_extend(&records, de->d_name) < 0)
                         return -ENOMEM;
@@ -270,11 +286,9 @@ static int verify_leftover_layers(struct migrate *m, bool repair, char **ret_err
         struct dirent *de;
         int problems = 0, r;
 
-        d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
-                                         MIGRATE_LAYERS);
-        rewinddir(d); /* a dup shares its offset with earlier reads */
+        r = open_store_dir(m, m->layers_fd, MIGRATE_LAYERS, &d, ret_error);
+        if (r < 0)
+                return r;
         while ((errno = 0, de = readdir(d))) {
                 if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
                     startswith(de->d_name, OLD_PREFIX))
@@ -312,24 +326,11 @@ static int verify_leftover_records(struct migrate *m, bool repair, char **ret_er
         struct dirent *de;
         int problems = 0, r;
 
-        d = fdopendir(fcntl(m->records_fd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
-                                         MIGRATE_RECORDS);
-        rewinddir(d); /* a dup shares its offset with earlier reads */
+        r = open_store_dir(m, m->records_fd, MIGRATE_RECORDS, &d, ret_error);
+        if (r < 0)
+                return r;
         while ((errno = 0, de = readdir(d))) {
-                struct stat st;
-
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                /* the entry's type where the file system gives it */
-                if (de->d_type != DT_DIR &&
-                    (de->d_type != DT_UNKNOWN ||
-                     fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                     !S_ISDIR(st.st_mode)))
-                        continue;
-                if ((migration_id_valid(de->d_name) && migrate_is_applied(&m->md, de->d_name)) ||
-                    !record_leftover(m, de->d_name))
+                if (!record_unapplied(m, d, de) || !record_leftover(m, de->d_name))
                         continue;
                 if (!repair) {
                         r = verify_say(m, false, NULL,
@@ -410,11 +411,9 @@ int migrate_gc(struct migrate *m, char **ret_error)
         if (r < 0)
                 return r;
 
-        d = fdopendir(fcntl(m->layers_fd, F_DUPFD_CLOEXEC, 3));
-        if (!d)
-                return set_error_message(ret_error, -errno, "cannot read '%s/%s'", m->data_dir,
-                                         MIGRATE_LAYERS);
-        rewinddir(d); /* a dup shares its offset with earlier reads */
+        r = open_store_dir(m, m->layers_fd, MIGRATE_LAYERS, &d, ret_error);
+        if (r < 0)
+                return r;
         while ((errno = 0, de = readdir(d))) {
                 if (!startswith(de->d_name, OLD_PREFIX) && !startswith(de->d_name, TMP_PREFIX))
                         continue;

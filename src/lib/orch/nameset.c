@@ -103,52 +103,47 @@ int nameset_save_at(int dirfd, const char *path, const struct nameset *s)
         return r;
 }
 
-int nameset_load_at(int dirfd, const char *path, usec_t now, struct nameset *ret, char **ret_aside)
+/* statefile_load_typed_at's from_json: ret is a struct nameset. */
+static int nameset_from_json(const json_t *j, void *ret)
 {
-        _cleanup_free_ char *aside = NULL;
         struct nameset s = {};
-        json_t *j = NULL, *names, *v;
+        json_t *names = json_object_get(j, "names"), *v;
         size_t i;
         int r;
 
-        r = statefile_load_at(dirfd, path, now, &j, &aside);
-        if (r == -ENOENT)
-                goto done;
-        if (r >= 0) {
-                names = json_object_get(j, "names");
-                if (!json_is_array(names))
-                        r = -EBADMSG;
-                json_array_foreach(names, i, v)
-                {
-                        if (!json_is_string(v) || !*json_string_value(v)) {
-                                r = -EBADMSG;
-                                break;
-                        }
-                        r = nameset_add(&s, json_string_value(v));
-                        if (r < 0)
-                                break;
-                }
-                json_decref(j);
-                if (r == -EBADMSG) {
+        if (!json_is_array(names))
+                return -EBADMSG;
+        json_array_foreach(names, i, v)
+        {
+                if (!json_is_string(v) || !*json_string_value(v)) {
                         nameset_done(&s);
-                        r = statefile_set_aside_at(dirfd, path, now, &aside);
-                        if (r < 0)
-                                return r;
-                        r = -EBADMSG;
-                } else if (r < 0) {
+                        return -EBADMSG;
+                }
+                r = nameset_add(&s, json_string_value(v));
+                if (r < 0) {
                         nameset_done(&s);
                         return r;
                 }
         }
-        if (r == -EBADMSG) {
-                r = nameset_save_at(dirfd, path, &s);
-                if (r < 0)
-                        return r;
-        } else if (r < 0)
+        *(struct nameset *)ret = s;
+        return 0;
+}
+
+static int nameset_save_clean(int dirfd, const char *path, usec_t now, void *obj)
+{
+        (void)now;
+        return nameset_save_at(dirfd, path, obj);
+}
+
+int nameset_load_at(int dirfd, const char *path, usec_t now, struct nameset *ret, char **ret_aside)
+{
+        struct nameset s = {};
+        int r;
+
+        r = statefile_load_typed_at(dirfd, path, now, nameset_from_json, nameset_save_clean, &s,
+                                    ret_aside);
+        if (r < 0)
                 return r;
-done:
         *ret = s;
-        if (ret_aside)
-                *ret_aside = TAKE_PTR(aside);
         return 0;
 }

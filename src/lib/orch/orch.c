@@ -244,7 +244,9 @@ int64_t orch_grace_for(const struct orch *o, const struct container *c)
         return policy_grace_for(o->policy, c->name, c->image);
 }
 
-int orch_installed(struct orch *o, const char *name, char **ret_error)
+/* The state of a container or service that was installed or started: not
+ * user-stopped, its start recorded, the state saved, the snapshot updated. */
+static int record_started(struct orch *o, const char *name, char **ret_error)
 {
         int r;
 
@@ -256,6 +258,11 @@ int orch_installed(struct orch *o, const char *name, char **ret_error)
         if (r < 0)
                 return r;
         return orch_snapshot(o, ret_error);
+}
+
+int orch_installed(struct orch *o, const char *name, char **ret_error)
+{
+        return record_started(o, name, ret_error);
 }
 
 int orch_install_service(struct orch *o, const char *name, const char *source, int tier,
@@ -303,14 +310,7 @@ int orch_start(struct orch *o, const char *name, char **ret_error)
         r = runtime_start(o, name, &why);
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot start '%s': %s", name, why);
-        nameset_remove(&o->user_stopped, name);
-        r = tracker_record_start(&o->tracker, name, clock_now(o->clock));
-        if (r < 0)
-                return r;
-        r = save_state(o, ret_error);
-        if (r < 0)
-                return r;
-        return orch_snapshot(o, ret_error);
+        return record_started(o, name, ret_error);
 }
 
 static int runtime_stop(struct podman *pm, struct services *sv, bool native, const char *name,

@@ -77,7 +77,8 @@ int snapshot_save_at(int dirfd, const char *path, const struct snapshot *s)
         return r;
 }
 
-static int snapshot_from_json(const json_t *j, struct snapshot *ret)
+/* statefile_load_typed_at's from_json: ret is a struct snapshot. */
+static int snapshot_from_json(const json_t *j, void *ret)
 {
         struct snapshot s = {};
         json_t *running = json_object_get(j, "running"), *o, *t;
@@ -103,40 +104,30 @@ static int snapshot_from_json(const json_t *j, struct snapshot *ret)
                         return -ENOMEM;
                 }
         }
-        *ret = s;
+        *(struct snapshot *)ret = s;
         return 0;
+}
+
+/* A clean snapshot is empty, taken now. */
+static int snapshot_save_clean(int dirfd, const char *path, usec_t now, void *obj)
+{
+        struct snapshot *s = obj;
+
+        s->taken_at = now;
+        return snapshot_save_at(dirfd, path, s);
 }
 
 int snapshot_load_at(int dirfd, const char *path, usec_t now, struct snapshot *ret,
                      char **ret_aside)
 {
-        _cleanup_free_ char *aside = NULL;
         struct snapshot s = {};
-        json_t *j = NULL;
         int r;
 
-        r = statefile_load_at(dirfd, path, now, &j, &aside);
-        if (r == -ENOENT)
-                r = 0;
-        else if (r >= 0) {
-                r = snapshot_from_json(j, &s);
-                json_decref(j);
-                if (r == -EBADMSG) {
-                        int k = statefile_set_aside_at(dirfd, path, now, &aside);
-                        if (k < 0)
-                                return k;
-                }
-        }
-        if (r == -EBADMSG) {
-                s.taken_at = now;
-                r = snapshot_save_at(dirfd, path, &s);
-                if (r < 0)
-                        return r;
-        } else if (r < 0)
+        r = statefile_load_typed_at(dirfd, path, now, snapshot_from_json, snapshot_save_clean, &s,
+                                    ret_aside);
+        if (r < 0)
                 return r;
         *ret = s;
-        if (ret_aside)
-                *ret_aside = TAKE_PTR(aside);
         return 0;
 }
 

@@ -58,6 +58,40 @@ int statefile_load_at(int dirfd, const char *path, usec_t now, json_t **ret, cha
         return 0;
 }
 
+int statefile_load_typed_at(int dirfd, const char *path, usec_t now,
+                            int (*from_json)(const json_t *j, void *obj),
+                            int (*save_clean)(int dirfd, const char *path, usec_t now, void *obj),
+                            void *obj, char **ret_aside)
+{
+        _cleanup_free_ char *aside = NULL;
+        json_t *j = NULL;
+        int r;
+
+        r = statefile_load_at(dirfd, path, now, &j, &aside);
+        if (r == -ENOENT)
+                r = 0;
+        else if (r >= 0) {
+                r = from_json(j, obj);
+                json_decref(j);
+                if (r == -EBADMSG) {
+                        /* parses, but has the wrong shape */
+                        int k = statefile_set_aside_at(dirfd, path, now, &aside);
+                        if (k < 0)
+                                return k;
+                }
+        }
+        if (r == -EBADMSG) {
+                /* start clean, and say where the bad file went */
+                r = save_clean(dirfd, path, now, obj);
+                if (r < 0)
+                        return r;
+        } else if (r < 0)
+                return r;
+        if (ret_aside)
+                *ret_aside = TAKE_PTR(aside);
+        return 0;
+}
+
 int statefile_save_at(int dirfd, const char *path, const json_t *j)
 {
         return json_save_at(dirfd, path, j, 0644);

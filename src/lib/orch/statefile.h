@@ -19,6 +19,18 @@
  * file is left alone. */
 int statefile_load_at(int dirfd, const char *path, usec_t now, json_t **ret, char **ret_aside);
 
+/* Loads the state file path into obj, which the caller passes empty:
+ * from_json fills it from the document (-EBADMSG when the document has
+ * the wrong shape; obj is left empty on failure). A missing file leaves
+ * obj empty. One that does not parse or has the wrong shape is moved aside
+ * (*ret_aside, may be NULL, gets the new path) and replaced by the empty
+ * obj, which save_clean saves (and may change first). Returns 0, or the
+ * -errno of a read, a move or the save; obj is then empty. */
+int statefile_load_typed_at(int dirfd, const char *path, usec_t now,
+                            int (*from_json)(const json_t *j, void *obj),
+                            int (*save_clean)(int dirfd, const char *path, usec_t now, void *obj),
+                            void *obj, char **ret_aside);
+
 /* Moves path aside as path.corrupt-<seconds>[-N]; *ret_aside (may be NULL)
  * is the new path. */
 int statefile_set_aside_at(int dirfd, const char *path, usec_t now, char **ret_aside);

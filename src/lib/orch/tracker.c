@@ -153,7 +153,8 @@ static int get_usec(const json_t *o, const char *key, usec_t *ret)
         return 0;
 }
 
-static int tracker_from_json(const json_t *j, struct tracker *ret)
+/* statefile_load_typed_at's from_json: ret is a struct tracker. */
+static int tracker_from_json(const json_t *j, void *ret)
 {
         struct tracker t = {};
         json_t *containers = json_object_get(j, "containers"), *o;
@@ -181,7 +182,7 @@ static int tracker_from_json(const json_t *j, struct tracker *ret)
                     get_usec(o, "last_start_usec", &e->last_start) < 0)
                         goto bad;
         }
-        *ret = t;
+        *(struct tracker *)ret = t;
         return 0;
 bad:
         tracker_done(&t);
@@ -200,40 +201,21 @@ int tracker_save_at(int dirfd, const char *path, const struct tracker *t)
         return r;
 }
 
+static int tracker_save_clean(int dirfd, const char *path, usec_t now, void *obj)
+{
+        (void)now;
+        return tracker_save_at(dirfd, path, obj);
+}
+
 int tracker_load_at(int dirfd, const char *path, usec_t now, struct tracker *ret, char **ret_aside)
 {
-        _cleanup_free_ char *aside = NULL;
         struct tracker t = {};
-        json_t *j = NULL;
         int r;
 
-        r = statefile_load_at(dirfd, path, now, &j, &aside);
-        if (r == -ENOENT) {
-                *ret = t;
-                if (ret_aside)
-                        *ret_aside = NULL;
-                return 0;
-        }
-        if (r >= 0) {
-                r = tracker_from_json(j, &t);
-                json_decref(j);
-                if (r == -EBADMSG) {
-                        /* parses, but is not a tracker */
-                        r = statefile_set_aside_at(dirfd, path, now, &aside);
-                        if (r < 0)
-                                return r;
-                        r = -EBADMSG;
-                }
-        }
-        if (r == -EBADMSG) {
-                /* start clean, and say where the bad file went */
-                r = tracker_save_at(dirfd, path, &t);
-                if (r < 0)
-                        return r;
-        } else if (r < 0)
+        r = statefile_load_typed_at(dirfd, path, now, tracker_from_json, tracker_save_clean, &t,
+                                    ret_aside);
+        if (r < 0)
                 return r;
         *ret = t;
-        if (ret_aside)
-                *ret_aside = TAKE_PTR(aside);
         return 0;
 }

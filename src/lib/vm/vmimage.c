@@ -212,8 +212,10 @@ struct build {
         char *mirror, *suite, *kernel, *initrd, *kversion;
         char *rootfs_key; /* what the debootstrap root depends on */
         char *key;        /* what the whole image depends on */
-        char **packages;
-        char *busybox; /* set: the lab's initrd (b->initrd) is made with it */
+        char **packages;  /* all of the root's, sorted */
+        char **base;      /* the lab's own (debootstrap --include) */
+        char **extra;     /* the rest, sorted (apt-get in the new root) */
+        char *busybox;    /* set: the lab's initrd (b->initrd) is made with it */
 };
 
 static void build_done(struct build *b)
@@ -230,6 +232,8 @@ static void build_done(struct build *b)
         free(b->key);
         free(b->busybox);
         strv_free(b->packages);
+        strv_free(b->base);
+        strv_free(b->extra);
 }
 
 static void stage(struct build *b, const char *name, const char *detail)
@@ -442,12 +446,16 @@ static int build_inputs(struct build *b, char **ret_error)
         }
 
         r = vm_packages_parse(VM_IMAGE_PACKAGES, &b->packages);
+        if (r >= 0)
+                r = vm_packages_parse(VM_IMAGE_PACKAGES, &b->base);
         if (r < 0)
                 return r;
         for (char *const *p = c->packages; p && *p; p++)
-                if (!strv_contains(b->packages, *p) && (r = strv_extend(&b->packages, *p)) < 0)
+                if (!strv_contains(b->packages, *p) && ((r = strv_extend(&b->packages, *p)) < 0 ||
+                                                        (r = strv_extend(&b->extra, *p)) < 0))
                         return r;
         strv_sort(b->packages);
+        strv_sort(b->extra);
         {
                 size_t len = 0;
                 FILE *f = open_memstream(&pkgs, &len);
@@ -462,8 +470,8 @@ static int build_inputs(struct build *b, char **ret_error)
                 r = asprintf(&b->rootfs_key, "rootfs=%s\n", c->rootfs);
         else
                 r = asprintf(&b->rootfs_key,
-                             "debootstrap=minbase\nsuite=%s\nmirror=%s\npackages=%s\n", b->suite,
-                             b->mirror, pkgs);
+                             "debootstrap=minbase\nsuite=%s\nmirror=%s\npackages=%s\n%s", b->suite,
+                             b->mirror, pkgs, b->extra ? "apt=install\n" : "");
         if (r < 0)
                 return -ENOMEM;
 
@@ -529,6 +537,66 @@ static bool cached(struct build *b)
         return hit;
 }
 
+/* The packages beyond the lab's own go into the new root with apt-get,
+ * which resolves what debootstrap's --include does not (virtual packages,
+ * alternatives, the configure order of a large set). No service starts
+ * (policy-rc.d says no); /proc is mounted for the packages' scripts in a
+ * mount namespace of the step's own, so nothing stays mounted; the host's
+ * resolv.conf is lent for the download only. Recommends stay out, as
+ * with --include. */
+static const char apt_script[] =
+    "set -eu\n"
+    "root=$1; shift\n"
+    "mount -t proc proc \"$root/proc\"\n"
+    "printf '#!/bin/sh\\nexit 101\\n' >\"$root/usr/sbin/policy-rc.d\"\n"
+    "chmod 0755 \"$root/usr/sbin/policy-rc.d\"\n"
+    "lent=\n"
+    "if [ ! -s \"$root/etc/resolv.conf\" ] && [ -e /etc/resolv.conf ]; then\n"
+    "    rm -f \"$root/etc/resolv.conf\"; cp -L /etc/resolv.conf \"$root/etc/resolv.conf\"; "
+    "lent=1\n"
+    "fi\n"
+    "export DEBIAN_FRONTEND=noninteractive\n"
+    "chroot \"$root\" apt-get update -q\n"
+    "chroot \"$root\" apt-get install -y -q --no-install-recommends \"$@\"\n"
+    "chroot \"$root\" apt-get clean\n"
+    "rm -rf \"$root\"/var/lib/apt/lists/* \"$root/usr/sbin/policy-rc.d\"\n"
+    "if [ -n \"$lent\" ]; then rm -f \"$root/etc/resolv.conf\"; fi\n";
+
+static int install_extra(struct build *b, const char *root, char **ret_error)
+{
+        _cleanup_free_ const char **argv = NULL;
+        _cleanup_free_ char *detail = NULL;
+        size_t n = 0, k = 0;
+        int r;
+
+        if (!b->extra)
+                return 0;
+        while (b->extra[n])
+                n++;
+        argv = calloc(n + 10, sizeof(char *));
+        if (!argv)
+                return -ENOMEM;
+        argv[k++] = "unshare";
+        argv[k++] = "--mount";
+        argv[k++] = "--propagation";
+        argv[k++] = "private";
+        argv[k++] = "sh";
+        argv[k++] = "-c";
+        argv[k++] = apt_script;
+        argv[k++] = "sh";
+        argv[k++] = root;
+        for (size_t i = 0; i < n; i++)
+                argv[k++] = b->extra[i];
+        if (asprintf(&detail, "apt-get install of %zu packages", n) < 0)
+                return -ENOMEM;
+        stage(b, "packages", detail);
+        r = build_tool(b, "packages", argv, ret_error);
+        if (r < 0)
+                return r;
+        stage(b, "packages", "done");
+        return 0;
+}
+
 /* The Debian root: kept in images/NAME/rootfs with the key it was made
  * from, so a build that changes only the lab's files skips debootstrap. */
 static int make_rootfs(struct build *b, char **ret_error)
@@ -566,8 +634,8 @@ static int make_rootfs(struct build *b, char **ret_error)
                 if (!f)
                         return -ENOMEM;
                 fputs("--include=", f);
-                for (size_t i = 0; b->packages[i]; i++)
-                        fprintf(f, "%s%s", i ? "," : "", b->packages[i]);
+                for (size_t i = 0; b->base[i]; i++)
+                        fprintf(f, "%s%s", i ? "," : "", b->base[i]);
                 if (fclose(f) != 0)
                         return -ENOMEM;
                 const char *argv[] = {"debootstrap", "--variant=minbase", include, b->suite,
@@ -588,6 +656,11 @@ static int make_rootfs(struct build *b, char **ret_error)
                         (void)write_file_atomic_at(AT_FDCWD, p, line, strlen(line), 0644);
                 }
                 stage(b, "debootstrap", "done");
+                r = install_extra(b, tmp, ret_error);
+                if (r < 0) {
+                        (void)rm_rf_at(AT_FDCWD, tmp, RM_ROOT | RM_MISSING_OK);
+                        return r;
+                }
         }
         if (rename(tmp, b->rootfs) < 0)
                 return set_error_message(ret_error, errno, "cannot rename '%s': %m", tmp);

@@ -100,22 +100,6 @@ struct worker_plan *worker_plan_free(struct worker_plan *wp)
         return NULL;
 }
 
-_printf_(3, 4) static int plan_error(char **ret_error, const char *name, const char *fmt, ...)
-{
-        if (ret_error) {
-                _cleanup_free_ char *m = NULL;
-                va_list ap;
-                int k;
-
-                va_start(ap, fmt);
-                k = vasprintf(&m, fmt, ap);
-                va_end(ap);
-                if (k < 0 || asprintf(ret_error, "'%s': %s", name, m) < 0)
-                        *ret_error = NULL;
-        }
-        return -EBADMSG;
-}
-
 /* The worker's own keys of a plan document. */
 static int parse_worker_keys(const char *name, const json_t *doc, struct worker_plan *wp,
                              char **ret_error)
@@ -135,13 +119,14 @@ static int parse_worker_keys(const char *name, const json_t *doc, struct worker_
                 for (i = 0; i < ELEMENTSOF(known); i++)
                         ok = ok || streq(key, known[i]);
                 if (!ok)
-                        return plan_error(ret_error, name, "field \"%s\": unknown field", key);
+                        return mount_plan_document_error(ret_error, name,
+                                                         "field \"%s\": unknown field", key);
         }
         v = json_object_get(doc, "hostname");
         if (v) {
                 if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 64)
-                        return plan_error(ret_error, name, "field \"hostname\": %s",
-                                          "not a host name (1 to 64 characters)");
+                        return mount_plan_document_error(ret_error, name, "field \"hostname\": %s",
+                                                         "not a host name (1 to 64 characters)");
                 wp->hostname = strdup(json_string_value(v));
                 if (!wp->hostname)
                         return -ENOMEM;
@@ -150,8 +135,8 @@ static int parse_worker_keys(const char *name, const json_t *doc, struct worker_
         if (v) {
                 if (!json_is_string(v) ||
                     (!streq(json_string_value(v), "none") && !streq(json_string_value(v), "host")))
-                        return plan_error(ret_error, name, "field \"network\": %s",
-                                          "not \"none\" or \"host\"");
+                        return mount_plan_document_error(ret_error, name, "field \"network\": %s",
+                                                         "not \"none\" or \"host\"");
                 wp->network_host = streq(json_string_value(v), "host");
         }
         v = json_object_get(doc, "user");
@@ -161,20 +146,22 @@ static int parse_worker_keys(const char *name, const json_t *doc, struct worker_
                     json_integer_value(uid) < 0 || json_integer_value(gid) < 0 ||
                     json_integer_value(uid) > 0x7fffffff || json_integer_value(gid) > 0x7fffffff ||
                     json_object_size(v) != 2)
-                        return plan_error(ret_error, name, "field \"user\": %s",
-                                          "not {\"uid\": N, \"gid\": N}");
+                        return mount_plan_document_error(ret_error, name, "field \"user\": %s",
+                                                         "not {\"uid\": N, \"gid\": N}");
                 wp->has_user = true;
                 wp->uid = (uid_t)json_integer_value(uid);
                 wp->gid = (gid_t)json_integer_value(gid);
         }
         v = json_object_get(doc, "host-dirs");
         if (v && !json_is_array(v))
-                return plan_error(ret_error, name, "field \"host-dirs\": %s", "not an array");
+                return mount_plan_document_error(ret_error, name, "field \"host-dirs\": %s",
+                                                 "not an array");
         json_array_foreach(v, i, e)
         {
                 if (!json_is_string(e) || json_string_value(e)[0] != '/')
-                        return plan_error(ret_error, name, "field \"host-dirs\": entry %zu is %s",
-                                          i + 1, "not an absolute path");
+                        return mount_plan_document_error(ret_error, name,
+                                                         "field \"host-dirs\": entry %zu is %s",
+                                                         i + 1, "not an absolute path");
                 r = strv_extend(&wp->host_dirs, json_string_value(e));
                 if (r < 0)
                         return r;

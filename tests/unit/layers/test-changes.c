@@ -11,6 +11,7 @@
 #include "changes.h"
 #include "cleanup.h"
 #include "fs.h"
+#include "macro.h"
 #include "tests.h"
 
 static int setup(void **state)
@@ -133,6 +134,51 @@ static void test_capture(void **state)
         close(lowers[1]);
 }
 
+/* Every entry once, "." and ".." passed over, with its lstat and its path
+ * below the prefix; then 0, and 0 again; the same entries without a path. */
+static void test_next_entry(void **state)
+{
+        _cleanup_close_ int fd = open_dir_at(AT_FDCWD, *state);
+        _cleanup_closedir_ DIR *d = NULL;
+        bool seen_file = false, seen_dir = false;
+        struct dirent *de;
+        struct stat st;
+        char *path;
+        int n, r;
+
+        assert_int_equal(mkdirat(fd, "etc", 0755), 0);
+        assert_int_equal(mkdirat(fd, "etc/sub", 0755), 0);
+        assert_int_equal(write_file_atomic_at(fd, "etc/hosts", "abc", 3, 0644), 0);
+        d = fdopendir(open_dir_at(fd, "etc"));
+        assert_non_null(d);
+        while ((r = changes_next_entry(d, "/etc", &de, &st, &path)) > 0) {
+                if (streq(de->d_name, "hosts")) {
+                        assert_false(seen_file);
+                        seen_file = true;
+                        assert_true(S_ISREG(st.st_mode));
+                        assert_int_equal(st.st_size, 3);
+                        assert_string_equal(path, "/etc/hosts");
+                } else {
+                        assert_string_equal(de->d_name, "sub");
+                        assert_false(seen_dir);
+                        seen_dir = true;
+                        assert_true(S_ISDIR(st.st_mode));
+                        assert_string_equal(path, "/etc/sub");
+                }
+                free(path);
+        }
+        assert_int_equal(r, 0);
+        assert_true(seen_file && seen_dir);
+        assert_int_equal(changes_next_entry(d, "/etc", &de, &st, &path), 0);
+        /* without a path, and without a prefix */
+        rewinddir(d);
+        n = 0;
+        while ((r = changes_next_entry(d, NULL, &de, &st, NULL)) > 0)
+                n++;
+        assert_int_equal(r, 0);
+        assert_int_equal(n, 2);
+}
+
 static void test_lookup_honours_whiteouts(void **state)
 {
         _cleanup_close_ int fd = open_dir_at(AT_FDCWD, *state);
@@ -173,6 +219,31 @@ static void test_parse_roundtrip(void **state)
         assert_int_equal(changes_parse("A relative\n", &l, &line), -EBADMSG);
 }
 
+/* changes_unescape_path undoes changes_write_path; a backslash before
+ * anything else (or at the end) is kept as it is. */
+static void test_path_escapes(void **state)
+{
+        const char *path = "/a\nb\\c";
+        _cleanup_free_ char *buf = NULL;
+        char out[32];
+        size_t size = 0;
+        FILE *f;
+
+        (void)state;
+        f = open_memstream(&buf, &size);
+        assert_non_null(f);
+        changes_write_path(f, path);
+        assert_int_equal(fclose(f), 0);
+        assert_string_equal(buf, "/a\\nb\\\\c");
+        changes_unescape_path(buf, strlen(buf), out);
+        assert_string_equal(out, path);
+        changes_unescape_path("/x\\ty\\", 6, out);
+        assert_string_equal(out, "/x\\ty\\");
+        changes_unescape_path("/plainXX", 6, out);
+        assert_string_equal(out, "/plain");
+}
+
 TEST_MAIN(cmocka_unit_test_setup_teardown(test_capture, setup, teardown),
+          cmocka_unit_test_setup_teardown(test_next_entry, setup, teardown),
           cmocka_unit_test_setup_teardown(test_lookup_honours_whiteouts, setup, teardown),
-          cmocka_unit_test(test_parse_roundtrip))
+          cmocka_unit_test(test_parse_roundtrip), cmocka_unit_test(test_path_escapes))
