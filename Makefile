@@ -20,7 +20,8 @@ VM_NAME ?= strata-test
 VM_INSTANCE ?= default
 VM_DIR ?= $(CURDIR)/$(BUILD)/vm-lab
 # The vm suite's image (VM_NAME in VM_DIR) carries the NFS lab client's
-# packages, so make vm-* and the tests share one cached image.
+# packages and the orchd smoke tests' (podman...: make dev-loop in it), so
+# make vm-* and the tests share one cached image.
 VM_PACKAGES ?= $(shell grep -v '^\#' tests/nfslab/vm-packages)
 VM_MEM ?= 1024
 VM_CPUS ?= 2

@@ -8,7 +8,7 @@
 #
 #   scripts/dev-container-test.sh [--once] [--target HOST] [--ssh-config FILE]
 #                                 [--dir DIR] [--local vm|lab] [--vm-dir DIR]
-#                                 [--vm-name NAME] [--vm-instance I]
+#                                 [--vm-name NAME] [--vm-instance I] [--timeout S]
 #
 #   --target HOST       an ssh host (ssh and rsync over it; root there, as
 #                       the daemon and podman need it). Without one the
@@ -30,13 +30,17 @@
 #   --vm-instance I     the instance [default]
 #   --once              one round, then stop everything; the exit status is
 #                       the smoke tests' (0 all passed, 77 skipped)
+#   --timeout S         the smoke tests' cap [theirs, 300 s]: more for a
+#                       slow target (a TCG guest takes five to seven minutes)
 #
 # A target without meson, ninja and cc (a vm image has none) gets strata
 # built here (build dir $STRATA_BUILD_ROOT, else build/) and copied with the
 # shared libraries it needs that the target lacks (into DIR/build/.libs).
 # The daemon runs with its own state dir, socket and podman store under
-# DIR/.dev, never the target's own; the round's end (or Ctrl+C) stops it
-# and removes what the tests made.
+# DIR/.dev, never the target's own, with the smoke tests' short pull policy
+# and a registries.conf trusting their registry on a free loopback port, so
+# that all of them run (the crash test restarts it); the round's end (or
+# Ctrl+C) stops it and removes what the tests made.
 set -u
 # ldconfig (which libraries the target has) and root's tools live there
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
@@ -52,6 +56,7 @@ LOCAL=""
 VM_DIR=${STRATA_VM_DIR:-$SRC/build/vm-lab}
 VM_NAME=strata-test
 VM_INSTANCE=default
+SMOKE_CAP=""
 need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || { echo "dev-container-test: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -63,12 +68,14 @@ while [ $# -gt 0 ]; do
     --vm-dir) need_arg "$@"; VM_DIR=$2; shift ;;
     --vm-name) need_arg "$@"; VM_NAME=$2; shift ;;
     --vm-instance) need_arg "$@"; VM_INSTANCE=$2; shift ;;
-    -h | --help) sed -n '3,39s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --timeout) need_arg "$@"; SMOKE_CAP=$2; shift ;;
+    -h | --help) sed -n '3,43s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "dev-container-test: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
+case "$SMOKE_CAP" in *[!0-9]*) echo "dev-container-test: --timeout takes seconds" >&2; exit 2 ;; esac
 case "$DIR" in "" | /*) ;; *) echo "dev-container-test: --dir must be absolute" >&2; exit 2 ;; esac
 case "$LOCAL" in "" | vm | lab) ;; *) echo "dev-container-test: --local takes vm or lab, not '$LOCAL'" >&2; exit 2 ;; esac
 if [ -n "$TARGET" ] && [ -n "$LOCAL" ]; then
@@ -126,17 +133,24 @@ on_target() {
 }
 
 # The daemon's environment on the target: its own podman store (what
-# lib-podman.sh sets up), paths under DIR/.dev, and the libraries copied
-# with a strata built here.
+# lib-podman.sh sets up), paths under DIR/.dev, the libraries copied with
+# a strata built here, and a registries.conf trusting the smoke tests'
+# registry on the loopback port in DIR/.dev/registry-port.
 ENV="{ [ ! -d build/.libs ] || export LD_LIBRARY_PATH='$DIR/build/.libs'; } &&
-. tests/integration/lib-podman.sh && podman_private '$DIR/.dev/pm'"
+. tests/integration/lib-podman.sh && podman_private '$DIR/.dev/pm' &&
+export CONTAINERS_REGISTRIES_CONF='$DIR/.dev/registries.conf'"
+POLICY='{"pull": {"attempts": 3, "delays_seconds": [3, 6]}, "install": {"watch_seconds": 2}}'
 ORCHD="build/src/cli/strata orchd --state-dir '$DIR/.dev/state' --socket '$DIR/.dev/orchd.sock' \
 --listen 127.0.0.1:0 --interval 2"
 
+# stop_daemon: SIGTERM to the daemon this loop started and to the one its
+# PID file names (the smoke tests' crash test starts it anew), waiting
+# up to 10 s for each.
 stop_daemon() {
-    on_target "if [ -s .dev/orchd.pid ]; then p=\$(cat .dev/orchd.pid); kill -TERM \$p 2>/dev/null;
+    on_target "for f in .dev/orchd.pid .dev/state/manager.pid; do [ -s \$f ] || continue;
+        read -r p _ <\$f; kill -TERM \$p 2>/dev/null;
         i=0; while kill -0 \$p 2>/dev/null && [ \$i -lt 100 ]; do i=\$((i + 1)); sleep 0.1; done;
-        rm -f .dev/orchd.pid; fi" 2>/dev/null
+        done; rm -f .dev/orchd.pid" 2>/dev/null
 }
 
 # rpc METHOD WAIT: the body of the target's orchd's answer to METHOD on
@@ -178,9 +192,14 @@ while True:
 EOF
 }
 
+# The libraries strata opens at run time (dlopen), by soname: ldd does not
+# list them. libmicrohttpd serves orchd's API; libarchive reads and writes
+# the OCI layer tarballs (strata layer import, export, pull).
+DLOPENED="libmicrohttpd.so.12 libarchive.so.13"
+
 # build_here: strata built in HOST_BUILD and copied to the target's
-# DIR/build, with the shared libraries it links or loads (libmicrohttpd is
-# opened at run time) that the target lacks (by its ldconfig -p), the C
+# DIR/build, with the shared libraries it links or opens (DLOPENED, and
+# what they link) that the target lacks (by its ldconfig -p), the C
 # library's own never: those go to build/.libs, the daemon's
 # LD_LIBRARY_PATH. Same Debian release on both sides: a vm guest's.
 build_here() {
@@ -188,9 +207,9 @@ build_here() {
         ninja -C "$HOST_BUILD" src/cli/strata >"$STAGE/ninja.log" 2>&1 ||
         { tail -5 "$STAGE/ninja.log"; return 1; }
     tail -1 "$STAGE/ninja.log"
-    mhd=$(ldconfig -p | awk '$1 == "libmicrohttpd.so.12" { print $NF; exit }')
-    for f in "$HOST_BUILD/src/cli/strata" $mhd; do
-        [ "$f" = "$mhd" ] && echo "$f"
+    opened=$(for n in $DLOPENED; do ldconfig -p | awk -v n="$n" '$1 == n { print $NF; exit }'; done)
+    for f in "$HOST_BUILD/src/cli/strata" $opened; do
+        [ "$f" = "$HOST_BUILD/src/cli/strata" ] || echo "$f"
         ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
     done | sort -u | grep -Ev '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' >"$STAGE/libs"
     lacks=$(sed 's,.*/,,' "$STAGE/libs" |
@@ -198,7 +217,8 @@ build_here() {
         return 1
     rm -rf "$STAGE/b" && mkdir -p "$STAGE/b/src/cli" "$STAGE/b/.libs" &&
         cp "$HOST_BUILD/src/cli/strata" "$STAGE/b/src/cli/strata" || return 1
-    for n in $lacks; do cp -L "$(grep "/$n\$" "$STAGE/libs")" "$STAGE/b/.libs/" || return 1; done
+    # (times kept: the next round's rsync finds them unchanged)
+    for n in $lacks; do cp -pL "$(grep "/$n\$" "$STAGE/libs")" "$STAGE/b/.libs/" || return 1; done
     echo "copy build/src/cli/strata to $TARGET, with what it lacks:" $lacks
     $SSH "$TARGET" "mkdir -p '$DIR/build/src/cli'" &&
         rsync -a --delete -e "$SSH" "$STAGE/b/.libs/" "$TARGET:$DIR/build/.libs/" &&
@@ -241,7 +261,16 @@ round() {
 
     say "restart orchd"
     stop_daemon
-    on_target "mkdir -p .dev && $ENV && { $ORCHD >/dev/null 2>>.dev/orchd.log </dev/null &
+    # its policy: short pull delays and watch, as the smoke tests' own
+    # daemon has (run-container-tests.sh --start), the second delay longer
+    # (the test's registry starts in it, slowly on a TCG guest); a free
+    # port for their registry, trusted
+    on_target "mkdir -p .dev/state && echo '$POLICY' >.dev/state/config.json &&
+        python3 -c 'import socket; s = socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])' \
+            >.dev/registry-port &&
+        printf '[[registry]]\\nlocation = \"127.0.0.1:%s\"\\ninsecure = true\\n' \$(cat .dev/registry-port) \
+            >.dev/registries.conf &&
+        $ENV && { $ORCHD >/dev/null 2>>.dev/orchd.log </dev/null &
         echo \$! >.dev/orchd.pid; }" || { echo "cannot start orchd"; return 1; }
 
     say "wait for its health (15 s)"
@@ -254,7 +283,7 @@ round() {
 
     say "smoke tests"
     on_target "$ENV && STRATA=build/src/cli/strata scripts/run-container-tests.sh \
-        --socket .dev/orchd.sock --log .dev/orchd.log --interval 2"
+        --socket .dev/orchd.sock --log .dev/orchd.log --interval 2 --registry-port \$(cat .dev/registry-port)${SMOKE_CAP:+ --timeout $SMOKE_CAP}"
     rc=$?
 
     say "packages"

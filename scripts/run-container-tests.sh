@@ -7,13 +7,19 @@
 #                                                   and registry in a temp dir
 #   scripts/run-container-tests.sh [--socket PATH]  test a running orchd
 #       [--log FILE]                                (its log, for the error-line test)
+#       [--registry-port PORT]                      (a port its podman trusts)
 #
 # Options: --interval S (the started orchd's health period, 2), --timeout S
 # (the cap, 300), --strata PATH (the binary; $STRATA or build/src/cli/strata).
 # Without --start, podman is reached as the daemon reaches it: set
-# CONTAINERS_CONF and STRATA_PODMAN_ROOT/RUNROOT/RUNTIME as for the daemon;
-# the tests that kill the daemon or need it to trust the test's registry
-# are then skipped.
+# CONTAINERS_CONF and STRATA_PODMAN_ROOT/RUNROOT/RUNTIME as for the daemon.
+# The daemon-crash test then SIGKILLs the running orchd (server.info's pid,
+# a process of this machine) and starts it again as it ran (its command
+# line, environment, directory and output files, from /proc), in a session
+# of its own, left running. The pull-retry test needs --registry-port: a
+# loopback port the daemon's podman trusts as an insecure registry
+# (registries.conf), where the test runs its registry; without it, it is
+# skipped.
 #
 # Output: one JSON object per test ({"test", "result": pass|fail|skip,
 # "seconds", "detail"}), then {"summary": {...}}. Exit 0 only when every test
@@ -28,14 +34,16 @@ SOCK=/run/strata/orchd.sock
 DAEMON_LOG=""
 INTERVAL=2
 CAP=300
+REG_PORT=""
 STRATA=${STRATA:-$SRC/build/src/cli/strata}
 
-usage() { sed -n '3,23s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '3,30s/^# \{0,1\}//p' "$0"; }
 while [ $# -gt 0 ]; do
     case "$1" in
     --start) START=1 ;;
     --socket) SOCK=$2; shift ;;
     --log) DAEMON_LOG=$2; shift ;;
+    --registry-port) REG_PORT=$2; shift ;;
     --interval) INTERVAL=$2; shift ;;
     --timeout) CAP=$2; shift ;;
     --strata) STRATA=$2; shift ;;
@@ -45,6 +53,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 case "$INTERVAL$CAP" in *[!0-9.]*) echo "run-container-tests: --interval and --timeout take seconds" >&2; exit 2 ;; esac
+case "$REG_PORT" in *[!0-9]*) echo "run-container-tests: --registry-port takes a port number" >&2; exit 2 ;; esac
+[ $START -eq 0 ] || [ -z "$REG_PORT" ] ||
+    { echo "run-container-tests: --registry-port is for a running orchd: not with --start" >&2; exit 2; }
 
 for p in podman curl python3; do
     command -v "$p" >/dev/null 2>&1 || { echo "run-container-tests: '$p' is not installed" >&2; exit 77; }
@@ -104,8 +115,12 @@ summary() {
         "$PASSED" "$FAILED" "$SKIPPED" "$secs" "${1:+, \"error\": \"$1\"}"
 }
 trap 'cleanup' EXIT
-trap 'FAILED=$((FAILED + 1)); summary "interrupted or over the ${CAP} s cap"; exit 1' INT TERM
-( sleep "$CAP" && kill -TERM $$ ) >/dev/null 2>&1 </dev/null &
+# (fd 3: the script's stdout, where the summary goes also when the cap
+# strikes while a test's output goes to its detail file; closed for every
+# process started in the background, which would hold a caller's pipe)
+exec 3>&1
+trap 'FAILED=$((FAILED + 1)); summary "interrupted or over the ${CAP} s cap" >&3; exit 1' INT TERM
+( sleep "$CAP" && kill -TERM $$ ) >/dev/null 2>&1 </dev/null 3>&- &
 WATCHDOG=$!
 
 # rpc METHOD [PARAMS]: the response body on stdout (empty if none).
@@ -161,7 +176,7 @@ free_port() {
 
 start_orchd() {
     "$STRATA" orchd --state-dir "$STATE" --socket "$SOCK" --listen 127.0.0.1:0 \
-        --interval "$INTERVAL" >/dev/null 2>>"$DAEMON_LOG" </dev/null &
+        --interval "$INTERVAL" >/dev/null 2>>"$DAEMON_LOG" </dev/null 3>&- &
     ORCHD_PID=$!
     i=0
     while [ $i -lt 100 ]; do
@@ -175,6 +190,7 @@ start_orchd() {
 
 setup() {
     write_pull_helpers
+    write_respawn_helper
     HTTP_PORT=$(free_port)
     MARKER="strata-smoke-$TAG-$(date +%s)"
     busybox_image "$IMAGE" "$T/rootfs" index.html "$MARKER" || { echo "podman import failed"; return 1; }
@@ -283,24 +299,91 @@ t_reconcile() {
 }
 
 t_daemon_crash() {
-    [ $START -eq 1 ] || { echo "needs --start (it kills the daemon)"; return 77; }
-    kill -KILL "$ORCHD_PID"
-    wait "$ORCHD_PID" 2>/dev/null
-    ORCHD_PID=""
+    if [ $START -eq 1 ]; then
+        kill -KILL "$ORCHD_PID"
+        wait "$ORCHD_PID" 2>/dev/null
+        ORCHD_PID=""
+    else
+        # the running daemon: taken down and started again as it ran
+        pid=$(rpc server.info | jq_ 'r["result"]["pid"]')
+        python3 "$T/respawn.py" capture "${pid:-0}" "$T/respawn.json" || return 77
+        kill -KILL "$pid"
+        i=0
+        while [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ] &&
+            [ $i -lt 100 ]; do
+            i=$((i + 1))
+            sleep 0.1
+        done
+    fi
     # what ran before the crash, down while no daemon watches
     pm stop -t 0 "$WEB" >/dev/null 2>&1
-    start_orchd || return 1
+    if [ $START -eq 1 ]; then
+        start_orchd || return 1
+    else
+        python3 "$T/respawn.py" start "$T/respawn.json" >/dev/null || return 1
+        i=0
+        until rpc server.info | grep -q '"result"'; do
+            i=$((i + 1))
+            [ $i -lt 100 ] || { echo "the restarted orchd does not answer on '$SOCK'"; return 1; }
+            sleep 0.1
+        done
+    fi
     wait_state "$WEB" running 50 || { echo "not recovered: $(state "$WEB")"; return 1; }
-    grep -q "recovery: started '$WEB'" "$DAEMON_LOG" || { echo "no recovery in the log"; return 1; }
+    [ -z "$DAEMON_LOG" ] || grep -q "recovery: started '$WEB'" "$DAEMON_LOG" ||
+        { echo "no recovery in the log"; return 1; }
     [ "$(http_get)" = "$MARKER" ] || { echo "no HTTP after recovery"; return 1; }
     echo "SIGKILLed orchd; the new one recovered $WEB"
+}
+
+# The helper of t_daemon_crash without --start (setup writes it):
+# "capture PID FILE" notes the daemon's command line, environment,
+# directory and the files of its stdin, stdout and stderr (or skips, 77,
+# when PID is no orchd of this machine); "start FILE" starts it so again,
+# in a session of its own, and prints its pid.
+write_respawn_helper() {
+    cat >"$T/respawn.py" <<'EOF'
+import json, os, stat, subprocess, sys
+
+if sys.argv[1] == "capture":
+    pid, out = sys.argv[2], sys.argv[3]
+    try:
+        argv = open("/proc/%s/cmdline" % pid, "rb").read().split(b"\0")[:-1]
+        env = open("/proc/%s/environ" % pid, "rb").read().split(b"\0")[:-1]
+        cwd = os.readlink("/proc/%s/cwd" % pid)
+        fds = [os.readlink("/proc/%s/fd/%d" % (pid, n)) for n in range(3)]
+    except OSError as e:
+        print("the daemon (pid %s) is not a process of this machine: %s" % (pid, e))
+        sys.exit(77)
+    argv = [a.decode() for a in argv]
+    if "orchd" not in argv:
+        print("pid %s is not an orchd: %s" % (pid, " ".join(argv)))
+        sys.exit(77)
+    env = dict(e.decode().split("=", 1) for e in env if b"=" in e)
+    json.dump({"argv": argv, "env": env, "cwd": cwd, "fds": fds}, open(out, "w"))
+    sys.exit(0)
+
+d = json.load(open(sys.argv[2]))
+files = []
+for n, path in enumerate(d["fds"]):
+    try:
+        ok = path.startswith("/") and (stat.S_ISREG(os.stat(path).st_mode) or path == "/dev/null")
+    except OSError:
+        ok = False
+    files.append(open(path if ok else "/dev/null", "rb" if n == 0 else "ab"))
+p = subprocess.Popen(d["argv"], env=d["env"], cwd=d["cwd"], stdin=files[0], stdout=files[1],
+                     stderr=files[2], start_new_session=True)
+print(p.pid)
+EOF
 }
 
 # The registry is down for the first two attempts (a listener on its port
 # that drops every connection and notes when), then the real registry
 # comes up and the third attempt pulls. podman itself retries a failed
 # pull a few times, 1 s apart: each of our attempts is one burst of
-# connections, and the gaps between the bursts are the policy's delays.
+# connections, and the gaps between the bursts are the policy's delays,
+# plus what an attempt takes to reach the registry (a new podman process:
+# up to the time the first one took from the request, on a slow machine
+# such as a TCG guest seconds).
 wait_registry() {
     i=0
     until curl -s -m 1 "http://127.0.0.1:$REG_PORT/v2/" >/dev/null; do
@@ -311,7 +394,8 @@ wait_registry() {
 }
 
 t_pull_retry() {
-    [ $START -eq 1 ] || { echo "needs --start (the daemon must trust the test's registry)"; return 77; }
+    [ -n "$REG_PORT" ] ||
+        { echo "needs --start or --registry-port (the daemon must trust the test's registry)"; return 77; }
     command -v docker-registry >/dev/null 2>&1 || { echo "docker-registry is not installed"; return 77; }
     cat >"$T/registry.yml" <<EOF
 version: 0.1
@@ -326,7 +410,7 @@ http:
 EOF
     ref="127.0.0.1:$REG_PORT/strata-smoke/busybox:$TAG"
     # seed it with the image, then take it down
-    docker-registry serve "$T/registry.yml" >"$T/registry-seed.log" 2>&1 </dev/null &
+    docker-registry serve "$T/registry.yml" >"$T/registry-seed.log" 2>&1 </dev/null 3>&- &
     REG_PID=$!
     wait_registry "$T/registry-seed.log" || return 1
     pm push -q --tls-verify=false "$IMAGE" "$ref" >/dev/null 2>&1 || { echo "push failed"; return 1; }
@@ -344,12 +428,13 @@ EOF
         { echo "delays $d1, $d2 s: too close to podman's own 1 s retries to tell apart"; return 77; }
 
     # down: two bursts of dropped connections, then out of the way
-    python3 "$T/down.py" "$REG_PORT" "$T/down.json" &
+    python3 "$T/down.py" "$REG_PORT" "$T/down.json" 3>&- &
     down_pid=$!
     sleep 0.3
 
+    t_req=$(date +%s.%N)
     rpc package.install "{\"id\":\"$PULLED\",\"dockerImage\":\"$ref\",\"pull\":\"always\",\"grace\":1,\"network\":\"none\",\"command\":[\"/bin/sleep\",\"1000\"]}" \
-        >"$T/pull-install.json" &
+        >"$T/pull-install.json" 3>&- &
     install_pid=$!
     sleep 0.5
     # meanwhile the API answers at once
@@ -357,13 +442,16 @@ EOF
     rpc server.info | grep -q '"installing":\["'"$PULLED"'"\]' || { echo "server.info does not show the install"; return 1; }
     q_ms=$(($(now_ms) - t_q))
     wait "$down_pid"
-    docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 </dev/null &
+    docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 </dev/null 3>&- &
     REG_PID=$!
     wait "$install_pid"
     out=$(cat "$T/pull-install.json")
     [ "$(echo "$out" | jq_ 'r["result"]["state"]')" = running ] || { echo "install: $out"; return 1; }
-    verdict=$(python3 "$T/verdict.py" "$T/down.json" "$T/registry.log" "$d1" "$d2")
-    [ $q_ms -lt 2000 ] || { echo "server.info took $q_ms ms during the install"; return 1; }
+    verdict=$(python3 "$T/verdict.py" "$T/down.json" "$T/registry.log" "$d1" "$d2" "$t_req")
+    # (blocked behind the install it would have waited for both delays:
+    # the bound leaves a slow machine its seconds per call)
+    q_max=$(python3 -c "print(int(($d1 + $d2 - 1) * 1000))")
+    [ $q_ms -lt "$q_max" ] || { echo "server.info took $q_ms ms during the install (over $q_max)"; return 1; }
     echo "${verdict#*: }; server.info answered in ${q_ms} ms meanwhile"
     [ "${verdict%%:*}" = OK ]
 }
@@ -404,6 +492,9 @@ for t in times[1:]:
         bursts[-1].append(t)
     else:
         bursts.append([t])
+# what the first attempt took from the install request to its first
+# connection: the slack a later attempt may need on top of its delay
+reach = max(0.0, times[0] - float(sys.argv[5]))
 first = None
 for line in open(sys.argv[2]):
     try:
@@ -419,10 +510,11 @@ if len(bursts) != 2 or first is None:
     print("FAIL: %d burst(s) while down, registry request at %s" % (len(bursts), first))
     sys.exit()
 g1, g2 = bursts[1][0] - bursts[0][-1], first - bursts[1][-1]
-ok = d1 - 0.3 <= g1 <= d1 + 1.5 and d2 - 0.3 <= g2 <= d2 + 1.5
+ok = d1 - 0.3 <= g1 <= d1 + 1.5 + reach and d2 - 0.3 <= g2 <= d2 + 1.5 + reach
 print("%s: attempt 1 (%d connections dropped), %.2f s, attempt 2 (%d dropped), %.2f s, "
-      "attempt 3 pulled; the policy's delays are %g s and %g s"
-      % ("OK" if ok else "FAIL", len(bursts[0]), g1, len(bursts[1]), g2, d1, d2))
+      "attempt 3 pulled; the policy's delays are %g s and %g s (the first attempt reached "
+      "the registry %.2f s after the request)"
+      % ("OK" if ok else "FAIL", len(bursts[0]), g1, len(bursts[1]), g2, d1, d2, reach))
 EOF
 }
 

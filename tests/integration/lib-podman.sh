@@ -2,12 +2,15 @@
 # A private podman for tests and scripts: its own containers.conf, --root,
 # --runroot and tmp dir under one directory, never the host's store. What
 # the machine needs is detected: the runc runtime when cgroups are not pure
-# v2, lowered default ulimits when raising RLIMIT_NOFILE is not allowed.
+# v2, lowered default ulimits when raising RLIMIT_NOFILE is not allowed,
+# the vfs storage driver when DIR is on an overlayfs (a strata machine's
+# root, such as a vm guest's /var/tmp), which overlay cannot stack on.
 #
 #   . lib-podman.sh
 #   podman_private DIR     sets it up under DIR and exports CONTAINERS_CONF
-#                          and STRATA_PODMAN_ROOT/RUNROOT/RUNTIME (what
-#                          strata pkg and strata orchd read)
+#                          (and CONTAINERS_STORAGE_CONF for vfs) and
+#                          STRATA_PODMAN_ROOT/RUNROOT/RUNTIME (what strata
+#                          pkg and strata orchd read)
 #   pm ARGS...             podman on that store
 #   podman_private_clean   removes every container and image in it
 #   busybox_image IMAGE DIR [FILE CONTENT]
@@ -37,6 +40,11 @@ tmp_dir = "$PM_DIR/podman-tmp"
 events_logger = "none"
 PMEOF
     export CONTAINERS_CONF="$PM_DIR/containers.conf"
+    if [ "$(stat -f -c %T "$PM_DIR")" = overlayfs ]; then
+        printf '[storage]\ndriver = "vfs"\ngraphroot = "%s"\nrunroot = "%s"\n' \
+            "$PM_DIR/root" "$PM_DIR/runroot" >"$PM_DIR/storage.conf"
+        export CONTAINERS_STORAGE_CONF="$PM_DIR/storage.conf"
+    fi
     export STRATA_PODMAN_ROOT="$PM_DIR/root" STRATA_PODMAN_RUNROOT="$PM_DIR/runroot"
     export STRATA_PODMAN_RUNTIME="$PM_RUNTIME"
 }

@@ -91,14 +91,15 @@ else
     t_fail "rc $rc: $out"
 fi
 
-t_begin "dev-container-test.sh --once --target: sync, build, orchd, smoke tests over ssh"
+t_begin "dev-container-test.sh --once --target: sync, build, orchd, every smoke test passing over ssh"
 "$SRC/scripts/dev-container-test.sh" --once --target strata-dev --ssh-config "$TD/ssh_config" \
     --dir "$TD/tr" >"$T_TMP/loop.out" 2>&1
 rc=$?
 summary=$(grep '"summary"' "$T_TMP/loop.out")
 if [ $rc -eq 0 ] && grep -q '^== sync: .* -> strata-dev:' "$T_TMP/loop.out" &&
     grep -q "orchd answers on $TD/tr/.dev/orchd.sock" "$T_TMP/loop.out" &&
-    echo "$summary" | grep -q '"passed": [1-9][0-9]*, "failed": 0' && [ -x "$TD/tr/build/src/cli/strata" ]; then
+    echo "$summary" | grep -q '"passed": [1-9][0-9]*, "failed": 0, "skipped": 0,' &&
+    [ -x "$TD/tr/build/src/cli/strata" ]; then
     t_ok
 else
     t_fail "exit $rc: $(tail -30 "$T_TMP/loop.out")"
