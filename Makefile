@@ -37,9 +37,9 @@ VM_SYNC_DEST ?= /work/strata
 # the packages its tests drive: what scripts/install-deps installs on a
 # host, but the VM lab's own and auditd, whose suite is not in it), its root
 # size, its tests (meson names; empty: all), the guest's memory (MB), its
-# CPUs and the whole run's timeout (s). debootstrap does not resolve
-# virtual packages: podman's container-network-stack is named by its
-# provider, containernetworking-plugins (the host's podman uses it too).
+# CPUs and the whole run's timeout (s). The packages go in with apt-get
+# (docs/vm.md), so a virtual one resolves; containernetworking-plugins is
+# named anyway, as the host's podman uses it too.
 VM_IT_NAME ?= strata-it
 VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc containernetworking-plugins debootstrap \
 	curl python3-yaml attr libcap2-bin procps util-linux libnfs-utils e2fsprogs \
