@@ -43,7 +43,7 @@ VM_SYNC_DEST ?= /work/strata
 VM_IT_NAME ?= strata-it
 VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc containernetworking-plugins debootstrap \
 	curl python3-yaml attr libcap2-bin procps util-linux libnfs-utils e2fsprogs \
-	skopeo docker-registry dropbear-bin genisoimage make gcc clang libclang-rt-dev pkg-config \
+	skopeo docker-registry dropbear-bin genisoimage build-essential clang libclang-rt-dev pkg-config \
 	meson ninja-build libjansson-dev libcmocka-dev libmicrohttpd-dev libarchive-dev \
 	rpcsvc-proto libtirpc-dev nettle-dev libnfs-dev go-md2man debhelper lintian fakeroot man-db
 VM_IT_SIZE ?= 8G
