@@ -40,7 +40,8 @@ cp "$(command -v busybox)" "$tmp/initramfs/bin/busybox"
 printf '#!/bin/busybox sh\n/bin/busybox poweroff -f\n' >"$tmp/initramfs/init"
 chmod +x "$tmp/initramfs/init"
 (cd "$tmp/initramfs" && find . | cpio -o -H newc --quiet | gzip -1 >"$tmp/floor.cpio.gz")
-cpu=""
+# the CPU model strata vm gives its guests
+cpu="-cpu max"
 [ "$accel" = kvm ] && cpu="-cpu host"
 
 floor() {

@@ -170,7 +170,9 @@ dd if=/dev/zero of=/dev/vdc bs=512 count=1 2>/dev/null && echo "seed: writable"
 echo from-the-guest | dd of=/dev/vdd conv=notrunc 2>/dev/null; sync
 python3 -c "import os; os.openpty()" && echo "pty: ok"
 python3 -c "from multiprocessing import shared_memory as m; m.SharedMemory(create=True, size=4096).unlink()" &&
-    echo "shm: ok"' >"$T_TMP/out" 2>"$T_TMP/err" &
+    echo "shm: ok"
+ip link add strata-br0 type bridge && grep -q "^bridge " /proc/modules && echo "bridge: ok"
+grep -qw sse4_2 /proc/cpuinfo && grep -qw popcnt /proc/cpuinfo && echo "cpu: ok"' >"$T_TMP/out" 2>"$T_TMP/err" &
 p0=$!
 vm run "$IMG" -- sh -c 'echo c >/proc/sysrq-trigger' >/dev/null 2>"$T_TMP/panic.err" &
 pp=$!
@@ -203,6 +205,13 @@ fi
 
 t_begin "the guest has pseudo-terminals (/dev/pts) and POSIX shared memory (/dev/shm)"
 if grep -qx "pty: ok" "$T_TMP/out" && grep -qx "shm: ok" "$T_TMP/out"; then
+    t_ok
+else
+    t_fail "out=$(cat "$T_TMP/out") err=$(tail -5 "$T_TMP/err")"
+fi
+
+t_begin "the guest's modprobe and module autoloading work (a bridge loads its module); its CPU has SSE4.2 and POPCNT"
+if grep -qx "bridge: ok" "$T_TMP/out" && grep -qx "cpu: ok" "$T_TMP/out"; then
     t_ok
 else
     t_fail "out=$(cat "$T_TMP/out") err=$(tail -5 "$T_TMP/err")"

@@ -51,6 +51,29 @@ static const char *const guest_modules[] = {
     "fs/nfs/nfsv3",
 };
 
+/* The kernel's module tree the image carries in /lib/modules/VERSION
+ * (relative to it; directories whole), so that modprobe and the kernel's
+ * own module autoloading work in the guest as on a host: what a container
+ * host needs (bridges, veth, netfilter for podman's networks and published
+ * ports, tun), and the libraries they use. depmod indexes it at build. */
+static const char *const tree_modules[] = {
+    "kernel/net/802",
+    "kernel/net/llc",
+    "kernel/net/bridge",
+    "kernel/net/netfilter",
+    "kernel/net/ipv4/netfilter",
+    "kernel/net/ipv6/netfilter",
+    "kernel/net/sched",
+    "kernel/lib",
+    "kernel/drivers/net/veth.ko",
+    "kernel/drivers/net/tun.ko",
+    "kernel/drivers/net/dummy.ko",
+    "kernel/drivers/net/macvlan.ko",
+    "modules.builtin",
+    "modules.builtin.modinfo",
+    "modules.order",
+};
+
 static bool endswith(const char *s, const char *suffix)
 {
         size_t a = strlen(s), b = strlen(suffix);
@@ -495,6 +518,8 @@ static int build_inputs(struct build *b, char **ret_error)
         sha256_update(&h, &c->size, sizeof(c->size));
         for (size_t i = 0; i < ELEMENTSOF(guest_modules); i++)
                 sha256_update(&h, guest_modules[i], strlen(guest_modules[i]) + 1);
+        for (size_t i = 0; i < ELEMENTSOF(tree_modules); i++)
+                sha256_update(&h, tree_modules[i], strlen(tree_modules[i]) + 1);
         {
                 /* The command line goes into image.json at build. */
                 _cleanup_free_ char *append = NULL;
@@ -687,6 +712,58 @@ static int write_in_root(struct build *b, const char *rel, const char *data, mod
 }
 
 /* The lab's part of the root, applied again on every build. */
+/* The image's /lib/modules/VERSION: tree_modules, the guest_modules,
+ * then depmod's indexes over them. A path the kernel lacks is left out
+ * (kernels differ in what they build as modules). */
+static int copy_module_tree(struct build *b, char **ret_error)
+{
+        _cleanup_free_ char *src = NULL, *dst = NULL;
+        int r;
+
+        if (asprintf(&src, "/lib/modules/%s", b->kversion) < 0 ||
+            asprintf(&dst, "%s/lib/modules/%s", b->rootfs, b->kversion) < 0)
+                return -ENOMEM;
+        (void)rm_rf_at(AT_FDCWD, dst, RM_ROOT | RM_MISSING_OK);
+        for (size_t i = 0; i < ELEMENTSOF(tree_modules) + ELEMENTSOF(guest_modules); i++) {
+                _cleanup_free_ char *from = NULL, *to = NULL, *pattern = NULL;
+                glob_t g = {};
+                const char *rel;
+
+                if (i < ELEMENTSOF(tree_modules)) {
+                        rel = tree_modules[i];
+                        if (asprintf(&from, "%s/%s", src, rel) < 0)
+                                return -ENOMEM;
+                } else {
+                        if (asprintf(&pattern, "%s/kernel/%s.ko*", src,
+                                     guest_modules[i - ELEMENTSOF(tree_modules)]) < 0)
+                                return -ENOMEM;
+                        if (glob(pattern, 0, NULL, &g) != 0 || g.gl_pathc == 0) {
+                                globfree(&g);
+                                continue;
+                        }
+                        from = strdup(g.gl_pathv[0]);
+                        globfree(&g);
+                        if (!from)
+                                return -ENOMEM;
+                        rel = from + strlen(src) + 1;
+                }
+                if (access(from, F_OK) < 0)
+                        continue;
+                if (asprintf(&to, "%s/%s", dst, rel) < 0)
+                        return -ENOMEM;
+                *strrchr(to, '/') = 0;
+                r = mkdir_p_at(AT_FDCWD, to, 0755);
+                if (r < 0)
+                        return set_error_message(ret_error, r, "cannot create '%s': %m", to);
+                const char *argv[] = {"cp", "-a", from, to, NULL};
+                r = vm_run_tool(argv, b->log, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        const char *argv[] = {"depmod", "-b", b->rootfs, b->kversion, NULL};
+        return vm_run_tool(argv, b->log, ret_error);
+}
+
 static int configure_root(struct build *b, char **ret_error)
 {
         const struct vm_image_config *c = b->c;
@@ -732,6 +809,9 @@ static int configure_root(struct build *b, char **ret_error)
                 }
                 globfree(&g);
         }
+        r = copy_module_tree(b, ret_error);
+        if (r < 0)
+                return r;
         /* Directories the guest mounts on or writes to. */
         {
                 static const char *const dirs[] = {"data", "root/.ssh", "work", "run/sshd"};
