@@ -39,9 +39,10 @@ VM_SYNC_DEST ?= /work/strata
 # size, its tests (meson names; empty: all), the guest's memory (MB), its
 # CPUs and the whole run's timeout (s). The packages go in with apt-get
 # (docs/vm.md), so a virtual one resolves; containernetworking-plugins is
-# named anyway, as the host's podman uses it too.
+# named anyway, as the host's podman uses it too, and iptables for its
+# firewall plugin (published ports).
 VM_IT_NAME ?= strata-it
-VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc containernetworking-plugins debootstrap \
+VM_IT_PACKAGES ?= s6 bubblewrap busybox-static podman runc containernetworking-plugins iptables debootstrap \
 	curl python3-yaml attr libcap2-bin procps util-linux libnfs-utils e2fsprogs \
 	skopeo docker-registry dropbear-bin genisoimage build-essential clang libclang-rt-dev pkg-config \
 	meson ninja-build libjansson-dev libcmocka-dev libmicrohttpd-dev libarchive-dev \
