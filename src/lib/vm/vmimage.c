@@ -711,7 +711,6 @@ static int write_in_root(struct build *b, const char *rel, const char *data, mod
         return 0;
 }
 
-/* The lab's part of the root, applied again on every build. */
 /* The image's /lib/modules/VERSION: tree_modules, the guest_modules,
  * then depmod's indexes over them. A path the kernel lacks is left out
  * (kernels differ in what they build as modules). */
@@ -764,6 +763,7 @@ static int copy_module_tree(struct build *b, char **ret_error)
         return vm_run_tool(argv, b->log, ret_error);
 }
 
+/* The lab's part of the root, applied again on every build. */
 static int configure_root(struct build *b, char **ret_error)
 {
         const struct vm_image_config *c = b->c;
