@@ -23,11 +23,13 @@ struct entry {
         ino_t ino;
         uint8_t handle[FHANDLE_MAX];
         uint8_t len;
-        int64_t last; /* monotonic ms of the last use */
+        uint64_t use; /* c->clock at the last use: the least recent goes first */
+        int64_t last; /* monotonic ms of the last use, for childcache_expire() */
 };
 
 struct childcache {
         pthread_mutex_t lock;
+        uint64_t clock;
         struct entry entries[CHILDCACHE_SIZE];
 };
 
@@ -78,23 +80,31 @@ static struct entry *find(struct childcache *c, const struct fhandle *dir, const
         return NULL;
 }
 
-/* Ends a use of en, closing it when dropped and unused. Called with
- * c->lock held. */
-static void release(struct entry *en)
+/* Frees en when dropped and unused; returns its fd, for the caller to
+ * close once it let go of c->lock (the last close of a removed file frees
+ * all of it, which may take a while), or -1. Called with c->lock held. */
+static int reap(struct entry *en)
 {
-        if (--en->users == 0 && en->dead) {
-                safe_close(en->fd);
-                *en = (struct entry){.fd = -1};
-        }
+        int fd = en->fd;
+
+        if (en->users > 0 || !en->dead)
+                return -1;
+        *en = (struct entry){.fd = -1};
+        return fd;
 }
 
-static void drop(struct entry *en)
+/* Ends a use of en (as reap()). */
+static int release(struct entry *en)
+{
+        en->users--;
+        return reap(en);
+}
+
+/* Drops en (as reap()). */
+static int drop(struct entry *en)
 {
         en->dead = true;
-        if (en->users == 0) {
-                safe_close(en->fd);
-                *en = (struct entry){.fd = -1};
-        }
+        return reap(en);
 }
 
 static void stat_from_statx(const struct statx *sx, struct stat *st)
@@ -127,6 +137,7 @@ int childcache_lookup(struct childcache *c, const struct fhandle *dir, int dirfd
         ino_t ino;
         size_t len;
         bool hit;
+        int fd;
 
         if (!c || strlen(name) > CHILDCACHE_NAME_MAX)
                 return 0;
@@ -136,6 +147,7 @@ int childcache_lookup(struct childcache *c, const struct fhandle *dir, int dirfd
                 /* In use, so its fd (and the inode number) stays while the
                  * name is checked without the lock. */
                 en->users++;
+                en->use = ++c->clock;
                 en->last = now_ms();
                 dev = en->dev;
                 ino = en->ino;
@@ -153,8 +165,9 @@ int childcache_lookup(struct childcache *c, const struct fhandle *dir, int dirfd
         pthread_mutex_lock(&c->lock);
         if (!hit)
                 en->dead = true;
-        release(en);
+        fd = release(en);
         pthread_mutex_unlock(&c->lock);
+        safe_close(fd);
         if (!hit)
                 return 0;
         memcpy(ret_handle, handle, len);
@@ -166,6 +179,7 @@ void childcache_add(struct childcache *c, const struct fhandle *dir, const char 
                     const struct stat *st, const uint8_t *handle, size_t len)
 {
         struct entry *victim = NULL, *old;
+        int old_fd = -1, victim_fd = -1;
 
         if (!c || strlen(name) > CHILDCACHE_NAME_MAX || len > FHANDLE_MAX) {
                 safe_close(fd);
@@ -174,48 +188,55 @@ void childcache_add(struct childcache *c, const struct fhandle *dir, const char 
         pthread_mutex_lock(&c->lock);
         old = find(c, dir, name);
         if (old)
-                drop(old);
+                old_fd = drop(old);
         for (size_t i = 0; i < CHILDCACHE_SIZE; i++) {
                 struct entry *en = &c->entries[i];
                 if (en->fd < 0) {
                         victim = en;
                         break;
                 }
-                if (en->users == 0 && (!victim || en->last < victim->last))
+                if (en->users == 0 && (!victim || en->use < victim->use))
                         victim = en;
         }
         if (victim) {
-                safe_close(victim->fd);
+                victim_fd = victim->fd;
                 *victim = (struct entry){.dir = *dir,
                                          .fd = fd,
                                          .dev = st->st_dev,
                                          .ino = st->st_ino,
                                          .len = (uint8_t)len,
+                                         .use = ++c->clock,
                                          .last = now_ms()};
                 strcpy(victim->name, name);
                 memcpy(victim->handle, handle, len);
                 fd = -1;
         }
         pthread_mutex_unlock(&c->lock);
+        safe_close(old_fd);
+        safe_close(victim_fd);
         safe_close(fd);
 }
 
 void childcache_forget(struct childcache *c, const struct fhandle *dir, const char *name)
 {
         struct entry *en;
+        int fd = -1;
 
         if (!c || strlen(name) > CHILDCACHE_NAME_MAX)
                 return;
         pthread_mutex_lock(&c->lock);
         en = find(c, dir, name);
         if (en)
-                drop(en);
+                fd = drop(en);
         pthread_mutex_unlock(&c->lock);
+        safe_close(fd);
 }
 
 void childcache_expire(struct childcache *c, int64_t idle_ms)
 {
         int64_t now = now_ms();
+        int fds[CHILDCACHE_SIZE];
+        size_t n = 0;
 
         if (!c)
                 return;
@@ -223,7 +244,9 @@ void childcache_expire(struct childcache *c, int64_t idle_ms)
         for (size_t i = 0; i < CHILDCACHE_SIZE; i++) {
                 struct entry *en = &c->entries[i];
                 if (en->fd >= 0 && en->users == 0 && now - en->last > idle_ms)
-                        drop(en);
+                        fds[n++] = drop(en);
         }
         pthread_mutex_unlock(&c->lock);
+        while (n > 0)
+                safe_close(fds[--n]);
 }

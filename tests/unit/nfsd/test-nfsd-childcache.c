@@ -122,7 +122,7 @@ static void test_changed(void **state)
 
 static void test_full(void **state)
 {
-        char name[32];
+        char name[32], first[32];
         struct stat st;
         int hits = 0;
 
@@ -136,6 +136,21 @@ static void test_full(void **state)
                 hits += lookup(name, &st) > 0;
         }
         assert_int_equal(hits, CHILDCACHE_SIZE);
+        /* Which by use, not by the clock (all came within a few ms): the
+         * last ones added are there, and one looked up stays when more
+         * come. */
+        for (int i = CHILDCACHE_SIZE; i < CHILDCACHE_SIZE * 2; i++) {
+                snprintf(name, sizeof(name), "n%d", i);
+                assert_int_equal(lookup(name, &st), sizeof(wire));
+        }
+        snprintf(first, sizeof(first), "n%d", CHILDCACHE_SIZE);
+        assert_int_equal(lookup(first, &st), sizeof(wire));
+        for (int i = 0; i < CHILDCACHE_SIZE - 1; i++) {
+                snprintf(name, sizeof(name), "m%d", i);
+                add(name);
+        }
+        assert_int_equal(lookup(first, &st), sizeof(wire));
+        assert_int_equal(lookup("m0", &st), sizeof(wire));
 }
 
 static void test_long_name(void **state)
