@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ancestry.h"
+#include "childcache.h"
 #include "cleanup.h"
 #include "export.h"
 #include "peer.h"
@@ -137,6 +138,7 @@ void export_dircache_put(const struct export *e, int fd, bool drop)
 static void export_done(struct export *e)
 {
         dircache_free(e->dircache);
+        childcache_free(e->childcache);
         ancestry_free(e->ancestry);
         free(e->name);
         free(e->path);
@@ -519,6 +521,8 @@ int export_table_open(struct export_table *t, const struct fhandle_key *key, con
 
                 if (!e->dircache)
                         e->dircache = dircache_new(); /* without memory, no cache */
+                if (!e->childcache)
+                        e->childcache = childcache_new();
                 /* Not O_PATH: open_by_handle_at() needs a real fd as its mount fd. */
                 e->fd = open(e->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (e->fd < 0 || fstat(e->fd, &st) < 0) {

@@ -47,6 +47,7 @@ struct export_client {
 
 struct export_dircache;
 struct ancestry;
+struct childcache;
 
 struct export
 {
@@ -63,6 +64,7 @@ struct export
         size_t n_clients;
         struct export_dircache *dircache; /* NULL until opened, or without memory */
         struct ancestry *ancestry;        /* NULL until opened, or without fanotify */
+        struct childcache *childcache;    /* NULL until opened, or without memory */
 };
 
 struct export_table {

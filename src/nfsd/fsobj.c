@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -121,6 +122,32 @@ static int dir_depth(const struct export *e, int fd, const struct stat *st, cons
         return walk(e, fd, st, h, e->ancestry);
 }
 
+/* /proc/self/fd, opened once: a readlink relative to it skips the walk
+ * of "/proc/self" (about 2 of the 5 us a readlink of the full path takes).
+ * The fd table it shows is the process's, the same for every thread. -1
+ * when it cannot be opened (the full path is used then). */
+static int proc_fd_dir = -1;
+static pthread_once_t proc_fd_once = PTHREAD_ONCE_INIT;
+
+static void proc_fd_open(void)
+{
+        proc_fd_dir = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* readlink() of /proc/self/fd/fd. */
+static ssize_t readlink_fd(int fd, char *buf, size_t size)
+{
+        char proc[STRLEN_PROC_FD];
+
+        pthread_once(&proc_fd_once, proc_fd_open);
+        if (proc_fd_dir >= 0) {
+                snprintf(proc, sizeof(proc), "%d", fd);
+                return readlinkat(proc_fd_dir, proc, buf, size);
+        }
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        return readlink(proc, buf, size);
+}
+
 /* Whether the non-directory fd lies in export e. A file has no ".." to
  * walk, but the kernel may know a path of it: inside the export, or one
  * outside that really names it (then the handle was not ours to give,
@@ -129,15 +156,14 @@ static int dir_depth(const struct export *e, int fd, const struct stat *st, cons
  * no_subtree_check. */
 static bool file_in_export(const struct export *e, int fd, const struct stat *st)
 {
-        char proc[STRLEN_PROC_FD], path[PATH_MAX];
+        char path[PATH_MAX];
         size_t l = strlen(e->canon);
         struct stat at;
         ssize_t n;
 
         if (e->whole_fs)
                 return true;
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        n = readlink(proc, path, sizeof(path) - 1);
+        n = readlink_fd(fd, path, sizeof(path) - 1);
         if (n < 0)
                 return false;
         path[n] = '\0';

@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "childcache.h"
 #include "cleanup.h"
 #include "fsobj.h"
 #include "log.h"
@@ -427,22 +428,64 @@ static int lookup_fd(const struct fsobj *d, const char *name)
         return fd < 0 ? negative_errno() : fd;
 }
 
-/* Fills a post_op_fh3 + post_op_attr for a new or found object fd. */
-static int object_reply(struct nfsd_call *c, const struct export *e, int fd, nfs_fh3 *fh,
-                        post_op_attr *attr)
+/* Whether the entry name of d goes through the export's child cache. */
+static bool child_cacheable(const struct fsobj *d, const char *name)
+{
+        /* A directory as deep as they are served must be checked (too_deep()). */
+        return d->depth < FSOBJ_DEPTH_MAX && !streq(name, ".") && !streq(name, "..");
+}
+
+/* Fills a post_op_fh3 + post_op_attr for the object *fd, new or found as
+ * the entry name of d; an object of a name that can be cached is recorded
+ * in the export's child cache, which takes over *fd. */
+static int object_reply(struct nfsd_call *c, const struct fsobj *d, const char *name, int *fd,
+                        nfs_fh3 *fh, post_op_attr *attr)
 {
         uint8_t *buf = nfsd_call_alloc(c, FHANDLE_MAX);
+        struct stat st;
         int r;
 
         if (!buf)
                 return -ENOMEM;
-        r = fsobj_handle_of_fd(c, e, fd, buf);
+        r = fsobj_handle_of_fd(c, d->export, *fd, buf);
         if (r < 0)
                 return r;
         fh->data.data_len = (u_int)r;
         fh->data.data_val = (char *)buf;
-        post_attr(fd, attr);
+        if (fstatat(*fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+                attr->attributes_follow = FALSE;
+                return 0;
+        }
+        post_attr_stat(&st, attr);
+        if (child_cacheable(d, name))
+                childcache_add(d->export->childcache, &d->handle, name, TAKE_FD(*fd), &st, buf,
+                               (size_t)r);
         return 0;
+}
+
+/* LOOKUP of the entry name of d answered from the export's child cache
+ * (see childcache.h); false on a miss. */
+static bool lookup_cached(struct nfsd_call *c, const struct fsobj *d, const char *name,
+                          LOOKUP3resok *ok)
+{
+        uint8_t handle[FHANDLE_MAX], *buf;
+        struct stat st;
+        int n;
+
+        if (!child_cacheable(d, name))
+                return false;
+        n = childcache_lookup(d->export->childcache, &d->handle, d->fd, name, d->export->mount_id,
+                              handle, &st);
+        if (n <= 0)
+                return false;
+        buf = nfsd_call_alloc(c, FHANDLE_MAX);
+        if (!buf)
+                return false;
+        memcpy(buf, handle, (size_t)n);
+        ok->object.data.data_len = (u_int)n;
+        ok->object.data.data_val = (char *)buf;
+        post_attr_stat(&st, &ok->obj_attributes);
+        return true;
 }
 
 /* Whether the entry name of directory d, if a directory, lies deeper than
@@ -470,6 +513,12 @@ static void nfs3_lookup(struct nfsd_call *c, void *args, void *res)
                 out->status = NFS3ERR_NOTDIR;
         if (out->status == NFS3_OK)
                 out->status = check_name(a->what.name, false);
+        if (out->status == NFS3_OK &&
+            lookup_cached(c, &d, a->what.name, &out->LOOKUP3res_u.resok)) {
+                resolved_attr(&d, &out->LOOKUP3res_u.resok.dir_attributes);
+                finish(&d);
+                return;
+        }
         if (out->status == NFS3_OK) {
                 fd = lookup_fd(&d, a->what.name);
                 if (fd < 0)
@@ -478,7 +527,7 @@ static void nfs3_lookup(struct nfsd_call *c, void *args, void *res)
                         out->status = NFS3ERR_NAMETOOLONG;
         }
         if (out->status == NFS3_OK) {
-                r = object_reply(c, d.export, fd, &out->LOOKUP3res_u.resok.object,
+                r = object_reply(c, &d, a->what.name, &fd, &out->LOOKUP3res_u.resok.object,
                                  &out->LOOKUP3res_u.resok.obj_attributes);
                 /* A mount point below the export is not served. */
                 out->status = r == -EXDEV ? NFS3ERR_ACCES : errno_to_nfsstat(r);
@@ -733,7 +782,7 @@ static nfsstat3 created(struct nfsd_call *c, struct fsobj *d, const char *name, 
                 if (r < 0)
                         return errno_to_nfsstat(r);
         }
-        r = object_reply(c, d->export, fd, &ok->obj.post_op_fh3_u.handle, &ok->obj_attributes);
+        r = object_reply(c, d, name, &fd, &ok->obj.post_op_fh3_u.handle, &ok->obj_attributes);
         if (r < 0)
                 return errno_to_nfsstat(r);
         ok->obj.handle_follows = TRUE;
@@ -978,8 +1027,12 @@ static void remove_common(struct nfsd_call *c, const diropargs3 *what, bool dir,
                 *status = dir ? NFS3ERR_INVAL : NFS3ERR_ISDIR;
         if (*status == NFS3_OK && streq(what->name, ".."))
                 *status = dir ? NFS3ERR_EXIST : NFS3ERR_ISDIR;
-        if (*status == NFS3_OK && unlinkat(d.fd, what->name, dir ? AT_REMOVEDIR : 0) < 0)
-                *status = errno_to_nfsstat(-errno);
+        if (*status == NFS3_OK) {
+                if (unlinkat(d.fd, what->name, dir ? AT_REMOVEDIR : 0) < 0)
+                        *status = errno_to_nfsstat(-errno);
+                /* Its fd goes now: a removed file is freed at once. */
+                childcache_forget(d.export->childcache, &d.handle, what->name);
+        }
         wcc(&d, w);
         finish(&d);
 }
@@ -1031,8 +1084,13 @@ static void nfs3_rename(struct nfsd_call *c, void *args, void *res)
         if (out->status == NFS3_OK && to.depth >= FSOBJ_DEPTH_MAX &&
             too_deep(&to, from.fd, a->from.name))
                 out->status = NFS3ERR_NAMETOOLONG;
-        if (out->status == NFS3_OK && renameat(from.fd, a->from.name, to.fd, a->to.name) < 0)
-                out->status = errno_to_nfsstat(-errno);
+        if (out->status == NFS3_OK) {
+                if (renameat(from.fd, a->from.name, to.fd, a->to.name) < 0)
+                        out->status = errno_to_nfsstat(-errno);
+                /* Neither name names what it did (a replaced target is freed). */
+                childcache_forget(from.export->childcache, &from.handle, a->from.name);
+                childcache_forget(to.export->childcache, &to.handle, a->to.name);
+        }
         wcc(&from, &out->RENAME3res_u.resok.fromdir_wcc);
         wcc(&to, &out->RENAME3res_u.resok.todir_wcc);
         if (entered)

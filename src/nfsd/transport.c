@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "childcache.h"
 #include "cleanup.h"
 #include "export.h"
 #include "log.h"
@@ -1281,6 +1282,16 @@ static void transport_tick(struct transport *t)
                 conn_unref(c);
         }
         free(list);
+
+        /* Entries the exports' child caches hold fds of unused for a
+         * while are closed (a removed file is freed soon). */
+        {
+                struct export_table *x = nfsd_server_get_exports(t->server);
+
+                for (size_t i = 0; x && i < x->n_exports; i++)
+                        childcache_expire(x->exports[i].childcache, CHILDCACHE_IDLE_MS);
+                export_table_unref(x);
+        }
 
         /* Freed request and reply buffers go back to the system once the
          * queues have drained. */
