@@ -267,10 +267,82 @@ struct apply {
         bool captured;
         int capture_r;
         char *capture_error;
+        /* the early sync of .tmp-<id> (apply_start_sync), joined by
+         * apply_sync_layer or apply_done */
+        struct early_sync *early_sync;
 };
+
+/* A syncfs of the layer's file system started as soon as the script is
+ * done, on a thread, so the writeback of what the script wrote overlaps the
+ * capture and the writing of the layer's own files; apply_sync_layer's
+ * syncfs, the one durability rests on, then has little left to write. The
+ * fd is its own (not a dup of tfd): syncfs reports a writeback error once
+ * per open file, and the last syncfs must still see it. */
+struct early_sync {
+        pthread_t tid;
+        int fd;
+        usec_t usec;
+};
+
+static void *early_sync_thread(void *p)
+{
+        struct early_sync *s = p;
+        uint64_t t = monotonic_usec();
+
+        /* its result does not count: apply_sync_layer's syncfs does */
+        (void)syncfs(s->fd);
+        s->usec = monotonic_usec() - t;
+        return NULL;
+}
+
+/* Starts the early sync of a's layer; without a thread or an fd there is
+ * none, and apply_sync_layer's syncfs writes everything. */
+static void apply_start_sync(struct apply *a)
+{
+        struct early_sync *s;
+        sigset_t block, old;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return;
+        s->fd = openat(a->tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->fd < 0) {
+                free(s);
+                return;
+        }
+        /* as the log thread: the signals are the main thread's */
+        sigfillset(&block);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        r = pthread_create(&s->tid, NULL, early_sync_thread, s);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r != 0) {
+                safe_close(s->fd);
+                free(s);
+                return;
+        }
+        a->early_sync = s;
+}
+
+/* Waits for the early sync; its duration in ms, or -1 without one. */
+static long long apply_join_sync(struct apply *a)
+{
+        struct early_sync *s = a->early_sync;
+        long long ms;
+
+        if (!s)
+                return -1;
+        pthread_join(s->tid, NULL);
+        ms = (long long)(s->usec / USEC_PER_MSEC);
+        safe_close(s->fd);
+        free(s);
+        a->early_sync = NULL;
+        return ms;
+}
 
 static void apply_done(struct apply *a)
 {
+        (void)apply_join_sync(a);
         strv_free(a->state_paths);
         strv_free(a->own_state);
         strv_free(a->created_state);
@@ -584,6 +656,7 @@ static void inside_emptied(void *userdata)
             (ssize_t)sizeof(a->early_result);
         if (!a->got_early_result || a->early_result.status != 0 || a->early_result.error != 0)
                 return;
+        apply_start_sync(a);
         a->capture_r = capture_changes(a, &a->capture_error);
         a->captured = true;
 }
@@ -753,8 +826,10 @@ static int apply_capture_changes(struct apply *a, char **ret_error)
                         free(*ret_error);
                         *ret_error = TAKE_PTR(a->capture_error);
                 }
-        } else
+        } else {
+                apply_start_sync(a);
                 r = capture_changes(a, ret_error);
+        }
         if (r < 0)
                 return r;
         log_debug("%s: %zu changes captured after %lld ms%s", a->mi->id, a->changes.n,
@@ -887,12 +962,19 @@ static int apply_write_layer(struct apply *a, char **ret_error)
 
 /* Step "synced": the whole .tmp-<id>, the log (record/log) with it,
  * reaches the disk (one syncfs, no fsync of its own for the log) before
- * anything is renamed into place. */
+ * anything is renamed into place. The early sync, when there is one, has
+ * written most of it already; this syncfs is the one that counts. */
 static int apply_sync_layer(struct apply *a, char **ret_error)
 {
+        long long early = apply_join_sync(a);
+
         if (syncfs(a->tfd) < 0)
                 return set_error_message(ret_error, -errno, "cannot sync '%s'", a->tmp_abs);
-        log_debug("%s: synced after %lld ms", a->mi->id, apply_elapsed_ms(a));
+        if (early >= 0)
+                log_debug("%s: synced after %lld ms (the early sync took %lld ms)", a->mi->id,
+                          apply_elapsed_ms(a), early);
+        else
+                log_debug("%s: synced after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("synced");
         return 0;
 }
