@@ -268,17 +268,27 @@ struct apply {
         int capture_r;
         char *capture_error;
         uint64_t capture_usec; /* the walk's own time, for the debug log */
+        /* what the walk has seen so far, to start the early sync */
+        size_t walk_entries;
+        uint64_t walk_bytes;
         /* the early sync of .tmp-<id> (apply_start_sync), joined by
          * apply_sync_layer or apply_done */
         struct early_sync *early_sync;
 };
 
-/* A syncfs of the layer's file system started as soon as the script is
- * done, on a thread, so the writeback of what the script wrote overlaps the
- * capture and the writing of the layer's own files; apply_sync_layer's
- * syncfs, the one durability rests on, then has little left to write. The
- * fd is its own (not a dup of tfd): syncfs reports a writeback error once
- * per open file, and the last syncfs must still see it. */
+/* A syncfs of the layer's file system started once the capture's walk has
+ * seen enough of the upper to be worth it (EARLY_SYNC_ENTRIES entries or
+ * EARLY_SYNC_BYTES of files), on a thread, so the writeback of what the
+ * script wrote overlaps the rest of the walk and the writing of the layer's
+ * own files; apply_sync_layer's syncfs, the one durability rests on, then
+ * has little left to write. A small layer gets none: a second syncfs would
+ * only cost (it also flushes what others dirtied on that file system
+ * meanwhile). The fd is its own (not a dup of tfd): syncfs reports a
+ * writeback error once per open file, and the last syncfs must still see
+ * it. */
+#define EARLY_SYNC_ENTRIES 1000
+#define EARLY_SYNC_BYTES   (16 * 1024 * 1024)
+
 struct early_sync {
         pthread_t tid;
         int fd;
@@ -615,6 +625,24 @@ static int apply_check_result(const struct apply *a, int status, bool got_result
                                  id, MIGRATION_SCRIPT, res->status ? res->status : status);
 }
 
+/* The capture's visitor: the entry goes into the manifest, and the walk's
+ * count starts the early sync when it passes the threshold. */
+static int capture_visit(int dirfd, const char *name, int fd, const char *path,
+                         const struct stat *st, void *userdata)
+{
+        struct apply *a = userdata;
+
+        if (!a->early_sync && a->walk_entries < EARLY_SYNC_ENTRIES &&
+            a->walk_bytes < EARLY_SYNC_BYTES) {
+                a->walk_entries++;
+                if (S_ISREG(st->st_mode))
+                        a->walk_bytes += (uint64_t)st->st_size;
+                if (a->walk_entries >= EARLY_SYNC_ENTRIES || a->walk_bytes >= EARLY_SYNC_BYTES)
+                        apply_start_sync(a);
+        }
+        return manifest_visit(dirfd, name, fd, path, st, a->manifest);
+}
+
 /* The capture: takes the policy-rc.d the plan wrote back out of the upper
  * and computes the change list of the upper against the lowers (paths
  * under state paths are not changes of the layer); the same walk builds
@@ -637,7 +665,7 @@ static int capture_changes(struct apply *a, char **ret_error)
                 return -ENOMEM;
         t = monotonic_usec();
         r = changes_capture_visit_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths,
-                                     manifest_visit, a->manifest, &a->changes);
+                                     capture_visit, a, &a->changes);
         a->capture_usec = monotonic_usec() - t;
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot compute the changes in '%s'",
@@ -660,7 +688,6 @@ static void inside_emptied(void *userdata)
             (ssize_t)sizeof(a->early_result);
         if (!a->got_early_result || a->early_result.status != 0 || a->early_result.error != 0)
                 return;
-        apply_start_sync(a);
         a->capture_r = capture_changes(a, &a->capture_error);
         a->captured = true;
 }
@@ -830,10 +857,8 @@ static int apply_capture_changes(struct apply *a, char **ret_error)
                         free(*ret_error);
                         *ret_error = TAKE_PTR(a->capture_error);
                 }
-        } else {
-                apply_start_sync(a);
+        } else
                 r = capture_changes(a, ret_error);
-        }
         if (r < 0)
                 return r;
         log_debug("%s: %zu changes captured after %lld ms (the walk took %.1f ms%s)", a->mi->id,
