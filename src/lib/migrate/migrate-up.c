@@ -267,10 +267,93 @@ struct apply {
         bool captured;
         int capture_r;
         char *capture_error;
+        uint64_t capture_usec; /* the walk's own time, for the debug log */
+        /* what the walk has seen so far, to start the early sync */
+        size_t walk_entries;
+        uint64_t walk_bytes;
+        /* the early sync of .tmp-<id> (apply_start_sync), joined by
+         * apply_sync_layer or apply_done */
+        struct early_sync *early_sync;
 };
+
+/* A syncfs of the layer's file system started once the capture's walk has
+ * seen enough of the upper to be worth it (EARLY_SYNC_ENTRIES entries or
+ * EARLY_SYNC_BYTES of files), on a thread, so the writeback of what the
+ * script wrote overlaps the rest of the walk and the writing of the layer's
+ * own files; apply_sync_layer's syncfs, the one durability rests on, then
+ * has little left to write. A small layer gets none: a second syncfs would
+ * only cost (it also flushes what others dirtied on that file system
+ * meanwhile). The fd is its own (not a dup of tfd): syncfs reports a
+ * writeback error once per open file, and the last syncfs must still see
+ * it. */
+#define EARLY_SYNC_ENTRIES 1000
+#define EARLY_SYNC_BYTES   (16 * 1024 * 1024)
+
+struct early_sync {
+        pthread_t tid;
+        int fd;
+        usec_t usec;
+};
+
+static void *early_sync_thread(void *p)
+{
+        struct early_sync *s = p;
+        uint64_t t = monotonic_usec();
+
+        /* its result does not count: apply_sync_layer's syncfs does */
+        (void)syncfs(s->fd);
+        s->usec = monotonic_usec() - t;
+        return NULL;
+}
+
+/* Starts the early sync of a's layer; without a thread or an fd there is
+ * none, and apply_sync_layer's syncfs writes everything. */
+static void apply_start_sync(struct apply *a)
+{
+        struct early_sync *s;
+        sigset_t block, old;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return;
+        s->fd = openat(a->tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->fd < 0) {
+                free(s);
+                return;
+        }
+        /* as the log thread: the signals are the main thread's */
+        sigfillset(&block);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        r = pthread_create(&s->tid, NULL, early_sync_thread, s);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r != 0) {
+                safe_close(s->fd);
+                free(s);
+                return;
+        }
+        a->early_sync = s;
+}
+
+/* Waits for the early sync; its duration in ms, or -1 without one. */
+static long long apply_join_sync(struct apply *a)
+{
+        struct early_sync *s = a->early_sync;
+        long long ms;
+
+        if (!s)
+                return -1;
+        pthread_join(s->tid, NULL);
+        ms = (long long)(s->usec / USEC_PER_MSEC);
+        safe_close(s->fd);
+        free(s);
+        a->early_sync = NULL;
+        return ms;
+}
 
 static void apply_done(struct apply *a)
 {
+        (void)apply_join_sync(a);
         strv_free(a->state_paths);
         strv_free(a->own_state);
         strv_free(a->created_state);
@@ -542,6 +625,24 @@ static int apply_check_result(const struct apply *a, int status, bool got_result
                                  id, MIGRATION_SCRIPT, res->status ? res->status : status);
 }
 
+/* The capture's visitor: the entry goes into the manifest, and the walk's
+ * count starts the early sync when it passes the threshold. */
+static int capture_visit(int dirfd, const char *name, int fd, const char *path,
+                         const struct stat *st, void *userdata)
+{
+        struct apply *a = userdata;
+
+        if (!a->early_sync && a->walk_entries < EARLY_SYNC_ENTRIES &&
+            a->walk_bytes < EARLY_SYNC_BYTES) {
+                a->walk_entries++;
+                if (S_ISREG(st->st_mode))
+                        a->walk_bytes += (uint64_t)st->st_size;
+                if (a->walk_entries >= EARLY_SYNC_ENTRIES || a->walk_bytes >= EARLY_SYNC_BYTES)
+                        apply_start_sync(a);
+        }
+        return manifest_visit(dirfd, name, fd, path, st, a->manifest);
+}
+
 /* The capture: takes the policy-rc.d the plan wrote back out of the upper
  * and computes the change list of the upper against the lowers (paths
  * under state paths are not changes of the layer); the same walk builds
@@ -549,6 +650,7 @@ static int apply_check_result(const struct apply *a, int status, bool got_result
 static int capture_changes(struct apply *a, char **ret_error)
 {
         _cleanup_(migrate_lowers_done) struct migrate_lowers lowers = {};
+        uint64_t t;
         int r;
 
         r = migrate_lowers_open(a->m, a->m->md.n_layers, &lowers, ret_error);
@@ -561,8 +663,10 @@ static int capture_changes(struct apply *a, char **ret_error)
         a->manifest = manifest_new();
         if (!a->manifest)
                 return -ENOMEM;
+        t = monotonic_usec();
         r = changes_capture_visit_at(a->tfd, "fs", lowers.fds, lowers.n, a->state_paths,
-                                     manifest_visit, a->manifest, &a->changes);
+                                     capture_visit, a, &a->changes);
+        a->capture_usec = monotonic_usec() - t;
         if (r < 0)
                 return set_error_message(ret_error, r, "cannot compute the changes in '%s'",
                                          a->upper);
@@ -757,8 +861,9 @@ static int apply_capture_changes(struct apply *a, char **ret_error)
                 r = capture_changes(a, ret_error);
         if (r < 0)
                 return r;
-        log_debug("%s: %zu changes captured after %lld ms%s", a->mi->id, a->changes.n,
-                  apply_elapsed_ms(a), a->captured ? " (while the sandbox went)" : "");
+        log_debug("%s: %zu changes captured after %lld ms (the walk took %.1f ms%s)", a->mi->id,
+                  a->changes.n, apply_elapsed_ms(a), (double)a->capture_usec / 1000.0,
+                  a->captured ? ", while the sandbox went" : "");
         migrate_test_kill_point("captured");
         return 0;
 }
@@ -887,12 +992,19 @@ static int apply_write_layer(struct apply *a, char **ret_error)
 
 /* Step "synced": the whole .tmp-<id>, the log (record/log) with it,
  * reaches the disk (one syncfs, no fsync of its own for the log) before
- * anything is renamed into place. */
+ * anything is renamed into place. The early sync, when there is one, has
+ * written most of it already; this syncfs is the one that counts. */
 static int apply_sync_layer(struct apply *a, char **ret_error)
 {
+        long long early = apply_join_sync(a);
+
         if (syncfs(a->tfd) < 0)
                 return set_error_message(ret_error, -errno, "cannot sync '%s'", a->tmp_abs);
-        log_debug("%s: synced after %lld ms", a->mi->id, apply_elapsed_ms(a));
+        if (early >= 0)
+                log_debug("%s: synced after %lld ms (the early sync took %lld ms)", a->mi->id,
+                          apply_elapsed_ms(a), early);
+        else
+                log_debug("%s: synced after %lld ms", a->mi->id, apply_elapsed_ms(a));
         migrate_test_kill_point("synced");
         return 0;
 }
