@@ -68,7 +68,8 @@ usr/share/strata/vm-guest/etc/s6/strata-run/run
 usr/share/strata/vm-guest/etc/ssh/sshd_config.d/strata.conf
 usr/share/strata/vm-guest/usr/lib/strata/initrd-init
 usr/share/strata/vm-guest/usr/lib/strata/vm-init
-usr/share/strata/vm-guest/usr/lib/strata/vm-run'
+usr/share/strata/vm-guest/usr/lib/strata/vm-run
+usr/share/strata/vm-guest/usr/lib/strata/vm-svscan'
 echo "$expected" | LC_ALL=C sort >"$T_TMP/expected"
 (cd "$D" 2>/dev/null && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort) >"$T_TMP/got"
 if cmp -s "$T_TMP/expected" "$T_TMP/got"; then
