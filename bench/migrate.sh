@@ -24,7 +24,9 @@
 #   (the migration's and the bare overlay's; the plain script's dir is new),
 #   as a package install writes into /usr: each of them is a path the
 #   capture looks up in the layers below.
-# SIZES (default "10000 100000 1000x100 1000s 10000u") picks the sizes.
+# SIZES (default "10000 100000 1000x100 1000s 10000u") picks the sizes,
+# FSES (default "ext4 tmpfs") the file systems; NOOP=0 skips the no-op
+# runs (1.) and PODMAN_BENCH=0 the podman case (c).
 set -eu
 BUILD=${1:-${BUILD:-build}}
 SM=$(cd "$BUILD" && pwd)/src/cli/system-migrate
@@ -73,25 +75,27 @@ timed() {
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # 1. fixed cost of a no-op migration
-M=$T/noop
-mkdir -p "$M"
-for i in $(seq 1 20); do
-    id=$(printf '20260201-%03d_noop' "$i")
-    mkdir -p "$M/$id"
-    echo true >"$M/$id/install_script.sh"
-done
-: >"$T/noop.times"
-for i in $(seq 1 20); do
-    id=$(printf '20260201-%03d_noop' "$i")
-    s=$(now_ms)
-    "$SM" --data "$T/noop-data" --dir "$M" --base / up --to "$id" >/dev/null 2>&1
-    e=$(now_ms)
-    echo $((e - s)) >>"$T/noop.times"
-done
-whole=$(median <"$T/noop.times")
-engine=$("$SM" --data "$T/noop-data" --dir "$M" status --json |
-    sed -n 's/.*"duration_ms": \([0-9]*\).*/\1/p' | median)
-echo "no-op migration: median ${whole} ms per 'system-migrate up' process, ${engine} ms inside the engine (20 runs, 1..20 layers below)"
+noop_bench() {
+    M=$T/noop
+    mkdir -p "$M"
+    for i in $(seq 1 20); do
+        id=$(printf '20260201-%03d_noop' "$i")
+        mkdir -p "$M/$id"
+        echo true >"$M/$id/install_script.sh"
+    done
+    : >"$T/noop.times"
+    for i in $(seq 1 20); do
+        id=$(printf '20260201-%03d_noop' "$i")
+        s=$(now_ms)
+        "$SM" --data "$T/noop-data" --dir "$M" --base / up --to "$id" >/dev/null 2>&1
+        e=$(now_ms)
+        echo $((e - s)) >>"$T/noop.times"
+    done
+    whole=$(median <"$T/noop.times")
+    engine=$("$SM" --data "$T/noop-data" --dir "$M" status --json |
+        sed -n 's/.*"duration_ms": \([0-9]*\).*/\1/p' | median)
+    echo "no-op migration: median ${whole} ms per 'system-migrate up' process, ${engine} ms inside the engine (20 runs, 1..20 layers below)"
+}
 
 # 2. small files; everything (plain dir, data dir, podman storage) under
 # $1, printed with the name of its file system.
@@ -148,7 +152,8 @@ podman_bench() {
 
 files_bench() {
     W=$1 SIZE=$2
-    fs=$(stat -f -c %T "$W")
+    # the mount's own type: stat -f names ext4 "ext2/ext3"
+    fs=$(findmnt -n -o FSTYPE -T "$W" 2>/dev/null || stat -f -c %T "$W")
     SCRIPT=$(script_for "$SIZE")
     # where the migration (and the bare overlay) write
     case $SIZE in *u) DEST=/usr/lib ;; *) DEST=/opt/strata-bench ;; esac
@@ -179,7 +184,7 @@ files_bench() {
     rm -rf "$W/ov"
 
     pod="n/a"
-    [ "$SIZE" = 10000 ] && podman_bench "$W" "$SCRIPT"
+    [ "$SIZE" = 10000 ] && [ "${PODMAN_BENCH:-1}" != 0 ] && podman_bench "$W" "$SCRIPT"
 
     echo "$SIZE files on $fs: (a) plain script ${plain} ms, (b) migration ${mig} ms (${n} added paths captured), (d) bare overlay ${ov} ms, (c) podman run + commit ${pod} ms"
     echo "  CPU (user + system): (a) ${plain_cpu} ms, (b) ${mig_cpu} ms, (d) ${ov_cpu} ms"
@@ -198,8 +203,13 @@ files_bench() {
 }
 
 echo "load: $(uptime)"
+[ "${NOOP:-1}" != 0 ] && noop_bench
 SIZES=${SIZES:-10000 100000 1000x100 1000s 10000u}
-if command -v mkfs.ext4 >/dev/null 2>&1 && truncate -s 6G "$T/ext4.img" &&
+FSES=${FSES:-ext4 tmpfs}
+want_fs() { case " $FSES " in *" $1 "*) return 0 ;; esac; return 1; }
+if ! want_fs ext4; then
+    :
+elif command -v mkfs.ext4 >/dev/null 2>&1 && truncate -s 6G "$T/ext4.img" &&
     mkfs.ext4 -q -N 1200000 "$T/ext4.img" && mkdir -p "$T/ext4" &&
     mount -o loop "$T/ext4.img" "$T/ext4"; then
     EXT4=$T/ext4
@@ -209,12 +219,14 @@ else
     DISK=$T/disk
     mkdir -p "$DISK"
 fi
-for size in $SIZES; do files_bench "$DISK" "$size"; done
+if want_fs ext4; then
+    for size in $SIZES; do files_bench "$DISK" "$size"; done
+fi
 if [ -n "$EXT4" ]; then
     umount "$EXT4"
     EXT4=""
 fi
-if [ -d /dev/shm ]; then
+if want_fs tmpfs && [ -d /dev/shm ]; then
     SHM=$(mktemp -d /dev/shm/strata-bench.XXXXXX)
     for size in $SIZES; do files_bench "$SHM" "$size"; done
     rm -rf "$SHM"
