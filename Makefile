@@ -51,7 +51,7 @@ VM_IT_SIZE ?= 8G
 VM_TESTS ?=
 VM_IT_MEM ?= 2048
 VM_IT_CPUS ?= 2
-VM_IT_TIMEOUT ?= 7200
+VM_IT_TIMEOUT ?= 10800
 
 # Root's tools (debootstrap, runc, pivot_root) live in the sbin dirs, which
 # the PATH of cron, of some CI runners or of a non-login shell lacks.
