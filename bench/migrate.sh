@@ -153,7 +153,8 @@ podman_bench() {
 files_bench() {
     W=$1 SIZE=$2
     # the mount's own type: stat -f names ext4 "ext2/ext3"
-    fs=$(findmnt -n -o FSTYPE -T "$W" 2>/dev/null || stat -f -c %T "$W")
+    fs=$(findmnt -n -o FSTYPE -T "$W" 2>/dev/null | head -n 1)
+    [ -n "$fs" ] || fs=$(stat -f -c %T "$W")
     SCRIPT=$(script_for "$SIZE")
     # where the migration (and the bare overlay) write
     case $SIZE in *u) DEST=/usr/lib ;; *) DEST=/opt/strata-bench ;; esac

@@ -48,7 +48,7 @@ cc -O2 -o "$T/nfs-smallfiles" bench/nfs-smallfiles.c -lnfs || die "cannot build 
 start_servers() {
     D=$1
     NFS_DIR=$D
-    strata_start "$D/strata/export"
+    strata_start ${NFSD_ARGS:-} "$D/strata/export"
     ganesha_start
     SURL_DIR="nfs://127.0.0.1/?version=3&nfsport=$SPORT&mountport=$SPORT"
     SURL_FILE="nfs://127.0.0.1//big-%d.bin?version=3&nfsport=$SPORT&mountport=$SPORT"

@@ -37,6 +37,7 @@ static struct transport_limits arg_limits = {
     .max_connections = TRANSPORT_MAX_CONNECTIONS,
     .idle_timeout = TRANSPORT_IDLE_TIMEOUT,
     .max_memory = TRANSPORT_MAX_MEMORY,
+    .poll_us = TRANSPORT_POLL_US,
 };
 static const char *arg_dir = NULL;
 
@@ -67,6 +68,9 @@ static void help(void)
                "                           0: never)\n"
                "      --max-memory MIB     requests and replies held for all clients\n"
                "                           (default 256)\n"
+               "      --poll-us USECS      after answering a call, a worker polls for the\n"
+               "                           next one that long before it sleeps (default 50;\n"
+               "                           0: never)\n"
                "  -v, --verbose            log more (repeat for debug)\n"
                "  -h, --help               show this help\n"
                "  -V, --version            print the version\n"
@@ -204,6 +208,7 @@ static int parse_args(int argc, char **argv)
             {"max-connections", required_argument, NULL, 'C'},
             {"idle-timeout", required_argument, NULL, 'I'},
             {"max-memory", required_argument, NULL, 'M'},
+            {"poll-us", required_argument, NULL, 'P'},
             {},
         };
         int c, verbose = 0;
@@ -233,7 +238,8 @@ static int parse_args(int argc, char **argv)
                 }
                 case 'C':
                 case 'I':
-                case 'M': {
+                case 'M':
+                case 'P': {
                         static const struct {
                                 int opt;
                                 const char *name;
@@ -242,6 +248,7 @@ static int parse_args(int argc, char **argv)
                             {'C', "--max-connections", 1, 65536},
                             {'I', "--idle-timeout", 0, 86400},
                             {'M', "--max-memory", 16, 1024 * 1024},
+                            {'P', "--poll-us", 0, 10000},
                         };
                         char *end;
                         unsigned long n;
@@ -261,8 +268,10 @@ static int parse_args(int argc, char **argv)
                                 arg_limits.max_connections = (unsigned)n;
                         else if (c == 'I')
                                 arg_limits.idle_timeout = (unsigned)n;
-                        else
+                        else if (c == 'M')
                                 arg_limits.max_memory = (size_t)n * 1024 * 1024;
+                        else
+                                arg_limits.poll_us = (unsigned)n;
                         break;
                 }
                 case 'v':

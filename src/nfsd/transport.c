@@ -176,6 +176,8 @@ struct transport {
 
         pthread_t *workers;
         unsigned n_workers;
+        int64_t poll_ns;     /* how long a worker polls after a call; 0: never */
+        atomic_bool polling; /* one worker polls at a time */
 };
 
 struct worker {
@@ -263,6 +265,42 @@ static void job_free(struct job *j)
         rec_free(j->conn->t, j->rec, j->cap);
         conn_unref(j->conn);
         free(j);
+}
+
+static int64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * After a call, a client that talks in turns (create, lookup, getattr)
+ * sends its next one within microseconds of the reply. A worker that
+ * sleeps in epoll_wait() is woken for it on whichever CPU is idle, and
+ * waking an idle CPU (an interrupt to it, on a virtual machine an exit to
+ * the host) costs more than the call. So the worker that answered polls
+ * the epoll instance for up to poll_ns before it sleeps; one worker at a
+ * time, so an idle server burns at most that once per reply.
+ */
+static int worker_wait(struct transport *t, struct epoll_event *ev, bool after_call)
+{
+        bool expected = false;
+
+        if (after_call && t->poll_ns > 0 &&
+            atomic_compare_exchange_strong(&t->polling, &expected, true)) {
+                int64_t end = now_ns() + t->poll_ns;
+                int n;
+
+                do
+                        n = epoll_wait(t->epoll_fd, ev, 1, 0);
+                while (n == 0 && now_ns() < end);
+                atomic_store(&t->polling, false);
+                if (n != 0)
+                        return n;
+        }
+        return epoll_wait(t->epoll_fd, ev, 1, -1);
 }
 
 static int64_t now_ms(void)
@@ -1108,9 +1146,11 @@ static void *worker_main(void *userdata)
                 log_error("worker: out of memory");
                 goto out;
         }
-        for (;;) {
+        for (bool after_call = false;;) {
                 struct epoll_event ev;
-                int n = epoll_wait(t->epoll_fd, &ev, 1, -1);
+                int n = worker_wait(t, &ev, after_call);
+
+                after_call = false;
 
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -1141,8 +1181,10 @@ static void *worker_main(void *userdata)
                                         t->tail = NULL;
                         }
                         pthread_mutex_unlock(&t->lock);
-                        if (j)
+                        if (j) {
                                 run_job(&w, j);
+                                after_call = true;
+                        }
                 } else {
                         unsigned slot = (unsigned)(ev.data.u64 & 0x7fffffffu) >> 1;
                         uint32_t gen = (uint32_t)(ev.data.u64 >> 32);
@@ -1160,8 +1202,10 @@ static void *worker_main(void *userdata)
                                 conn_paused_event(t, c);
                         else if (ev.data.u64 & 1)
                                 conn_write_event(c);
-                        else
+                        else {
                                 conn_read_event(&w, c, ev.events);
+                                after_call = true;
+                        }
                         conn_unref(c);
                 }
         }
@@ -1194,6 +1238,7 @@ int transport_new(struct nfsd_server *s, int listen_fd, unsigned n_workers,
         t->pool = calloc(MAX(n_workers, 1u), sizeof(*t->pool));
         t->max_conns = MAX(limits->max_connections, 1u);
         t->idle_ms = (int64_t)limits->idle_timeout * 1000;
+        t->poll_ns = (int64_t)limits->poll_us * 1000;
         /* A quarter of the budget for every connection's floor, half shared,
          * a quarter for replies (see the memory rule above). */
         t->mem_floor = MIN(MAX(limits->max_memory / 4 / t->max_conns, (size_t)4096), (size_t)65536);

@@ -22,11 +22,13 @@ struct transport_limits {
         unsigned max_connections; /* the oldest idle one is closed to make room */
         unsigned idle_timeout; /* seconds without traffic before a connection is closed; 0: never */
         size_t max_memory;     /* bytes of requests and replies held for all connections */
+        unsigned poll_us; /* a worker polls that long after a call before it sleeps; 0: never */
 };
 
 #define TRANSPORT_MAX_CONNECTIONS 1024
 #define TRANSPORT_IDLE_TIMEOUT    360
 #define TRANSPORT_MAX_MEMORY      ((size_t)256 * 1024 * 1024)
+#define TRANSPORT_POLL_US         50
 /* Connections from peers no export lets in (they may still ask the
  * portmapper or MOUNT EXPORT); more are closed at accept. */
 #define TRANSPORT_MAX_UNAUTHORIZED 16

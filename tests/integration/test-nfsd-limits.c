@@ -143,6 +143,46 @@ static void garbage(struct tmp *t)
         server_stop(&srv);
 }
 
+/* A worker polls for the next call after each reply (--poll-us), but only
+ * for a moment: a server whose client has stopped calling sleeps. */
+static void polling(struct tmp *t)
+{
+        struct server srv;
+        const char *args[] = {"--state-dir", t->state, "--poll-us", "10000", t->export, NULL};
+        const char *off[] = {"--state-dir", t->state, "--poll-us", "0", t->export, NULL};
+        struct rc c = {.fd = -1};
+        long before, after;
+        int ok = 0;
+
+        server_start(&srv, args);
+        rc_connect(&c, srv.port);
+        for (int i = 0; i < 200; i++)
+                ok += null_call(&c) == 0;
+        CHECK(ok == 200, "with --poll-us 10000, 200 calls in turn are answered (%d)", ok);
+        before = cpu_ticks(srv.pid);
+        usleep(200 * 1000);
+        (void)null_call(&c);
+        usleep(1000 * 1000);
+        after = cpu_ticks(srv.pid);
+        /* One 10 ms poll after the last call is one tick; a worker that
+         * kept polling would take 100. */
+        CHECK(before >= 0 && after - before < 10,
+              "a server whose client has stopped calling sleeps: %ld ticks of CPU in 1.2 s "
+              "(less than 10)",
+              after - before);
+        rc_close(&c);
+        server_stop(&srv);
+
+        server_start(&srv, off);
+        rc_connect(&c, srv.port);
+        ok = 0;
+        for (int i = 0; i < 200; i++)
+                ok += null_call(&c) == 0;
+        CHECK(ok == 200, "with --poll-us 0, 200 calls in turn are answered (%d)", ok);
+        rc_close(&c);
+        server_stop(&srv);
+}
+
 static void connections(struct tmp *t)
 {
         struct server srv;
@@ -713,6 +753,7 @@ int main(void)
         }
         tmp_setup(&t);
         garbage(&t);
+        polling(&t);
         connections(&t);
         unauthorized(&t);
         descriptors(&t);
