@@ -14,7 +14,8 @@
 # above 1.0 means strata-nfsd is faster. The server CPU each step cost (the
 # run time of the server's threads, from /proc/PID/task/*/schedstat) is
 # printed beside, as a median too: steadier than wall time on a busy
-# machine, where the client and other load set the pace.
+# machine, where the client and other load set the pace. NFSD_ARGS adds
+# options to strata-nfsd's command line (NFSD_ARGS="--poll-us 0").
 # Installs nfs-ganesha, nfs-ganesha-vfs and rpcbind through apt if missing
 # (ganesha registers with rpcbind), and starts rpcbind if it is not running
 # (bench/lib/nfs-servers.sh, shared with bench/nfs-lab.sh).
