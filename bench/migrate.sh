@@ -208,25 +208,24 @@ echo "load: $(uptime)"
 SIZES=${SIZES:-10000 100000 1000x100 1000s 10000u}
 FSES=${FSES:-ext4 tmpfs}
 want_fs() { case " $FSES " in *" $1 "*) return 0 ;; esac; return 1; }
-if ! want_fs ext4; then
-    :
-elif command -v mkfs.ext4 >/dev/null 2>&1 && truncate -s 6G "$T/ext4.img" &&
-    mkfs.ext4 -q -N 1200000 "$T/ext4.img" && mkdir -p "$T/ext4" &&
-    mount -o loop "$T/ext4.img" "$T/ext4"; then
-    EXT4=$T/ext4
-    DISK=$EXT4
-else
-    echo "bench: no loop-mounted ext4 here; using $T's own file system" >&2
-    DISK=$T/disk
-    mkdir -p "$DISK"
-fi
-if want_fs ext4; then
+ext4_bench() {
+    if command -v mkfs.ext4 >/dev/null 2>&1 && truncate -s 6G "$T/ext4.img" &&
+        mkfs.ext4 -q -N 1200000 "$T/ext4.img" && mkdir -p "$T/ext4" &&
+        mount -o loop "$T/ext4.img" "$T/ext4"; then
+        EXT4=$T/ext4
+        DISK=$EXT4
+    else
+        echo "bench: no loop-mounted ext4 here; using $T's own file system" >&2
+        DISK=$T/disk
+        mkdir -p "$DISK"
+    fi
     for size in $SIZES; do files_bench "$DISK" "$size"; done
-fi
-if [ -n "$EXT4" ]; then
-    umount "$EXT4"
-    EXT4=""
-fi
+    if [ -n "$EXT4" ]; then
+        umount "$EXT4"
+        EXT4=""
+    fi
+}
+want_fs ext4 && ext4_bench
 if want_fs tmpfs && [ -d /dev/shm ]; then
     SHM=$(mktemp -d /dev/shm/strata-bench.XXXXXX)
     for size in $SIZES; do files_bench "$SHM" "$size"; done

@@ -143,6 +143,16 @@ static void garbage(struct tmp *t)
         server_stop(&srv);
 }
 
+/* How many of n NULL calls, each sent once the last is answered, are. */
+static int calls_in_turn(struct rc *c, int n)
+{
+        int ok = 0;
+
+        for (int i = 0; i < n; i++)
+                ok += null_call(c) == 0;
+        return ok;
+}
+
 /* A worker polls for the next call after each reply (--poll-us), but only
  * for a moment: a server whose client has stopped calling sleeps. */
 static void polling(struct tmp *t)
@@ -152,12 +162,11 @@ static void polling(struct tmp *t)
         const char *off[] = {"--state-dir", t->state, "--poll-us", "0", t->export, NULL};
         struct rc c = {.fd = -1};
         long before, after;
-        int ok = 0;
+        int ok;
 
         server_start(&srv, args);
         rc_connect(&c, srv.port);
-        for (int i = 0; i < 200; i++)
-                ok += null_call(&c) == 0;
+        ok = calls_in_turn(&c, 200);
         CHECK(ok == 200, "with --poll-us 10000, 200 calls in turn are answered (%d)", ok);
         before = cpu_ticks(srv.pid);
         usleep(200 * 1000);
@@ -175,9 +184,7 @@ static void polling(struct tmp *t)
 
         server_start(&srv, off);
         rc_connect(&c, srv.port);
-        ok = 0;
-        for (int i = 0; i < 200; i++)
-                ok += null_call(&c) == 0;
+        ok = calls_in_turn(&c, 200);
         CHECK(ok == 200, "with --poll-us 0, 200 calls in turn are answered (%d)", ok);
         rc_close(&c);
         server_stop(&srv);
